@@ -120,6 +120,7 @@ def test_batched_kv_scoring_equals_naive(tiny_dir, kv_mode, attn):
     pol = HFPolicy(tiny_dir, batch_size=5, kv_mode=kv_mode, attn_implementation=attn)
     assert pol.kv_mode == kv_mode
     ctxs = _contexts(13, seed=3)  # chunks of 5: uneven prompt lengths and action counts
+    assert pol._common_prefix_len(pol.prompt_ids(ctxs[:5])) >= pol.min_shared_prefix  # prefix shared
     batched = pol.action_logprobs(ctxs)
     full = pol.action_logprobs_full(ctxs, batch_size=4)
     for ctx, b, f in zip(ctxs, batched, full):

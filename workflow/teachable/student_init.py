@@ -2,10 +2,12 @@
 
 A small Llama-architecture causal LM with a byte-level BPE tokenizer trained on the domain's own
 prompts, SFT-trained with trl on oracle demonstrations with completion-only loss. It is imperfect
-on purpose (few seeds, a fraction of noisy targets, few steps) and it has learned to *read*
-in-context supervision: a fraction of its training contexts carry a demo / hint / contrast patch
-(whose information is correct: the target is the expert's action) or a placebo patch (no
-information), including on off-expert-path recovery states reached by random exploration actions.
+on purpose (limited demonstrations, a fraction of noisy targets, few steps: under two passes
+over the demos at the pilot settings) and it has learned to *read* in-context supervision: a
+fraction of its training contexts carry a demo / hint / contrast patch (whose information is
+correct: the target is the expert's action) or a placebo patch (no information, same target
+noise as unpatched contexts, length independent of the target), including on off-expert-path
+recovery states reached by random exploration actions.
 
 Everything goes through the same prompt format as every other student (``policies.prompt``) and
 the same patch texts as CPT and training (``teachable.patches``), so a real HF model directory
@@ -105,6 +107,7 @@ def collect_demonstrations(
         from .envs import make_env as env_factory
     env = env_factory(env_id, max_steps=max_steps)
     demos: list[Demo] = []
+    expert_failures = 0
     for seed in seeds:
         seed = int(seed)
         env.reset(seed)
@@ -113,18 +116,29 @@ def collect_demonstrations(
         for step in range(max_steps):
             obs = env.observation()
             valid = tuple(obs.valid_actions)
-            expert = env.expert_action()
+            try:
+                expert = env.expert_action()
+            except RuntimeError as e:  # e.g. exploration made the mission impossible
+                log.debug("seed %d step %d: no expert action (%s); episode cut", seed, step, e)
+                expert_failures += 1
+                break
             others = [a for a in valid if a != expert]
             kind, patch = "none", None
             if others and rng.random() < patch_fraction:
                 kind = PATCH_KINDS[int(rng.integers(len(PATCH_KINDS)))]
                 wrong = others[int(rng.integers(len(others)))]
-                diagnosis = env.expert_advice(wrong).diagnosis if kind in ("hint", "contrast") else ""
+                diagnosis = ""
+                if kind in ("hint", "contrast"):
+                    advice = env.expert_advice(wrong)
+                    diagnosis = advice.diagnosis.strip() if advice.ok else ""
+                    if not diagnosis:  # no diagnosis to show: an unpatched context instead
+                        kind = "none"
                 # The placebo has the length of a demo patch, which depends on the action named
                 # in it: built from the expert's action, its length would leak the target (a small
                 # model learns that). Here it is sized by a uniformly random valid action instead.
                 named = valid[int(rng.integers(len(valid)))] if kind == "placebo" else expert
-                patch = make_patch(kind, teacher_action=named, student_action=wrong, diagnosis=diagnosis)
+                if kind != "none":
+                    patch = make_patch(kind, teacher_action=named, student_action=wrong, diagnosis=diagnosis)
             # noise hits the contexts whose patch carries no information (none and placebo), so a
             # placebo is not a cue for "the target is clean" (it would otherwise act as a patch)
             noisy = kind in ("none", "placebo") and rng.random() < noise_fraction
@@ -148,6 +162,8 @@ def collect_demonstrations(
     close = getattr(env, "close", None)
     if callable(close):
         close()
+    if expert_failures:
+        log.warning("%d demo episodes were cut where the expert had no action", expert_failures)
     return demos
 
 

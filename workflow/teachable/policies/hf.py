@@ -138,6 +138,7 @@ class HFPolicy(Policy):
         if kv_mode == "packed" and attn not in ("sdpa", "eager"):
             raise ValueError(f"kv_mode='packed' needs sdpa or eager attention, the model uses {attn!r}")
         self.kv_mode = kv_mode
+        self.min_shared_prefix = 4  # tokens; a shorter common prefix is not run separately
         self._additive_mask = attn == "eager"
         self.adapter_dir: Path | None = None
 
@@ -284,21 +285,38 @@ class HFPolicy(Policy):
         return res
 
     def _prompt_pass(self, prompt_ids: list[list[int]]):
-        """Left-padded prompts through the model: (attention mask, next-token log-probs after
-        each prompt (B, V), the filled KV cache)."""
+        """Prompts through the model: (attention mask (B, K), next-token log-probs after each
+        prompt (B, V), the KV cache of length K).
+
+        The chunk's common token prefix (the system prompt and more) runs once, as one row, and
+        its cache is repeated for every prompt; the rest of each prompt runs left-padded after
+        it (padding sits between prefix and suffix; masks and position ids skip it)."""
         from transformers import DynamicCache
 
         dev = self.device
         B = len(prompt_ids)
-        P = max(len(p) for p in prompt_ids)
-        inp = torch.full((B, P), self.pad_id, dtype=torch.long)
-        att = torch.zeros((B, P), dtype=torch.long)
-        for b, p in enumerate(prompt_ids):
-            inp[b, P - len(p) :] = torch.tensor(p, dtype=torch.long)
-            att[b, P - len(p) :] = 1
-        inp, att = inp.to(dev), att.to(dev)
-        pos = (att.cumsum(-1) - 1).clamp(min=0)
+        L = self._common_prefix_len(prompt_ids) if B > 1 else 0
         cache = DynamicCache(config=self.base_model.config)
+        if L >= self.min_shared_prefix:
+            self.model(
+                input_ids=torch.tensor([prompt_ids[0][:L]], dtype=torch.long, device=dev),
+                past_key_values=cache,
+                use_cache=True,
+                logits_to_keep=1,
+            )
+            cache.batch_repeat_interleave(B)
+        else:
+            L = 0
+        rest = [p[L:] for p in prompt_ids]
+        R = max(len(r) for r in rest)
+        inp = torch.full((B, R), self.pad_id, dtype=torch.long)
+        att = torch.zeros((B, L + R), dtype=torch.long)
+        att[:, :L] = 1
+        for b, r in enumerate(rest):
+            inp[b, R - len(r) :] = torch.tensor(r, dtype=torch.long)
+            att[b, L + R - len(r) :] = 1
+        inp, att = inp.to(dev), att.to(dev)
+        pos = (att.cumsum(-1) - 1).clamp(min=0)[:, L:]
         out = self.model(
             input_ids=inp,
             attention_mask=att,
@@ -309,6 +327,19 @@ class HFPolicy(Policy):
         )
         first_lp = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)
         return att, first_lp, out.past_key_values
+
+    @staticmethod
+    def _common_prefix_len(seqs: list[list[int]]) -> int:
+        """Length of the common prefix, leaving every sequence at least one token of its own."""
+        first, n = seqs[0], min(len(x) for x in seqs) - 1
+        for x in seqs[1:]:
+            k = 0
+            while k < n and x[k] == first[k]:
+                k += 1
+            n = k
+            if n == 0:
+                break
+        return max(n, 0)
 
     @torch.inference_mode()
     def _score_packed(self, prompt_ids: list[list[int]], actions: list[tuple[str, ...]]) -> list[np.ndarray]:
