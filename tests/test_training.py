@@ -145,6 +145,14 @@ def test_one_demo_example_raises_target_probability_and_adapter_loads(trainer, t
     tuned = HFPolicy(tiny_dir, adapter_dir=out / "adapter", device="cpu", dtype="float32")
     assert np.log(_p(tuned, ctx, target)) > np.log(before) + 1.0  # e times more likely, at least
     assert not np.allclose(tuned.action_logprobs([demos[7].context])[0], base_scores)
+    # merged into the weights (as evaluation loads it): the same scores, and no adapter swap after
+    merged = HFPolicy(tiny_dir, adapter_dir=out / "adapter", device="cpu", dtype="float32", merge_adapter=True)
+    ctxs = [d.context for d in demos[:12]]
+    for a, b in zip(merged.action_logprobs(ctxs), tuned.action_logprobs(ctxs)):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    assert not any("lora_" in n for n, _ in merged.model.named_parameters())
+    with pytest.raises(RuntimeError, match="merged"):
+        merged.load_adapter(None)
 
 
 def test_same_seed_same_adapter(trainer, tiny_dir, demos, tmp_path):

@@ -270,7 +270,7 @@ def eval_model(model_id: str, model_dir: str, adapter_dir: str | None, heldout: 
 
     check_eval_disjoint(cfg)
     specs, meta = eval_specs(heldout, cfg)
-    policy = make_student(cfg["student"], model_dir, adapter_dir)
+    policy = make_student(cfg["student"], model_dir, adapter_dir, merge_adapter=True)
     results = run_rollouts(
         specs, policy, temperature=cfg["student"]["temperature"], history_len=cfg["env"]["history_len"],
         max_steps=cfg["env"].get("max_steps"), desc=f"phase3 eval {model_id}", progress=progress,

@@ -9,8 +9,11 @@ from .base import Context, Policy
 __all__ = ["Context", "Policy", "make_student"]
 
 
-def make_student(student_cfg: dict, model_dir: str, adapter_dir: str | None = None) -> Policy:
-    """The student policy named by config key ``student.backend``, loaded from ``model_dir``."""
+def make_student(student_cfg: dict, model_dir: str, adapter_dir: str | None = None,
+                 merge_adapter: bool = False) -> Policy:
+    """The student policy named by config key ``student.backend``, loaded from ``model_dir``
+    (with the LoRA adapter in ``adapter_dir``, folded into the weights if ``merge_adapter``:
+    faster, for a policy that never changes adapter)."""
     backend = student_cfg.get("backend", "hf")
     if backend == "hf":
         from .hf import HFPolicy
@@ -26,6 +29,7 @@ def make_student(student_cfg: dict, model_dir: str, adapter_dir: str | None = No
             device=student_cfg.get("device", "auto"),
             dtype=student_cfg.get("dtype", "auto"),
             batch_size=student_cfg.get("batch_size", 256),
+            merge_adapter=merge_adapter,
         )
     if backend in ("vllm", "openai"):
         raise NotImplementedError(
