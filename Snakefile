@@ -11,6 +11,9 @@ configfile: f"{workflow.basedir}/config/config.yaml"
 validate(config, "workflow/schemas/config.schema.yaml")
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 
 
@@ -18,6 +21,7 @@ wildcard_constraints:
     shard=r"\d+",
     run="|".join(RUN_IDS),
     model="|".join(EVAL_MODELS),
+    method="|".join(METHODS),
 
 
 include: "workflow/rules/student.smk"
@@ -26,6 +30,9 @@ include: "workflow/rules/phase1.smk"
 include: "workflow/rules/phase1b.smk"
 include: "workflow/rules/phase2.smk"
 include: "workflow/rules/phase3.smk"
+include: "workflow/rules/phase4.smk"
+include: "workflow/rules/phase5.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

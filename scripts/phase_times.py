@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
-"""Per-rule wall times of a run, read from the rules' `benchmark:` files.
+"""Per-rule and per-phase times of a run, read from the rules' `benchmark:` files.
 
     python scripts/phase_times.py results/pilot
 
-prints one row per rule (jobs, total and max seconds, max RSS) and the sum; jobs of one rule
-that ran in parallel are summed, so the total is CPU-job time, not the wall clock of the run.
+prints one row per rule (phase, jobs, summed and max job seconds, max RSS), then per phase the
+summed job seconds and the span from its first job's start to its last job's end (phases
+overlap: the DAG runs a later phase's jobs as soon as their inputs exist), and the run's wall
+clock = first benchmarked job start to last benchmarked job end. A job's end is its benchmark
+file's modification time (Snakemake writes it as the job finishes), its start is end - s.
 """
 from __future__ import annotations
 
@@ -13,12 +16,27 @@ from pathlib import Path
 
 import pandas as pd
 
+PHASES = {
+    "student_init": "student", "student_eval": "student",
+    "phase0_rollouts": "0", "mine_snapshots": "0",
+    "label_shard": "1", "merge_labels": "1",
+    "microtrain": "1B", "micro_merge": "1B", "cpt_gate": "1B",
+    "train_run": "2", "training_summary": "2",
+    "eval_model": "3", "eval_summary": "3", "compare_runs": "3",
+    "predictor": "4",
+    "select_train": "5", "eval_selection": "5", "selection_summary": "5",
+    "figures": "report", "tables": "report", "summary": "report",
+}  # fmt: skip
+
 
 def collect(results_dir: Path) -> pd.DataFrame:
     rows = []
     for f in sorted((results_dir / "benchmarks").glob("*/*.tsv")):
         b = pd.read_csv(f, sep="\t")
-        rows.append({"rule": f.parent.name, "job": f.stem, "s": float(b["s"].iloc[-1]),
+        s = float(b["s"].iloc[-1])
+        end = f.stat().st_mtime
+        rows.append({"rule": f.parent.name, "phase": PHASES.get(f.parent.name, "?"), "job": f.stem, "s": s,
+                     "start": end - s, "end": end,
                      "max_rss_mb": float(pd.to_numeric(b["max_rss"], errors="coerce").iloc[-1])})
     if not rows:
         raise SystemExit(f"no benchmark files under {results_dir}/benchmarks")
@@ -30,12 +48,21 @@ def main() -> None:
     ap.add_argument("results_dir", type=Path, help="a run's results_dir, e.g. results/pilot")
     a = ap.parse_args()
     df = collect(a.results_dir)
-    order = list(dict.fromkeys(df.sort_values("job")["rule"]))
-    t = df.groupby("rule").agg(jobs=("s", "size"), total_s=("s", "sum"), max_s=("s", "max"),
-                               max_rss_mb=("max_rss_mb", "max"))
-    t = t.loc[[r for r in order if r in t.index]].sort_values("total_s", ascending=False)
-    print(t.round(1).to_string())
-    print(f"\nsum of job times: {df['s'].sum():.1f} s over {len(df)} jobs")
+    t = df.groupby("rule").agg(phase=("phase", "first"), jobs=("s", "size"), total_s=("s", "sum"),
+                               max_s=("s", "max"), max_rss_mb=("max_rss_mb", "max"))
+    print(t.sort_values("total_s", ascending=False).round(1).to_string())
+    order = [p for p in dict.fromkeys(PHASES.values()) if p in set(df["phase"])] + (["?"] if "?" in set(df["phase"]) else [])
+    ph = df.groupby("phase").agg(jobs=("s", "size"), job_s=("s", "sum"), first_start=("start", "min"),
+                                 last_end=("end", "max")).loc[order]
+    t0 = df["start"].min()
+    ph["starts_at_s"] = ph["first_start"] - t0
+    ph["ends_at_s"] = ph["last_end"] - t0
+    ph["span_s"] = ph["last_end"] - ph["first_start"]
+    print()
+    print(ph[["jobs", "job_s", "starts_at_s", "ends_at_s", "span_s"]].round(1).to_string())
+    wall = df["end"].max() - t0
+    print(f"\nsum of job times: {df['s'].sum():.1f} s over {len(df)} jobs; "
+          f"wall clock (first job start to last job end): {wall:.1f} s = {wall / 60:.1f} min")
 
 
 if __name__ == "__main__":

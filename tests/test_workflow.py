@@ -170,6 +170,58 @@ def test_phase3_tables_and_eval_seed_disjointness(run):
     assert "B2_all" in cmp_md
 
 
+def test_predictor_outputs_and_grouped_folds(run):
+    res = json.loads((run / "phase4/training_result.json").read_text())
+    assert {"U", "L_local", "ELP_net", "quadrant", "route_net"} <= set(res["targets"])
+    assert "uncertainty" not in res["targets"]["U"]["inputs"]  # U is not predicted from itself
+    pred_dir = run / "phase4/predictor"
+    assert (pred_dir / "feature_config.json").is_file() and (pred_dir / "folds.json").is_file()
+    oof = pd.read_parquet(run / "phase4/oof_predictions.parquet")
+    assert oof.groupby("task_id")["fold"].nunique().max() == 1  # no task in two folds
+
+
+def test_selection_sets_and_summary(run):
+    lab = pd.read_parquet(run / "phase1/labeled_snapshots.parquet")
+    heldout = set(json.loads((run / "phase2/B2_all/train_set.json").read_text())["heldout_ids"])
+    cands = lab[~lab["snapshot_id"].isin(heldout)]
+    summary = json.loads((run / "phase5/selection_summary.json").read_text())
+    k = summary["k"]
+    sets = {}
+    for m in ("RANDOM", "ENTROPY", "PREDICTOR", "ORACLE"):
+        sel = json.loads((run / f"phase5/selection/{m}/selected.json").read_text())
+        sets[m] = sel["selected_ids"]
+        assert len(sel["selected_ids"]) == k and not set(sel["selected_ids"]) & heldout
+        log = json.loads((run / f"phase5/selection/{m}/train_log.json").read_text())
+        assert log["n_examples"] == k
+        got = summary["methods"][m]
+        assert got["selected_ids"] == sel["selected_ids"]
+        assert got["reliability_gain"]["lo"] <= got["reliability_gain"]["delta"] <= got["reliability_gain"]["hi"]
+    # ORACLE's set holds the top-K true ELP_net of the candidates (ties may swap equal values)
+    top = np.sort(cands["ELP_net"].to_numpy())[::-1][:k]
+    got = np.sort(cands.set_index("snapshot_id").loc[sets["ORACLE"], "ELP_net"].to_numpy())[::-1]
+    assert np.allclose(got, top)
+    ent = cands.set_index("snapshot_id").loc[sets["ENTROPY"], "U"]
+    assert ent.min() >= np.sort(cands["U"].to_numpy())[::-1][k - 1] - 1e-12
+
+
+def test_figures_tables_and_summary_numbers(run):
+    for name in ("landscape", "in_quadrant_heatmap", "transfer_matrix", "reliability_retention_frontier",
+                 "selection_frontier", "cpt_vs_microtraining"):
+        data = (run / f"figures/{name}.png").read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000, name
+    for t in ("quadrant_summary", "best_supervision", "main_results", "predictor_metrics", "selection_summary"):
+        assert len(pd.read_csv(run / f"tables/{t}.csv")) > 0, t
+        assert (run / f"tables/{t}.md").read_text().strip(), t
+    checks = {c["id"]: c for c in json.loads((run / "summary.json").read_text())["checks"]}
+    corr = json.loads((run / "phase1b/cpt_correlation.json").read_text())
+    assert checks["cpt_rho"]["values"]["rho"] == corr["rho"]
+    ret = pd.read_csv(run / "phase3/retention_results.csv").set_index("model_id").loc[RUN_IDS]
+    if ret["drop"].notna().all():
+        assert checks["retention_drop"]["values"]["max_drop"] == pytest.approx(ret["drop"].max())
+    md = (run / "summary.md").read_text()
+    assert "ρ" in md or "rho" in md
+
+
 def test_second_run_does_nothing(run):
     out = smk(run.parent, "-n").stdout
     assert "Nothing to be done" in out, out[-2000:]
@@ -193,6 +245,12 @@ def test_lint_is_clean():
     assert "Congratulations" in p.stdout + p.stderr, (p.stdout + p.stderr)[-3000:]
 
 
+def test_rule_files_are_snakefmt_formatted():
+    exe = Path(sys.executable).parent / "snakefmt"
+    p = subprocess.run([str(exe), "--check", "Snakefile", "workflow/rules"], cwd=ROOT, capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
 def test_pilot_dry_run_shows_the_dag(tmp_path):
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
     p = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--snakefile", str(ROOT / "Snakefile"),
@@ -201,7 +259,8 @@ def test_pilot_dry_run_shows_the_dag(tmp_path):
     assert p.returncode == 0, p.stderr[-3000:]
     jobs = planned_jobs(p.stdout)
     assert jobs["label_shard"] == 2 and jobs["student_init"] == 1 and jobs["merge_labels"] == 1
-    assert jobs["train_run"] == 14 and jobs["eval_model"] == 15 and jobs["microtrain"] == 1
+    assert jobs["train_run"] == 14 and jobs["eval_model"] == 15 and jobs["microtrain"] == 2
+    assert jobs["select_train"] == 4 and jobs["eval_selection"] == 4 and jobs["predictor"] == 1
 
 
 def test_bad_config_names_the_key(tmp_path):

@@ -2,7 +2,8 @@
 import json
 import os
 
-from teachable.constants import BASE_MODEL_ID, RUN_IDS
+from teachable.constants import BASE_MODEL_ID, FIGURE_CATEGORIES, RUN_IDS, TABLES
+from teachable.constants import SELECTION_METHODS as METHODS
 from teachable.envs.registry import check_env_id
 from teachable.splits import check_disjoint, split_seeds
 
@@ -92,6 +93,22 @@ def get_label_shards(kind="labels"):
     return [R("phase1", "shards", f"{kind}_{i}.parquet") for i in range(n)]
 
 
+def get_micro_shards():
+    n = config["phase1b"]["n_shards"]
+    return [R("phase1b", "shards", f"micro_{i}.parquet") for i in range(n)]
+
+
+def micro_cfg_json():
+    """The config Phase 1B's micro-training and its merge use."""
+    return cfg_json(
+        seed=config["seed"],
+        env=config["env"],
+        student=student_runtime(),
+        phase1={"confidence": config["phase1"]["confidence"]},
+        phase1b=config["phase1b"],
+    )
+
+
 PHASE1_PLOTS = ["hist_U", "hist_L", "scatter_U_L"]
 EVAL_MODELS = [BASE_MODEL_ID, *RUN_IDS]
 PHASE3_TABLES = [
@@ -114,6 +131,30 @@ def get_eval_inputs(wildcards):
     return inputs
 
 
+def eval_cfg_json():
+    """The config an evaluation job uses (Phase 3 models and Phase 5 selection models alike)."""
+    return cfg_json(
+        seed=config["seed"],
+        env=config["env"],
+        splits=config["splits"],
+        student=student_runtime(),
+        phase2={"heldout_frac": config["phase2"]["heldout_frac"]},
+        phase3=config["phase3"],
+    )
+
+
+def get_selection_inputs(wildcards):
+    """A Phase 5 method's inputs; only PREDICTOR reads the Phase 4 predictor."""
+    inputs = {
+        "model": get_student_dir(),
+        "labeled": R("phase1", "labeled_snapshots.parquet"),
+        "gate": R("phase1b", "gate.json"),
+    }
+    if wildcards.method == "PREDICTOR":
+        inputs["predictor"] = R("phase4", "predictor")
+    return inputs
+
+
 def get_final_outputs():
     return [
         R("student", "eval_summary.json"),
@@ -131,4 +172,10 @@ def get_final_outputs():
         *[R("phase3", f"{t}.csv") for t in PHASE3_TABLES],
         *[R("phase3", "models", m, "benchmark.json") for m in EVAL_MODELS],
         *[R("phase3", "compare", f"{run}_vs_base.md") for run in RUN_IDS],
+        R("phase4", "training_result.json"),
+        R("phase5", "selection_summary.json"),
+        *[R("figures", f"{name}.png") for name in FIGURE_CATEGORIES],
+        *[R("tables", f"{t}.{ext}") for t in TABLES for ext in ("csv", "md")],
+        R("summary.json"),
+        R("summary.md"),
     ]

@@ -6,31 +6,44 @@ rule microtrain:
         model=get_student_dir(),
         labeled=R("phase1", "labeled_snapshots.parquet"),
     output:
-        results=R("phase1b", "micro_training_results.parquet"),
-        correlation=R("phase1b", "cpt_correlation.json"),
+        R("phase1b", "shards", "micro_{shard}.parquet"),
     log:
-        LOG("microtrain"),
+        LOG("microtrain", "{shard}"),
     benchmark:
-        BENCH("microtrain")
+        BENCH("microtrain", "{shard}")
     conda:
         "../../envs/teachable.yaml"
-    threads: 2
+    threads: 1
     resources:
         gpu=1,
         mem_mb=8000,
         runtime=240,
     params:
-        cfg=lambda wc: cfg_json(
-            seed=config["seed"],
-            env=config["env"],
-            student=student_runtime(),
-            phase1={"confidence": config["phase1"]["confidence"]},
-            phase1b=config["phase1b"],
-        ),
+        cfg=lambda wc: micro_cfg_json(),
+        n_shards=config["phase1b"]["n_shards"],
     shell:
         "OMP_NUM_THREADS={threads} teachable microtrain --config-json {params.cfg:q} "
-        "--model {input.model} --labeled {input.labeled} --out {output.results} "
-        "--out-correlation {output.correlation} 2> {log}"
+        "--model {input.model} --labeled {input.labeled} --shard {wildcards.shard} "
+        "--n-shards {params.n_shards} --out {output} 2> {log}"
+
+
+rule micro_merge:
+    input:
+        get_micro_shards(),
+    output:
+        results=R("phase1b", "micro_training_results.parquet"),
+        correlation=R("phase1b", "cpt_correlation.json"),
+    log:
+        LOG("micro_merge"),
+    benchmark:
+        BENCH("micro_merge")
+    conda:
+        "../../envs/teachable.yaml"
+    params:
+        cfg=lambda wc: micro_cfg_json(),
+    shell:
+        "teachable micro-merge --config-json {params.cfg:q} --shards {input} "
+        "--out {output.results} --out-correlation {output.correlation} 2> {log}"
 
 
 rule cpt_gate:

@@ -19,14 +19,7 @@ rule eval_model:
         mem_mb=8000,
         runtime=240,
     params:
-        cfg=lambda wc: cfg_json(
-            seed=config["seed"],
-            env=config["env"],
-            splits=config["splits"],
-            student=student_runtime(),
-            phase2={"heldout_frac": config["phase2"]["heldout_frac"]},
-            phase3=config["phase3"],
-        ),
+        cfg=lambda wc: eval_cfg_json(),
         adapter=lambda wc, input: (
             f"--adapter {input.adapter}" if "adapter" in input.keys() else ""
         ),
@@ -56,20 +49,24 @@ rule eval_summary:
         "--out {output.rollouts} --out-tables {output.tables} 2> {log}"
 
 
-rule compare_run:
+rule compare_runs:
     input:
         R("phase3", "rollouts.parquet"),
     output:
-        json=R("phase3", "compare", "{run}_vs_base.json"),
-        md=R("phase3", "compare", "{run}_vs_base.md"),
+        json=expand(R("phase3", "compare", "{run}_vs_base.json"), run=RUN_IDS),
+        md=expand(R("phase3", "compare", "{run}_vs_base.md"), run=RUN_IDS),
     log:
-        LOG("compare_run", "{run}"),
+        LOG("compare_runs"),
+    benchmark:
+        BENCH("compare_runs")
     conda:
         "../../envs/teachable.yaml"
     params:
         alpha=config["phase3"]["alpha"],
         confidence=config["phase3"]["confidence"],
+        runs=RUN_IDS,
+        out_dir=lambda wc, output: os.path.dirname(output.md[0]),
     shell:
-        "teachable compare --rollouts {input} --baseline base --model {wildcards.run} "
+        "teachable compare --rollouts {input} --baseline base --model {params.runs} "
         "--alpha {params.alpha} --confidence {params.confidence} "
-        "--out-json {output.json} --out-md {output.md} 2> {log}"
+        "--out-dir {params.out_dir} 2> {log}"

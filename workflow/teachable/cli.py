@@ -20,7 +20,7 @@ log = logging.getLogger("teachable")
 # subcommands that run the student (torch, maybe CUDA): each holds a GPU slot while it runs, with
 # CUDA_VISIBLE_DEVICES set to its own GPU (a no-op without GPUs; README "Running on a cluster")
 GPU_COMMANDS = {"student-init", "phase0-rollouts", "eval-student", "label-shard", "microtrain",
-                "train-run", "eval-model"}
+                "train-run", "eval-model", "select-train"}
 
 
 def _gpu_slot(args):
@@ -128,6 +128,34 @@ def cmd_merge_labels(a) -> None:
     write_parquet(df, a.out)
 
 
+def cmd_figures(a) -> None:
+    from .reporting import figures_from_files
+
+    paths = figures_from_files(labeled=a.labeled, thresholds=a.thresholds, micro=a.micro, correlation=a.correlation,
+                               transfer=a.transfer, overall=a.overall, retention=a.retention, selection=a.selection,
+                               out_dir=a.out_dir, confidence=a.confidence,
+                               retention_threshold=a.retention_threshold)  # fmt: skip
+    log.info("wrote %d figures to %s", len(paths), a.out_dir)
+
+
+def cmd_tables(a) -> None:
+    from .reporting import tables_from_files
+
+    paths = tables_from_files(labeled=a.labeled, transfer=a.transfer, overall=a.overall, retention=a.retention,
+                              stuckness=a.stuckness, predictor=a.predictor, selection=a.selection,
+                              out_dir=a.out_dir, confidence=a.confidence)  # fmt: skip
+    log.info("wrote %d table files to %s", len(paths), a.out_dir)
+
+
+def cmd_summary(a) -> None:
+    from .reporting import summary_from_files
+
+    summary_from_files(correlation=a.correlation, transfer=a.transfer, retention=a.retention, overall=a.overall,
+                       thresholds=a.thresholds, predictor=a.predictor, selection=a.selection,
+                       retention_threshold=a.retention_threshold, alpha=a.alpha, out_json=a.out_json,
+                       out_md=a.out_md)  # fmt: skip
+
+
 def cmd_traces(a) -> None:
     from .traces import export_sft_jsonl, query_traces
 
@@ -141,15 +169,32 @@ def cmd_traces(a) -> None:
 
 
 def cmd_microtrain(a) -> None:
-    from .io import read_parquet, write_json, write_parquet
-    from .microtrain import correlation_report, run_micro_training, select_micro_snapshots
+    from .io import read_parquet, write_parquet
+    from .microtrain import run_micro_training, select_micro_snapshots
 
     cfg = _cfg(a.config_json)
     p1b = cfg["phase1b"]
     sample = select_micro_snapshots(read_parquet(a.labeled), p1b["per_quadrant"], cfg["seed"])
-    log.info("micro-training %d snapshots (%s per quadrant)", len(sample), sample["quadrant"].value_counts().to_dict())
-    results = run_micro_training(sample, a.model, cfg)
-    report = correlation_report(results, p1b, cfg["seed"])
+    if not 0 <= a.shard < a.n_shards:
+        raise ValueError(f"--shard {a.shard} is not in [0, {a.n_shards})")
+    mine = sample.iloc[a.shard :: a.n_shards]
+    log.info("micro-training %d of %d sampled snapshots (shard %d/%d; sample per quadrant %s)", len(mine),
+             len(sample), a.shard, a.n_shards, sample["quadrant"].value_counts().to_dict())
+    write_parquet(run_micro_training(mine, a.model, cfg, progress=not a.no_progress), a.out)
+
+
+def cmd_micro_merge(a) -> None:
+    import pandas as pd
+
+    from .io import read_parquet, write_json, write_parquet
+    from .microtrain import correlation_report
+
+    cfg = _cfg(a.config_json)
+    results = pd.concat([read_parquet(p) for p in a.shards], ignore_index=True)
+    if results["snapshot_id"].duplicated().any():
+        raise ValueError("micro-training shards overlap: a snapshot appears twice")
+    results = results.sort_values(["quadrant", "snapshot_id"]).reset_index(drop=True)
+    report = correlation_report(results, cfg["phase1b"], cfg["seed"])
     log.info("CPT vs micro-training: rho=%s CI=%s p=%s pass=%s", report.get("rho"), report.get("rho_ci"),
              report.get("p_value"), report.get("pass"))
     write_parquet(results, a.out)
@@ -188,6 +233,32 @@ def cmd_training_summary(a) -> None:
     write_json(training_summary([str(Path(p).parent) for p in a.train_logs]), a.out)
 
 
+def cmd_select_train(a) -> None:
+    from .selection import train_selected
+
+    cfg = _cfg(a.config_json)
+    res = train_selected(a.method, a.labeled, a.model, cfg, a.out_dir, predictor_dir=a.predictor,
+                         progress=not a.no_progress)
+    log.info("selection %s: %s examples, %.1fs, final loss %s", a.method, res.get("n_examples"),
+             res.get("seconds", float("nan")), res.get("final_loss"))
+
+
+def cmd_selection_summary(a) -> None:
+    import pandas as pd
+
+    from .io import read_json, read_parquet, write_json
+    from .selection import selection_summary
+
+    if len(a.selected) != len(a.rollouts):
+        raise ValueError("give one --selected file per --rollouts file (same order)")
+    rows = pd.concat([read_parquet(a.base_rollouts), *[read_parquet(p) for p in a.rollouts]], ignore_index=True)
+    selected = {}
+    for p in a.selected:
+        sel = read_json(p)
+        selected[sel["method"]] = sel
+    write_json(selection_summary(rows, selected, a.confidence), a.out)
+
+
 def cmd_eval_model(a) -> None:
     from .evaluation import benchmark_json, check_eval_disjoint, eval_model
     from .io import read_parquet, write_json, write_parquet
@@ -221,22 +292,31 @@ def cmd_eval_summary(a) -> None:
 
 
 def cmd_compare(a) -> None:
+    from pathlib import Path
+
     from .compare import compare, to_markdown
     from .io import atomic_path, read_parquet, write_json
 
     rows = read_parquet(a.rollouts)
-    for m in (a.baseline, a.model):
+    for m in (a.baseline, *a.model):
         if m not in set(rows["model_id"]):
             raise ValueError(f"model {m!r} is not in {a.rollouts} (models: {sorted(set(rows['model_id']))})")
-    rep = compare(rows, a.baseline, a.model, confidence=a.confidence, alpha=a.alpha)
-    md = to_markdown(rep)
-    if a.out_json:
-        write_json(rep, a.out_json)
-    if a.out_md:
-        with atomic_path(a.out_md) as tmp:
-            tmp.write_text(md)
-    if not a.out_json and not a.out_md:
-        print(md)
+    if len(a.model) > 1 and (a.out_json or a.out_md):
+        raise ValueError("with several --model, write the reports with --out-dir")
+    for m in a.model:
+        rep = compare(rows, a.baseline, m, confidence=a.confidence, alpha=a.alpha)
+        md = to_markdown(rep)
+        out_json, out_md = a.out_json, a.out_md
+        if a.out_dir:
+            out_json = out_json or Path(a.out_dir) / f"{m}_vs_{a.baseline}.json"
+            out_md = out_md or Path(a.out_dir) / f"{m}_vs_{a.baseline}.md"
+        if out_json:
+            write_json(rep, out_json)
+        if out_md:
+            with atomic_path(out_md) as tmp:
+                tmp.write_text(md)
+        if not out_json and not out_md:
+            print(md)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -297,10 +377,17 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--thresholds", required=True)
     sp.add_argument("--plots-dir", required=True)
 
-    sp = add("microtrain", cmd_microtrain, "Phase 1B: micro-train one LoRA per sampled snapshot; CPT vs utility.")
-    cfg_arg(sp)
+    sp = add("microtrain", cmd_microtrain, "Phase 1B: micro-train one LoRA per sampled snapshot (one shard).")
+    cfg_arg(sp), prog_arg(sp)
     sp.add_argument("--model", required=True)
     sp.add_argument("--labeled", required=True, help="phase1/labeled_snapshots.parquet")
+    sp.add_argument("--shard", type=int, default=0, help="this shard's index (sampled snapshots i::n)")
+    sp.add_argument("--n-shards", type=int, default=1)
+    sp.add_argument("--out", required=True, help="this shard's results parquet")
+
+    sp = add("micro-merge", cmd_micro_merge, "Phase 1B: merge micro-training shards; Spearman of CPT vs utility.")
+    cfg_arg(sp)
+    sp.add_argument("--shards", nargs="+", required=True, help="the shards' results parquets")
     sp.add_argument("--out", required=True, help="micro_training_results.parquet")
     sp.add_argument("--out-correlation", required=True, help="cpt_correlation.json")
 
@@ -329,6 +416,21 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", required=True, help="per-rollout parquet")
     sp.add_argument("--out-benchmark", required=True, help="benchmark JSON")
 
+    sp = add("select-train", cmd_select_train, "Phase 5: one selection method picks K snapshots; train on them.")
+    cfg_arg(sp), prog_arg(sp)
+    sp.add_argument("--method", required=True, help="RANDOM, ENTROPY, PREDICTOR or ORACLE")
+    sp.add_argument("--model", required=True, help="student model directory")
+    sp.add_argument("--labeled", required=True, help="phase1/labeled_snapshots.parquet")
+    sp.add_argument("--predictor", help="phase4/predictor directory (required for PREDICTOR)")
+    sp.add_argument("--out-dir", required=True, help="writes selected.json, adapter/, train_log.json")
+
+    sp = add("selection-summary", cmd_selection_summary, "Phase 5: gain and retention per selection method.")
+    sp.add_argument("--base-rollouts", required=True, help="the base model's phase 3 rollouts.parquet")
+    sp.add_argument("--rollouts", nargs="+", required=True, help="each method's eval rollouts.parquet")
+    sp.add_argument("--selected", nargs="+", required=True, help="each method's selected.json, same order")
+    sp.add_argument("--confidence", type=float, default=0.95)
+    sp.add_argument("--out", required=True, help="phase5/selection_summary.json")
+
     sp = add("eval-summary", cmd_eval_summary, "Phase 3: merge models' rollouts; write the result CSVs.")
     sp.add_argument("--rollouts", nargs="+", required=True)
     sp.add_argument("--confidence", type=float, default=0.95)
@@ -338,11 +440,46 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("compare", cmd_compare, "Compare a model with a baseline: improvements and regressions.")
     sp.add_argument("--rollouts", required=True, help="phase3/rollouts.parquet")
     sp.add_argument("--baseline", required=True, help="model id, e.g. base")
-    sp.add_argument("--model", required=True, help="model id, e.g. Q1_highU_highL_demo")
+    sp.add_argument("--model", required=True, nargs="+", help="model id(s), e.g. Q1_highU_highL_demo")
     sp.add_argument("--alpha", type=float, default=0.05)
     sp.add_argument("--confidence", type=float, default=0.95)
-    sp.add_argument("--out-json")
-    sp.add_argument("--out-md")
+    sp.add_argument("--out-json", help="the report as JSON (one --model)")
+    sp.add_argument("--out-md", help="the report as Markdown (one --model)")
+    sp.add_argument("--out-dir", help="write MODEL_vs_BASELINE.{json,md} here for each --model")
+
+    # the phase outputs the report reads, by argument name
+    report_inputs = {
+        "labeled": "phase1/labeled_snapshots.parquet", "thresholds": "phase1/quadrant_thresholds.json",
+        "micro": "phase1b/micro_training_results.parquet", "correlation": "phase1b/cpt_correlation.json",
+        "transfer": "phase3/transfer_matrix.csv", "overall": "phase3/overall_task_results.csv",
+        "retention": "phase3/retention_results.csv", "stuckness": "phase3/stuckness_results.csv",
+        "predictor": "phase4/training_result.json", "selection": "phase5/selection_summary.json",
+    }  # fmt: skip
+
+    def report_args(sp, *names):
+        for n in names:
+            sp.add_argument(f"--{n}", required=True, help=report_inputs[n])
+
+    sp = add("figures", cmd_figures, "Report: the study's figures (PNG), every number read from the phase outputs.")
+    report_args(sp, "labeled", "thresholds", "micro", "correlation", "transfer", "overall", "retention", "selection")
+    sp.add_argument("--confidence", type=float, default=0.95, help="level of the computed gain-vs-base intervals")
+    sp.add_argument("--retention-threshold", type=float, default=None,
+                    help="draw this retention-drop threshold on the frontier (optional)")
+    sp.add_argument("--out-dir", required=True, help="writes reporting.FIGURES there")
+
+    sp = add("tables", cmd_tables, "Report: the study's tables as CSV and Markdown, read from the phase outputs.")
+    report_args(sp, "labeled", "transfer", "overall", "retention", "stuckness", "predictor", "selection")
+    sp.add_argument("--confidence", type=float, default=0.95,
+                    help="level of the computed intervals (gain vs base, mean ELP_net)")
+    sp.add_argument("--out-dir", required=True, help="writes reporting.TABLE_FILES there")
+
+    sp = add("summary", cmd_summary, "Report: the study's checks, each computed from the phase outputs (JSON + Markdown).")
+    report_args(sp, "correlation", "transfer", "retention", "overall", "thresholds", "predictor", "selection")
+    sp.add_argument("--retention-threshold", type=float, required=True,
+                    help="the largest retention drop of the Phase 2 runs must be under this (e.g. 0.05)")
+    sp.add_argument("--alpha", type=float, default=0.05, help="level of the transfer diagonal test")
+    sp.add_argument("--out-json", required=True, help="summary.json")
+    sp.add_argument("--out-md", required=True, help="summary.md")
 
     sp = add("traces", cmd_traces, "Filter rollouts with DuckDB; export SFT JSONL (chat messages).")
     sp.add_argument("rollouts", help="rollouts.parquet")

@@ -5,3 +5,14 @@ FORMATS = ("demo", "hint", "contrast")
 BASELINE_RUNS = ("B1_uniform", "B2_all")
 RUN_IDS = tuple(f"{q}_{f}" for q in QUADRANTS for f in FORMATS) + BASELINE_RUNS
 BASE_MODEL_ID = "base"
+SELECTION_METHODS = ("RANDOM", "ENTROPY", "PREDICTOR", "ORACLE")
+# figures (name -> report category) and tables of the report (files under figures/ and tables/)
+FIGURE_CATEGORIES = {
+    "landscape": "1. Labels",
+    "cpt_vs_microtraining": "2. CPT validation",
+    "in_quadrant_heatmap": "3. Training matrix",
+    "transfer_matrix": "3. Training matrix",
+    "reliability_retention_frontier": "3. Training matrix",
+    "selection_frontier": "5. Selection",
+}
+TABLES = ("quadrant_summary", "best_supervision", "main_results", "predictor_metrics", "selection_summary")

@@ -1,0 +1,381 @@
+"""Report figures, tables and summary: every number comes from the phase outputs."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from teachable import reporting as rp
+from teachable.cli import main
+from teachable.constants import FORMATS, QUADRANTS, RUN_IDS
+from teachable.evaluation import SUMMARY_COLUMNS, newcombe_interval
+from teachable.stats import proportion
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MAX_DROP_RUN, MAX_DROP = "Q2_highU_lowL_hint", 5 / 60
+
+
+def _rate(k: int, n: int) -> dict:
+    return proportion(k, n, 0.95)
+
+
+def _transfer() -> pd.DataFrame:
+    """14 runs x 4 quadrants; in-quadrant cells get +0.2, so the diagonal clearly wins."""
+    rows = []
+    for i, m in enumerate(RUN_IDS):
+        q = next((q for q in QUADRANTS if m.startswith(q)), m)
+        for j, e in enumerate(QUADRANTS):
+            n, kb = 40, 10
+            km = kb + (8 if q == e else 0) + (i + j) % 3 - 1
+            d, lo, hi = newcombe_interval(km, n, kb, n, 0.95)
+            rows.append(dict(trained_on=q, evaluated_on=e, model_id=m, delta_success=d, lo=lo, hi=hi, n=n,
+                             base_success=kb / n, model_success=km / n))  # fmt: skip
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS["transfer"])
+
+
+def _overall() -> pd.DataFrame:
+    rows = []
+    for i, m in enumerate(("base", *RUN_IDS)):
+        k, n = 50 + (i % 5) * 3, 100
+        pr = _rate(k, n)
+        rows.append(dict(model_id=m, n=n, success_rate=pr["p"], success_lo=pr["lo"], success_hi=pr["hi"],
+                         mean_return=0.3, return_lo=0.25, return_hi=0.35, mean_steps=27.0, steps_lo=25.0,
+                         steps_hi=29.0, n_tasks=50))  # fmt: skip
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS["overall"])
+
+
+def _retention() -> pd.DataFrame:
+    rows = []
+    nb, kb = 60, 54
+    for i, m in enumerate(("base", *RUN_IDS)):
+        km = kb - (i % 4) if m != MAX_DROP_RUN else kb - 5
+        d, lo, hi = newcombe_interval(kb, nb, km, nb, 0.95)
+        b, mo = _rate(kb, nb), _rate(km, nb)
+        rows.append(dict(model_id=m, n_base_solved_tasks=20, base_success=b["p"], model_success=mo["p"], drop=d,
+                         drop_lo=lo, drop_hi=hi, n=nb, base_lo=b["lo"], base_hi=b["hi"], model_lo=mo["lo"],
+                         model_hi=mo["hi"]))  # fmt: skip
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS["retention"])
+
+
+def _stuckness() -> pd.DataFrame:
+    rows = []
+    for i, m in enumerate(("base", *RUN_IDS)):
+        lp = _rate(5 + i % 3, 100)
+        rows.append(dict(model_id=m, n=100, repeat_rate=0.2, repeat_rate_lo=0.18, repeat_rate_hi=0.22, n_repeat=100,
+                         loop_rate=lp["p"], loop_rate_lo=lp["lo"], loop_rate_hi=lp["hi"], wasted_steps=10.0,
+                         wasted_steps_lo=9.0, wasted_steps_hi=11.0, n_wasted=100, invalid_rate=0.0,
+                         invalid_rate_lo=0.0, invalid_rate_hi=0.0))  # fmt: skip
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS["stuckness"])
+
+
+def _predictor() -> dict:
+    reg = {"r2": 0.21, "r2_lo": 0.05, "r2_hi": 0.35, "spearman": 0.4, "spearman_lo": 0.2, "spearman_hi": 0.55,
+           "spearman_p": 0.001, "n": 40}  # fmt: skip
+    base = {"name": "entropy_only", "inputs": ["U"], "metrics": {**reg, "r2": 0.02, "spearman": 0.1}}
+    targets = {
+        t: {"kind": "regression", "inputs": ["text", "structure"], "excluded_inputs": {}, "uses_defining_inputs": [],
+            "note": None, "metrics": reg, "baseline": base if t != "U" else None,
+            "baseline_reason": "U is the baseline's own input" if t == "U" else None}
+        for t in ("U", "L_local", "ELP_net")
+    }  # fmt: skip
+    cls = {"accuracy": 0.5, "lo": 0.35, "hi": 0.65, "n": 40, "majority_accuracy": 0.3}
+    for t in ("quadrant", "quadrant_without_U", "route_net"):
+        targets[t] = {"kind": "classification", "inputs": ["text"], "excluded_inputs": {"uncertainty": "defines it"},
+                      "uses_defining_inputs": [], "note": None, "metrics": cls,
+                      "baseline": {"name": "entropy_only", "inputs": ["U"], "metrics": {**cls, "accuracy": 0.4}},
+                      "baseline_reason": None}  # fmt: skip
+    return {
+        "n_snapshots": 40, "n_tasks": 20, "n_folds": 5, "cv": "GroupKFold", "confidence": 0.95, "targets": targets,
+        "ranking": {"target": "ELP_net", "k": 8, "relevance": "ELP_net clipped at 0",
+                    "predictor": {"precision_at_k": 0.5, "ndcg_at_k": 0.61, "spearman": 0.4, "spearman_p": 0.01},
+                    "entropy": {"precision_at_k": 0.25, "ndcg_at_k": 0.42, "spearman": 0.1, "spearman_p": 0.5},
+                    "predictor_beats_entropy": True},
+    }  # fmt: skip
+
+
+def _selection() -> dict:
+    def method(i: int, gain: tuple, drop: float) -> dict:
+        s = _rate(50 + 5 * i, 100)
+        return {"selected_ids": [f"s{j:03d}" for j in range(i, i + 8)], "mean_true_elp": 0.05 * i,
+                "oracle_overlap": 0.125 * i, "success": s,
+                "reliability_gain": {"delta": gain[0], "lo": gain[1], "hi": gain[2], "n_model": 100, "n_base": 100},
+                "retention": {"drop": drop, "lo": drop - 0.05, "hi": drop + 0.05, "n": 60, "n_base_solved_tasks": 20}}  # fmt: skip
+
+    return {
+        "k": 8, "n_candidates": 30, "format": "demo", "confidence": 0.95, "base": {"success": _rate(50, 100)},
+        "methods": {"RANDOM": method(0, (0.0, -0.1, 0.1), 0.02), "ENTROPY": method(1, (0.05, -0.05, 0.15), 0.03),
+                    "PREDICTOR": method(2, (0.10, 0.0, 0.2), 0.01), "ORACLE": method(3, (0.15, 0.05, 0.25), 0.0)},
+    }  # fmt: skip
+
+
+@pytest.fixture
+def study(tmp_path):
+    """A small, consistent set of phase outputs; returns {name: path}."""
+    rng = np.random.default_rng(0)
+    n = 40
+    labeled = pd.DataFrame({
+        "snapshot_id": [f"s{i:03d}" for i in range(n)], "task_id": [f"t{i // 2}" for i in range(n)],
+        "quadrant": [QUADRANTS[i % 4] for i in range(n)], "U": rng.uniform(0.5, 1.4, n),
+        "L_local": rng.choice(np.arange(-4, 9) / 8, n), "ELP_net": rng.choice(np.arange(-4, 9) / 8, n),
+        "route_net": [FORMATS[i % 3] for i in range(n)], "route_ties": [["demo"]] * n,
+    })  # fmt: skip
+    micro = labeled.iloc[:16][["snapshot_id", "quadrant", "ELP_net"]].assign(
+        route="demo", before=0.25, after=lambda d: 0.25 + d["ELP_net"] / 2, delta=lambda d: d["ELP_net"] / 2)
+    corr = {"n": 16, "rho": 0.41, "rho_ci": [0.05, 0.7], "ci_method": "percentile bootstrap (paired)",
+            "confidence": 0.95, "p_value": 0.0104, "p_method": "permutation (pairings), one-sided: rho > 0",
+            "rho_threshold": 0.3, "alpha": 0.05, "pass": True, "reason": None}  # fmt: skip
+    thr = {"mode": "auto", "n": n, "U_threshold": 0.95, "L_threshold": 0.0,
+           "sizes": {q: int((labeled["quadrant"] == q).sum()) for q in QUADRANTS}}  # fmt: skip
+    paths = {k: tmp_path / "in" / v for k, v in {
+        "labeled": "labeled_snapshots.parquet", "thresholds": "quadrant_thresholds.json",
+        "micro": "micro_training_results.parquet", "correlation": "cpt_correlation.json",
+        "transfer": "transfer_matrix.csv", "overall": "overall_task_results.csv",
+        "retention": "retention_results.csv", "stuckness": "stuckness_results.csv",
+        "predictor": "training_result.json", "selection": "selection_summary.json"}.items()}  # fmt: skip
+    paths["labeled"].parent.mkdir()
+    labeled.to_parquet(paths["labeled"])
+    micro.to_parquet(paths["micro"])
+    for k, obj in (("thresholds", thr), ("correlation", corr), ("predictor", _predictor()), ("selection", _selection())):
+        paths[k].write_text(json.dumps(obj))
+    for k, df in (("transfer", _transfer()), ("overall", _overall()), ("retention", _retention()),
+                  ("stuckness", _stuckness())):  # fmt: skip
+        df.to_csv(paths[k], index=False)
+    paths["out"] = tmp_path / "out"
+    return paths
+
+
+def _args(study, *names) -> list[str]:
+    return [a for k in names for a in (f"--{k}", str(study[k]))]
+
+
+FIG_INPUTS = ("labeled", "thresholds", "micro", "correlation", "transfer", "overall", "retention", "selection")
+TABLE_INPUTS = ("labeled", "transfer", "overall", "retention", "stuckness", "predictor", "selection")
+SUMMARY_INPUTS = ("correlation", "transfer", "retention", "overall", "thresholds", "predictor", "selection")
+
+
+def _summary(study, threshold=0.05) -> dict:
+    out = study["out"]
+    main(["summary", *_args(study, *SUMMARY_INPUTS), "--retention-threshold", str(threshold),
+          "--out-json", str(out / "summary.json"), "--out-md", str(out / "summary.md")])  # fmt: skip
+    return json.loads((out / "summary.json").read_text())
+
+
+# ------------------------------------------------------------------------------------ figures
+def test_figures_writes_every_figure_as_a_nonempty_png(study):
+    main(["figures", *_args(study, *FIG_INPUTS), "--retention-threshold", "0.05", "--out-dir", str(study["out"])])
+    for name in rp.FIGURES:
+        p = study["out"] / name
+        data = p.read_bytes()
+        assert data[:8] == PNG_SIGNATURE, name
+        assert len(data) > 10_000, f"{name} is suspiciously small ({len(data)} bytes)"
+    assert sorted(p.name for p in study["out"].iterdir()) == sorted(rp.FIGURES)  # no temp files left
+
+
+@pytest.mark.parametrize("name", ["transfer", "overall", "micro", "labeled"])
+def test_an_input_without_rows_is_a_value_error_naming_the_file(study, name):
+    p = study[name]
+    if p.suffix == ".csv":
+        pd.read_csv(p).iloc[:0].to_csv(p, index=False)
+    else:
+        pd.read_parquet(p).iloc[:0].to_parquet(p)
+    kw = {k: study[k] for k in FIG_INPUTS}
+    with pytest.raises(ValueError, match="no rows") as e:
+        rp.figures_from_files(**kw, out_dir=study["out"])
+    assert str(p) in str(e.value)
+    assert not study["out"].exists() or not any(study["out"].iterdir())
+
+
+def test_selection_without_methods_is_a_value_error_naming_the_file(study):
+    sel = json.loads(study["selection"].read_text())
+    sel["methods"] = {}
+    study["selection"].write_text(json.dumps(sel))
+    with pytest.raises(ValueError, match=str(study["selection"])):
+        rp.figures_from_files(**{k: study[k] for k in FIG_INPUTS}, out_dir=study["out"])
+
+
+def test_pareto_frontier_keeps_only_undominated_runs():
+    drop = [0.0, 0.02, 0.01, 0.05, np.nan]
+    gain = [0.0, 0.10, 0.05, 0.08, 0.5]
+    assert rp.pareto_mask(drop, gain).tolist() == [True, True, True, False, False]
+
+
+# ------------------------------------------------------------------------------------ tables
+def test_tables_have_the_stated_columns_and_numbers_from_the_inputs(study):
+    main(["tables", *_args(study, *TABLE_INPUTS), "--out-dir", str(study["out"])])
+    assert sorted(p.name for p in study["out"].iterdir()) == sorted(rp.TABLE_FILES)
+    t = {n: pd.read_csv(study["out"] / f"{n}.csv") for n in rp.TABLES}
+    for n in rp.TABLES:
+        assert list(t[n].columns) == rp.TABLE_COLUMNS[n], n
+        md = (study["out"] / f"{n}.md").read_text().splitlines()
+        assert md[2] == "| " + " | ".join(rp.TABLE_COLUMNS[n]) + " |"
+        assert len(md) == 4 + len(t[n])
+
+    labeled = pd.read_parquet(study["labeled"])
+    qs = t["quadrant_summary"].set_index("quadrant")
+    assert qs.loc["all", "n"] == len(labeled)
+    q1 = labeled[labeled["quadrant"] == QUADRANTS[0]]
+    assert qs.loc[QUADRANTS[0], "mean_ELP_net"] == pytest.approx(q1["ELP_net"].mean())
+    assert qs.loc[QUADRANTS[0], "ELP_net_lo"] < qs.loc[QUADRANTS[0], "mean_ELP_net"] < qs.loc[QUADRANTS[0], "ELP_net_hi"]
+    assert qs.loc[QUADRANTS[0], [f"n_route_{f}" for f in FORMATS]].sum() == len(q1)
+
+    tr = pd.read_csv(study["transfer"])
+    for _, r in t["best_supervision"].iterrows():
+        own = tr[(tr["trained_on"] == r["quadrant"]) & (tr["evaluated_on"] == r["quadrant"])]
+        best = own.loc[own["delta_success"].idxmax()]
+        assert r["best_delta"] == pytest.approx(best["delta_success"])
+        assert r["best_delta"] >= r["runner_up_delta"]
+
+    mr = t["main_results"].set_index("model_id")
+    ov = pd.read_csv(study["overall"]).set_index("model_id")
+    assert list(mr.index) == ["base", *RUN_IDS]
+    assert mr.loc["base", "gain_vs_base"] == 0
+    m = RUN_IDS[3]
+    assert mr.loc[m, "gain_vs_base"] == pytest.approx(ov.loc[m, "success_rate"] - ov.loc["base", "success_rate"])
+    assert mr.loc[MAX_DROP_RUN, "retention_drop"] == pytest.approx(MAX_DROP)
+
+    pm = t["predictor_metrics"]
+    assert set(pm["model"]) == {"predictor", "entropy_only"}
+    rank = pm[pm["kind"] == "ranking"].set_index("model")
+    assert rank.loc["predictor", "ndcg_at_k"] == 0.61 and rank.loc["entropy_only", "precision_at_k"] == 0.25
+    assert pm.loc[(pm["target"] == "U") & (pm["model"] == "entropy_only"), "note"].str.contains("no baseline").all()
+
+    ss = t["selection_summary"].set_index("method")
+    assert list(ss.index) == ["base", "RANDOM", "ENTROPY", "PREDICTOR", "ORACLE"]
+    assert ss.loc["PREDICTOR", "gain"] == 0.10 and ss.loc["ORACLE", "oracle_overlap"] == 0.375
+
+
+def test_markdown_formatter_renders_missing_values_as_a_dash():
+    md = rp.to_markdown(pd.DataFrame({"a": [1.23456, math.nan], "b": ["x|y", None]}))
+    assert md.splitlines() == ["| a | b |", "|---:|---|", "| 1.235 | x\\|y |", "| — | — |"]
+
+
+# ------------------------------------------------------------------------------------ summary
+def test_summary_numbers_equal_the_input_files(study):
+    s = _summary(study)
+    checks = {c["id"]: c for c in s["checks"]}
+    assert list(checks) == ["cpt_rho", "transfer_diagonal", "retention_drop", "predictor_beats_entropy",
+                            "selection_order"]  # fmt: skip
+
+    corr = json.loads(study["correlation"].read_text())
+    a = checks["cpt_rho"]
+    assert a["values"]["rho"] == corr["rho"] and [a["values"]["rho_lo"], a["values"]["rho_hi"]] == corr["rho_ci"]
+    assert a["values"]["p_value"] == corr["p_value"] and a["values"]["n"] == corr["n"]
+    assert a["held"] is True
+
+    ret = pd.read_csv(study["retention"])
+    c = checks["retention_drop"]["values"]
+    top = ret.loc[ret["drop"].idxmax()]
+    assert c["run"] == MAX_DROP_RUN == top["model_id"]
+    assert (c["max_drop"], c["lo"], c["hi"], c["n"]) == (top["drop"], top["drop_lo"], top["drop_hi"], top["n"])
+    assert checks["retention_drop"]["held"] is False  # 0.083 >= 0.05
+
+    tr = pd.read_csv(study["transfer"])
+    q = tr[tr["trained_on"].isin(QUADRANTS)]
+    b = checks["transfer_diagonal"]["values"]
+    diag = q["trained_on"] == q["evaluated_on"]
+    assert b["mean_diagonal"] == pytest.approx(q.loc[diag, "delta_success"].mean())
+    assert b["mean_off_diagonal"] == pytest.approx(q.loc[~diag, "delta_success"].mean())
+    assert (b["n_diagonal_cells"], b["n_off_diagonal_cells"]) == (12, 36)
+    assert checks["transfer_diagonal"]["held"] is True
+
+    d = checks["predictor_beats_entropy"]
+    assert d["values"]["predictor_ndcg_at_k"] == 0.61 and d["values"]["entropy_precision_at_k"] == 0.25
+    assert d["held"] is True
+
+    e = checks["selection_order"]
+    sel = json.loads(study["selection"].read_text())
+    for m in ("PREDICTOR", "ENTROPY", "RANDOM"):
+        g = sel["methods"][m]["reliability_gain"]
+        assert [e["values"]["gains"][m][k] for k in ("delta", "lo", "hi")] == [g["delta"], g["lo"], g["hi"]]
+    assert e["held"] is True and e["values"]["intervals_overlap"] == {"PREDICTOR-ENTROPY": True, "ENTROPY-RANDOM": True}
+
+    ov = pd.read_csv(study["overall"]).set_index("model_id")
+    k = s["key_numbers"]
+    assert k["student_success"]["p"] == ov.loc["base", "success_rate"] and k["student_success"]["n"] == 100
+    assert k["selection_k"] == 8 and sum(k["quadrant_sizes"].values()) == 40
+
+    md = (study["out"] / "summary.md").read_text()
+    marks = [line[2] for line in md.splitlines() if line.startswith("- ") and "**(" in line]
+    assert marks == ["✔", "✔", "✘", "✔", "✔"]
+    assert f"{corr['rho']:.3f}" in md and MAX_DROP_RUN in md
+
+    assert _summary(study, threshold=0.1)["checks"][2]["held"] is True
+
+
+def test_a_nan_input_makes_its_check_null_never_guessed(study):
+    corr = json.loads(study["correlation"].read_text())
+    corr.update(rho=None, rho_ci=[None, None], reason="n = 2 < 3 snapshots: Spearman rho undefined")
+    study["correlation"].write_text(json.dumps(corr))
+    ret = pd.read_csv(study["retention"])
+    ret.loc[ret["model_id"] == RUN_IDS[0], "drop"] = np.nan
+    ret.to_csv(study["retention"], index=False)
+    pred = json.loads(study["predictor"].read_text())
+    pred["ranking"]["entropy"]["ndcg_at_k"] = None
+    study["predictor"].write_text(json.dumps(pred))
+    sel = json.loads(study["selection"].read_text())
+    sel["methods"]["ENTROPY"]["reliability_gain"]["delta"] = None
+    study["selection"].write_text(json.dumps(sel))
+    tr = pd.read_csv(study["transfer"])
+    tr.loc[0, "delta_success"] = np.nan
+    tr.to_csv(study["transfer"], index=False)
+
+    checks = {c["id"]: c for c in _summary(study)["checks"]}
+    assert all(c["held"] is None for c in checks.values()), {k: c["held"] for k, c in checks.items()}
+    assert "undefined" in checks["cpt_rho"]["detail"]
+    assert RUN_IDS[0] in checks["retention_drop"]["detail"]
+    assert "entropy_ndcg_at_k" in checks["predictor_beats_entropy"]["detail"]
+    assert "ENTROPY" in checks["selection_order"]["detail"]
+    assert "NaN" in checks["transfer_diagonal"]["detail"]
+    assert "— **(a)" in (study["out"] / "summary.md").read_text()
+
+
+def test_a_missing_phase2_run_makes_the_retention_check_null(study):
+    ret = pd.read_csv(study["retention"])
+    ret[ret["model_id"] != "B2_all"].to_csv(study["retention"], index=False)
+    c = _summary(study)["checks"][2]
+    assert c["held"] is None and c["values"]["missing_runs"] == ["B2_all"]
+
+
+def test_diagonal_vs_off_diagonal_matches_a_hand_computation_on_a_2x2_toy():
+    toy = pd.DataFrame({
+        "trained_on": ["A", "A", "B", "B"], "evaluated_on": ["A", "B", "A", "B"],
+        "model_id": ["A_demo", "A_demo", "B_demo", "B_demo"], "delta_success": [0.3, 0.0, -0.1, 0.2],
+        "lo": [0.1, -0.2, -0.3, 0.0], "hi": [0.5, 0.2, 0.1, 0.4], "n": [20] * 4,
+    })  # fmt: skip
+    c = rp.check_transfer_diagonal(toy, alpha=0.2, expected_models=None)
+    v = c["values"]
+    assert v["mean_diagonal"] == pytest.approx(0.25)  # (0.3 + 0.2) / 2
+    assert v["mean_off_diagonal"] == pytest.approx(-0.05)  # (0.0 - 0.1) / 2
+    assert v["difference"] == pytest.approx(0.30)
+    assert (v["n_diagonal_cells"], v["n_off_diagonal_cells"]) == (2, 2)
+    # 6 ways to label 2 of the 4 cells "diagonal"; only the observed one reaches a difference of 0.30
+    assert v["exact"] is True and v["p_value"] == pytest.approx(1 / 6)
+    assert c["held"] is True
+    assert rp.check_transfer_diagonal(toy, alpha=0.05, expected_models=None)["held"] is False
+
+
+def test_selection_order_needs_strictly_ordered_point_estimates(study):
+    sel = json.loads(study["selection"].read_text())
+    sel["methods"]["ENTROPY"]["reliability_gain"]["delta"] = 0.10  # ties PREDICTOR
+    c = rp.check_selection_order(sel)
+    assert c["held"] is False and c["values"]["strictly_ordered"] is False
+
+
+def test_predictor_must_beat_entropy_on_both_ranking_metrics(study):
+    pred = json.loads(study["predictor"].read_text())
+    pred["ranking"]["entropy"]["ndcg_at_k"] = 0.7  # entropy wins NDCG, loses precision
+    c = rp.check_predictor(pred)
+    assert c["held"] is False
+    assert "different rule" in c["detail"]  # the file's own flag said True
+
+
+@pytest.mark.parametrize("cmd", ["figures", "tables", "summary"])
+def test_each_report_subcommand_has_help(cmd, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([cmd, "--help"])
+    assert e.value.code == 0
+    assert "--out" in capsys.readouterr().out

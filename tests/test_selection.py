@@ -1,0 +1,105 @@
+"""Phase 5 selection: what each method picks, its errors, and the summary's numbers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from teachable.evaluation import newcombe_interval
+from teachable.selection import METHODS, budget, candidates, model_id, select, selection_summary
+
+Q = ("Q1_highU_highL", "Q2_highU_lowL", "Q3_lowU_lowL", "Q4_lowU_highL")
+
+
+def _labeled(n: int = 40) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    return pd.DataFrame({
+        "snapshot_id": [f"s{i:03d}" for i in range(n)],
+        "task_id": [f"t{i // 2}" for i in range(n)],
+        "quadrant": [Q[i % 4] for i in range(n)],
+        "U": rng.uniform(0, 1.5, n),
+        "ELP_net": rng.uniform(-0.5, 0.5, n),
+    })  # fmt: skip
+
+
+def test_candidates_never_include_a_heldout_snapshot():
+    from teachable.matrix import heldout_split
+
+    lab = _labeled()
+    split = heldout_split(lab, 0.25, 0)
+    cands = candidates(lab, 0.25, 0)
+    assert set(cands["snapshot_id"]) == set(split.loc[~split["heldout"], "snapshot_id"])
+    assert len(cands) < len(lab)
+
+
+def test_oracle_and_entropy_take_the_top_k_of_their_score():
+    cands = candidates(_labeled(), 0.25, 0)
+    k = 5
+    oracle = select(cands, "ORACLE", k, 0)
+    assert set(oracle["snapshot_id"]) == set(cands.nlargest(k, "ELP_net")["snapshot_id"])
+    entropy = select(cands, "ENTROPY", k, 0)
+    assert set(entropy["snapshot_id"]) == set(cands.nlargest(k, "U")["snapshot_id"])
+    assert list(entropy["selection_score"]) == sorted(entropy["selection_score"], reverse=True)
+
+
+def test_random_is_deterministic_per_seed_and_differs_across_seeds():
+    cands = candidates(_labeled(), 0.25, 0)
+    a, b = select(cands, "RANDOM", 8, 1), select(cands, "RANDOM", 8, 1)
+    c = select(cands, "RANDOM", 8, 2)
+    assert list(a["snapshot_id"]) == list(b["snapshot_id"])
+    assert set(a["snapshot_id"]) != set(c["snapshot_id"])
+    # not a disguised ranking by U or ELP
+    assert set(a["snapshot_id"]) != set(select(cands, "ORACLE", 8, 1)["snapshot_id"])
+
+
+def test_ties_break_by_snapshot_id():
+    cands = pd.DataFrame({"snapshot_id": ["b", "a", "c"], "U": [1.0, 1.0, 0.5], "ELP_net": [0.0, 0.0, 0.0]})
+    assert list(select(cands, "ENTROPY", 2, 0)["snapshot_id"]) == ["a", "b"]
+
+
+def test_predictor_without_a_predictor_is_an_error_not_a_fallback(tmp_path):
+    cands = candidates(_labeled(), 0.25, 0)
+    with pytest.raises(ValueError, match="predictor"):
+        select(cands, "PREDICTOR", 3, 0, predictor_dir=None)
+    with pytest.raises(FileNotFoundError):
+        select(cands, "PREDICTOR", 3, 0, predictor_dir=tmp_path / "missing")
+
+
+def test_budget_over_the_pool_names_the_key_and_unknown_method_raises():
+    with pytest.raises(ValueError, match="phase5.budget=50"):
+        budget({"budget": 50}, 10)
+    with pytest.raises(ValueError, match="unknown selection method"):
+        model_id("BEST")
+
+
+def _rollouts(success_by_model: dict[str, list[bool]]) -> pd.DataFrame:
+    rows = []
+    for m, succ in success_by_model.items():
+        for i, s in enumerate(succ):
+            rows.append(dict(model_id=m, suite="overall", env_id="E", seed=i // 2, task_id=f"E/{i // 2}",
+                             snapshot_id=None, quadrant=None, rollout_idx=i % 2, success=s, steps=5,
+                             actions=["a"], n_invalid=0, repeat_rate=0.0, loop=False, wasted_steps=0.0,
+                             invalid_rate=0.0, expert_steps=3.0, rng_seed=i, **{"return": float(s)}))
+    return pd.DataFrame(rows)
+
+
+def test_summary_gain_and_retention_match_hand_computation():
+    base = [True, True, True, False, False, False, True, True]  # tasks 0,3 solved (rate >= .5); task 1: 1/2
+    ora = [True, True, True, True, True, False, True, False]
+    rnd = [False, True, False, False, False, False, True, True]
+    df = _rollouts({"base": base, model_id("ORACLE"): ora, model_id("RANDOM"): rnd})
+    sel = {m: {"method": m, "k": 2, "format": "demo", "n_candidates": 10, "selected_ids": ["a", "b"],
+               "mean_true_elp": 0.1, "oracle_overlap": 1.0 if m == "ORACLE" else 0.5}
+           for m in ("ORACLE", "RANDOM")}  # fmt: skip
+    out = selection_summary(df, sel, 0.95)
+    d, lo, hi = newcombe_interval(sum(ora), 8, sum(base), 8, 0.95)
+    g = out["methods"]["ORACLE"]["reliability_gain"]
+    assert (g["delta"], g["lo"], g["hi"]) == pytest.approx((d, lo, hi))
+    assert g["delta"] == pytest.approx((6 - 5) / 8)
+    # base-solved tasks: task 0 (T,T), task 1 (T,F), task 3 (T,T); random's rollouts there: F,T,F,F,T,T
+    r = out["methods"]["RANDOM"]["retention"]
+    assert r["n_base_solved_tasks"] == 3 and r["n"] == 6
+    assert r["drop"] == pytest.approx(5 / 6 - 3 / 6)
+    assert out["base"]["success"]["n"] == 8 and out["k"] == 2
+    assert set(out["methods"]) == {"ORACLE", "RANDOM"} and set(METHODS) >= set(out["methods"])

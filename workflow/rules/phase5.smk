@@ -1,0 +1,90 @@
+# Phase 5: the selection experiment (one trained and evaluated model per method) and its summary.
+
+
+rule select_train:
+    input:
+        unpack(get_selection_inputs),
+    output:
+        adapter=directory(R("phase5", "selection", "{method}", "adapter")),
+        selected=R("phase5", "selection", "{method}", "selected.json"),
+        log_json=R("phase5", "selection", "{method}", "train_log.json"),
+    log:
+        LOG("select_train", "{method}"),
+    benchmark:
+        BENCH("select_train", "{method}")
+    conda:
+        "../../envs/teachable.yaml"
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=8000,
+        runtime=240,
+    params:
+        cfg=lambda wc: cfg_json(
+            seed=config["seed"],
+            env=config["env"],
+            student=student_runtime(),
+            phase2={k: config["phase2"][k] for k in ("heldout_frac", "lora")},
+            phase5=config["phase5"],
+        ),
+        predictor=lambda wc, input: (
+            f"--predictor {input.predictor}" if "predictor" in input.keys() else ""
+        ),
+        out_dir=lambda wc, output: os.path.dirname(output.selected),
+    shell:
+        "OMP_NUM_THREADS={threads} teachable select-train --config-json {params.cfg:q} "
+        "--method {wildcards.method} --model {input.model} --labeled {input.labeled} "
+        "{params.predictor} --out-dir {params.out_dir} 2> {log}"
+
+
+rule eval_selection:
+    input:
+        model=get_student_dir(),
+        labeled=R("phase1", "labeled_snapshots.parquet"),
+        adapter=R("phase5", "selection", "{method}", "adapter"),
+    output:
+        rollouts=R("phase5", "selection", "{method}", "rollouts.parquet"),
+        benchmark=R("phase5", "selection", "{method}", "benchmark.json"),
+    log:
+        LOG("eval_selection", "{method}"),
+    benchmark:
+        BENCH("eval_selection", "{method}")
+    conda:
+        "../../envs/teachable.yaml"
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=8000,
+        runtime=240,
+    params:
+        cfg=lambda wc: eval_cfg_json(),
+        model_id=lambda wc: f"select_{wc.method}",
+    shell:
+        "OMP_NUM_THREADS={threads} teachable eval-model --config-json {params.cfg:q} "
+        "--model {input.model} --adapter {input.adapter} --model-id {params.model_id} "
+        "--labeled {input.labeled} --out {output.rollouts} "
+        "--out-benchmark {output.benchmark} 2> {log}"
+
+
+rule selection_summary:
+    input:
+        base=R("phase3", "models", BASE_MODEL_ID, "rollouts.parquet"),
+        rollouts=expand(
+            R("phase5", "selection", "{method}", "rollouts.parquet"), method=METHODS
+        ),
+        selected=expand(
+            R("phase5", "selection", "{method}", "selected.json"), method=METHODS
+        ),
+    output:
+        R("phase5", "selection_summary.json"),
+    log:
+        LOG("selection_summary"),
+    benchmark:
+        BENCH("selection_summary")
+    conda:
+        "../../envs/teachable.yaml"
+    params:
+        confidence=config["phase3"]["confidence"],
+    shell:
+        "teachable selection-summary --base-rollouts {input.base} --rollouts {input.rollouts} "
+        "--selected {input.selected} --confidence {params.confidence} --out {output} 2> {log}"

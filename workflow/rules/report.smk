@@ -1,0 +1,105 @@
+# Figures, tables and the summary of the study's checks; `snakemake --report` collects them.
+
+
+rule figures:
+    input:
+        labeled=R("phase1", "labeled_snapshots.parquet"),
+        thresholds=R("phase1", "quadrant_thresholds.json"),
+        micro=R("phase1b", "micro_training_results.parquet"),
+        correlation=R("phase1b", "cpt_correlation.json"),
+        transfer=R("phase3", "transfer_matrix.csv"),
+        overall=R("phase3", "overall_task_results.csv"),
+        retention=R("phase3", "retention_results.csv"),
+        selection=R("phase5", "selection_summary.json"),
+    output:
+        **{
+            name: report(
+                R("figures", f"{name}.png"),
+                caption=f"../report/{name}.rst",
+                category=category,
+            )
+            for name, category in FIGURE_CATEGORIES.items()
+        },
+    log:
+        LOG("figures"),
+    benchmark:
+        BENCH("figures")
+    conda:
+        "../../envs/teachable.yaml"
+    params:
+        confidence=config["phase3"]["confidence"],
+        threshold=config["report"]["retention_threshold"],
+        out_dir=lambda wc, output: os.path.dirname(output[0]),
+    shell:
+        "MPLBACKEND=Agg teachable figures --labeled {input.labeled} "
+        "--thresholds {input.thresholds} --micro {input.micro} "
+        "--correlation {input.correlation} --transfer {input.transfer} "
+        "--overall {input.overall} --retention {input.retention} "
+        "--selection {input.selection} --confidence {params.confidence} "
+        "--retention-threshold {params.threshold} --out-dir {params.out_dir} 2> {log}"
+
+
+rule tables:
+    input:
+        labeled=R("phase1", "labeled_snapshots.parquet"),
+        transfer=R("phase3", "transfer_matrix.csv"),
+        overall=R("phase3", "overall_task_results.csv"),
+        retention=R("phase3", "retention_results.csv"),
+        stuckness=R("phase3", "stuckness_results.csv"),
+        predictor=R("phase4", "training_result.json"),
+        selection=R("phase5", "selection_summary.json"),
+    output:
+        csv=[
+            report(
+                R("tables", f"{t}.csv"),
+                caption="../report/table.rst",
+                category="Tables",
+                labels={"table": t},
+            )
+            for t in TABLES
+        ],
+        md=[R("tables", f"{t}.md") for t in TABLES],
+    log:
+        LOG("tables"),
+    benchmark:
+        BENCH("tables")
+    conda:
+        "../../envs/teachable.yaml"
+    params:
+        confidence=config["phase3"]["confidence"],
+        out_dir=lambda wc, output: os.path.dirname(output.csv[0]),
+    shell:
+        "teachable tables --labeled {input.labeled} --transfer {input.transfer} "
+        "--overall {input.overall} --retention {input.retention} "
+        "--stuckness {input.stuckness} --predictor {input.predictor} "
+        "--selection {input.selection} --confidence {params.confidence} "
+        "--out-dir {params.out_dir} 2> {log}"
+
+
+rule summary:
+    input:
+        correlation=R("phase1b", "cpt_correlation.json"),
+        transfer=R("phase3", "transfer_matrix.csv"),
+        retention=R("phase3", "retention_results.csv"),
+        overall=R("phase3", "overall_task_results.csv"),
+        thresholds=R("phase1", "quadrant_thresholds.json"),
+        predictor=R("phase4", "training_result.json"),
+        selection=R("phase5", "selection_summary.json"),
+    output:
+        json=R("summary.json"),
+        md=report(R("summary.md"), caption="../report/summary.rst", category="Summary"),
+    log:
+        LOG("summary"),
+    benchmark:
+        BENCH("summary")
+    conda:
+        "../../envs/teachable.yaml"
+    params:
+        threshold=config["report"]["retention_threshold"],
+        alpha=config["phase3"]["alpha"],
+    shell:
+        "teachable summary --correlation {input.correlation} --transfer {input.transfer} "
+        "--retention {input.retention} --overall {input.overall} "
+        "--thresholds {input.thresholds} --predictor {input.predictor} "
+        "--selection {input.selection} --retention-threshold {params.threshold} "
+        "--alpha {params.alpha} --out-json {output.json} --out-md {output.md} 2> {log}"
