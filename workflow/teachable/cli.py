@@ -291,6 +291,15 @@ def cmd_eval_summary(a) -> None:
     write_parquet(rows, a.out)
 
 
+def cmd_predictor(a) -> None:
+    from .io import read_parquet
+    from .predictor import summary_lines, train_predictor
+
+    res = train_predictor(read_parquet(a.labeled), _cfg(a.config_json), a.out_dir, a.out_result, a.out_oof)
+    for line in summary_lines(res):
+        log.info("%s", line)
+
+
 def cmd_compare(a) -> None:
     from pathlib import Path
 
@@ -480,6 +489,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--alpha", type=float, default=0.05, help="level of the transfer diagonal test")
     sp.add_argument("--out-json", required=True, help="summary.json")
     sp.add_argument("--out-md", required=True, help="summary.md")
+
+    sp = add("predictor", cmd_predictor, "Phase 4: teachability predictor from cheap observables, CV grouped by task.")
+    cfg_arg(sp)
+    sp.add_argument("--labeled", required=True, help="phase1/labeled_snapshots.parquet")
+    sp.add_argument("--out-dir", required=True, help="phase4/predictor/ (models, feature_config.json, folds.json)")
+    sp.add_argument("--out-result", required=True, help="phase4/training_result.json")
+    sp.add_argument("--out-oof", required=True, help="phase4/oof_predictions.parquet")
 
     sp = add("traces", cmd_traces, "Filter rollouts with DuckDB; export SFT JSONL (chat messages).")
     sp.add_argument("rollouts", help="rollouts.parquet")
