@@ -12,7 +12,7 @@ import pytest
 from scipy.stats import spearmanr
 from sklearn.metrics import r2_score
 
-from teachable.predictor import (CROSSFIT_TARGET, load_crossfit_predictor, precision_at_k, ranking_metrics,
+from teachable.predictor import (CROSSFIT_TARGET, beats, load_crossfit_predictor, precision_at_k, ranking_metrics,
                                  train_predictor)  # fmt: skip
 from teachable.stats import entropy_features
 
@@ -106,6 +106,16 @@ def test_precision_at_k_by_hand():
     assert precision_at_k(np.array([1.0, 0.0, 0.0, 0.0]), np.array([0.0, 3.0, 2.0, 1.0]), ids[:4], 2) == (1.0, 4)
     m = ranking_metrics(true, score, ids, 2)
     assert m["precision_at_k"] == 0.5 and m["null_reasons"] == {}
+
+
+def test_beats_needs_both_ranking_metrics_strictly_higher():
+    def r(p, n):
+        return {"precision_at_k": p, "ndcg_at_k": n}
+    assert beats(r(0.5, 0.6), r(0.4, 0.5)) is True
+    assert beats(r(0.5, 0.6), r(0.5, 0.5)) is False  # tie on precision
+    assert beats(r(0.5, 0.4), r(0.4, 0.5)) is False  # loses NDCG
+    assert beats(r(0.5, float("nan")), r(0.4, 0.5)) is None
+    assert beats(r(None, 0.6), r(0.4, 0.5)) is None
 
 
 def test_predictor_beats_entropy_on_the_planted_signal(trained):

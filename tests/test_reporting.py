@@ -368,9 +368,16 @@ def test_selection_order_needs_strictly_ordered_point_estimates(study):
 def test_predictor_must_beat_entropy_on_both_ranking_metrics(study):
     pred = json.loads(study["predictor"].read_text())
     pred["ranking"]["entropy"]["ndcg_at_k"] = 0.7  # entropy wins NDCG, loses precision
+    pred["ranking"]["predictor_beats_entropy"] = False  # what phase 4 writes for these numbers
     c = rp.check_predictor(pred)
     assert c["held"] is False
-    assert "different rule" in c["detail"]  # the file's own flag said True
+
+
+def test_a_stale_phase4_flag_is_an_error_not_a_second_opinion(study):
+    pred = json.loads(study["predictor"].read_text())
+    pred["ranking"]["entropy"]["ndcg_at_k"] = 0.7  # the numbers say no; the file's flag still says True
+    with pytest.raises(ValueError, match="stale or edited"):
+        rp.check_predictor(pred)
 
 
 @pytest.mark.parametrize("cmd", ["figures", "tables", "summary"])

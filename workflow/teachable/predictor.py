@@ -42,8 +42,8 @@ Protocol:
   value (ties at the K-th value all count as "in the true top K"; the size of that set and the
   precision of a random ranking, size / n, are reported); NDCG@K by sklearn ``ndcg_score`` with
   relevance ELP_net - min(ELP_net). The entropy baseline ranks by U itself (no fitted model).
-  ``predictor_beats_entropy``: the higher Precision@K; when equal, the higher NDCG@K (equal on
-  both: false); null when any of the four numbers is undefined.
+  ``predictor_beats_entropy`` (``beats``): strictly higher Precision@K and strictly higher
+  NDCG@K; null when any of the four numbers is undefined.
 - An undefined metric (constant truth or prediction, ...) is null with its reason in
   ``null_reasons``, never a made-up number.
 
@@ -352,14 +352,17 @@ def ranking_metrics(true, score, ids, k: int) -> dict[str, Any]:
     return out
 
 
+BEATS_RULE = "strictly higher precision_at_k and strictly higher ndcg_at_k; null if any of the four is undefined"
+
+
 def beats(pred: dict, ent: dict) -> bool | None:
-    """Higher Precision@K; when equal, higher NDCG@K; None when any of the four is undefined."""
-    vals = [pred["precision_at_k"], ent["precision_at_k"], pred["ndcg_at_k"], ent["ndcg_at_k"]]
-    if not all(np.isfinite(v) for v in vals):
+    """The study's one rule for "the predictor beats entropy" (Phase 4's flag and the summary's
+    check): strictly higher Precision@K AND strictly higher NDCG@K; None when any of the four is
+    undefined (None or NaN)."""
+    vals = [pred.get("precision_at_k"), ent.get("precision_at_k"), pred.get("ndcg_at_k"), ent.get("ndcg_at_k")]
+    if not all(v is not None and np.isfinite(v) for v in vals):
         return None
-    if pred["precision_at_k"] != ent["precision_at_k"]:
-        return bool(pred["precision_at_k"] > ent["precision_at_k"])
-    return bool(pred["ndcg_at_k"] > ent["ndcg_at_k"])
+    return bool(pred["precision_at_k"] > ent["precision_at_k"] and pred["ndcg_at_k"] > ent["ndcg_at_k"])
 
 
 # ---------------------------------------------------------------------------------- training
@@ -533,7 +536,7 @@ def train_predictor(labeled_df: pd.DataFrame, cfg: dict, out_dir_predictor, out_
         "true_top_k": top_size, "precision_at_k_random": top_size / n,
         "predictor": pred_rank, "entropy": {**ent_rank, "score": "U (descending), no fitted model"},
         "predictor_beats_entropy": beats(pred_rank, ent_rank),
-        "beats_rule": "higher precision_at_k; if equal, higher ndcg_at_k; null if any of the four is undefined",
+        "beats_rule": BEATS_RULE,
     }  # fmt: skip
     result = {
         "n_snapshots": n, "n_tasks": len(set(tasks)), "n_folds": n_folds, "cv": "GroupKFold by task_id",

@@ -59,6 +59,7 @@ from .constants import (
     TABLES,
 )
 from .io import atomic_path, read_json, write_json
+from .predictor import beats
 
 log = logging.getLogger(__name__)
 
@@ -615,14 +616,15 @@ def check_predictor(result: dict) -> dict:
     absent = [k for k in needed if v[k] is None]
     if absent:
         return _check("predictor_beats_entropy", claim, None, v, f"undetermined: missing/NaN {absent}")
-    held = (v["predictor_precision_at_k"] > v["entropy_precision_at_k"]
-            and v["predictor_ndcg_at_k"] > v["entropy_ndcg_at_k"])  # fmt: skip
+    held = beats({"precision_at_k": v["predictor_precision_at_k"], "ndcg_at_k": v["predictor_ndcg_at_k"]},
+                 {"precision_at_k": v["entropy_precision_at_k"], "ndcg_at_k": v["entropy_ndcg_at_k"]})
     detail = (f"K = {v['k']}: precision@K {_f(v['predictor_precision_at_k'])} vs entropy "
               f"{_f(v['entropy_precision_at_k'])}, NDCG@K {_f(v['predictor_ndcg_at_k'])} vs "
               f"{_f(v['entropy_ndcg_at_k'])} (n = {v['n_snapshots']} snapshots, {v['n_tasks']} tasks, "
               f"{v['n_folds']} task-grouped folds)")  # fmt: skip
     if v["file_flag"] is not None and bool(v["file_flag"]) != held:
-        detail += f"; note: phase 4's own predictor_beats_entropy = {v['file_flag']} (a different rule)"
+        raise ValueError(f"phase 4's predictor_beats_entropy = {v['file_flag']} disagrees with its own "
+                         f"ranking numbers ({detail}): training_result.json is stale or edited")
     return _check("predictor_beats_entropy", claim, bool(held), v, detail)
 
 
