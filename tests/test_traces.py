@@ -64,3 +64,18 @@ def test_cli_stats_only_writes_nothing(rollouts, tmp_path, capsys):
 def test_missing_rollouts_file_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.parquet"):
         query_traces(tmp_path / "nope.parquet")
+
+
+def test_atomic_outputs_get_the_mode_a_plain_write_would(tmp_path):
+    import os
+    import stat
+
+    from teachable.io import write_json
+
+    old = os.umask(0o022)
+    try:
+        write_json({"a": 1}, tmp_path / "x.json")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "x.json").stat().st_mode) == 0o644  # not mkstemp's 0600
+    assert [p.name for p in tmp_path.iterdir()] == ["x.json"]  # no temp file left behind

@@ -14,6 +14,12 @@ from typing import Any, Iterator
 import pandas as pd
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yields a temp path next to ``path``; renamed onto ``path`` only if the block succeeds."""
@@ -23,6 +29,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        if os.path.isfile(tmp):  # mkstemp makes 0600; give the output the mode a plain open() would
+            os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

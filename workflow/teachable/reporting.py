@@ -958,9 +958,9 @@ def plot_selection_frontier(sel: dict, source: str = "selection summary"):
         ax.errorbar(r["retention_drop"], r["gain"],
                     xerr=np.array(_err([r["retention_drop"]], [r["drop_lo"]], [r["drop_hi"]])),
                     yerr=np.array(_err([r["gain"]], [r["gain_lo"]], [r["gain_hi"]])), fmt="o", color=color,
-                    ms=9, capsize=3, elinewidth=1, label=r["method"])  # fmt: skip
-        ax.annotate(f"{r['method']}\nmean true ELP {_f(r['mean_true_elp'])}\noracle overlap {_f(r['oracle_overlap'], 2)}",
-                    (r["retention_drop"], r["gain"]), xytext=(6, 6), textcoords="offset points", fontsize=7)  # fmt: skip
+                    ms=9, capsize=3, elinewidth=1,
+                    label=f"{r['method']}: mean true ELP {_f(r['mean_true_elp'])}, "
+                          f"oracle overlap {_f(r['oracle_overlap'], 2)}")  # fmt: skip
     ax.axhline(0, color="grey", lw=0.7)
     ax.axvline(0, color="grey", lw=0.7)
     ax.set_xlabel("retention drop on base-solved tasks (prob.; lower is better)")
@@ -972,7 +972,7 @@ def plot_selection_frontier(sel: dict, source: str = "selection summary"):
     if skipped:
         title += f"; not plotted (missing numbers): {', '.join(skipped)}"
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8, loc="best")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
     ax.margins(0.25)
     fig.tight_layout()
     return fig
