@@ -12,7 +12,8 @@ import pytest
 from scipy.stats import spearmanr
 from sklearn.metrics import r2_score
 
-from teachable.predictor import (CROSSFIT_TARGET, beats, load_crossfit_predictor, precision_at_k, ranking_metrics,
+from teachable.predictor import (CROSSFIT_TARGET, _r2_rows, _spearman_rows, beats, bootstrap_ci,
+                                 load_crossfit_predictor, precision_at_k, ranking_metrics,
                                  train_predictor)  # fmt: skip
 from teachable.stats import entropy_features
 
@@ -106,6 +107,20 @@ def test_precision_at_k_by_hand():
     assert precision_at_k(np.array([1.0, 0.0, 0.0, 0.0]), np.array([0.0, 3.0, 2.0, 1.0]), ids[:4], 2) == (1.0, 4)
     m = ranking_metrics(true, score, ids, 2)
     assert m["precision_at_k"] == 0.5 and m["null_reasons"] == {}
+
+
+def test_bootstrap_resamples_whole_tasks():
+    # Ten copies of each snapshot in one task carry no more information than one snapshot: the
+    # cluster bootstrap gives exactly the interval of the deduplicated data (R² and Spearman do
+    # not change when every point is repeated equally), where a per-row bootstrap would shrink it.
+    rng = np.random.default_rng(0)
+    y, p = rng.normal(size=30), rng.normal(size=30)
+    y = y + p
+    for stat in (_r2_rows, _spearman_rows):
+        one = bootstrap_ci(y, p, stat, 300, 0.9, 7, groups=np.arange(30))
+        ten = bootstrap_ci(np.repeat(y, 10), np.repeat(p, 10), stat, 300, 0.9, 7, groups=np.repeat(np.arange(30), 10))
+        assert one == pytest.approx(ten)
+        assert one[0] < one[1] and one[2] == 300
 
 
 def test_beats_needs_both_ranking_metrics_strictly_higher():

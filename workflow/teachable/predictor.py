@@ -33,10 +33,12 @@ Protocol:
   to the lightest fold), n_splits = min(n_folds, distinct tasks); one fold assignment for all
   targets. Every metric is computed on the out-of-fold predictions.
 - Regression: R² (sklearn ``r2_score``) and Spearman (scipy, with its p-value), each with a
-  percentile bootstrap interval over snapshots (``n_bootstrap`` resamples, seeded from the
-  config seed). Snapshots of one task are correlated, so these intervals are on the narrow side.
-- Classification: accuracy with its Wilson interval (``stats.proportion``) and, for reference,
-  the accuracy of always predicting the most frequent class.
+  percentile *cluster* bootstrap interval over tasks (``n_bootstrap`` resamples, seeded from the
+  config seed): snapshots of one task are correlated, so a resample draws whole tasks. Spearman's
+  p-value (scipy's) treats snapshots as independent and is on the small side.
+- Classification: accuracy with its Wilson interval (``stats.proportion``; it treats snapshots as
+  independent, so it is on the narrow side) and, for reference, the accuracy of always
+  predicting the most frequent class.
 - Ranking by predicted ELP_net, K = min(top_k, n): Precision@K = the fraction of the predicted
   top K (ties by snapshot_id, as Phase 5) whose true ELP_net is at least the K-th largest true
   value (ties at the K-th value all count as "in the true top K"; the size of that set and the
@@ -248,16 +250,19 @@ def _spearman_rows(Y: np.ndarray, P: np.ndarray) -> np.ndarray:
     return r
 
 
-def bootstrap_ci(y, p, stat, n_boot: int, confidence: float, seed: int, chunk: int = 200):
-    """Percentile interval of ``stat(Y, P)`` (row-wise) over resamples of the pairs (y_i, p_i);
-    resamples where the statistic is undefined are left out. Returns (lo, hi, n_defined)."""
+def bootstrap_ci(y, p, stat, n_boot: int, confidence: float, seed: int, groups):
+    """Percentile interval of ``stat`` over a cluster bootstrap: each resample draws as many
+    groups (tasks) as there are, with replacement, and takes all rows of each drawn group, so
+    snapshots of one task stay together. ``stat(Y, P)`` is row-wise (one row per resample).
+    Resamples where the statistic is undefined are left out. Returns (lo, hi, n_defined)."""
     y, p = np.asarray(y, float), np.asarray(p, float)
+    codes, uniq = pd.factorize(pd.Series(np.asarray(groups, dtype=object)).astype(str))
+    members = [np.flatnonzero(codes == g) for g in range(len(uniq))]
     rng = np.random.default_rng(seed)
-    vals = []
-    for start in range(0, n_boot, chunk):
-        idx = rng.integers(0, len(y), size=(min(chunk, n_boot - start), len(y)))
-        vals.append(stat(y[idx], p[idx]))
-    v = np.concatenate(vals)
+    v = np.empty(n_boot)
+    for b in range(n_boot):
+        idx = np.concatenate([members[g] for g in rng.integers(0, len(members), size=len(members))])
+        v[b] = stat(y[idx][None, :], p[idx][None, :])[0]
     v = v[np.isfinite(v)]
     if not len(v):
         return float("nan"), float("nan"), 0
@@ -266,8 +271,9 @@ def bootstrap_ci(y, p, stat, n_boot: int, confidence: float, seed: int, chunk: i
     return float(lo), float(hi), int(len(v))
 
 
-def regression_metrics(y, pred, n_boot: int, confidence: float, seed: int) -> dict[str, Any]:
-    """R² and Spearman of out-of-fold predictions, with bootstrap intervals over snapshots."""
+def regression_metrics(y, pred, groups, n_boot: int, confidence: float, seed: int) -> dict[str, Any]:
+    """R² and Spearman of out-of-fold predictions, with cluster-bootstrap intervals over the
+    ``groups`` (tasks)."""
     from scipy.stats import spearmanr
     from sklearn.metrics import r2_score
 
@@ -276,21 +282,23 @@ def regression_metrics(y, pred, n_boot: int, confidence: float, seed: int) -> di
     y, pred = np.asarray(y, float), np.asarray(pred, float)
     nan = float("nan")
     m: dict[str, Any] = {"r2": nan, "r2_lo": nan, "r2_hi": nan, "spearman": nan, "spearman_lo": nan,
-                         "spearman_hi": nan, "spearman_p": nan, "n": len(y)}  # fmt: skip
+                         "spearman_hi": nan, "spearman_p": nan, "n": len(y),
+                         "n_groups": int(pd.Series(np.asarray(groups, dtype=object)).nunique()),
+                         "interval": "percentile cluster bootstrap over tasks"}  # fmt: skip
     reasons: dict[str, str] = {}
     if len(y) < 2 or np.ptp(y) == 0:
         reasons["r2"] = reasons["spearman"] = "the true values are constant: R² and Spearman are undefined"
     else:
         m["r2"] = float(r2_score(y, pred, force_finite=False))
         m["r2_lo"], m["r2_hi"], m["r2_boot_defined"] = bootstrap_ci(
-            y, pred, _r2_rows, n_boot, confidence, derive_seed(seed, "phase4", "r2"))
+            y, pred, _r2_rows, n_boot, confidence, derive_seed(seed, "phase4", "r2"), groups)
         if np.ptp(pred) == 0:
             reasons["spearman"] = "the predictions are constant: Spearman is undefined"
         else:
             res = spearmanr(y, pred)
             m["spearman"], m["spearman_p"] = float(res.statistic), float(res.pvalue)
             m["spearman_lo"], m["spearman_hi"], m["spearman_boot_defined"] = bootstrap_ci(
-                y, pred, _spearman_rows, n_boot, confidence, derive_seed(seed, "phase4", "spearman"))
+                y, pred, _spearman_rows, n_boot, confidence, derive_seed(seed, "phase4", "spearman"), groups)
     for k in ("r2_lo", "spearman_lo"):
         name = k[:-3]
         if name not in reasons and not np.isfinite(m[k]):
@@ -494,7 +502,7 @@ def train_predictor(labeled_df: pd.DataFrame, cfg: dict, out_dir_predictor, out_
         groups = {g: GROUPS[g] for g in t.inputs}
         oof, fold_models, one_class = crossfit(t.kind, groups, y, keep=t.name == CROSSFIT_TARGET)
         if t.kind == "regression":
-            metrics = regression_metrics(y, oof, nb, conf, seed)
+            metrics = regression_metrics(y, oof, tasks, nb, conf, seed)
         else:
             metrics = classification_metrics(y, oof, conf)
         final, final_one_class[t.name] = _fit(t.kind, groups, params, df, y)
@@ -508,7 +516,7 @@ def train_predictor(labeled_df: pd.DataFrame, cfg: dict, out_dir_predictor, out_
         if t.baseline_reason is None:
             if t.column not in baselines:  # one baseline per target column (quadrant's twice)
                 b_oof, _, _ = crossfit(t.kind, {"U": ["U"]}, y)
-                b_m = (regression_metrics(y, b_oof, nb, conf, seed) if t.kind == "regression"
+                b_m = (regression_metrics(y, b_oof, tasks, nb, conf, seed) if t.kind == "regression"
                        else classification_metrics(y, b_oof, conf))  # fmt: skip
                 baselines[t.column] = (b_oof, b_m)
             b_oof, b_m = baselines[t.column]
