@@ -12,10 +12,10 @@ import pytest
 from scipy.stats import spearmanr
 from sklearn.metrics import r2_score
 
-from teachable.predictor import (CROSSFIT_TARGET, _r2_rows, _spearman_rows, beats, bootstrap_ci,
+from teachable.predictor import (CROSSFIT_TARGET, _r2, beats, bootstrap_ci,
                                  load_crossfit_predictor, precision_at_k, ranking_metrics,
                                  train_predictor)  # fmt: skip
-from teachable.stats import entropy_features
+from teachable.stats import entropy_features, spearman_rho
 
 FORBIDDEN = ["p_force", "p_policy", "gain_net_demo", "episode_length", "L_upper", "first_irrecoverable_step",
              "suggested_action", "diagnosis"]  # fmt: skip
@@ -116,7 +116,7 @@ def test_bootstrap_resamples_whole_tasks():
     rng = np.random.default_rng(0)
     y, p = rng.normal(size=30), rng.normal(size=30)
     y = y + p
-    for stat in (_r2_rows, _spearman_rows):
+    for stat in (_r2, spearman_rho):
         one = bootstrap_ci(y, p, stat, 300, 0.9, 7, groups=np.arange(30))
         ten = bootstrap_ci(np.repeat(y, 10), np.repeat(p, 10), stat, 300, 0.9, 7, groups=np.repeat(np.arange(30), 10))
         assert one == pytest.approx(ten)

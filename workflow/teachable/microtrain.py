@@ -25,7 +25,6 @@ import logging
 import math
 import tempfile
 import time
-import warnings
 from typing import Any
 
 import numpy as np
@@ -36,7 +35,7 @@ from tqdm.auto import tqdm
 from .labeling import QUADRANTS, snapshot_context
 from .rollouts import RolloutSpec, group_success, run_rollouts
 from .seeding import derive_seed
-from .stats import proportion
+from .stats import proportion, spearman_rho
 from .training import LoraTrainer, supervision_example
 
 log = logging.getLogger(__name__)
@@ -149,13 +148,6 @@ def run_micro_training(labeled_sample: pd.DataFrame, model_dir, cfg: dict, *, pr
 
 
 # ------------------------------------------------------------------------------------ statistics
-def _spearman(x, y) -> float:
-    """scipy's Spearman rho; NaN (without a warning) when a side is constant, as in some resamples."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", st.ConstantInputWarning)
-        return float(st.spearmanr(x, y).statistic)
-
-
 def _mean_interval(v: np.ndarray, confidence: float) -> dict[str, Any]:
     n = len(v)
     out: dict[str, Any] = {"n": int(n), "mean": float(np.mean(v)) if n else math.nan, "lo": math.nan, "hi": math.nan,
@@ -201,10 +193,10 @@ def correlation_report(results: pd.DataFrame, p1b_cfg: dict, seed: int) -> dict[
         const = [c for c, v in (("ELP_net", x), ("delta", y)) if np.ptp(v) == 0]
         rep["reason"] = f"constant column(s) {const}: Spearman rho undefined"
     else:
-        rho = _spearman(x, y)
+        rho = spearman_rho(x, y)
         rep["rho"] = rho
         rng = np.random.default_rng(derive_seed(int(seed), "phase1b", "bootstrap"))
-        boot = st.bootstrap((x, y), _spearman, paired=True, vectorized=False, n_resamples=rep["bootstrap_resamples"],
+        boot = st.bootstrap((x, y), spearman_rho, paired=True, vectorized=False, n_resamples=rep["bootstrap_resamples"],
                             confidence_level=conf, method="percentile", random_state=rng)  # fmt: skip
         dist = np.asarray(boot.bootstrap_distribution)
         ok = np.isfinite(dist)
@@ -213,7 +205,7 @@ def correlation_report(results: pd.DataFrame, p1b_cfg: dict, seed: int) -> dict[
         lo, hi = np.percentile(dist[ok], [100 * alpha / 2, 100 * (1 - alpha / 2)]) if ok.any() else (math.nan,) * 2
         rep["rho_ci"] = [float(lo), float(hi)]
         rng = np.random.default_rng(derive_seed(int(seed), "phase1b", "permutation"))
-        perm = st.permutation_test((x, y), _spearman, permutation_type="pairings", vectorized=False,
+        perm = st.permutation_test((x, y), spearman_rho, permutation_type="pairings", vectorized=False,
                                    n_resamples=rep["permutation_resamples"], alternative="greater",
                                    random_state=rng)  # fmt: skip
         rep["p_value"] = float(perm.pvalue)

@@ -228,33 +228,18 @@ def _fit(kind: str, groups: dict, params: dict, X: pd.DataFrame, y: np.ndarray):
 
 
 # ----------------------------------------------------------------------------------- metrics
-def _r2_rows(Y: np.ndarray, P: np.ndarray) -> np.ndarray:
-    ss_res = ((Y - P) ** 2).sum(axis=1)
-    ss_tot = ((Y - Y.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = 1.0 - ss_res / ss_tot
-    r[np.ptp(Y, axis=1) == 0] = np.nan
-    return r
+def _r2(y: np.ndarray, p: np.ndarray) -> float:
+    """sklearn's R²; NaN or -inf (never forced to a finite number) where the truth is constant."""
+    from sklearn.metrics import r2_score
 
-
-def _spearman_rows(Y: np.ndarray, P: np.ndarray) -> np.ndarray:
-    from scipy.stats import rankdata
-
-    a = rankdata(Y, axis=1)
-    b = rankdata(P, axis=1)
-    a -= a.mean(axis=1, keepdims=True)
-    b -= b.mean(axis=1, keepdims=True)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = (a * b).sum(axis=1) / np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
-    r[(np.ptp(Y, axis=1) == 0) | (np.ptp(P, axis=1) == 0)] = np.nan
-    return r
+    return float(r2_score(y, p, force_finite=False))
 
 
 def bootstrap_ci(y, p, stat, n_boot: int, confidence: float, seed: int, groups):
     """Percentile interval of ``stat`` over a cluster bootstrap: each resample draws as many
     groups (tasks) as there are, with replacement, and takes all rows of each drawn group, so
-    snapshots of one task stay together. ``stat(Y, P)`` is row-wise (one row per resample).
-    Resamples where the statistic is undefined are left out. Returns (lo, hi, n_defined)."""
+    snapshots of one task stay together. Resamples where ``stat(y, p)`` is undefined (not finite)
+    are left out. Returns (lo, hi, n_defined)."""
     y, p = np.asarray(y, float), np.asarray(p, float)
     codes, uniq = pd.factorize(pd.Series(np.asarray(groups, dtype=object)).astype(str))
     members = [np.flatnonzero(codes == g) for g in range(len(uniq))]
@@ -262,7 +247,7 @@ def bootstrap_ci(y, p, stat, n_boot: int, confidence: float, seed: int, groups):
     v = np.empty(n_boot)
     for b in range(n_boot):
         idx = np.concatenate([members[g] for g in rng.integers(0, len(members), size=len(members))])
-        v[b] = stat(y[idx][None, :], p[idx][None, :])[0]
+        v[b] = stat(y[idx], p[idx])
     v = v[np.isfinite(v)]
     if not len(v):
         return float("nan"), float("nan"), 0
@@ -275,30 +260,28 @@ def regression_metrics(y, pred, groups, n_boot: int, confidence: float, seed: in
     """R² and Spearman of out-of-fold predictions, with cluster-bootstrap intervals over the
     ``groups`` (tasks)."""
     from scipy.stats import spearmanr
-    from sklearn.metrics import r2_score
 
     from .seeding import derive_seed
+    from .stats import spearman_rho
 
     y, pred = np.asarray(y, float), np.asarray(pred, float)
     nan = float("nan")
     m: dict[str, Any] = {"r2": nan, "r2_lo": nan, "r2_hi": nan, "spearman": nan, "spearman_lo": nan,
-                         "spearman_hi": nan, "spearman_p": nan, "n": len(y),
-                         "n_groups": int(pd.Series(np.asarray(groups, dtype=object)).nunique()),
-                         "interval": "percentile cluster bootstrap over tasks"}  # fmt: skip
+                         "spearman_hi": nan, "spearman_p": nan, "n": len(y)}  # fmt: skip
     reasons: dict[str, str] = {}
     if len(y) < 2 or np.ptp(y) == 0:
         reasons["r2"] = reasons["spearman"] = "the true values are constant: R² and Spearman are undefined"
     else:
-        m["r2"] = float(r2_score(y, pred, force_finite=False))
+        m["r2"] = _r2(y, pred)
         m["r2_lo"], m["r2_hi"], m["r2_boot_defined"] = bootstrap_ci(
-            y, pred, _r2_rows, n_boot, confidence, derive_seed(seed, "phase4", "r2"), groups)
+            y, pred, _r2, n_boot, confidence, derive_seed(seed, "phase4", "r2"), groups)
         if np.ptp(pred) == 0:
             reasons["spearman"] = "the predictions are constant: Spearman is undefined"
         else:
             res = spearmanr(y, pred)
             m["spearman"], m["spearman_p"] = float(res.statistic), float(res.pvalue)
             m["spearman_lo"], m["spearman_hi"], m["spearman_boot_defined"] = bootstrap_ci(
-                y, pred, _spearman_rows, n_boot, confidence, derive_seed(seed, "phase4", "spearman"), groups)
+                y, pred, spearman_rho, n_boot, confidence, derive_seed(seed, "phase4", "spearman"), groups)
     for k in ("r2_lo", "spearman_lo"):
         name = k[:-3]
         if name not in reasons and not np.isfinite(m[k]):
@@ -497,14 +480,17 @@ def train_predictor(labeled_df: pd.DataFrame, cfg: dict, out_dir_predictor, out_
     oof_df = pd.DataFrame({"snapshot_id": df["snapshot_id"], "task_id": tasks, "fold": fold})
     targets, files, final_one_class, baselines = {}, {}, {}, {}
     nb, conf = params["n_bootstrap"], params["confidence"]
+
+    def target_metrics(kind, y, pred):
+        if kind == "regression":
+            return regression_metrics(y, pred, tasks, nb, conf, seed)
+        return classification_metrics(y, pred, conf)
+
     for t in TARGETS:
         y = df[t.column].to_numpy(dtype=float if t.kind == "regression" else object)
         groups = {g: GROUPS[g] for g in t.inputs}
         oof, fold_models, one_class = crossfit(t.kind, groups, y, keep=t.name == CROSSFIT_TARGET)
-        if t.kind == "regression":
-            metrics = regression_metrics(y, oof, tasks, nb, conf, seed)
-        else:
-            metrics = classification_metrics(y, oof, conf)
+        metrics = target_metrics(t.kind, y, oof)
         final, final_one_class[t.name] = _fit(t.kind, groups, params, df, y)
         files[f"{t.name}.joblib"] = {"target": t.name, "fold": None, "train_tasks": sorted(set(tasks)),
                                      "model": final}  # fmt: skip
@@ -516,9 +502,7 @@ def train_predictor(labeled_df: pd.DataFrame, cfg: dict, out_dir_predictor, out_
         if t.baseline_reason is None:
             if t.column not in baselines:  # one baseline per target column (quadrant's twice)
                 b_oof, _, _ = crossfit(t.kind, {"U": ["U"]}, y)
-                b_m = (regression_metrics(y, b_oof, tasks, nb, conf, seed) if t.kind == "regression"
-                       else classification_metrics(y, b_oof, conf))  # fmt: skip
-                baselines[t.column] = (b_oof, b_m)
+                baselines[t.column] = (b_oof, target_metrics(t.kind, y, b_oof))
             b_oof, b_m = baselines[t.column]
             oof_df[f"baseline_{t.name}"] = b_oof
             baseline = {**BASELINE, "metrics": b_m}
@@ -549,7 +533,7 @@ def train_predictor(labeled_df: pd.DataFrame, cfg: dict, out_dir_predictor, out_
     result = {
         "n_snapshots": n, "n_tasks": len(set(tasks)), "n_folds": n_folds, "cv": "GroupKFold by task_id",
         "confidence": conf, "seed": seed, "params": params,
-        "bootstrap": {"n_resamples": nb, "method": "percentile", "unit": "snapshot"},
+        "bootstrap": {"n_resamples": nb, "method": "percentile", "unit": "task (all snapshots of a drawn task)"},
         "targets": targets, "ranking": ranking,
     }  # fmt: skip
 

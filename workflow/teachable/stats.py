@@ -3,6 +3,8 @@ distributions. Library calls where a library does it (scipy.stats)."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy import stats as st
 
@@ -40,3 +42,11 @@ def entropy_features(logprobs: np.ndarray) -> dict[str, float]:
         "margin": float(srt[0] - srt[1]) if k > 1 else float(srt[0]),
         "exp_H": float(np.exp(h)),
     }
+
+
+def spearman_rho(x, y) -> float:
+    """scipy's Spearman rho; NaN (without a warning) when a side is constant, as in some
+    bootstrap resamples."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", st.ConstantInputWarning)
+        return float(st.spearmanr(x, y).statistic)
