@@ -79,3 +79,59 @@ def test_temperature_zero_is_argmax():
     assert sample_action(np.log([0.2, 0.5, 0.3]), 0.0, rng) == 1
     draws = [sample_action(np.log([0.2, 0.5, 0.3]), 1.0, rng) for _ in range(2000)]
     assert abs(np.mean(np.array(draws) == 1) - 0.5) < 0.05
+
+
+class RecordingUniform(UniformPolicy):
+    """The uniform policy, keeping every context it was asked to score."""
+
+    def __init__(self):
+        super().__init__()
+        self.contexts = []
+
+    def action_logprobs(self, contexts):
+        self.contexts.extend(contexts)
+        return super().action_logprobs(contexts)
+
+
+def test_patch_is_in_context_at_the_snapshot_step_only():
+    pol = RecordingUniform()
+    spec = RolloutSpec(ENV, 4, prefix=("turn left",), patch="The best action now is: go forward.", rng_seed=3)
+    res = run([spec], pol, record_steps=True)[0]
+    assert res.steps >= 2
+    assert res.records[0].patch == spec.patch and all(r.patch is None for r in res.records[1:])
+    assert [c.patch for c in pol.contexts] == [spec.patch] + [None] * (res.steps - 1)
+    # the unpatched rollout with the same stream differs only where the patch was shown
+    assert pol.contexts[0].observation == run([RolloutSpec(ENV, 4, prefix=("turn left",), rng_seed=3)], record_steps=True)[0].records[0].observation
+
+
+def _impossible_state(env_id: str = "BabyAI-PickupLoc-v0", tries: int = 200):
+    """(seed, prefix) of a state where a box the mission needs was toggled away (mission impossible)."""
+    from teachable.envs import make_env
+
+    env = make_env(env_id, max_steps=64)
+    for seed in range(tries):
+        obs = env.reset(seed)
+        if "box" not in obs.instruction:
+            continue
+        prefix = []
+        for _ in range(30):
+            a = env.expert_action()
+            if a == "pick up":  # in front of the box the mission wants: open it instead
+                env.step("toggle")
+                prefix.append("toggle")
+                if env.vanished_mission_objects():
+                    return seed, tuple(prefix)
+                break
+            env.step(a)
+            prefix.append(a)
+    raise AssertionError("no seed with a box mission found")
+
+
+def test_expert_error_ends_the_rollout_and_is_counted_by_kind():
+    seed, prefix = _impossible_state()
+    res = run_rollouts([RolloutSpec("BabyAI-PickupLoc-v0", seed, prefix=prefix, actor=EXPERT)], None,
+                       temperature=1.0, history_len=0, max_steps=64, progress=False)[0]
+    assert not res.success and res.steps == 0 and res.expert_error == "impossible"
+    ok = run_rollouts([RolloutSpec("BabyAI-PickupLoc-v0", seed, actor=EXPERT)], None, temperature=1.0,
+                      history_len=0, max_steps=64, progress=False)[0]
+    assert ok.success and ok.expert_error is None

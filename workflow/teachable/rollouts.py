@@ -1,6 +1,15 @@
 """Lockstep rollout engine: many rollouts (any mix of tasks, start states, patches, forced first
 actions, student or expert actors) advance one step at a time together, so the student scores all
-active states in one batched call. Every phase that rolls out (0, 1, 1B, 3, 5) goes through here.
+active states in one batched call. Every phase that rolls out (0, 1, 1B, 3, 5) goes through here
+(``study_rollouts`` reads the study's rollout settings from the config once).
+
+- A patch (CPT's supervision text) is in the student's context at the rollout's FIRST step only:
+  the snapshot step, the moment training supervises. Later steps are unpatched, so a demo that
+  names the action for the snapshot's state is never obeyed after it is stale.
+- Random streams: each rollout samples from its own ``rng_seed``. Callers give rollout i of
+  every condition of one start state the same seed (common random numbers).
+- An expert that cannot act (``ExpertError``) ends its rollout as a failure and the result
+  records the error's kind (``expert_error``: "impossible" or "planner"), so callers count it.
 """
 
 from __future__ import annotations
@@ -26,7 +35,7 @@ class RolloutSpec:
     seed: int
     prefix: tuple[str, ...] = ()  # actions that reach the start state (restore = reset + replay)
     actor: str = STUDENT  # "student" | "expert"
-    patch: str | None = None  # shown in the student's context at every step
+    patch: str | None = None  # in the student's context at the first step only (the snapshot step)
     forced: tuple[str, ...] = ()  # actions forced at the first steps, then the actor continues
     key: Hashable = None  # the caller's grouping key (snapshot id, condition, ...)
     rng_seed: int = 0
@@ -44,6 +53,7 @@ class StepRecord:
     action_prob: float  # student probability of the action taken (nan for expert/forced)
     U: float  # student entropy at this state (nan where not scored)
     reward: float
+    patch: str | None = None  # the patch in the student's context at this step
 
 
 @dataclass
@@ -54,6 +64,7 @@ class RolloutResult:
     steps: int  # steps taken in this rollout (excluding the prefix)
     actions: list[str] = field(default_factory=list)
     records: list[StepRecord] = field(default_factory=list)
+    expert_error: str | None = None  # ExpertError.kind when the expert could not act
 
 
 class EnvPool:
@@ -121,8 +132,8 @@ def run_rollouts(
     active: dict[int, _Active] = {}
     bar = tqdm(total=len(specs), desc=desc, disable=not progress, mininterval=1.0)
 
-    def finish(i: int, a: _Active, success: bool) -> None:
-        results[i] = RolloutResult(a.spec, success, a.reward, a.steps, a.actions, a.records)
+    def finish(i: int, a: _Active, success: bool, expert_error: str | None = None) -> None:
+        results[i] = RolloutResult(a.spec, success, a.reward, a.steps, a.actions, a.records, expert_error)
         pool.put(a.env)
         bar.update(1)
 
@@ -139,8 +150,8 @@ def run_rollouts(
             elif a.spec.actor == EXPERT:
                 try:
                     chosen[i] = (a.env.expert_action(), EXPERT, float("nan"), float("nan"))
-                except ExpertError:  # the task became impossible (e.g. a needed object destroyed)
-                    finish(i, a, False)
+                except ExpertError as e:  # counted by the caller through ``expert_error``
+                    finish(i, a, False, e.kind)
                     del active[i]
             else:
                 need_student.append(i)
@@ -151,7 +162,7 @@ def run_rollouts(
                     observation=active[i].obs.text,
                     history=tuple(active[i].history),
                     valid_actions=active[i].obs.valid_actions,
-                    patch=active[i].spec.patch,
+                    patch=active[i].spec.patch if active[i].steps == 0 else None,
                 )
                 for i in need_student
             ]
@@ -176,6 +187,7 @@ def run_rollouts(
                         action_prob=prob,
                         U=u,
                         reward=0.0,
+                        patch=a.spec.patch if a.steps == 0 and source == STUDENT else None,
                     )
                 )
             res = a.env.step(action)
@@ -192,6 +204,32 @@ def run_rollouts(
                 del active[i]
     bar.close()
     return results  # type: ignore[return-value]
+
+
+def expert_finishes(env: TextEnv, seed: int, prefix: tuple[str, ...] | list[str]) -> tuple[bool, int, str | None]:
+    """The expert takes over at the state after ``prefix`` and plays to the end of the episode:
+    (success, steps it took, ExpertError kind or None). One env, no student: for the few
+    single expert rollouts outside a lockstep batch (mining's recoverability checks)."""
+    env.restore(seed, prefix)
+    total, steps = 0.0, 0
+    try:
+        while True:
+            res = env.step(env.expert_action())
+            total += res.reward
+            steps += 1
+            if res.done:
+                return env.is_success(total, res.info), steps, None
+    except ExpertError as e:
+        return False, steps, e.kind
+
+
+def study_rollouts(specs: list[RolloutSpec], policy: Policy | None, cfg: dict, **kwargs) -> list[RolloutResult]:
+    """``run_rollouts`` with the study's rollout settings read from the config once: sampling
+    temperature (``student.temperature``), history length and step limit (``env``)."""
+    return run_rollouts(
+        specs, policy, temperature=float(cfg["student"]["temperature"]),
+        history_len=int(cfg["env"]["history_len"]), max_steps=cfg["env"].get("max_steps"), **kwargs,
+    )  # fmt: skip
 
 
 def group_success(results: list[RolloutResult]) -> dict[Any, tuple[int, int]]:

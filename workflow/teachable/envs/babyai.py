@@ -461,6 +461,14 @@ class BabyAITextEnv(TextEnv):
                 f"{self.env_id} has no BabyAI instruction; the BabyAI bot expert only covers "
                 f"BabyAI-* levels"
             )
+        gone = self.vanished_mission_objects()
+        if gone:  # the bot would keep trying forever (e.g. "pick up" where a box was toggled away)
+            self._drop_bot()
+            raise ExpertError(
+                f"mission impossible on {self.env_id} seed {self._seed} at step {self.steps_taken}: "
+                f"mission object(s) destroyed: {', '.join(gone)}",
+                kind="impossible",
+            )
         idx = None
         if self._bot is not None and self._bot_version == self._version - 1:
             try:
@@ -479,7 +487,8 @@ class BabyAITextEnv(TextEnv):
                 why = f" (mission object(s) destroyed: {', '.join(gone)})" if gone else ""
                 raise ExpertError(
                     f"BabyAI bot failed on {self.env_id} seed {self._seed} at step "
-                    f"{self.steps_taken}{why}: {type(e).__name__}: {e}"
+                    f"{self.steps_taken}{why}: {type(e).__name__}: {e}",
+                    kind="impossible" if gone else "planner",
                 ) from e
             if idx not in _IDX_TO_ACTION:
                 self._drop_bot()

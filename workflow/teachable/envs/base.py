@@ -21,8 +21,21 @@ ParseMode = Literal["strict", "lenient"]
 
 
 class ExpertError(RuntimeError):
-    """The privileged expert cannot give an action from this state (e.g. the mission became
-    impossible). Callers record it as a teacher failure / failed expert rollout, never replace it."""
+    """The privileged expert cannot give an action from this state. Callers record it as a
+    teacher failure / failed expert rollout, never replace it, and count it by ``kind``:
+
+    - ``"impossible"``: the mission cannot be completed any more (e.g. an object it needs was
+      destroyed); a failure of the task, not of the expert;
+    - ``"planner"``: the planner failed on a state where the mission may still be possible.
+    """
+
+    KINDS = ("impossible", "planner")
+
+    def __init__(self, message: str, kind: str = "planner"):
+        if kind not in self.KINDS:
+            raise ValueError(f"ExpertError kind {kind!r}: expected one of {self.KINDS}")
+        super().__init__(message)
+        self.kind = kind
 
 
 @dataclass(frozen=True)
