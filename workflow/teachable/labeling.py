@@ -4,13 +4,24 @@
   top-1 probability, top1-top2 margin, exp(H)).
 - Leverage: p_policy (student from the snapshot), p_force (teacher's action forced for one step,
   then the student), p_expert (expert throughout); L_local = p_force - p_policy,
-  L_upper = p_expert - p_policy.
-- CPT: student rollouts with a patch in context at every step. ``base`` (no patch) is the same
-  process as p_policy, so its rollouts are shared: p_base == p_policy by construction.
-  gain_raw[m] = p_m - p_base, gain_net[m] = p_m - p_placebo, ELP_net = max over formats of
-  gain_net, route_net = argmax (ties broken in the fixed order demo, hint, contrast; all tied
-  formats are listed in ``route_ties``).
-- Quadrants on (U, L_local), "high" = strictly above the threshold.
+  L_upper = p_expert - p_policy. Expert rollouts that end because the expert could not act are
+  counted (``p_expert_errors``; ``p_expert_impossible`` of them because the mission became
+  impossible) and are failures.
+- CPT: student rollouts with a patch in context at the snapshot step only (``teachable.rollouts``).
+  ``base`` (no patch) is the same process as p_policy, so its rollouts are shared:
+  p_base == p_policy by construction. Each format m has its own placebo (``teachable.patches``);
+  gain_raw[m] = p_m - p_base, gain_net[m] = p_m - p_placebo_m.
+- Common random numbers: rollout i of every student condition of a snapshot (policy, force,
+  the placebos and the formats) samples from one random stream, derive_seed(seed, snapshot, i).
+- ELP_net is cross-fitted (``crossfit_elp``): the route is chosen on one half of the rollouts
+  (indices < n // 2), its gain_net measured on the other half, halves swapped and the two
+  estimates averaged, so the max over formats is not biased upward by noise. ``ELP_net_lo`` /
+  ``ELP_net_hi``: percentile bootstrap over rollouts (rollout i of every condition resampled
+  together, as they share a stream). The naive max over formats of the full-sample gains is kept
+  as ``ELP_net_naive``; ``route_net`` is the full-sample argmax (ties broken in the fixed order
+  demo, hint, contrast; all tied formats in ``route_ties``) and is the format Phase 1B trains.
+- Quadrants on (U, L_local), "high" = strictly above the threshold; thresholds handle mass points
+  (``split_threshold``).
 """
 
 from __future__ import annotations
@@ -19,18 +30,21 @@ import logging
 
 import numpy as np
 import pandas as pd
+from scipy import stats as st
 
 from .constants import FORMATS, QUADRANTS
-from .patches import make_patch
+from .patches import PLACEBOS, make_patch
 from .policies import Context, Policy
-from .rollouts import EXPERT, STUDENT, RolloutSpec, group_success, run_rollouts
+from .rollouts import EXPERT, RolloutResult, RolloutSpec, study_rollouts
 from .seeding import derive_seed
 from .stats import entropy_features, proportion
 from .teachers.base import AdviceRequest, Teacher
 
 log = logging.getLogger(__name__)
 
-PROB_NAMES = ("policy", "force", "expert", "base", "placebo", "demo", "hint", "contrast")
+# student conditions rolled out per snapshot ("base" is "policy": the same process)
+STUDENT_CONDITIONS = ("policy", "force", *PLACEBOS, *FORMATS)
+PROB_NAMES = ("policy", "force", "expert", "base", *PLACEBOS, *FORMATS)
 
 
 def snapshot_context(row, patch: str | None = None) -> Context:
@@ -72,28 +86,88 @@ def contrast_action(student_action: str, teacher_action: str, valid_actions, log
     return next(valid_actions[i] for i in order if valid_actions[i] != teacher_action)
 
 
+def condition_patches(row, advice) -> dict[str, str | None]:
+    """The patch of every student condition of one snapshot (None: no patch)."""
+    va = list(row["valid_actions"])
+    worse = contrast_action(row["student_action"], advice.suggested_action, va, row["_logprobs"])
+    patches: dict[str, str | None] = {"policy": None, "force": None}
+    for m in (*PLACEBOS, *FORMATS):
+        patches[m] = make_patch(m, teacher_action=advice.suggested_action, student_action=worse,
+                                diagnosis=advice.diagnosis, valid_actions=va)  # fmt: skip
+    return patches
+
+
 def condition_specs(row, advice, cfg: dict) -> list[RolloutSpec]:
-    """All rollouts of one snapshot: policy (== CPT base), force, expert, and the patched ones."""
+    """All rollouts of one snapshot: for i < n_rollouts, every student condition with the random
+    stream derive_seed(seed, snapshot_id, i) (common random numbers); then the expert's."""
     p1, seed = cfg["phase1"], cfg["seed"]
     sid, prefix = row["snapshot_id"], tuple(row["actions"])
     common = dict(env_id=row["env_id"], seed=int(row["seed"]), prefix=prefix)
+    patches = condition_patches(row, advice)
     specs = []
     for i in range(p1["n_rollouts"]):
-        specs.append(RolloutSpec(**common, key=(sid, "policy"), rng_seed=derive_seed(seed, sid, "policy", i)))
-        specs.append(RolloutSpec(**common, forced=(advice.suggested_action,), key=(sid, "force"),
-                                 rng_seed=derive_seed(seed, sid, "force", i)))
-        for m in ("placebo", *FORMATS):
-            patch = make_patch(m, teacher_action=advice.suggested_action,
-                               student_action=contrast_action(row["student_action"], advice.suggested_action,
-                                                              list(row["valid_actions"]), row["_logprobs"]),
-                               diagnosis=advice.diagnosis)
-            specs.append(RolloutSpec(**common, patch=patch, key=(sid, m), rng_seed=derive_seed(seed, sid, m, i)))
-    for i in range(p1["n_rollouts_expert"]):
-        specs.append(RolloutSpec(**common, actor=EXPERT, key=(sid, "expert")))
+        rs = derive_seed(seed, sid, "rollout", i)
+        for cond in STUDENT_CONDITIONS:
+            forced = (advice.suggested_action,) if cond == "force" else ()
+            specs.append(RolloutSpec(**common, patch=patches[cond], forced=forced, key=(sid, cond, i), rng_seed=rs))
+    for j in range(p1["n_rollouts_expert"]):
+        specs.append(RolloutSpec(**common, actor=EXPERT, key=(sid, "expert", j)))
     return specs
 
 
-def label_rows(scored: pd.DataFrame, advice: list, counts: dict, confidence: float) -> pd.DataFrame:
+def outcomes(results: list[RolloutResult]) -> dict[tuple[str, str], np.ndarray]:
+    """Success of every rollout as a 0/1 vector per (snapshot, condition), ordered by rollout
+    index; ``(snapshot, "expert_error")`` holds the expert's error kinds (None when it acted)."""
+    by: dict[tuple[str, str], dict[int, object]] = {}
+    for r in results:
+        sid, cond, i = r.spec.key
+        by.setdefault((sid, cond), {})[i] = float(r.success)
+        if cond == "expert":
+            by.setdefault((sid, "expert_error"), {})[i] = r.expert_error
+    return {k: np.array([v[i] for i in sorted(v)], dtype=object if k[1] == "expert_error" else float)
+            for k, v in by.items()}  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------ ELP
+def _gains(y: dict[str, np.ndarray], sl: slice) -> np.ndarray:
+    """gain_net of each format (last axis, in FORMATS order) on the rollouts ``sl`` of ``y``."""
+    return np.stack([y[m][..., sl].mean(-1) - y[f"placebo_{m}"][..., sl].mean(-1) for m in FORMATS], -1)
+
+
+def crossfit_elp(y: dict[str, np.ndarray]) -> np.ndarray:
+    """Cross-fitted ELP_net from 0/1 outcome arrays ``y[condition]`` (rollouts on the last axis,
+    rollout i of every condition sharing a random stream): route = argmax of gain_net on one half
+    (ties: FORMATS order), gain of that route on the other half; both ways, averaged."""
+    n = y[FORMATS[0]].shape[-1]
+    h = n // 2
+    if h < 1:
+        raise ValueError(f"cross-fitting ELP_net needs at least 2 rollouts per condition, got {n}")
+    g1, g2 = _gains(y, slice(0, h)), _gains(y, slice(h, n))
+    r1 = np.argmax(g1, axis=-1)[..., None]  # first maximum: the fixed order on ties
+    r2 = np.argmax(g2, axis=-1)[..., None]
+    return 0.5 * (np.take_along_axis(g2, r1, -1)[..., 0] + np.take_along_axis(g1, r2, -1)[..., 0])
+
+
+def elp_interval(y: dict[str, np.ndarray], n_resamples: int, confidence: float, seed: int) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``crossfit_elp`` over rollouts (paired across conditions)."""
+    names = (*FORMATS, *PLACEBOS)
+
+    def stat(*arrays, axis=-1):
+        return crossfit_elp({k: np.moveaxis(a, axis, -1) for k, a in zip(names, arrays)})
+
+    data = tuple(np.asarray(y[k], float) for k in names)
+    if all(np.ptp(a) == 0 for a in data):  # every rollout of every condition alike: no spread
+        v = float(crossfit_elp(dict(zip(names, data))))
+        return v, v
+    res = st.bootstrap(data, stat, paired=True, vectorized=True, n_resamples=int(n_resamples),
+                       confidence_level=confidence, method="percentile", rng=np.random.default_rng(seed))  # fmt: skip
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def label_rows(scored: pd.DataFrame, advice: list, outs: dict, cfg: dict) -> pd.DataFrame:
+    """One labeled row per scored snapshot from its rollouts' outcomes (``outcomes``)."""
+    p1 = cfg["phase1"]
+    confidence = float(p1["confidence"])
     rows = []
     for (_, r), adv in zip(scored.iterrows(), advice):
         sid = r["snapshot_id"]
@@ -107,23 +181,32 @@ def label_rows(scored: pd.DataFrame, advice: list, counts: dict, confidence: flo
             contrast_action=contrast_action(r["student_action"], adv.suggested_action, va, lp),
             p_teacher_action=float(np.exp(lp[va.index(adv.suggested_action)])),
         )
+        y = {c: outs[(sid, c)] for c in STUDENT_CONDITIONS}
+        y["expert"] = outs[(sid, "expert")]
         for name in PROB_NAMES:
-            k, n = counts[(sid, "policy" if name == "base" else name)]
-            pr = proportion(k, n, confidence)
+            v = y["policy" if name == "base" else name]
+            pr = proportion(int(v.sum()), len(v), confidence)
             row[f"p_{name}"], row[f"p_{name}_n"] = pr["p"], pr["n"]
             row[f"p_{name}_lo"], row[f"p_{name}_hi"] = pr["lo"], pr["hi"]
+        errors = [e for e in outs[(sid, "expert_error")] if e is not None]
+        row["p_expert_errors"] = len(errors)
+        row["p_expert_impossible"] = sum(e == "impossible" for e in errors)
         row["L_local"] = row["p_force"] - row["p_policy"]
         row["L_upper"] = row["p_expert"] - row["p_policy"]
-        for m in ("placebo", *FORMATS):
+        for m in FORMATS:
             row[f"gain_raw_{m}"] = row[f"p_{m}"] - row["p_base"]
-        gains = {m: row[f"p_{m}"] - row["p_placebo"] for m in FORMATS}
+            row[f"gain_raw_placebo_{m}"] = row[f"p_placebo_{m}"] - row["p_base"]
+        gains = {m: row[f"p_{m}"] - row[f"p_placebo_{m}"] for m in FORMATS}
         for m, g in gains.items():
             row[f"gain_net_{m}"] = g
         best = max(gains.values())
         ties = [m for m in FORMATS if np.isclose(gains[m], best)]
-        row["ELP_net"] = best
+        row["ELP_net_naive"] = best
         row["route_net"] = ties[0]
         row["route_ties"] = ties
+        row["ELP_net"] = float(crossfit_elp(y))
+        row["ELP_net_lo"], row["ELP_net_hi"] = elp_interval(
+            y, p1["n_bootstrap"], confidence, derive_seed(cfg["seed"], "elp", sid))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -149,18 +232,47 @@ def label_snapshots(snaps: pd.DataFrame, student: Policy, teacher: Teacher, cfg:
     good = scored.loc[ok]
     good_adv = [a for a, k in zip(advice, ok) if k]
     specs = [s for (_, r), a in zip(good.iterrows(), good_adv) for s in condition_specs(r, a, cfg)]
-    results = run_rollouts(
-        specs, student, temperature=cfg["student"]["temperature"],
-        history_len=cfg["env"]["history_len"], max_steps=cfg["env"].get("max_steps"),
-        desc="phase1 label rollouts", progress=progress,
-    )
-    labeled = label_rows(good, good_adv, group_success(results), cfg["phase1"]["confidence"])
+    results = study_rollouts(specs, student, cfg, desc="phase1 label rollouts", progress=progress)
+    labeled = label_rows(good, good_adv, outcomes(results), cfg)
     return labeled, failures
 
 
+# ------------------------------------------------------------------------------------ quadrants
+def split_threshold(values, q: float) -> dict:
+    """The threshold of "high" (strictly above) at quantile ``q`` of ``values``.
+
+    Without a tie at the quantile's value t, the threshold is t. When t is a mass point (two or
+    more values equal t, e.g. most L_local exactly 0), "> t" and ">= t" split the values
+    differently; of the two splits that leave both sides non-empty, the one whose share of high
+    values is closer to 1 - q is used (ties: "> t"); ">= t" is written as the midpoint between t
+    and the largest value below it. The dict says which rule was used and why."""
+    v = np.asarray(values, float)
+    t = float(np.quantile(v, q))
+    n_at = int(np.sum(v == t))
+    out = {"value_at_quantile": t, "tie": n_at > 1, "tie_share": n_at / len(v), "threshold": t,
+           "rule": "quantile", "high_share": float(np.mean(v > t))}  # fmt: skip
+    if n_at <= 1:
+        return out
+    below = v[v < t]
+    cands = []
+    if np.any(v > t):
+        cands.append(("above the mass point (> t)", t, float(np.mean(v > t))))
+    if len(below):
+        cands.append(("the mass point counts as high (>= t)", float((below.max() + t) / 2), float(np.mean(v >= t))))
+    out["candidates"] = [{"rule": c[0], "threshold": c[1], "high_share": c[2]} for c in cands]
+    if not cands:
+        out["rule"] = "every value equals the quantile's value: no split exists, all are low"
+        return out
+    rule, thr, share = min(cands, key=lambda c: abs(c[2] - (1 - q)))
+    out.update(rule=f"tie at the quantile: {rule}, the split closest to a high share of {1 - q:.2f}",
+               threshold=thr, high_share=share)
+    return out
+
+
 def quadrant_thresholds(df: pd.DataFrame, qcfg: dict) -> dict:
-    """U and L_local thresholds: ``auto`` = configured quantiles of this run's labels,
-    ``manual`` = the configured values. The quantiles are recorded either way."""
+    """U and L_local thresholds: ``auto`` = configured quantiles of this run's labels (mass points
+    handled by ``split_threshold``), ``manual`` = the configured values. The quantiles are
+    recorded either way."""
     qs = [0.1, 0.25, 0.5, 0.75, 0.9]
     out = {
         "mode": qcfg["mode"],
@@ -171,8 +283,9 @@ def quadrant_thresholds(df: pd.DataFrame, qcfg: dict) -> dict:
     }
     if qcfg["mode"] == "auto":
         out["U_quantile"], out["L_quantile"] = qcfg["u_quantile"], qcfg["l_quantile"]
-        out["U_threshold"] = float(df["U"].quantile(qcfg["u_quantile"]))
-        out["L_threshold"] = float(df["L_local"].quantile(qcfg["l_quantile"]))
+        out["U_split"] = split_threshold(df["U"], qcfg["u_quantile"])
+        out["L_split"] = split_threshold(df["L_local"], qcfg["l_quantile"])
+        out["U_threshold"], out["L_threshold"] = out["U_split"]["threshold"], out["L_split"]["threshold"]
     elif qcfg["mode"] == "manual":
         out["U_threshold"], out["L_threshold"] = float(qcfg["u_threshold"]), float(qcfg["l_threshold"])
     else:

@@ -4,14 +4,22 @@ training data, micro-training (1B) and the training matrix (phase 2).
 - demo: states the teacher's action.
 - hint: the diagnosis only (the teacher's diagnosis never names the action).
 - contrast: the student's action was worse than the teacher's, and why.
-- placebo: the same length as the demo patch, carrying no information.
+- placebo (one per format): uninformative filler whose length matches that format's patch.
+  Neither its words nor its length depend on the teacher's action: the length is the mean, over
+  every valid action the teacher could suggest, of the length of the format's patch naming it
+  (demo: the action's name varies; contrast: both named actions vary; hint: the diagnosis alone,
+  which never depends on the action). gain_net[m] = p_m - p_placebo_m.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from itertools import permutations
+
 from .constants import FORMATS
 
-CPT_CONDITIONS = ("base", "placebo", "demo", "hint", "contrast")
+PLACEBOS = tuple(f"placebo_{m}" for m in FORMATS)
+CPT_CONDITIONS = ("base", *PLACEBOS, *FORMATS)
 _PLACEBO_UNIT = "this line is only here to take up room. "
 
 
@@ -27,14 +35,36 @@ def contrast_patch(student_action: str, teacher_action: str, diagnosis: str) -> 
     return f"'{student_action}' was worse than '{teacher_action}' because {diagnosis.strip()}"
 
 
-def placebo_patch(length: int) -> str:
-    """Uninformative text of exactly ``length`` characters."""
+def filler(length: int) -> str:
+    """Uninformative text of ``length`` characters (at least one)."""
     reps = length // len(_PLACEBO_UNIT) + 1
     return (_PLACEBO_UNIT * reps)[:length].strip() or "."
 
 
-def make_patch(kind: str, *, teacher_action: str, student_action: str, diagnosis: str) -> str | None:
-    """The patch text of a CPT condition or supervision format; ``base`` has none."""
+def placebo_length(fmt: str, valid_actions: Sequence[str], diagnosis: str) -> int:
+    """The length of format ``fmt``'s placebo: its patch's length averaged over the actions the
+    teacher could name (never the one it did name), rounded."""
+    if fmt == "demo":
+        lengths = [len(demo_patch(a)) for a in valid_actions]
+    elif fmt == "hint":
+        lengths = [len(hint_patch(diagnosis))]
+    elif fmt == "contrast":
+        lengths = [len(contrast_patch(x, a, diagnosis)) for x, a in permutations(valid_actions, 2)]
+    else:
+        raise ValueError(f"unknown supervision format {fmt!r}; expected one of {FORMATS}")
+    if not lengths:
+        raise ValueError(f"no valid actions to size the {fmt} placebo by")
+    return int(round(sum(lengths) / len(lengths)))
+
+
+def placebo_patch(fmt: str, valid_actions: Sequence[str], diagnosis: str) -> str:
+    return filler(placebo_length(fmt, valid_actions, diagnosis))
+
+
+def make_patch(kind: str, *, teacher_action: str, student_action: str, diagnosis: str,
+               valid_actions: Sequence[str] = ()) -> str | None:  # fmt: skip
+    """The patch text of a CPT condition or supervision format; ``base`` has none.
+    ``student_action`` is the action a contrast calls worse; ``valid_actions`` sizes placebos."""
     if kind == "base":
         return None
     if kind == "demo":
@@ -43,6 +73,6 @@ def make_patch(kind: str, *, teacher_action: str, student_action: str, diagnosis
         return hint_patch(diagnosis)
     if kind == "contrast":
         return contrast_patch(student_action, teacher_action, diagnosis)
-    if kind == "placebo":
-        return placebo_patch(len(demo_patch(teacher_action)))
+    if kind in PLACEBOS:
+        return placebo_patch(kind.removeprefix("placebo_"), valid_actions, diagnosis)
     raise ValueError(f"unknown patch kind {kind!r}; expected one of {CPT_CONDITIONS}")

@@ -1,0 +1,146 @@
+"""Phase 1 labels: definitions, common random numbers, cross-fitted ELP, quadrant thresholds."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from teachable.constants import FORMATS
+from teachable.envs.base import Advice
+from teachable.labeling import (
+    QUADRANTS, STUDENT_CONDITIONS, add_quadrants, assign_quadrants, condition_specs, crossfit_elp, label_rows,
+    quadrant_thresholds, split_threshold,
+)  # fmt: skip
+from teachable.patches import PLACEBOS
+
+ENV = "BabyAI-GoToLocal-v0"
+
+
+def test_high_means_strictly_above_threshold():
+    U = np.array([1.0, 1.0, 0.5, 0.5, 0.5])
+    L = np.array([0.2, 0.0, 0.0, 0.3, 0.1])
+    q = assign_quadrants(U, L, u_thr=0.5, l_thr=0.1)
+    assert list(q) == ["Q1_highU_highL", "Q2_highU_lowL", "Q3_lowU_lowL", "Q4_lowU_highL", "Q3_lowU_lowL"]
+
+
+def test_auto_thresholds_are_the_configured_quantiles():
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"U": rng.random(101), "L_local": rng.normal(size=101)})
+    thr = quadrant_thresholds(df, {"mode": "auto", "u_quantile": 0.25, "l_quantile": 0.75})
+    assert thr["U_threshold"] == pytest.approx(np.quantile(df["U"], 0.25))
+    assert thr["L_threshold"] == pytest.approx(np.quantile(df["L_local"], 0.75))
+    assert set(thr["quantiles"]) == {"U", "L_local"}
+
+
+def test_manual_thresholds_and_sizes_and_small_quadrant_warning(caplog):
+    df = pd.DataFrame({"U": [0.1, 0.9, 0.9, 0.1], "L_local": [0.0, 0.5, 0.0, 0.5]})
+    out, thr = add_quadrants(df, {"mode": "manual", "u_threshold": 0.5, "l_threshold": 0.25, "min_size": 2})
+    assert thr["sizes"] == {q: 1 for q in QUADRANTS}
+    assert thr["small_quadrants"] == list(QUADRANTS)
+    assert "under phase1.quadrants.min_size" in caplog.text
+    assert list(out["quadrant"]) == ["Q3_lowU_lowL", "Q1_highU_highL", "Q2_highU_lowL", "Q4_lowU_highL"]
+
+
+def test_unknown_mode_names_the_key():
+    with pytest.raises(ValueError, match="phase1.quadrants.mode"):
+        quadrant_thresholds(pd.DataFrame({"U": [0.0], "L_local": [0.0]}), {"mode": "median"})
+
+
+def _outs(sid: str, counts: dict[str, tuple[int, int]]) -> dict:
+    """Outcome vectors (k successes first) per condition, as ``labeling.outcomes`` builds them."""
+    out = {(sid, c): np.array([1.0] * k + [0.0] * (n - k)) for c, (k, n) in counts.items()}
+    out[(sid, "expert_error")] = np.array([None] * counts["expert"][1], dtype=object)
+    return out
+
+
+CFG = {"seed": 0, "phase1": {"confidence": 0.95, "n_bootstrap": 200}}
+
+
+def test_label_rows_definitions():
+    va = ["turn left", "turn right", "go forward"]
+    scored = pd.DataFrame([{"snapshot_id": "s", "valid_actions": va, "student_action": "turn left",
+                            "U": 1.0, "_logprobs": np.log([0.5, 0.3, 0.2])}])
+    counts = {"policy": (2, 8), "force": (6, 8), "expert": (1, 1), "placebo_demo": (3, 8), "placebo_hint": (2, 8),
+              "placebo_contrast": (4, 8), "demo": (7, 8), "hint": (6, 8), "contrast": (5, 8)}
+    adv = Advice("go forward", "The box is at your 12 o'clock.", "wrong_turn")
+    row = label_rows(scored, [adv], _outs("s", counts), CFG).iloc[0]
+    assert row["L_local"] == pytest.approx(6 / 8 - 2 / 8)
+    assert row["L_upper"] == pytest.approx(1 - 2 / 8)
+    assert row["p_base"] == row["p_policy"] and row["p_base_n"] == 8
+    assert row["gain_raw_demo"] == pytest.approx(7 / 8 - 2 / 8)
+    # gain_net[m] uses format m's own placebo
+    assert row["gain_net_demo"] == pytest.approx(7 / 8 - 3 / 8)
+    assert row["gain_net_hint"] == pytest.approx(6 / 8 - 2 / 8)
+    assert row["gain_net_contrast"] == pytest.approx(5 / 8 - 4 / 8)
+    assert row["ELP_net_naive"] == pytest.approx(0.5)
+    assert row["route_net"] == "demo" and list(row["route_ties"]) == ["demo", "hint"]
+    assert row["ELP_net_lo"] <= row["ELP_net"] <= row["ELP_net_hi"]
+    assert row["p_teacher_action"] == pytest.approx(0.2)
+    assert row["p_expert_errors"] == 0 and row["p_expert_impossible"] == 0
+    for name in ("policy", "force", "expert", "placebo_demo", "placebo_hint", "placebo_contrast", "demo", "hint",
+                 "contrast"):
+        assert row[f"p_{name}_lo"] <= row[f"p_{name}"] <= row[f"p_{name}_hi"]
+
+
+def test_crossfit_route_on_one_half_gain_on_the_other():
+    y = {f"placebo_{m}": np.zeros(4) for m in FORMATS}
+    y["demo"] = np.array([1.0, 1.0, 0.0, 0.0])  # the best format on the first half, useless on the second
+    y["hint"] = np.array([0.0, 0.0, 1.0, 1.0])  # the reverse
+    y["contrast"] = np.array([1.0, 0.0, 1.0, 0.0])
+    # first half picks demo -> its gain on the second half is 0; the second half picks hint -> 0 on the first
+    assert crossfit_elp(y) == pytest.approx(0.0)
+    y["demo"] = np.ones(4)
+    assert crossfit_elp(y) == pytest.approx(1.0)
+
+
+def test_zero_true_gain_naive_max_is_biased_crossfit_is_not():
+    """Every format and every placebo has the same success probability (zero true gain): the naive
+    max over formats of the observed gains is > 0 on average; the cross-fitted estimate is ~0."""
+    rng = np.random.default_rng(0)
+    n_snap, n = 4000, 8
+    y = {k: (rng.random((n_snap, n)) < 0.5).astype(float) for k in (*FORMATS, *PLACEBOS)}
+    naive = np.max(np.stack([y[m].mean(-1) - y[f"placebo_{m}"].mean(-1) for m in FORMATS], -1), -1)
+    cf = crossfit_elp(y)
+    se = cf.std() / np.sqrt(n_snap)
+    assert naive.mean() > 0.15
+    assert abs(cf.mean()) < 3 * se + 0.005
+
+
+def test_every_condition_of_a_snapshot_shares_rollout_i_random_stream():
+    row = pd.Series({"snapshot_id": "s1", "env_id": ENV, "seed": 3, "actions": ["turn left"],
+                     "valid_actions": ["turn left", "turn right", "go forward"], "student_action": "turn left",
+                     "_logprobs": np.log([0.5, 0.3, 0.2])})
+    adv = Advice("go forward", "The box is at your 12 o'clock.", "wrong_turn")
+    specs = condition_specs(row, adv, {"seed": 0, "phase1": {"n_rollouts": 4, "n_rollouts_expert": 1}})
+    student = [s for s in specs if s.key[1] != "expert"]
+    assert {s.key[1] for s in student} == set(STUDENT_CONDITIONS)
+    for i in range(4):
+        assert len({s.rng_seed for s in student if s.key[2] == i}) == 1
+    assert len({s.rng_seed for s in student}) == 4
+    force = [s for s in student if s.key[1] == "force"]
+    assert all(s.forced == ("go forward",) and s.patch is None for s in force)
+    patched = {s.key[1]: s.patch for s in student if s.key[2] == 0}
+    assert patched["policy"] is None and "go forward" in patched["demo"]
+
+
+def test_split_threshold_on_a_mass_point():
+    L = np.array([0.0] * 6 + [0.1, 0.2, 0.3, -0.1])
+    sp = split_threshold(L, 0.5)
+    assert sp["tie"] and sp["tie_share"] == 0.6 and sp["value_at_quantile"] == 0.0
+    assert sp["threshold"] == 0.0 and sp["high_share"] == pytest.approx(0.3)  # "> 0" is closer to 0.5 than ">= 0"
+    # a mass point with nothing above it: the mass counts as high, split at the midpoint below
+    L2 = np.array([0.0] * 7 + [-0.2, -0.4, -0.1])
+    sp2 = split_threshold(L2, 0.5)
+    assert sp2["threshold"] == pytest.approx(-0.05) and sp2["high_share"] == pytest.approx(0.7)
+    assert ((L2 > sp2["threshold"]).mean()) == pytest.approx(0.7)
+    # no tie: the plain quantile
+    plain = split_threshold(np.arange(10.0), 0.5)
+    assert not plain["tie"] and plain["threshold"] == pytest.approx(4.5) and plain["rule"] == "quantile"
+    # all equal: no split exists, said so
+    assert "no split exists" in split_threshold(np.zeros(5), 0.5)["rule"]
+
+
+def test_quadrants_exist_when_most_L_local_is_zero():
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame({"U": rng.random(100), "L_local": np.r_[np.zeros(80), np.linspace(0.1, 0.5, 20)]})
+    out, thr = add_quadrants(df, {"mode": "auto", "u_quantile": 0.5, "l_quantile": 0.5, "min_size": 1})
+    assert thr["L_split"]["tie"] and thr["L_split"]["threshold"] == 0.0
+    assert thr["sizes"]["Q1_highU_highL"] + thr["sizes"]["Q4_lowU_highL"] == 20
