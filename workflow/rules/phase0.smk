@@ -28,7 +28,7 @@ rule phase0_rollouts:
             },
         ),
     shell:
-        "OMP_NUM_THREADS={threads} teachable phase0-rollouts --config-json {params.cfg:q} "
+        "OMP_NUM_THREADS={threads} {TEACHABLE} phase0-rollouts --config-json {params.cfg:q} "
         "--model {input.model} --out {output} 2> {log}"
 
 
@@ -38,6 +38,7 @@ rule mine_snapshots:
     output:
         failure=R("phase0", "failure_snapshots.parquet"),
         expert=R("phase0", "expert_snapshots.parquet"),
+        summary=R("phase0", "mining_summary.json"),
     log:
         LOG("mine_snapshots"),
     benchmark:
@@ -52,5 +53,6 @@ rule mine_snapshots:
             seed=config["seed"], env=config["env"], phase0=config["phase0"]
         ),
     shell:
-        "teachable mine --config-json {params.cfg:q} --rollouts {input} "
-        "--out-failure {output.failure} --out-expert {output.expert} 2> {log}"
+        "{TEACHABLE} mine --config-json {params.cfg:q} --rollouts {input} "
+        "--out-failure {output.failure} --out-expert {output.expert} "
+        "--out-summary {output.summary} 2> {log}"

@@ -2,11 +2,22 @@
 
 rollouts.parquet holds one row per step of every episode of both experiments, so any later phase
 can be audited. Snapshots are stored so they restore exactly: env id, seed and action prefix.
+
+Mining (``mine_failure_snapshots``, Experiment A): the snapshots of a FAILED student episode are
+its mistakes: decision points where the student's action differs from the expert's at that state
+while the state is still recoverable (the expert, taking over there, succeeds within the episode's
+step limit), earliest first, at most ``phase0.mining.per_episode`` per episode. Each records the
+expert's action there and ``steps_left`` (the slack: step limit - step index). Successful episodes
+give none. Experiment B (``mine_expert_snapshots``) samples states along expert trajectories at
+rate ``phase0.b_rate`` (at most ``b_per_episode`` per episode). Expert errors met on the way
+(``ExpertError``: "impossible" missions apart from "planner" failures) are counted in the mining
+summary; an episode that meets one is not mined past it.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 
 import numpy as np
 import pandas as pd
@@ -14,7 +25,7 @@ import pandas as pd
 from .envs import make_env
 from .envs.base import ExpertError
 from .policies import Policy
-from .rollouts import EXPERT, STUDENT, RolloutResult, RolloutSpec, run_rollouts
+from .rollouts import EXPERT, STUDENT, RolloutResult, RolloutSpec, expert_finishes, study_rollouts
 from .seeding import derive_seed, rng_for
 from .splits import split_seeds
 
@@ -22,9 +33,9 @@ log = logging.getLogger(__name__)
 
 SNAPSHOT_COLUMNS = [
     "snapshot_id", "experiment", "task_id", "env_id", "seed", "step_idx", "actions",
-    "instruction", "observation", "history", "valid_actions", "student_action",
-    "episode_id", "episode_length", "first_irrecoverable_step",
-]
+    "instruction", "observation", "history", "valid_actions", "student_action", "expert_action",
+    "episode_id", "episode_length", "steps_left",
+]  # fmt: skip
 
 
 def task_id(env_id: str, seed: int) -> str:
@@ -56,6 +67,7 @@ def episode_rows(experiment: str, episode_id: str, r: RolloutResult) -> list[dic
                 "episode_success": r.success,
                 "episode_return": r.total_reward,
                 "episode_length": r.steps,
+                "expert_error": r.expert_error,
             }
         )
     return rows
@@ -77,14 +89,16 @@ def run_phase0_rollouts(cfg: dict, student: Policy, progress: bool = True) -> pd
                                      rng_seed=derive_seed(cfg["seed"], "phase0A", s, e)))
     for s in train[: p0["b_tasks"]]:
         specs.append(RolloutSpec(env_id, s, actor=EXPERT, key=("B", f"B-{s}-0")))
-    results = run_rollouts(
-        specs, student, temperature=cfg["student"]["temperature"],
-        history_len=cfg["env"]["history_len"], max_steps=cfg["env"].get("max_steps"),
-        record_steps=True, desc="phase0 rollouts", progress=progress,
-    )
+    results = study_rollouts(specs, student, cfg, record_steps=True, desc="phase0 rollouts", progress=progress)
     rows: list[dict] = []
+    expert_errors = Counter(r.expert_error for r in results if r.spec.actor == EXPERT and r.expert_error)
+    if expert_errors:
+        log.warning("Experiment B: the expert could not act in %s episodes (by kind)", dict(expert_errors))
     for r in results:
         exp, ep = r.spec.key
+        if not r.records:  # the expert could not act at the start state: no step to record
+            log.warning("episode %s has no step (expert error %s)", ep, r.expert_error)
+            continue
         rows.extend(episode_rows(exp, ep, r))
     return pd.DataFrame(rows)
 
@@ -94,29 +108,8 @@ def _episodes(rollouts: pd.DataFrame, experiment: str):
     return df.groupby("episode_id", sort=True)
 
 
-def first_irrecoverable_step(env, seed: int, actions: list[str]) -> int:
-    """Smallest t such that the expert, taking over after ``actions[:t]``, cannot succeed within
-    the episode's remaining step budget; len(actions) when every prefix is recoverable."""
-    for t in range(len(actions) + 1):
-        if t == len(actions):
-            return t
-        env.restore(seed, actions[:t])
-        total, success = 0.0, False
-        try:
-            while True:
-                res = env.step(env.expert_action())
-                total += res.reward
-                if res.done:
-                    success = env.is_success(total, res.info)
-                    break
-        except ExpertError:  # the task became impossible from here
-            pass
-        if not success:
-            return t
-    return len(actions)
-
-
-def _snapshot_row(experiment: str, ep_df: pd.DataFrame, k: int, student_action, irrecoverable) -> dict:
+def _snapshot_row(experiment: str, ep_df: pd.DataFrame, k: int, student_action, expert_action,
+                  max_steps: int) -> dict:  # fmt: skip
     row = ep_df.iloc[k]
     actions = ep_df["action"].tolist()
     t = int(row["step_idx"])
@@ -133,39 +126,68 @@ def _snapshot_row(experiment: str, ep_df: pd.DataFrame, k: int, student_action, 
         "history": list(row["history"]),
         "valid_actions": list(row["valid_actions"]),
         "student_action": student_action,
+        "expert_action": expert_action,
         "episode_id": row["episode_id"],
         "episode_length": len(actions),
-        "first_irrecoverable_step": irrecoverable,
+        "steps_left": int(max_steps - t),
     }
 
 
-def mine_failure_snapshots(rollouts: pd.DataFrame, cfg: dict) -> pd.DataFrame:
-    """Experiment A: snapshots only from FAILED student episodes, at the decision points before
-    the failure (strategy ``before_irrecoverable``: the ``window`` steps before the first step
-    from which the expert can no longer succeed; ``uniform``: anywhere along the trajectory)."""
-    m = cfg["phase0"]["mining"]
+def episode_mistakes(env, probe, seed: int, actions: list[str], limit: int, stats: Counter) -> list[tuple[int, str]]:
+    """The first ``limit`` recoverable mistakes of one episode, as (step, expert action): steps
+    where the student's action differs from the expert's and the expert, taking over there,
+    succeeds. ``env`` walks the episode; ``probe`` plays the expert's takeovers."""
+    env.reset(seed)
+    found: list[tuple[int, str]] = []
+    for t, action in enumerate(actions):
+        try:
+            expert = env.expert_action()
+        except ExpertError as e:  # nothing is recoverable past a state the expert cannot act in
+            stats[f"expert_error_{e.kind}"] += 1
+            break
+        if action != expert:
+            stats["mistakes"] += 1
+            ok, _, err = expert_finishes(probe, seed, actions[:t])
+            if err:
+                stats[f"expert_error_{err}"] += 1
+            if ok:
+                found.append((t, expert))
+                if len(found) == limit:
+                    break
+            else:
+                stats["unrecoverable_mistakes"] += 1
+        env.step(action)
+    return found
+
+
+def mine_failure_snapshots(rollouts: pd.DataFrame, cfg: dict) -> tuple[pd.DataFrame, dict]:
+    """Experiment A snapshots (see the module docstring) and the mining summary."""
+    limit = int(cfg["phase0"]["mining"]["per_episode"])
     env = make_env(cfg["env"]["id"], max_steps=cfg["env"].get("max_steps"))
-    rows = []
-    for ep_id, ep in _episodes(rollouts, "A"):
+    probe = make_env(cfg["env"]["id"], max_steps=cfg["env"].get("max_steps"))
+    rows, stats, per_episode = [], Counter(), Counter()
+    for _, ep in _episodes(rollouts, "A"):
+        stats["episodes"] += 1
         if bool(ep["episode_success"].iloc[0]):
+            stats["successful_episodes"] += 1
             continue  # successful episodes give no failure snapshots
+        stats["failed_episodes"] += 1
         actions = ep["action"].tolist()
         seed = int(ep["seed"].iloc[0])
-        if m["strategy"] == "before_irrecoverable":
-            t_star = first_irrecoverable_step(env, seed, actions)
-            candidates = list(range(max(0, t_star - m["window"]), t_star))
-        elif m["strategy"] == "uniform":
-            t_star = None
-            candidates = list(range(len(actions)))
-        else:
-            raise ValueError(f"phase0.mining.strategy={m['strategy']!r}: expected before_irrecoverable or uniform")
-        if not candidates:
-            continue
-        rng = rng_for(cfg["seed"], "mineA", ep_id)
-        take = sorted(rng.choice(candidates, size=min(m["per_episode"], len(candidates)), replace=False))
-        for k in take:
-            rows.append(_snapshot_row("A", ep, int(k), ep["action"].iloc[int(k)], t_star))
-    return pd.DataFrame(rows, columns=SNAPSHOT_COLUMNS)
+        found = episode_mistakes(env, probe, seed, actions, limit, stats)
+        per_episode[len(found)] += 1
+        env.reset(seed)
+        for k, expert in found:
+            rows.append(_snapshot_row("A", ep, k, actions[k], expert, env.max_steps))
+    snaps = pd.DataFrame(rows, columns=SNAPSHOT_COLUMNS)
+    summary = {
+        "per_episode_limit": limit, **{k: int(v) for k, v in sorted(stats.items())},
+        "snapshots": int(len(snaps)),
+        "failed_episodes_by_snapshots": {str(k): int(v) for k, v in sorted(per_episode.items())},
+        "mean_steps_left": float(snaps["steps_left"].mean()) if len(snaps) else None,
+        "mean_step_idx": float(snaps["step_idx"].mean()) if len(snaps) else None,
+    }  # fmt: skip
+    return snaps, summary
 
 
 def mine_expert_snapshots(rollouts: pd.DataFrame, cfg: dict) -> pd.DataFrame:
@@ -173,15 +195,30 @@ def mine_expert_snapshots(rollouts: pd.DataFrame, cfg: dict) -> pd.DataFrame:
     (at most ``b_per_episode`` each). The student did not act there: ``student_action`` is
     filled in phase 1 with the student's most likely action at that state."""
     p0 = cfg["phase0"]
+    env = make_env(cfg["env"]["id"], max_steps=cfg["env"].get("max_steps"))
     rows = []
     for ep_id, ep in _episodes(rollouts, "B"):
         rng = rng_for(cfg["seed"], "mineB", ep_id)
         hits = np.flatnonzero(rng.random(len(ep)) < p0["b_rate"])
         if len(hits) > p0["b_per_episode"]:
             hits = np.sort(rng.choice(hits, size=p0["b_per_episode"], replace=False))
+        env.reset(int(ep["seed"].iloc[0]))
         for k in hits:
-            rows.append(_snapshot_row("B", ep, int(k), None, None))
+            rows.append(_snapshot_row("B", ep, int(k), None, ep["action"].iloc[int(k)], env.max_steps))
     return pd.DataFrame(rows, columns=SNAPSHOT_COLUMNS)
+
+
+def mining_summary(rollouts: pd.DataFrame, failure_summary: dict, expert_snaps: pd.DataFrame) -> dict:
+    """Counts of both experiments (episodes, snapshots, expert errors by kind) for the report."""
+    eps = rollouts.drop_duplicates("episode_id")
+    b = eps[eps["experiment"] == "B"]
+    b_errors = Counter(e for e in b.get("expert_error", pd.Series(dtype=object)) if isinstance(e, str))
+    return {
+        "A": failure_summary,
+        "B": {"episodes": int(len(b)), "successful_episodes": int(b["episode_success"].sum()),
+              "snapshots": int(len(expert_snaps)),
+              **{f"expert_error_{k}": int(v) for k, v in sorted(b_errors.items())}},
+    }  # fmt: skip
 
 
 def evaluate_student(cfg: dict, student: Policy, split: str, n_tasks: int, progress: bool = True) -> dict:
@@ -192,9 +229,7 @@ def evaluate_student(cfg: dict, student: Policy, split: str, n_tasks: int, progr
     seeds = split_seeds(cfg["splits"], split)[:n_tasks]
     specs = [RolloutSpec(cfg["env"]["id"], s, key=s, rng_seed=derive_seed(cfg["seed"], "eval_student", s))
              for s in seeds]
-    res = run_rollouts(specs, student, temperature=cfg["student"]["temperature"],
-                       history_len=cfg["env"]["history_len"], max_steps=cfg["env"].get("max_steps"),
-                       desc=f"student on {split}", progress=progress)
+    res = study_rollouts(specs, student, cfg, desc=f"student on {split}", progress=progress)
     k = sum(r.success for r in res)
     pr = proportion(k, len(res), 0.95)
     return {
