@@ -15,13 +15,16 @@ import pytest
 import torch
 from scipy import stats as st
 
-from teachable.labeling import QUADRANTS, snapshot_context
+from teachable.constants import QUADRANTS, RUN_IDS
+from teachable.labeling import snapshot_context
 from teachable.matrix import (
-    RUN_IDS, heldout_split, matrix_budget, run_spec, run_training_set, train_matrix_run, training_examples,
+    apply_heldout, heldout_split, plan_training, run_spec, run_training_set, train_matrix_run, training_examples,
     training_summary,
 )  # fmt: skip
-from teachable.microtrain import RESULT_COLUMNS, correlation_report, run_micro_training, select_micro_snapshots
-from teachable.training import LoraTrainer, latest_checkpoint, supervision_example, train_lora
+from teachable.microtrain import (
+    RESULT_COLUMNS, correlation_report, partial_spearman, run_micro_training, select_micro_snapshots,
+)  # fmt: skip
+from teachable.training import LoraTrainer, latest_checkpoint, optimizer_steps, supervision_example, train_lora
 
 ENV = "BabyAI-GoToLocal-v0"
 LORA = dict(r=4, alpha=8, dropout=0.0, target_modules="all-linear", lr=2e-2, steps=6, batch_size=1, seed=0,
@@ -71,11 +74,12 @@ def _labeled(demos, n: int = 22) -> pd.DataFrame:
         ctx = d.context
         wrong = next(a for a in ctx.valid_actions if a != d.target)
         rows.append(dict(
-            snapshot_id=f"{ENV}/s{i:03d}", quadrant=QUADRANTS[i % 4] if i < 19 else QUADRANTS[0],
+            snapshot_id=f"{ENV}/s{i:03d}", task_id=f"{ENV}:{i // 2}",
+            quadrant=QUADRANTS[(i // 2) % 4] if i < 19 else QUADRANTS[0],
             instruction=ctx.instruction, observation=ctx.observation, history=list(ctx.history),
             valid_actions=list(ctx.valid_actions), student_action=wrong, suggested_action=d.target,
             diagnosis="the target is not where this leads.", route_net=("demo", "hint", "contrast")[i % 3],
-            ELP_net=(i % 5) / 5,
+            ELP_net=(i % 5) / 5, p_policy=(i % 4) / 4, L_local=(i % 3) / 3, U=(i % 7) / 7,
         ))  # fmt: skip
     return pd.DataFrame(rows)
 
@@ -135,7 +139,9 @@ def test_one_demo_example_raises_target_probability_and_adapter_loads(trainer, t
     out = tmp_path / "run"
     assert (out / "adapter" / "adapter_config.json").is_file() and not (out / "checkpoints").exists()
     assert json.loads((out / "train_log.json").read_text()) == json.loads(json.dumps(log))
-    assert log["n_examples"] == 1 and log["steps"] == 10 and len(log["loss_curve"]) == 10
+    assert log["examples"] == 1 and log["optimizer_steps"] == 10 and len(log["loss_curve"]) == 10
+    n_tok = len(pol.prompt_ids([ctx])[0]) + len(pol.candidate_ids(target))
+    assert log["epochs"] == 10 and log["tokens_trained"] == 10 * n_tok
     assert log["final_loss"] < log["loss_curve"][0][1] and log["trainable_params"] > 0
     # the shared base model is left without LoRA layers
     assert _p(pol, ctx, target) == pytest.approx(before, abs=1e-6)
@@ -191,7 +197,7 @@ def test_killed_run_resumes_from_its_last_checkpoint(trainer, tiny_dir, demos, t
         train_lora(tiny_dir, ex, cfg, out, trainer=trainer, progress=False, callbacks=[_kill_after_first_save()])
     assert latest_checkpoint(out / "checkpoints").name == "checkpoint-2" and not (out / "adapter").exists()
     log = train_lora(tiny_dir, ex, cfg, out, trainer=trainer, progress=False)
-    assert log["resumed_from"] == "checkpoint-2" and log["steps"] == 4
+    assert log["resumed_from"] == "checkpoint-2" and log["optimizer_steps"] == 4
     assert [s for s, _ in log["loss_curve"]] == [1, 2, 3, 4]
     assert not (out / "checkpoints").exists()
     ref = train_lora(tiny_dir, ex, cfg, tmp_path / "ref", trainer=trainer, progress=False)
@@ -212,64 +218,112 @@ def test_lora_config_keys_are_exact(trainer, demos, tmp_path):
         train_lora(None, ex, dict(LORA, warmup=3), tmp_path, trainer=trainer)
     with pytest.raises(KeyError, match="missing keys"):
         train_lora(None, ex, {k: v for k, v in LORA.items() if k != "seed"}, tmp_path, trainer=trainer)
+    with pytest.raises(KeyError, match="exactly one of"):
+        train_lora(None, ex, dict(LORA, epochs=2), tmp_path, trainer=trainer)
+
+
+def test_epochs_give_equal_optimizer_steps_for_equal_budgets(trainer, tiny_dir, demos, tmp_path):
+    assert optimizer_steps(4, 16, 8) == 8 and optimizer_steps(4, 500, 8) == 250 and optimizer_steps(2.5, 3, 2) == 4
+    cfg = {k: v for k, v in LORA.items() if k != "steps"} | {"epochs": 2, "batch_size": 2}
+    logs = [train_lora(tiny_dir, [(d.context, d.target) for d in demos[i : i + 3]], cfg, tmp_path / str(i),
+                       trainer=trainer, progress=False) for i in (0, 5)]  # fmt: skip
+    for log in logs:
+        assert log["examples"] == 3 and log["epochs"] == 2 and log["optimizer_steps"] == optimizer_steps(2, 3, 2) == 3
+        assert log["tokens_trained"] > 0 and len(log["loss_curve"]) == 3
 
 
 # ------------------------------------------------------------------------------------ phase 2 data
-def test_heldout_split_is_deterministic_and_never_trained_on(demos):
+P2 = {"heldout_frac": 0.25, "budget": None, "min_budget": 2,
+      "lora": {k: v for k, v in LORA.items() if k != "steps"} | {"epochs": 2, "batch_size": 2}}  # fmt: skip
+
+
+def test_heldout_split_is_by_task_stratified_and_deterministic(demos):
     lab = _labeled(demos)
     a = heldout_split(lab, 0.25, seed=3)
     b = heldout_split(lab.sample(frac=1.0, random_state=1), 0.25, seed=3)
     assert set(a.loc[a.heldout, "snapshot_id"]) == set(b.loc[b.heldout, "snapshot_id"])
     c = heldout_split(lab, 0.25, seed=4)
     assert set(a.loc[a.heldout, "snapshot_id"]) != set(c.loc[c.heldout, "snapshot_id"])
+    # no task on both sides; every stratum of >= 2 tasks holds out at least one task
+    assert not set(a.loc[a.heldout, "task_id"]) & set(a.loc[~a.heldout, "task_id"])
     for q, g in a.groupby("quadrant"):
-        assert g["heldout"].sum() == min(len(g) - 1, max(1, int(0.25 * len(g) + 0.5)))
-    budget = matrix_budget(a, {"budget": None})
-    assert budget == min((~a.heldout & (a.quadrant == q)).sum() for q in QUADRANTS)
-    assert matrix_budget(a, {"budget": 2}) == 2
-    held = set(a.loc[a.heldout, "snapshot_id"])
-    sizes, sets = {}, {}
+        if g["task_id"].nunique() >= 2:
+            assert g.loc[g.heldout, "task_id"].nunique() >= 1
+
+
+def test_plan_trains_equal_budgets_and_skips_a_too_small_quadrant(demos):
+    lab = _labeled(demos)
+    heldout, plan = plan_training(lab, {"seed": 3, "phase2": P2, "phase5": {"budget": 3}})
+    split = apply_heldout(lab, heldout)
+    assert set(heldout["snapshot_ids"]) == set(split.loc[split.heldout, "snapshot_id"])
+    assert set(heldout["task_ids"]) == set(split.loc[split.heldout, "task_id"])
+    k = plan["budget"]
+    assert k == min((~split.heldout & (split.quadrant == q)).sum() for q in QUADRANTS)
+    steps = {r: v["optimizer_steps"] for r, v in plan["runs"].items() if v["trained"] and r != "B2_all"}
+    assert set(steps.values()) == {optimizer_steps(2, k, 2)} and len(steps) == 13
+    assert plan["runs"]["B2_all"]["examples"] == (~split.heldout).sum() == plan["n_train"]
+    held = set(heldout["snapshot_ids"])
+    sets = {}
     for rid in RUN_IDS:
         q, fmt, kind = run_spec(rid)
-        ts = run_training_set(a, rid, budget, seed=3)
-        assert not held & set(ts["snapshot_id"])
-        assert ts.equals(run_training_set(a, rid, budget, seed=3))
+        ts = run_training_set(split, rid, k, seed=3)
+        assert not held & set(ts["snapshot_id"]) and not set(heldout["task_ids"]) & set(ts["task_id"])
+        assert ts.equals(run_training_set(split, rid, k, seed=3))
         if q is not None:
             assert (ts["quadrant"] == q).all()
-        sizes[rid], sets[rid] = len(ts), tuple(ts["snapshot_id"])
-    assert {v for k, v in sizes.items() if k != "B2_all"} == {budget}
-    assert sizes["B2_all"] == (~a.heldout).sum()
+        sets[rid] = tuple(ts["snapshot_id"])
     for q in QUADRANTS:  # the three formats of a quadrant train on the same snapshots
         assert sets[f"{q}_demo"] == sets[f"{q}_hint"] == sets[f"{q}_contrast"]
-    with pytest.raises(ValueError, match="Q3_lowU_lowL"):
-        matrix_budget(heldout_split(lab[lab.quadrant != "Q3_lowU_lowL"], 0.25, 3), {"budget": None})
+    # a missing (empty) quadrant: its runs are skipped with the reason, the others still train
+    no_q3 = lab[lab.quadrant != "Q3_lowU_lowL"]
+    _, plan2 = plan_training(no_q3, {"seed": 3, "phase2": P2, "phase5": {"budget": 3}})
+    assert set(plan2["skipped_runs"]) == {f"Q3_lowU_lowL_{f}" for f in ("demo", "hint", "contrast")}
+    assert "0 train snapshot(s), under phase2.min_budget=2" in plan2["skipped_runs"]["Q3_lowU_lowL_demo"]
+    assert "B1_uniform" in plan2["trained_runs"] and len(plan2["trained_runs"]) == 11
+    # too few candidates for Phase 5: skipped with the reason
+    _, plan3 = plan_training(lab, {"seed": 3, "phase2": P2, "phase5": {"budget": 500}})
+    assert not plan3["selection"]["run"] and "phase5.budget=500" in plan3["selection"]["reason"]
     assert len(RUN_IDS) == 14 and RUN_IDS[-2:] == ("B1_uniform", "B2_all")
     assert run_spec("Q2_highU_lowL_contrast") == ("Q2_highU_lowL", "contrast", "quadrant")
     with pytest.raises(ValueError):
         run_spec("Q5_demo")
 
 
+def test_a_heldout_task_in_training_is_an_error(demos):
+    lab = _labeled(demos)
+    heldout, _ = plan_training(lab, {"seed": 3, "phase2": P2, "phase5": {"budget": 3}})
+    bad = dict(heldout, snapshot_ids=heldout["snapshot_ids"][1:])  # one snapshot of a held-out task moved back
+    with pytest.raises(ValueError, match="held-out task"):
+        apply_heldout(lab, bad)
+
+
 def test_matrix_runs_write_audit_files_and_summary(trainer, tiny_dir, demos, tmp_path):
-    from teachable.io import write_parquet
+    from teachable.io import write_json, write_parquet
 
     lab = _labeled(demos)
     path = tmp_path / "labeled.parquet"
     write_parquet(lab, path)
-    cfg = {"seed": 0, "student": {"device": "cpu", "dtype": "float32"},
-           "phase2": {"heldout_frac": 0.25, "budget": None, "lora": dict(LORA, steps=2, batch_size=2)}}  # fmt: skip
+    cfg = {"seed": 0, "student": {"device": "cpu", "dtype": "float32"}, "phase2": P2, "phase5": {"budget": 3}}
+    heldout, plan = plan_training(lab, cfg)
+    write_json(heldout, tmp_path / "heldout.json")
+    write_json(plan, tmp_path / "plan.json")
     dirs = []
     for rid in ("Q1_highU_highL_hint", "B1_uniform", "B2_all"):
         d = tmp_path / rid
-        log = train_matrix_run(rid, path, tiny_dir, cfg, d, progress=False, trainer=trainer)
+        log = train_matrix_run(rid, path, tmp_path / "heldout.json", tmp_path / "plan.json", tiny_dir, cfg, d,
+                               progress=False, trainer=trainer)  # fmt: skip
         ts = json.loads((d / "train_set.json").read_text())
-        assert log["meta"]["run_id"] == rid and log["n_examples"] == ts["n_examples"] == len(ts["train_ids"])
-        assert not set(ts["train_ids"]) & set(ts["heldout_ids"]) and ts["heldout_ids"]
+        assert log["meta"]["run_id"] == rid and log["examples"] == ts["examples"] == len(ts["snapshot_ids"])
+        assert log["optimizer_steps"] == plan["runs"][rid]["optimizer_steps"]
+        assert not set(ts["snapshot_ids"]) & set(ts["heldout_snapshot_ids"]) and ts["heldout_snapshot_ids"]
+        assert not set(ts["task_ids"]) & set(ts["heldout_task_ids"])
         assert (d / "adapter" / "adapter_config.json").is_file()
         dirs.append(d)
-    s = training_summary(dirs)
+    s = training_summary(dirs, plan)
     assert s["equal_budgets"] and s["same_heldout_set"] and not s["heldout_leaks"]
     assert s["runs"]["Q1_highU_highL_hint"]["format"] == "hint" and s["runs"]["B2_all"]["examples"] > s["budget"]
-    assert set(s["missing_runs"]) == set(RUN_IDS) - {"Q1_highU_highL_hint", "B1_uniform", "B2_all"}
+    assert s["runs"]["B1_uniform"]["optimizer_steps"] == s["runs"]["Q1_highU_highL_hint"]["optimizer_steps"]
+    assert set(s["missing_runs"]) == set(plan["trained_runs"]) - {"Q1_highU_highL_hint", "B1_uniform", "B2_all"}
 
 
 def test_training_examples_follow_the_format(demos):
@@ -304,7 +358,8 @@ def test_run_micro_training_rows(trainer, tiny_dir):
                          instruction=obs.instruction, observation=obs.text, history=["turn left"],
                          valid_actions=list(obs.valid_actions), student_action=wrong, suggested_action=expert,
                          diagnosis=env.expert_advice(wrong).diagnosis, quadrant=QUADRANTS[seed],
-                         ELP_net=0.1 * seed, route_net=("demo", "hint")[seed]))  # fmt: skip
+                         ELP_net=0.1 * seed, route_net=("demo", "hint")[seed], task_id=f"{ENV}:{seed}",
+                         ELP_net_naive=0.2, p_policy=0.5, L_local=0.1, U=1.0))  # fmt: skip
     cfg = {"seed": 0, "env": {"history_len": 4, "max_steps": 6},
            "student": {"temperature": 1.0, "batch_size": 8, "device": "cpu", "dtype": "float32"},
            "phase1b": {"n_validation_rollouts": 3, "lora": dict(LORA, steps=2)}}  # fmt: skip
@@ -314,12 +369,16 @@ def test_run_micro_training_rows(trainer, tiny_dir):
     assert np.allclose(res["delta"], res["after"] - res["before"])
     assert ((res["before_lo"] <= res["before"]) & (res["before"] <= res["before_hi"])).all()
     assert res["route"].tolist() == ["demo", "hint"] and (res["train_seconds"] > 0).all()
+    assert (res["p_policy"] == 0.5).all() and res["task_id"].tolist() == [f"{ENV}:0", f"{ENV}:1"]
     assert trainer.policy.model is trainer.policy.base_model  # adapters removed after each snapshot
 
 
-def _report_df(x, y):
+def _report_df(x, y, p_policy=None):
     q = np.array(QUADRANTS)[np.arange(len(x)) % 4]
-    return pd.DataFrame(dict(ELP_net=x, delta=y, quadrant=q, route="demo", before=0.5, after=0.5 + np.asarray(y)))
+    pp = np.linspace(0.1, 0.9, len(x)) if p_policy is None else p_policy
+    return pd.DataFrame(dict(ELP_net=x, delta=y, quadrant=q, route=np.where(np.arange(len(x)) % 2, "demo", "hint"),
+                             before=0.5, after=0.5 + np.asarray(y), p_policy=pp, L_local=np.cos(np.arange(len(x))),
+                             U=np.sin(np.arange(len(x)))))  # fmt: skip
 
 
 P1B = dict(alpha=0.05, rho_threshold=0.3, bootstrap_resamples=300, permutation_resamples=300, gate="stop")
@@ -342,6 +401,29 @@ def test_correlation_report_matches_scipy_and_is_deterministic():
         assert pq["lo"] <= pq["mean"] <= pq["hi"]
     anti = correlation_report(_report_df(x, -y), P1B, seed=1)
     assert not anti["pass"] and anti["blocks_downstream"] and anti["p_value"] > 0.5
+    # the trivial predictors, scored the same way; headroom = 1 - p_policy
+    for name, col in (("L_local", df["L_local"]), ("headroom", 1 - df["p_policy"]), ("U", df["U"])):
+        b = rep["baselines"][name]
+        assert b["rho"] == pytest.approx(st.spearmanr(col, y).statistic)
+        assert b["rho_ci"][0] <= b["rho"] <= b["rho_ci"][1]
+    for route, g in df.groupby("route"):
+        assert rep["per_route"][route]["rho"] == pytest.approx(st.spearmanr(g["ELP_net"], g["delta"]).statistic)
+    assert rep["partial_rho"]["given"] == "p_policy" and np.isfinite(rep["partial_rho"]["p_value"])
+
+
+def test_partial_rho_removes_what_headroom_explains():
+    rng = np.random.default_rng(2)
+    p = rng.random(200)
+    x = 1 - p + 0.05 * rng.normal(size=200)  # an ELP that is only headroom
+    y = 1 - p + 0.05 * rng.normal(size=200)  # a delta that is only headroom
+    assert st.spearmanr(x, y).statistic > 0.8
+    rep = correlation_report(_report_df(x, y, p_policy=p), P1B, seed=0)
+    assert abs(rep["partial_rho"]["rho"]) < 0.2 and rep["adds_beyond_headroom"] is False
+    # = the correlation of the least-squares residuals of the ranks on the ranks of p
+    rx, ry, rz = (st.rankdata(v) for v in (x, y, p))
+    z = np.c_[np.ones(200), rz]
+    res = [r - z @ np.linalg.lstsq(z, r, rcond=None)[0] for r in (rx, ry)]
+    assert partial_spearman(x, y, p) == pytest.approx(np.corrcoef(*res)[0, 1])
 
 
 def test_correlation_report_undefined_cases_are_nan_never_fabricated():

@@ -1,6 +1,8 @@
 # Helpers shared by all phases: path builders, config slices passed to the CLI, checks.
 import json
 import os
+import shlex
+import sys
 
 from teachable.constants import BASE_MODEL_ID, FIGURE_CATEGORIES, RUN_IDS, TABLES
 from teachable.constants import SELECTION_METHODS as METHODS
@@ -8,6 +10,9 @@ from teachable.envs.registry import check_env_id
 from teachable.splits import check_disjoint, split_seeds
 
 RESULTS = config["results_dir"]
+# Rules run the CLI through the interpreter that runs Snakemake (no activated venv needed; a
+# SLURM job runs the same interpreter path on the shared filesystem).
+TEACHABLE = f"{shlex.quote(sys.executable)} -m teachable"
 
 check_disjoint(config["splits"])
 try:
@@ -64,19 +69,20 @@ def get_student_dir():
 
 
 def get_student_init_cfg():
+    """The embedded student's recipe; its demonstrations come from the demo split."""
     init = dict(config["student"]["init"])
     n = init.pop("demo_tasks")
-    train = split_seeds(config["splits"], "train")
-    if n > len(train):
+    demo = split_seeds(config["splits"], "demo")
+    if n > len(demo):
         raise ValueError(
-            f"student.init.demo_tasks={n} exceeds splits.train.count={len(train)}"
+            f"student.init.demo_tasks={n} exceeds splits.demo.count={len(demo)}"
         )
     return dict(
         init,
         env_id=config["env"]["id"],
         max_steps=config["env"]["max_steps"],
         history_len=config["env"]["history_len"],
-        train_seeds=train[:n],
+        demo_seeds=demo[:n],
         seed=config["seed"],
     )
 
@@ -120,11 +126,28 @@ PHASE3_TABLES = [
 ]
 
 
+def get_plan():
+    """phase2/plan.json, once the checkpoint rule plan_training has run (it decides which runs
+    are trained: a quadrant too small for phase2.min_budget is skipped, with the reason)."""
+    with open(checkpoints.plan_training.get().output.plan) as f:
+        return json.load(f)
+
+
+def get_trained_runs(wildcards=None):
+    return get_plan()["trained_runs"]
+
+
+def get_selection_methods(wildcards=None):
+    """The Phase 5 methods, or none when the plan skips Phase 5 (too few candidates)."""
+    return list(METHODS) if get_plan()["selection"]["run"] else []
+
+
 def get_eval_inputs(wildcards):
     """A model to evaluate: the student, plus the run's LoRA adapter unless it is the base."""
     inputs = {
         "model": get_student_dir(),
         "labeled": R("phase1", "labeled_snapshots.parquet"),
+        "heldout": R("phase2", "heldout.json"),
     }
     if wildcards.model != BASE_MODEL_ID:
         inputs["adapter"] = R("phase2", wildcards.model, "adapter")
@@ -138,7 +161,6 @@ def eval_cfg_json():
         env=config["env"],
         splits=config["splits"],
         student=student_runtime(),
-        phase2={"heldout_frac": config["phase2"]["heldout_frac"]},
         phase3=config["phase3"],
     )
 
@@ -148,6 +170,8 @@ def get_selection_inputs(wildcards):
     inputs = {
         "model": get_student_dir(),
         "labeled": R("phase1", "labeled_snapshots.parquet"),
+        "heldout": R("phase2", "heldout.json"),
+        "plan": R("phase2", "plan.json"),
         "gate": R("phase1b", "gate.json"),
     }
     if wildcards.method == "PREDICTOR":
@@ -155,10 +179,12 @@ def get_selection_inputs(wildcards):
     return inputs
 
 
-def get_final_outputs():
+def get_final_outputs(wildcards):
+    runs = get_trained_runs()
     return [
         R("student", "eval_summary.json"),
         R("phase0", "rollouts.parquet"),
+        R("phase0", "mining_summary.json"),
         *get_snapshot_files(),
         R("phase1", "labeled_snapshots.parquet"),
         R("phase1", "labeled_snapshots.jsonl"),
@@ -167,11 +193,11 @@ def get_final_outputs():
         R("phase1b", "micro_training_results.parquet"),
         R("phase1b", "gate.json"),
         R("phase2", "training_summary.json"),
-        *[R("phase2", run, "adapter") for run in RUN_IDS],
+        *[R("phase2", run, "adapter") for run in runs],
         R("phase3", "rollouts.parquet"),
         *[R("phase3", f"{t}.csv") for t in PHASE3_TABLES],
-        *[R("phase3", "models", m, "benchmark.json") for m in EVAL_MODELS],
-        *[R("phase3", "compare", f"{run}_vs_base.md") for run in RUN_IDS],
+        *[R("phase3", "models", m, "benchmark.json") for m in [BASE_MODEL_ID, *runs]],
+        *[R("phase3", "compare", f"{run}_vs_base.md") for run in runs],
         R("phase4", "training_result.json"),
         R("phase5", "selection_summary.json"),
         *[R("figures", f"{name}.png") for name in FIGURE_CATEGORIES],

@@ -1,10 +1,37 @@
-# Phase 2: the 14-run LoRA matrix (one job per run) and its summary.
+# Phase 2: the plan (held-out split by task, budget, which runs are trained), the LoRA matrix
+# (one job per trained run) and its summary.
+
+
+checkpoint plan_training:
+    input:
+        R("phase1", "labeled_snapshots.parquet"),
+    output:
+        heldout=R("phase2", "heldout.json"),
+        plan=R("phase2", "plan.json"),
+    log:
+        LOG("plan_training"),
+    conda:
+        "../../envs/teachable.yaml"
+    params:
+        cfg=lambda wc: cfg_json(
+            seed=config["seed"],
+            phase2={
+                k: config["phase2"][k]
+                for k in ("heldout_frac", "budget", "min_budget", "lora")
+            },
+            phase5={"budget": config["phase5"]["budget"]},
+        ),
+    shell:
+        "{TEACHABLE} plan-training --config-json {params.cfg:q} --labeled {input} "
+        "--out-heldout {output.heldout} --out-plan {output.plan} 2> {log}"
 
 
 rule train_run:
     input:
         model=get_student_dir(),
         labeled=R("phase1", "labeled_snapshots.parquet"),
+        heldout=R("phase2", "heldout.json"),
+        plan=R("phase2", "plan.json"),
         gate=R("phase1b", "gate.json"),
     output:
         adapter=directory(R("phase2", "{run}", "adapter")),
@@ -24,20 +51,22 @@ rule train_run:
     params:
         cfg=lambda wc: cfg_json(
             seed=config["seed"],
-            env=config["env"],
             student=student_runtime(),
-            phase2=config["phase2"],
+            phase2={"lora": config["phase2"]["lora"]},
         ),
         out_dir=lambda wc, output: os.path.dirname(output.log_json),
     shell:
-        "OMP_NUM_THREADS={threads} teachable train-run --config-json {params.cfg:q} "
-        "--model {input.model} --labeled {input.labeled} --run-id {wildcards.run} "
-        "--out-dir {params.out_dir} 2> {log}"
+        "OMP_NUM_THREADS={threads} {TEACHABLE} train-run --config-json {params.cfg:q} "
+        "--model {input.model} --labeled {input.labeled} --heldout {input.heldout} "
+        "--plan {input.plan} --run-id {wildcards.run} --out-dir {params.out_dir} 2> {log}"
 
 
 rule training_summary:
     input:
-        expand(R("phase2", "{run}", "train_log.json"), run=RUN_IDS),
+        plan=R("phase2", "plan.json"),
+        logs=lambda wc: expand(
+            R("phase2", "{run}", "train_log.json"), run=get_trained_runs()
+        ),
     output:
         R("phase2", "training_summary.json"),
     log:
@@ -45,4 +74,5 @@ rule training_summary:
     conda:
         "../../envs/teachable.yaml"
     shell:
-        "teachable training-summary --train-logs {input} --out {output} 2> {log}"
+        "{TEACHABLE} training-summary --plan {input.plan} --train-logs {input.logs} "
+        "--out {output} 2> {log}"

@@ -24,15 +24,18 @@ rule eval_model:
             f"--adapter {input.adapter}" if "adapter" in input.keys() else ""
         ),
     shell:
-        "OMP_NUM_THREADS={threads} teachable eval-model --config-json {params.cfg:q} "
+        "OMP_NUM_THREADS={threads} {TEACHABLE} eval-model --config-json {params.cfg:q} "
         "--model {input.model} {params.adapter} --model-id {wildcards.model} "
-        "--labeled {input.labeled} --out {output.rollouts} "
+        "--labeled {input.labeled} --heldout {input.heldout} --out {output.rollouts} "
         "--out-benchmark {output.benchmark} 2> {log}"
 
 
 rule eval_summary:
     input:
-        expand(R("phase3", "models", "{model}", "rollouts.parquet"), model=EVAL_MODELS),
+        lambda wc: expand(
+            R("phase3", "models", "{model}", "rollouts.parquet"),
+            model=[BASE_MODEL_ID, *get_trained_runs()],
+        ),
     output:
         rollouts=R("phase3", "rollouts.parquet"),
         tables=expand(R("phase3", "{table}.csv"), table=PHASE3_TABLES),
@@ -45,28 +48,24 @@ rule eval_summary:
     params:
         confidence=config["phase3"]["confidence"],
     shell:
-        "teachable eval-summary --rollouts {input} --confidence {params.confidence} "
+        "{TEACHABLE} eval-summary --rollouts {input} --confidence {params.confidence} "
         "--out {output.rollouts} --out-tables {output.tables} 2> {log}"
 
 
-rule compare_runs:
+rule compare_run:
     input:
         R("phase3", "rollouts.parquet"),
     output:
-        json=expand(R("phase3", "compare", "{run}_vs_base.json"), run=RUN_IDS),
-        md=expand(R("phase3", "compare", "{run}_vs_base.md"), run=RUN_IDS),
+        json=R("phase3", "compare", "{run}_vs_base.json"),
+        md=R("phase3", "compare", "{run}_vs_base.md"),
     log:
-        LOG("compare_runs"),
-    benchmark:
-        BENCH("compare_runs")
+        LOG("compare_run", "{run}"),
     conda:
         "../../envs/teachable.yaml"
     params:
         alpha=config["phase3"]["alpha"],
         confidence=config["phase3"]["confidence"],
-        runs=RUN_IDS,
-        out_dir=lambda wc, output: os.path.dirname(output.md[0]),
     shell:
-        "teachable compare --rollouts {input} --baseline base --model {params.runs} "
+        "{TEACHABLE} compare --rollouts {input} --baseline base --model {wildcards.run} "
         "--alpha {params.alpha} --confidence {params.confidence} "
-        "--out-dir {params.out_dir} 2> {log}"
+        "--out-json {output.json} --out-md {output.md} 2> {log}"

@@ -22,9 +22,8 @@ rule select_train:
     params:
         cfg=lambda wc: cfg_json(
             seed=config["seed"],
-            env=config["env"],
             student=student_runtime(),
-            phase2={k: config["phase2"][k] for k in ("heldout_frac", "lora")},
+            phase2={"lora": config["phase2"]["lora"]},
             phase5=config["phase5"],
         ),
         predictor=lambda wc, input: (
@@ -32,15 +31,17 @@ rule select_train:
         ),
         out_dir=lambda wc, output: os.path.dirname(output.selected),
     shell:
-        "OMP_NUM_THREADS={threads} teachable select-train --config-json {params.cfg:q} "
+        "OMP_NUM_THREADS={threads} {TEACHABLE} select-train --config-json {params.cfg:q} "
         "--method {wildcards.method} --model {input.model} --labeled {input.labeled} "
-        "{params.predictor} --out-dir {params.out_dir} 2> {log}"
+        "--heldout {input.heldout} --plan {input.plan} {params.predictor} "
+        "--out-dir {params.out_dir} 2> {log}"
 
 
 rule eval_selection:
     input:
         model=get_student_dir(),
         labeled=R("phase1", "labeled_snapshots.parquet"),
+        heldout=R("phase2", "heldout.json"),
         adapter=R("phase5", "selection", "{method}", "adapter"),
     output:
         rollouts=R("phase5", "selection", "{method}", "rollouts.parquet"),
@@ -60,20 +61,23 @@ rule eval_selection:
         cfg=lambda wc: eval_cfg_json(),
         model_id=lambda wc: f"select_{wc.method}",
     shell:
-        "OMP_NUM_THREADS={threads} teachable eval-model --config-json {params.cfg:q} "
+        "OMP_NUM_THREADS={threads} {TEACHABLE} eval-model --config-json {params.cfg:q} "
         "--model {input.model} --adapter {input.adapter} --model-id {params.model_id} "
-        "--labeled {input.labeled} --out {output.rollouts} "
+        "--labeled {input.labeled} --heldout {input.heldout} --out {output.rollouts} "
         "--out-benchmark {output.benchmark} 2> {log}"
 
 
 rule selection_summary:
     input:
         base=R("phase3", "models", BASE_MODEL_ID, "rollouts.parquet"),
-        rollouts=expand(
-            R("phase5", "selection", "{method}", "rollouts.parquet"), method=METHODS
+        plan=R("phase2", "plan.json"),
+        rollouts=lambda wc: expand(
+            R("phase5", "selection", "{method}", "rollouts.parquet"),
+            method=get_selection_methods(),
         ),
-        selected=expand(
-            R("phase5", "selection", "{method}", "selected.json"), method=METHODS
+        selected=lambda wc: expand(
+            R("phase5", "selection", "{method}", "selected.json"),
+            method=get_selection_methods(),
         ),
     output:
         R("phase5", "selection_summary.json"),
@@ -86,5 +90,6 @@ rule selection_summary:
     params:
         confidence=config["phase3"]["confidence"],
     shell:
-        "teachable selection-summary --base-rollouts {input.base} --rollouts {input.rollouts} "
-        "--selected {input.selected} --confidence {params.confidence} --out {output} 2> {log}"
+        "{TEACHABLE} selection-summary --base-rollouts {input.base} --plan {input.plan} "
+        "--rollouts {input.rollouts} --selected {input.selected} "
+        "--confidence {params.confidence} --out {output} 2> {log}"

@@ -1,41 +1,50 @@
-"""Phase 2: the 14-run training matrix (data selection and one job per run).
+"""Phase 2: the 14-run training matrix (the plan, data selection and one job per run).
 
 Runs: ``{quadrant}_{fmt}`` for the four quadrants x demo/hint/contrast, ``B1_uniform`` (the same
 budget drawn uniformly at random from all non-held-out snapshots, demo format) and ``B2_all``
 (every non-held-out snapshot, demo format). Formats are defined in ``teachable.training``.
 
-Choices:
-- Held-out split (``heldout_split``): per quadrant, snapshots ordered by
-  derive_seed(seed, "heldout", snapshot_id) (ties by id); the first round(frac * n) are held out,
-  at least 1 and at most n - 1 when the quadrant has >= 2 snapshots, none when it has 1. The
-  held-out snapshots never enter any run's training set (Phase 3 evaluates on them).
-- Budget (``matrix_budget``): the number of examples (= snapshots) of every run but B2_all:
-  min(phase2.budget if set, the smallest of the four quadrants' train pools), so every quadrant
-  run can draw it without repeats. A quadrant with no train snapshot is an error.
+The plan (``plan_training``, rule ``plan_training``: ``phase2/heldout.json`` and
+``phase2/plan.json``) is written once and read by every training and evaluation job of
+Phases 2, 3 and 5:
+
+- Held-out split (``heldout_split``), by TASK: every snapshot of a task (both experiments, every
+  episode) is on one side. Each task is put in the stratum of the quadrant most of its snapshots
+  fall in (ties: quadrant order); within a stratum the tasks are ordered by
+  derive_seed(seed, "heldout", task_id) (ties by id) and the first round(frac x tasks) are held
+  out, at least 1 and at most tasks - 1 when the stratum has >= 2 tasks, none when it has 1.
+  Held-out snapshots never enter any run's training set (Phase 3 evaluates on them; Phase 5
+  never selects them); a training task that is also a held-out task is an error.
+- Budget K: min(phase2.budget if set, the smallest train pool among the quadrants whose pool
+  reaches phase2.min_budget). A quadrant under min_budget (empty included) is not trained: its
+  three runs are listed under ``skipped`` with the reason, and everything else runs. With no
+  quadrant eligible, K = min(phase2.budget, all train snapshots) for B1_uniform.
+- Equal compute: every budgeted run (12 quadrant runs, B1_uniform; Phase 5's methods with their
+  own K) trains ceil(epochs x K / batch_size) optimizer steps (``training.optimizer_steps``,
+  ``phase2.lora.epochs``); B2_all trains the same epochs over all N train snapshots, i.e.
+  ceil(epochs x N / batch_size) steps, and the plan states its extra compute (N / K).
+- Phase 5 runs when there are more candidates (non-held-out snapshots) than phase5.budget, so
+  that the methods can pick different sets; otherwise it is skipped with the reason.
 - Selection (``run_training_set``): the three formats of one quadrant train on the SAME
   snapshots (ordered by derive_seed(seed, "matrix", quadrant, snapshot_id)), so format effects
-  are not confounded with snapshot choice; B1_uniform takes the first ``budget`` of all train
-  snapshots in derive_seed(seed, "matrix", "uniform", snapshot_id) order (a simple random sample,
-  not stratified by quadrant).
+  are not confounded with snapshot choice; B1_uniform takes the first K of all train snapshots in
+  derive_seed(seed, "matrix", "uniform", snapshot_id) order (not stratified by quadrant).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from .labeling import QUADRANTS
-from .patches import FORMATS
+from .constants import FORMATS, QUADRANTS, RUN_IDS
 from .seeding import derive_seed
 
 log = logging.getLogger(__name__)
 
 BASELINES = ("B1_uniform", "B2_all")
-RUN_IDS = tuple(f"{q}_{f}" for q in QUADRANTS for f in FORMATS) + BASELINES
 
 
 def run_spec(run_id: str) -> tuple[str | None, str, str]:
@@ -56,21 +65,68 @@ def _order(ids: pd.Series, *parts: object) -> pd.Index:
     return keys.sort_values().index
 
 
+def task_strata(labeled: pd.DataFrame) -> pd.Series:
+    """Each task's stratum: the quadrant most of its snapshots fall in (ties: quadrant order)."""
+    counts = labeled.groupby(["task_id", "quadrant"]).size().unstack(fill_value=0)
+    counts = counts.reindex(columns=[q for q in QUADRANTS if q in counts.columns])
+    return counts.idxmax(axis=1)  # first maximum = quadrant order
+
+
 def heldout_split(labeled: pd.DataFrame, frac: float, seed: int) -> pd.DataFrame:
-    """A copy of ``labeled`` with a bool column ``heldout`` (see the module docstring)."""
+    """A copy of ``labeled`` with a bool column ``heldout``, chosen by task (module docstring)."""
     if not 0 <= frac < 1:
-        raise ValueError(f"heldout_frac must be in [0, 1), got {frac}")
+        raise ValueError(f"phase2.heldout_frac must be in [0, 1), got {frac}")
     if labeled["snapshot_id"].duplicated().any():
         raise ValueError("labeled snapshots have duplicate snapshot_id values")
     out = labeled.copy()
     out["heldout"] = False
-    for q, g in out.groupby("quadrant", sort=True):
-        n = len(g)
-        k = 0
-        if n >= 2 and frac > 0:
-            k = min(n - 1, max(1, int(frac * n + 0.5)))
-        out.loc[_order(g["snapshot_id"], int(seed), "heldout")[:k], "heldout"] = True
+    if out.empty:
+        return out
+    strata = task_strata(out)
+    held_tasks: list[str] = []
+    for _, tasks in strata.groupby(strata, sort=True):
+        ids = pd.Series(tasks.index, index=tasks.index)
+        n = len(ids)
+        k = min(n - 1, max(1, int(frac * n + 0.5))) if n >= 2 and frac > 0 else 0
+        held_tasks += list(ids.loc[_order(ids, int(seed), "heldout")[:k]])
+    out["heldout"] = out["task_id"].isin(held_tasks)
     return out
+
+
+def heldout_record(split: pd.DataFrame, frac: float, seed: int) -> dict[str, Any]:
+    """phase2/heldout.json: the held-out snapshot and task ids, and the strata."""
+    held = split[split["heldout"]]
+    strata = task_strata(split) if len(split) else pd.Series(dtype=object)
+    held_tasks = set(held["task_id"])
+    return {
+        "by": "task", "seed": int(seed), "heldout_frac": float(frac),
+        "snapshot_ids": sorted(held["snapshot_id"]), "task_ids": sorted(held_tasks),
+        "n_snapshots": int(len(split)), "n_tasks": int(split["task_id"].nunique()),
+        "strata": {q: {"tasks": int((strata == q).sum()),
+                       "heldout_tasks": int(sum(1 for t in strata.index[strata == q] if t in held_tasks))}
+                   for q in QUADRANTS},
+        "heldout_snapshots_by_quadrant": {q: int((held["quadrant"] == q).sum()) for q in QUADRANTS},
+    }  # fmt: skip
+
+
+def apply_heldout(labeled: pd.DataFrame, heldout: dict) -> pd.DataFrame:
+    """``labeled`` with the bool column ``heldout`` from a phase2/heldout.json record; an error
+    when a held-out snapshot is missing or a task is on both sides."""
+    ids = set(heldout["snapshot_ids"])
+    missing = ids - set(labeled["snapshot_id"])
+    if missing:
+        raise ValueError(f"heldout.json names {len(missing)} snapshot(s) not in the labeled snapshots, e.g. "
+                         f"{sorted(missing)[:3]}: it belongs to other labels (rerun rule plan_training)")
+    out = labeled.assign(heldout=labeled["snapshot_id"].isin(ids))
+    check_task_disjoint(out[~out["heldout"]]["task_id"], heldout["task_ids"], "the non-held-out snapshots")
+    return out
+
+
+def check_task_disjoint(train_tasks, heldout_tasks, what: str) -> None:
+    both = sorted(set(train_tasks) & set(heldout_tasks))
+    if both:
+        raise ValueError(f"{what} include {len(both)} held-out task(s), e.g. {both[:3]}: a task must be on "
+                         "one side of the held-out split")
 
 
 def train_pools(split_df: pd.DataFrame) -> dict[str, int]:
@@ -78,22 +134,58 @@ def train_pools(split_df: pd.DataFrame) -> dict[str, int]:
     return {q: int((train["quadrant"] == q).sum()) for q in QUADRANTS}
 
 
-def matrix_budget(split_df: pd.DataFrame, cfg_p2: dict) -> int:
-    """Examples per run for every run but B2_all: min(configured budget, smallest quadrant
-    train pool). ValueError naming the quadrant(s) without a train snapshot."""
-    pools = train_pools(split_df)
-    empty = [q for q, v in pools.items() if v == 0]
-    if empty:
-        raise ValueError(f"phase 2: quadrant(s) {empty} have no non-held-out snapshot to train on (pools {pools})")
-    budget = min(pools.values())
-    cap = cfg_p2.get("budget")
+def plan_training(labeled: pd.DataFrame, cfg: dict) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(heldout.json, plan.json) of the study (module docstring)."""
+    from .training import optimizer_steps
+
+    p2, seed = cfg["phase2"], int(cfg["seed"])
+    split = heldout_split(labeled, float(p2["heldout_frac"]), seed)
+    pools = train_pools(split)
+    n_train = int((~split["heldout"]).sum())
+    min_budget, cap = int(p2["min_budget"]), p2.get("budget")
+    eligible = {q: v for q, v in pools.items() if v >= min_budget}
+    k = min(eligible.values()) if eligible else n_train
     if cap is not None:
-        if int(cap) < 1:
-            raise ValueError(f"phase2.budget must be >= 1 or null, got {cap}")
-        if int(cap) > budget:
-            log.warning("phase2.budget=%d exceeds the smallest quadrant train pool (%d); using %d", cap, budget, budget)
-        budget = min(budget, int(cap))
-    return int(budget)
+        k = min(k, int(cap))
+    epochs, bs = float(p2["lora"]["epochs"]), int(p2["lora"]["batch_size"])
+    steps = optimizer_steps(epochs, k, bs) if k >= 1 else 0
+    runs: dict[str, dict[str, Any]] = {}
+    for run_id in RUN_IDS:
+        q, fmt, kind = run_spec(run_id)
+        reason = None
+        if kind == "quadrant" and q not in eligible:
+            reason = f"quadrant {q} has {pools[q]} train snapshot(s), under phase2.min_budget={min_budget}"
+        elif kind == "uniform" and k < min_budget:
+            reason = f"{n_train} train snapshot(s) in all give a budget of {k}, under phase2.min_budget={min_budget}"
+        elif kind == "all" and n_train < min_budget:
+            reason = f"{n_train} train snapshot(s), under phase2.min_budget={min_budget}"
+        n_ex = n_train if kind == "all" else k
+        runs[run_id] = (
+            {"trained": False, "reason": reason} if reason else
+            {"trained": True, "quadrant": q, "format": fmt, "kind": kind, "examples": n_ex, "epochs": epochs,
+             "optimizer_steps": optimizer_steps(epochs, n_ex, bs)}
+        )  # fmt: skip
+    k5 = int(cfg["phase5"]["budget"])
+    sel_reason = None
+    if n_train <= k5:
+        sel_reason = (f"{n_train} candidate snapshot(s) (labeled, not held out) for phase5.budget={k5}: every "
+                      "method would pick the same set; label more snapshots or lower phase5.budget")  # fmt: skip
+    plan = {
+        "seed": seed, "budget": k, "epochs": epochs, "batch_size": bs, "optimizer_steps": steps,
+        "min_budget": min_budget, "configured_budget": cap, "train_pools": pools, "n_train": n_train,
+        "n_heldout": int(split["heldout"].sum()),
+        "b2_all_compute_ratio": (n_train / k) if k else None,
+        "runs": runs,
+        "trained_runs": [r for r in RUN_IDS if runs[r]["trained"]],
+        "skipped_runs": {r: v["reason"] for r, v in runs.items() if not v["trained"]},
+        "selection": {"run": sel_reason is None, "reason": sel_reason, "k": k5, "n_candidates": n_train,
+                      "epochs": epochs, "optimizer_steps": optimizer_steps(epochs, k5, bs)},
+    }  # fmt: skip
+    for r, why in plan["skipped_runs"].items():
+        log.warning("phase 2: run %s is not trained: %s", r, why)
+    if sel_reason:
+        log.warning("phase 5 is not run: %s", sel_reason)
+    return heldout_record(split, float(p2["heldout_frac"]), seed), plan
 
 
 def run_training_set(split_df: pd.DataFrame, run_id: str, budget: int, seed: int) -> pd.DataFrame:
@@ -117,74 +209,80 @@ def training_examples(train_df: pd.DataFrame, fmt: str) -> list:
     return [supervision_example(r, fmt) for _, r in train_df.iterrows()]
 
 
-def train_matrix_run(run_id: str, labeled_path, model_dir, cfg: dict, out_dir, *, progress: bool = True,
-                     trainer=None) -> dict[str, Any]:  # fmt: skip
-    """One phase 2 job: split, select, write ``train_set.json`` (ids used and held out), train
-    (``adapter/`` and ``train_log.json``, resuming from ``checkpoints/`` if a job was killed)."""
-    from .io import read_parquet, write_json
+def train_matrix_run(run_id: str, labeled_path, heldout_path, plan_path, model_dir, cfg: dict, out_dir, *,
+                     progress: bool = True, trainer=None) -> dict[str, Any]:  # fmt: skip
+    """One phase 2 job: the plan's split and budget, select, write ``train_set.json`` (ids used,
+    tasks used, held out), train (``adapter/`` and ``train_log.json``, resuming from
+    ``checkpoints/`` if a job was killed)."""
+    from .io import read_json, read_parquet, write_json
     from .training import train_lora
 
-    p2, seed = cfg["phase2"], int(cfg["seed"])
+    seed = int(cfg["seed"])
+    plan, heldout = read_json(plan_path), read_json(heldout_path)
+    entry = plan["runs"].get(run_id)
+    if entry is None or not entry["trained"]:
+        why = entry["reason"] if entry else "not in the plan"
+        raise ValueError(f"run {run_id} is not trained by the plan {plan_path}: {why}")
     quadrant, fmt, kind = run_spec(run_id)
-    split = heldout_split(read_parquet(labeled_path), float(p2["heldout_frac"]), seed)
-    budget = matrix_budget(split, p2)
-    train_df = run_training_set(split, run_id, budget, seed)
+    split = apply_heldout(read_parquet(labeled_path), heldout)
+    train_df = run_training_set(split, run_id, int(plan["budget"]), seed)
+    check_task_disjoint(train_df["task_id"], heldout["task_ids"], f"the training set of {run_id}")
     examples = training_examples(train_df, fmt)
-    out_dir = Path(out_dir)
     held = split[split["heldout"]]
     train_set = {
         "run_id": run_id, "quadrant": quadrant, "format": fmt, "kind": kind, "seed": seed,
-        "heldout_frac": float(p2["heldout_frac"]), "budget": budget, "n_examples": len(examples),
-        "train_ids": train_df["snapshot_id"].tolist(),
+        "budget": int(plan["budget"]), "examples": len(examples),
+        "snapshot_ids": train_df["snapshot_id"].tolist(), "task_ids": sorted(set(train_df["task_id"])),
         "train_quadrants": {q: int((train_df["quadrant"] == q).sum()) for q in QUADRANTS},
-        "heldout_ids": sorted(held["snapshot_id"].tolist()),
-        "heldout_by_quadrant": {q: int((held["quadrant"] == q).sum()) for q in QUADRANTS},
-        "train_pools": train_pools(split),
-        "labeled_snapshots": int(len(split)),
+        "heldout_snapshot_ids": sorted(held["snapshot_id"]), "heldout_task_ids": heldout["task_ids"],
+        "train_pools": plan["train_pools"], "labeled_snapshots": int(len(split)),
     }  # fmt: skip
-    leak = set(train_set["train_ids"]) & set(train_set["heldout_ids"])
-    if leak:  # cannot happen by construction; an audit, not a fallback
-        raise AssertionError(f"held-out snapshots in the training set of {run_id}: {sorted(leak)[:5]}")
-    write_json(train_set, out_dir / "train_set.json")
-    meta = {k: train_set[k] for k in ("run_id", "quadrant", "format", "kind", "budget", "heldout_frac")}
+    write_json(train_set, Path(out_dir) / "train_set.json")
+    lora = {k: v for k, v in cfg["phase2"]["lora"].items()}
+    meta = {k: train_set[k] for k in ("run_id", "quadrant", "format", "kind", "budget")}
     sc = cfg.get("student", {})
-    return train_lora(model_dir, examples, p2["lora"], out_dir, progress=progress, trainer=trainer, meta=meta,
-                      device=sc.get("device", "auto"), dtype=sc.get("dtype", "auto"))  # fmt: skip
+    out = train_lora(model_dir, examples, lora, out_dir, progress=progress, trainer=trainer, meta=meta,
+                     device=sc.get("device", "auto"), dtype=sc.get("dtype", "auto"))  # fmt: skip
+    if out["optimizer_steps"] != entry["optimizer_steps"]:
+        raise AssertionError(f"run {run_id} trained {out['optimizer_steps']} steps, the plan says "
+                             f"{entry['optimizer_steps']}")
+    return out
 
 
-def training_summary(run_dirs) -> dict[str, Any]:
-    """Per run (from train_log.json and train_set.json): examples, seconds, final loss, format,
-    quadrant; plus audits: equal budgets for all runs but B2_all, one held-out set for all runs,
-    no held-out id in any training set."""
+def training_summary(run_dirs, plan: dict) -> dict[str, Any]:
+    """Per trained run (from train_log.json and train_set.json): examples, epochs, optimizer
+    steps, tokens, seconds, losses; the runs the plan did not train, with the reason; audits:
+    equal examples and steps for all budgeted runs, one held-out set, no held-out snapshot or task
+    in any training set."""
     from .io import read_json
 
     runs: dict[str, dict[str, Any]] = {}
     heldout_sets, leaks = set(), []
     for d in run_dirs:
         d = Path(d)
-        tl = read_json(d / "train_log.json")
-        ts = read_json(d / "train_set.json") if (d / "train_set.json").is_file() else {}
-        meta = tl.get("meta", {})
-        rid = meta.get("run_id") or ts.get("run_id") or d.name
+        tl, ts = read_json(d / "train_log.json"), read_json(d / "train_set.json")
+        rid = ts["run_id"]
         runs[rid] = {
-            "examples": tl["n_examples"], "steps": tl["steps"], "seconds": tl["seconds"],
-            "train_seconds": tl["train_seconds"], "final_loss": tl["final_loss"],
-            "first_loss": tl["loss_curve"][0][1] if tl["loss_curve"] else None,
-            "format": meta.get("format", ts.get("format")), "quadrant": meta.get("quadrant", ts.get("quadrant")),
-            "kind": meta.get("kind", ts.get("kind")), "budget": meta.get("budget", ts.get("budget")),
-            "n_heldout": len(ts.get("heldout_ids", [])), "resumed_from": tl.get("resumed_from"),
-            "trainable_params": tl.get("trainable_params"), "dir": os.fspath(d),
+            "examples": tl["examples"], "epochs": tl["epochs"], "optimizer_steps": tl["optimizer_steps"],
+            "tokens_trained": tl["tokens_trained"], "seconds": tl["seconds"], "train_seconds": tl["train_seconds"],
+            "final_loss": tl["final_loss"], "first_loss": tl["loss_curve"][0][1] if tl["loss_curve"] else None,
+            "format": ts["format"], "quadrant": ts["quadrant"], "kind": ts["kind"], "budget": ts["budget"],
+            "n_train_tasks": len(ts["task_ids"]), "n_heldout": len(ts["heldout_snapshot_ids"]),
+            "resumed_from": tl.get("resumed_from"), "trainable_params": tl.get("trainable_params"),
+            "dir": str(d),
         }  # fmt: skip
-        if ts:
-            heldout_sets.add(tuple(ts["heldout_ids"]))
-            leaks += sorted(set(ts["train_ids"]) & set(ts["heldout_ids"]))
-    budgeted = {r: v["examples"] for r, v in runs.items() if r != "B2_all"}
+        heldout_sets.add(tuple(ts["heldout_snapshot_ids"]))
+        leaks += sorted(set(ts["snapshot_ids"]) & set(ts["heldout_snapshot_ids"]))
+        leaks += sorted(set(ts["task_ids"]) & set(ts["heldout_task_ids"]))
+    budgeted = {r: (v["examples"], v["optimizer_steps"]) for r, v in runs.items() if r != "B2_all"}
     return {
         "runs": runs,
         "n_runs": len(runs),
-        "missing_runs": [r for r in RUN_IDS if r not in runs],
-        "budget": sorted(set(budgeted.values()))[0] if len(set(budgeted.values())) == 1 else None,
+        "skipped_runs": plan["skipped_runs"],
+        "missing_runs": [r for r in plan["trained_runs"] if r not in runs],
+        "budget": plan["budget"], "epochs": plan["epochs"], "optimizer_steps": plan["optimizer_steps"],
+        "b2_all_compute_ratio": plan["b2_all_compute_ratio"],
         "equal_budgets": len(set(budgeted.values())) <= 1,
         "same_heldout_set": len(heldout_sets) <= 1,
         "heldout_leaks": leaks,
-    }
+    }  # fmt: skip

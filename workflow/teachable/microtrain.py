@@ -3,7 +3,14 @@
 For snapshots sampled per quadrant: success of the student from the snapshot (no patch) before
 and after training a fresh LoRA adapter on that one snapshot's route-matched supervision
 (``training.supervision_example(row, row.route_net)``, prompt tokens masked, a few high-LR steps).
-Δ = after - before. Then Spearman ρ(ELP_net, Δ) with a bootstrap CI and a permutation p-value.
+Δ = after - before. Then Spearman ρ(ELP_net, Δ) with a bootstrap CI and a permutation p-value,
+where ELP_net is Phase 1's cross-fitted estimate.
+
+A gate that discriminates: the same ρ (CI, p) for the trivial predictors of Δ (``baselines``:
+L_local, headroom = 1 - p_policy, U), the partial Spearman ρ(ELP_net, Δ | p_policy) with its CI
+and p (``partial_rho``: Pearson correlation of the rank residuals after regressing the ranks of
+ELP_net and of Δ on the ranks of p_policy), and ρ per route (``per_route``). CPT adds information
+beyond headroom when the partial ρ's interval lies above 0 (``adds_beyond_headroom``).
 
 Choices:
 - before and after use the same rollout seeds per snapshot (common random numbers): each is an
@@ -15,8 +22,8 @@ Choices:
 - drift_kl: mean KL(base || tuned) of the action distributions at the OTHER sampled snapshots
   (no patch): how far the update reaches beyond its snapshot. A large drift means Δ measures a
   global policy change more than a local correction (lower phase1b.lora.lr or steps).
-- the permutation test is one-sided (alternative "greater"): the claim under test is a positive
-  association. Intervals are at confidence 1 - alpha.
+- the permutation tests are one-sided (alternative "greater"): the claim under test is a positive
+  association. Intervals are percentile bootstraps over snapshots at confidence 1 - alpha.
 """
 
 from __future__ import annotations
@@ -32,10 +39,11 @@ import pandas as pd
 from scipy import stats as st
 from tqdm.auto import tqdm
 
-from .labeling import QUADRANTS, snapshot_context
-from .rollouts import RolloutSpec, group_success, run_rollouts
+from .constants import FORMATS, QUADRANTS
+from .labeling import snapshot_context
+from .rollouts import RolloutSpec, group_success, study_rollouts
 from .seeding import derive_seed
-from .stats import proportion, spearman_rho
+from .stats import proportion
 from .training import LoraTrainer, supervision_example
 
 log = logging.getLogger(__name__)
@@ -44,6 +52,9 @@ RESULT_COLUMNS = (
     "snapshot_id", "quadrant", "ELP_net", "route", "before", "before_n", "before_lo", "before_hi",
     "after", "after_n", "after_lo", "after_hi", "delta", "train_seconds",
 )  # fmt: skip
+# the trivial predictors of Δ the gate compares ELP_net with (name -> column or derivation)
+BASELINES = ("L_local", "headroom", "U")
+CARRIED = ("task_id", "ELP_net_naive", "p_policy", "L_local", "U")  # copied from the labels
 
 
 def select_micro_snapshots(labeled: pd.DataFrame, per_quadrant: int, seed: int) -> pd.DataFrame:
@@ -95,8 +106,6 @@ def run_micro_training(labeled_sample: pd.DataFrame, model_dir, cfg: dict, *, pr
     n = int(p1b["n_validation_rollouts"])
     seed = int(cfg["seed"])
     conf = float(cfg.get("phase1", {}).get("confidence", 0.95))
-    temp = float(cfg["student"]["temperature"])
-    hl, ms = int(cfg["env"]["history_len"]), cfg["env"].get("max_steps")
     if policy is None:
         sc = cfg["student"]
         policy = HFPolicy(model_dir, device=sc.get("device", "auto"), dtype=sc.get("dtype", "auto"),
@@ -108,8 +117,7 @@ def run_micro_training(labeled_sample: pd.DataFrame, model_dir, cfg: dict, *, pr
         return pd.DataFrame(columns=list(RESULT_COLUMNS))
 
     before_specs = [s for _, r in rows for s in _specs(r, n, seed, "before")]
-    before = group_success(run_rollouts(before_specs, policy, temperature=temp, history_len=hl, max_steps=ms,
-                                        desc="phase1b before", progress=progress))  # fmt: skip
+    before = group_success(study_rollouts(before_specs, policy, cfg, desc="phase1b before", progress=progress))
     p_before = {r["snapshot_id"]: _p_target(policy, r) for _, r in rows}
     ctxs = [snapshot_context(r) for _, r in rows]
     base_lp = policy.action_logprobs(ctxs)
@@ -126,8 +134,7 @@ def run_micro_training(labeled_sample: pd.DataFrame, model_dir, cfg: dict, *, pr
             train_seconds = time.time() - t0
             policy.load_adapter(f"{run_dir}/adapter")
             try:
-                after = group_success(run_rollouts(_specs(r, n, seed, "after"), policy, temperature=temp,
-                                                   history_len=hl, max_steps=ms, progress=False))  # fmt: skip
+                after = group_success(study_rollouts(_specs(r, n, seed, "after"), policy, cfg, progress=False))
                 p_after = _p_target(policy, r)
                 drift = _drift_kl(base_lp, policy.action_logprobs(ctxs), skip=k)
             finally:
@@ -142,6 +149,7 @@ def run_micro_training(labeled_sample: pd.DataFrame, model_dir, cfg: dict, *, pr
                 "delta": a["p"] - b["p"], "train_seconds": round(train_seconds, 3),
                 "p_target_before": p_before[sid], "p_target_after": p_after, "drift_kl": drift,
                 "final_loss": tlog["final_loss"], "first_loss": tlog["loss_curve"][0][1] if tlog["loss_curve"] else math.nan,
+                **{c: r[c] for c in CARRIED if c in r.index},
             })  # fmt: skip
             bar.set_postfix(delta=f"{a['p'] - b['p']:+.2f}")
     return pd.DataFrame(out)
@@ -165,54 +173,124 @@ def _mean_interval(v: np.ndarray, confidence: float) -> dict[str, Any]:
     return out
 
 
+def _finite(*cols: np.ndarray) -> np.ndarray:
+    return np.all([np.isfinite(c) for c in cols], axis=0)
+
+
+def _pearson_last(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a - a.mean(-1, keepdims=True)
+    b = b - b.mean(-1, keepdims=True)
+    den = np.sqrt((a * a).sum(-1) * (b * b).sum(-1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 1e-12, (a * b).sum(-1) / np.where(den > 1e-12, den, 1.0), np.nan)
+
+
+def spearman_along(x, y, axis: int = -1):
+    """Spearman rho along ``axis`` (vectorized over the other axes; equals scipy's spearmanr on
+    one pair): Pearson correlation of the average ranks. NaN where a side is constant."""
+    rx, ry = (np.moveaxis(st.rankdata(np.asarray(v, float), axis=axis), axis, -1) for v in (x, y))
+    return _pearson_last(rx, ry)
+
+
+def partial_spearman(x, y, z, axis: int = -1):
+    """Spearman correlation of x and y given z along ``axis``: Pearson correlation of the
+    residuals of rank(x) and rank(y) after a least-squares fit on rank(z). NaN when undefined."""
+    rx, ry, rz = (np.moveaxis(st.rankdata(np.asarray(v, float), axis=axis), axis, -1) for v in (x, y, z))
+    zc = rz - rz.mean(-1, keepdims=True)
+    zz = (zc * zc).sum(-1, keepdims=True)
+
+    def resid(r):
+        rc = r - r.mean(-1, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return rc - np.where(zz > 0, (zc * rc).sum(-1, keepdims=True) / np.where(zz > 0, zz, 1.0), 0.0) * zc
+
+    return _pearson_last(resid(rx), resid(ry))
+
+
+def rho_test(cols: tuple[np.ndarray, ...], stat, cfg: dict, seed: int, tag: str) -> dict[str, Any]:
+    """``stat`` (Spearman or partial Spearman) of paired columns over snapshots: value, percentile
+    bootstrap CI (resamples with an undefined value are left out and counted), one-sided
+    permutation p-value (the first column permuted against the others). NaN with ``reason``
+    when fewer than 3 snapshots or a constant column make it undefined."""
+    alpha = float(cfg["alpha"])
+    ok = _finite(*cols)
+    cols = tuple(np.asarray(c, float)[ok] for c in cols)
+    n = int(ok.sum())
+    rep: dict[str, Any] = {"n": n, "rho": math.nan, "rho_ci": [math.nan, math.nan], "p_value": math.nan,
+                           "bootstrap_degenerate": None, "reason": None}  # fmt: skip
+    if n < 3:
+        rep["reason"] = f"n = {n} < 3 snapshots: rho undefined"
+        return rep
+    const = [i for i, c in enumerate(cols) if np.ptp(c) == 0]
+    if const:
+        rep["reason"] = f"constant column(s) {const} ({tag}): rho undefined"
+        return rep
+    rho = float(stat(*cols))
+    if not np.isfinite(rho):
+        rep["reason"] = f"{tag}: rho undefined on these data"
+        return rep
+    rep["rho"] = float(rho)
+    rng = np.random.default_rng(derive_seed(int(seed), "phase1b", tag, "bootstrap"))
+    boot = st.bootstrap(cols, stat, paired=True, vectorized=True, n_resamples=int(cfg["bootstrap_resamples"]),
+                        confidence_level=1 - alpha, method="percentile", rng=rng)  # fmt: skip
+    dist = np.asarray(boot.bootstrap_distribution)
+    good = np.isfinite(dist)
+    rep["bootstrap_degenerate"] = int((~good).sum())
+    if good.any():
+        rep["rho_ci"] = [float(v) for v in np.percentile(dist[good], [100 * alpha / 2, 100 * (1 - alpha / 2)])]
+    rng = np.random.default_rng(derive_seed(int(seed), "phase1b", tag, "permutation"))
+    perm = st.permutation_test(cols, stat, permutation_type="pairings", vectorized=True,
+                               n_resamples=int(cfg["permutation_resamples"]), alternative="greater", rng=rng)  # fmt: skip
+    rep["p_value"] = float(perm.pvalue)
+    return rep
+
+
 def correlation_report(results: pd.DataFrame, p1b_cfg: dict, seed: int) -> dict[str, Any]:
     """Spearman ρ(ELP_net, delta) with a paired percentile-bootstrap CI and a one-sided
-    permutation p-value (pairings), per-quadrant mean Δ with t intervals, and the pass flag
-    ρ >= rho_threshold and p <= alpha. ρ (and everything built on it) is NaN, with ``reason``,
-    when fewer than 3 snapshots or a constant column make it undefined."""
+    permutation p-value, the pass flag ρ >= rho_threshold and p <= alpha, per-quadrant mean Δ
+    with t intervals; the trivial predictors' ρ (``baselines``), the partial ρ given p_policy
+    and ρ per route (module docstring). Undefined statistics are NaN with a ``reason``."""
     alpha = float(p1b_cfg["alpha"])
     thr = float(p1b_cfg["rho_threshold"])
     conf = 1.0 - alpha
-    df = results[np.isfinite(results["ELP_net"].astype(float)) & np.isfinite(results["delta"].astype(float))]
-    x = df["ELP_net"].to_numpy(float)
-    y = df["delta"].to_numpy(float)
-    n = len(df)
+    delta = results["delta"].to_numpy(float)
+    main = rho_test((results["ELP_net"].to_numpy(float), delta), spearman_along, p1b_cfg, seed, "ELP_net")
     rep: dict[str, Any] = {
-        "n": int(n), "n_dropped_nonfinite": int(len(results) - n),
-        "rho": math.nan, "rho_ci": [math.nan, math.nan], "ci_method": "percentile bootstrap (paired)",
-        "confidence": conf, "bootstrap_resamples": int(p1b_cfg["bootstrap_resamples"]),
-        "bootstrap_degenerate": None,
-        "p_value": math.nan, "p_method": "permutation (pairings), one-sided: rho > 0",
+        **main, "n_dropped_nonfinite": int(len(results) - main["n"]),
+        "ci_method": "percentile bootstrap (paired, over snapshots)", "confidence": conf,
+        "bootstrap_resamples": int(p1b_cfg["bootstrap_resamples"]),
+        "p_method": "permutation (pairings), one-sided: rho > 0",
         "permutation_resamples": int(p1b_cfg["permutation_resamples"]),
-        "rho_threshold": thr, "alpha": alpha, "gate": p1b_cfg.get("gate", "warn"),
-        "pass": False, "reason": None,
+        "rho_threshold": thr, "alpha": alpha, "gate": p1b_cfg.get("gate", "warn"), "pass": False,
     }  # fmt: skip
-    if n < 3:
-        rep["reason"] = f"n = {n} < 3 snapshots: Spearman rho undefined"
-    elif np.ptp(x) == 0 or np.ptp(y) == 0:
-        const = [c for c, v in (("ELP_net", x), ("delta", y)) if np.ptp(v) == 0]
-        rep["reason"] = f"constant column(s) {const}: Spearman rho undefined"
-    else:
-        rho = spearman_rho(x, y)
-        rep["rho"] = rho
-        rng = np.random.default_rng(derive_seed(int(seed), "phase1b", "bootstrap"))
-        boot = st.bootstrap((x, y), spearman_rho, paired=True, vectorized=False, n_resamples=rep["bootstrap_resamples"],
-                            confidence_level=conf, method="percentile", random_state=rng)  # fmt: skip
-        dist = np.asarray(boot.bootstrap_distribution)
-        ok = np.isfinite(dist)
-        rep["bootstrap_degenerate"] = int((~ok).sum())
-        # resamples with a constant side have no rho; the percentile CI is taken over the others
-        lo, hi = np.percentile(dist[ok], [100 * alpha / 2, 100 * (1 - alpha / 2)]) if ok.any() else (math.nan,) * 2
-        rep["rho_ci"] = [float(lo), float(hi)]
-        rng = np.random.default_rng(derive_seed(int(seed), "phase1b", "permutation"))
-        perm = st.permutation_test((x, y), spearman_rho, permutation_type="pairings", vectorized=False,
-                                   n_resamples=rep["permutation_resamples"], alternative="greater",
-                                   random_state=rng)  # fmt: skip
-        rep["p_value"] = float(perm.pvalue)
-        rep["pass"] = bool(rho >= thr and rep["p_value"] <= alpha)
+    if math.isfinite(rep["rho"]):
+        rep["pass"] = bool(rep["rho"] >= thr and rep["p_value"] <= alpha)
         if not rep["pass"]:
-            rep["reason"] = f"rho = {rho:.3f} (threshold {thr}), p = {rep['p_value']:.4f} (alpha {alpha})"
+            rep["reason"] = f"rho = {rep['rho']:.3f} (threshold {thr}), p = {rep['p_value']:.4f} (alpha {alpha})"
     rep["blocks_downstream"] = bool(not rep["pass"] and rep["gate"] == "stop")
+    rep["baselines"] = {}
+    for name in BASELINES:
+        col = "p_policy" if name == "headroom" else name
+        if col not in results.columns:
+            rep["baselines"][name] = {"rho": math.nan, "reason": f"column {col} missing from the results"}
+            continue
+        x = results[col].to_numpy(float)
+        rep["baselines"][name] = rho_test((1.0 - x if name == "headroom" else x, delta), spearman_along, p1b_cfg,
+                                          seed, name)  # fmt: skip
+    if "p_policy" in results.columns:
+        rep["partial_rho"] = rho_test((results["ELP_net"].to_numpy(float), delta, results["p_policy"].to_numpy(float)),
+                                      partial_spearman, p1b_cfg, seed, "partial")  # fmt: skip
+        rep["partial_rho"]["given"] = "p_policy"
+    else:
+        rep["partial_rho"] = {"rho": math.nan, "reason": "column p_policy missing from the results"}
+    lo = rep["partial_rho"].get("rho_ci", [math.nan])[0]
+    rep["adds_beyond_headroom"] = bool(lo > 0) if math.isfinite(lo) else None
+    rep["per_route"] = {}
+    for route in FORMATS:
+        sub = results[results["route"] == route]
+        if len(sub):
+            rep["per_route"][route] = rho_test((sub["ELP_net"].to_numpy(float), sub["delta"].to_numpy(float)),
+                                               spearman_along, p1b_cfg, seed, f"route_{route}")  # fmt: skip
     rep["per_quadrant"] = {}
     for q in QUADRANTS:
         sub = results[results["quadrant"] == q]

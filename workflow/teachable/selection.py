@@ -48,11 +48,12 @@ def check_method(method: str) -> str:
     return method
 
 
-def candidates(labeled: pd.DataFrame, heldout_frac: float, seed: int) -> pd.DataFrame:
-    """The snapshots any method may select: every labeled snapshot that is not held out."""
-    from .matrix import heldout_split
+def candidates(labeled: pd.DataFrame, heldout: dict) -> pd.DataFrame:
+    """The snapshots any method may select: every labeled snapshot not held out by the study's
+    one split (phase2/heldout.json)."""
+    from .matrix import apply_heldout
 
-    split = heldout_split(labeled, heldout_frac, seed)
+    split = apply_heldout(labeled, heldout)
     return split[~split["heldout"]].drop(columns="heldout").reset_index(drop=True)
 
 
@@ -94,15 +95,18 @@ def select(cands: pd.DataFrame, method: str, k: int, seed: int, predictor_dir=No
     return _top_k(cands, pred, k)
 
 
-def train_selected(method: str, labeled_path, model_dir, cfg: dict, out_dir, predictor_dir=None,
-                   progress: bool = True) -> dict[str, Any]:
+def train_selected(method: str, labeled_path, heldout_path, plan_path, model_dir, cfg: dict, out_dir,
+                   predictor_dir=None, progress: bool = True) -> dict[str, Any]:  # fmt: skip
     """One Phase 5 job: select, write ``selected.json``, train (``adapter/``, ``train_log.json``)."""
-    from .io import read_parquet, write_json
+    from .io import read_json, read_parquet, write_json
     from .matrix import training_examples
     from .training import train_lora
 
     p5, seed = cfg["phase5"], int(cfg["seed"])
-    cands = candidates(read_parquet(labeled_path), float(cfg["phase2"]["heldout_frac"]), seed)
+    plan = read_json(plan_path)["selection"]
+    if not plan["run"]:
+        raise ValueError(f"the plan {plan_path} does not run Phase 5: {plan['reason']}")
+    cands = candidates(read_parquet(labeled_path), read_json(heldout_path))
     k = budget(p5, len(cands))
     chosen = select(cands, method, k, seed, predictor_dir)
     out_dir = Path(out_dir)

@@ -43,8 +43,13 @@ train on sequences the scorer never sees. trl turns the mask into labels (-100 o
 Fixed choices (not in config): AdamW, constant learning rate (no warmup: micro runs have ~8
 steps), weight decay 0, gradient clipping at 1.0, fp32 on CPU (bf16 autocast on a bf16 CUDA
 model), no gradient checkpointing, no truncation (an example longer than the model's context is
-an error), a loss logged every step. Config keys (exactly): r, alpha, dropout, target_modules,
-lr, steps, batch_size, seed, save_steps. Checkpoints go to ``out_dir/checkpoints`` every
+an error), a loss logged every step. Config keys: r, alpha, dropout, target_modules, lr,
+batch_size, seed, save_steps and exactly one of ``steps`` (a fixed number of optimizer steps:
+Phase 1B's one-example runs) or ``epochs`` (equal compute: ``optimizer_steps(epochs, K,
+batch_size)`` = ceil(epochs x K / batch_size) steps for K examples, the rule of every budgeted
+run of Phases 2 and 5). ``train_log.json`` records ``examples``, ``epochs`` (configured, or
+steps x batch / examples for a fixed-steps run), ``optimizer_steps`` and ``tokens_trained``
+(non-padding tokens of every training batch, counted by the trainer). Checkpoints go to ``out_dir/checkpoints`` every
 ``save_steps`` steps (none when ``save_steps >= steps``); a rerun of a killed job resumes from
 the latest complete one if it belongs to the same examples and config, and they are deleted
 after success. The adapter is written atomically to ``out_dir/adapter`` (peft format).
@@ -55,6 +60,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -68,7 +74,8 @@ from .policies.base import Context
 
 log = logging.getLogger(__name__)
 
-LORA_KEYS = ("r", "alpha", "dropout", "target_modules", "lr", "steps", "batch_size", "seed", "save_steps")
+LORA_KEYS = ("r", "alpha", "dropout", "target_modules", "lr", "batch_size", "seed", "save_steps")
+LENGTH_KEYS = ("steps", "epochs")  # exactly one: a fixed step count, or epochs over the examples
 _CKPT = re.compile(r"^checkpoint-(\d+)$")
 _FINGERPRINT = "run_fingerprint.json"
 
@@ -96,14 +103,33 @@ def supervision_example(row, fmt: str) -> tuple[Context, str]:
 
 
 # ------------------------------------------------------------------------------------ config
+def optimizer_steps(epochs: float, n_examples: int, batch_size: int) -> int:
+    """ceil(epochs x n_examples / batch_size): the optimizer steps of a budgeted run."""
+    if epochs <= 0 or n_examples < 1 or batch_size < 1:
+        raise ValueError(f"optimizer_steps needs epochs > 0, examples >= 1, batch >= 1; got {epochs}, "
+                         f"{n_examples}, {batch_size}")
+    return int(math.ceil(float(epochs) * int(n_examples) / int(batch_size) - 1e-9))
+
+
 def check_lora_cfg(cfg: dict[str, Any]) -> dict[str, Any]:
     missing = [k for k in LORA_KEYS if k not in cfg]
-    unknown = [k for k in cfg if k not in LORA_KEYS]
-    if missing or unknown:
-        raise KeyError(f"LoRA config: missing keys {missing}, unknown keys {unknown}; expected exactly {LORA_KEYS}")
-    if int(cfg["steps"]) < 1 or int(cfg["batch_size"]) < 1 or int(cfg["r"]) < 1:
-        raise ValueError(f"LoRA config: steps, batch_size and r must be >= 1, got {cfg}")
+    unknown = [k for k in cfg if k not in LORA_KEYS + LENGTH_KEYS]
+    length = [k for k in LENGTH_KEYS if k in cfg]
+    if missing or unknown or len(length) != 1:
+        raise KeyError(f"LoRA config: missing keys {missing}, unknown keys {unknown}, length keys {length}; "
+                       f"expected {LORA_KEYS} and exactly one of {LENGTH_KEYS}")
+    if int(cfg["batch_size"]) < 1 or int(cfg["r"]) < 1 or float(cfg[length[0]]) <= 0:
+        raise ValueError(f"LoRA config: {length[0]}, batch_size and r must be positive, got {cfg}")
     return dict(cfg)
+
+
+def resolve_steps(cfg: dict[str, Any], n_examples: int) -> tuple[int, float]:
+    """(optimizer steps, epochs) of a run on ``n_examples`` examples."""
+    bs = int(cfg["batch_size"])
+    if "epochs" in cfg:
+        return optimizer_steps(float(cfg["epochs"]), n_examples, bs), float(cfg["epochs"])
+    steps = int(cfg["steps"])
+    return steps, steps * bs / n_examples
 
 
 def lora_config(cfg: dict[str, Any]):
@@ -188,11 +214,11 @@ class LoraTrainer:
             out.append({"input_ids": list(p) + list(c), "completion_mask": [0] * len(p) + [1] * len(c)})
         return out
 
-    def _args(self, cfg: dict, ckpt_dir: Path, progress: bool):
+    def _args(self, cfg: dict, steps: int, ckpt_dir: Path, progress: bool):
         import torch
         from trl import SFTConfig
 
-        steps, save_steps = int(cfg["steps"]), int(cfg["save_steps"] or 0)
+        save_steps = int(cfg["save_steps"] or 0)
         checkpoints = 0 < save_steps < steps
         on_cuda = self.policy.device.type == "cuda"
         return SFTConfig(
@@ -228,6 +254,7 @@ class LoraTrainer:
             dataloader_num_workers=0,
             dataset_num_proc=None,
             remove_unused_columns=False,
+            include_num_input_tokens_seen="non_padding",
         )
 
     def build_trainer(self, examples: Sequence[tuple[Context, str]], cfg: dict, ckpt_dir, *,
@@ -242,6 +269,7 @@ class LoraTrainer:
         cfg = check_lora_cfg(cfg)
         if not examples:
             raise ValueError("no training examples")
+        steps, _ = resolve_steps(cfg, len(examples))
         encoded = self.encode(examples)
         self.release()
         if self.policy.model is not self.policy.base_model:
@@ -255,7 +283,7 @@ class LoraTrainer:
         try:
             trainer = SFTTrainer(
                 model=self._peft,
-                args=self._args(cfg, Path(ckpt_dir), progress),
+                args=self._args(cfg, steps, Path(ckpt_dir), progress),
                 train_dataset=Dataset.from_list(encoded),
                 processing_class=tok,
                 callbacks=callbacks,
@@ -335,10 +363,12 @@ class LoraTrainer:
         finally:
             self.release()
         n_tok = [sum(e["completion_mask"]) for e in encoded]
+        _, epochs = resolve_steps(cfg, len(encoded))
         log_dict = {
-            "n_examples": len(encoded),
-            "steps": int(state.global_step),
-            "epochs": float(state.epoch or 0.0),
+            "examples": len(encoded),
+            "epochs": epochs,
+            "optimizer_steps": int(state.global_step),
+            "tokens_trained": int(state.num_input_tokens_seen),
             "loss_curve": curve,
             "final_loss": curve[-1][1] if curve else float(result.training_loss),
             "mean_train_loss": float(result.training_loss),
