@@ -69,3 +69,11 @@ def test_overlapping_splits_are_rejected():
     with pytest.raises(ValueError, match="overlap"):
         check_disjoint(splits)
     assert split_seeds(splits, "eval") == list(range(50, 60))
+
+
+def test_demo_split_is_disjoint_from_the_study_splits():
+    cfg = load()
+    assert "demo" in cfg["splits"]
+    bad = dict(cfg["splits"], demo={"start": cfg["splits"]["train"]["start"] + 3, "count": 10})
+    with pytest.raises(ValueError, match="demo"):
+        check_disjoint(bad)

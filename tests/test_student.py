@@ -206,7 +206,7 @@ def test_train_student_short_run(tmp_path):
     from teachable.student_init import train_student
 
     cfg = {
-        "env_id": "BabyAI-GoToLocal-v0", "max_steps": 20, "history_len": 2, "train_seeds": list(range(5)),
+        "env_id": "BabyAI-GoToLocal-v0", "max_steps": 20, "history_len": 2, "demo_seeds": list(range(300000, 300005)),
         "patch_fraction": 0.5, "noise_fraction": 0.1, "explore_prob": 0.1, "vocab_size": 300,
         "hidden_size": 32, "n_layers": 1, "n_heads": 2, "intermediate_size": 64,
         "max_position_embeddings": 512, "train_steps": 20, "lr": 3e-3, "batch_size": 8, "seed": 0,
@@ -217,11 +217,12 @@ def test_train_student_short_run(tmp_path):
     assert not (tmp_path / "student.tmp").exists()
     saved = json.loads((out / "student_card.json").read_text())
     assert saved == json.loads(json.dumps(card))
-    for key in ("env_id", "train_seeds_count", "demos", "patched_fraction", "noise_fraction",
+    for key in ("env_id", "demo_seeds", "demos", "patched_fraction", "noise_fraction",
                 "train_steps", "final_loss", "params", "seconds"):  # fmt: skip
         assert key in saved
-    assert saved["train_seeds_count"] == 5 and saved["demos"] > 5 and np.isfinite(saved["final_loss"])
-    assert set(saved["patched_fraction"]) == {"demo", "hint", "contrast", "placebo"}
+    assert saved["demo_seeds"] == cfg["demo_seeds"] and saved["demos"] > 5 and np.isfinite(saved["final_loss"])
+    assert set(saved["patched_fraction"]) == {"demo", "hint", "contrast", "placebo_demo", "placebo_hint",
+                                              "placebo_contrast"}
     pol = HFPolicy(out, batch_size=16)
     from teachable.envs import make_env
 

@@ -28,7 +28,7 @@ rule label_shard:
             phase1={k: v for k, v in config["phase1"].items() if k != "quadrants"},
         ),
     shell:
-        "OMP_NUM_THREADS={threads} teachable label-shard --config-json {params.cfg:q} "
+        "OMP_NUM_THREADS={threads} {TEACHABLE} label-shard --config-json {params.cfg:q} "
         "--model {input.model} --snapshots {input.snapshots} --shard {wildcards.shard} "
         "--n-shards {params.n_shards} --out {output.labels} "
         "--out-failures {output.failures} 2> {log}"
@@ -57,7 +57,7 @@ rule merge_labels:
         cfg=lambda wc: cfg_json(phase1={"quadrants": config["phase1"]["quadrants"]}),
         plots_dir=lambda wc, output: os.path.dirname(output.plots[0]),
     shell:
-        "teachable merge-labels --config-json {params.cfg:q} --shards {input.shards} "
+        "{TEACHABLE} merge-labels --config-json {params.cfg:q} --shards {input.shards} "
         "--failures {input.failures} --out {output.parquet} --out-jsonl {output.jsonl} "
         "--out-failures {output.failures} --thresholds {output.thresholds} "
         "--plots-dir {params.plots_dir} 2> {log}"

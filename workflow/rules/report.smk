@@ -31,7 +31,7 @@ rule figures:
         threshold=config["report"]["retention_threshold"],
         out_dir=lambda wc, output: os.path.dirname(output[0]),
     shell:
-        "MPLBACKEND=Agg teachable figures --labeled {input.labeled} "
+        "MPLBACKEND=Agg {TEACHABLE} figures --labeled {input.labeled} "
         "--thresholds {input.thresholds} --micro {input.micro} "
         "--correlation {input.correlation} --transfer {input.transfer} "
         "--overall {input.overall} --retention {input.retention} "
@@ -69,7 +69,7 @@ rule tables:
         confidence=config["phase3"]["confidence"],
         out_dir=lambda wc, output: os.path.dirname(output.csv[0]),
     shell:
-        "teachable tables --labeled {input.labeled} --transfer {input.transfer} "
+        "{TEACHABLE} tables --labeled {input.labeled} --transfer {input.transfer} "
         "--overall {input.overall} --retention {input.retention} "
         "--stuckness {input.stuckness} --predictor {input.predictor} "
         "--selection {input.selection} --confidence {params.confidence} "
@@ -98,7 +98,7 @@ rule summary:
         threshold=config["report"]["retention_threshold"],
         alpha=config["phase3"]["alpha"],
     shell:
-        "teachable summary --correlation {input.correlation} --transfer {input.transfer} "
+        "{TEACHABLE} summary --correlation {input.correlation} --transfer {input.transfer} "
         "--retention {input.retention} --overall {input.overall} "
         "--thresholds {input.thresholds} --predictor {input.predictor} "
         "--selection {input.selection} --retention-threshold {params.threshold} "

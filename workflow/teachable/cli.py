@@ -74,13 +74,20 @@ def cmd_eval_student(a) -> None:
 
 
 def cmd_mine(a) -> None:
-    from .io import read_parquet, write_parquet
-    from .phase0 import mine_expert_snapshots, mine_failure_snapshots
+    from .io import read_parquet, write_json, write_parquet
+    from .phase0 import mine_expert_snapshots, mine_failure_snapshots, mining_summary
 
     cfg = _cfg(a.config_json)
     r = read_parquet(a.rollouts)
-    fa, fb = mine_failure_snapshots(r, cfg), mine_expert_snapshots(r, cfg)
-    log.info("mined %d failure snapshots (A) and %d expert snapshots (B)", len(fa), len(fb))
+    (fa, summary_a), fb = mine_failure_snapshots(r, cfg), mine_expert_snapshots(r, cfg)
+    summary = mining_summary(r, summary_a, fb)
+    log.info("mined %d failure snapshots (A) and %d expert snapshots (B); %s", len(fa), len(fb), summary)
+    if len(fa) + len(fb) == 0:
+        raise ValueError(
+            f"phase 0 mined no snapshot from {a.rollouts}: {summary['A'].get('failed_episodes', 0)} failed "
+            f"student episodes had no recoverable mistake and Experiment B gave none; raise phase0.a_tasks "
+            f"or phase0.b_tasks / phase0.b_rate, or choose a level where the student fails (env.id)")
+    write_json(summary, a.out_summary)
     write_parquet(fa, a.out_failure)
     write_parquet(fb, a.out_expert)
 
@@ -215,31 +222,43 @@ def cmd_cpt_gate(a) -> None:
     write_json(verdict, a.out)
 
 
+def cmd_plan_training(a) -> None:
+    from .io import read_parquet, write_json
+    from .matrix import plan_training
+
+    heldout, plan = plan_training(read_parquet(a.labeled), _cfg(a.config_json))
+    log.info("held out %d snapshots of %d tasks; budget K=%s, %s optimizer steps; trained runs %s; skipped %s",
+             len(heldout["snapshot_ids"]), len(heldout["task_ids"]), plan["budget"], plan["optimizer_steps"],
+             plan["trained_runs"], plan["skipped_runs"])  # fmt: skip
+    write_json(heldout, a.out_heldout)
+    write_json(plan, a.out_plan)
+
+
 def cmd_train_run(a) -> None:
     from .matrix import train_matrix_run
 
     cfg = _cfg(a.config_json)
-    res = train_matrix_run(a.run_id, a.labeled, a.model, cfg, a.out_dir)
-    log.info("run %s: %s examples, %.1fs, final loss %s", a.run_id, res.get("n_examples"),
+    res = train_matrix_run(a.run_id, a.labeled, a.heldout, a.plan, a.model, cfg, a.out_dir)
+    log.info("run %s: %s examples, %.1fs, final loss %s", a.run_id, res.get("examples"),
              res.get("seconds", float("nan")), res.get("final_loss"))
 
 
 def cmd_training_summary(a) -> None:
     from pathlib import Path
 
-    from .io import write_json
+    from .io import read_json, write_json
     from .matrix import training_summary
 
-    write_json(training_summary([str(Path(p).parent) for p in a.train_logs]), a.out)
+    write_json(training_summary([str(Path(p).parent) for p in a.train_logs], read_json(a.plan)), a.out)
 
 
 def cmd_select_train(a) -> None:
     from .selection import train_selected
 
     cfg = _cfg(a.config_json)
-    res = train_selected(a.method, a.labeled, a.model, cfg, a.out_dir, predictor_dir=a.predictor,
-                         progress=not a.no_progress)
-    log.info("selection %s: %s examples, %.1fs, final loss %s", a.method, res.get("n_examples"),
+    res = train_selected(a.method, a.labeled, a.heldout, a.plan, a.model, cfg, a.out_dir, predictor_dir=a.predictor,
+                         progress=not a.no_progress)  # fmt: skip
+    log.info("selection %s: %s examples, %.1fs, final loss %s", a.method, res.get("examples"),
              res.get("seconds", float("nan")), res.get("final_loss"))
 
 
@@ -249,6 +268,12 @@ def cmd_selection_summary(a) -> None:
     from .io import read_json, read_parquet, write_json
     from .selection import selection_summary
 
+    plan = read_json(a.plan)["selection"]
+    if not plan["run"]:
+        log.warning("Phase 5 was not run: %s", plan["reason"])
+        write_json({"skipped": plan["reason"], "k": plan["k"], "n_candidates": plan["n_candidates"],
+                    "methods": {}}, a.out)  # fmt: skip
+        return
     if len(a.selected) != len(a.rollouts):
         raise ValueError("give one --selected file per --rollouts file (same order)")
     rows = pd.concat([read_parquet(a.base_rollouts), *[read_parquet(p) for p in a.rollouts]], ignore_index=True)
@@ -261,12 +286,12 @@ def cmd_selection_summary(a) -> None:
 
 def cmd_eval_model(a) -> None:
     from .evaluation import benchmark_json, check_eval_disjoint, eval_model
-    from .io import read_parquet, write_json, write_parquet
-    from .matrix import heldout_split
+    from .io import read_json, read_parquet, write_json, write_parquet
+    from .matrix import apply_heldout
 
     cfg = _cfg(a.config_json)
     check_eval_disjoint(cfg)
-    split = heldout_split(read_parquet(a.labeled), cfg["phase2"]["heldout_frac"], cfg["seed"])
+    split = apply_heldout(read_parquet(a.labeled), read_json(a.heldout))
     heldout = split[split["heldout"]].reset_index(drop=True)
     rows = eval_model(a.model_id, a.model, a.adapter or None, heldout, cfg, progress=not a.no_progress)
     bench = benchmark_json(rows, a.model_id)
@@ -366,6 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--rollouts", required=True)
     sp.add_argument("--out-failure", required=True)
     sp.add_argument("--out-expert", required=True)
+    sp.add_argument("--out-summary", required=True, help="mining_summary.json (counts, expert errors by kind)")
 
     sp = add("label-shard", cmd_label_shard, "Label one shard of snapshots: U, leverage, CPT.")
     cfg_arg(sp), prog_arg(sp)
@@ -405,15 +431,25 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--gate", choices=["stop", "warn"], required=True)
     sp.add_argument("--out", required=True)
 
+    sp = add("plan-training", cmd_plan_training,
+             "Phase 2: the held-out split (by task), the budget and which runs are trained.")
+    cfg_arg(sp)
+    sp.add_argument("--labeled", required=True, help="phase1/labeled_snapshots.parquet")
+    sp.add_argument("--out-heldout", required=True, help="phase2/heldout.json")
+    sp.add_argument("--out-plan", required=True, help="phase2/plan.json")
+
     sp = add("train-run", cmd_train_run, "Phase 2: train one run of the LoRA matrix.")
     cfg_arg(sp)
     sp.add_argument("--model", required=True)
     sp.add_argument("--labeled", required=True)
+    sp.add_argument("--heldout", required=True, help="phase2/heldout.json")
+    sp.add_argument("--plan", required=True, help="phase2/plan.json")
     sp.add_argument("--run-id", required=True)
     sp.add_argument("--out-dir", required=True, help="phase2/<run_id>/")
 
     sp = add("training-summary", cmd_training_summary, "Phase 2: summary of all runs' train logs.")
-    sp.add_argument("--train-logs", nargs="+", required=True)
+    sp.add_argument("--plan", required=True, help="phase2/plan.json (the runs not trained, and why)")
+    sp.add_argument("--train-logs", nargs="*", default=[], help="the trained runs' train_log.json")
     sp.add_argument("--out", required=True)
 
     sp = add("eval-model", cmd_eval_model, "Phase 3: evaluate one model (base or a run's adapter).")
@@ -422,6 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--adapter", default="", help="LoRA adapter directory ('' = the base model)")
     sp.add_argument("--model-id", required=True)
     sp.add_argument("--labeled", required=True)
+    sp.add_argument("--heldout", required=True, help="phase2/heldout.json (the held-out snapshots)")
     sp.add_argument("--out", required=True, help="per-rollout parquet")
     sp.add_argument("--out-benchmark", required=True, help="benchmark JSON")
 
@@ -430,13 +467,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--method", required=True, help="RANDOM, ENTROPY, PREDICTOR or ORACLE")
     sp.add_argument("--model", required=True, help="student model directory")
     sp.add_argument("--labeled", required=True, help="phase1/labeled_snapshots.parquet")
+    sp.add_argument("--heldout", required=True, help="phase2/heldout.json (never selected)")
+    sp.add_argument("--plan", required=True, help="phase2/plan.json (whether Phase 5 runs)")
     sp.add_argument("--predictor", help="phase4/predictor directory (required for PREDICTOR)")
     sp.add_argument("--out-dir", required=True, help="writes selected.json, adapter/, train_log.json")
 
     sp = add("selection-summary", cmd_selection_summary, "Phase 5: gain and retention per selection method.")
     sp.add_argument("--base-rollouts", required=True, help="the base model's phase 3 rollouts.parquet")
-    sp.add_argument("--rollouts", nargs="+", required=True, help="each method's eval rollouts.parquet")
-    sp.add_argument("--selected", nargs="+", required=True, help="each method's selected.json, same order")
+    sp.add_argument("--plan", required=True, help="phase2/plan.json (whether Phase 5 ran, and why not)")
+    sp.add_argument("--rollouts", nargs="*", default=[], help="each method's eval rollouts.parquet")
+    sp.add_argument("--selected", nargs="*", default=[], help="each method's selected.json, same order")
     sp.add_argument("--confidence", type=float, default=0.95)
     sp.add_argument("--out", required=True, help="phase5/selection_summary.json")
 

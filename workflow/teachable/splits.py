@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SPLITS = ("train", "eval", "bench")
+SPLITS = ("train", "eval", "bench", "demo")  # demo: the embedded student's demonstrations
 
 
 def split_seeds(splits_cfg: dict, name: str) -> list[int]:
@@ -11,7 +11,8 @@ def split_seeds(splits_cfg: dict, name: str) -> list[int]:
 
 
 def check_disjoint(splits_cfg: dict) -> None:
-    """Raise if any two splits share a seed (a leak between training and evaluation)."""
+    """Raise if any two splits share a seed (a leak between training and evaluation, or between
+    the embedded student's demonstrations and the study's tasks)."""
     ranges = {n: (splits_cfg[n]["start"], splits_cfg[n]["start"] + splits_cfg[n]["count"]) for n in SPLITS if n in splits_cfg}
     names = list(ranges)
     for i, a in enumerate(names):
@@ -20,5 +21,5 @@ def check_disjoint(splits_cfg: dict) -> None:
             if a0 < b1 and b0 < a1:
                 raise ValueError(
                     f"config splits.{a} [{a0}, {a1}) and splits.{b} [{b0}, {b1}) overlap: "
-                    "train/eval/bench seeds must be disjoint"
+                    "train/eval/bench/demo seeds must be disjoint"
                 )

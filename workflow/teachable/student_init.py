@@ -14,8 +14,9 @@ the same patch texts as CPT and training (``teachable.patches``), so a real HF m
 replaces the embedded student with no code change.
 
 Config (the ``student.init`` section of the pipeline config): env_id, max_steps, history_len,
-train_seeds, patch_fraction, noise_fraction, explore_prob, vocab_size, hidden_size, n_layers,
-n_heads, intermediate_size, max_position_embeddings, train_steps, lr, batch_size, seed.
+demo_seeds (from the demo split, disjoint from train/eval/bench), patch_fraction, noise_fraction,
+explore_prob, vocab_size, hidden_size, n_layers, n_heads, intermediate_size,
+max_position_embeddings, train_steps, lr, batch_size, seed.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from .patches import demo_patch, make_patch
+from .constants import FORMATS
+from .patches import PLACEBOS, demo_patch, make_patch
 from .policies.base import Context
 from .policies.prompt import build_messages
 
@@ -40,7 +42,7 @@ log = logging.getLogger(__name__)
 
 PATCH_KINDS = ("demo", "hint", "contrast", "placebo")
 CONFIG_KEYS = (
-    "env_id", "max_steps", "history_len", "train_seeds", "patch_fraction", "noise_fraction",
+    "env_id", "max_steps", "history_len", "demo_seeds", "patch_fraction", "noise_fraction",
     "explore_prob", "vocab_size", "hidden_size", "n_layers", "n_heads", "intermediate_size",
     "max_position_embeddings", "train_steps", "lr", "batch_size", "seed",
 )  # fmt: skip
@@ -94,8 +96,10 @@ def collect_demonstrations(
 
     - target = the expert action at that state;
     - with probability ``patch_fraction`` the context carries a patch of a kind drawn uniformly
-      from demo/hint/contrast/placebo, built against a random *other* valid action (the
-      "student's" mistake) with the expert's diagnosis of it; the target stays the expert action;
+      from demo/hint/contrast/placebo (a placebo: one of the three per-format placebos, sized as
+      CPT sizes them, so its length never depends on the target), built against a random *other*
+      valid action (the "student's" mistake) with the oracle's diagnosis of it; the target stays
+      the expert action;
     - with probability ``noise_fraction`` a context without information in its patch (no patch,
       or a placebo) gets a uniformly random target: the same noise with and without a placebo,
       so the placebo's length/presence is not a cue for a cleaner target;
@@ -126,22 +130,19 @@ def collect_demonstrations(
             kind, patch = "none", None
             if others and rng.random() < patch_fraction:
                 kind = PATCH_KINDS[int(rng.integers(len(PATCH_KINDS)))]
+                if kind == "placebo":  # one of the three per-format placebos, as CPT shows them
+                    kind = f"placebo_{FORMATS[int(rng.integers(len(FORMATS)))]}"
                 wrong = others[int(rng.integers(len(others)))]
-                diagnosis = ""
-                if kind in ("hint", "contrast"):
-                    advice = env.expert_advice(wrong)
-                    diagnosis = advice.diagnosis.strip() if advice.ok else ""
-                    if not diagnosis:  # no diagnosis to show: an unpatched context instead
-                        kind = "none"
-                # The placebo has the length of a demo patch, which depends on the action named
-                # in it: built from the expert's action, its length would leak the target (a small
-                # model learns that). Here it is sized by a uniformly random valid action instead.
-                named = valid[int(rng.integers(len(valid)))] if kind == "placebo" else expert
+                advice = env.expert_advice(wrong)
+                diagnosis = advice.diagnosis.strip() if advice.ok else ""
+                if not diagnosis and kind != "demo":  # no diagnosis to show: unpatched instead
+                    kind = "none"
                 if kind != "none":
-                    patch = make_patch(kind, teacher_action=named, student_action=wrong, diagnosis=diagnosis)
+                    patch = make_patch(kind, teacher_action=expert, student_action=wrong, diagnosis=diagnosis,
+                                       valid_actions=valid)  # fmt: skip
             # noise hits the contexts whose patch carries no information (none and placebo), so a
             # placebo is not a cue for "the target is clean" (it would otherwise act as a patch)
-            noisy = kind in ("none", "placebo") and rng.random() < noise_fraction
+            noisy = (kind == "none" or kind.startswith("placebo")) and rng.random() < noise_fraction
             target = valid[int(rng.integers(len(valid)))] if noisy else expert
             ctx = Context(
                 instruction=obs.instruction,
@@ -290,10 +291,10 @@ def demos_to_dataset(demos: Sequence[Demo]):
 def demo_summary(demos: Sequence[Demo]) -> dict[str, Any]:
     n = max(len(demos), 1)
     kinds = Counter(d.kind for d in demos)
-    uninformed = max(kinds.get("none", 0) + kinds.get("placebo", 0), 1)
+    uninformed = max(kinds.get("none", 0) + sum(kinds.get(k, 0) for k in PLACEBOS), 1)
     return {
         "demos": len(demos),
-        "patched_fraction": {k: kinds.get(k, 0) / n for k in PATCH_KINDS},
+        "patched_fraction": {k: kinds.get(k, 0) / n for k in (*FORMATS, *PLACEBOS)},
         "noisy_fraction": sum(d.noisy for d in demos) / n,
         "noisy_fraction_of_unpatched_or_placebo": sum(d.noisy for d in demos) / uninformed,
         "off_path_fraction": sum(d.off_path for d in demos) / n,
@@ -316,7 +317,7 @@ def train_student(cfg: dict[str, Any], out_dir: str | os.PathLike, progress: boo
     threads = configure_threads()
     set_seed(int(cfg["seed"]))
     rng = np.random.default_rng(int(cfg["seed"]))
-    seeds = [int(s) for s in cfg["train_seeds"]]
+    seeds = [int(s) for s in cfg["demo_seeds"]]
     demos = collect_demonstrations(
         cfg["env_id"], seeds, int(cfg["max_steps"]), int(cfg["history_len"]),
         float(cfg["patch_fraction"]), float(cfg["noise_fraction"]), rng,
@@ -387,8 +388,7 @@ def train_student(cfg: dict[str, Any], out_dir: str | os.PathLike, progress: boo
         "env_id": cfg["env_id"],
         "max_steps": int(cfg["max_steps"]),
         "history_len": int(cfg["history_len"]),
-        "train_seeds_count": len(seeds),
-        "train_seeds_range": [min(seeds), max(seeds)],
+        "demo_seeds": seeds,
         **demo_summary(demos),
         "patch_fraction": float(cfg["patch_fraction"]),
         "noise_fraction": float(cfg["noise_fraction"]),
@@ -407,7 +407,7 @@ def train_student(cfg: dict[str, Any], out_dir: str | os.PathLike, progress: boo
         "train_seconds": round(t_train, 2),
         "seconds": round(time.time() - t0, 2),
         "threads": threads,
-        "config": {k: cfg[k] for k in CONFIG_KEYS if k != "train_seeds"},
+        "config": {k: cfg[k] for k in CONFIG_KEYS if k != "demo_seeds"},
     }
     (tmp / "student_card.json").write_text(json.dumps(card, indent=2))
     if out_dir.exists():
