@@ -82,7 +82,7 @@ def get_student_init_cfg():
         env_id=config["env"]["id"],
         max_steps=config["env"]["max_steps"],
         history_len=config["env"]["history_len"],
-        demo_seeds=demo[:n],
+        demo_seeds={"start": demo[0], "count": n},
         seed=config["seed"],
     )
 

@@ -266,6 +266,14 @@ def n_params(model) -> int:
 
 
 # ---------------------------------------------------------------------------------------- training
+def demo_seed_list(spec) -> list[int]:
+    """The demonstration seeds: a list, or a range ``{"start": s, "count": n}`` (the first n
+    seeds of the demo split, as the workflow passes them)."""
+    if isinstance(spec, dict):
+        return list(range(int(spec["start"]), int(spec["start"]) + int(spec["count"])))
+    return [int(s) for s in spec]
+
+
 def _check_cfg(cfg: dict[str, Any]) -> dict[str, Any]:
     missing = [k for k in CONFIG_KEYS if k not in cfg]
     if missing:
@@ -317,7 +325,7 @@ def train_student(cfg: dict[str, Any], out_dir: str | os.PathLike, progress: boo
     threads = configure_threads()
     set_seed(int(cfg["seed"]))
     rng = np.random.default_rng(int(cfg["seed"]))
-    seeds = [int(s) for s in cfg["demo_seeds"]]
+    seeds = demo_seed_list(cfg["demo_seeds"])
     demos = collect_demonstrations(
         cfg["env_id"], seeds, int(cfg["max_steps"]), int(cfg["history_len"]),
         float(cfg["patch_fraction"]), float(cfg["noise_fraction"]), rng,
