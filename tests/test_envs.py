@@ -9,8 +9,14 @@ import time
 import numpy as np
 import pytest
 
-from teachable.envs import INVALID_ACTION, make_env
-from teachable.envs.babyai import ACTIONS, BabyAITextEnv, classify_error, parse_action_text
+from teachable.envs import INVALID_ACTION, make_env, registry
+from teachable.envs.babyai import (
+    ACTIONS,
+    BabyAITextEnv,
+    classify_error,
+    mentioned_actions,
+    parse_action_text,
+)
 from teachable.envs.base import ExpertError
 from teachable.envs.textualize import describe_view, textualize
 
@@ -359,6 +365,53 @@ def test_diagnosis_uses_privileged_target_location():
     adv = env.expert_advice("go forward")
     target = env.observation().instruction.removeprefix("go to the ")
     assert target in adv.diagnosis and "step" in adv.diagnosis
+
+
+# -- action vocabulary ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("Rotate to your left", {"turn left": "rotate to your left"}),
+        ("Move ahead", {"go forward": "move ahead"}),
+        ("Grab the key", {"pick up": "grab"}),
+        ("Open the door", {"toggle": "open the door"}),
+        ("Unlock it", {"toggle": "unlock"}),
+        ("put it down", {"drop": "put it down"}),
+        ("You should advance", {"go forward": "advance"}),
+        ("turning right is wrong", {"turn right": "turning right"}),
+        ("go forwards", {"go forward": "go forwards"}),
+        ("2 cells left", {"turn left": "left"}),
+        ("the door was opened, the box taken", {"toggle": "opened", "pick up": "taken"}),
+        ("pick the red key up", {"pick up": "pick the red key up"}),
+        ("He went forward and released it", {"go forward": "went forward", "drop": "released"}),
+        ("turn_left", {"turn left": "turn left"}),
+        ("leftover, upright, opener, dropout", {}),
+        ("The red key is at your 12 o'clock, 2 cells away; the door is shut.", {}),
+    ],
+)
+def test_mentioned_actions_finds_names_aliases_and_inflections(text, expected):
+    assert mentioned_actions(text) == expected
+
+
+def test_every_parser_alias_is_in_the_vocabulary():
+    from teachable.envs.babyai import _ALIASES
+
+    for alias, action in _ALIASES.items():
+        assert action in mentioned_actions(f"You could {alias} now."), alias
+        assert parse_action_text(alias, "lenient") == action
+
+
+def test_vocabulary_reachable_by_class_and_by_env_id_without_an_env():
+    text = "Grab it and move ahead"
+    expected = {"go forward": "move ahead", "pick up": "grab it"}
+    assert BabyAITextEnv.mentioned_actions(text) == expected
+    assert registry.mentioned_actions("BabyAI-GoToLocal-v0", text) == expected
+    with pytest.raises(ValueError, match="BabyAI-NoSuchLevel-v0"):
+        registry.mentioned_actions("BabyAI-NoSuchLevel-v0", text)
+    with pytest.raises(NotImplementedError, match="planned"):
+        registry.mentioned_actions("Crafter-v1", text)
 
 
 @pytest.mark.parametrize(

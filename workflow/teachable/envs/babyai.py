@@ -197,6 +197,53 @@ _MENTIONS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("toggle", re.compile(r"\btoggl(?:e|es|ing)\b")),
 )
 
+# The vocabulary of each action, for the teacher rules: every phrase the parser maps to the
+# action (its name, its aliases, its mention patterns), with the alias's first word inflected
+# ("grabbed", "opens", "taken", "went forward"), matched as whole words in any text.
+_IRREGULAR_FORMS = {"go": ("went", "gone"), "take": ("took", "taken")}
+
+
+def _word_forms(word: str) -> list[str]:
+    """``word`` with its -s/-es, -ed/-d, -ing forms (final consonant doubled or not, a final e
+    dropped) and irregular past forms; over-generated forms ("lefted") are harmless."""
+    stem = word[:-1] if word.endswith("e") else word
+    forms = {word, word + "s", word + "es", stem + "ed", stem + "ing"}
+    forms |= {word + word[-1] + "ed", word + word[-1] + "ing", *_IRREGULAR_FORMS.get(word, ())}
+    return sorted(forms, key=len, reverse=True)
+
+
+def _phrase_pattern(phrase: str) -> str:
+    first, *rest = phrase.split()
+    head = "(?:" + "|".join(re.escape(f) for f in _word_forms(first)) + ")"
+    return r"\s+".join([head, *(re.escape(w) for w in rest)])
+
+
+def _vocabulary_pattern(action: str) -> re.Pattern[str]:
+    phrases = sorted({action, *(v for v, a in _ALIASES.items() if a == action)}, key=len, reverse=True)
+    return re.compile(r"(?<!\w)(?:" + "|".join(_phrase_pattern(p) for p in phrases) + r")(?!\w)")
+
+
+_VOCABULARY: tuple[tuple[str, tuple[re.Pattern[str], ...]], ...] = tuple(
+    (a, (_vocabulary_pattern(a), *(pat for b, pat in _MENTIONS if b == a))) for a in ACTIONS
+)
+
+
+def mentioned_actions(text: str) -> dict[str, str]:
+    """Every action that ``text`` names or paraphrases, with the (lower-cased) phrase found: its
+    name, an alias of the parser ("rotate left", "move ahead", "grab", "open", "release") in any
+    inflection ("grabbed", "opens", "taken"), or a mention pattern ("pick the key up"). Case-
+    insensitive, whole words: "left" is found in "2 cells left", not in "leftover"."""
+    if not isinstance(text, str):
+        raise TypeError(f"mentioned_actions needs a string, got {type(text).__name__}: {text!r}")
+    t = " ".join(text.lower().replace("_", " ").replace("-", " ").split())
+    found = {}
+    for action, patterns in _VOCABULARY:
+        phrases = [m.group(0) for pat in patterns for m in pat.finditer(t)]
+        if phrases:
+            found[action] = max(phrases, key=len)
+    return found
+
+
 _JSON_RE = re.compile(r"\{.*\}", re.DOTALL)
 _JSON_KEYS = ("action", "Action", "ACTION", "act", "move", "answer", "next_action")
 
@@ -535,6 +582,8 @@ class BabyAITextEnv(TextEnv):
                 gone.append(f"the {desc.color + ' ' if desc.color else ''}{desc.type}")
         return gone
 
+    mentioned_actions = staticmethod(mentioned_actions)
+
     # -- diagnosis from privileged state ---------------------------------------------------
 
     def _rel(self, pos: Any) -> tuple[int, int]:
@@ -804,5 +853,6 @@ __all__ = [
     "BabyAITextEnv",
     "ExpertError",
     "classify_error",
+    "mentioned_actions",
     "parse_action_text",
 ]

@@ -93,6 +93,13 @@ class TextEnv(ABC):
     def expert_action(self) -> str:
         """The privileged expert's action from the current state (replanned here)."""
 
+    @staticmethod
+    @abstractmethod
+    def mentioned_actions(text: str) -> dict[str, str]:
+        """Every action of this family that ``text`` names or paraphrases, with the phrase found:
+        the parser's whole vocabulary (names, aliases, mention patterns, their inflections),
+        whole words, any case. The teacher rules (``teachers.base.validate_advice``) use it."""
+
     @abstractmethod
     def expert_advice(self, student_action: str | None) -> Advice:
         """Oracle teacher: expert action + a diagnosis from privileged state that does not
