@@ -102,8 +102,9 @@ class TextEnv(ABC):
 
     @abstractmethod
     def expert_advice(self, student_action: str | None) -> Advice:
-        """Oracle teacher: expert action + a diagnosis from privileged state that does not
-        name the action + an error type comparing it with ``student_action``."""
+        """Oracle teacher: the expert's action, a diagnosis built from the state and
+        ``student_action`` (never from the expert's action) that names or paraphrases no
+        action, and an error type comparing the two actions."""
 
     def restore(self, seed: int, actions: list[str] | tuple[str, ...]) -> Observation:
         """Exact restore: reset(seed) and replay the action prefix."""
