@@ -414,10 +414,16 @@ def test_diagnosis_does_not_depend_on_the_expert(envs, monkeypatch):
 
             m.setattr(BabyAITextEnv, "expert_action", raising)
             assert {s: env.diagnose(s) for s in STUDENT_CHOICES} == before
-            m.setattr(BabyAITextEnv, "expert_action", lambda self: other)
+            m.setattr(BabyAITextEnv, "expert_action", lambda self, other=other: other)
             for s in STUDENT_CHOICES:  # another expert action: the same diagnosis
                 adv = env.expert_advice(s)
                 assert adv.suggested_action == other and adv.diagnosis == before[s]
+
+
+def test_diagnosis_judges_every_action_of_the_env():
+    from teachable.envs.babyai_diagnosis import _CHOICES
+
+    assert set(_CHOICES) == set(ACTIONS)
 
 
 def test_diagnosis_uses_privileged_target_location():

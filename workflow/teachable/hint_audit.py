@@ -50,7 +50,11 @@ def _check_input(labeled: pd.DataFrame, n_folds: int) -> None:
     if int(n_folds) < 2:
         raise ValueError(f"hint_audit: n_folds must be at least 2, got {n_folds}")
     for col in ("suggested_action", "diagnosis"):
-        bad = [s for s, v in zip(labeled["snapshot_id"], labeled[col]) if not isinstance(v, str) or not v.strip()]
+        bad = [
+            s
+            for s, v in zip(labeled["snapshot_id"], labeled[col], strict=True)
+            if not isinstance(v, str) or not v.strip()
+        ]
         if bad:
             raise ValueError(f"hint_audit: {col} is missing or empty for snapshot(s) {bad[:5]}")
 
@@ -81,14 +85,18 @@ def _degenerate(labeled: pd.DataFrame) -> str | None:
 
 
 def _bag_of_words(seed: int) -> Any:
-    return make_pipeline(CountVectorizer(ngram_range=(1, 2)), LogisticRegression(max_iter=1000, random_state=seed))
+    return make_pipeline(
+        CountVectorizer(ngram_range=(1, 2)), LogisticRegression(max_iter=1000, random_state=seed)
+    )
 
 
 def _majority(seed: int) -> Any:
     return DummyClassifier(strategy="most_frequent")
 
 
-def out_of_fold(make_model: Callable[[int], Any], texts: np.ndarray, y: np.ndarray, folds: list, seed: int) -> np.ndarray:
+def out_of_fold(
+    make_model: Callable[[int], Any], texts: np.ndarray, y: np.ndarray, folds: list, seed: int
+) -> np.ndarray:
     """Out-of-fold predictions of ``y`` from ``texts``; a fold whose training part holds one
     action only predicts that action."""
     pred = np.empty(len(y), dtype=object)

@@ -128,6 +128,10 @@ def path_lengths(grid: Any, start: Cell) -> dict[Cell, int]:
     return dist
 
 
+def _manhattan(a: Cell, b: Cell) -> int:
+    return abs(a[0] - b[0]) + abs(a[1] - b[1])
+
+
 def _cell(obj: WorldObj) -> Cell:
     return int(obj.cur_pos[0]), int(obj.cur_pos[1])
 
@@ -152,8 +156,7 @@ class World:
         dist = self._dist if start is None else path_lengths(self.grid, start)
         if cell in dist:
             return dist[cell], True
-        origin = self.pose.pos if start is None else start
-        return abs(cell[0] - origin[0]) + abs(cell[1] - origin[1]), False
+        return _manhattan(cell, self.pose.pos if start is None else start), False
 
     def visible(self, cell: Cell) -> bool:
         coords = self.env.relative_coords(*cell)
@@ -307,10 +310,11 @@ def _open_door(w: World, instr: OpenInstr) -> Mission:
         text += f", and the {held.color} key in your hands fits it"
     elif door.is_locked:
         key = w.nearest(floor_keys)
-        text += f"; the {door.color} key that fits it is {w.place(key)}" if key else (
-            f"; no {door.color} key lies on the floor"
-        )
-        focus = key or door
+        if key is not None:
+            text += f"; the {door.color} key that fits it is {w.place(key)}"
+            focus = key
+        else:
+            text += f"; no {door.color} key lies on the floor"
         if held is not None:
             text += f", and your hands hold {thing(held)}, which does not fit it"
     return Mission(text + ".", focus, roles, doors=tuple(doors), objects=tuple(doors))
@@ -333,6 +337,14 @@ def read_mission(w: World, instr: Any) -> Mission:
 # ---------------------------------------------------------------------- the student's choice
 
 
+def _change(before: int, after: int) -> str:
+    if after < before:
+        return f"{cells(before - after)} nearer than now"
+    if after > before:
+        return f"{cells(after - before)} farther than now"
+    return "no nearer than now"
+
+
 def _step_ahead(w: World, m: Mission, action: str) -> str:
     front = w.front
     if front is not None and not front.can_overlap():
@@ -345,26 +357,20 @@ def _step_ahead(w: World, m: Mission, action: str) -> str:
         return f"After your choice you would stand in the doorway of {thing(target)}."
     before, _ = w.distance(_cell(target))
     now, _ = w.distance(_cell(target), after.pos)
-    change = (
-        f"{cells(before - now)} nearer than now" if now < before
-        else f"{cells(now - before)} farther than now" if now > before
-        else "no nearer than now"
-    )
-    return f"After your choice {thing(target)} would be {w.place(target, after)}, {change}."
+    return f"After your choice {thing(target)} would be {w.place(target, after)}, {_change(before, now)}."
 
 
 def _rotation(w: World, m: Mission, action: str) -> str:
     after = w.pose.rotated(-1 if action == "turn left" else 1)
     ahead = w.grid.get(*after.front)
-    front_txt = "the cell in front of you empty" if ahead is None else (
-        f"{thing(ahead)} in the cell in front of you"
-    )
+    front_txt = "the cell in front of you empty"
+    if ahead is not None:
+        front_txt = f"{thing(ahead)} in the cell in front of you"
     if m.focus is None or _cell(m.focus) == after.front:
         return f"After your choice you would have {front_txt}."
     right, fwd = after.offset(_cell(m.focus))
     return (
-        f"After your choice {thing(m.focus)} would be at your {clock(right, fwd)} o'clock, "
-        f"with {front_txt}."
+        f"After your choice {thing(m.focus)} would be at your {clock(right, fwd)} o'clock, with {front_txt}."
     )
 
 
@@ -378,10 +384,11 @@ def _lifting(w: World, m: Mission, action: str) -> str:
 
 def _beside(cell: Cell, anchors: tuple[WorldObj, ...]) -> str:
     """Where ``cell`` is relative to the nearest of ``anchors`` (beside = one cell apart, no diagonal)."""
-    n, anchor = min((abs(cell[0] - _cell(a)[0]) + abs(cell[1] - _cell(a)[1]), i) for i, a in enumerate(anchors))
+    anchor = min(anchors, key=lambda a: _manhattan(cell, _cell(a)))
+    n = _manhattan(cell, _cell(anchor))
     if n == 1:
-        return f", beside {thing(anchors[anchor])} as the mission asks"
-    return f", {cells(n)} from {thing(anchors[anchor])}, not beside it"
+        return f", beside {thing(anchor)} as the mission asks"
+    return f", {cells(n)} from {thing(anchor)}, not beside it"
 
 
 def _setting_down(w: World, m: Mission, action: str) -> str:
