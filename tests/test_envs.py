@@ -9,10 +9,17 @@ import time
 import numpy as np
 import pytest
 
-from teachable.envs import INVALID_ACTION, make_env
-from teachable.envs.babyai import ACTIONS, BabyAITextEnv, classify_error, parse_action_text
-from teachable.envs.base import ExpertError
+from teachable.envs import INVALID_ACTION, make_env, registry
+from teachable.envs.babyai import (
+    ACTIONS,
+    BabyAITextEnv,
+    classify_error,
+    mentioned_actions,
+    parse_action_text,
+)
+from teachable.envs.base import Advice, ExpertError
 from teachable.envs.textualize import describe_view, textualize
+from teachable.teachers.base import count_sentences, validate_advice
 
 LEVELS = (
     "BabyAI-GoToLocal-v0",
@@ -20,7 +27,23 @@ LEVELS = (
     "BabyAI-PutNextLocal-v0",
     "BabyAI-OpenDoor-v0",
 )
-ACTION_NAME_RE = re.compile(r"turn left|turn right|go forward|pick up|drop|toggle", re.IGNORECASE)
+# levels of the all-states hint check: one of each mission kind, a door level, a maze
+HINT_LEVELS = (
+    "BabyAI-GoToLocal-v0",
+    "BabyAI-PickupLoc-v0",
+    "BabyAI-PutNextLocal-v0",
+    "BabyAI-OpenDoor-v0",
+    "BabyAI-UnlockLocal-v0",
+    "BabyAI-GoToObjMaze-v0",
+)
+STUDENT_CHOICES = ACTIONS + (None, INVALID_ACTION)
+# verbs of acting and directions the oracle's diagnosis avoids, beyond the parser's vocabulary
+ACTING_WORDS = re.compile(
+    r"\b(?:go|goes|going|went|mov\w*|turn\w*|rotat\w*|pick\w*|take|takes|taking|took|taken|"
+    r"grab\w*|drop\w*|put|puts|putting|releas\w*|open\w*|unlock\w*|toggl\w*|advanc\w*|"
+    r"forwards?|left|right|step\w*)\b",
+    re.IGNORECASE,
+)
 
 # object / color indices of minigrid.core.constants
 EMPTY, WALL, DOOR, KEY, BALL, BOX = 1, 2, 4, 5, 6, 7
@@ -329,28 +352,78 @@ def test_expert_of_plain_minigrid_id_is_not_implemented():
 # -- oracle teacher ------------------------------------------------------------------------------
 
 
-def test_diagnosis_never_names_an_action_and_advice_is_valid(envs):
-    rng = random.Random(5)
-    n = 0
-    for env_id in LEVELS:
-        env = envs[env_id]
-        for seed in range(15):
-            prefix = _random_prefix(env, seed, rng, max_len=15)
-            env.restore(seed, prefix)
-            for _ in range(12):  # walk with the expert, asking for advice at every state
-                student = rng.choice(ACTIONS + (None,))
-                adv = env.expert_advice(student)
-                if not adv.ok:
-                    assert adv.suggested_action is None and adv.failure_reason
+def _check_advice_at_every_choice(env) -> None:
+    """The oracle's advice for every student choice at the current state passes the hint check
+    (where the expert has no action, the diagnosis alone is checked beside a dummy action)."""
+    for student in STUDENT_CHOICES:
+        adv = env.expert_advice(student)
+        if adv.ok:
+            assert adv.error_type == classify_error(student, adv.suggested_action)
+        else:
+            assert adv.suggested_action is None and adv.failure_reason
+            adv = Advice(suggested_action=ACTIONS[0], diagnosis=env.diagnose(student), error_type="x")
+        assert validate_advice(adv, env.valid_actions(), env.mentioned_actions) is None, adv.diagnosis
+        assert not ACTING_WORDS.search(adv.diagnosis), adv.diagnosis
+        assert count_sentences(adv.diagnosis) == 2, adv.diagnosis
+        assert ("your choice" in adv.diagnosis.lower()) == (student is not None), adv.diagnosis
+
+
+def test_oracle_diagnosis_passes_the_hint_check_on_every_state_walked():
+    """Random and expert actions on six levels; at each state, advice for every student choice."""
+    rng = random.Random(2024)
+    states, t0 = 0, time.perf_counter()
+    for env_id in HINT_LEVELS:
+        env = make_env(env_id)
+        for seed in range(8):
+            env.reset(seed)
+            for _ in range(12):
+                _check_advice_at_every_choice(env)
+                states += 1
+                try:
+                    expert = env.expert_action()
+                except ExpertError:
+                    expert = None
+                action = expert if expert is not None and rng.random() < 0.7 else rng.choice(ACTIONS)
+                if env.step(action).done:
                     break
-                n += 1
-                assert adv.suggested_action in env.valid_actions()
-                assert adv.diagnosis and not ACTION_NAME_RE.search(adv.diagnosis), adv.diagnosis
-                assert 1 <= adv.diagnosis.count(". ") + 1 <= 2, adv.diagnosis
-                assert adv.error_type == classify_error(student, adv.suggested_action)
-                if env.step(adv.suggested_action).done:
-                    break
-    assert n > 300
+    print(f"hint check: {states} states x {len(STUDENT_CHOICES)} choices in {time.perf_counter() - t0:.1f}s")
+    assert states >= 300
+
+
+class _Untouchable:
+    """Stands in for the expert's bot: any use of it fails the test."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"the diagnosis read the expert's bot ({name})")
+
+
+def test_diagnosis_does_not_depend_on_the_expert(envs, monkeypatch):
+    env = envs["BabyAI-PutNextLocal-v0"]
+    rng = random.Random(1)
+    for seed in range(6):
+        prefix = _random_prefix(env, seed, rng, max_len=12)
+        env.restore(seed, prefix)
+        expert = env.expert_action()  # the bot has planned at this very state
+        before = {s: env.diagnose(s) for s in STUDENT_CHOICES}
+        other = next(a for a in ACTIONS if a != expert)
+        with monkeypatch.context() as m:
+            m.setattr(env, "_bot", _Untouchable())
+
+            def raising(self):
+                raise AssertionError("diagnose asked for the expert's action")
+
+            m.setattr(BabyAITextEnv, "expert_action", raising)
+            assert {s: env.diagnose(s) for s in STUDENT_CHOICES} == before
+            m.setattr(BabyAITextEnv, "expert_action", lambda self, other=other: other)
+            for s in STUDENT_CHOICES:  # another expert action: the same diagnosis
+                adv = env.expert_advice(s)
+                assert adv.suggested_action == other and adv.diagnosis == before[s]
+
+
+def test_diagnosis_judges_every_action_of_the_env():
+    from teachable.envs.babyai_diagnosis import _CHOICES
+
+    assert set(_CHOICES) == set(ACTIONS)
 
 
 def test_diagnosis_uses_privileged_target_location():
@@ -358,7 +431,122 @@ def test_diagnosis_uses_privileged_target_location():
     env.reset(0)
     adv = env.expert_advice("go forward")
     target = env.observation().instruction.removeprefix("go to the ")
-    assert target in adv.diagnosis and "step" in adv.diagnosis
+    assert f"The mission's {target} is at your " in adv.diagnosis and "o'clock" in adv.diagnosis
+
+
+# -- diagnosis on hand-built scenes ---------------------------------------------------------------
+
+
+@pytest.fixture
+def scene():
+    """GoToLocal seed 0 with every object but the mission's target removed; the target stands at
+    (5, 3) and the agent at (2, 3) facing +x (towards it)."""
+    env = BabyAITextEnv("BabyAI-GoToLocal-v0")
+    env.reset(0)
+    u = env._env
+    target = u.instrs.desc.obj_set[0]
+    for x in range(1, u.grid.width - 1):
+        for y in range(1, u.grid.height - 1):
+            u.grid.set(x, y, None)
+    u.put_obj(target, 5, 3)
+    u.agent_pos, u.agent_dir = (2, 3), 0
+    return env, u, f"the {target.color} {target.type}"
+
+
+def test_scene_without_a_student_action_describes_the_front_cell(scene):
+    env, _, name = scene
+    assert env.diagnose(None) == (
+        f"The mission's {name.removeprefix('the ')} is at your 12 o'clock, 3 cells away. "
+        "The cell in front of you is empty."
+    )
+
+
+def test_scene_student_choices_are_judged_from_the_state(scene):
+    env, u, name = scene
+    second = {s: env.diagnose(s).split(". ", 1)[1] for s in ACTIONS}
+    assert second["go forward"] == f"After your choice {name} would be at your 12 o'clock, 2 cells away, 1 cell nearer than now."
+    assert second["turn right"] == f"After your choice {name} would be at your 9 o'clock, with the cell in front of you empty."
+    assert second["turn left"] == f"After your choice {name} would be at your 3 o'clock, with the cell in front of you empty."
+    for s in ("pick up", "toggle"):
+        assert second[s] == "The cell in front of you is empty, so your choice would change nothing."
+    assert second["drop"] == "Your hands are empty, so your choice would change nothing."
+    u.agent_dir = 2  # facing -x: the wall at x = 0 is 2 cells away, the target behind
+    u.agent_pos = (1, 3)
+    assert env.diagnose("go forward").endswith(
+        "A wall fills the cell in front of you, so your choice would leave you in place.")
+
+
+def test_scene_hands_boxes_and_doors(scene):
+    from minigrid.core.world_object import Box, Door, Key
+
+    env, u, name = scene
+    u.carrying = Key("grey")
+    assert env.diagnose("pick up").endswith("Your hands already hold the grey key, so your choice would change nothing.")
+    assert env.diagnose("drop").endswith(
+        "After your choice the grey key, which the mission does not need, would lie in the cell in "
+        "front of you and your hands would be free.")
+    u.put_obj(Door("red", is_locked=True), 3, 3)
+    assert env.diagnose("toggle").endswith(
+        "The locked red door fills the cell in front of you and your hands hold no red key, so "
+        "your choice would change nothing.")
+    u.carrying = Key("red")
+    assert env.diagnose("toggle").endswith("After your choice the locked red door in front of you would be passable.")
+    u.put_obj(Door("red", is_open=False), 3, 3)
+    assert env.diagnose("go forward").endswith(
+        "The shut red door fills the cell in front of you, so your choice would leave you in place.")
+    u.put_obj(Box("green", contains=Key("blue")), 3, 3)
+    assert env.diagnose("toggle").endswith(
+        "After your choice the green box in front of you would vanish, leaving the blue key in its cell.")
+    u.carrying = None
+    assert env.diagnose("pick up").endswith(
+        "After your choice you would hold the green box, which the mission does not need.")
+
+
+# -- action vocabulary ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("Rotate to your left", {"turn left": "rotate to your left"}),
+        ("Move ahead", {"go forward": "move ahead"}),
+        ("Grab the key", {"pick up": "grab"}),
+        ("Open the door", {"toggle": "open the door"}),
+        ("Unlock it", {"toggle": "unlock"}),
+        ("put it down", {"drop": "put it down"}),
+        ("You should advance", {"go forward": "advance"}),
+        ("turning right is wrong", {"turn right": "turning right"}),
+        ("go forwards", {"go forward": "go forwards"}),
+        ("2 cells left", {"turn left": "left"}),
+        ("the door was opened, the box taken", {"toggle": "opened", "pick up": "taken"}),
+        ("pick the red key up", {"pick up": "pick the red key up"}),
+        ("He went forward and released it", {"go forward": "went forward", "drop": "released"}),
+        ("turn_left", {"turn left": "turn left"}),
+        ("leftover, upright, opener, dropout", {}),
+        ("The red key is at your 12 o'clock, 2 cells away; the door is shut.", {}),
+    ],
+)
+def test_mentioned_actions_finds_names_aliases_and_inflections(text, expected):
+    assert mentioned_actions(text) == expected
+
+
+def test_every_parser_alias_is_in_the_vocabulary():
+    from teachable.envs.babyai import _ALIASES
+
+    for alias, action in _ALIASES.items():
+        assert action in mentioned_actions(f"You could {alias} now."), alias
+        assert parse_action_text(alias, "lenient") == action
+
+
+def test_vocabulary_reachable_by_class_and_by_env_id_without_an_env():
+    text = "Grab it and move ahead"
+    expected = {"go forward": "move ahead", "pick up": "grab it"}
+    assert BabyAITextEnv.mentioned_actions(text) == expected
+    assert registry.mentioned_actions("BabyAI-GoToLocal-v0", text) == expected
+    with pytest.raises(ValueError, match="BabyAI-NoSuchLevel-v0"):
+        registry.mentioned_actions("BabyAI-NoSuchLevel-v0", text)
+    with pytest.raises(NotImplementedError, match="planned"):
+        registry.mentioned_actions("Crafter-v1", text)
 
 
 @pytest.mark.parametrize(

@@ -231,3 +231,15 @@ def test_train_student_short_run(tmp_path):
     ctx = Context(obs.instruction, obs.text, (), obs.valid_actions)
     lp = pol.action_logprobs([ctx])[0]
     assert lp.shape == (len(obs.valid_actions),) and abs(np.logaddexp.reduce(lp)) < 1e-9
+
+
+def test_demo_hints_judge_the_wrong_action_and_name_no_action():
+    """The demonstrations' hint and contrast patches carry the oracle's diagnosis of the "student's"
+    wrong action (``expert_advice(wrong)``), which passes the family vocabulary check."""
+    from teachable.envs.babyai import BabyAITextEnv
+    from teachable.student_init import collect_demonstrations
+
+    demos = collect_demonstrations("BabyAI-GoToLocal-v0", range(8), 32, 4, 1.0, 0.0, np.random.default_rng(0))
+    hints = [d.context.patch for d in demos if d.kind == "hint"]
+    assert hints and all("your choice" in h for h in hints)
+    assert all(BabyAITextEnv.mentioned_actions(h) == {} for h in hints)

@@ -9,9 +9,11 @@ import os
 import pytest
 from openai_server import FakeOpenAIServer, answer, content, error, slow
 
+from teachable.envs.babyai import BabyAITextEnv
 from teachable.envs.base import Advice
 from teachable.teachers import AdviceRequest, make_teacher, validate_advice
 from teachable.teachers.openai_teacher import (
+    SYSTEM_PROMPT,
     MissingAPIKeyError,
     OpenAITeacher,
     extract_json,
@@ -19,6 +21,20 @@ from teachable.teachers.openai_teacher import (
 
 VALID = ("turn left", "turn right", "go forward", "pick up", "drop", "toggle", "done")
 GOOD_DIAGNOSIS = "The key you need is directly in front of you and nothing blocks the way."
+BABYAI_VOCABULARY = BabyAITextEnv.mentioned_actions
+# paraphrases of BabyAI actions that name no action literally (the old check let them through)
+PARAPHRASES = {
+    "Rotate to your left": ("turn left", "rotate to your left"),
+    "Move ahead": ("go forward", "move ahead"),
+    "Grab the key": ("pick up", "grab"),
+    "Open the door": ("toggle", "open the door"),
+    "Unlock it": ("toggle", "unlock"),
+    "put it down": ("drop", "put it down"),
+    "You should advance": ("go forward", "advance"),
+    "turning right is wrong": ("turn right", "turning right"),
+    "go forwards": ("go forward", "go forwards"),
+}
+CLEAN_DIAGNOSIS = "The mission's red key is at your 10 o'clock, 2 cells away. A wall fills the cell in front of you."
 
 
 def request(**overrides) -> AdviceRequest:
@@ -165,6 +181,37 @@ def test_invalid_action_every_time_is_a_failure_with_reason(server, make):
     assert "3 attempt" in adv.failure_reason and "fly away" in adv.failure_reason
     assert len(server.requests) == 3 and server.pending == 0
     assert teacher.usage["failures"] == 1 and teacher.usage["requests"] == 3
+
+
+@pytest.mark.parametrize("paraphrase", sorted(PARAPHRASES))
+def test_diagnosis_paraphrasing_an_action_is_rejected_with_the_phrase_found(server, make, paraphrase):
+    action, phrase = PARAPHRASES[paraphrase]
+    suggested = "drop" if action != "drop" else "toggle"  # rejected for naming ANOTHER valid action
+    server.script(answer(suggested, paraphrase), answer(suggested, CLEAN_DIAGNOSIS))
+    adv = make().advise(request(env_id="BabyAI-GoToLocal-v0"))
+    assert adv.ok and adv.diagnosis == CLEAN_DIAGNOSIS and adv.meta["attempts"] == 2
+    reason = adv.meta["rejections"][0]["reason"]
+    assert f"valid action {action!r}" in reason and f"found {phrase!r}" in reason
+    follow_up = server.requests[1]["body"]["messages"][-1]["content"]
+    assert f"found {phrase!r}" in follow_up and "synonym" in follow_up
+
+
+def test_diagnosis_paraphrasing_the_suggested_action_is_rejected(server, make):
+    server.script(*[answer("turn left", "Rotate to your left.") for _ in range(3)])
+    adv = make().advise(request())
+    assert not adv.ok and adv.suggested_action is None
+    assert "suggested action 'turn left' (found 'rotate to your left')" in adv.failure_reason
+
+
+def test_unknown_env_id_is_an_error_before_any_request(server, make):
+    with pytest.raises(ValueError, match="BabyAI-NoSuchLevel-v0"):
+        make().advise(request(env_id="BabyAI-NoSuchLevel-v0"))
+    assert server.requests == []
+
+
+def test_system_prompt_states_the_hint_rule():
+    for part in ("synonym", "paraphrase", "clock positions", "12 o'clock = straight ahead"):
+        assert part in SYSTEM_PROMPT
 
 
 def test_diagnosis_naming_the_action_is_rejected(server, make):
@@ -325,10 +372,18 @@ def _adv(action, diagnosis):
         ("go forward", "Just Go Forward now.", "suggested action"),
         ("go forward", "You are done with turning.", "'done'"),
         ("go forward", "Do not turn\nleft again.", "'turn left'"),
+        ("go forward", CLEAN_DIAGNOSIS, None),
+        ("go forward", "Only 2 cells left until the wall.", "'turn left' (found 'left')"),
+        ("go forward", "Some leftover keys lie at your 3 o'clock.", None),  # whole words only
+        ("go forward", "The box can be taken now.", "'pick up' (found 'taken')"),
+        ("go forward", "The door has to be opened.", "'toggle' (found 'opened')"),
+        ("pick up", "Grabbing it would help.", "suggested action 'pick up' (found 'grabbing it')"),
+        *[("drop" if a != "drop" else "toggle", text, f"{a!r} (found {phrase!r})")
+          for text, (a, phrase) in PARAPHRASES.items()],
     ],
 )
 def test_validate_advice(action, diagnosis, problem):
-    reason = validate_advice(_adv(action, diagnosis), VALID)
+    reason = validate_advice(_adv(action, diagnosis), VALID, BABYAI_VOCABULARY)
     if problem is None:
         assert reason is None
     else:
@@ -373,11 +428,35 @@ def test_oracle_teacher_gives_a_valid_action_and_a_hint_that_does_not_name_it():
     assert adv.suggested_action in obs.valid_actions
     env.restore(3, prefix)
     assert adv.suggested_action == env.expert_action()  # the expert's action at that very state
-    assert validate_advice(adv, obs.valid_actions) is None
-    assert adv.suggested_action.lower() not in adv.diagnosis.lower()
+    assert validate_advice(adv, obs.valid_actions, env.mentioned_actions) is None
+    assert env.mentioned_actions(adv.diagnosis) == {}
     assert len(teacher._envs) == 1  # one env instance per env_id, reused
     teacher.advise(req)
     assert len(teacher._envs) == 1
+
+
+@pytest.mark.parametrize("paraphrase", sorted(PARAPHRASES))
+def test_oracle_teacher_rejects_a_diagnosis_paraphrasing_an_action(monkeypatch, paraphrase):
+    from teachable.teachers.oracle import OracleTeacher
+
+    monkeypatch.setattr(BabyAITextEnv, "diagnose", lambda self, student_action: paraphrase)
+    env_id = "BabyAI-GoToLocal-v0"
+    req = request(env_id=env_id, seed=0, actions=(), history=(), valid_actions=BabyAITextEnv.valid_actions(None))
+    adv = OracleTeacher().advise(req)
+    action, phrase = PARAPHRASES[paraphrase]
+    assert not adv.ok and adv.suggested_action is None
+    assert f"{action!r} (found {phrase!r})" in adv.failure_reason
+    assert adv.meta["rejected_diagnosis"] == paraphrase
+
+
+def test_oracle_teacher_accepts_a_clean_diagnosis(monkeypatch):
+    from teachable.teachers.oracle import OracleTeacher
+
+    monkeypatch.setattr(BabyAITextEnv, "diagnose", lambda self, student_action: CLEAN_DIAGNOSIS)
+    req = request(env_id="BabyAI-GoToLocal-v0", seed=0, actions=(), history=(),
+                  valid_actions=BabyAITextEnv.valid_actions(None))
+    adv = OracleTeacher().advise(req)
+    assert adv.ok and adv.diagnosis == CLEAN_DIAGNOSIS
 
 
 # ---------------------------------------------------------------------------- real API
@@ -397,6 +476,6 @@ def test_real_api_smoke(tmp_path):
     adv = teacher.advise(request())
     assert adv.ok, adv.failure_reason
     assert adv.suggested_action in VALID
-    assert validate_advice(adv, VALID) is None
+    assert validate_advice(adv, VALID, BABYAI_VOCABULARY) is None
     assert teacher.usage["requests"] >= 1 and teacher.usage["prompt_tokens"] > 0
     teacher.close()

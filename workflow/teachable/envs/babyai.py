@@ -8,8 +8,16 @@
   level: the expert is privileged, so its action is a function of the state, not of what a fresh
   bot happened to have seen) and cached while the trajectory only advances by the bot's own
   actions; any other action, a reset or a restore drops it, and the next query plans afresh.
-- The oracle teacher (``expert_advice``) adds a diagnosis built from privileged state that never
-  names an action, and an error type comparing the student's action with the expert's.
+- Action vocabulary (``mentioned_actions``): every phrase the parser maps to an action (names,
+  ``_ALIASES``, ``_MENTIONS`` patterns) with its inflections, found as whole words in any text.
+  It is the one list the teacher rules use to decide that a diagnosis names or paraphrases an
+  action (``teachers.base.validate_advice``), for the oracle and the API teacher alike.
+- The oracle teacher (``expert_advice``): the expert's action, an error type comparing the
+  student's action with it, and a diagnosis (``diagnose(student_action)``, written in
+  ``babyai_diagnosis``) built from the state and the student's action only: it never asks the
+  expert, never reads the bot's plan, and uses no action vocabulary (directions as clock
+  positions, distances in cells, doors locked / shut / passable), so the hint cannot carry the
+  expert's action by its wording.
 """
 
 from __future__ import annotations
@@ -20,21 +28,15 @@ from typing import Any
 
 import gymnasium as gym
 import minigrid  # noqa: F401  (registers the MiniGrid/BabyAI ids with gymnasium)
-from minigrid.core.world_object import WorldObj
 from minigrid.envs.babyai.core import verifier as _verifier
-from minigrid.envs.babyai.core.verifier import (
-    GoToInstr,
-    ObjDesc,
-    OpenInstr,
-    PickupInstr,
-    PutNextInstr,
-)
+from minigrid.envs.babyai.core.verifier import GoToInstr, PickupInstr, PutNextInstr
 from minigrid.utils.baby_ai_bot import (
     BabyAIBot,
     DropSubgoal,
     GoNextToSubgoal,
 )
 
+from .babyai_diagnosis import diagnosis
 from .base import INVALID_ACTION, Advice, ExpertError, Observation, ParseMode, StepResult, TextEnv
 from .textualize import textualize
 
@@ -197,6 +199,53 @@ _MENTIONS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("toggle", re.compile(r"\btoggl(?:e|es|ing)\b")),
 )
 
+# The vocabulary of each action, for the teacher rules: every phrase the parser maps to the
+# action (its name, its aliases, its mention patterns), with the alias's first word inflected
+# ("grabbed", "opens", "taken", "went forward"), matched as whole words in any text.
+_IRREGULAR_FORMS = {"go": ("went", "gone"), "take": ("took", "taken")}
+
+
+def _word_forms(word: str) -> list[str]:
+    """``word`` with its -s/-es, -ed/-d, -ing forms (final consonant doubled or not, a final e
+    dropped) and irregular past forms; over-generated forms ("lefted") are harmless."""
+    stem = word[:-1] if word.endswith("e") else word
+    forms = {word, word + "s", word + "es", stem + "ed", stem + "ing"}
+    forms |= {word + word[-1] + "ed", word + word[-1] + "ing", *_IRREGULAR_FORMS.get(word, ())}
+    return sorted(forms, key=len, reverse=True)
+
+
+def _phrase_pattern(phrase: str) -> str:
+    first, *rest = phrase.split()
+    head = "(?:" + "|".join(re.escape(f) for f in _word_forms(first)) + ")"
+    return r"\s+".join([head, *(re.escape(w) for w in rest)])
+
+
+def _vocabulary_pattern(action: str) -> re.Pattern[str]:
+    phrases = sorted({action, *(v for v, a in _ALIASES.items() if a == action)}, key=len, reverse=True)
+    return re.compile(r"(?<!\w)(?:" + "|".join(_phrase_pattern(p) for p in phrases) + r")(?!\w)")
+
+
+_VOCABULARY: tuple[tuple[str, tuple[re.Pattern[str], ...]], ...] = tuple(
+    (a, (_vocabulary_pattern(a), *(pat for b, pat in _MENTIONS if b == a))) for a in ACTIONS
+)
+
+
+def mentioned_actions(text: str) -> dict[str, str]:
+    """Every action that ``text`` names or paraphrases, with the (lower-cased) phrase found: its
+    name, an alias of the parser ("rotate left", "move ahead", "grab", "open", "release") in any
+    inflection ("grabbed", "opens", "taken"), or a mention pattern ("pick the key up"). Case-
+    insensitive, whole words: "left" is found in "2 cells left", not in "leftover"."""
+    if not isinstance(text, str):
+        raise TypeError(f"mentioned_actions needs a string, got {type(text).__name__}: {text!r}")
+    t = " ".join(text.lower().replace("_", " ").replace("-", " ").split())
+    found = {}
+    for action, patterns in _VOCABULARY:
+        phrases = [m.group(0) for pat in patterns for m in pat.finditer(t)]
+        if phrases:
+            found[action] = max(phrases, key=len)
+    return found
+
+
 _JSON_RE = re.compile(r"\{.*\}", re.DOTALL)
 _JSON_KEYS = ("action", "Action", "ACTION", "act", "move", "answer", "next_action")
 
@@ -281,10 +330,6 @@ def classify_error(student_action: str | None, expert_action: str) -> str:
 # ----------------------------------------------------------------------------------------------
 # the environment
 # ----------------------------------------------------------------------------------------------
-
-
-def _steps(n: int, word: str) -> str:
-    return f"{n} step{'s' if n != 1 else ''} {word}"
 
 
 class BabyAITextEnv(TextEnv):
@@ -516,7 +561,7 @@ class BabyAITextEnv(TextEnv):
             )
         return Advice(
             suggested_action=expert,
-            diagnosis=self.diagnose(expert),
+            diagnosis=self.diagnose(student_action),
             error_type=classify_error(student_action, expert),
             meta={"teacher": "babyai_bot", "step": self.steps_taken},
         )
@@ -544,264 +589,21 @@ class BabyAITextEnv(TextEnv):
                 gone.append(f"the {desc.color + ' ' if desc.color else ''}{desc.type}")
         return gone
 
-    # -- diagnosis from privileged state ---------------------------------------------------
+    # -- diagnosis: from the state and the student's action, never from the expert ------------
 
-    def _rel(self, pos: Any) -> tuple[int, int]:
-        """(right, forward) offsets of a grid position from the agent."""
-        env = self._env
-        dx = int(pos[0]) - int(env.agent_pos[0])
-        dy = int(pos[1]) - int(env.agent_pos[1])
-        fx, fy = env.dir_vec
-        return dx * (-fy) + dy * fx, dx * fx + dy * fy
+    mentioned_actions = staticmethod(mentioned_actions)
 
-    def _where(self, pos: Any) -> str:
-        right, fwd = self._rel(pos)
-        if right == 0 and fwd == 1:
-            return "directly in front of you"
-        if right == 0 and fwd == 0:
-            return "where you stand"
-        parts = []
-        if right:
-            parts.append(_steps(abs(right), "right" if right > 0 else "left"))
-        if fwd > 0:
-            parts.append(_steps(fwd, "forward"))
-        elif fwd < 0:
-            parts.append(_steps(-fwd, "back"))
-        return " and ".join(parts)
-
-    def _side(self, pos: Any) -> str:
-        right, fwd = self._rel(pos)
-        if right == 0:
-            return "straight ahead" if fwd > 0 else "behind you"
-        side = "on your right" if right > 0 else "on your left"
-        if fwd < 0:
-            side += ", partly behind you"
-        return side
-
-    def _visible(self, pos: Any) -> bool:
-        env = self._env
-        coords = env.relative_coords(int(pos[0]), int(pos[1]))
-        if coords is None:
-            return False
-        _, vis = env.gen_obs_grid()
-        return bool(vis[coords[0], coords[1]])
-
-    def _where_seen(self, pos: Any) -> str:
-        w = self._where(pos)
-        return w if self._visible(pos) else w + ", out of your view"
-
-    def _route_step(self, target: Any) -> tuple[int, int] | None:
-        """(right, forward) offset of the first cell on the expert's shortest route to ``target``."""
-        bot = self._bot
-        if bot is None or target is None:
-            return None
-        goal = (int(target[0]), int(target[1]))
-        try:
-            path, _, _ = bot._shortest_path(lambda pos, cell: pos == goal, try_with_blockers=True)
-        except Exception:  # noqa: BLE001
-            return None
-        if not path:
-            return None
-        return self._rel(path[0])
-
-    @staticmethod
-    def _name(obj: WorldObj | None) -> str:
-        if obj is None:
-            return "an empty cell"
-        return f"the {obj.color} {obj.type}"
-
-    def _locate(self, desc: ObjDesc, adjacent: bool = False) -> tuple[WorldObj | None, Any]:
-        """The matching object the expert heads for (the bot's choice), else the nearest one."""
-        env = self._env
-        if self._bot is not None:
-            try:
-                obj, pos = self._bot._find_obj_pos(desc, adjacent)
-                if obj is not None:
-                    return obj, pos
-            except Exception:  # noqa: BLE001
-                pass
-        best = (None, None, 10**9)
-        for obj in desc.obj_set:
-            if obj is env.carrying or obj.cur_pos is None:
-                continue
-            d = abs(int(obj.cur_pos[0]) - int(env.agent_pos[0])) + abs(
-                int(obj.cur_pos[1]) - int(env.agent_pos[1])
+    def diagnose(self, student_action: str | None) -> str:
+        """The oracle's hint: the mission read from the state, and the student's action judged
+        from the state (``None``: what is in front of the agent). It never asks the expert, reads
+        the bot's plan nor names an action (see ``babyai_diagnosis``)."""
+        if self._obs is None:
+            raise RuntimeError(f"{self.env_id}: call reset(seed) before diagnose()")
+        if not hasattr(self._env, "instrs"):
+            raise NotImplementedError(
+                f"{self.env_id} has no BabyAI instruction; the diagnosis only covers BabyAI-* levels"
             )
-            if d < best[2]:
-                best = (obj, obj.cur_pos, d)
-        return best[0], best[1]
-
-    def _focus(self) -> tuple[WorldObj | None, Any]:
-        """What the expert's current subgoal is about: (object or None, grid position)."""
-        env = self._env
-        bot = self._bot
-        front = tuple(int(v) for v in env.front_pos)
-        if bot is None or not bot.stack:
-            return env.grid.get(*front), front
-        top = bot.stack[-1]
-        if isinstance(top, GoNextToSubgoal):
-            datum = top.datum
-            if isinstance(datum, ObjDesc):
-                return self._locate(datum, top.reason == "PutNext")
-            if isinstance(datum, WorldObj):
-                return datum, datum.cur_pos
-            pos = tuple(int(v) for v in datum)
-            return env.grid.get(*pos), pos
-        return env.grid.get(*front), front
-
-    def _mission_sentence(self) -> str:
-        """Where the mission's object(s) really are, relative to the agent."""
-        env = self._env
-        instr = getattr(env, "instrs", None)
-        carrying = env.carrying
-        if isinstance(instr, GoToInstr):
-            obj, pos = self._locate(instr.desc)
-            if obj is None:
-                return "The object the mission refers to is not reachable from here."
-            lead = ""
-            if carrying is not None:
-                lead = f"You are holding {self._name(carrying)}, which this mission does not need; "
-            s = f"{self._name(obj)} you need to reach is {self._where_seen(pos)}."
-            return (lead + s) if lead else s[0].upper() + s[1:]
-        if isinstance(instr, PickupInstr):
-            obj, pos = self._locate(instr.desc)
-            where = self._where_seen(pos) if obj is not None else "nowhere reachable"
-            if carrying is not None:
-                return (
-                    f"You are holding {self._name(carrying)}, not {self._name(obj)} the mission "
-                    f"asks for, which is {where}, so your hands must be free first."
-                )
-            return f"The mission wants {self._name(obj)}, which is {where}."
-        if isinstance(instr, PutNextInstr):
-            fixed, fpos = self._locate(instr.desc_fixed, adjacent=True)
-            fixed_txt = (
-                f"{self._name(fixed)} ({self._where_seen(fpos)})"
-                if fixed is not None
-                else "its partner object"
-            )
-            if carrying is not None and any(o is carrying for o in instr.desc_move.obj_set):
-                return (
-                    f"You already hold {self._name(carrying)}, and it has to end up on a free cell "
-                    f"right next to {fixed_txt}."
-                )
-            move, mpos = self._locate(instr.desc_move)
-            move_txt = (
-                f"{self._name(move)} is {self._where_seen(mpos)}"
-                if move is not None
-                else "the object to move is out of reach"
-            )
-            lead = ""
-            if carrying is not None:
-                lead = f"You are holding {self._name(carrying)}, which the mission does not need; "
-            s = f"{move_txt} and must be carried next to {fixed_txt}."
-            return lead + s if lead else s[0].upper() + s[1:]
-        if isinstance(instr, OpenInstr):
-            door, pos = self._locate(instr.desc)
-            if door is None:
-                return "The door the mission refers to cannot be located."
-            state = "locked" if door.is_locked else ("already open" if door.is_open else "closed")
-            s = f"The door the mission means is {self._name(door)}, {self._where_seen(pos)}, and it is {state}"
-            if door.is_locked:
-                has_key = (
-                    carrying is not None and carrying.type == "key" and carrying.color == door.color
-                )
-                if has_key:
-                    s += f"; the {door.color} key you hold fits it"
-                else:
-                    key, kpos = (
-                        self._locate(ObjDesc("key", door.color))
-                        if self._has_key(door.color)
-                        else (None, None)
-                    )
-                    if key is not None:
-                        s += f"; its key, {self._name(key)}, is {self._where_seen(kpos)}"
-            return s + "."
-        obj, pos = self._focus()
-        if pos is None:
-            return "The current objective cannot be located."
-        return f"Your current objective is {self._name(obj)}, {self._where_seen(pos)}."
-
-    def _has_key(self, color: str) -> bool:
-        grid = self._env.grid
-        return any(o is not None and o.type == "key" and o.color == color for o in grid.grid)
-
-    def _front_phrase(self) -> str:
-        env = self._env
-        front = env.grid.get(*env.front_pos)
-        if front is None:
-            return "the cell ahead of you is free"
-        if front.type == "wall":
-            return "a wall is right in front of you"
-        if front.type == "door":
-            st = "open" if front.is_open else ("locked" if front.is_locked else "closed")
-            return f"the {st} {front.color} door is right in front of you"
-        return f"{self._name(front)} is right in front of you"
-
-    def _situation_sentence(self, expert: str) -> str:
-        """The immediate situation that makes the expert's action the right one."""
-        env = self._env
-        front = env.grid.get(*env.front_pos)
-        carrying = env.carrying
-        focus, fpos = self._focus()
-        instr = getattr(env, "instrs", None)
-        targets: list[WorldObj] = []
-        for d in ("desc", "desc_move", "desc_fixed"):
-            desc = getattr(instr, d, None)
-            if desc is not None:
-                targets.extend(desc.obj_set)
-        what = "your current objective" if focus is None else self._name(focus)
-        if expert == "go forward":
-            if front is not None and front.type == "door":
-                return f"The open {front.color} door ahead of you lets you pass, and the way on continues beyond it."
-            if fpos is not None and self._rel(fpos)[0] == 0 and self._rel(fpos)[1] > 1:
-                return f"The cells between you and {what} are free, so nothing blocks the straight path."
-            return f"The cell ahead of you is free and lies on the shortest route to {what}."
-        if expert in TURNS:
-            fp = self._front_phrase()
-            fp = fp[0].upper() + fp[1:]
-            step = self._route_step(fpos)
-            if fpos is not None and self._rel(fpos) == (0, 1):
-                return f"{fp}, but you must face a different cell to make progress."
-            if step is not None and step == self._rel(fpos):
-                return f"{fp}, while {what} is right beside you {self._side(fpos)}, so you are not facing it."
-            if step is not None and step != (0, 1):
-                way = {(1, 0): "on your right side", (-1, 0): "on your left side"}.get(
-                    step, "behind you"
-                )
-                return f"{fp}, and the shortest free route to {what} continues {way}."
-            side = self._side(fpos) if fpos is not None else "elsewhere"
-            return f"{fp}, while {what} lies {side}, so you are not facing the way you need to go."
-        if expert == "pick up":
-            if front is not None and any(front is t for t in targets):
-                return f"{self._name(front)[0].upper() + self._name(front)[1:]} is directly in front of you and your hands are free, so it can be taken now."
-            if front is not None:
-                return f"{self._name(front)[0].upper() + self._name(front)[1:]} directly in front of you stands in the way and has to be carried off the path."
-            return "Your hands are free and the object you need is within reach."
-        if expert == "drop":
-            held = self._name(carrying) if carrying is not None else "the object"
-            if (
-                isinstance(instr, PutNextInstr)
-                and carrying is not None
-                and any(o is carrying for o in instr.desc_move.obj_set)
-            ):
-                return f"You hold {held} and the free cell in front of you touches the object it must end up next to, so this is the place to put it down."
-            return f"You hold {held} and the free cell in front of you is a harmless place to leave it, out of the way."
-        if expert == "toggle":
-            if front is not None and front.type == "door":
-                if front.is_locked:
-                    return f"The {front.color} door in front of you is locked, and the {front.color} key you hold fits it."
-                if front.is_open:
-                    return f"The {front.color} door in front of you is open, but it should be shut again."
-                return f"The {front.color} door in front of you is closed and has to be opened."
-            return f"{self._front_phrase()[0].upper() + self._front_phrase()[1:]} and it has to be activated."
-        return f"{self._front_phrase()[0].upper() + self._front_phrase()[1:]}."
-
-    def diagnose(self, expert: str | None = None) -> str:
-        """One or two sentences from privileged state; never names an action."""
-        if expert is None:
-            expert = self.expert_action()
-        text = f"{self._mission_sentence()} {self._situation_sentence(expert)}"
-        return text
+        return diagnosis(self._env, student_action)
 
 
 __all__ = [
@@ -813,5 +615,6 @@ __all__ = [
     "BabyAITextEnv",
     "ExpertError",
     "classify_error",
+    "mentioned_actions",
     "parse_action_text",
 ]

@@ -106,10 +106,18 @@ class TextEnv(ABC):
     def expert_action(self) -> str:
         """The privileged expert's action from the current state (replanned here)."""
 
+    @staticmethod
+    @abstractmethod
+    def mentioned_actions(text: str) -> dict[str, str]:
+        """Every action of this family that ``text`` names or paraphrases, with the phrase found:
+        the parser's whole vocabulary (names, aliases, mention patterns, their inflections),
+        whole words, any case. The teacher rules (``teachers.base.validate_advice``) use it."""
+
     @abstractmethod
     def expert_advice(self, student_action: str | None) -> Advice:
-        """Oracle teacher: expert action + a diagnosis from privileged state that does not
-        name the action + an error type comparing it with ``student_action``."""
+        """Oracle teacher: the expert's action, a diagnosis built from the state and
+        ``student_action`` (never from the expert's action) that names or paraphrases no
+        action, and an error type comparing the two actions."""
 
     def restore(self, seed: int, actions: list[str] | tuple[str, ...]) -> Observation:
         """Exact restore: reset(seed) and replay the action prefix."""

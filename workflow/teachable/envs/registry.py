@@ -5,11 +5,16 @@
   instruction to plan for).
 - ``Crafter*``: planned (17 discrete actions, slow reset), not implemented yet.
 - ``HTMLExtract*``: planned (free-form multi-turn tool calls), not implemented yet.
+
+Each family's class is imported on first use (``env_class``), so importing the registry stays
+cheap; ``mentioned_actions(env_id, text)`` reaches a family's action vocabulary without building
+an environment.
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib
 
 from .base import TextEnv
 
@@ -18,6 +23,8 @@ PLANNED_FAMILIES = {
     "HTMLExtract": "HTML extraction (free-form multi-turn tool calls; success = graded reward >= 0.5)",
 }
 _MINIGRID_PREFIXES = ("BabyAI-", "MiniGrid-")
+# family -> (module, class) of its TextEnv, imported on first use
+_FAMILY_CLASSES = {"babyai": ("teachable.envs.babyai", "BabyAITextEnv")}
 
 
 def known_env_ids(prefix: str = "BabyAI-") -> list[str]:
@@ -57,14 +64,29 @@ def check_env_id(env_id: str) -> str:
     )
 
 
+def env_class(env_id: str) -> type[TextEnv]:
+    """The ``TextEnv`` class of ``env_id``'s family (a clear error for an unknown id)."""
+    family = check_env_id(env_id)
+    module, name = _FAMILY_CLASSES[family]
+    return getattr(importlib.import_module(module), name)
+
+
 def make_env(env_id: str, max_steps: int | None = None) -> TextEnv:
     """A fresh text environment for ``env_id`` (call ``reset(seed)`` before use)."""
-    family = check_env_id(env_id)
-    if family == "babyai":
-        from .babyai import BabyAITextEnv
-
-        return BabyAITextEnv(env_id, max_steps=max_steps)
-    raise AssertionError(f"no constructor for family {family!r}")
+    return env_class(env_id)(env_id, max_steps=max_steps)
 
 
-__all__ = ["PLANNED_FAMILIES", "check_env_id", "known_env_ids", "make_env"]
+def mentioned_actions(env_id: str, text: str) -> dict[str, str]:
+    """Every action of ``env_id``'s family that ``text`` names or paraphrases, with the phrase
+    found (the family parser's vocabulary; see ``TextEnv.mentioned_actions``)."""
+    return env_class(env_id).mentioned_actions(text)
+
+
+__all__ = [
+    "PLANNED_FAMILIES",
+    "check_env_id",
+    "env_class",
+    "known_env_ids",
+    "make_env",
+    "mentioned_actions",
+]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import AdviceRequest, Teacher, validate_advice
+from .base import AdviceRequest, Teacher, named_actions, validate_advice
 
 BACKENDS = ("oracle", "openai")
 
@@ -28,4 +28,4 @@ def make_teacher(cfg: dict[str, Any], env_max_steps: int | None = None) -> Teach
     raise ValueError(f"teacher.backend: unknown value {backend!r}; expected one of {BACKENDS}")
 
 
-__all__ = ["BACKENDS", "AdviceRequest", "Teacher", "make_teacher", "validate_advice"]
+__all__ = ["BACKENDS", "AdviceRequest", "Teacher", "make_teacher", "named_actions", "validate_advice"]

@@ -1,10 +1,14 @@
 """The teacher interface: for a snapshot, a suggested action, a diagnosis and an error type.
 
-Rules every backend obeys (SPEC, "teacher"):
+Rules every backend obeys (SPEC, "teacher"), checked by ``validate_advice``:
 - ``suggested_action`` is one of the snapshot's ``valid_actions`` verbatim; an answer that is not
   is rejected (and retried by backends that can retry), never silently replaced by another action.
-- ``diagnosis`` is one or two sentences that do not name the suggested action nor any other valid
-  action, so a hint is really a hint (see ``validate_advice``).
+- ``diagnosis`` is non-empty, at most two sentences and 400 characters, and names or paraphrases
+  neither the suggested action nor any other valid action, so a hint is really a hint. "Names or
+  paraphrases" is decided by the environment family's own action vocabulary, the one its parser
+  uses (``TextEnv.mentioned_actions``; by env id: ``teachable.envs.registry.mentioned_actions``):
+  every action name, alias and mention pattern, inflected ("Rotate to your left", "Move ahead",
+  "grabbed", "opens" are all caught), plus the literal text of every valid action.
 - A teacher that cannot give valid advice returns ``Advice(ok=False, suggested_action=None,
   failure_reason=...)``: the failure is recorded, not raised and not replaced.
 """
@@ -13,7 +17,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +25,10 @@ from teachable.envs.base import Advice
 
 MAX_DIAGNOSIS_CHARS = 400
 MAX_DIAGNOSIS_SENTENCES = 2
+
+# text -> {action: phrase found} for every action of an env family that the text names or
+# paraphrases (``TextEnv.mentioned_actions``)
+Mentions = Callable[[str], Mapping[str, str]]
 
 # A sentence ends at . ! or ? followed by whitespace and a capital letter (so "e.g. the key"
 # stays one sentence), or at the end of the text.
@@ -78,8 +86,19 @@ def count_sentences(text: str) -> int:
     return len([s for s in _SENTENCE_BREAK.split(text.strip()) if s.strip()])
 
 
-def validate_advice(advice: Advice, valid_actions: Sequence[str]) -> str | None:
-    """Why ``advice`` breaks the teacher rules, or ``None`` when it is valid."""
+def named_actions(text: str, valid_actions: Sequence[str], mentions: Mentions) -> dict[str, str]:
+    """The valid actions that ``text`` names or paraphrases, each with the phrase found: the
+    family vocabulary (``mentions``) and the literal text of each valid action."""
+    found = {a: p for a, p in mentions(text).items() if a in valid_actions}
+    for a in valid_actions:
+        if a not in found and mentions_action(text, a):
+            found[a] = _normalise(a)
+    return found
+
+
+def validate_advice(advice: Advice, valid_actions: Sequence[str], mentions: Mentions) -> str | None:
+    """Why ``advice`` breaks the teacher rules, or ``None`` when it is valid. ``mentions`` is the
+    env family's vocabulary check (``TextEnv.mentioned_actions``)."""
     action = advice.suggested_action
     if action is None or action not in valid_actions:
         return f"suggested_action {action!r} is not one of the valid actions {list(valid_actions)}"
@@ -91,11 +110,12 @@ def validate_advice(advice: Advice, valid_actions: Sequence[str]) -> str | None:
     n_sentences = count_sentences(diagnosis)
     if n_sentences > MAX_DIAGNOSIS_SENTENCES:
         return f"diagnosis has {n_sentences} sentences; at most {MAX_DIAGNOSIS_SENTENCES} allowed"
-    if mentions_action(diagnosis, action):
-        return f"diagnosis names the suggested action {action!r}"
-    named = [a for a in valid_actions if a != action and mentions_action(diagnosis, a)]
+    named = named_actions(diagnosis, valid_actions, mentions)
+    if action in named:
+        return f"diagnosis names or paraphrases the suggested action {action!r} (found {named[action]!r})"
     if named:
-        return f"diagnosis names the valid action {named[0]!r}"
+        other, phrase = next(iter(named.items()))
+        return f"diagnosis names or paraphrases the valid action {other!r} (found {phrase!r})"
     return None
 
 

@@ -4,8 +4,10 @@ Two kinds of retry, kept apart:
 - transport (429, 5xx, timeouts, dropped connections): the openai client's own retry loop with
   exponential backoff (``max_retries``); when it gives up, the advice is a recorded failure.
 - semantic (the answer is not JSON, its action is not a valid action, its diagnosis breaks the
-  rules): the conversation goes on with a corrective message, at most ``max_invalid_retries``
-  times; then the advice is a recorded failure. An invalid action is never replaced.
+  rules, e.g. names or paraphrases an action by the vocabulary of ``req.env_id``'s family): the
+  conversation goes on with a corrective message that says what was found, at most
+  ``max_invalid_retries`` times; then the advice is a recorded failure. An invalid action is
+  never replaced.
 
 Every completion is cached on disk under sha256(model, messages, temperature), so a re-run
 replays the same conversations from disk and makes no request.
@@ -13,6 +15,7 @@ replays the same conversations from disk and makes no request.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -30,9 +33,10 @@ from urllib.parse import urlparse
 
 import openai
 
+from teachable.envs import registry
 from teachable.envs.base import Advice
 
-from .base import AdviceRequest, Teacher, failure, validate_advice
+from .base import AdviceRequest, Mentions, Teacher, failure, validate_advice
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +52,13 @@ SYSTEM_PROMPT = (
     "the student took. Answer with a single JSON object and nothing else, with exactly these "
     'keys: {"suggested_action": ..., "diagnosis": ..., "error_type": ...}.\n'
     "- suggested_action: the best action now, copied verbatim from the list of valid actions.\n"
-    "- diagnosis: one or two sentences explaining what the student is missing about the "
-    "situation. Do not name the suggested action or any other valid action: it is a hint.\n"
+    "- diagnosis: one or two sentences (at most 400 characters) explaining what the student is "
+    "missing about the situation. It is a hint, so it must not contain the name of the suggested "
+    "action or of any other valid action, nor a synonym, inflection or paraphrase of one (in a "
+    "grid world: no left, right, forward, go ahead, pick up, grab, take, drop, put down, "
+    "release, open, unlock, toggle or advance). Describe the state instead: directions as clock "
+    "positions (12 o'clock = straight ahead, 3 o'clock = your right-hand side, 6 o'clock = "
+    "behind you), distances in cells, doors as locked, shut or passable.\n"
     "- error_type: a short snake_case category of the student's mistake (for example "
     "wrong_direction, ignores_object, premature_action, no_error)."
 )
@@ -132,11 +141,14 @@ def build_messages(req: AdviceRequest) -> list[dict[str, str]]:
 
 
 def corrective_message(reason: str, valid_actions: Sequence[str]) -> str:
+    """The follow-up after a rejected answer: the reason (with the phrase found, when the
+    diagnosis named or paraphrased an action) and the rules again."""
     return (
         f"Your answer was rejected: {reason}. Answer again with only the JSON object "
         '{"suggested_action": ..., "diagnosis": ..., "error_type": ...}. suggested_action must '
-        f"be exactly one of {json.dumps(list(valid_actions))}, and the diagnosis (one or two "
-        "sentences) must not contain the text of any of those actions."
+        f"be exactly one of {json.dumps(list(valid_actions))}. The diagnosis (one or two "
+        "sentences) must not contain any action word or a synonym of one: none of those actions, "
+        "no alias, inflection or paraphrase of them; give directions as clock positions instead."
     )
 
 
@@ -165,8 +177,11 @@ def snake_case(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.strip().lower()).strip("_") or "unspecified"
 
 
-def parse_answer(content: str, valid_actions: Sequence[str]) -> tuple[Advice | None, str | None]:
-    """(advice, None) for a valid answer, else (None, why it was rejected)."""
+def parse_answer(
+    content: str, valid_actions: Sequence[str], mentions: Mentions
+) -> tuple[Advice | None, str | None]:
+    """(advice, None) for a valid answer, else (None, why it was rejected); ``mentions`` is the
+    env family's action vocabulary check."""
     obj = extract_json(content)
     if obj is None:
         return None, "the answer is not a valid JSON object"
@@ -181,8 +196,15 @@ def parse_answer(content: str, valid_actions: Sequence[str]) -> tuple[Advice | N
         diagnosis=diagnosis.strip(),
         error_type=snake_case(error_type if isinstance(error_type, str) else ""),
     )
-    reason = validate_advice(advice, valid_actions)
+    reason = validate_advice(advice, valid_actions, mentions)
     return (None, reason) if reason else (advice, None)
+
+
+def family_vocabulary(env_id: str) -> Mentions:
+    """The action vocabulary check of ``env_id``'s family; an unknown env id is an error before
+    any request is made."""
+    registry.check_env_id(env_id)
+    return functools.partial(registry.mentioned_actions, env_id)
 
 
 # ---------------------------------------------------------------------------- disk cache
@@ -269,6 +291,7 @@ class OpenAITeacher(Teacher):
         meta: dict[str, Any] = {"backend": self.name, "model": self.cfg.model, "attempts": 0}
         meta.update({k: v for k, v in _empty_usage().items() if k != "failures"})
         meta.update({"transport_retries": 0, "rejections": []})
+        mentions = family_vocabulary(req.env_id)
         messages = build_messages(req)
         reason = ""
         for _ in range(1 + max(0, self.cfg.max_invalid_retries)):
@@ -277,7 +300,7 @@ class OpenAITeacher(Teacher):
                 content = self._complete(messages, meta)
             except TransportFailure as exc:
                 return self._failed(f"transport: {exc}", meta)
-            advice, reason = parse_answer(content, req.valid_actions)
+            advice, reason = parse_answer(content, req.valid_actions, mentions)
             if advice is not None:
                 meta["cache_hit"] = meta["requests"] == 0
                 return Advice(

@@ -12,8 +12,9 @@ from .base import AdviceRequest, Teacher, failure, validate_advice
 class OracleTeacher(Teacher):
     """Restores the snapshot (reset(seed) + replay) and asks ``env.expert_advice``. No network.
 
-    One env instance is kept per env_id. The expert's advice is checked with the same rules as
-    any teacher's; advice that breaks them is recorded as a failure, never repaired.
+    One env instance is kept per env_id. The expert's advice (its action, and a diagnosis built
+    from the state and the student's action) is checked with the same rules and the same family
+    vocabulary as any teacher's; advice that breaks them is recorded as a failure, never repaired.
     """
 
     name = "oracle"
@@ -37,7 +38,7 @@ class OracleTeacher(Teacher):
         meta = {"backend": self.name, **advice.meta}
         if not advice.ok:
             return replace(advice, meta=meta)
-        reason = validate_advice(advice, obs.valid_actions)
+        reason = validate_advice(advice, obs.valid_actions, env.mentioned_actions)
         if reason is not None:
             meta["rejected_action"] = advice.suggested_action
             meta["rejected_diagnosis"] = advice.diagnosis
