@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -161,6 +162,40 @@ def cluster_bootstrap_diff(sums_a, counts_a, sums_b, counts_b, confidence: float
         data = (np.arange(len(ca), dtype=float), np.arange(len(cb), dtype=float))
         out["lo"], out["hi"] = _percentile_ci(data, diff, confidence, n_resamples, seed, paired=False)
     return out
+
+
+@dataclass(frozen=True)
+class ClusterBootstrap:
+    """The settings of a report's cluster-bootstrap intervals, applied to per-rollout values and
+    their cluster labels (task_id, snapshot_id)."""
+
+    confidence: float = 0.95
+    n_resamples: int = DEFAULT_N_BOOTSTRAP
+    seed: int = 0
+
+    def __post_init__(self):
+        if not 0 < self.confidence < 1:
+            raise ValueError(f"confidence={self.confidence!r} must be in (0, 1)")
+        if isinstance(self.n_resamples, bool) or int(self.n_resamples) != self.n_resamples or self.n_resamples < 1:
+            raise ValueError(f"n_bootstrap={self.n_resamples!r} must be a positive integer")
+
+    def rate(self, values, clusters) -> dict:
+        """Mean of the finite ``values`` with its interval over ``clusters``."""
+        cs = cluster_sums(values, clusters)
+        return cluster_bootstrap_rate(cs["sum"], cs["count"], self.confidence, int(self.n_resamples), self.seed)
+
+    def diff(self, values_a, clusters_a, values_b, clusters_b, paired: bool = True) -> dict:
+        """mean(a) - mean(b). Paired: over the clusters both have a finite value in (resampled
+        jointly); unpaired: each side over its own clusters. ``paired`` is added to the result."""
+        a, b = cluster_sums(values_a, clusters_a), cluster_sums(values_b, clusters_b)
+        args = (self.confidence, int(self.n_resamples), self.seed)
+        if paired:
+            common = a.index.intersection(b.index)
+            a, b = a.loc[common], b.loc[common]
+            out = paired_cluster_bootstrap_diff(a["sum"], a["count"], b["sum"], b["count"], *args)
+        else:
+            out = cluster_bootstrap_diff(a["sum"], a["count"], b["sum"], b["count"], *args)
+        return {**out, "paired": paired}
 
 
 # ------------------------------------------------------------------------------------ tests
