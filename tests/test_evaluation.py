@@ -476,6 +476,9 @@ def test_compare_identical_models_is_no_change_with_reasoned_null_p():
                                                       *[f"success_{q}" for q in Q]}
     by = {m["metric"]: m for m in rep["metrics"]}
     assert "zero" in by["overall_success"]["test"]["reason"]
+    for name in ("overall_success", "mean_return", "retention_success", "snapshot_success"):
+        d = by[name]["difference"]  # paired bootstrap of identical outcomes: no width
+        assert (d["value"], d["lo"], d["hi"]) == (0, 0, 0) and "paired" in d["method"]
     assert by["invalid_rate"]["effect_size"]["value"] is None  # no variance at all
 
 
@@ -494,6 +497,36 @@ def test_compare_regression_and_scipy_p_values_match():
                               permutation_type="samples", vectorized=True, n_resamples=9999)
     assert os_["p_value"] == pytest.approx(ref.pvalue)
     assert os_["p_value"] == pytest.approx(2 * 4 / 2**10)  # all-negative flips of 8 units (x2 zeros), two-sided
+
+
+def test_compare_verdicts_use_the_holm_adjusted_p():
+    # 6 tasks, each 1/4 -> 2/4: every paired difference is +0.25, the exact sign-flip p = 2/2^6 =
+    # 0.031 < 0.05 for success, return and wasted steps; Holm over those three gives 0.094
+    base, better = _tasks({f"t{k}": 1 for k in range(6)}), _tasks({f"t{k}": 2 for k in range(6)})
+    df = _synthetic({"base": (base, BASE_SN), "M": (better, BASE_SN)})
+    rep = compare(df, "base", "M")
+    by = {m["metric"]: m for m in rep["metrics"]}
+    os_ = by["overall_success"]
+    assert os_["p_value"] == pytest.approx(2 / 2**6) and os_["p_value"] < rep["alpha"]
+    tested = [m for m in rep["metrics"] if m["p_value"] is not None]
+    assert {m["metric"] for m in tested} == {"overall_success", "mean_return", "wasted_steps"}
+    assert os_["p_holm"] == pytest.approx(3 * 2 / 2**6) and os_["p_holm"] > rep["alpha"]
+    assert os_["verdict"] == NO_CHANGE and rep["improvements"] == [] and not os_["significant_holm"]
+    assert os_["difference"]["lo"] > 0  # the interval alone would not decide it
+    assert "Holm" in to_markdown(rep)
+
+
+def test_compare_retention_uses_the_halves():
+    forgetful = dict(RET_BASE, a=[True, True, False, False], c=[True, True, False, False])
+    df = _synthetic({"base": (RET_BASE, BASE_SN), "M1": (forgetful, BASE_SN)})
+    r = {m["metric"]: m for m in compare(df, "base", "M1", n_bootstrap=300)["metrics"]}["retention_success"]
+    assert r["n_baseline_solved_tasks"] == 2 and r["selection_rollouts"] == 2
+    assert r["baseline"]["value"] == pytest.approx(0.5) and r["baseline"]["n"] == 4
+    assert r["model"]["value"] == 0 and r["difference"]["value"] == pytest.approx(-0.5)
+    one = {t: [v[0]] for t, v in RET_BASE.items()}
+    df1 = _synthetic({"base": (one, BASE_SN), "M": (one, BASE_SN)})
+    r1 = {m["metric"]: m for m in compare(df1, "base", "M")["metrics"]}["retention_success"]
+    assert r1["p_value"] is None and r1["model"]["value"] is None and "rollouts_per_task = 1" in r1["test"]["reason"]
 
 
 def test_compare_unpaired_when_units_differ_uses_fisher():
