@@ -138,8 +138,13 @@ def test_paired_permutation_test_matches_scipy_and_explains_a_null_p():
 
     x, y = np.array([0.5, 0.75, 0.25, 1.0, 0.5]), np.array([0.25, 0.25, 0.25, 0.5, 0.0])
     t = paired_permutation_test(x, y)
-    ref = st.permutation_test((x, y), lambda a, b, axis: np.mean(a - b, axis=axis), permutation_type="samples",
-                              vectorized=True, n_resamples=9999)
+    ref = st.permutation_test(
+        (x, y),
+        lambda a, b, axis: np.mean(a - b, axis=axis),
+        permutation_type="samples",
+        vectorized=True,
+        n_resamples=9999,
+    )
     assert t["p_value"] == pytest.approx(ref.pvalue) and t["exact"] and t["n_units"] == 5
     assert t["p_value"] == pytest.approx(2 / 2**4)  # 4 non-zero differences, all positive
     same = paired_permutation_test(x, x)

@@ -221,7 +221,7 @@ def comparisons(rollouts: pd.DataFrame, methods, gains: dict[str, float], bs: Cl
     return out
 
 
-def _method_entry(method: str, sel: dict, ov: pd.Series, ret: pd.Series) -> dict[str, Any]:
+def _method_entry(method: str, sel: dict, ov: pd.Series, ret: pd.Series, n_base: int) -> dict[str, Any]:
     return {
         "model_id": model_id(method),
         "selected_ids": sel["selected_ids"],
@@ -231,8 +231,8 @@ def _method_entry(method: str, sel: dict, ov: pd.Series, ret: pd.Series) -> dict
         "success": {"p": float(ov["success_rate"]), "n": int(ov["n"]), "lo": float(ov["success_lo"]),
                     "hi": float(ov["success_hi"]), "n_tasks": int(ov["n_tasks"])},
         "reliability_gain": {"delta": float(ov["gain_vs_base"]), "lo": float(ov["gain_lo"]),
-                             "hi": float(ov["gain_hi"]), "n_model": int(ov["n"]), "paired": bool(ov["gain_paired"]),
-                             "n_tasks": int(ov["n_tasks"])},
+                             "hi": float(ov["gain_hi"]), "n_model": int(ov["n"]), "n_base": n_base,
+                             "paired": bool(ov["gain_paired"]), "n_tasks": int(ov["n_tasks"])},
         "retention": {"drop": float(ret["drop"]), "lo": float(ret["drop_lo"]), "hi": float(ret["drop_hi"]),
                       "n": int(ret["n"]), "n_tasks": int(ret["n_tasks"]),
                       "n_base_solved_tasks": None if pd.isna(ret["n_base_solved_tasks"])
@@ -261,7 +261,7 @@ def selection_summary(rollouts: pd.DataFrame, selected: dict[str, dict], confide
     for method in [m for m in METHODS if m in selected]:
         _overall(rollouts, method)  # names the method whose rollouts are missing
         methods[method] = _method_entry(method, selected[method], ov.loc[model_id(method)],
-                                        ret.loc[model_id(method)])  # fmt: skip
+                                        ret.loc[model_id(method)], int(ov.loc[BASE_ID, "n"]))  # fmt: skip
     ks = {s["k"] for s in selected.values()}
     if len(ks) != 1:
         raise ValueError(f"selection methods used different budgets {sorted(ks)}")

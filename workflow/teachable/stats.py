@@ -220,8 +220,7 @@ def paired_permutation_test(x, y, n_resamples: int = N_PERMUTATIONS, seed: int =
         res = st.permutation_test((x, y), lambda a, b, axis: np.mean(a - b, axis=axis), permutation_type="samples",
                                   vectorized=True, n_resamples=n_resamples, alternative="two-sided",
                                   rng=np.random.default_rng(seed))  # fmt: skip
-        out.update(statistic=float(res.statistic), p_value=min(1.0, float(res.pvalue)),
-                   exact=bool(2**n <= n_resamples))
+        out.update(statistic=float(res.statistic), p_value=min(1.0, float(res.pvalue)), exact=bool(2**n <= n_resamples))
     return out
 
 
