@@ -335,11 +335,6 @@ def newcombe_interval(k1: int, n1: int, k2: int, n2: int, confidence: float) -> 
     return d, max(-1.0, lo), min(1.0, hi)
 
 
-def unit_column(suite: str) -> str:
-    """The cluster of a suite's rollouts: the task (overall) or the snapshot (snapshot)."""
-    return {"overall": "task_id", "snapshot": "snapshot_id"}[suite]
-
-
 def rate_of(bs: ClusterBootstrap, g: pd.DataFrame, col: str, unit: str) -> dict:
     """``bs.rate`` of column ``col`` of the rollouts ``g``, clustered by ``unit``."""
     return bs.rate(g[col].astype(float).to_numpy(), g[unit].to_numpy())
