@@ -29,11 +29,13 @@ from teachable.evaluation import (
     newcombe_interval,
     repeat_rate,
     rollout_metrics,
+    solved_tasks,
     summarize,
     trained_on,
     wasted_steps,
     write_summaries,
 )
+from teachable.stats import cluster_bootstrap_rate, paired_cluster_bootstrap_diff
 
 ENV = "BabyAI-GoToLocal-v0"
 Q = ("Q1_highU_highL", "Q2_highU_lowL", "Q3_lowU_lowL", "Q4_lowU_highL")
@@ -303,19 +305,89 @@ def test_transfer_delta_is_model_minus_base_per_quadrant():
     assert trained_on("Q4_lowU_highL_contrast") == Q[3] and trained_on("B1_uniform") == "B1_uniform"
 
 
-def test_retention_drop_is_base_minus_model_on_base_solved_tasks():
-    forgetful = dict(BASE_OV, t0=[True, False, False, False], t1=[False] * 4)  # t2 unchanged
-    better_unsolved = dict(BASE_OV, t4=[True] * 4)  # gains on an unsolved task do not count
-    df = _synthetic({"base": (BASE_OV, BASE_SN), "M1": (forgetful, BASE_SN), "M2": (better_unsolved, BASE_SN)})
-    ret = summarize(df, 0.95)["retention"].set_index("model_id")
-    assert (ret["n_base_solved_tasks"] == 3).all()  # t0 (4/4), t1 (3/4), t2 (2/4 = 0.5 counts)
-    assert ret.loc["base", "base_success"] == pytest.approx(9 / 12)
-    assert ret.loc["M1", "model_success"] == pytest.approx(3 / 12)
-    assert ret.loc["M1", "drop"] == pytest.approx(9 / 12 - 3 / 12)
-    assert ret.loc["M1", "drop_lo"] > 0 and ret.loc["M1", "n"] == 12
-    assert ret.loc["M2", "drop"] == 0 and ret.loc["base", "drop"] == 0
-    d, lo, hi = newcombe_interval(9, 12, 3, 12, 0.95)
-    assert (ret.loc["M1", "drop_lo"], ret.loc["M1", "drop_hi"]) == pytest.approx((lo, hi))
+# base rollouts per task as (selection half | measurement half): the halves disagree on purpose
+RET_BASE = {"a": [True, True, False, False],    # solved on the first half; measured 0/2
+            "b": [False, False, True, True],    # 2/4 overall but 0/2 on the first half: not solved
+            "c": [True, False, True, True],     # 1/2 on the first half counts; measured 2/2
+            "d": [False, False, False, False]}  # fmt: skip
+
+
+def test_retention_chooses_tasks_on_the_first_half_and_measures_on_the_second():
+    forgetful = dict(RET_BASE, a=[True, True, False, False], c=[True, True, False, False])
+    # same outcomes as the base where retention measures; different where it selects
+    same_measured = dict(RET_BASE, a=[False, False, False, False], c=[False, False, True, True])
+    better_unsolved = dict(RET_BASE, b=[True] * 4, d=[True] * 4)  # gains on unsolved tasks do not count
+    df = _synthetic({"base": (RET_BASE, BASE_SN), "M1": (forgetful, BASE_SN), "M2": (same_measured, BASE_SN),
+                     "M3": (better_unsolved, BASE_SN)})
+    ret = summarize(df, 0.95, n_bootstrap=500, seed=1)["retention"].set_index("model_id")
+    assert solved_tasks(df) == ["a", "c"]
+    assert (ret["n_base_solved_tasks"] == 2).all() and (ret["n_tasks"] == 2).all()
+    assert (ret["rollouts_per_task"] == 4).all() and (ret["selection_rollouts"] == 2).all()
+    assert ret["reason"].isna().all()
+    # measured on rollouts 2-3 of a and c only: base 0 + 2 of 4
+    assert ret.loc["base", "base_success"] == pytest.approx(2 / 4) and ret.loc["base", "n"] == 4
+    assert ret.loc["M1", "model_success"] == 0 and ret.loc["M1", "drop"] == pytest.approx(0.5)
+    for m in ("M2", "M3", "base"):  # identical to the base on the measured half: drop 0, zero width
+        assert (ret.loc[m, "drop"], ret.loc[m, "drop_lo"], ret.loc[m, "drop_hi"]) == (0, 0, 0), m
+    # the drop's interval is the paired bootstrap over the two solved tasks
+    d = paired_cluster_bootstrap_diff([0.0, 2.0], [2.0, 2.0], [0.0, 0.0], [2.0, 2.0], 0.95, 500, 1)
+    assert (ret.loc["M1", "drop_lo"], ret.loc["M1", "drop_hi"]) == pytest.approx((d["lo"], d["hi"]))
+
+
+def test_retention_with_three_rollouts_selects_on_one_and_measures_on_two():
+    base = {"a": [True, False, False], "b": [False, True, True]}
+    df = _synthetic({"base": (base, BASE_SN)})
+    ret = summarize(df, 0.95, n_bootstrap=200)["retention"].iloc[0]
+    assert solved_tasks(df) == ["a"] and ret["selection_rollouts"] == 1
+    assert ret["base_success"] == 0 and ret["n"] == 2  # rollouts 1 and 2 of task a
+
+
+def test_retention_with_one_rollout_per_task_is_undefined_never_measured_on_the_same_rollout():
+    one = {t: [s] for t, s in {"a": True, "b": False, "c": True}.items()}
+    df = _synthetic({"base": (one, BASE_SN), "M": (one, BASE_SN)})
+    ret = summarize(df, 0.95, n_bootstrap=200)["retention"]
+    assert ret["drop"].isna().all() and ret["base_success"].isna().all() and ret["n_base_solved_tasks"].isna().all()
+    assert ret["reason"].str.contains("rollouts_per_task = 1").all()
+
+
+def test_retention_with_no_solved_task_says_so():
+    df = _synthetic({"base": ({"a": [False] * 4, "b": [False, False, True, True]}, BASE_SN)})
+    r = summarize(df, 0.95, n_bootstrap=200)["retention"].iloc[0]
+    assert r["n_base_solved_tasks"] == 0 and math.isnan(r["drop"]) and "solves no eval task" in r["reason"]
+
+
+def test_intervals_resample_tasks_and_do_not_shrink_with_copied_rollouts():
+    pattern = {f"t{k}": [k % 3 == 0, k % 2 == 0] for k in range(12)}
+    copies = {t: r * 10 for t, r in pattern.items()}  # each task's rollouts ten times over
+    one = summarize(_synthetic({"base": (pattern, BASE_SN)}), 0.95, n_bootstrap=800, seed=4)
+    ten = summarize(_synthetic({"base": (copies, BASE_SN)}), 0.95, n_bootstrap=800, seed=4)
+    a, b = one["overall"].iloc[0], ten["overall"].iloc[0]
+    assert (a["n_tasks"], a["n_rollouts"], a["n"]) == (12, 24, 24) and b["n_rollouts"] == 240
+    for c in ("success_rate", "success_lo", "success_hi", "mean_return", "return_lo", "return_hi"):
+        assert b[c] == pytest.approx(a[c]), c
+    k = np.array([sum(pattern[t]) for t in sorted(pattern)], float)  # per-task successes (tasks sorted)
+    ref = cluster_bootstrap_rate(k, np.full(12, 2.0), 0.95, 800, 4)
+    assert (a["success_lo"], a["success_hi"]) == pytest.approx((ref["lo"], ref["hi"]))
+    sa, sb = one["stuckness"].iloc[0], ten["stuckness"].iloc[0]
+    assert (sb["wasted_steps_lo"], sb["wasted_steps_hi"]) == pytest.approx((sa["wasted_steps_lo"], sa["wasted_steps_hi"]))
+    assert sa["n_tasks"] == 12 and sb["n_rollouts"] == 240
+    assert summarize(_synthetic({"base": (pattern, BASE_SN)}), 0.95, n_bootstrap=800, seed=4)["overall"].equals(one["overall"])
+
+
+def test_gain_and_transfer_are_paired_over_tasks_and_snapshots():
+    model_sn = {k: [True, True, False, False] for k in BASE_SN}
+    df = _synthetic({"base": (BASE_OV, BASE_SN), "copy": (BASE_OV, model_sn)})
+    t = summarize(df, 0.95, n_bootstrap=500, seed=0)
+    ov = t["overall"].set_index("model_id")
+    for m in ("base", "copy"):  # the same overall rollouts as the base: exactly no gain
+        assert (ov.loc[m, "gain_vs_base"], ov.loc[m, "gain_lo"], ov.loc[m, "gain_hi"]) == (0, 0, 0)
+        assert ov.loc[m, "gain_paired"]
+    tr = t["transfer"]
+    assert (tr["delta_success"] == 0.25).all() and (tr["n_snapshots"] == 3).all() and (tr["n_rollouts"] == 12).all()
+    # every snapshot gains exactly one success of four: the paired interval has no width
+    assert (tr["lo"] == 0.25).all() and (tr["hi"] == 0.25).all()
+    pq = t["per_quadrant"]
+    assert (pq["n_snapshots"] == 3).all() and (pq["n_rollouts"] == 12).all()
 
 
 def test_summary_needs_the_base_model():
@@ -344,6 +416,10 @@ def test_benchmark_json():
     assert bj["ci95"][0] < bj["pass_rate"] < bj["ci95"][1]
     assert bj["avg_reward"] == pytest.approx(0.9 * 10 / 24)
     assert bj["by_level"][ENV]["n"] == 24 and bj["by_level"][ENV]["pass_rate"] == pytest.approx(10 / 24)
+    assert bj["n_tasks"] == 6 and bj["n_rollouts"] == 24 and "over tasks" in bj["interval"]
+    k = np.array([sum(BASE_OV[t]) for t in sorted(BASE_OV)], float)
+    ref = cluster_bootstrap_rate(k, np.full(6, 4.0), 0.95, 2000, 0)
+    assert bj["ci95"] == pytest.approx([ref["lo"], ref["hi"]])
     with pytest.raises(ValueError, match="nope"):
         benchmark_json(df, "nope")
 
@@ -400,6 +476,9 @@ def test_compare_identical_models_is_no_change_with_reasoned_null_p():
                                                       *[f"success_{q}" for q in Q]}
     by = {m["metric"]: m for m in rep["metrics"]}
     assert "zero" in by["overall_success"]["test"]["reason"]
+    for name in ("overall_success", "mean_return", "retention_success", "snapshot_success"):
+        d = by[name]["difference"]  # paired bootstrap of identical outcomes: no width
+        assert (d["value"], d["lo"], d["hi"]) == (0, 0, 0) and "paired" in d["method"]
     assert by["invalid_rate"]["effect_size"]["value"] is None  # no variance at all
 
 
@@ -418,6 +497,36 @@ def test_compare_regression_and_scipy_p_values_match():
                               permutation_type="samples", vectorized=True, n_resamples=9999)
     assert os_["p_value"] == pytest.approx(ref.pvalue)
     assert os_["p_value"] == pytest.approx(2 * 4 / 2**10)  # all-negative flips of 8 units (x2 zeros), two-sided
+
+
+def test_compare_verdicts_use_the_holm_adjusted_p():
+    # 6 tasks, each 1/4 -> 2/4: every paired difference is +0.25, the exact sign-flip p = 2/2^6 =
+    # 0.031 < 0.05 for success, return and wasted steps; Holm over those three gives 0.094
+    base, better = _tasks({f"t{k}": 1 for k in range(6)}), _tasks({f"t{k}": 2 for k in range(6)})
+    df = _synthetic({"base": (base, BASE_SN), "M": (better, BASE_SN)})
+    rep = compare(df, "base", "M")
+    by = {m["metric"]: m for m in rep["metrics"]}
+    os_ = by["overall_success"]
+    assert os_["p_value"] == pytest.approx(2 / 2**6) and os_["p_value"] < rep["alpha"]
+    tested = [m for m in rep["metrics"] if m["p_value"] is not None]
+    assert {m["metric"] for m in tested} == {"overall_success", "mean_return", "wasted_steps"}
+    assert os_["p_holm"] == pytest.approx(3 * 2 / 2**6) and os_["p_holm"] > rep["alpha"]
+    assert os_["verdict"] == NO_CHANGE and rep["improvements"] == [] and not os_["significant_holm"]
+    assert os_["difference"]["lo"] > 0  # the interval alone would not decide it
+    assert "Holm" in to_markdown(rep)
+
+
+def test_compare_retention_uses_the_halves():
+    forgetful = dict(RET_BASE, a=[True, True, False, False], c=[True, True, False, False])
+    df = _synthetic({"base": (RET_BASE, BASE_SN), "M1": (forgetful, BASE_SN)})
+    r = {m["metric"]: m for m in compare(df, "base", "M1", n_bootstrap=300)["metrics"]}["retention_success"]
+    assert r["n_baseline_solved_tasks"] == 2 and r["selection_rollouts"] == 2
+    assert r["baseline"]["value"] == pytest.approx(0.5) and r["baseline"]["n"] == 4
+    assert r["model"]["value"] == 0 and r["difference"]["value"] == pytest.approx(-0.5)
+    one = {t: [v[0]] for t, v in RET_BASE.items()}
+    df1 = _synthetic({"base": (one, BASE_SN), "M": (one, BASE_SN)})
+    r1 = {m["metric"]: m for m in compare(df1, "base", "M")["metrics"]}["retention_success"]
+    assert r1["p_value"] is None and r1["model"]["value"] is None and "rollouts_per_task = 1" in r1["test"]["reason"]
 
 
 def test_compare_unpaired_when_units_differ_uses_fisher():

@@ -12,9 +12,9 @@ import pytest
 from scipy.stats import spearmanr
 from sklearn.metrics import r2_score
 
-from teachable.predictor import (CROSSFIT_TARGET, _r2, beats, bootstrap_ci,
-                                 load_crossfit_predictor, precision_at_k, ranking_metrics,
-                                 train_predictor)  # fmt: skip
+from teachable.predictor import (CROSSFIT_TARGET, _r2, beats, beats_by_interval, bootstrap_ci,
+                                 load_crossfit_predictor, precision_at_k, ranking_difference,
+                                 ranking_metrics, train_predictor)  # fmt: skip
 from teachable.stats import entropy_features, spearman_rho
 
 FORBIDDEN = ["p_force", "p_policy", "gain_net_demo", "episode_length", "L_upper", "first_irrecoverable_step",
@@ -140,6 +140,40 @@ def test_predictor_beats_entropy_on_the_planted_signal(trained):
     assert rk["predictor"]["precision_at_k"] > rk["entropy"]["precision_at_k"]
     assert rk["predictor"]["spearman"] > 0.5
     assert res["targets"]["ELP_net"]["metrics"]["r2"] > res["targets"]["ELP_net"]["baseline"]["metrics"]["r2"]
+
+
+def test_ranking_difference_has_cluster_bootstrap_intervals_in_the_result(trained):
+    df, res, d = trained
+    rk = json.loads((d / "training_result.json").read_text())["ranking"]
+    diff = rk["difference"]
+    for m in ("precision_at_k", "ndcg_at_k"):
+        assert diff[m]["value"] == pytest.approx(rk["predictor"][m] - rk["entropy"][m])
+        assert diff[m]["lo"] <= diff[m]["value"] <= diff[m]["hi"] and diff[m]["n_defined"] == 200
+    assert diff["n_resamples"] == 200 and diff["unit"].startswith("task")
+    assert rk["beats_by_interval"] is True and diff["precision_at_k"]["lo"] > 0  # the planted signal is clear
+    # deterministic: the same inputs and seed give the same intervals
+    oof = pd.read_parquet(d / "oof.parquet")
+    args = (df["ELP_net"], oof["pred_ELP_net"], df["U"], df["snapshot_id"], df["task_id"], rk["k"], 200, 0.95)
+    assert ranking_difference(*args, seed=3) == ranking_difference(*args, seed=3)
+
+
+def test_ranking_difference_of_a_score_with_itself_is_zero():
+    rng = np.random.default_rng(0)
+    true, score = rng.normal(size=30), rng.normal(size=30)
+    ids, groups = np.array([f"s{i:02d}" for i in range(30)]), np.repeat(np.arange(10), 3)
+    d = ranking_difference(true, score, score, ids, groups, 5, 100, 0.9, 0)
+    for m in ("precision_at_k", "ndcg_at_k"):
+        assert (d[m]["value"], d[m]["lo"], d[m]["hi"]) == (0, 0, 0)
+    assert beats_by_interval(d) is None  # an interval at 0 neither beats nor loses
+
+
+def test_beats_by_interval_has_three_outcomes():
+    def d(p, n):
+        return {"precision_at_k": {"lo": p[0], "hi": p[1]}, "ndcg_at_k": {"lo": n[0], "hi": n[1]}}
+    assert beats_by_interval(d((0.05, 0.3), (0.01, 0.2))) is True
+    assert beats_by_interval(d((0.05, 0.3), (-0.3, -0.01))) is False  # NDCG clearly worse
+    assert beats_by_interval(d((-0.1, 0.3), (0.01, 0.2))) is None  # precision straddles 0
+    assert beats_by_interval(d((None, 0.3), (0.01, 0.2))) is None
 
 
 def test_no_task_is_in_both_train_and_test(trained):

@@ -38,14 +38,22 @@ def _transfer() -> pd.DataFrame:
 
 
 def _overall() -> pd.DataFrame:
+    """Success per model; gain vs base with a (made-up, Phase 3-shaped) paired interval of +-0.05."""
     rows = []
+    kb = 50
     for i, m in enumerate(("base", *RUN_IDS)):
         k, n = 50 + (i % 5) * 3, 100
         pr = _rate(k, n)
+        g = (k - kb) / n
         rows.append(dict(model_id=m, n=n, success_rate=pr["p"], success_lo=pr["lo"], success_hi=pr["hi"],
                          mean_return=0.3, return_lo=0.25, return_hi=0.35, mean_steps=27.0, steps_lo=25.0,
-                         steps_hi=29.0, n_tasks=50))  # fmt: skip
+                         steps_hi=29.0, n_tasks=50, n_rollouts=n, gain_vs_base=g,
+                         gain_lo=g - 0.05 if m != "base" else 0.0, gain_hi=g + 0.05 if m != "base" else 0.0,
+                         gain_paired=True))  # fmt: skip
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS["overall"])
+
+
+RET_HALF_WIDTH = 0.025  # drop intervals: MAX_DROP_RUN [0.058, 0.108]; every other run's upper bound <= 0.075
 
 
 def _retention() -> pd.DataFrame:
@@ -53,11 +61,13 @@ def _retention() -> pd.DataFrame:
     nb, kb = 60, 54
     for i, m in enumerate(("base", *RUN_IDS)):
         km = kb - (i % 4) if m != MAX_DROP_RUN else kb - 5
-        d, lo, hi = newcombe_interval(kb, nb, km, nb, 0.95)
+        d = (kb - km) / nb
         b, mo = _rate(kb, nb), _rate(km, nb)
+        lo, hi = (d - RET_HALF_WIDTH, d + RET_HALF_WIDTH) if m != "base" else (0.0, 0.0)
         rows.append(dict(model_id=m, n_base_solved_tasks=20, base_success=b["p"], model_success=mo["p"], drop=d,
                          drop_lo=lo, drop_hi=hi, n=nb, base_lo=b["lo"], base_hi=b["hi"], model_lo=mo["lo"],
-                         model_hi=mo["hi"]))  # fmt: skip
+                         model_hi=mo["hi"], n_tasks=20, n_rollouts=nb, rollouts_per_task=6, selection_rollouts=3,
+                         reason=None))  # fmt: skip
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS["retention"])
 
 
@@ -93,22 +103,44 @@ def _predictor() -> dict:
         "ranking": {"target": "ELP_net", "k": 8, "relevance": "ELP_net clipped at 0",
                     "predictor": {"precision_at_k": 0.5, "ndcg_at_k": 0.61, "spearman": 0.4, "spearman_p": 0.01},
                     "entropy": {"precision_at_k": 0.25, "ndcg_at_k": 0.42, "spearman": 0.1, "spearman_p": 0.5},
-                    "predictor_beats_entropy": True},
+                    "predictor_beats_entropy": True,
+                    "difference": {"precision_at_k": {"value": 0.25, "lo": 0.05, "hi": 0.45, "n_defined": 1000},
+                                   "ndcg_at_k": {"value": 0.19, "lo": 0.02, "hi": 0.33, "n_defined": 1000},
+                                   "n_resamples": 1000, "unit": "task"},
+                    "beats_by_interval": True},
     }  # fmt: skip
+
+
+def _comparison(model: str, baseline: str, diff: tuple, p: float | None, p_holm: float | None = None) -> dict:
+    c = {"model": model, "baseline": baseline,
+         "difference": {"value": diff[0], "lo": diff[1], "hi": diff[2], "paired": True, "n_tasks": 50,
+                        "n_model": 100, "n_baseline": 100},
+         "test": {"name": "paired permutation", "p_value": p, "reason": None if p is not None else "no variance"},
+         "p_value": p}  # fmt: skip
+    return {**c, "p_holm": p_holm} if model == "PREDICTOR" else c
 
 
 def _selection() -> dict:
     def method(i: int, gain: tuple, drop: float) -> dict:
-        s = _rate(50 + 5 * i, 100)
+        s = {**_rate(50 + 5 * i, 100), "n_tasks": 50}
         return {"selected_ids": [f"s{j:03d}" for j in range(i, i + 8)], "mean_true_elp": 0.05 * i,
                 "oracle_overlap": 0.125 * i, "success": s,
-                "reliability_gain": {"delta": gain[0], "lo": gain[1], "hi": gain[2], "n_model": 100, "n_base": 100},
+                "reliability_gain": {"delta": gain[0], "lo": gain[1], "hi": gain[2], "n_model": 100, "n_tasks": 50},
                 "retention": {"drop": drop, "lo": drop - 0.05, "hi": drop + 0.05, "n": 60, "n_base_solved_tasks": 20}}  # fmt: skip
 
     return {
-        "k": 8, "n_candidates": 30, "format": "demo", "confidence": 0.95, "base": {"success": _rate(50, 100)},
+        "k": 8, "n_candidates": 30, "format": "demo", "confidence": 0.95,
+        "base": {"success": {**_rate(50, 100), "n_tasks": 50}},
         "methods": {"RANDOM": method(0, (0.0, -0.1, 0.1), 0.02), "ENTROPY": method(1, (0.05, -0.05, 0.15), 0.03),
-                    "PREDICTOR": method(2, (0.10, 0.0, 0.2), 0.01), "ORACLE": method(3, (0.15, 0.05, 0.25), 0.0)},
+                    "LEARNABILITY": method(2, (0.08, -0.02, 0.18), 0.02),
+                    "PREDICTOR": method(3, (0.15, 0.05, 0.25), 0.01), "ORACLE": method(4, (0.2, 0.1, 0.3), 0.0)},
+        "comparisons": {
+            "best_baseline": "LEARNABILITY",
+            "predictor_vs_baselines": [_comparison("PREDICTOR", "RANDOM", (0.15, 0.08, 0.22), 0.001, 0.003),
+                                       _comparison("PREDICTOR", "ENTROPY", (0.10, 0.03, 0.17), 0.004, 0.008),
+                                       _comparison("PREDICTOR", "LEARNABILITY", (0.07, 0.01, 0.13), 0.02, 0.02)],
+            "oracle_vs_learnability": _comparison("ORACLE", "LEARNABILITY", (0.12, 0.04, 0.2), 0.003),
+        },
     }  # fmt: skip
 
 
@@ -125,7 +157,7 @@ def study(tmp_path):
     })  # fmt: skip
     micro = labeled.iloc[:16][["snapshot_id", "quadrant", "ELP_net"]].assign(
         route="demo", before=0.25, after=lambda d: 0.25 + d["ELP_net"] / 2, delta=lambda d: d["ELP_net"] / 2)
-    corr = {"n": 16, "rho": 0.41, "rho_ci": [0.05, 0.7], "ci_method": "percentile bootstrap (paired)",
+    corr = {"n": 16, "rho": 0.51, "rho_ci": [0.32, 0.7], "ci_method": "percentile bootstrap (paired)",
             "confidence": 0.95, "p_value": 0.0104, "p_method": "permutation (pairings), one-sided: rho > 0",
             "rho_threshold": 0.3, "alpha": 0.05, "pass": True, "reason": None}  # fmt: skip
     thr = {"mode": "auto", "n": n, "U_threshold": 0.95, "L_threshold": 0.0,
@@ -244,8 +276,10 @@ def test_tables_have_the_stated_columns_and_numbers_from_the_inputs(study):
     assert pm.loc[(pm["target"] == "U") & (pm["model"] == "entropy_only"), "note"].str.contains("no baseline").all()
 
     ss = t["selection_summary"].set_index("method")
-    assert list(ss.index) == ["base", "RANDOM", "ENTROPY", "PREDICTOR", "ORACLE"]
-    assert ss.loc["PREDICTOR", "gain"] == 0.10 and ss.loc["ORACLE", "oracle_overlap"] == 0.375
+    assert list(ss.index) == ["base", "RANDOM", "ENTROPY", "LEARNABILITY", "PREDICTOR", "ORACLE"]
+    assert ss.loc["PREDICTOR", "gain"] == 0.15 and ss.loc["ORACLE", "oracle_overlap"] == 0.5
+    assert (ss["n_tasks"] == 50).all()
+    assert mr.loc[m, "gain_lo"] == pytest.approx(ov.loc[m, "gain_lo"]) and (mr["n_tasks"] == 50).all()
 
 
 def test_markdown_formatter_renders_missing_values_as_a_dash():
@@ -258,20 +292,20 @@ def test_summary_numbers_equal_the_input_files(study):
     s = _summary(study)
     checks = {c["id"]: c for c in s["checks"]}
     assert list(checks) == ["cpt_rho", "transfer_diagonal", "retention_drop", "predictor_beats_entropy",
-                            "selection_order"]  # fmt: skip
+                            "selection_predictor", "selection_oracle_vs_learnability"]  # fmt: skip
 
     corr = json.loads(study["correlation"].read_text())
     a = checks["cpt_rho"]
     assert a["values"]["rho"] == corr["rho"] and [a["values"]["rho_lo"], a["values"]["rho_hi"]] == corr["rho_ci"]
     assert a["values"]["p_value"] == corr["p_value"] and a["values"]["n"] == corr["n"]
-    assert a["held"] is True
+    assert a["held"] is True  # the CI's lower bound 0.32 >= 0.3
 
     ret = pd.read_csv(study["retention"])
     c = checks["retention_drop"]["values"]
     top = ret.loc[ret["drop"].idxmax()]
     assert c["run"] == MAX_DROP_RUN == top["model_id"]
     assert (c["max_drop"], c["lo"], c["hi"], c["n"]) == (top["drop"], top["drop_lo"], top["drop_hi"], top["n"])
-    assert checks["retention_drop"]["held"] is False  # 0.083 >= 0.05
+    assert checks["retention_drop"]["held"] is False  # its lower bound 0.058 >= 0.05
 
     tr = pd.read_csv(study["transfer"])
     q = tr[tr["trained_on"].isin(QUADRANTS)]
@@ -284,14 +318,18 @@ def test_summary_numbers_equal_the_input_files(study):
 
     d = checks["predictor_beats_entropy"]
     assert d["values"]["predictor_ndcg_at_k"] == 0.61 and d["values"]["entropy_precision_at_k"] == 0.25
+    assert d["values"]["ndcg_at_k_difference"] == {"value": 0.19, "lo": 0.02, "hi": 0.33}
     assert d["held"] is True
 
-    e = checks["selection_order"]
+    e = checks["selection_predictor"]
     sel = json.loads(study["selection"].read_text())
-    for m in ("PREDICTOR", "ENTROPY", "RANDOM"):
-        g = sel["methods"][m]["reliability_gain"]
-        assert [e["values"]["gains"][m][k] for k in ("delta", "lo", "hi")] == [g["delta"], g["lo"], g["hi"]]
-    assert e["held"] is True and e["values"]["intervals_overlap"] == {"PREDICTOR-ENTROPY": True, "ENTROPY-RANDOM": True}
+    assert e["values"]["best_baseline"] == "LEARNABILITY"
+    for got, want in zip(e["values"]["comparisons"], sel["comparisons"]["predictor_vs_baselines"]):
+        assert (got["baseline"], got["difference"], got["lo"], got["p_holm"]) == (
+            want["baseline"], want["difference"]["value"], want["difference"]["lo"], want["p_holm"])
+    assert e["held"] is True and "LEARNABILITY" in e["detail"]  # Holm p 0.02 < 0.05 vs the best baseline
+    f = checks["selection_oracle_vs_learnability"]
+    assert f["held"] is True and f["values"]["comparison"]["p_value"] == 0.003
 
     ov = pd.read_csv(study["overall"]).set_index("model_id")
     k = s["key_numbers"]
@@ -300,10 +338,11 @@ def test_summary_numbers_equal_the_input_files(study):
 
     md = (study["out"] / "summary.md").read_text()
     marks = [line[2] for line in md.splitlines() if line.startswith("- ") and "**(" in line]
-    assert marks == ["✔", "✔", "✘", "✔", "✔"]
+    assert marks == ["✔", "✔", "✘", "✔", "✔", "✔"]
     assert f"{corr['rho']:.3f}" in md and MAX_DROP_RUN in md
 
-    assert _summary(study, threshold=0.1)["checks"][2]["held"] is True
+    assert _summary(study, threshold=0.1)["checks"][2]["held"] is None  # 0.1 inside [0.058, 0.108]
+    assert _summary(study, threshold=0.15)["checks"][2]["held"] is True  # every upper bound < 0.15
 
 
 def test_a_nan_input_makes_its_check_null_never_guessed(study):
@@ -311,13 +350,18 @@ def test_a_nan_input_makes_its_check_null_never_guessed(study):
     corr.update(rho=None, rho_ci=[None, None], reason="n = 2 < 3 snapshots: Spearman rho undefined")
     study["correlation"].write_text(json.dumps(corr))
     ret = pd.read_csv(study["retention"])
-    ret.loc[ret["model_id"] == RUN_IDS[0], "drop"] = np.nan
+    # (the run whose interval alone would show "not held": with it unknown, nothing is decided)
+    ret.loc[ret["model_id"] == MAX_DROP_RUN, ["drop", "drop_lo", "drop_hi"]] = np.nan
+    ret["reason"] = ret["reason"].astype(object)
+    ret.loc[ret["model_id"] == MAX_DROP_RUN, "reason"] = "phase3.rollouts_per_task = 1"
     ret.to_csv(study["retention"], index=False)
     pred = json.loads(study["predictor"].read_text())
     pred["ranking"]["entropy"]["ndcg_at_k"] = None
     study["predictor"].write_text(json.dumps(pred))
     sel = json.loads(study["selection"].read_text())
-    sel["methods"]["ENTROPY"]["reliability_gain"]["delta"] = None
+    sel["comparisons"]["predictor_vs_baselines"][2].update(p_value=None, p_holm=None)  # vs LEARNABILITY
+    sel["comparisons"]["oracle_vs_learnability"] = None
+    sel["comparisons"]["oracle_reason"] = "needs ORACLE and LEARNABILITY"
     study["selection"].write_text(json.dumps(sel))
     tr = pd.read_csv(study["transfer"])
     tr.loc[0, "delta_success"] = np.nan
@@ -326,9 +370,10 @@ def test_a_nan_input_makes_its_check_null_never_guessed(study):
     checks = {c["id"]: c for c in _summary(study)["checks"]}
     assert all(c["held"] is None for c in checks.values()), {k: c["held"] for k, c in checks.items()}
     assert "undefined" in checks["cpt_rho"]["detail"]
-    assert RUN_IDS[0] in checks["retention_drop"]["detail"]
+    assert MAX_DROP_RUN in checks["retention_drop"]["detail"] and "rollouts_per_task" in checks["retention_drop"]["detail"]
     assert "entropy_ndcg_at_k" in checks["predictor_beats_entropy"]["detail"]
-    assert "ENTROPY" in checks["selection_order"]["detail"]
+    assert "no p" in checks["selection_predictor"]["detail"]
+    assert "LEARNABILITY" in checks["selection_oracle_vs_learnability"]["detail"]
     assert "NaN" in checks["transfer_diagonal"]["detail"]
     assert "— **(a)" in (study["out"] / "summary.md").read_text()
 
@@ -336,8 +381,10 @@ def test_a_nan_input_makes_its_check_null_never_guessed(study):
 def test_a_missing_phase2_run_makes_the_retention_check_null(study):
     ret = pd.read_csv(study["retention"])
     ret[ret["model_id"] != "B2_all"].to_csv(study["retention"], index=False)
-    c = _summary(study)["checks"][2]
+    c = _summary(study, threshold=0.15)["checks"][2]  # held with B2_all there
     assert c["held"] is None and c["values"]["missing_runs"] == ["B2_all"]
+    # one run whose lower bound is over the threshold decides "not held" whatever is missing
+    assert _summary(study, threshold=0.05)["checks"][2]["held"] is False
 
 
 def test_diagonal_vs_off_diagonal_matches_a_hand_computation_on_a_2x2_toy():
@@ -358,17 +405,79 @@ def test_diagonal_vs_off_diagonal_matches_a_hand_computation_on_a_2x2_toy():
     assert rp.check_transfer_diagonal(toy, alpha=0.05, expected_models=None)["held"] is False
 
 
-def test_selection_order_needs_strictly_ordered_point_estimates(study):
+def test_cpt_check_has_three_outcomes_by_its_interval(study):
+    corr = json.loads(study["correlation"].read_text())
+    assert rp.check_cpt({**corr, "rho_ci": [0.3, 0.6]})["held"] is True  # lower bound reaches 0.3
+    assert rp.check_cpt({**corr, "rho": 0.2, "rho_ci": [0.05, 0.29]})["held"] is False
+    c = rp.check_cpt({**corr, "rho": 0.41, "rho_ci": [0.05, 0.7]})  # rho > 0.3, but the interval straddles it
+    assert c["held"] is None and "straddles" in c["detail"]
+    assert rp.check_cpt({**corr, "rho_ci": [None, None]})["held"] is None
+
+
+def test_retention_check_has_three_outcomes_by_the_intervals():
+    def table(*bounds):
+        return pd.DataFrame([dict(model_id=f"m{i}", drop=(lo + hi) / 2, drop_lo=lo, drop_hi=hi, n=40,
+                                  n_base_solved_tasks=10) for i, (lo, hi) in enumerate(bounds)])  # fmt: skip
+    assert rp.check_retention(table((-0.02, 0.03), (0.0, 0.04)), 0.05, None)["held"] is True
+    assert rp.check_retention(table((-0.02, 0.03), (0.06, 0.12)), 0.05, None)["held"] is False
+    c = rp.check_retention(table((-0.02, 0.03), (0.01, 0.09)), 0.05, None)  # point 0.05 >= 0.05, but unsure
+    assert c["held"] is None and "straddles" in c["detail"] and c["values"]["max_upper_run"] == "m1"
+
+
+def _with_best(sel: dict, diff: tuple, p_holm: float | None) -> dict:
+    c = sel["comparisons"]["predictor_vs_baselines"][2]  # vs LEARNABILITY, the best baseline
+    c["difference"].update(value=diff[0], lo=diff[1], hi=diff[2])
+    c.update(p_holm=p_holm, p_value=p_holm)
+    if p_holm is None:
+        c["test"]["reason"] = "1 paired unit(s): a paired test needs at least 2"
+    return sel
+
+
+def test_selection_check_rests_on_the_holm_p_against_the_best_baseline(study):
     sel = json.loads(study["selection"].read_text())
-    sel["methods"]["ENTROPY"]["reliability_gain"]["delta"] = 0.10  # ties PREDICTOR
-    c = rp.check_selection_order(sel)
-    assert c["held"] is False and c["values"]["strictly_ordered"] is False
+    assert rp.check_selection_predictor(sel)["held"] is True
+    # point gains still say PREDICTOR > every baseline, but the Holm p vs the best is 0.09
+    c = rp.check_selection_predictor(_with_best(json.loads(study["selection"].read_text()), (0.07, -0.01, 0.15), 0.09))
+    assert c["held"] is False and "0.0900" in c["detail"]
+    c = rp.check_selection_predictor(_with_best(json.loads(study["selection"].read_text()), (-0.07, -0.13, -0.01), 0.01))
+    assert c["held"] is False  # significant, but the wrong way
+    c = rp.check_selection_predictor(_with_best(json.loads(study["selection"].read_text()), (0.07, None, None), None))
+    assert c["held"] is None and "at least 2" in c["detail"]
+    old = json.loads(study["selection"].read_text())
+    del old["comparisons"]
+    assert rp.check_selection_predictor(old)["held"] is None
+
+
+def test_oracle_vs_learnability_check(study):
+    sel = json.loads(study["selection"].read_text())
+    o = sel["comparisons"]["oracle_vs_learnability"]
+    assert rp.check_oracle_vs_learnability(sel)["held"] is True
+    o.update(p_value=0.2)
+    assert rp.check_oracle_vs_learnability(sel)["held"] is False
+    o["difference"].update(value=0.0, lo=0.0, hi=0.0)
+    o.update(p_value=None)
+    assert rp.check_oracle_vs_learnability(sel)["held"] is False  # no difference at all
+
+
+def test_predictor_check_rests_on_the_intervals_not_the_point_flag(study):
+    pred = json.loads(study["predictor"].read_text())
+    pred["ranking"]["difference"]["ndcg_at_k"].update(lo=-0.05)  # both point values still higher
+    pred["ranking"]["beats_by_interval"] = None
+    c = rp.check_predictor(pred)
+    assert c["held"] is None and c["values"]["file_flag"] is True
+    pred["ranking"]["difference"]["ndcg_at_k"].update(hi=-0.01)
+    pred["ranking"]["beats_by_interval"] = False
+    assert rp.check_predictor(pred)["held"] is False
+    del pred["ranking"]["difference"], pred["ranking"]["beats_by_interval"]
+    assert "re-run phase 4" in rp.check_predictor(pred)["detail"]
 
 
 def test_predictor_must_beat_entropy_on_both_ranking_metrics(study):
     pred = json.loads(study["predictor"].read_text())
     pred["ranking"]["entropy"]["ndcg_at_k"] = 0.7  # entropy wins NDCG, loses precision
     pred["ranking"]["predictor_beats_entropy"] = False  # what phase 4 writes for these numbers
+    pred["ranking"]["difference"]["ndcg_at_k"] = {"value": -0.09, "lo": -0.2, "hi": -0.01}
+    pred["ranking"]["beats_by_interval"] = False
     c = rp.check_predictor(pred)
     assert c["held"] is False
 

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from teachable.evaluation import newcombe_interval
 from teachable.selection import METHODS, budget, candidates, model_id, select, selection_summary
+from teachable.stats import paired_cluster_bootstrap_diff
 
 Q = ("Q1_highU_highL", "Q2_highU_lowL", "Q3_lowU_lowL", "Q4_lowU_highL")
 
@@ -20,6 +20,7 @@ def _labeled(n: int = 40) -> pd.DataFrame:
         "quadrant": [Q[i % 4] for i in range(n)],
         "U": rng.uniform(0, 1.5, n),
         "ELP_net": rng.uniform(-0.5, 0.5, n),
+        "p_policy": rng.choice(np.arange(9) / 8, n),
     })  # fmt: skip
 
 
@@ -92,14 +93,79 @@ def test_summary_gain_and_retention_match_hand_computation():
     sel = {m: {"method": m, "k": 2, "format": "demo", "n_candidates": 10, "selected_ids": ["a", "b"],
                "mean_true_elp": 0.1, "oracle_overlap": 1.0 if m == "ORACLE" else 0.5}
            for m in ("ORACLE", "RANDOM")}  # fmt: skip
-    out = selection_summary(df, sel, 0.95)
-    d, lo, hi = newcombe_interval(sum(ora), 8, sum(base), 8, 0.95)
+    out = selection_summary(df, sel, 0.95, n_bootstrap=500, seed=2)
+    # per-task successes (2 rollouts each): ORACLE 2, 2, 1, 1; base 2, 1, 0, 2; paired over the 4 tasks
+    ref = paired_cluster_bootstrap_diff([2.0, 2, 1, 1], [2.0] * 4, [2.0, 1, 0, 2], [2.0] * 4, 0.95, 500, 2)
     g = out["methods"]["ORACLE"]["reliability_gain"]
-    assert (g["delta"], g["lo"], g["hi"]) == pytest.approx((d, lo, hi))
-    assert g["delta"] == pytest.approx((6 - 5) / 8)
-    # base-solved tasks: task 0 (T,T), task 1 (T,F), task 3 (T,T); random's rollouts there: F,T,F,F,T,T
+    assert (g["delta"], g["lo"], g["hi"]) == pytest.approx((ref["value"], ref["lo"], ref["hi"]))
+    assert g["delta"] == pytest.approx((6 - 5) / 8) and g["paired"] and g["n_tasks"] == 4
+    # base-solved tasks on rollout 0: tasks 0, 1, 3 (task 2: F); measured on rollout 1: base T, F, T and
+    # random T, F, T
     r = out["methods"]["RANDOM"]["retention"]
-    assert r["n_base_solved_tasks"] == 3 and r["n"] == 6
-    assert r["drop"] == pytest.approx(5 / 6 - 3 / 6)
+    assert r["n_base_solved_tasks"] == 3 and r["n"] == 3
+    assert r["drop"] == 0
     assert out["base"]["success"]["n"] == 8 and out["k"] == 2
     assert set(out["methods"]) == {"ORACLE", "RANDOM"} and set(METHODS) >= set(out["methods"])
+
+
+def test_learnability_takes_the_top_k_of_success_variance():
+    cands = candidates(_labeled(), 0.25, 0)
+    k = 6
+    chosen = select(cands, "LEARNABILITY", k, 0)
+    v = cands["p_policy"] * (1 - cands["p_policy"])
+    assert chosen["selection_score"].tolist() == sorted(v.nlargest(k).tolist(), reverse=True)
+    assert chosen["selection_score"].to_numpy() == pytest.approx(chosen["p_policy"] * (1 - chosen["p_policy"]))
+    # p = 0.5 is the most learnable; 0 and 1 (always fails / always succeeds) the least; ties by id
+    toy = pd.DataFrame({"snapshot_id": ["d", "c", "b", "a"], "p_policy": [1.0, 0.25, 0.75, 0.5]})
+    assert list(select(toy, "LEARNABILITY", 3, 0)["snapshot_id"]) == ["a", "b", "c"]
+    with pytest.raises(ValueError, match="p_policy"):
+        select(toy.drop(columns="p_policy"), "LEARNABILITY", 1, 0)
+    assert METHODS == ("RANDOM", "ENTROPY", "LEARNABILITY", "PREDICTOR", "ORACLE")
+
+
+def _five_methods(n_tasks=12) -> tuple[pd.DataFrame, dict]:
+    """Per method, the eval tasks it solves (2 rollouts each): PREDICTOR solves the most."""
+    solves = {"base": 3, "RANDOM": 4, "ENTROPY": 5, "LEARNABILITY": 6, "PREDICTOR": 11, "ORACLE": 6}
+    runs = {}
+    for m, k in solves.items():
+        succ = [t < k for t in range(n_tasks) for _ in range(2)]
+        runs["base" if m == "base" else model_id(m)] = succ
+    sel = {m: {"method": m, "k": 3, "format": "demo", "n_candidates": 9, "selected_ids": ["a", "b", "c"],
+               "mean_true_elp": 0.1, "oracle_overlap": 0.5} for m in solves if m != "base"}  # fmt: skip
+    return _rollouts(runs), sel
+
+
+def test_summary_compares_predictor_with_each_baseline_under_holm():
+    df, sel = _five_methods()
+    out = selection_summary(df, sel, 0.95, n_bootstrap=500)
+    c = out["comparisons"]
+    assert c["best_baseline"] == "LEARNABILITY"  # ties ORACLE's gain but ORACLE is no baseline
+    rows = {r["baseline"]: r for r in c["predictor_vs_baselines"]}
+    assert list(rows) == ["RANDOM", "ENTROPY", "LEARNABILITY"]
+    for b, r in rows.items():
+        d = r["difference"]
+        gap = out["methods"]["PREDICTOR"]["success"]["p"] - out["methods"][b]["success"]["p"]
+        assert d["value"] == pytest.approx(gap) and d["paired"] and d["lo"] <= d["value"] <= d["hi"]
+        # tasks where PREDICTOR wins (the others tie): an exact sign-flip test
+        n_diff = 11 - {"RANDOM": 4, "ENTROPY": 5, "LEARNABILITY": 6}[b]
+        assert r["p_value"] == pytest.approx(2 / 2**n_diff) and r["test"]["exact"]
+    ps = [rows[b]["p_value"] for b in ("RANDOM", "ENTROPY", "LEARNABILITY")]
+    # Holm step-down: p sorted ascending times 3, 2, 1, kept monotone
+    assert [rows[b]["p_holm"] for b in ("RANDOM", "ENTROPY", "LEARNABILITY")] == pytest.approx(
+        [3 * ps[0], max(3 * ps[0], 2 * ps[1]), max(3 * ps[0], 2 * ps[1], ps[2])])
+    o = c["oracle_vs_learnability"]
+    assert (o["model"], o["baseline"]) == ("ORACLE", "LEARNABILITY")
+    assert (o["difference"]["value"], o["difference"]["lo"], o["difference"]["hi"]) == (0, 0, 0)
+    assert o["p_value"] is None and "zero" in o["test"]["reason"]
+    assert list(out["methods"]) == list(METHODS)
+
+
+def test_summary_takes_any_subset_and_order_of_methods():
+    df, sel = _five_methods()
+    sub = {m: sel[m] for m in ("ORACLE", "ENTROPY")}
+    out = selection_summary(df, sub, 0.95, n_bootstrap=200)
+    assert list(out["methods"]) == ["ENTROPY", "ORACLE"]
+    c = out["comparisons"]
+    assert c["predictor_vs_baselines"] == [] and "PREDICTOR" in c["predictor_reason"]
+    assert c["oracle_vs_learnability"] is None and "LEARNABILITY" in c["oracle_reason"]
+    assert c["best_baseline"] == "ENTROPY"

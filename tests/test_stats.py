@@ -3,7 +3,17 @@ import math
 import numpy as np
 import pytest
 
-from teachable.stats import entropy_features, proportion, wilson_interval
+from teachable.stats import (
+    cluster_bootstrap_diff,
+    cluster_bootstrap_rate,
+    cluster_sums,
+    entropy_features,
+    holm,
+    paired_cluster_bootstrap_diff,
+    paired_permutation_test,
+    proportion,
+    wilson_interval,
+)
 
 
 def test_wilson_matches_closed_form():
@@ -57,3 +67,91 @@ def test_entropy_normalises_unnormalised_logprobs():
     a = entropy_features(np.log([0.5, 0.25, 0.25]))
     b = entropy_features(np.log([2.0, 1.0, 1.0]))
     assert a["U"] == pytest.approx(b["U"])
+
+
+# ------------------------------------------------------------------------------------ clustered intervals
+def _task_rollouts(n_tasks=25, per_task=4, seed=0):
+    """Rollouts that share their task: each task has its own success probability."""
+    rng = np.random.default_rng(seed)
+    p = rng.beta(0.7, 0.7, n_tasks)
+    tasks = np.repeat(np.arange(n_tasks), per_task)
+    return (rng.random(len(tasks)) < p[tasks]).astype(float), tasks
+
+
+def test_cluster_sums_keep_finite_values_and_drop_empty_clusters():
+    cs = cluster_sums([1.0, 0.0, np.nan, 3.0, np.nan], ["a", "a", "b", "c", "c"])
+    assert list(cs.index) == ["a", "c"]
+    assert cs.loc["a"].tolist() == [1.0, 2.0] and cs.loc["c"].tolist() == [3.0, 1.0]
+
+
+def test_ten_copies_per_task_give_the_interval_of_one_copy():
+    # Copies of a task's rollouts add no information: the cluster bootstrap resamples tasks, so
+    # the interval does not shrink; a Wilson interval over the rollouts would.
+    y, tasks = _task_rollouts()
+    one = cluster_sums(y, tasks)
+    ten = cluster_sums(np.tile(y, 10), np.tile(tasks, 10))
+    a = cluster_bootstrap_rate(one["sum"], one["count"], 0.95, 2000, seed=3)
+    b = cluster_bootstrap_rate(ten["sum"], ten["count"], 0.95, 2000, seed=3)
+    assert b["n"] == 10 * a["n"] and b["n_clusters"] == a["n_clusters"] == 25
+    assert (b["value"], b["lo"], b["hi"]) == pytest.approx((a["value"], a["lo"], a["hi"]))
+    assert a["lo"] < a["value"] < a["hi"]
+    w_lo, w_hi = wilson_interval(int(np.tile(y, 10).sum()), b["n"])
+    assert w_hi - w_lo < 0.5 * (b["hi"] - b["lo"])  # what ignoring the clusters would claim
+
+
+def test_identical_models_have_an_exact_zero_paired_difference():
+    y, tasks = _task_rollouts()
+    cs = cluster_sums(y, tasks)
+    d = paired_cluster_bootstrap_diff(cs["sum"], cs["count"], cs["sum"], cs["count"], 0.95, 500, seed=0)
+    assert (d["value"], d["lo"], d["hi"]) == (0.0, 0.0, 0.0) and d["reason"] is None
+    # unpaired, the same data would get a wide interval around 0
+    u = cluster_bootstrap_diff(cs["sum"], cs["count"], cs["sum"], cs["count"], 0.95, 500, seed=0)
+    assert u["value"] == 0 and u["lo"] < -0.1 and u["hi"] > 0.1
+
+
+def test_pairing_removes_the_shared_task_effect():
+    y, tasks = _task_rollouts(n_tasks=40)
+    flip = np.random.default_rng(1).random(len(y)) < 0.1  # the model differs on 10% of rollouts
+    a, b = cluster_sums(np.where(flip, 1 - y, y), tasks), cluster_sums(y, tasks)
+    paired = paired_cluster_bootstrap_diff(a["sum"], a["count"], b["sum"], b["count"], 0.95, 1000, 0)
+    unpaired = cluster_bootstrap_diff(a["sum"], a["count"], b["sum"], b["count"], 0.95, 1000, 0)
+    assert paired["value"] == pytest.approx(unpaired["value"])
+    assert paired["hi"] - paired["lo"] < 0.5 * (unpaired["hi"] - unpaired["lo"])
+
+
+def test_cluster_bootstrap_is_deterministic_per_seed():
+    y, tasks = _task_rollouts()
+    cs = cluster_sums(y, tasks)
+    r = [cluster_bootstrap_rate(cs["sum"], cs["count"], 0.9, 300, seed=s) for s in (5, 5, 6)]
+    assert r[0] == r[1] and (r[0]["lo"], r[0]["hi"]) != (r[2]["lo"], r[2]["hi"])
+
+
+def test_one_cluster_has_no_interval_and_says_why():
+    r = cluster_bootstrap_rate([3.0], [4.0])
+    assert r["value"] == 0.75 and math.isnan(r["lo"]) and math.isnan(r["hi"]) and "at least 2" in r["reason"]
+    with pytest.raises(ValueError, match="count > 0"):
+        cluster_bootstrap_rate([1.0, 1.0], [2.0, 0.0])
+
+
+def test_paired_permutation_test_matches_scipy_and_explains_a_null_p():
+    from scipy import stats as st
+
+    x, y = np.array([0.5, 0.75, 0.25, 1.0, 0.5]), np.array([0.25, 0.25, 0.25, 0.5, 0.0])
+    t = paired_permutation_test(x, y)
+    ref = st.permutation_test(
+        (x, y),
+        lambda a, b, axis: np.mean(a - b, axis=axis),
+        permutation_type="samples",
+        vectorized=True,
+        n_resamples=9999,
+    )
+    assert t["p_value"] == pytest.approx(ref.pvalue) and t["exact"] and t["n_units"] == 5
+    assert t["p_value"] == pytest.approx(2 / 2**4)  # 4 non-zero differences, all positive
+    same = paired_permutation_test(x, x)
+    assert same["p_value"] is None and "zero" in same["reason"]
+    assert paired_permutation_test([1.0], [0.0])["reason"].startswith("1 paired unit")
+
+
+def test_holm_adjustment():
+    assert holm([0.01, 0.04, None, 0.03]) == pytest.approx([0.03, 0.06, None, 0.06], nan_ok=True)
+    assert holm([0.5, 0.01]) == pytest.approx([0.5, 0.02])

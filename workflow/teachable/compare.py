@@ -21,30 +21,37 @@ wasted_steps      overall       task        wasted steps                     low
 invalid_rate      overall       task        invalid-action rate              lower
 ================  ============  ==========  ===============================  =================
 
-(*) retention: only the eval tasks the *baseline* solves (its success rate over its rollouts
->= 0.5, ``evaluation.solved_tasks``). Selection uses the baseline's own rollouts, so the
-baseline's value there is optimistic and a regression on this metric is partly regression to
-the mean; compare it across models rather than read it alone.
+(*) retention: only the eval tasks the *baseline* solves, chosen on the first half of the
+baseline's rollouts of each task (``rollout_idx < R // 2``, success rate >= 0.5) and measured on
+the other half (``rollout_idx >= R // 2``) for both models (``evaluation.retention_split``), so the
+baseline's value is not optimistic. With R < 2 rollouts per task the metric is null with its
+reason.
 
 Statistics:
 
+- Each side: the per-rollout mean (a success rate for 0/1 values) with a percentile bootstrap
+  interval over units (tasks or snapshots: rollouts of one unit are not independent),
+  ``n_bootstrap`` resamples seeded by ``seed`` (``stats.ClusterBootstrap``).
 - Paired design (the default: both models played the same units, with common random numbers):
-  per unit (task or snapshot) the mean over its rollouts; difference = mean over units of
-  (model - baseline) with a Student-t interval; test = paired permutation test (sign flips of the
-  unit differences, statistic = mean difference, two-sided; ``scipy.stats.permutation_test`` with
-  ``permutation_type="samples"``, exact when 2^n_units <= ``n_resamples``, else ``n_resamples``
-  random sign flips with a fixed seed).
-- Unpaired (the two models' unit sets differ): proportions -> Newcombe interval and Fisher's exact
-  test (``scipy.stats.fisher_exact``); means -> Welch's t interval and test
+  difference = model - baseline per-rollout mean over the units both have, with a *paired*
+  cluster-bootstrap interval (the units are resampled once for both models); test = paired
+  permutation test of the per-unit means (sign flips of the unit differences, statistic = mean
+  difference, two-sided; ``stats.paired_permutation_test``: exact when 2^n_units <=
+  ``n_resamples``, else ``n_resamples`` random sign flips with a fixed seed).
+- Unpaired (the two models' unit sets differ): difference with an unpaired cluster-bootstrap
+  interval (each side's units resampled on their own); tests over rollouts, which treat the
+  rollouts of a unit as independent (anti-conservative when they are correlated): proportions ->
+  Fisher's exact test (``scipy.stats.fisher_exact``), means -> Welch's t-test
   (``scipy.stats.ttest_ind(equal_var=False)``).
 - Effect sizes: Cohen's h = 2 asin(sqrt(p_model)) - 2 asin(sqrt(p_baseline)) for proportions;
   Cohen's d = (mean_model - mean_baseline) / s_pooled over per-rollout values,
   s_pooled = sqrt(((n1-1) s1^2 + (n2-1) s2^2) / (n1 + n2 - 2)), for means.
 - No placeholder statistics: when a test or an effect size cannot be computed (fewer than 2
-  units, every paired difference zero, no variance) its value is null and ``reason`` says why;
-  the verdict is then "no significant change".
-- ``p_holm``: Holm-adjusted p-values over the metrics of one report (family-wise); verdicts use
-  the unadjusted p (per-metric alpha), and ``significant_holm`` says whether it survives Holm.
+  units, every paired difference zero, no variance) its value is null and ``reason`` says why.
+- Verdicts: ``p_holm`` is the Holm-adjusted p-value over the metrics of one report
+  (family-wise error rate at ``alpha``); a metric is an improvement or a regression iff
+  ``p_holm < alpha`` and the difference is not zero (its sign and ``higher_is_better`` say
+  which), else "no significant change" (also when p is null). The unadjusted p is reported.
 """
 
 from __future__ import annotations
@@ -57,8 +64,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as st
 
-from .evaluation import BASE_ID, mean_interval, newcombe_interval, solved_tasks
-from .stats import proportion
+from .evaluation import BASE_ID, measured_half, retention_split
+from .stats import DEFAULT_N_BOOTSTRAP, ClusterBootstrap, holm, paired_permutation_test
 
 IMPROVEMENT, REGRESSION, NO_CHANGE = "improvement", "regression", "no significant change"
 N_RESAMPLES = 9999
@@ -89,22 +96,20 @@ def _num(x: Any) -> Any:
     return x
 
 
-def _side(g: pd.DataFrame, col: str, kind: str, confidence: float) -> dict:
+def _values(g: pd.DataFrame, col: str) -> np.ndarray:
     v = g[col].astype(float).to_numpy()
-    v = v[np.isfinite(v)]
-    if kind == "proportion":
-        pr = proportion(int(v.sum()), len(v), confidence)
-        return {"value": _num(pr["p"]), "n": pr["n"], "lo": _num(pr["lo"]), "hi": _num(pr["hi"]),
-                "interval": "wilson"}
-    mi = mean_interval(v, confidence)
-    return {"value": _num(mi["mean"]), "n": mi["n"], "lo": _num(mi["lo"]), "hi": _num(mi["hi"]),
-            "interval": "student-t"}
+    return v[np.isfinite(v)]
+
+
+def _side(bs: ClusterBootstrap, g: pd.DataFrame, col: str, unit: str) -> dict:
+    r = bs.rate(g[col].astype(float).to_numpy(), g[unit].to_numpy())
+    return {"value": _num(r["value"]), "n": r["n"], "n_units": r["n_clusters"], "lo": _num(r["lo"]),
+            "hi": _num(r["hi"]), "interval": f"percentile bootstrap over {unit.removesuffix('_id')}s",
+            "reason": r["reason"]}  # fmt: skip
 
 
 def _effect(gb: pd.DataFrame, gm: pd.DataFrame, col: str, kind: str) -> dict:
-    b = gb[col].astype(float).to_numpy()
-    m = gm[col].astype(float).to_numpy()
-    b, m = b[np.isfinite(b)], m[np.isfinite(m)]
+    b, m = _values(gb, col), _values(gm, col)
     if len(b) == 0 or len(m) == 0:
         return {"name": "cohen_h" if kind == "proportion" else "cohen_d", "value": None,
                 "reason": "no rollouts on one side"}
@@ -124,53 +129,45 @@ def _effect(gb: pd.DataFrame, gm: pd.DataFrame, col: str, kind: str) -> dict:
     return {"name": "cohen_d", "value": (m.mean() - b.mean()) / sp, "reason": None}
 
 
-def _paired(ub: pd.Series, um: pd.Series, confidence: float) -> tuple[dict, dict]:
-    """Difference and permutation test from per-unit means (aligned on the unit index)."""
+def _difference(bs: ClusterBootstrap, gb: pd.DataFrame, gm: pd.DataFrame, col: str, unit: str,
+                paired: bool) -> dict:  # fmt: skip
+    d = bs.diff(gm[col].astype(float).to_numpy(), gm[unit].to_numpy(), gb[col].astype(float).to_numpy(),
+                gb[unit].to_numpy(), paired=paired)  # fmt: skip
+    how = "paired: units resampled once for both models" if paired else "unpaired: each side's units resampled"
+    return {"value": _num(d["value"]), "lo": _num(d["lo"]), "hi": _num(d["hi"]),
+            "n_units": d["n_clusters"] if paired else None, "reason": d["reason"],
+            "method": f"model - baseline per-rollout mean, percentile cluster bootstrap over {unit.removesuffix('_id')}s "
+                      f"({how})"}  # fmt: skip
+
+
+def _paired_test(gb: pd.DataFrame, gm: pd.DataFrame, col: str, unit: str) -> dict:
+    """Paired permutation test of the per-unit means (aligned on the unit)."""
+    ub = gb.groupby(unit)[col].apply(lambda s: s.astype(float).mean())
+    um = gm.groupby(unit)[col].apply(lambda s: s.astype(float).mean())
     both = pd.concat([ub.rename("b"), um.rename("m")], axis=1).dropna()
-    d = (both["m"] - both["b"]).to_numpy()
-    n = len(d)
-    mi = mean_interval(d, confidence)
-    diff = {"value": _num(mi["mean"]), "lo": _num(mi["lo"]), "hi": _num(mi["hi"]), "n_units": n,
-            "method": "mean over units of (model - baseline), Student-t interval"}
+    t = paired_permutation_test(both["m"].to_numpy(), both["b"].to_numpy(), N_RESAMPLES, PERM_SEED)
     test = {"name": "paired permutation test (sign flips of per-unit differences, scipy.stats.permutation_test)",
-            "paired": True, "n_units": n, "statistic": None, "p_value": None, "reason": None}
-    if n < 2:
-        test["reason"] = f"{n} paired unit(s): a paired test needs at least 2"
-    elif np.all(d == 0):
-        test["reason"] = "every paired difference is zero (identical outcomes per unit): no variance to test"
-    else:
-        res = st.permutation_test(
-            (both["m"].to_numpy(), both["b"].to_numpy()),
-            lambda x, y, axis: np.mean(x - y, axis=axis),
-            permutation_type="samples", vectorized=True, n_resamples=N_RESAMPLES,
-            alternative="two-sided", rng=np.random.default_rng(PERM_SEED),
-        )
-        test["statistic"] = _num(res.statistic)
-        test["p_value"] = _num(min(1.0, float(res.pvalue)))
-        test["exact"] = bool(2**n <= N_RESAMPLES)
-    return diff, test
+            "paired": True, "n_units": t["n_units"], "statistic": _num(t["statistic"]), "p_value": t["p_value"],
+            "reason": t["reason"]}  # fmt: skip
+    if t["exact"] is not None:
+        test["exact"] = t["exact"]
+    if t["p_value"] is None:
+        test["statistic"] = None
+    return test
 
 
-def _unpaired(gb: pd.DataFrame, gm: pd.DataFrame, col: str, kind: str, confidence: float) -> tuple[dict, dict]:
-    b = gb[col].astype(float).to_numpy()
-    m = gm[col].astype(float).to_numpy()
-    b, m = b[np.isfinite(b)], m[np.isfinite(m)]
+def _unpaired_test(gb: pd.DataFrame, gm: pd.DataFrame, col: str, kind: str) -> dict:
+    b, m = _values(gb, col), _values(gm, col)
     if kind == "proportion":
-        km, kb = int(m.sum()), int(b.sum())
-        d, lo, hi = newcombe_interval(km, len(m), kb, len(b), confidence)
-        diff = {"value": _num(d), "lo": _num(lo), "hi": _num(hi), "n_units": None,
-                "method": "p_model - p_baseline, Newcombe hybrid score interval"}
         test = {"name": "Fisher's exact test (scipy.stats.fisher_exact), unpaired", "paired": False,
                 "statistic": None, "p_value": None, "reason": None}
         if len(m) == 0 or len(b) == 0:
             test["reason"] = "no rollouts on one side"
         else:
+            km, kb = int(m.sum()), int(b.sum())
             res = st.fisher_exact([[km, len(m) - km], [kb, len(b) - kb]])
-            test["statistic"] = _num(res.statistic)
-            test["p_value"] = _num(res.pvalue)
-        return diff, test
-    diff = {"value": _num(m.mean() - b.mean()) if len(m) and len(b) else None, "lo": None, "hi": None,
-            "n_units": None, "method": "mean_model - mean_baseline, Welch t interval"}
+            test["statistic"], test["p_value"] = _num(res.statistic), _num(res.pvalue)
+        return test
     test = {"name": "Welch's t-test (scipy.stats.ttest_ind, equal_var=False), unpaired", "paired": False,
             "statistic": None, "p_value": None, "reason": None}
     if len(m) < 2 or len(b) < 2:
@@ -181,57 +178,70 @@ def _unpaired(gb: pd.DataFrame, gm: pd.DataFrame, col: str, kind: str, confidenc
         with warnings.catch_warnings():  # one constant side is fine for Welch; scipy warns anyway
             warnings.filterwarnings("ignore", message="Precision loss", category=RuntimeWarning)
             res = st.ttest_ind(m, b, equal_var=False)
-        ci = res.confidence_interval(confidence)
-        diff["lo"], diff["hi"] = _num(ci.low), _num(ci.high)
-        test["statistic"] = _num(res.statistic)
-        test["p_value"] = _num(res.pvalue)
-    return diff, test
+        test["statistic"], test["p_value"] = _num(res.statistic), _num(res.pvalue)
+    return test
 
 
 def _metric(name: str, desc: str, gb: pd.DataFrame, gm: pd.DataFrame, col: str, kind: str, unit: str,
-            higher: bool, confidence: float, alpha: float) -> dict:
-    ub = gb.groupby(unit)[col].apply(lambda s: s.astype(float).mean())
-    um = gm.groupby(unit)[col].apply(lambda s: s.astype(float).mean())
-    paired = set(ub.index) == set(um.index) and len(ub) > 0
-    if paired:
-        diff, test = _paired(ub, um, confidence)
-    else:
-        diff, test = _unpaired(gb, gm, col, kind, confidence)
-    p = test["p_value"]
-    verdict = NO_CHANGE
-    if p is not None and p < alpha and diff["value"] is not None and diff["value"] != 0:
-        verdict = IMPROVEMENT if (diff["value"] > 0) == higher else REGRESSION
+            higher: bool, bs: ClusterBootstrap) -> dict:  # fmt: skip
+    """One metric's entry; its verdict is set by ``compare`` once the family's Holm p is known."""
+    paired = set(gb[unit]) == set(gm[unit]) and len(gb) > 0
+    test = _paired_test(gb, gm, col, unit) if paired else _unpaired_test(gb, gm, col, kind)
     return {
         "metric": name,
         "description": desc,
         "kind": kind,
         "unit": unit,
         "higher_is_better": higher,
-        "baseline": _side(gb, col, kind, confidence),
-        "model": _side(gm, col, kind, confidence),
-        "difference": diff,
+        "baseline": _side(bs, gb, col, unit),
+        "model": _side(bs, gm, col, unit),
+        "difference": _difference(bs, gb, gm, col, unit, paired),
         "effect_size": {k: _num(v) for k, v in _effect(gb, gm, col, kind).items()},
         "test": test,
-        "p_value": p,
-        "verdict": verdict,
+        "p_value": test["p_value"],
     }
 
 
-def _holm(ps: list[float | None]) -> list[float | None]:
-    idx = [i for i, p in enumerate(ps) if p is not None]
-    order = sorted(idx, key=lambda i: ps[i])
-    m = len(order)
-    out: list[float | None] = [None] * len(ps)
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * ps[i]))
-        out[i] = running
-    return out
+def _verdict(m: dict, alpha: float) -> str:
+    p, d = m["p_holm"], m["difference"]["value"]
+    if p is None or p >= alpha or d is None or d == 0:
+        return NO_CHANGE
+    return IMPROVEMENT if (d > 0) == m["higher_is_better"] else REGRESSION
 
 
-def compare(rollouts: pd.DataFrame, baseline: str, model: str, confidence: float = 0.95,
-            alpha: float = 0.05) -> dict:
-    """The comparison report of ``model`` against ``baseline`` (see the module docstring)."""
+def _undefined_metric(name: str, desc: str, kind: str, unit: str, higher: bool, reason: str) -> dict:
+    side = {"value": None, "n": 0, "n_units": 0, "lo": None, "hi": None, "interval": None, "reason": reason}
+    return {"metric": name, "description": desc, "kind": kind, "unit": unit, "higher_is_better": higher,
+            "baseline": side, "model": dict(side),
+            "difference": {"value": None, "lo": None, "hi": None, "n_units": None, "reason": reason, "method": None},
+            "effect_size": {"name": "cohen_h", "value": None, "reason": reason},
+            "test": {"name": None, "paired": True, "n_units": 0, "statistic": None, "p_value": None, "reason": reason},
+            "p_value": None}  # fmt: skip
+
+
+def _retention(rollouts: pd.DataFrame, baseline: str, ov_b: pd.DataFrame, ov_m: pd.DataFrame,
+               bs: ClusterBootstrap) -> dict:  # fmt: skip
+    split = retention_split(rollouts, baseline)
+    desc = (f"success on the {len(split.tasks)} eval tasks the baseline solves on rollouts 0-{split.half - 1} "
+            f"(rate >= 0.5), measured on rollouts {split.half}-{split.rollouts_per_task - 1}")  # fmt: skip
+    lacking = sorted(set(split.tasks) - set(ov_m.loc[ov_m["rollout_idx"] >= split.half, "task_id"]))
+    reason = split.reason or (f"the model has no rollouts {split.half}+ on base-solved task(s) {lacking[:5]}"
+                              if lacking else None)  # fmt: skip
+    if reason is not None:
+        r = _undefined_metric("retention_success", desc, "proportion", "task_id", True, reason)
+    else:
+        rb, rm = measured_half(ov_b, split, f"baseline {baseline}"), measured_half(ov_m, split, "the model")
+        r = _metric("retention_success", desc, rb, rm, "success", "proportion", "task_id", True, bs)
+    r.update(n_baseline_solved_tasks=len(split.tasks) if split.rollouts_per_task >= 2 else None,
+             rollouts_per_task=split.rollouts_per_task, selection_rollouts=split.half)
+    return r
+
+
+def compare(rollouts: pd.DataFrame, baseline: str, model: str, confidence: float = 0.95, alpha: float = 0.05,
+            n_bootstrap: int = DEFAULT_N_BOOTSTRAP, seed: int = 0) -> dict:  # fmt: skip
+    """The comparison report of ``model`` against ``baseline`` (see the module docstring);
+    intervals from ``n_bootstrap`` cluster-bootstrap resamples seeded by ``seed``."""
+    bs = ClusterBootstrap(confidence, n_bootstrap, seed)
     ids = set(rollouts["model_id"])
     for who, m in (("baseline", baseline), ("model", model)):
         if m not in ids:
@@ -242,52 +252,50 @@ def compare(rollouts: pd.DataFrame, baseline: str, model: str, confidence: float
     ov_b, ov_m = b_all[b_all["suite"] == "overall"], m_all[m_all["suite"] == "overall"]
     if len(ov_b) and len(ov_m):
         for name, (_, col, kind, higher, desc) in BASE_METRICS.items():
-            metrics.append(_metric(name, desc, ov_b, ov_m, col, kind, "task_id", higher, confidence, alpha))
-        solved = set(solved_tasks(rollouts, baseline))
-        rb, rm = ov_b[ov_b["task_id"].isin(solved)], ov_m[ov_m["task_id"].isin(solved)]
-        r = _metric("retention_success", f"success on the {len(solved)} eval tasks the baseline solves "
-                    "(baseline rate >= 0.5)", rb, rm, "success", "proportion", "task_id", True, confidence, alpha)
-        r["n_baseline_solved_tasks"] = len(solved)
-        if not solved:
-            r["test"]["reason"] = "the baseline solves no eval task"
-        metrics.append(r)
+            metrics.append(_metric(name, desc, ov_b, ov_m, col, kind, "task_id", higher, bs))
+        metrics.append(_retention(rollouts, baseline, ov_b, ov_m, bs))
     sn_b, sn_m = b_all[b_all["suite"] == "snapshot"], m_all[m_all["suite"] == "snapshot"]
     if len(sn_b) and len(sn_m):
         metrics.append(_metric("snapshot_success", "success from all held-out snapshots (every quadrant)",
-                               sn_b, sn_m, "success", "proportion", "snapshot_id", True, confidence, alpha))
+                               sn_b, sn_m, "success", "proportion", "snapshot_id", True, bs))
     for q in sorted(set(sn_b["quadrant"].dropna()) | set(sn_m["quadrant"].dropna())):
         gb, gm = sn_b[sn_b["quadrant"] == q], sn_m[sn_m["quadrant"] == q]
         if len(gb) == 0 or len(gm) == 0:
             continue
         metrics.append(_metric(f"success_{q}", f"success from held-out {q} snapshots", gb, gm, "success",
-                               "proportion", "snapshot_id", True, confidence, alpha))
-    for mt, ph in zip(metrics, _holm([mt["p_value"] for mt in metrics])):
+                               "proportion", "snapshot_id", True, bs))
+    for mt, ph in zip(metrics, holm([mt["p_value"] for mt in metrics])):
         mt["p_holm"] = ph
         mt["significant_holm"] = ph is not None and ph < alpha
+        mt["verdict"] = _verdict(mt, alpha)
     return {
         "baseline": baseline,
         "model": model,
         "confidence": confidence,
         "alpha": alpha,
+        "n_bootstrap": int(n_bootstrap),
+        "seed": seed,
         "metrics": metrics,
         "improvements": [m["metric"] for m in metrics if m["verdict"] == IMPROVEMENT],
         "regressions": [m["metric"] for m in metrics if m["verdict"] == REGRESSION],
         "no_significant_change": [m["metric"] for m in metrics if m["verdict"] == NO_CHANGE],
         "notes": [
-            "difference = model - baseline; verdicts at the unadjusted p < alpha, p_holm is Holm-adjusted "
-            "over this report's metrics",
+            "difference = model - baseline; verdicts at the Holm-adjusted p (p_holm < alpha, family = this "
+            "report's metrics with a p-value); the unadjusted p is shown beside it",
+            "intervals: percentile bootstrap over tasks (overall suite) or snapshots (per-quadrant), paired "
+            "where both models played the same units",
             "paired tests pair rollouts by task (overall suite) or snapshot (per-quadrant), which both "
             "models played with the same random streams",
-            "retention_success uses the tasks the baseline solves, selected on the baseline's own "
-            "rollouts (optimistic baseline value)",
+            "retention_success: tasks the baseline solves on the first half of its rollouts, measured on the "
+            "other half for both models",
         ],
     }
 
 
-def compare_all(rollouts: pd.DataFrame, baseline: str = BASE_ID, confidence: float = 0.95,
-                alpha: float = 0.05) -> dict[str, dict]:
+def compare_all(rollouts: pd.DataFrame, baseline: str = BASE_ID, confidence: float = 0.95, alpha: float = 0.05,
+                n_bootstrap: int = DEFAULT_N_BOOTSTRAP, seed: int = 0) -> dict[str, dict]:  # fmt: skip
     """``compare(baseline, m)`` for every other model in ``rollouts``."""
-    return {m: compare(rollouts, baseline, m, confidence, alpha)
+    return {m: compare(rollouts, baseline, m, confidence, alpha, n_bootstrap, seed)
             for m in sorted(set(rollouts["model_id"]) - {baseline})}
 
 
@@ -315,9 +323,10 @@ def to_markdown(report: dict) -> str:
         "",
         f"Improvements: {', '.join(report['improvements']) or 'none'}. "
         f"Regressions: {', '.join(report['regressions']) or 'none'} "
-        f"(alpha = {report['alpha']}, unadjusted; Holm column for the family).",
+        f"(verdicts at Holm-adjusted p < alpha = {report['alpha']} over this report's metrics).",
         "",
-        f"| metric | better | {report['baseline']} [{conf}% CI] (n) | {report['model']} [{conf}% CI] (n) "
+        f"| metric | better | {report['baseline']} [{conf}% CI] (rollouts; units) "
+        f"| {report['model']} [{conf}% CI] (rollouts; units) "
         f"| difference [{conf}% CI] | effect size | test | p | p (Holm) | verdict |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -330,8 +339,8 @@ def to_markdown(report: dict) -> str:
         pval = _p(t["p_value"]) if t["p_value"] is not None else f"n/a ({t['reason']})"
         lines.append(
             f"| {m['metric']} | {'higher' if m['higher_is_better'] else 'lower'} "
-            f"| {_fmt(b['value'])} [{_fmt(b['lo'])}, {_fmt(b['hi'])}] ({b['n']}) "
-            f"| {_fmt(mo['value'])} [{_fmt(mo['lo'])}, {_fmt(mo['hi'])}] ({mo['n']}) "
+            f"| {_fmt(b['value'])} [{_fmt(b['lo'])}, {_fmt(b['hi'])}] ({b['n']}; {b['n_units']}) "
+            f"| {_fmt(mo['value'])} [{_fmt(mo['lo'])}, {_fmt(mo['hi'])}] ({mo['n']}; {mo['n_units']}) "
             f"| {_fmt(d['value'])} [{_fmt(d['lo'])}, {_fmt(d['hi'])}] | {eff} | {test} | {pval} "
             f"| {_p(m['p_holm'])} | {m['verdict']} |"
         )

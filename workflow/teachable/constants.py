@@ -5,7 +5,7 @@ FORMATS = ("demo", "hint", "contrast")
 BASELINE_RUNS = ("B1_uniform", "B2_all")
 RUN_IDS = tuple(f"{q}_{f}" for q in QUADRANTS for f in FORMATS) + BASELINE_RUNS
 BASE_MODEL_ID = "base"
-SELECTION_METHODS = ("RANDOM", "ENTROPY", "PREDICTOR", "ORACLE")
+SELECTION_METHODS = ("RANDOM", "ENTROPY", "LEARNABILITY", "PREDICTOR", "ORACLE")
 # figures (name -> report category) and tables of the report (files under figures/ and tables/)
 FIGURE_CATEGORIES = {
     "landscape": "1. Labels",

@@ -34,27 +34,42 @@ not part of them):
   valid actions, so this is 0 by construction for the ``hf`` backend; generating backends
   (vLLM / OpenAI-compatible) will produce them.
 
-Summary definitions (``summarize``):
+Summary definitions (``summarize``; every interval from ``stats.ClusterBootstrap``):
 
-- Proportions (success, loop rate) have Wilson intervals; means (return, steps, repeat rate,
-  wasted steps, invalid rate) have Student-t intervals over rollouts (a zero-variance sample
-  gives a zero-width interval, n < 2 gives NaN). Rollouts of one task share the task, so these
-  per-rollout intervals are somewhat narrow when a task's rollouts are correlated; ``compare``
-  uses tests paired by task / snapshot.
-- Differences of proportions (transfer delta, retention drop) have Newcombe's hybrid score
-  interval (method 10, from the two Wilson intervals), n = rollouts on each side.
+- Rollouts of one task (snapshot) share it and are not independent, so every interval is a
+  percentile bootstrap over *clusters*: tasks for the ``overall`` suite, snapshots for the
+  ``snapshot`` suite. A resample draws as many clusters as there are, with replacement, and
+  keeps all rollouts of each; the statistic is the per-rollout mean of the resample (sum of
+  values / number of rollouts), so success, loop and invalid rates and the means of return,
+  steps, repeat rate and wasted steps are all computed the same way (NaN values left out).
+  ``phase3.n_bootstrap`` resamples, seeded by the config seed: the tables are deterministic.
+  Fewer than 2 clusters give a NaN interval.
+- Differences between two models (gain vs base, transfer delta, retention drop) are *paired*:
+  both models played the same clusters with the same random streams, so a resample draws the
+  clusters once for both models. A model evaluated on other tasks than the base is compared
+  unpaired (each side resampled on its own; ``gain_paired`` says which).
+- Every row carries ``n_tasks`` (or ``n_snapshots``) and ``n_rollouts``; ``n`` is kept and is
+  the number of rollouts.
 - Stuckness is measured on the ``overall`` suite (every model on the same tasks, from reset).
-- Retention: a task is *solved by the base model* when the base's success rate over its
-  ``rollouts_per_task`` rollouts is >= 0.5. Selection and measurement use the same base
-  rollouts, so ``base_success`` is optimistic (winner's curse) and ``drop`` is biased upward
-  by the same amount for every trained model: compare drops between models, and read the
-  absolute drop with that in mind.
+
+Retention (``retention_split``), free of the winner's curse:
+
+- With R = ``phase3.rollouts_per_task`` rollouts per task (the base's, the same for every task),
+  rollouts ``rollout_idx < R // 2`` form the *selection half* and ``rollout_idx >= R // 2`` the
+  *measurement half*.
+- A task is *solved by the base* when the base's success rate over its selection half is
+  >= 0.5. Base success, model success and drop = base - model (paired bootstrap over the solved
+  tasks) are all measured on the measurement half, for the base and every model alike: the
+  rollouts that chose a task never measure it, so the base's success there is not optimistic.
+- With R < 2 there is no second half: retention is undefined (NaN, with ``reason``), never
+  measured on the selecting rollouts. No solved task: NaN with its reason, too.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -65,7 +80,7 @@ from .envs.base import INVALID_ACTION
 from .rollouts import EXPERT, STUDENT, RolloutResult, RolloutSpec, run_rollouts
 from .seeding import derive_seed
 from .splits import check_disjoint, split_seeds
-from .stats import proportion
+from .stats import DEFAULT_N_BOOTSTRAP, ClusterBootstrap, proportion
 
 log = logging.getLogger(__name__)
 
@@ -87,21 +102,26 @@ ROLLOUT_COLUMNS = [
 SUMMARY_COLUMNS = {
     "overall": [
         "model_id", "n", "success_rate", "success_lo", "success_hi", "mean_return", "return_lo",
-        "return_hi", "mean_steps", "steps_lo", "steps_hi", "n_tasks",
+        "return_hi", "mean_steps", "steps_lo", "steps_hi", "n_tasks", "n_rollouts", "gain_vs_base",
+        "gain_lo", "gain_hi", "gain_paired",
     ],
-    "per_quadrant": ["model_id", "quadrant", "n", "success_rate", "lo", "hi", "n_snapshots"],
+    "per_quadrant": [
+        "model_id", "quadrant", "n", "success_rate", "lo", "hi", "n_snapshots", "n_rollouts",
+    ],
     "transfer": [
         "trained_on", "evaluated_on", "model_id", "delta_success", "lo", "hi", "n",
-        "base_success", "model_success",
+        "base_success", "model_success", "n_snapshots", "n_rollouts",
     ],
     "retention": [
         "model_id", "n_base_solved_tasks", "base_success", "model_success", "drop", "drop_lo",
-        "drop_hi", "n", "base_lo", "base_hi", "model_lo", "model_hi",
+        "drop_hi", "n", "base_lo", "base_hi", "model_lo", "model_hi", "n_tasks", "n_rollouts",
+        "rollouts_per_task", "selection_rollouts", "reason",
     ],
     "stuckness": [
         "model_id", "n", "repeat_rate", "repeat_rate_lo", "repeat_rate_hi", "n_repeat",
         "loop_rate", "loop_rate_lo", "loop_rate_hi", "wasted_steps", "wasted_steps_lo",
         "wasted_steps_hi", "n_wasted", "invalid_rate", "invalid_rate_lo", "invalid_rate_hi",
+        "n_tasks", "n_rollouts",
     ],
 }  # fmt: skip
 CSV_NAMES = {
@@ -286,7 +306,8 @@ def eval_model(model_id: str, model_dir: str, adapter_dir: str | None, heldout: 
 
 # ------------------------------------------------------------------------------------ intervals
 def mean_interval(x: Sequence[float], confidence: float) -> dict[str, float]:
-    """Mean with a Student-t interval (NaNs dropped); zero width for zero variance, NaN if n < 2."""
+    """Mean with a Student-t interval (NaNs dropped); zero width for zero variance, NaN if n < 2.
+    For independent values only (rollouts of a task are not: the tables use ``ClusterBootstrap``)."""
     v = np.asarray(x, dtype=float)
     v = v[np.isfinite(v)]
     n = len(v)
@@ -303,7 +324,8 @@ def mean_interval(x: Sequence[float], confidence: float) -> dict[str, float]:
 
 
 def newcombe_interval(k1: int, n1: int, k2: int, n2: int, confidence: float) -> tuple[float, float, float]:
-    """p1 - p2 with Newcombe's hybrid score interval (method 10) from the two Wilson intervals."""
+    """p1 - p2 with Newcombe's hybrid score interval (method 10) from the two Wilson intervals.
+    For independent trials only (the tables use the paired cluster bootstrap)."""
     a, b = proportion(k1, n1, confidence), proportion(k2, n2, confidence)
     if not (n1 and n2):
         return float("nan"), float("nan"), float("nan")
@@ -311,6 +333,87 @@ def newcombe_interval(k1: int, n1: int, k2: int, n2: int, confidence: float) -> 
     lo = d - math.sqrt((a["p"] - a["lo"]) ** 2 + (b["hi"] - b["p"]) ** 2)
     hi = d + math.sqrt((a["hi"] - a["p"]) ** 2 + (b["p"] - b["lo"]) ** 2)
     return d, max(-1.0, lo), min(1.0, hi)
+
+
+def rate_of(bs: ClusterBootstrap, g: pd.DataFrame, col: str, unit: str) -> dict:
+    """``bs.rate`` of column ``col`` of the rollouts ``g``, clustered by ``unit``."""
+    return bs.rate(g[col].astype(float).to_numpy(), g[unit].to_numpy())
+
+
+def diff_of(bs: ClusterBootstrap, ga: pd.DataFrame, gb: pd.DataFrame, col: str, unit: str) -> dict:
+    """mean(a) - mean(b) of ``col``: paired when both played the same units, else unpaired."""
+    paired = set(ga[unit]) == set(gb[unit])
+    return bs.diff(ga[col].astype(float).to_numpy(), ga[unit].to_numpy(), gb[col].astype(float).to_numpy(),
+                   gb[unit].to_numpy(), paired=paired)  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------ retention
+@dataclass(frozen=True)
+class RetentionSplit:
+    """Which eval tasks retention measures, and on which rollouts (module docstring)."""
+
+    tasks: tuple[str, ...]  # solved by the base on the selection half
+    half: int  # rollout_idx < half: selection; rollout_idx >= half: measurement
+    rollouts_per_task: int
+    reason: str | None  # why retention is undefined; None when it is defined
+
+
+def retention_split(df: pd.DataFrame, model_id: str = BASE_ID, threshold: float = SOLVED_THRESHOLD) -> RetentionSplit:
+    """The tasks ``model_id`` solves on the first half of its overall-suite rollouts
+    (``rollout_idx < R // 2``, success rate >= threshold), measured on the other half."""
+    g = df[(df["suite"] == "overall") & (df["model_id"] == model_id)]
+    if g.empty:
+        raise ValueError(f"retention needs the overall-suite rollouts of {model_id!r}; models: {_models(df)}")
+    per = g.groupby("task_id")["rollout_idx"].nunique()
+    if per.nunique() != 1:
+        raise ValueError(f"{model_id!r} has {per.min()} to {per.max()} rollouts per eval task (e.g. task "
+                         f"{per.idxmin()!r}); retention splits phase3.rollouts_per_task, the same for every task")
+    r = int(per.iloc[0])
+    if r < 2:
+        return RetentionSplit((), 0, r, f"phase3.rollouts_per_task = {r}: retention chooses the base-solved tasks on "
+                                        "half of the base's rollouts and measures them on the other half, and 1 "
+                                        "rollout has no second half")  # fmt: skip
+    half = r // 2
+    rate = g[g["rollout_idx"] < half].groupby("task_id")["success"].mean()
+    tasks = tuple(sorted(rate.index[rate >= threshold]))
+    reason = None if tasks else (f"{model_id!r} solves no eval task on its selection half (rollouts 0-{half - 1}, "
+                                 f"success rate >= {threshold})")  # fmt: skip
+    return RetentionSplit(tasks, half, r, reason)
+
+
+def solved_tasks(df: pd.DataFrame, model_id: str = BASE_ID, threshold: float = SOLVED_THRESHOLD) -> list[str]:
+    """The overall-suite tasks ``model_id`` solves on its selection half (``retention_split``)."""
+    return list(retention_split(df, model_id, threshold).tasks)
+
+
+def measured_half(g: pd.DataFrame, split: RetentionSplit, who: str = "model") -> pd.DataFrame:
+    """The overall-suite rollouts of ``g`` retention measures: solved tasks, ``rollout_idx >= half``."""
+    ov = g[g["suite"] == "overall"]
+    out = ov[ov["task_id"].isin(split.tasks) & (ov["rollout_idx"] >= split.half)]
+    lacking = sorted(set(split.tasks) - set(out["task_id"]))
+    if lacking:
+        raise ValueError(f"{who} has no measurement-half rollouts (rollout_idx >= {split.half}) on base-solved "
+                         f"tasks {lacking[:5]}")  # fmt: skip
+    return out
+
+
+def retention_row(bs: ClusterBootstrap, base: pd.DataFrame, model: pd.DataFrame, split: RetentionSplit,
+                  who: str) -> dict:  # fmt: skip
+    """Base and model success on the measurement half of the base-solved tasks and drop = base -
+    model (paired over tasks); NaN numbers with ``reason`` when retention is undefined."""
+    row = dict(n_base_solved_tasks=len(split.tasks) if split.rollouts_per_task >= 2 else None,
+               rollouts_per_task=split.rollouts_per_task, selection_rollouts=split.half, reason=split.reason)
+    if split.reason is not None:
+        nan = float("nan")
+        return {**row, "base_success": nan, "model_success": nan, "drop": nan, "drop_lo": nan, "drop_hi": nan,
+                "n": 0, "base_lo": nan, "base_hi": nan, "model_lo": nan, "model_hi": nan, "n_tasks": 0,
+                "n_rollouts": 0}  # fmt: skip
+    gb, gm = measured_half(base, split, "the base"), measured_half(model, split, who)
+    b, m = rate_of(bs, gb, "success", "task_id"), rate_of(bs, gm, "success", "task_id")
+    d = bs.diff(gb["success"].astype(float), gb["task_id"], gm["success"].astype(float), gm["task_id"], paired=True)
+    return {**row, "base_success": b["value"], "model_success": m["value"], "drop": d["value"], "drop_lo": d["lo"],
+            "drop_hi": d["hi"], "n": m["n"], "base_lo": b["lo"], "base_hi": b["hi"], "model_lo": m["lo"],
+            "model_hi": m["hi"], "n_tasks": m["n_clusters"], "n_rollouts": m["n"]}  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------ summaries
@@ -333,34 +436,51 @@ def _require_base(df: pd.DataFrame, what: str) -> None:
         raise ValueError(f"{what} needs the base model's rollouts (model_id {BASE_ID!r}); got {_models(df)}")
 
 
-def overall_table(df: pd.DataFrame, confidence: float) -> pd.DataFrame:
+def _gain(bs: ClusterBootstrap, g: pd.DataFrame, base: pd.DataFrame) -> dict:
+    if base.empty:
+        return {"gain_vs_base": float("nan"), "gain_lo": float("nan"), "gain_hi": float("nan"), "gain_paired": None}
+    d = diff_of(bs, g, base, "success", "task_id")
+    return {"gain_vs_base": d["value"], "gain_lo": d["lo"], "gain_hi": d["hi"], "gain_paired": d["paired"]}
+
+
+def overall_table(df: pd.DataFrame, confidence: float, n_bootstrap: int = DEFAULT_N_BOOTSTRAP,
+                  seed: int = 0) -> pd.DataFrame:  # fmt: skip
+    """Per model on the overall suite: success, mean return and steps, and the gain in success
+    vs the base (paired), each with its interval over tasks."""
+    bs = ClusterBootstrap(confidence, n_bootstrap, seed)
     ov = df[df["suite"] == "overall"]
+    base = ov[ov["model_id"] == BASE_ID]
     rows = []
     for m in _models(ov):
         g = ov[ov["model_id"] == m]
-        pr = proportion(int(g["success"].sum()), len(g), confidence)
-        ret, stp = mean_interval(g["return"], confidence), mean_interval(g["steps"], confidence)
-        rows.append(dict(model_id=m, n=pr["n"], success_rate=pr["p"], success_lo=pr["lo"], success_hi=pr["hi"],
-                         mean_return=ret["mean"], return_lo=ret["lo"], return_hi=ret["hi"],
-                         mean_steps=stp["mean"], steps_lo=stp["lo"], steps_hi=stp["hi"],
-                         n_tasks=int(g["task_id"].nunique())))
+        s, ret, stp = (rate_of(bs, g, c, "task_id") for c in ("success", "return", "steps"))
+        rows.append(dict(model_id=m, n=len(g), success_rate=s["value"], success_lo=s["lo"], success_hi=s["hi"],
+                         mean_return=ret["value"], return_lo=ret["lo"], return_hi=ret["hi"],
+                         mean_steps=stp["value"], steps_lo=stp["lo"], steps_hi=stp["hi"],
+                         n_tasks=int(g["task_id"].nunique()), n_rollouts=len(g), **_gain(bs, g, base)))
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS["overall"])
 
 
-def per_quadrant_table(df: pd.DataFrame, confidence: float) -> pd.DataFrame:
+def per_quadrant_table(df: pd.DataFrame, confidence: float, n_bootstrap: int = DEFAULT_N_BOOTSTRAP,
+                       seed: int = 0) -> pd.DataFrame:  # fmt: skip
+    """Per model and quadrant: success from the held-out snapshots, interval over snapshots."""
+    bs = ClusterBootstrap(confidence, n_bootstrap, seed)
     sn = df[df["suite"] == "snapshot"]
     rows = []
     for m in _models(sn):
         g = sn[sn["model_id"] == m]
         for q, gq in sorted(g.groupby("quadrant"), key=lambda t: t[0]):
-            pr = proportion(int(gq["success"].sum()), len(gq), confidence)
-            rows.append(dict(model_id=m, quadrant=q, n=pr["n"], success_rate=pr["p"], lo=pr["lo"], hi=pr["hi"],
-                             n_snapshots=int(gq["snapshot_id"].nunique())))
+            r = rate_of(bs, gq, "success", "snapshot_id")
+            rows.append(dict(model_id=m, quadrant=q, n=len(gq), success_rate=r["value"], lo=r["lo"], hi=r["hi"],
+                             n_snapshots=int(gq["snapshot_id"].nunique()), n_rollouts=len(gq)))
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS["per_quadrant"])
 
 
-def transfer_table(df: pd.DataFrame, confidence: float) -> pd.DataFrame:
-    """delta_success = model's per-quadrant success - base's, on the same held-out snapshots."""
+def transfer_table(df: pd.DataFrame, confidence: float, n_bootstrap: int = DEFAULT_N_BOOTSTRAP,
+                   seed: int = 0) -> pd.DataFrame:  # fmt: skip
+    """delta_success = model's per-quadrant success - base's, on the same held-out snapshots
+    (paired bootstrap over snapshots)."""
+    bs = ClusterBootstrap(confidence, n_bootstrap, seed)
     sn = df[df["suite"] == "snapshot"]
     if sn.empty:
         return pd.DataFrame(columns=SUMMARY_COLUMNS["transfer"])
@@ -375,62 +495,46 @@ def transfer_table(df: pd.DataFrame, confidence: float) -> pd.DataFrame:
             gm, gb = g[g["quadrant"] == q], base[base["quadrant"] == q]
             if set(gm["snapshot_id"]) != set(gb["snapshot_id"]):
                 raise ValueError(f"model {m} and the base were evaluated on different {q} snapshots")
-            d, lo, hi = newcombe_interval(int(gm["success"].sum()), len(gm), int(gb["success"].sum()), len(gb),
-                                          confidence)
-            rows.append(dict(trained_on=trained_on(m), evaluated_on=q, model_id=m, delta_success=d, lo=lo, hi=hi,
-                             n=len(gm), base_success=float(gb["success"].mean()),
-                             model_success=float(gm["success"].mean())))
+            d = diff_of(bs, gm, gb, "success", "snapshot_id")
+            rows.append(dict(trained_on=trained_on(m), evaluated_on=q, model_id=m, delta_success=d["value"],
+                             lo=d["lo"], hi=d["hi"], n=len(gm), base_success=float(gb["success"].mean()),
+                             model_success=float(gm["success"].mean()), n_snapshots=d["n_clusters"],
+                             n_rollouts=len(gm)))  # fmt: skip
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS["transfer"])
 
 
-def solved_tasks(df: pd.DataFrame, model_id: str = BASE_ID, threshold: float = SOLVED_THRESHOLD) -> list[str]:
-    """Overall-suite tasks where ``model_id``'s success rate over its rollouts is >= threshold."""
-    g = df[(df["suite"] == "overall") & (df["model_id"] == model_id)]
-    rate = g.groupby("task_id")["success"].mean()
-    return sorted(rate.index[rate >= threshold])
-
-
-def retention_table(df: pd.DataFrame, confidence: float) -> pd.DataFrame:
-    """On the tasks the base solves (rate >= 0.5): drop = base success - model success."""
+def retention_table(df: pd.DataFrame, confidence: float, n_bootstrap: int = DEFAULT_N_BOOTSTRAP,
+                    seed: int = 0) -> pd.DataFrame:  # fmt: skip
+    """Per model: success on the tasks the base solves, drop = base - model (module docstring:
+    chosen on the base's first half of rollouts, measured on the second half)."""
+    bs = ClusterBootstrap(confidence, n_bootstrap, seed)
     ov = df[df["suite"] == "overall"]
     if ov.empty:
         return pd.DataFrame(columns=SUMMARY_COLUMNS["retention"])
     _require_base(ov, "retention")
-    tasks = set(solved_tasks(ov))
-    base = ov[(ov["model_id"] == BASE_ID) & ov["task_id"].isin(tasks)]
-    kb, nb = int(base["success"].sum()), len(base)
-    pb = proportion(kb, nb, confidence)
-    rows = []
-    for m in _models(ov):
-        gm_all = ov[ov["model_id"] == m]
-        lacking = tasks - set(gm_all["task_id"])
-        if lacking:
-            raise ValueError(f"model {m} has no eval rollouts on base-solved tasks {sorted(lacking)[:5]}")
-        gm = gm_all[gm_all["task_id"].isin(tasks)]
-        km, nm = int(gm["success"].sum()), len(gm)
-        pm = proportion(km, nm, confidence)
-        d, lo, hi = newcombe_interval(kb, nb, km, nm, confidence)
-        rows.append(dict(model_id=m, n_base_solved_tasks=len(tasks), base_success=pb["p"], model_success=pm["p"],
-                         drop=d, drop_lo=lo, drop_hi=hi, n=nm, base_lo=pb["lo"], base_hi=pb["hi"],
-                         model_lo=pm["lo"], model_hi=pm["hi"]))
-    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS["retention"])
+    split = retention_split(ov)
+    base = ov[ov["model_id"] == BASE_ID]
+    rows = [dict(model_id=m, **retention_row(bs, base, ov[ov["model_id"] == m], split, f"model {m}"))
+            for m in _models(ov)]  # fmt: skip
+    out = pd.DataFrame(rows, columns=SUMMARY_COLUMNS["retention"])
+    return out.astype({"n_base_solved_tasks": "Int64"})
 
 
-def stuckness_table(df: pd.DataFrame, confidence: float) -> pd.DataFrame:
-    """Repeat rate, loop rate, wasted steps, invalid rate on the overall suite."""
+def stuckness_table(df: pd.DataFrame, confidence: float, n_bootstrap: int = DEFAULT_N_BOOTSTRAP,
+                    seed: int = 0) -> pd.DataFrame:  # fmt: skip
+    """Repeat rate, loop rate, wasted steps, invalid rate on the overall suite (intervals over tasks)."""
+    bs = ClusterBootstrap(confidence, n_bootstrap, seed)
     ov = df[df["suite"] == "overall"]
     rows = []
     for m in _models(ov):
         g = ov[ov["model_id"] == m]
-        rr = mean_interval(g["repeat_rate"], confidence)
-        lp = proportion(int(g["loop"].sum()), len(g), confidence)
-        ws = mean_interval(g["wasted_steps"], confidence)
-        iv = mean_interval(g["invalid_rate"], confidence)
-        rows.append(dict(model_id=m, n=len(g), repeat_rate=rr["mean"], repeat_rate_lo=rr["lo"],
-                         repeat_rate_hi=rr["hi"], n_repeat=rr["n"], loop_rate=lp["p"], loop_rate_lo=lp["lo"],
-                         loop_rate_hi=lp["hi"], wasted_steps=ws["mean"], wasted_steps_lo=ws["lo"],
-                         wasted_steps_hi=ws["hi"], n_wasted=ws["n"], invalid_rate=iv["mean"],
-                         invalid_rate_lo=iv["lo"], invalid_rate_hi=iv["hi"]))
+        rr, lp, ws, iv = (rate_of(bs, g, c, "task_id") for c in ("repeat_rate", "loop", "wasted_steps", "invalid_rate"))
+        rows.append(dict(model_id=m, n=len(g), repeat_rate=rr["value"], repeat_rate_lo=rr["lo"],
+                         repeat_rate_hi=rr["hi"], n_repeat=rr["n"], loop_rate=lp["value"], loop_rate_lo=lp["lo"],
+                         loop_rate_hi=lp["hi"], wasted_steps=ws["value"], wasted_steps_lo=ws["lo"],
+                         wasted_steps_hi=ws["hi"], n_wasted=ws["n"], invalid_rate=iv["value"],
+                         invalid_rate_lo=iv["lo"], invalid_rate_hi=iv["hi"], n_tasks=int(g["task_id"].nunique()),
+                         n_rollouts=len(g)))  # fmt: skip
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS["stuckness"])
 
 
@@ -449,16 +553,19 @@ def check_rollouts(df: pd.DataFrame) -> None:
                          f"rollout {r['rollout_idx']}")
 
 
-def summarize(rollouts: pd.DataFrame, confidence: float) -> dict[str, pd.DataFrame]:
-    """The five phase 3 tables (keys = ``CSV_NAMES``; columns = ``SUMMARY_COLUMNS``). The
-    transfer matrix and retention need the base model (``model_id == "base"``)."""
+def summarize(rollouts: pd.DataFrame, confidence: float, n_bootstrap: int = DEFAULT_N_BOOTSTRAP,
+              seed: int = 0) -> dict[str, pd.DataFrame]:  # fmt: skip
+    """The five phase 3 tables (keys = ``CSV_NAMES``; columns = ``SUMMARY_COLUMNS``), intervals
+    from ``n_bootstrap`` cluster-bootstrap resamples seeded by ``seed``. The transfer matrix and
+    retention need the base model (``model_id == "base"``)."""
     check_rollouts(rollouts)
+    args = (rollouts, confidence, n_bootstrap, seed)
     return {
-        "overall": overall_table(rollouts, confidence),
-        "per_quadrant": per_quadrant_table(rollouts, confidence),
-        "transfer": transfer_table(rollouts, confidence),
-        "retention": retention_table(rollouts, confidence),
-        "stuckness": stuckness_table(rollouts, confidence),
+        "overall": overall_table(*args),
+        "per_quadrant": per_quadrant_table(*args),
+        "transfer": transfer_table(*args),
+        "retention": retention_table(*args),
+        "stuckness": stuckness_table(*args),
     }
 
 
@@ -477,29 +584,35 @@ def write_summaries(tables: dict[str, pd.DataFrame], out_dir) -> list[str]:
     return paths
 
 
-def benchmark_json(rollouts: pd.DataFrame, model_id: str, confidence: float = 0.95) -> dict:
-    """A benchmark-style result of one model on the overall suite (eval tasks from reset):
-    pass rate with its n and Wilson interval, average reward, and the same per level (env id)."""
+def benchmark_json(rollouts: pd.DataFrame, model_id: str, confidence: float = 0.95,
+                   n_bootstrap: int = DEFAULT_N_BOOTSTRAP, seed: int = 0) -> dict:  # fmt: skip
+    """A benchmark-style result of one model on the overall suite (eval tasks from reset): pass
+    rate with its n and interval (percentile bootstrap over tasks), average reward, and the same
+    per level (env id)."""
+    bs = ClusterBootstrap(confidence, n_bootstrap, seed)
     g = rollouts[(rollouts["model_id"] == model_id) & (rollouts["suite"] == "overall")]
     if g.empty:
         raise ValueError(f"no overall-suite rollouts for model {model_id!r}")
-    pr = proportion(int(g["success"].sum()), len(g), confidence)
+    pr = rate_of(bs, g, "success", "task_id")
     by_level = {}
     for env_id, ge in sorted(g.groupby("env_id"), key=lambda t: t[0]):
-        pe = proportion(int(ge["success"].sum()), len(ge), confidence)
-        by_level[str(env_id)] = {"pass_rate": pe["p"], "n": pe["n"], "ci": [pe["lo"], pe["hi"]],
-                                 "avg_reward": float(ge["return"].mean()), "n_tasks": int(ge["task_id"].nunique())}
+        pe = rate_of(bs, ge, "success", "task_id")
+        by_level[str(env_id)] = {"pass_rate": pe["value"], "n": pe["n"], "ci": [pe["lo"], pe["hi"]],
+                                 "avg_reward": float(ge["return"].mean()), "n_tasks": pe["n_clusters"],
+                                 "n_rollouts": pe["n"]}  # fmt: skip
     key = "ci95" if abs(confidence - 0.95) < 1e-12 else f"ci{round(confidence * 100):g}"
     return {
         "model": model_id,
         "suite": "overall",
-        "pass_rate": pr["p"],
+        "pass_rate": pr["value"],
         "n": pr["n"],
         key: [pr["lo"], pr["hi"]],
         "confidence": confidence,
+        "interval": f"percentile bootstrap over tasks ({bs.n_resamples} resamples, seed {bs.seed})",
         "avg_reward": float(g["return"].mean()),
         "avg_steps": float(g["steps"].mean()),
         "n_tasks": int(g["task_id"].nunique()),
+        "n_rollouts": int(len(g)),
         "rollouts_per_task": int(g.groupby("task_id").size().max()),
         "by_level": by_level,
     }

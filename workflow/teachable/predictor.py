@@ -44,8 +44,13 @@ Protocol:
   value (ties at the K-th value all count as "in the true top K"; the size of that set and the
   precision of a random ranking, size / n, are reported); NDCG@K by sklearn ``ndcg_score`` with
   relevance ELP_net - min(ELP_net). The entropy baseline ranks by U itself (no fitted model).
-  ``predictor_beats_entropy`` (``beats``): strictly higher Precision@K and strictly higher
-  NDCG@K; null when any of the four numbers is undefined.
+  ``predictor_beats_entropy`` (``beats``): the point flag, strictly higher Precision@K and
+  strictly higher NDCG@K; null when any of the four numbers is undefined. It describes the
+  point estimates only. The verdict is ``beats_by_interval`` (``INTERVAL_RULE``), from
+  ``difference``: predictor - entropy in Precision@K and in NDCG@K with percentile intervals of
+  a cluster bootstrap over tasks (``ranking_difference``; both rankings scored on each
+  resample): held iff both lower bounds are > 0, not held iff either upper bound is < 0, else
+  null (undetermined).
 - An undefined metric (constant truth or prediction, ...) is null with its reason in
   ``null_reasons``, never a made-up number.
 
@@ -235,25 +240,33 @@ def _r2(y: np.ndarray, p: np.ndarray) -> float:
     return float(r2_score(y, p, force_finite=False))
 
 
-def bootstrap_ci(y, p, stat, n_boot: int, confidence: float, seed: int, groups):
-    """Percentile interval of ``stat`` over a cluster bootstrap: each resample draws as many
-    groups (tasks) as there are, with replacement, and takes all rows of each drawn group, so
-    snapshots of one task stay together. Resamples where ``stat(y, p)`` is undefined (not finite)
-    are left out. Returns (lo, hi, n_defined)."""
-    y, p = np.asarray(y, float), np.asarray(p, float)
+def cluster_resamples(groups, n_boot: int, seed: int):
+    """Row indices of ``n_boot`` cluster-bootstrap resamples: each draws as many groups (tasks)
+    as there are, with replacement, and takes all rows of each drawn group (seeded)."""
     codes, uniq = pd.factorize(pd.Series(np.asarray(groups, dtype=object)).astype(str))
     members = [np.flatnonzero(codes == g) for g in range(len(uniq))]
     rng = np.random.default_rng(seed)
-    v = np.empty(n_boot)
-    for b in range(n_boot):
-        idx = np.concatenate([members[g] for g in rng.integers(0, len(members), size=len(members))])
-        v[b] = stat(y[idx], p[idx])
+    for _ in range(n_boot):
+        yield np.concatenate([members[g] for g in rng.integers(0, len(members), size=len(members))])
+
+
+def _percentile(v: np.ndarray, confidence: float) -> tuple[float, float, int]:
+    """Percentile interval of the finite values of ``v`` and how many there were."""
     v = v[np.isfinite(v)]
     if not len(v):
         return float("nan"), float("nan"), 0
     a = (1 - confidence) / 2
     lo, hi = np.quantile(v, [a, 1 - a])
     return float(lo), float(hi), int(len(v))
+
+
+def bootstrap_ci(y, p, stat, n_boot: int, confidence: float, seed: int, groups):
+    """Percentile interval of ``stat`` over a cluster bootstrap (``cluster_resamples``), so
+    snapshots of one task stay together. Resamples where ``stat(y, p)`` is undefined (not
+    finite) are left out. Returns (lo, hi, n_defined)."""
+    y, p = np.asarray(y, float), np.asarray(p, float)
+    v = np.array([stat(y[idx], p[idx]) for idx in cluster_resamples(groups, n_boot, seed)], dtype=float)
+    return _percentile(v, confidence)
 
 
 def regression_metrics(y, pred, groups, n_boot: int, confidence: float, seed: int) -> dict[str, Any]:
@@ -344,16 +357,65 @@ def ranking_metrics(true, score, ids, k: int) -> dict[str, Any]:
 
 
 BEATS_RULE = "strictly higher precision_at_k and strictly higher ndcg_at_k; null if any of the four is undefined"
+INTERVAL_RULE = ("held iff the lower bounds of both differences (predictor - entropy in precision_at_k and in "
+                 "ndcg_at_k) are > 0; not held iff either upper bound is < 0; else undetermined (null)")  # fmt: skip
+RANKING_METRICS = ("precision_at_k", "ndcg_at_k")
 
 
 def beats(pred: dict, ent: dict) -> bool | None:
-    """The study's one rule for "the predictor beats entropy" (Phase 4's flag and the summary's
-    check): strictly higher Precision@K AND strictly higher NDCG@K; None when any of the four is
-    undefined (None or NaN)."""
+    """The point flag "the predictor beats entropy": strictly higher Precision@K AND strictly
+    higher NDCG@K; None when any of the four is undefined (None or NaN). A description of the
+    point estimates, not a verdict: the verdict is ``beats_by_interval``."""
     vals = [pred.get("precision_at_k"), ent.get("precision_at_k"), pred.get("ndcg_at_k"), ent.get("ndcg_at_k")]
     if not all(v is not None and np.isfinite(v) for v in vals):
         return None
     return bool(pred["precision_at_k"] > ent["precision_at_k"] and pred["ndcg_at_k"] > ent["ndcg_at_k"])
+
+
+def beats_by_interval(difference: dict) -> bool | None:
+    """The study's verdict "the predictor ranks better than entropy" (Phase 4 and the summary),
+    from the cluster-bootstrap intervals of the two differences (``ranking_difference``):
+    ``INTERVAL_RULE``."""
+    bounds = [(difference.get(m) or {}).get(b) for m in RANKING_METRICS for b in ("lo", "hi")]
+    if not all(v is not None and np.isfinite(v) for v in bounds):
+        return None
+    lo_p, hi_p, lo_n, hi_n = bounds
+    if lo_p > 0 and lo_n > 0:
+        return True
+    if hi_p < 0 or hi_n < 0:
+        return False
+    return None
+
+
+def ranking_difference(true, pred, ent, ids, groups, k: int, n_boot: int, confidence: float,
+                       seed: int) -> dict[str, Any]:  # fmt: skip
+    """Predictor minus entropy in Precision@K and NDCG@K (``ranking_metrics``' definitions, K =
+    min(k, rows)), each with a percentile interval over a cluster bootstrap of tasks: a resample
+    draws whole tasks and scores both rankings on it. Resamples with constant truth (every
+    ranking ties) are left out and counted in ``n_defined``."""
+    from sklearn.metrics import ndcg_score
+
+    true, pred, ent = (np.asarray(a, float) for a in (true, pred, ent))
+    ids = np.asarray(ids, dtype=str)
+
+    def diffs(idx: np.ndarray) -> tuple[float, float]:
+        t = true[idx]
+        if np.ptp(t) == 0:
+            return float("nan"), float("nan")
+        kk, rel = min(k, len(idx)), (t - t.min())[None, :]
+        dp = precision_at_k(t, pred[idx], ids[idx], kk)[0] - precision_at_k(t, ent[idx], ids[idx], kk)[0]
+        dn = ndcg_score(rel, pred[idx][None, :], k=kk) - ndcg_score(rel, ent[idx][None, :], k=kk)
+        return float(dp), float(dn)
+
+    point = diffs(np.arange(len(true)))
+    boot = np.array([diffs(idx) for idx in cluster_resamples(groups, n_boot, seed)], dtype=float).reshape(-1, 2)
+    out: dict[str, Any] = {}
+    for j, name in enumerate(RANKING_METRICS):
+        lo, hi, n_def = _percentile(boot[:, j], confidence)
+        out[name] = {"value": point[j], "lo": lo, "hi": hi, "n_defined": n_def}
+    out.update(statistic="predictor - entropy", n_resamples=n_boot, confidence=confidence, method="percentile",
+               unit="task (all snapshots of a drawn task)")
+    return out
 
 
 # ---------------------------------------------------------------------------------- training
@@ -446,7 +508,10 @@ def train_predictor(labeled_df: pd.DataFrame, cfg: dict, out_dir_predictor, out_
                           "note", "model", "folds_with_one_class", "metrics",
                           "baseline": {"name", "inputs", "metrics"} | None, "baseline_reason"}},
      "ranking": {"target", "k", "relevance", "true_top_k", "precision_at_k_random", "tie_rule",
-                 "predictor": {...}, "entropy": {...}, "predictor_beats_entropy", "beats_rule"}}
+                 "predictor": {...}, "entropy": {...}, "predictor_beats_entropy", "beats_rule",
+                 "difference": {"precision_at_k": {"value", "lo", "hi", "n_defined"}, "ndcg_at_k": {...},
+                                "statistic", "n_resamples", "confidence", "method", "unit"},
+                 "beats_by_interval", "interval_rule"}}
     """
     from sklearn.model_selection import GroupKFold
 
@@ -520,6 +585,11 @@ def train_predictor(labeled_df: pd.DataFrame, cfg: dict, out_dir_predictor, out_
     pred_rank = ranking_metrics(true, oof_df[f"pred_{CROSSFIT_TARGET}"].to_numpy(dtype=float), ids, k)
     ent_rank = ranking_metrics(true, df["U"].to_numpy(dtype=float), ids, k)
     top_size = precision_at_k(true, true, ids, k)[1]
+    from .seeding import derive_seed
+
+    diff = ranking_difference(true, oof_df[f"pred_{CROSSFIT_TARGET}"].to_numpy(dtype=float),
+                              df["U"].to_numpy(dtype=float), ids, tasks, k, nb, conf,
+                              derive_seed(seed, "phase4", "ranking"))  # fmt: skip
     ranking = {
         "target": CROSSFIT_TARGET, "k": k,
         "relevance": f"NDCG relevance = {CROSSFIT_TARGET} - min({CROSSFIT_TARGET}) (non-negative, as ndcg_score needs)",
@@ -529,6 +599,9 @@ def train_predictor(labeled_df: pd.DataFrame, cfg: dict, out_dir_predictor, out_
         "predictor": pred_rank, "entropy": {**ent_rank, "score": "U (descending), no fitted model"},
         "predictor_beats_entropy": beats(pred_rank, ent_rank),
         "beats_rule": BEATS_RULE,
+        "difference": diff,
+        "beats_by_interval": beats_by_interval(diff),
+        "interval_rule": INTERVAL_RULE,
     }  # fmt: skip
     result = {
         "n_snapshots": n, "n_tasks": len(set(tasks)), "n_folds": n_folds, "cv": "GroupKFold by task_id",
@@ -568,8 +641,11 @@ def summary_lines(result: dict) -> list[str]:
         m = rk[model]
         lines.append(f"ranking {rk['target']} by {model:<9}: P@{rk['k']} {f(m['precision_at_k'])}  "
                      f"NDCG@{rk['k']} {f(m['ndcg_at_k'])}  rho {f(m['spearman'])}")  # fmt: skip
-    lines.append(f"predictor beats entropy: {rk['predictor_beats_entropy']} "
-                 f"(random ranking P@K {f(rk['precision_at_k_random'])})")  # fmt: skip
+    d = rk["difference"]
+    lines.append("predictor - entropy: " + ", ".join(
+        f"{m} {f(d[m]['value'])} [{f(d[m]['lo'])}, {f(d[m]['hi'])}]" for m in RANKING_METRICS))  # fmt: skip
+    lines.append(f"predictor beats entropy (intervals): {rk['beats_by_interval']}; point flag "
+                 f"{rk['predictor_beats_entropy']} (random ranking P@K {f(rk['precision_at_k_random'])})")  # fmt: skip
     return lines
 
 

@@ -12,30 +12,44 @@ Inputs (one schema each, written by the phase's own module):
 - phase4/training_result.json (``predictor``), phase5/selection_summary.json (``selection``)
 
 Derived numbers (the only ones not copied from a file):
-- gain vs base (main_results, the reliability-retention frontier): overall success of a model
-  minus the base's, with Newcombe's hybrid score interval (``evaluation.newcombe_interval``) from
-  the counts k = round(success_rate * n) of ``overall_task_results.csv``.
 - quadrant_summary: mean U / L_local / ELP_net per quadrant; ELP_net with a Student-t interval
   (``evaluation.mean_interval``) over snapshots.
 - Pareto frontier: the runs no other run beats on both axes (retention drop lower-or-equal AND
   gain higher-or-equal, one of them strictly).
+Gains vs base (main_results, the frontier) are read from overall_task_results.csv
+(``gain_vs_base``, ``gain_lo``, ``gain_hi``: Phase 3's paired bootstrap over tasks).
 
-Checks of ``summary.json`` (each ``{"id", "claim", "held", "values", "detail"}``; ``held`` is
-null, with the reason in ``detail``, whenever an input it needs is missing or NaN):
-- ``cpt_rho``: Spearman rho(ELP_net, micro-training delta) >= rho_threshold, both from
-  cpt_correlation.json (its CI, p and n reported; ``significant`` = p <= its alpha).
+Checks of ``summary.json`` (each ``{"id", "claim", "held", "values", "detail"}``). A verdict
+rests on an interval or on a (Holm-adjusted where there is a family) p-value, never on two point
+estimates. ``held`` is True (held), False (not held) or null (undetermined: an input is missing
+or NaN, or the interval straddles the threshold; ``detail`` says which):
+- ``cpt_rho``: Spearman rho(ELP_net, micro-training delta) against rho_threshold, from
+  cpt_correlation.json and its CI: held iff the CI's lower bound >= the threshold; not held
+  iff its upper bound < the threshold; else undetermined (the interval straddles it).
 - ``transfer_diagonal``: over the 12 quadrant runs' transfer cells, mean delta_success where
-  trained_on == evaluated_on vs where they differ; held iff the difference is > 0 and a
-  one-sided permutation test of the cell labels (statistic = difference of means,
+  trained_on == evaluated_on minus the mean where they differ; held iff the difference is > 0
+  and a one-sided permutation test of the cell labels (statistic = difference of means,
   ``scipy.stats.permutation_test``, exact when the arrangements fit in the resamples) gives
-  p <= alpha. Cells share models and snapshots, so they are not independent: the p-value is a
-  descriptive guide, not an exact error rate.
-- ``retention_drop``: the largest retention drop among the 14 Phase 2 runs is < the threshold
-  (point estimate; whether its upper bound is also under the threshold is reported).
-- ``predictor_beats_entropy``: Phase 4 ranking by predicted ELP beats ranking by U on both
-  precision@K and NDCG@K (strictly).
-- ``selection_order``: Phase 5 reliability gain PREDICTOR > ENTROPY > RANDOM, point estimates
-  strictly ordered; whether adjacent intervals overlap is reported.
+  p <= alpha; not held otherwise. The verdict rests on that p; no interval of the difference is
+  computed (the cells share models and snapshots, so a bootstrap over cells would not be a
+  bootstrap over the independent units, and the CSV has no rollouts); for the same reason the
+  p-value is a descriptive guide, not an exact error rate.
+- ``retention_drop``: "no Phase 2 run drops retention by the threshold or more", from each
+  run's paired cluster-bootstrap interval of the drop: not held iff some run's lower bound >=
+  the threshold; held iff every run's upper bound < the threshold (the largest drop's too);
+  else undetermined. A missing run or NaN drop (e.g. fewer than 2 rollouts per task) makes it
+  undetermined unless another run already shows it is not held. The intervals are per run, not
+  adjusted for the 14 runs.
+- ``predictor_beats_entropy``: Phase 4's cluster-bootstrap intervals of predictor - entropy in
+  Precision@K and NDCG@K: held iff both lower bounds > 0, not held iff either upper bound < 0,
+  else undetermined (``predictor.beats_by_interval``).
+- ``selection_predictor``: PREDICTOR vs the best baseline (highest point gain of RANDOM,
+  ENTROPY, LEARNABILITY) from selection_summary.json's ``comparisons``: held iff the
+  Holm-adjusted p (over PREDICTOR vs each baseline) < alpha and the difference in success > 0;
+  not held otherwise; undetermined when the p is null for a reason other than a zero difference.
+- ``selection_oracle_vs_learnability``: ORACLE (CPT's full labels) vs LEARNABILITY (one rollout
+  condition): held iff p < alpha and the difference > 0; not held otherwise; undetermined when
+  p is null for a reason other than a zero difference.
 """
 
 from __future__ import annotations
@@ -59,7 +73,7 @@ from .constants import (
     TABLES,
 )
 from .io import atomic_path, read_json, write_json
-from .predictor import beats
+from .predictor import beats, beats_by_interval
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +96,7 @@ TABLE_COLUMNS = {
     "main_results": [
         "model_id", "n", "success", "success_lo", "success_hi", "gain_vs_base", "gain_lo", "gain_hi",
         "retention_drop", "drop_lo", "drop_hi", "n_retention", "loop_rate", "loop_lo", "loop_hi",
-        "invalid_rate", "invalid_lo", "invalid_hi",
+        "invalid_rate", "invalid_lo", "invalid_hi", "n_tasks",
     ],
     "predictor_metrics": [
         "target", "kind", "model", "inputs", "n", "r2", "r2_lo", "r2_hi", "spearman", "spearman_lo",
@@ -91,7 +105,7 @@ TABLE_COLUMNS = {
     ],
     "selection_summary": [
         "method", "k", "mean_true_elp", "oracle_overlap", "success", "success_lo", "success_hi", "success_n",
-        "gain", "gain_lo", "gain_hi", "retention_drop", "drop_lo", "drop_hi", "retention_n",
+        "gain", "gain_lo", "gain_hi", "retention_drop", "drop_lo", "drop_hi", "retention_n", "n_tasks",
     ],
 }  # fmt: skip
 
@@ -99,7 +113,8 @@ TABLE_COLUMNS = {
 LABELED_COLUMNS = ("snapshot_id", "U", "L_local", "ELP_net", "route_net", "quadrant")
 MICRO_COLUMNS = ("snapshot_id", "quadrant", "ELP_net", "delta")
 TRANSFER_COLUMNS = ("trained_on", "evaluated_on", "model_id", "delta_success", "lo", "hi", "n")
-OVERALL_COLUMNS = ("model_id", "n", "success_rate", "success_lo", "success_hi")
+OVERALL_COLUMNS = ("model_id", "n", "success_rate", "success_lo", "success_hi", "n_tasks", "gain_vs_base", "gain_lo",
+                   "gain_hi")  # fmt: skip
 RETENTION_COLUMNS = ("model_id", "n_base_solved_tasks", "drop", "drop_lo", "drop_hi", "n")
 STUCKNESS_COLUMNS = ("model_id", "loop_rate", "loop_rate_lo", "loop_rate_hi", "invalid_rate", "invalid_rate_lo",
                      "invalid_rate_hi")  # fmt: skip
@@ -196,26 +211,16 @@ def _model_order(ids: Iterable[str]) -> list[str]:
     return [m for m in known if m in ids] + sorted(m for m in ids if m not in known)
 
 
-def _counts(p: float, n: int) -> int:
-    return int(round(p * n))
-
-
-def gain_vs_base(overall: pd.DataFrame, confidence: float) -> pd.DataFrame:
-    """Per model: overall success minus the base's, Newcombe interval (counts from rate x n)."""
-    from .evaluation import newcombe_interval
-
+def gain_vs_base(overall: pd.DataFrame) -> pd.DataFrame:
+    """Per model: overall success minus the base's with Phase 3's paired interval over tasks
+    (columns gain_vs_base, gain_lo, gain_hi of overall_task_results.csv); n = the model's
+    rollouts, n_base = the base's."""
     base = overall[overall["model_id"] == BASE_MODEL_ID]
     if base.empty:
         raise ValueError(f"overall results lack the base model (model_id {BASE_MODEL_ID!r}): no gain vs base")
-    b = base.iloc[0]
-    nb = int(b["n"])
-    kb = _counts(float(b["success_rate"]), nb)
-    rows = []
-    for _, r in overall.iterrows():
-        n = int(r["n"])
-        d, lo, hi = newcombe_interval(_counts(float(r["success_rate"]), n), n, kb, nb, confidence)
-        rows.append({"model_id": r["model_id"], "gain": d, "gain_lo": lo, "gain_hi": hi, "n": n, "n_base": nb})
-    return pd.DataFrame(rows)
+    return pd.DataFrame({"model_id": overall["model_id"], "gain": overall["gain_vs_base"].astype(float),
+                         "gain_lo": overall["gain_lo"].astype(float), "gain_hi": overall["gain_hi"].astype(float),
+                         "n": overall["n"], "n_base": int(base.iloc[0]["n"])})  # fmt: skip
 
 
 def pareto_mask(drop: Sequence[float], gain: Sequence[float]) -> np.ndarray:
@@ -301,10 +306,10 @@ def best_supervision(transfer: pd.DataFrame, source: str = "transfer matrix") ->
     return out.astype({"best_n": "Int64", "runner_up_n": "Int64"})
 
 
-def main_results(overall: pd.DataFrame, retention: pd.DataFrame, stuckness: pd.DataFrame,
-                 confidence: float = 0.95) -> pd.DataFrame:  # fmt: skip
-    """Per model of the Phase 3 tables: success, gain vs base, retention drop, loop and invalid rate."""
-    gains = gain_vs_base(overall, confidence).set_index("model_id")
+def main_results(overall: pd.DataFrame, retention: pd.DataFrame, stuckness: pd.DataFrame) -> pd.DataFrame:
+    """Per model of the Phase 3 tables: success, gain vs base, retention drop, loop and invalid
+    rate, each with Phase 3's interval over tasks."""
+    gains = gain_vs_base(overall).set_index("model_id")
     ov, ret, stk = (t.set_index("model_id") for t in (overall, retention, stuckness))
     rows = []
     for m in _model_order(overall["model_id"]):
@@ -325,6 +330,7 @@ def main_results(overall: pd.DataFrame, retention: pd.DataFrame, stuckness: pd.D
             "invalid_rate": s["invalid_rate"] if s is not None else math.nan,
             "invalid_lo": s["invalid_rate_lo"] if s is not None else math.nan,
             "invalid_hi": s["invalid_rate_hi"] if s is not None else math.nan,
+            "n_tasks": int(o["n_tasks"]),
         })  # fmt: skip
     return pd.DataFrame(rows, columns=TABLE_COLUMNS["main_results"]).astype({"n": "Int64", "n_retention": "Int64"})
 
@@ -388,7 +394,8 @@ def selection_table(sel: dict) -> pd.DataFrame:
     rows = [{"method": BASE_MODEL_ID, "k": None, "mean_true_elp": math.nan, "oracle_overlap": math.nan,
              "success": _nan(b.get("p")), "success_lo": _nan(b.get("lo")), "success_hi": _nan(b.get("hi")),
              "success_n": b.get("n"), "gain": math.nan, "gain_lo": math.nan, "gain_hi": math.nan,
-             "retention_drop": math.nan, "drop_lo": math.nan, "drop_hi": math.nan, "retention_n": None}]  # fmt: skip
+             "retention_drop": math.nan, "drop_lo": math.nan, "drop_hi": math.nan, "retention_n": None,
+             "n_tasks": b.get("n_tasks")}]  # fmt: skip
     for name in _method_order(sel["methods"]):
         m = sel["methods"][name]
         s, g, r = m.get("success") or {}, m.get("reliability_gain") or {}, m.get("retention") or {}
@@ -398,10 +405,10 @@ def selection_table(sel: dict) -> pd.DataFrame:
             "success_lo": _nan(s.get("lo")), "success_hi": _nan(s.get("hi")), "success_n": s.get("n"),
             "gain": _nan(g.get("delta")), "gain_lo": _nan(g.get("lo")), "gain_hi": _nan(g.get("hi")),
             "retention_drop": _nan(r.get("drop")), "drop_lo": _nan(r.get("lo")), "drop_hi": _nan(r.get("hi")),
-            "retention_n": r.get("n"),
+            "retention_n": r.get("n"), "n_tasks": s.get("n_tasks"),
         })  # fmt: skip
     out = pd.DataFrame(rows, columns=TABLE_COLUMNS["selection_summary"])
-    return out.astype({"k": "Int64", "success_n": "Int64", "retention_n": "Int64"})
+    return out.astype({"k": "Int64", "success_n": "Int64", "retention_n": "Int64", "n_tasks": "Int64"})
 
 
 def _cell(v: Any, digits: int = 3) -> str:
@@ -434,7 +441,7 @@ def build_tables(labeled: pd.DataFrame, transfer: pd.DataFrame, overall: pd.Data
     return {
         "quadrant_summary": quadrant_summary(labeled, confidence),
         "best_supervision": best_supervision(transfer, transfer_source),
-        "main_results": main_results(overall, retention, stuckness, confidence),
+        "main_results": main_results(overall, retention, stuckness),
         "predictor_metrics": predictor_metrics(predictor),
         "selection_summary": selection_table(selection),
     }
@@ -484,7 +491,8 @@ def _ci(lo: Any, hi: Any, digits: int = 3) -> str:
 
 
 def check_cpt(corr: dict) -> dict:
-    """(a) rho(ELP_net, micro-training delta) >= rho_threshold, from cpt_correlation.json."""
+    """(a) rho(ELP_net, micro-training delta) against rho_threshold by its CI: held iff the lower
+    bound >= the threshold, not held iff the upper bound < it, else undetermined."""
     ci = corr.get("rho_ci") or [None, None]
     v = {
         "rho": num(corr.get("rho")), "rho_lo": num(ci[0]), "rho_hi": num(ci[1]),
@@ -498,15 +506,19 @@ def check_cpt(corr: dict) -> dict:
     if v["rho"] is None or v["rho_threshold"] is None:
         why = corr.get("reason") or "rho or rho_threshold missing/NaN"
         return _check("cpt_rho", claim, None, v, f"undetermined: {why} (n = {v['n']})")
-    held = v["rho"] >= v["rho_threshold"]
     conf = f"{round(100 * v['confidence'])}% " if v["confidence"] is not None else ""
     detail = (f"rho = {_f(v['rho'])} {_ci(v['rho_lo'], v['rho_hi'])} ({conf}{v['ci_method'] or 'CI'}), "
               f"p = {_f(v['p_value'], 4)} ({v['p_method'] or 'p-value'}), n = {v['n']} snapshots; "
               f"threshold {_f(v['rho_threshold'], 2)}; "
               + ("significant" if v["significant"] else "not significant" if v["significant"] is False
-                 else "significance undetermined") + f" at alpha = {_f(v['alpha'], 2)}"
-              + ("; the interval includes 0" if v["ci_excludes_zero"] is False else ""))  # fmt: skip
-    return _check("cpt_rho", claim, bool(held), v, detail)
+                 else "significance undetermined") + f" at alpha = {_f(v['alpha'], 2)}")  # fmt: skip
+    if v["rho_lo"] is None or v["rho_hi"] is None:
+        return _check("cpt_rho", claim, None, v, "undetermined: no interval of rho; " + detail)
+    if v["rho_lo"] >= v["rho_threshold"]:
+        return _check("cpt_rho", claim, True, v, detail + " (the interval's lower bound reaches the threshold)")
+    if v["rho_hi"] < v["rho_threshold"]:
+        return _check("cpt_rho", claim, False, v, detail + " (the interval's upper bound is below the threshold)")
+    return _check("cpt_rho", claim, None, v, "undetermined: the interval straddles the threshold; " + detail)
 
 
 def check_transfer_diagonal(transfer: pd.DataFrame, alpha: float = 0.05,
@@ -559,102 +571,178 @@ def check_transfer_diagonal(transfer: pd.DataFrame, alpha: float = 0.05,
     if missing:
         return _check("transfer_diagonal", claim, None, v, f"undetermined: runs missing {missing}; " + detail)
     held = v["difference"] > 0 and v["p_value"] <= alpha
-    return _check("transfer_diagonal", claim, bool(held), v, detail + f" (held iff difference > 0 and p <= {alpha})")
+    return _check("transfer_diagonal", claim, bool(held), v,
+                  detail + f" (held iff difference > 0 and p <= {alpha}; the verdict rests on this p: no interval "
+                           "of the difference, the cells share models and snapshots)")  # fmt: skip
+
+
+def _expected_runs(table: pd.DataFrame, expected_models: Sequence[str] | None) -> tuple[pd.DataFrame, list[str]]:
+    if expected_models is None:
+        return table[table["model_id"] != BASE_MODEL_ID], []
+    runs = table[table["model_id"].isin(expected_models)]
+    return runs, [m for m in expected_models if m not in set(runs["model_id"])]
 
 
 def check_retention(retention: pd.DataFrame, threshold: float,
                     expected_models: Sequence[str] | None = RUN_IDS) -> dict:  # fmt: skip
-    """(c) the largest retention drop among the Phase 2 runs is below ``threshold``."""
-    claim = f"training does not cause forgetting: the largest retention drop among the Phase 2 runs is < {threshold}"
-    if expected_models is None:
-        runs = retention[retention["model_id"] != BASE_MODEL_ID]
-        missing: list[str] = []
-    else:
-        runs = retention[retention["model_id"].isin(expected_models)]
-        missing = [m for m in expected_models if m not in set(runs["model_id"])]
-    drops = {m: num(x) for m, x in zip(runs["model_id"], runs["drop"])}
+    """(c) no Phase 2 run drops retention by ``threshold`` or more, by each run's interval."""
+    claim = (f"training does not cause forgetting: no Phase 2 run's retention drop reaches {threshold} "
+             f"(by its interval)")  # fmt: skip
+    runs, missing = _expected_runs(retention, expected_models)
+    drops = {m: {"drop": num(d), "lo": num(lo), "hi": num(hi)}
+             for m, d, lo, hi in zip(runs["model_id"], runs["drop"], runs["drop_lo"], runs["drop_hi"])}  # fmt: skip
+    over = [m for m, d in drops.items() if d["lo"] is not None and d["lo"] >= threshold]
+    nan_runs = [m for m, d in drops.items() if None in d.values()]
     v: dict[str, Any] = {"threshold": threshold, "max_drop": None, "run": None, "lo": None, "hi": None, "n": None,
                          "n_base_solved_tasks": None, "n_runs": int(len(runs)), "missing_runs": missing,
-                         "drops": drops, "upper_bound_below_threshold": None, "runs_over_threshold": []}  # fmt: skip
-    nan_runs = [m for m, x in drops.items() if x is None]
-    if nan_runs:
-        return _check("retention_drop", claim, None, v, f"undetermined: NaN retention drop for {nan_runs}")
+                         "drops": drops, "max_upper_bound": None, "max_upper_run": None,
+                         "runs_lower_bound_over_threshold": over}  # fmt: skip
     if runs.empty:
         return _check("retention_drop", claim, None, v, "undetermined: no Phase 2 run in the retention results")
-    order = {m: i for i, m in enumerate(_model_order(runs["model_id"]))}
-    top = runs.assign(_o=runs["model_id"].map(order), _neg=-runs["drop"].astype(float))
-    top = top.sort_values(["_neg", "_o"], kind="mergesort").iloc[0]
-    v.update(max_drop=float(top["drop"]), run=str(top["model_id"]), lo=num(top["drop_lo"]), hi=num(top["drop_hi"]),
-             n=int(top["n"]), n_base_solved_tasks=int(top["n_base_solved_tasks"]),
-             runs_over_threshold=[m for m, x in drops.items() if x >= threshold])  # fmt: skip
-    v["upper_bound_below_threshold"] = (v["hi"] < threshold) if v["hi"] is not None else None
-    detail = (f"largest drop {_f(v['max_drop'])} {_ci(v['lo'], v['hi'])} for {v['run']} "
-              f"(n = {v['n']} rollouts on {v['n_base_solved_tasks']} base-solved tasks), threshold {threshold}; "
-              f"upper bound {'below' if v['upper_bound_below_threshold'] else 'not below'} the threshold; "
-              f"{len(v['runs_over_threshold'])} of {len(runs)} runs at or over it. The base's success on the tasks "
-              f"it solves is measured on the rollouts that selected them, so every drop is biased upward by the "
-              f"same amount (evaluation module docstring)")  # fmt: skip
-    if missing:
-        return _check("retention_drop", claim, None, v, f"undetermined: runs missing {missing}; " + detail)
-    return _check("retention_drop", claim, bool(v["max_drop"] < threshold), v, detail)
+    ok = runs[~runs["model_id"].isin(nan_runs)]
+    detail = ""
+    if len(ok):
+        order = {m: i for i, m in enumerate(_model_order(ok["model_id"]))}
+        top = ok.assign(_o=ok["model_id"].map(order), _neg=-ok["drop"].astype(float))
+        top = top.sort_values(["_neg", "_o"], kind="mergesort").iloc[0]
+        upper = ok.loc[ok["drop_hi"].astype(float).idxmax()]
+        v.update(max_drop=float(top["drop"]), run=str(top["model_id"]), lo=num(top["drop_lo"]),
+                 hi=num(top["drop_hi"]), n=int(top["n"]), n_base_solved_tasks=int(top["n_base_solved_tasks"]),
+                 max_upper_bound=float(upper["drop_hi"]), max_upper_run=str(upper["model_id"]))  # fmt: skip
+        detail = (f"largest drop {_f(v['max_drop'])} {_ci(v['lo'], v['hi'])} for {v['run']} "
+                  f"(n = {v['n']} rollouts on {v['n_base_solved_tasks']} base-solved tasks, measured on the half of "
+                  f"the rollouts that did not select them); highest upper bound {_f(v['max_upper_bound'])} "
+                  f"({v['max_upper_run']}); threshold {threshold}; intervals are per run, paired bootstrap over "
+                  f"tasks")  # fmt: skip
+    if over:
+        return _check("retention_drop", claim, False, v, f"not held: the lower bound of {over} is >= {threshold}; "
+                      + detail)  # fmt: skip
+    if nan_runs or missing:
+        why = "; ".join(x for x in (f"runs missing {missing}" if missing else "",
+                                    f"NaN retention drop for {nan_runs}" + _reasons(runs, nan_runs) if nan_runs else "")
+                        if x)  # fmt: skip
+        return _check("retention_drop", claim, None, v, f"undetermined: {why}" + (f"; {detail}" if detail else ""))
+    if v["max_upper_bound"] < threshold:
+        return _check("retention_drop", claim, True, v, f"every run's upper bound is < {threshold}; " + detail)
+    return _check("retention_drop", claim, None, v, f"undetermined: an interval straddles {threshold}; " + detail)
+
+
+def _reasons(table: pd.DataFrame, runs: list[str]) -> str:
+    if "reason" not in table.columns:
+        return ""
+    why = sorted({str(r) for r in table.loc[table["model_id"].isin(runs), "reason"] if isinstance(r, str) and r})
+    return f" ({'; '.join(why)})" if why else ""
 
 
 def check_predictor(result: dict) -> dict:
-    """(d) ranking by predicted ELP beats ranking by U on precision@K and NDCG@K (strictly)."""
+    """(d) ranking by predicted ELP beats ranking by U, by the intervals of both differences
+    (``predictor.beats_by_interval``)."""
     claim = "the teachability predictor ranks snapshots by ELP_net better than entropy (precision@K and NDCG@K)"
     rk = result.get("ranking") or {}
-    p, e = rk.get("predictor") or {}, rk.get("entropy") or {}
+    p, e, diff = rk.get("predictor") or {}, rk.get("entropy") or {}, rk.get("difference") or {}
     v = {
         "k": rk.get("k"), "target": rk.get("target"), "relevance": rk.get("relevance"),
         "predictor_precision_at_k": num(p.get("precision_at_k")), "entropy_precision_at_k": num(e.get("precision_at_k")),
         "predictor_ndcg_at_k": num(p.get("ndcg_at_k")), "entropy_ndcg_at_k": num(e.get("ndcg_at_k")),
         "predictor_spearman": num(p.get("spearman")), "entropy_spearman": num(e.get("spearman")),
         "n_snapshots": result.get("n_snapshots"), "n_tasks": result.get("n_tasks"), "n_folds": result.get("n_folds"),
-        "file_flag": rk.get("predictor_beats_entropy"),
+        "file_flag": rk.get("predictor_beats_entropy"), "file_verdict": rk.get("beats_by_interval"),
+        **{f"{m}_difference": {b: num((diff.get(m) or {}).get(b)) for b in ("value", "lo", "hi")}
+           for m in ("precision_at_k", "ndcg_at_k")},
+        "n_resamples": diff.get("n_resamples"),
     }  # fmt: skip
     needed = ("predictor_precision_at_k", "entropy_precision_at_k", "predictor_ndcg_at_k", "entropy_ndcg_at_k")
     absent = [k for k in needed if v[k] is None]
     if absent:
         return _check("predictor_beats_entropy", claim, None, v, f"undetermined: missing/NaN {absent}")
-    held = beats({"precision_at_k": v["predictor_precision_at_k"], "ndcg_at_k": v["predictor_ndcg_at_k"]},
-                 {"precision_at_k": v["entropy_precision_at_k"], "ndcg_at_k": v["entropy_ndcg_at_k"]})
+    point = beats({"precision_at_k": v["predictor_precision_at_k"], "ndcg_at_k": v["predictor_ndcg_at_k"]},
+                  {"precision_at_k": v["entropy_precision_at_k"], "ndcg_at_k": v["entropy_ndcg_at_k"]})
+    dp, dn = v["precision_at_k_difference"], v["ndcg_at_k_difference"]
     detail = (f"K = {v['k']}: precision@K {_f(v['predictor_precision_at_k'])} vs entropy "
-              f"{_f(v['entropy_precision_at_k'])}, NDCG@K {_f(v['predictor_ndcg_at_k'])} vs "
-              f"{_f(v['entropy_ndcg_at_k'])} (n = {v['n_snapshots']} snapshots, {v['n_tasks']} tasks, "
-              f"{v['n_folds']} task-grouped folds)")  # fmt: skip
-    if v["file_flag"] is not None and bool(v["file_flag"]) != held:
+              f"{_f(v['entropy_precision_at_k'])} (difference {_f(dp['value'])} {_ci(dp['lo'], dp['hi'])}), "
+              f"NDCG@K {_f(v['predictor_ndcg_at_k'])} vs {_f(v['entropy_ndcg_at_k'])} (difference "
+              f"{_f(dn['value'])} {_ci(dn['lo'], dn['hi'])}); intervals: cluster bootstrap over tasks "
+              f"({v['n_resamples']} resamples); n = {v['n_snapshots']} snapshots, {v['n_tasks']} tasks, "
+              f"{v['n_folds']} task-grouped folds")  # fmt: skip
+    if v["file_flag"] is not None and bool(v["file_flag"]) != point:
         raise ValueError(f"phase 4's predictor_beats_entropy = {v['file_flag']} disagrees with its own "
                          f"ranking numbers ({detail}): training_result.json is stale or edited")
-    return _check("predictor_beats_entropy", claim, bool(held), v, detail)
+    if not diff:
+        return _check("predictor_beats_entropy", claim, None, v,
+                      "undetermined: training_result.json has no interval of the ranking differences (re-run "
+                      "phase 4); " + detail)  # fmt: skip
+    held = beats_by_interval(diff)
+    if "beats_by_interval" in rk and rk["beats_by_interval"] != held:
+        raise ValueError(f"phase 4's beats_by_interval = {rk['beats_by_interval']} disagrees with its own "
+                         f"intervals ({detail}): training_result.json is stale or edited")
+    why = {True: "both lower bounds > 0", False: "an upper bound < 0",
+           None: "undetermined: an interval includes 0 or is missing"}[held]  # fmt: skip
+    return _check("predictor_beats_entropy", claim, held, v, f"{why}; {detail}")
 
 
-def check_selection_order(sel: dict) -> dict:
-    """(e) reliability gain PREDICTOR > ENTROPY > RANDOM (point estimates, strictly)."""
-    claim = "selection by the predictor trains the most reliable model: gain PREDICTOR > ENTROPY > RANDOM"
-    order = ("PREDICTOR", "ENTROPY", "RANDOM")
-    gains = {}
-    for m in (*order, "ORACLE"):
-        g = ((sel["methods"].get(m) or {}).get("reliability_gain")) or {}
-        gains[m] = {"delta": num(g.get("delta")), "lo": num(g.get("lo")), "hi": num(g.get("hi")),
-                    "n_model": g.get("n_model"), "n_base": g.get("n_base")}  # fmt: skip
-    v: dict[str, Any] = {"k": sel.get("k"), "gains": gains, "strictly_ordered": None, "intervals_overlap": {}}
-    for a, b in zip(order, order[1:]):
-        v["intervals_overlap"][f"{a}-{b}"] = _intervals_overlap((gains[a]["lo"], gains[a]["hi"]),
-                                                                (gains[b]["lo"], gains[b]["hi"]))  # fmt: skip
-    absent = [m for m in order if gains[m]["delta"] is None]
-    if absent:
-        return _check("selection_order", claim, None, v, f"undetermined: no reliability gain for {absent}")
-    p, e, r = (gains[m]["delta"] for m in order)
-    v["strictly_ordered"] = bool(p > e > r)
-    ov = [k for k, x in v["intervals_overlap"].items() if x]
-    detail = (f"K = {v['k']}: gain PREDICTOR {_f(p)} {_ci(gains['PREDICTOR']['lo'], gains['PREDICTOR']['hi'])}, "
-              f"ENTROPY {_f(e)} {_ci(gains['ENTROPY']['lo'], gains['ENTROPY']['hi'])}, "
-              f"RANDOM {_f(r)} {_ci(gains['RANDOM']['lo'], gains['RANDOM']['hi'])} "
-              f"(n = {gains['PREDICTOR']['n_model']} rollouts per model); "
-              + (f"intervals overlap for {', '.join(ov)}" if ov else "adjacent intervals do not overlap"))  # fmt: skip
-    if gains["ORACLE"]["delta"] is not None:
-        detail += f"; ORACLE {_f(gains['ORACLE']['delta'])}"
-    return _check("selection_order", claim, v["strictly_ordered"], v, detail)
+def _comparison_values(c: dict) -> dict:
+    d, t = c.get("difference") or {}, c.get("test") or {}
+    return {"model": c.get("model"), "baseline": c.get("baseline"), "difference": num(d.get("value")),
+            "lo": num(d.get("lo")), "hi": num(d.get("hi")), "n_tasks": d.get("n_tasks"),
+            "p_value": num(c.get("p_value")), "p_holm": num(c.get("p_holm")), "reason": t.get("reason")}  # fmt: skip
+
+
+def _comparison_text(c: dict) -> str:
+    text = (f"{c['model']} - {c['baseline']} = {_f(c['difference'])} {_ci(c['lo'], c['hi'])} "
+            f"({c['n_tasks']} tasks), p = {_f(c['p_value'], 4)}")  # fmt: skip
+    if "p_holm" in c and c["p_holm"] is not None:
+        text += f", Holm p = {_f(c['p_holm'], 4)}"
+    return text + (f" ({c['reason']})" if c["p_value"] is None and c["reason"] else "")
+
+
+def _p_verdict(c: dict, p_key: str, alpha: float) -> tuple[bool | None, str]:
+    """held iff p < alpha and difference > 0; null p: not held for a zero difference, else
+    undetermined."""
+    p, d = c[p_key], c["difference"]
+    name = {"p_holm": "Holm-adjusted p", "p_value": "p"}[p_key]
+    if d is None:
+        return None, "undetermined: no difference"
+    if p is None:
+        return (False, "not held: no difference") if d == 0 else (None, f"undetermined: no p ({c['reason']})")
+    if p < alpha and d > 0:
+        return True, f"held: {name} < {alpha} and the difference > 0"
+    return False, f"not held: {name} = {_f(p, 4)} (alpha {alpha}), difference {_f(d)}"
+
+
+def check_selection_predictor(sel: dict, alpha: float = 0.05) -> dict:
+    """(e) PREDICTOR vs the best baseline by the Holm-adjusted paired p (selection_summary's
+    ``comparisons``)."""
+    claim = ("selection by the predictor trains a more reliable model than the best of RANDOM, ENTROPY and "
+             "LEARNABILITY (paired difference in success, Holm-adjusted p)")  # fmt: skip
+    comp = sel.get("comparisons") or {}
+    rows = [_comparison_values(c) for c in comp.get("predictor_vs_baselines") or []]
+    v: dict[str, Any] = {"k": sel.get("k"), "alpha": alpha, "best_baseline": comp.get("best_baseline"),
+                         "comparisons": rows,
+                         "gains": {m: num((e.get("reliability_gain") or {}).get("delta"))
+                                   for m, e in sel["methods"].items()}}  # fmt: skip
+    best = next((c for c in rows if c["baseline"] == v["best_baseline"]), None)
+    if best is None:
+        why = comp.get("predictor_reason") or "selection_summary.json has no PREDICTOR comparisons (re-run phase 5)"
+        return _check("selection_predictor", claim, None, v, f"undetermined: {why}")
+    held, why = _p_verdict(best, "p_holm", alpha)
+    detail = (f"{why}; best baseline {v['best_baseline']} (highest point gain); "
+              + "; ".join(_comparison_text(c) for c in rows) + f"; K = {v['k']}")
+    return _check("selection_predictor", claim, held, v, detail)
+
+
+def check_oracle_vs_learnability(sel: dict, alpha: float = 0.05) -> dict:
+    """(f) ORACLE (CPT's full labels) vs LEARNABILITY (one rollout condition), by its paired p."""
+    claim = ("CPT's full labelling is worth its cost: ORACLE (top ELP_net) trains a more reliable model than "
+             "LEARNABILITY (top p_policy(1 - p_policy))")  # fmt: skip
+    comp = sel.get("comparisons") or {}
+    c = comp.get("oracle_vs_learnability")
+    v: dict[str, Any] = {"k": sel.get("k"), "alpha": alpha, "comparison": _comparison_values(c) if c else None}
+    if not c:
+        why = comp.get("oracle_reason") or "selection_summary.json has no ORACLE vs LEARNABILITY comparison"
+        return _check("selection_oracle_vs_learnability", claim, None, v, f"undetermined: {why}")
+    held, why = _p_verdict(v["comparison"], "p_value", alpha)
+    return _check("selection_oracle_vs_learnability", claim, held, v,
+                  f"{why}; {_comparison_text(v['comparison'])}; K = {v['k']}")
 
 
 def key_numbers(overall: pd.DataFrame, thresholds: dict, corr: dict, predictor: dict, sel: dict) -> dict:
@@ -682,7 +770,8 @@ def build_summary(*, correlation: dict, transfer: pd.DataFrame, retention: pd.Da
         check_transfer_diagonal(transfer, alpha),
         check_retention(retention, retention_threshold),
         check_predictor(predictor),
-        check_selection_order(selection),
+        check_selection_predictor(selection, alpha),
+        check_oracle_vs_learnability(selection, alpha),
     ]
     return {"checks": checks, "key_numbers": key_numbers(overall, thresholds, correlation, predictor, selection),
             "settings": {"retention_threshold": retention_threshold, "alpha": alpha}, "inputs": inputs or {}}  # fmt: skip
@@ -713,7 +802,9 @@ def summary_markdown(summary: dict) -> str:
     lines.append(f"- Selection (Phase 5): K = {k.get('selection_k')} of {k.get('selection_candidates')} candidates, "
                  f"format {k.get('selection_format')}")  # fmt: skip
     st = summary.get("settings", {})
-    lines += ["", f"Settings: retention threshold {st.get('retention_threshold')}, alpha {st.get('alpha')}.", ""]
+    lines += ["", f"Settings: retention threshold {st.get('retention_threshold')}, alpha {st.get('alpha')} (transfer "
+              "diagonal, selection comparisons). Verdicts rest on intervals or (Holm-adjusted) p-values, never on two "
+              "point estimates (reporting module docstring).", ""]
     return "\n".join(lines)
 
 
@@ -741,7 +832,8 @@ def summary_from_files(*, correlation, transfer, retention, overall, thresholds,
 # ------------------------------------------------------------------------------------ figures
 QUADRANT_COLORS = dict(zip(QUADRANTS, ("#55a868", "#dd8452", "#8c8c8c", "#4c72b0")))
 FORMAT_MARKERS = {"demo": "o", "hint": "s", "contrast": "^"}
-METHOD_COLORS = {"RANDOM": "#8c8c8c", "ENTROPY": "#dd8452", "PREDICTOR": "#4c72b0", "ORACLE": "#55a868"}
+METHOD_COLORS = {"RANDOM": "#8c8c8c", "ENTROPY": "#dd8452", "LEARNABILITY": "#8172b3", "PREDICTOR": "#4c72b0",
+                 "ORACLE": "#55a868"}  # fmt: skip
 
 
 def _plt():
@@ -886,10 +978,10 @@ def plot_transfer_matrix(transfer: pd.DataFrame, source: str = "transfer matrix"
     return fig
 
 
-def frontier_points(overall: pd.DataFrame, retention: pd.DataFrame, confidence: float = 0.95,
-                    models: Sequence[str] = RUN_IDS) -> pd.DataFrame:  # fmt: skip
-    """One row per Phase 2 run with gain vs base (Newcombe) and retention drop, and ``pareto``."""
-    g = gain_vs_base(overall, confidence)
+def frontier_points(overall: pd.DataFrame, retention: pd.DataFrame, models: Sequence[str] = RUN_IDS) -> pd.DataFrame:
+    """One row per Phase 2 run with gain vs base and retention drop (Phase 3's paired intervals
+    over tasks), and ``pareto``."""
+    g = gain_vs_base(overall)
     df = g.merge(retention[["model_id", "drop", "drop_lo", "drop_hi", "n"]].rename(columns={"n": "n_retention"}),
                  on="model_id", how="inner")  # fmt: skip
     df = df[df["model_id"].isin(models)].reset_index(drop=True)
@@ -905,7 +997,7 @@ def _err(v, lo, hi) -> list[list[float]]:
 def plot_reliability_retention(overall: pd.DataFrame, retention: pd.DataFrame, confidence: float = 0.95,
                                retention_threshold: float | None = None, source: str = "phase 3 results"):  # fmt: skip
     plt = _plt()
-    pts = frontier_points(overall, retention, confidence)
+    pts = frontier_points(overall, retention)
     pts = pts[np.isfinite(pts["gain"].astype(float)) & np.isfinite(pts["drop"].astype(float))]
     if pts.empty:
         raise ValueError(f"{source}: no Phase 2 run with both a finite gain vs base and a retention drop")
@@ -937,7 +1029,8 @@ def plot_reliability_retention(overall: pd.DataFrame, retention: pd.DataFrame, c
     ax.set_ylabel("overall success gain vs base (prob.)")
     ax.set_title(f"Reliability vs retention, {len(pts)} Phase 2 runs\n"
                  f"gain: n = {_n_text(pts['n'])} rollouts per model (base {_n_text(pts['n_base'])}); "
-                 f"retention: n = {_n_text(pts['n_retention'])}; bars: {round(confidence * 100)}% intervals",
+                 f"retention: n = {_n_text(pts['n_retention'])}; bars: {round(confidence * 100)}% intervals "
+                 f"(paired bootstrap over tasks)",
                  fontsize=10)  # fmt: skip
     fig.tight_layout()
     return fig
@@ -967,8 +1060,9 @@ def plot_selection_frontier(sel: dict, source: str = "selection summary"):
     ax.set_ylabel("reliability gain: success - base success (prob.)")
     b = sel["base"]["success"]
     title = (f"Selection at K={sel['k']}: gain vs retention per method\n"
-             f"n = {_n_text(tab['success_n'])} rollouts per model; retention n = {_n_text(tab['retention_n'])}; "
-             f"base success {_f(b.get('p'))} (n={b.get('n')})")  # fmt: skip
+             f"n = {_n_text(tab['success_n'])} rollouts on {_n_text(tab['n_tasks'])} tasks per model; retention "
+             f"n = {_n_text(tab['retention_n'])}; base success {_f(b.get('p'))} (n={b.get('n')}); "
+             f"bars: bootstrap over tasks")  # fmt: skip
     if skipped:
         title += f"; not plotted (missing numbers): {', '.join(skipped)}"
     ax.set_title(title, fontsize=10)

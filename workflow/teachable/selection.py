@@ -1,6 +1,6 @@
 """Phase 5: the selection experiment. Which failures should a fixed training budget go to?
 
-At budget K, four methods each pick K snapshots from the same candidate pool, one LoRA model is
+At budget K, each method picks K snapshots from the same candidate pool, one LoRA model is
 trained per method with identical settings, and each model is evaluated by the Phase 3 suite.
 
 Choices:
@@ -8,16 +8,33 @@ Choices:
   held-out snapshots are Phase 3's per-quadrant eval set and never a candidate).
 - RANDOM: the first K in ``derive_seed(seed, "phase5", "random", snapshot_id)`` order (ties by id).
 - ENTROPY: the K highest U (the student's entropy over valid actions); ties by snapshot_id.
+- LEARNABILITY: the K highest p_policy * (1 - p_policy), the variance of the student's success
+  from the snapshot (the learnability rule of success-variance sampling for LLM RL): it needs
+  one rollout condition (p_policy) and no teacher; ties by snapshot_id.
 - PREDICTOR: the K highest predicted ELP_net from the Phase 4 predictor, *cross-fitted*: each
   candidate is scored by the fold model that was trained without its task (and so without its
   own label). A missing or unloadable predictor is an error, never a fallback.
-- ORACLE: the K highest true ELP_net (Phase 1 labels); ties by snapshot_id.
+- ORACLE: the K highest ELP_net of the labels (column ``ELP_net``); ties by snapshot_id.
 - Training: every method uses ``phase2.lora`` and the ``phase5.format`` supervision format
   (default demo, as the B1/B2 baselines), so methods differ only in which snapshots they pick.
-- Summary per method (on the Phase 3 overall suite, against the base model's rollouts):
-  success with its Wilson interval; reliability gain = success(method) - success(base) with
-  Newcombe's interval; retention drop on the tasks the base solves (as Phase 3); the mean true
-  ELP_net of the selected set and its overlap with ORACLE's set.
+
+Summary (``selection_summary``; on the Phase 3 overall suite; every interval a percentile
+bootstrap over eval tasks, ``evaluation``'s rules):
+- per method: success; reliability gain = success(method) - success(base), paired over tasks;
+  retention drop on the tasks the base solves (chosen on the base's first half of rollouts,
+  measured on the second); the mean true ELP_net of the selected set and its overlap with
+  ORACLE's set.
+- ``comparisons`` (every selection model played the same eval tasks with the same random
+  streams, so each comparison is paired):
+  - PREDICTOR vs each of RANDOM, ENTROPY and LEARNABILITY that is present: difference of
+    success rates (PREDICTOR - baseline) with a paired cluster-bootstrap interval and a paired
+    permutation p over per-task success rates (two-sided), Holm-adjusted over those (up to
+    three) comparisons. ``best_baseline`` is the one with the highest point reliability gain
+    (ties: the order of ``SELECTION_METHODS``); choosing it after the fact is covered because
+    Holm controls the error over all of the comparisons.
+  - ORACLE vs LEARNABILITY: is CPT's full labelling worth its cost over a single rollout
+    condition? The same difference, interval and p (a single comparison, no adjustment).
+  A comparison whose models are missing is null with its reason.
 """
 
 from __future__ import annotations
@@ -30,11 +47,14 @@ import numpy as np
 import pandas as pd
 
 from .constants import SELECTION_METHODS
+from .stats import DEFAULT_N_BOOTSTRAP, ClusterBootstrap, holm, paired_permutation_test
 
 log = logging.getLogger(__name__)
 
 METHODS = SELECTION_METHODS
 MODEL_PREFIX = "select_"
+BASELINE_METHODS = ("RANDOM", "ENTROPY", "LEARNABILITY")  # what PREDICTOR must beat
+N_PERMUTATIONS = 9999
 
 
 def model_id(method: str) -> str:
@@ -75,6 +95,18 @@ def _top_k(cands: pd.DataFrame, score: np.ndarray, k: int) -> pd.DataFrame:
     return out.drop(columns="_neg").head(k).reset_index(drop=True)
 
 
+def learnability(cands: pd.DataFrame) -> np.ndarray:
+    """p_policy * (1 - p_policy): the variance of the student's success from each snapshot."""
+    if "p_policy" not in cands.columns:
+        raise ValueError("LEARNABILITY selection needs the labeled column 'p_policy' (phase 1 leverage)")
+    p = cands["p_policy"].to_numpy(dtype=float)
+    bad = ~((p >= 0) & (p <= 1))
+    if bad.any():
+        raise ValueError(f"p_policy = {p[bad][0]!r} for snapshot {cands['snapshot_id'].iloc[np.flatnonzero(bad)[0]]!r} "
+                         "is not a probability")  # fmt: skip
+    return p * (1 - p)
+
+
 def select(cands: pd.DataFrame, method: str, k: int, seed: int, predictor_dir=None) -> pd.DataFrame:
     """The k candidates ``method`` picks, with the score it ranked them by (``selection_score``)."""
     check_method(method)
@@ -85,6 +117,8 @@ def select(cands: pd.DataFrame, method: str, k: int, seed: int, predictor_dir=No
         return _top_k(cands, -pos.reindex(cands.index).to_numpy(dtype=float), k)
     if method == "ENTROPY":
         return _top_k(cands, cands["U"].to_numpy(), k)
+    if method == "LEARNABILITY":
+        return _top_k(cands, learnability(cands), k)
     if method == "ORACLE":
         return _top_k(cands, cands["ELP_net"].to_numpy(), k)
     if predictor_dir is None:
@@ -131,47 +165,118 @@ def train_selected(method: str, labeled_path, heldout_path, plan_path, model_dir
                       device=sc.get("device", "auto"), dtype=sc.get("dtype", "auto"))
 
 
-def selection_summary(rollouts: pd.DataFrame, selected: dict[str, dict], confidence: float) -> dict[str, Any]:
-    """Per method: success, reliability gain vs the base, retention drop (all with n and
-    intervals), from Phase 3-style rollouts of the base (``base``) and ``select_{method}``."""
-    from .evaluation import BASE_ID, newcombe_interval, overall_table, retention_table
+def _overall(rollouts: pd.DataFrame, method: str) -> pd.DataFrame:
+    ov = rollouts[(rollouts["suite"] == "overall") & (rollouts["model_id"] == model_id(method))]
+    if ov.empty:
+        raise ValueError(f"no overall-suite rollouts for {model_id(method)}")
+    return ov
 
-    ov = overall_table(rollouts, confidence).set_index("model_id")
-    ret = retention_table(rollouts, confidence).set_index("model_id")
+
+def compare_methods(rollouts: pd.DataFrame, model: str, baseline: str, bs: ClusterBootstrap) -> dict:
+    """success(model) - success(baseline) on the overall suite: paired cluster-bootstrap interval
+    over tasks and a paired permutation p over per-task success rates (null, with the reason,
+    when the two played different tasks or the test is undefined)."""
+    from .evaluation import diff_of
+
+    gm, gb = _overall(rollouts, model), _overall(rollouts, baseline)
+    d = diff_of(bs, gm, gb, "success", "task_id")
+    test = {"name": "paired permutation test of per-task success rates (sign flips, two-sided)",
+            "p_value": None, "n_units": None, "exact": None, "reason": "the two models played different eval tasks"}
+    if d["paired"]:
+        both = pd.concat([gm.groupby("task_id")["success"].mean().rename("m"),
+                          gb.groupby("task_id")["success"].mean().rename("b")], axis=1)  # fmt: skip
+        t = paired_permutation_test(both["m"].to_numpy(float), both["b"].to_numpy(float), N_PERMUTATIONS, bs.seed)
+        test.update(p_value=t["p_value"], n_units=t["n_units"], exact=t["exact"], reason=t["reason"])
+    return {"model": model, "baseline": baseline,
+            "difference": {"value": d["value"], "lo": d["lo"], "hi": d["hi"], "paired": d["paired"],
+                           "n_tasks": d.get("n_clusters"), "n_model": d["n_a"], "n_baseline": d["n_b"],
+                           "reason": d["reason"], "method": "success(model) - success(baseline), percentile "
+                                                             "bootstrap over eval tasks"},
+            "test": test, "p_value": test["p_value"]}  # fmt: skip
+
+
+def best_baseline(gains: dict[str, float]) -> str | None:
+    """The baseline method with the highest point reliability gain (ties: ``METHODS`` order)."""
+    present = [m for m in BASELINE_METHODS if m in gains and np.isfinite(gains[m])]
+    return max(present, key=lambda m: (gains[m], -METHODS.index(m))) if present else None
+
+
+def comparisons(rollouts: pd.DataFrame, methods, gains: dict[str, float], bs: ClusterBootstrap) -> dict[str, Any]:
+    """PREDICTOR vs each baseline present (Holm over them) and ORACLE vs LEARNABILITY."""
+    present = [m for m in BASELINE_METHODS if m in methods]
+    out: dict[str, Any] = {
+        "best_baseline": best_baseline({m: gains[m] for m in present}),
+        "best_baseline_rule": "highest point reliability gain among " + ", ".join(BASELINE_METHODS)
+                              + " (ties: method order)",
+        "predictor_vs_baselines": [], "predictor_reason": None, "oracle_vs_learnability": None, "oracle_reason": None,
+        "holm_family": "PREDICTOR vs each baseline present",
+    }  # fmt: skip
+    if "PREDICTOR" in methods and present:
+        rows = [compare_methods(rollouts, "PREDICTOR", b, bs) for b in present]
+        for r, ph in zip(rows, holm([r["p_value"] for r in rows])):
+            r["p_holm"] = ph
+        out["predictor_vs_baselines"] = rows
+    else:
+        out["predictor_reason"] = f"needs PREDICTOR and one of {BASELINE_METHODS}; methods: {sorted(methods)}"
+    if {"ORACLE", "LEARNABILITY"} <= set(methods):
+        out["oracle_vs_learnability"] = compare_methods(rollouts, "ORACLE", "LEARNABILITY", bs)
+    else:
+        out["oracle_reason"] = f"needs ORACLE and LEARNABILITY; methods: {sorted(methods)}"
+    return out
+
+
+def _method_entry(method: str, sel: dict, ov: pd.Series, ret: pd.Series, n_base: int) -> dict[str, Any]:
+    return {
+        "model_id": model_id(method),
+        "selected_ids": sel["selected_ids"],
+        "quadrants": sel.get("quadrants", {}),
+        "mean_true_elp": sel["mean_true_elp"],
+        "oracle_overlap": sel["oracle_overlap"],
+        "success": {"p": float(ov["success_rate"]), "n": int(ov["n"]), "lo": float(ov["success_lo"]),
+                    "hi": float(ov["success_hi"]), "n_tasks": int(ov["n_tasks"])},
+        "reliability_gain": {"delta": float(ov["gain_vs_base"]), "lo": float(ov["gain_lo"]),
+                             "hi": float(ov["gain_hi"]), "n_model": int(ov["n"]), "n_base": n_base,
+                             "paired": bool(ov["gain_paired"]), "n_tasks": int(ov["n_tasks"])},
+        "retention": {"drop": float(ret["drop"]), "lo": float(ret["drop_lo"]), "hi": float(ret["drop_hi"]),
+                      "n": int(ret["n"]), "n_tasks": int(ret["n_tasks"]),
+                      "n_base_solved_tasks": None if pd.isna(ret["n_base_solved_tasks"])
+                      else int(ret["n_base_solved_tasks"]),
+                      "base_success": float(ret["base_success"]), "model_success": float(ret["model_success"]),
+                      "reason": None if pd.isna(ret["reason"]) else str(ret["reason"])},
+    }  # fmt: skip
+
+
+def selection_summary(rollouts: pd.DataFrame, selected: dict[str, dict], confidence: float,
+                      n_bootstrap: int = DEFAULT_N_BOOTSTRAP, seed: int = 0) -> dict[str, Any]:  # fmt: skip
+    """Per method: success, reliability gain vs the base, retention drop (all with n and
+    intervals over tasks), and the ``comparisons`` between methods (module docstring), from
+    Phase 3-style rollouts of the base (``base``) and ``select_{method}``; ``selected``: method ->
+    its selected.json, any subset of ``METHODS`` in any order."""
+    from .evaluation import BASE_ID, overall_table, retention_table
+
+    for m in selected:
+        check_method(m)
+    bs = ClusterBootstrap(confidence, n_bootstrap, seed)
+    ov = overall_table(rollouts, confidence, n_bootstrap, seed).set_index("model_id")
     if BASE_ID not in ov.index:
         raise ValueError("the selection summary needs the base model's rollouts")
-    overall = rollouts[rollouts["suite"] == "overall"]
-
-    def success(mid: str) -> dict:
-        r = ov.loc[mid]
-        return {"p": float(r["success_rate"]), "n": int(r["n"]), "lo": float(r["success_lo"]),
-                "hi": float(r["success_hi"])}
-
-    kb, nb = int(overall.loc[overall["model_id"] == BASE_ID, "success"].sum()), int(ov.loc[BASE_ID, "n"])
+    ret = retention_table(rollouts, confidence, n_bootstrap, seed).set_index("model_id")
     methods = {}
-    for method, sel in selected.items():
-        mid = model_id(method)
-        if mid not in ov.index:
-            raise ValueError(f"no overall-suite rollouts for {mid}")
-        g = overall[overall["model_id"] == mid]
-        d, lo, hi = newcombe_interval(int(g["success"].sum()), len(g), kb, nb, confidence)
-        r = ret.loc[mid]
-        methods[method] = {
-            "model_id": mid,
-            "selected_ids": sel["selected_ids"],
-            "quadrants": sel.get("quadrants", {}),
-            "mean_true_elp": sel["mean_true_elp"],
-            "oracle_overlap": sel["oracle_overlap"],
-            "success": success(mid),
-            "reliability_gain": {"delta": d, "lo": lo, "hi": hi, "n_model": len(g), "n_base": nb},
-            "retention": {"drop": float(r["drop"]), "lo": float(r["drop_lo"]), "hi": float(r["drop_hi"]),
-                          "n": int(r["n"]), "n_base_solved_tasks": int(r["n_base_solved_tasks"])},
-        }  # fmt: skip
+    for method in [m for m in METHODS if m in selected]:
+        _overall(rollouts, method)  # names the method whose rollouts are missing
+        methods[method] = _method_entry(method, selected[method], ov.loc[model_id(method)],
+                                        ret.loc[model_id(method)], int(ov.loc[BASE_ID, "n"]))  # fmt: skip
     ks = {s["k"] for s in selected.values()}
     if len(ks) != 1:
         raise ValueError(f"selection methods used different budgets {sorted(ks)}")
     first = next(iter(selected.values()))
+    b = ov.loc[BASE_ID]
+    gains = {m: e["reliability_gain"]["delta"] for m, e in methods.items()}
     return {
         "k": ks.pop(), "n_candidates": first["n_candidates"], "format": first["format"],
-        "confidence": confidence, "base": {"success": success(BASE_ID)}, "methods": methods,
+        "confidence": confidence, "n_bootstrap": int(n_bootstrap), "seed": seed,
+        "interval": "percentile bootstrap over eval tasks (paired where two models are compared)",
+        "base": {"success": {"p": float(b["success_rate"]), "n": int(b["n"]), "lo": float(b["success_lo"]),
+                             "hi": float(b["success_hi"]), "n_tasks": int(b["n_tasks"])}},
+        "methods": methods, "comparisons": comparisons(rollouts, list(methods), gains, bs),
     }  # fmt: skip

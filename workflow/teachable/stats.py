@@ -1,11 +1,15 @@
-"""Statistics used across phases: intervals for success rates and uncertainty of action
-distributions. Library calls where a library does it (scipy.stats)."""
+"""Statistics used across phases: intervals for success rates (Wilson for independent trials,
+cluster bootstrap for rollouts grouped by task or snapshot), paired tests, Holm's adjustment and
+uncertainty of action distributions. Library calls where a library does it (scipy.stats)."""
 
 from __future__ import annotations
 
+import math
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from scipy import stats as st
 
 
@@ -50,3 +54,185 @@ def spearman_rho(x, y) -> float:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", st.ConstantInputWarning)
         return float(st.spearmanr(x, y).statistic)
+
+
+# ------------------------------------------------------------------------------------ clustered data
+# Rollouts of one task (or snapshot) share it and are not independent: their intervals come from a
+# bootstrap over clusters (tasks, snapshots). The statistic is a ratio of sums, sum(values) /
+# sum(counts) over the drawn clusters: the per-rollout mean (a success rate for 0/1 values) of the
+# resample. Percentile intervals (scipy.stats.bootstrap), seeded, hence deterministic.
+DEFAULT_N_BOOTSTRAP = 2000
+BOOTSTRAP_BATCH = 250  # resamples held in memory at once
+N_PERMUTATIONS = 9999
+
+
+def cluster_sums(values, clusters) -> pd.DataFrame:
+    """Per cluster (sorted): ``sum`` and ``count`` of its finite values; a cluster without a
+    finite value is left out (it carries no observation)."""
+    v = pd.Series(np.asarray(values, dtype=float))
+    df = pd.DataFrame({"cluster": np.asarray(clusters, dtype=object), "v": v})
+    df = df[np.isfinite(df["v"])]
+    g = df.groupby("cluster", sort=True)["v"]
+    return pd.DataFrame({"sum": g.sum(), "count": g.size().astype(float)})
+
+
+def _ratio(s, c, axis=-1):
+    return s.sum(axis=axis) / c.sum(axis=axis)
+
+
+def _paired_ratio_diff(sa, ca, sb, cb, axis=-1):
+    return _ratio(sa, ca, axis) - _ratio(sb, cb, axis)
+
+
+def _as_clusters(sums, counts, who: str = "") -> tuple[np.ndarray, np.ndarray]:
+    s, c = np.asarray(sums, dtype=float), np.asarray(counts, dtype=float)
+    if s.shape != c.shape or s.ndim != 1:
+        raise ValueError(f"{who}sums and counts must be 1-d arrays of one length, got {s.shape} and {c.shape}")
+    if len(c) and (not np.all(np.isfinite(s)) or np.min(c) <= 0):
+        raise ValueError(f"{who}every cluster needs a finite sum and a count > 0")
+    return s, c
+
+
+def _percentile_ci(data, statistic, confidence: float, n_resamples: int, seed: int,
+                   paired: bool = True) -> tuple[float, float]:  # fmt: skip
+    res = st.bootstrap(data, statistic, n_resamples=int(n_resamples), batch=BOOTSTRAP_BATCH, vectorized=True,
+                       paired=paired, confidence_level=confidence, method="percentile",
+                       rng=np.random.default_rng(seed))  # fmt: skip
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def _too_few(n_clusters: int) -> str | None:
+    if n_clusters < 2:
+        return f"{n_clusters} cluster(s): a cluster bootstrap needs at least 2"
+    return None
+
+
+def cluster_bootstrap_rate(sums, counts, confidence: float = 0.95, n_resamples: int = DEFAULT_N_BOOTSTRAP,
+                           seed: int = 0) -> dict:  # fmt: skip
+    """sum(sums) / sum(counts) (a success rate, or any per-rollout mean) with a percentile
+    bootstrap interval over clusters: each resample draws as many clusters as there are, with
+    replacement, and keeps each drawn cluster's sum and count together.
+
+    Returns {"value", "lo", "hi", "n_clusters", "n", "reason"}; n = sum(counts) (rollouts). Under
+    2 clusters the interval is NaN and ``reason`` says why."""
+    s, c = _as_clusters(sums, counts)
+    out = {"value": float(s.sum() / c.sum()) if len(c) else math.nan, "lo": math.nan, "hi": math.nan,
+           "n_clusters": int(len(c)), "n": int(c.sum()), "reason": _too_few(len(c))}  # fmt: skip
+    if out["reason"] is None:
+        out["lo"], out["hi"] = _percentile_ci((s, c), _ratio, confidence, n_resamples, seed)
+    return out
+
+
+def paired_cluster_bootstrap_diff(sums_a, counts_a, sums_b, counts_b, confidence: float = 0.95,
+                                  n_resamples: int = DEFAULT_N_BOOTSTRAP, seed: int = 0) -> dict:  # fmt: skip
+    """rate_a - rate_b (rates as in ``cluster_bootstrap_rate``) for two models that played the
+    same clusters (row i of every array is cluster i): each resample draws the clusters once and
+    uses them for both models, so what the clusters share cancels out.
+
+    Returns {"value", "lo", "hi", "n_clusters", "n_a", "n_b", "reason"}."""
+    sa, ca = _as_clusters(sums_a, counts_a, "model a: ")
+    sb, cb = _as_clusters(sums_b, counts_b, "model b: ")
+    if len(sa) != len(sb):
+        raise ValueError(f"paired clusters differ in number: {len(sa)} vs {len(sb)}")
+    n = len(sa)
+    out = {"value": float(_paired_ratio_diff(sa, ca, sb, cb)) if n else math.nan, "lo": math.nan, "hi": math.nan,
+           "n_clusters": int(n), "n_a": int(ca.sum()), "n_b": int(cb.sum()), "reason": _too_few(n)}  # fmt: skip
+    if out["reason"] is None:
+        out["lo"], out["hi"] = _percentile_ci((sa, ca, sb, cb), _paired_ratio_diff, confidence, n_resamples, seed)
+    return out
+
+
+def cluster_bootstrap_diff(sums_a, counts_a, sums_b, counts_b, confidence: float = 0.95,
+                           n_resamples: int = DEFAULT_N_BOOTSTRAP, seed: int = 0) -> dict:  # fmt: skip
+    """rate_a - rate_b for two models on different clusters (unpaired): each model's clusters
+    are resampled independently. Returns {"value", "lo", "hi", "n_clusters_a", "n_clusters_b",
+    "n_a", "n_b", "reason"}."""
+    sa, ca = _as_clusters(sums_a, counts_a, "model a: ")
+    sb, cb = _as_clusters(sums_b, counts_b, "model b: ")
+    both = len(ca) and len(cb)
+    out = {"value": float(_ratio(sa, ca) - _ratio(sb, cb)) if both else math.nan, "lo": math.nan,
+           "hi": math.nan, "n_clusters_a": int(len(ca)), "n_clusters_b": int(len(cb)), "n_a": int(ca.sum()),
+           "n_b": int(cb.sum()), "reason": _too_few(len(ca)) or _too_few(len(cb))}  # fmt: skip
+
+    def diff(ia, ib, axis=-1):  # resampled cluster indices -> the two rates
+        ia, ib = ia.astype(int), ib.astype(int)
+        return _ratio(sa[ia], ca[ia], axis) - _ratio(sb[ib], cb[ib], axis)
+
+    if out["reason"] is None:
+        data = (np.arange(len(ca), dtype=float), np.arange(len(cb), dtype=float))
+        out["lo"], out["hi"] = _percentile_ci(data, diff, confidence, n_resamples, seed, paired=False)
+    return out
+
+
+@dataclass(frozen=True)
+class ClusterBootstrap:
+    """The settings of a report's cluster-bootstrap intervals, applied to per-rollout values and
+    their cluster labels (task_id, snapshot_id)."""
+
+    confidence: float = 0.95
+    n_resamples: int = DEFAULT_N_BOOTSTRAP
+    seed: int = 0
+
+    def __post_init__(self):
+        if not 0 < self.confidence < 1:
+            raise ValueError(f"confidence={self.confidence!r} must be in (0, 1)")
+        if isinstance(self.n_resamples, bool) or int(self.n_resamples) != self.n_resamples or self.n_resamples < 1:
+            raise ValueError(f"n_bootstrap={self.n_resamples!r} must be a positive integer")
+
+    def rate(self, values, clusters) -> dict:
+        """Mean of the finite ``values`` with its interval over ``clusters``."""
+        cs = cluster_sums(values, clusters)
+        return cluster_bootstrap_rate(cs["sum"], cs["count"], self.confidence, int(self.n_resamples), self.seed)
+
+    def diff(self, values_a, clusters_a, values_b, clusters_b, paired: bool = True) -> dict:
+        """mean(a) - mean(b). Paired: over the clusters both have a finite value in (resampled
+        jointly); unpaired: each side over its own clusters. ``paired`` is added to the result."""
+        a, b = cluster_sums(values_a, clusters_a), cluster_sums(values_b, clusters_b)
+        args = (self.confidence, int(self.n_resamples), self.seed)
+        if paired:
+            common = a.index.intersection(b.index)
+            a, b = a.loc[common], b.loc[common]
+            out = paired_cluster_bootstrap_diff(a["sum"], a["count"], b["sum"], b["count"], *args)
+        else:
+            out = cluster_bootstrap_diff(a["sum"], a["count"], b["sum"], b["count"], *args)
+        return {**out, "paired": paired}
+
+
+# ------------------------------------------------------------------------------------ tests
+def paired_permutation_test(x, y, n_resamples: int = N_PERMUTATIONS, seed: int = 0) -> dict:
+    """Two-sided paired permutation test of mean(x - y) (sign flips of the per-unit differences,
+    ``scipy.stats.permutation_test`` with ``permutation_type="samples"``; exact when
+    2^n <= n_resamples, else seeded random flips). NaN pairs are dropped.
+
+    Returns {"statistic", "p_value", "exact", "n_units", "reason"}; p is None (with the reason)
+    under 2 units or when every difference is zero."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+    n = len(x)
+    out = {"statistic": float(np.mean(x - y)) if n else None, "p_value": None, "exact": None, "n_units": int(n),
+           "reason": None}  # fmt: skip
+    if n < 2:
+        out["reason"] = f"{n} paired unit(s): a paired test needs at least 2"
+    elif np.all(x == y):
+        out["reason"] = "every paired difference is zero (identical outcomes per unit): no variance to test"
+    else:
+        res = st.permutation_test((x, y), lambda a, b, axis: np.mean(a - b, axis=axis), permutation_type="samples",
+                                  vectorized=True, n_resamples=n_resamples, alternative="two-sided",
+                                  rng=np.random.default_rng(seed))  # fmt: skip
+        out.update(statistic=float(res.statistic), p_value=min(1.0, float(res.pvalue)), exact=bool(2**n <= n_resamples))
+    return out
+
+
+def holm(ps: list[float | None]) -> list[float | None]:
+    """Holm's step-down adjusted p-values (family-wise error rate); None entries stay None and
+    are not counted in the family."""
+    idx = [i for i, p in enumerate(ps) if p is not None]
+    order = sorted(idx, key=lambda i: ps[i])
+    m = len(order)
+    out: list[float | None] = [None] * len(ps)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * ps[i]))
+        out[i] = running
+    return out
