@@ -27,6 +27,8 @@ LEVELS = (
     "BabyAI-PutNextLocal-v0",
     "BabyAI-OpenDoor-v0",
 )
+# multi-room levels behind shut (and locked) doors: the expert explores its way through
+MULTI_ROOM_LEVELS = ("BabyAI-GoTo-v0", "BabyAI-GoToObjMaze-v0", "BabyAI-Unlock-v0", "BabyAI-KeyCorridorS3R1-v0")
 # levels of the all-states hint check: one of each mission kind, a door level, a maze
 HINT_LEVELS = (
     "BabyAI-GoToLocal-v0",
@@ -266,9 +268,9 @@ def test_step_rejects_unparsed_text(envs):
 # -- expert --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("env_id", LEVELS)
+@pytest.mark.parametrize("env_id", LEVELS + MULTI_ROOM_LEVELS)
 def test_expert_success_rate_on_30_seeds(envs, env_id):
-    env = envs[env_id]
+    env = envs[env_id] if env_id in envs else make_env(env_id)
     wins = 0
     for seed in range(1000, 1030):
         env.reset(seed)
@@ -307,6 +309,20 @@ def test_expert_solves_from_restored_mid_episode_states(envs, env_id):
     if env_id == "BabyAI-GoToLocal-v0":
         assert solved == tried
     assert solved / tried >= 0.9
+
+
+def test_expert_map_is_the_agents_region_behind_shut_doors():
+    env = make_env("BabyAI-GoToObjMaze-v0")
+    env.reset(2)
+    grid = env._env.grid
+    mask = env.region_mask()
+    doors = [(i, j) for i in range(grid.width) for j in range(grid.height)
+             if grid.get(i, j) is not None and grid.get(i, j).type == "door"]  # fmt: skip
+    assert 0 < mask.sum() < mask.size  # the agent's room, not the whole maze
+    assert mask[tuple(env._env.agent_pos)]
+    shut = [d for d in doors if mask[d] and not grid.get(*d).is_open]
+    assert shut  # the doors bounding the room are on the map; what lies behind them is not
+    env.expert_action()  # a map of the whole maze made the bot assert here (no path through shut doors)
 
 
 def test_expert_action_is_stable_within_a_state_and_cache_survives_own_actions(envs):

@@ -7,7 +7,7 @@ from teachable.constants import FORMATS
 from teachable.envs.base import Advice
 from teachable.labeling import (
     QUADRANTS, STUDENT_CONDITIONS, add_quadrants, assign_quadrants, condition_specs, crossfit_elp, label_rows,
-    quadrant_thresholds, split_threshold,
+    label_snapshots, quadrant_thresholds, split_threshold,
 )  # fmt: skip
 from teachable.patches import PLACEBOS
 
@@ -144,3 +144,35 @@ def test_quadrants_exist_when_most_L_local_is_zero():
     out, thr = add_quadrants(df, {"mode": "auto", "u_quantile": 0.5, "l_quantile": 0.5, "min_size": 1})
     assert thr["L_split"]["tie"] and thr["L_split"]["threshold"] == 0.0
     assert thr["sizes"]["Q1_highU_highL"] + thr["sizes"]["Q4_lowU_highL"] == 20
+
+
+class UniformPolicy:
+    """A real (uniform) student: every valid action equally likely."""
+
+    name = "uniform"
+
+    def action_logprobs(self, contexts):
+        return [np.full(len(c.valid_actions), -np.log(len(c.valid_actions))) for c in contexts]
+
+
+def test_contrast_of_a_correct_student_gets_the_diagnosis_of_the_action_it_calls_worse():
+    from teachable.envs import make_env
+    from teachable.teachers.oracle import OracleTeacher
+
+    env = make_env(ENV, max_steps=12)
+    for seed in range(50):  # a state where the expert's action is "turn left" (the uniform argmax)
+        obs = env.reset(seed)
+        if env.expert_action() == "turn left":
+            break
+    snap = pd.DataFrame([{"snapshot_id": f"{ENV}/B-{seed}/t0", "experiment": "B", "task_id": f"{ENV}:{seed}",
+                          "env_id": ENV, "seed": seed, "step_idx": 0, "actions": [], "instruction": obs.instruction,
+                          "observation": obs.text, "history": [], "valid_actions": list(obs.valid_actions),
+                          "student_action": None}])  # fmt: skip
+    cfg = {"seed": 0, "env": {"id": ENV, "max_steps": 12, "history_len": 2}, "student": {"temperature": 1.0},
+           "phase1": {"n_rollouts": 2, "n_rollouts_expert": 1, "confidence": 0.95, "n_bootstrap": 100}}  # fmt: skip
+    labeled, failures = label_snapshots(snap, UniformPolicy(), OracleTeacher(12), cfg, progress=False)
+    row = labeled.iloc[0]
+    assert failures.empty and row["student_action"] == row["suggested_action"] == "turn left"
+    assert row["contrast_action"] == "turn right"
+    env.reset(seed)
+    assert row["contrast_diagnosis"] == env.diagnose("turn right") != row["diagnosis"] == env.diagnose("turn left")

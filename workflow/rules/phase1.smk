@@ -42,6 +42,7 @@ rule merge_labels:
         parquet=R("phase1", "labeled_snapshots.parquet"),
         jsonl=R("phase1", "labeled_snapshots.jsonl"),
         thresholds=R("phase1", "quadrant_thresholds.json"),
+        hint_audit=R("phase1", "hint_audit.json"),
         failures=R("phase1", "teacher_failures.parquet"),
         plots=expand(R("phase1", "threshold_plots", "{plot}.png"), plot=PHASE1_PLOTS),
     log:
@@ -54,10 +55,14 @@ rule merge_labels:
         mem_mb=2000,
         runtime=30,
     params:
-        cfg=lambda wc: cfg_json(phase1={"quadrants": config["phase1"]["quadrants"]}),
+        cfg=lambda wc: cfg_json(
+            seed=config["seed"],
+            phase1={k: config["phase1"][k] for k in ("quadrants", "confidence")},
+        ),
         plots_dir=lambda wc, output: os.path.dirname(output.plots[0]),
     shell:
         "{TEACHABLE} merge-labels --config-json {params.cfg:q} --shards {input.shards} "
         "--failures {input.failures} --out {output.parquet} --out-jsonl {output.jsonl} "
         "--out-failures {output.failures} --thresholds {output.thresholds} "
+        "--hint-audit {output.hint_audit} "
         "--plots-dir {params.plots_dir} 2> {log}"

@@ -47,8 +47,11 @@ rule eval_summary:
         "../../envs/teachable.yaml"
     params:
         confidence=config["phase3"]["confidence"],
+        n_bootstrap=config["phase3"]["n_bootstrap"],
+        seed=config["seed"],
     shell:
         "{TEACHABLE} eval-summary --rollouts {input} --confidence {params.confidence} "
+        "--n-bootstrap {params.n_bootstrap} --seed {params.seed} "
         "--out {output.rollouts} --out-tables {output.tables} 2> {log}"
 
 
@@ -65,7 +68,10 @@ rule compare_run:
     params:
         alpha=config["phase3"]["alpha"],
         confidence=config["phase3"]["confidence"],
+        n_bootstrap=config["phase3"]["n_bootstrap"],
+        seed=config["seed"],
     shell:
         "{TEACHABLE} compare --rollouts {input} --baseline base --model {wildcards.run} "
         "--alpha {params.alpha} --confidence {params.confidence} "
+        "--n-bootstrap {params.n_bootstrap} --seed {params.seed} "
         "--out-json {output.json} --out-md {output.md} 2> {log}"

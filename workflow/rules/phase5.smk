@@ -89,7 +89,10 @@ rule selection_summary:
         "../../envs/teachable.yaml"
     params:
         confidence=config["phase3"]["confidence"],
+        n_bootstrap=config["phase3"]["n_bootstrap"],
+        seed=config["seed"],
     shell:
         "{TEACHABLE} selection-summary --base-rollouts {input.base} --plan {input.plan} "
         "--rollouts {input.rollouts} --selected {input.selected} "
-        "--confidence {params.confidence} --out {output} 2> {log}"
+        "--confidence {params.confidence} --n-bootstrap {params.n_bootstrap} "
+        "--seed {params.seed} --out {output} 2> {log}"

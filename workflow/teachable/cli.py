@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from .constants import SELECTION_METHODS
 from .gpu_slots import gpu_slot_for
 
 log = logging.getLogger("teachable")
@@ -115,6 +116,7 @@ def cmd_label_shard(a) -> None:
 def cmd_merge_labels(a) -> None:
     import pandas as pd
 
+    from .hint_audit import hint_audit
     from .io import read_parquet, write_json, write_jsonl, write_parquet
     from .labeling import add_quadrants, threshold_plots
 
@@ -127,10 +129,15 @@ def cmd_merge_labels(a) -> None:
     df = df.sort_values("snapshot_id").reset_index(drop=True)
     df, thr = add_quadrants(df, cfg["phase1"]["quadrants"])
     thr["teacher_failures"] = int(len(fails))
+    audit = hint_audit(df, seed=int(cfg["seed"]), confidence=float(cfg["phase1"]["confidence"]))
+    log.info("hint audit: %d diagnoses naming an action; action accuracy from the hint %s, demo %s, majority %s",
+             audit["diagnoses_naming_action"], *(audit[k] and round(audit[k]["p"], 3) for k in
+             ("hint_action_accuracy", "demo_action_accuracy", "majority_accuracy")))  # fmt: skip
     log.info("quadrant sizes %s (thresholds U>%.4f, L>%.4f)", thr["sizes"], thr["U_threshold"], thr["L_threshold"])
     threshold_plots(df, thr, a.plots_dir)
     write_parquet(fails, a.out_failures)
     write_json(thr, a.thresholds)
+    write_json(audit, a.hint_audit)
     write_jsonl(df, a.out_jsonl)
     write_parquet(df, a.out)
 
@@ -281,7 +288,7 @@ def cmd_selection_summary(a) -> None:
     for p in a.selected:
         sel = read_json(p)
         selected[sel["method"]] = sel
-    write_json(selection_summary(rows, selected, a.confidence), a.out)
+    write_json(selection_summary(rows, selected, a.confidence, n_bootstrap=a.n_bootstrap, seed=a.seed), a.out)
 
 
 def cmd_eval_model(a) -> None:
@@ -294,7 +301,9 @@ def cmd_eval_model(a) -> None:
     split = apply_heldout(read_parquet(a.labeled), read_json(a.heldout))
     heldout = split[split["heldout"]].reset_index(drop=True)
     rows = eval_model(a.model_id, a.model, a.adapter or None, heldout, cfg, progress=not a.no_progress)
-    bench = benchmark_json(rows, a.model_id)
+    p3 = cfg["phase3"]
+    bench = benchmark_json(rows, a.model_id, confidence=p3["confidence"], n_bootstrap=p3["n_bootstrap"],
+                           seed=cfg["seed"])  # fmt: skip
     log.info("model %s: pass rate %.3f (n=%d)", a.model_id, bench["pass_rate"], bench["n"])
     write_json(bench, a.out_benchmark)
     write_parquet(rows, a.out)
@@ -312,7 +321,7 @@ def cmd_eval_summary(a) -> None:
     out_dirs = {str(Path(p).parent) for p in a.out_tables}
     if len(out_dirs) != 1 or {Path(p).name for p in a.out_tables} != set(CSV_NAMES.values()):
         raise ValueError(f"--out-tables must be the files {sorted(CSV_NAMES.values())} in one directory")
-    write_summaries(summarize(rows, a.confidence), out_dirs.pop())
+    write_summaries(summarize(rows, a.confidence, n_bootstrap=a.n_bootstrap, seed=a.seed), out_dirs.pop())
     write_parquet(rows, a.out)
 
 
@@ -338,7 +347,8 @@ def cmd_compare(a) -> None:
     if len(a.model) > 1 and (a.out_json or a.out_md):
         raise ValueError("with several --model, write the reports with --out-dir")
     for m in a.model:
-        rep = compare(rows, a.baseline, m, confidence=a.confidence, alpha=a.alpha)
+        rep = compare(rows, a.baseline, m, confidence=a.confidence, alpha=a.alpha, n_bootstrap=a.n_bootstrap,
+                      seed=a.seed)  # fmt: skip
         md = to_markdown(rep)
         out_json, out_md = a.out_json, a.out_md
         if a.out_dir:
@@ -369,6 +379,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     def prog_arg(sp):
         sp.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+    def boot_args(sp):
+        sp.add_argument("--n-bootstrap", type=int, default=2000,
+                        help="resamples of the cluster bootstrap over tasks/snapshots (config phase3.n_bootstrap)")
+        sp.add_argument("--seed", type=int, default=0, help="seed of the resampling (config seed)")
 
     sp = add("student-init", cmd_student_init, "Build and train the embedded default student offline.")
     cfg_arg(sp)
@@ -410,6 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out-jsonl", required=True)
     sp.add_argument("--out-failures", required=True)
     sp.add_argument("--thresholds", required=True)
+    sp.add_argument("--hint-audit", required=True, help="hint_audit.json (does the hint's wording give the action away?)")
     sp.add_argument("--plots-dir", required=True)
 
     sp = add("microtrain", cmd_microtrain, "Phase 1B: micro-train one LoRA per sampled snapshot (one shard).")
@@ -464,7 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("select-train", cmd_select_train, "Phase 5: one selection method picks K snapshots; train on them.")
     cfg_arg(sp), prog_arg(sp)
-    sp.add_argument("--method", required=True, help="RANDOM, ENTROPY, PREDICTOR or ORACLE")
+    sp.add_argument("--method", required=True, help=", ".join(SELECTION_METHODS))
     sp.add_argument("--model", required=True, help="student model directory")
     sp.add_argument("--labeled", required=True, help="phase1/labeled_snapshots.parquet")
     sp.add_argument("--heldout", required=True, help="phase2/heldout.json (never selected)")
@@ -478,11 +494,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--rollouts", nargs="*", default=[], help="each method's eval rollouts.parquet")
     sp.add_argument("--selected", nargs="*", default=[], help="each method's selected.json, same order")
     sp.add_argument("--confidence", type=float, default=0.95)
+    boot_args(sp)
     sp.add_argument("--out", required=True, help="phase5/selection_summary.json")
 
     sp = add("eval-summary", cmd_eval_summary, "Phase 3: merge models' rollouts; write the result CSVs.")
     sp.add_argument("--rollouts", nargs="+", required=True)
     sp.add_argument("--confidence", type=float, default=0.95)
+    boot_args(sp)
     sp.add_argument("--out", required=True)
     sp.add_argument("--out-tables", nargs="+", required=True)
 
@@ -492,6 +510,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--model", required=True, nargs="+", help="model id(s), e.g. Q1_highU_highL_demo")
     sp.add_argument("--alpha", type=float, default=0.05)
     sp.add_argument("--confidence", type=float, default=0.95)
+    boot_args(sp)
     sp.add_argument("--out-json", help="the report as JSON (one --model)")
     sp.add_argument("--out-md", help="the report as Markdown (one --model)")
     sp.add_argument("--out-dir", help="write MODEL_vs_BASELINE.{json,md} here for each --model")

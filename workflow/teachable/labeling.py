@@ -86,24 +86,27 @@ def contrast_action(student_action: str, teacher_action: str, valid_actions, log
     return next(valid_actions[i] for i in order if valid_actions[i] != teacher_action)
 
 
-def condition_patches(row, advice) -> dict[str, str | None]:
-    """The patch of every student condition of one snapshot (None: no patch)."""
+def condition_patches(row, advice, contrast_diagnosis: str | None = None) -> dict[str, str | None]:
+    """The patch of every student condition of one snapshot (None: no patch). The contrast (and
+    its placebo) uses ``contrast_diagnosis``, the teacher's diagnosis of the action the contrast
+    calls worse, when that is not the student's own action."""
     va = list(row["valid_actions"])
     worse = contrast_action(row["student_action"], advice.suggested_action, va, row["_logprobs"])
     patches: dict[str, str | None] = {"policy": None, "force": None}
     for m in (*PLACEBOS, *FORMATS):
+        diagnosis = contrast_diagnosis if m.endswith("contrast") and contrast_diagnosis else advice.diagnosis
         patches[m] = make_patch(m, teacher_action=advice.suggested_action, student_action=worse,
-                                diagnosis=advice.diagnosis, valid_actions=va)  # fmt: skip
+                                diagnosis=diagnosis, valid_actions=va)  # fmt: skip
     return patches
 
 
-def condition_specs(row, advice, cfg: dict) -> list[RolloutSpec]:
+def condition_specs(row, advice, cfg: dict, contrast_diagnosis: str | None = None) -> list[RolloutSpec]:
     """All rollouts of one snapshot: for i < n_rollouts, every student condition with the random
     stream derive_seed(seed, snapshot_id, i) (common random numbers); then the expert's."""
     p1, seed = cfg["phase1"], cfg["seed"]
     sid, prefix = row["snapshot_id"], tuple(row["actions"])
     common = dict(env_id=row["env_id"], seed=int(row["seed"]), prefix=prefix)
-    patches = condition_patches(row, advice)
+    patches = condition_patches(row, advice, contrast_diagnosis)
     specs = []
     for i in range(p1["n_rollouts"]):
         rs = derive_seed(seed, sid, "rollout", i)
@@ -164,12 +167,14 @@ def elp_interval(y: dict[str, np.ndarray], n_resamples: int, confidence: float, 
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
-def label_rows(scored: pd.DataFrame, advice: list, outs: dict, cfg: dict) -> pd.DataFrame:
+def label_rows(scored: pd.DataFrame, advice: list, outs: dict, cfg: dict,
+               contrast_diagnoses: list | None = None) -> pd.DataFrame:  # fmt: skip
     """One labeled row per scored snapshot from its rollouts' outcomes (``outcomes``)."""
     p1 = cfg["phase1"]
     confidence = float(p1["confidence"])
     rows = []
-    for (_, r), adv in zip(scored.iterrows(), advice):
+    contrast_diagnoses = contrast_diagnoses or [None] * len(advice)
+    for (_, r), adv, cdiag in zip(scored.iterrows(), advice, contrast_diagnoses, strict=True):
         sid = r["snapshot_id"]
         row = {k: r[k] for k in scored.columns if not k.startswith("_")}
         lp = r["_logprobs"]
@@ -179,6 +184,7 @@ def label_rows(scored: pd.DataFrame, advice: list, outs: dict, cfg: dict) -> pd.
             diagnosis=adv.diagnosis,
             error_type=adv.error_type,
             contrast_action=contrast_action(r["student_action"], adv.suggested_action, va, lp),
+            contrast_diagnosis=cdiag or adv.diagnosis,
             p_teacher_action=float(np.exp(lp[va.index(adv.suggested_action)])),
         )
         y = {c: outs[(sid, c)] for c in STUDENT_CONDITIONS}
@@ -211,29 +217,51 @@ def label_rows(scored: pd.DataFrame, advice: list, outs: dict, cfg: dict) -> pd.
     return pd.DataFrame(rows)
 
 
+def advice_request(r, student_action: str | None) -> AdviceRequest:
+    """What the teacher sees of a scored snapshot, about ``student_action``."""
+    return AdviceRequest(
+        env_id=r["env_id"], seed=int(r["seed"]), actions=tuple(r["actions"]), instruction=r["instruction"],
+        observation=r["observation"], valid_actions=tuple(r["valid_actions"]), history=tuple(r["history"]),
+        student_action=student_action,
+    )  # fmt: skip
+
+
+def _valid(advice, req: AdviceRequest) -> bool:
+    return bool(advice.ok and advice.suggested_action in req.valid_actions)
+
+
 def label_snapshots(snaps: pd.DataFrame, student: Policy, teacher: Teacher, cfg: dict,
                     progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Labels for every snapshot whose teacher advice is valid; teacher failures are returned
-    separately (recorded, never replaced by another action)."""
+    separately (recorded, never replaced by another action).
+
+    Where the student's action IS the teacher's (Experiment B), the contrast calls the student's
+    most likely other action worse, so the teacher is asked a second time, about that action, and
+    its diagnosis (``contrast_diagnosis``) is the contrast's "because"; a failure of that second
+    answer is a teacher failure of the snapshot."""
     scored = score_snapshots(snaps, student)
-    reqs = [
-        AdviceRequest(
-            env_id=r["env_id"], seed=int(r["seed"]), actions=tuple(r["actions"]),
-            instruction=r["instruction"], observation=r["observation"],
-            valid_actions=tuple(r["valid_actions"]), history=tuple(r["history"]),
-            student_action=r["student_action"],
-        )
-        for _, r in scored.iterrows()
-    ]
+    reqs = [advice_request(r, r["student_action"]) for _, r in scored.iterrows()]
     advice = teacher.advise_many(reqs)
-    ok = np.array([a.ok and a.suggested_action in r.valid_actions for a, r in zip(advice, reqs)], dtype=bool)
+    reasons = [None if _valid(a, q) else (a.failure_reason or "suggested action not valid")
+               for a, q in zip(advice, reqs)]  # fmt: skip
+    second = {}
+    for k, ((_, r), a) in enumerate(zip(scored.iterrows(), advice)):
+        if reasons[k] is None and r["student_action"] == a.suggested_action:
+            worse = contrast_action(r["student_action"], a.suggested_action, list(r["valid_actions"]), r["_logprobs"])
+            second[k] = advice_request(r, worse)
+    contrast_advice = dict(zip(second, teacher.advise_many(list(second.values()))))
+    for k, a in contrast_advice.items():
+        if not (a.ok and a.diagnosis):
+            reasons[k] = f"contrast diagnosis (about {second[k].student_action!r}): {a.failure_reason or 'empty'}"
+    ok = np.array([why is None for why in reasons], dtype=bool)
     failures = scored.loc[~ok, [c for c in scored.columns if not c.startswith("_")]].copy()
-    failures["failure_reason"] = [a.failure_reason or "suggested action not valid" for a, k in zip(advice, ok) if not k]
+    failures["failure_reason"] = [why for why in reasons if why is not None]
     good = scored.loc[ok]
     good_adv = [a for a, k in zip(advice, ok) if k]
-    specs = [s for (_, r), a in zip(good.iterrows(), good_adv) for s in condition_specs(r, a, cfg)]
+    cdiags = [contrast_advice[k].diagnosis if k in contrast_advice else None for k in np.flatnonzero(ok)]
+    specs = [s for (_, r), a, c in zip(good.iterrows(), good_adv, cdiags) for s in condition_specs(r, a, cfg, c)]
     results = study_rollouts(specs, student, cfg, desc="phase1 label rollouts", progress=progress)
-    labeled = label_rows(good, good_adv, outcomes(results), cfg)
+    labeled = label_rows(good, good_adv, outcomes(results), cfg, cdiags)
     return labeled, failures
 
 

@@ -32,7 +32,8 @@ def hint_patch(diagnosis: str) -> str:
 
 
 def contrast_patch(student_action: str, teacher_action: str, diagnosis: str) -> str:
-    return f"'{student_action}' was worse than '{teacher_action}' because {diagnosis.strip()}"
+    d = diagnosis.strip()
+    return f"'{student_action}' was worse than '{teacher_action}' because {d[:1].lower() + d[1:]}"
 
 
 def filler(length: int) -> str:

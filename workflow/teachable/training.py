@@ -98,7 +98,8 @@ def supervision_example(row, fmt: str) -> tuple[Context, str]:
     if fmt != "demo":
         # the action the contrast calls worse: labeling's contrast_action (never the target itself)
         worse = row["contrast_action"] if "contrast_action" in row else row["student_action"]
-        patch = make_patch(fmt, teacher_action=target, student_action=worse, diagnosis=row["diagnosis"])
+        diagnosis = row["contrast_diagnosis"] if fmt == "contrast" and "contrast_diagnosis" in row else row["diagnosis"]
+        patch = make_patch(fmt, teacher_action=target, student_action=worse, diagnosis=diagnosis)
     return snapshot_context(row, patch), target
 
 

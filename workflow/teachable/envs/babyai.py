@@ -4,10 +4,14 @@
   MiniGrid's ``done`` is not offered). ``step(INVALID_ACTION)`` runs MiniGrid's ``done`` action,
   which changes nothing in the world but still counts a step (and can truncate the episode).
 - Success (the ONE definition): the mission is completed, i.e. the episode's reward is > 0.
-- Expert: minigrid's ``BabyAIBot``. A bot is created on the current state (with a full map of the
-  level: the expert is privileged, so its action is a function of the state, not of what a fresh
-  bot happened to have seen) and cached while the trajectory only advances by the bot's own
-  actions; any other action, a reset or a restore drops it, and the next query plans afresh.
+- Expert: minigrid's ``BabyAIBot``. A bot is created on the current state and cached while the
+  trajectory only advances by the bot's own actions; any other action, a reset or a restore drops
+  it, and the next query plans afresh. It is privileged: its map (``vis_mask``) is the agent's
+  whole region (``region_mask``: every cell reachable without passing a shut door, and the walls
+  and doors around it), whatever the agent has seen, so its action is a function of the state.
+  The bot's planner cannot path through shut doors and asserts a path to every object on its map,
+  so objects behind shut doors stay off the map: the bot opens doors to explore, as it does on
+  its own (a map of the whole level makes it fail at the first step of multi-room levels).
 - Action vocabulary (``mentioned_actions``): every phrase the parser maps to an action (names,
   ``_ALIASES``, ``_MENTIONS`` patterns) with its inflections, found as whole words in any text.
   It is the one list the teacher rules use to decide that a diagnosis names or paraphrases an
@@ -27,6 +31,7 @@ import re
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 import minigrid  # noqa: F401  (registers the MiniGrid/BabyAI ids with gymnasium)
 from minigrid.envs.babyai.core import verifier as _verifier
 from minigrid.envs.babyai.core.verifier import GoToInstr, PickupInstr, PutNextInstr
@@ -472,11 +477,31 @@ class BabyAITextEnv(TextEnv):
         self._bot_action = -1
         self._expert_cache = None
 
+    def region_mask(self) -> np.ndarray:
+        """Cells reachable from the agent without passing a shut door (objects do not block:
+        they can be moved), plus the walls and doors that bound them."""
+        env = self._env
+        grid = env.grid
+        mask = np.zeros((grid.width, grid.height), dtype=bool)
+        start = (int(env.agent_pos[0]), int(env.agent_pos[1]))
+        mask[start] = True
+        queue = [start]
+        while queue:
+            i, j = queue.pop()
+            for ni, nj in ((i + 1, j), (i - 1, j), (i, j + 1), (i, j - 1)):
+                if not (0 <= ni < grid.width and 0 <= nj < grid.height) or mask[ni, nj]:
+                    continue
+                mask[ni, nj] = True
+                cell = grid.get(ni, nj)
+                if cell is None or (cell.type != "wall" and (cell.type != "door" or cell.is_open)):
+                    queue.append((ni, nj))
+        return mask
+
     def _fresh_bot(self) -> BabyAIBot:
         env = self._env
         bot = BabyAIBot(env)
         if self.omniscient_expert:
-            bot.vis_mask[:, :] = True
+            bot.vis_mask[:, :] = self.region_mask()
         carrying = env.carrying
         instr = env.instrs
         if carrying is not None and isinstance(instr, (PutNextInstr, PickupInstr, GoToInstr)):
@@ -516,6 +541,8 @@ class BabyAITextEnv(TextEnv):
             )
         idx = None
         if self._bot is not None and self._bot_version == self._version - 1:
+            if self.omniscient_expert:  # a door it opened adds a region to its map
+                self._bot.vis_mask |= self.region_mask()
             try:
                 idx = int(self._bot.replan())
             except Exception:  # noqa: BLE001 - a stale plan: replan from scratch below
