@@ -154,12 +154,30 @@ def study(tmp_path):
         "quadrant": [QUADRANTS[i % 4] for i in range(n)], "U": rng.uniform(0.5, 1.4, n),
         "L_local": rng.choice(np.arange(-4, 9) / 8, n), "ELP_net": rng.choice(np.arange(-4, 9) / 8, n),
         "route_net": [FORMATS[i % 3] for i in range(n)], "route_ties": [["demo"]] * n,
+        **{f"gain_net_{m}": rng.choice(np.arange(-4, 9) / 8, n) for m in FORMATS},
+        "ELP_net_naive": rng.choice(np.arange(0, 9) / 8, n), "p_policy": rng.choice(np.arange(0, 9) / 8, n),
+        "p_expert_errors": [1 if i == 3 else 0 for i in range(n)], "p_expert_impossible": [1 if i == 3 else 0 for i in range(n)],
     })  # fmt: skip
     micro = labeled.iloc[:16][["snapshot_id", "quadrant", "ELP_net"]].assign(
         route="demo", before=0.25, after=lambda d: 0.25 + d["ELP_net"] / 2, delta=lambda d: d["ELP_net"] / 2)
     corr = {"n": 16, "rho": 0.51, "rho_ci": [0.32, 0.7], "ci_method": "percentile bootstrap (paired)",
             "confidence": 0.95, "p_value": 0.0104, "p_method": "permutation (pairings), one-sided: rho > 0",
-            "rho_threshold": 0.3, "alpha": 0.05, "pass": True, "reason": None}  # fmt: skip
+            "rho_threshold": 0.3, "alpha": 0.05, "pass": True, "reason": None,
+            "baselines": {"L_local": {"n": 16, "rho": 0.1, "rho_ci": [-0.3, 0.5], "p_value": 0.4},
+                          "headroom": {"n": 16, "rho": 0.3, "rho_ci": [-0.1, 0.6], "p_value": 0.1},
+                          "U": {"n": 16, "rho": -0.1, "rho_ci": [-0.5, 0.3], "p_value": 0.6}},
+            "partial_rho": {"n": 16, "rho": 0.45, "rho_ci": [0.12, 0.7], "p_value": 0.02, "given": "p_policy"},
+            "per_route": {"demo": {"n": 16, "rho": 0.51, "rho_ci": [0.32, 0.7], "p_value": 0.0104}}}  # fmt: skip
+    hint = {"n": n, "n_tasks": 20, "diagnoses_naming_action": 0,
+            "hint_action_accuracy": {"p": 0.6, "n": n, "lo": 0.45, "hi": 0.73},
+            "demo_action_accuracy": {"p": 1.0, "n": n, "lo": 0.91, "hi": 1.0},
+            "majority_accuracy": {"p": 0.4, "n": n, "lo": 0.26, "hi": 0.55}, "reason": None}  # fmt: skip
+    training = {"runs": {r: {} for r in RUN_IDS}, "skipped_runs": {}, "budget": 8, "epochs": 4.0, "optimizer_steps": 4,
+                "b2_all_compute_ratio": 3.5, "equal_budgets": True, "heldout_leaks": []}  # fmt: skip
+    mining = {"A": {"failed_episodes": 30, "expert_error_planner": 1}, "B": {"episodes": 10}}
+    base_rollouts = pd.DataFrame({"suite": ["overall"] * 4 + ["snapshot"] * 2, "task_id": ["t0", "t0", "t1", "t2", "t3", "t3"],
+                                  "snapshot_id": [None] * 4 + ["s6", "s6"],
+                                  "expert_error": [None, None, "impossible", None, None, None]})  # fmt: skip
     thr = {"mode": "auto", "n": n, "U_threshold": 0.95, "L_threshold": 0.0,
            "sizes": {q: int((labeled["quadrant"] == q).sum()) for q in QUADRANTS}}  # fmt: skip
     paths = {k: tmp_path / "in" / v for k, v in {
@@ -167,12 +185,16 @@ def study(tmp_path):
         "micro": "micro_training_results.parquet", "correlation": "cpt_correlation.json",
         "transfer": "transfer_matrix.csv", "overall": "overall_task_results.csv",
         "retention": "retention_results.csv", "stuckness": "stuckness_results.csv",
-        "predictor": "training_result.json", "selection": "selection_summary.json"}.items()}  # fmt: skip
+        "predictor": "training_result.json", "selection": "selection_summary.json", "hint_audit": "hint_audit.json",
+        "training": "training_summary.json", "mining": "mining_summary.json",
+        "base_rollouts": "base_rollouts.parquet"}.items()}  # fmt: skip
     paths["labeled"].parent.mkdir()
     labeled.to_parquet(paths["labeled"])
     micro.to_parquet(paths["micro"])
-    for k, obj in (("thresholds", thr), ("correlation", corr), ("predictor", _predictor()), ("selection", _selection())):
+    for k, obj in (("thresholds", thr), ("correlation", corr), ("predictor", _predictor()), ("selection", _selection()),
+                   ("hint_audit", hint), ("training", training), ("mining", mining)):  # fmt: skip
         paths[k].write_text(json.dumps(obj))
+    base_rollouts.to_parquet(paths["base_rollouts"])
     for k, df in (("transfer", _transfer()), ("overall", _overall()), ("retention", _retention()),
                   ("stuckness", _stuckness())):  # fmt: skip
         df.to_csv(paths[k], index=False)
@@ -181,12 +203,13 @@ def study(tmp_path):
 
 
 def _args(study, *names) -> list[str]:
-    return [a for k in names for a in (f"--{k}", str(study[k]))]
+    return [a for k in names for a in (f"--{k.replace('_', '-')}", str(study[k]))]
 
 
 FIG_INPUTS = ("labeled", "thresholds", "micro", "correlation", "transfer", "overall", "retention", "selection")
 TABLE_INPUTS = ("labeled", "transfer", "overall", "retention", "stuckness", "predictor", "selection")
-SUMMARY_INPUTS = ("correlation", "transfer", "retention", "overall", "thresholds", "predictor", "selection")
+SUMMARY_INPUTS = ("correlation", "transfer", "retention", "overall", "thresholds", "predictor", "selection", "labeled",
+                  "hint_audit", "training", "mining", "base_rollouts")
 
 
 def _summary(study, threshold=0.05) -> dict:
@@ -291,8 +314,9 @@ def test_markdown_formatter_renders_missing_values_as_a_dash():
 def test_summary_numbers_equal_the_input_files(study):
     s = _summary(study)
     checks = {c["id"]: c for c in s["checks"]}
-    assert list(checks) == ["cpt_rho", "transfer_diagonal", "retention_drop", "predictor_beats_entropy",
-                            "selection_predictor", "selection_oracle_vs_learnability"]  # fmt: skip
+    assert list(checks) == ["cpt_rho", "cpt_beyond_headroom", "transfer_diagonal", "retention_drop",
+                            "predictor_beats_entropy", "selection_predictor", "selection_oracle_vs_learnability"]  # fmt: skip
+    assert checks["cpt_beyond_headroom"]["held"] is True  # partial rho interval [0.12, 0.7] above 0
 
     corr = json.loads(study["correlation"].read_text())
     a = checks["cpt_rho"]
@@ -338,16 +362,62 @@ def test_summary_numbers_equal_the_input_files(study):
 
     md = (study["out"] / "summary.md").read_text()
     marks = [line[2] for line in md.splitlines() if line.startswith("- ") and "**(" in line]
-    assert marks == ["✔", "✔", "✘", "✔", "✔", "✔"]
+    assert marks == ["✔", "✔", "✔", "✘", "✔", "✔", "✔"]
     assert f"{corr['rho']:.3f}" in md and MAX_DROP_RUN in md
 
-    assert _summary(study, threshold=0.1)["checks"][2]["held"] is None  # 0.1 inside [0.058, 0.108]
-    assert _summary(study, threshold=0.15)["checks"][2]["held"] is True  # every upper bound < 0.15
+    assert _summary(study, threshold=0.1)["checks"][3]["held"] is None  # 0.1 inside [0.058, 0.108]
+    assert _summary(study, threshold=0.15)["checks"][3]["held"] is True  # every upper bound < 0.15
+
+
+def test_summary_protocol_numbers_come_from_their_files(study):
+    s = _summary(study)
+    p = s["protocol"]
+    lab = pd.read_parquet(study["labeled"])
+    assert p["hint_audit"]["diagnoses_naming_action"] == 0 and p["hint_audit"]["hint_action_accuracy"]["p"] == 0.6
+    for m in FORMATS:
+        g = p["gains"][f"gain_net_{m}"]
+        assert g["value"] == pytest.approx(lab[f"gain_net_{m}"].mean()) and g["lo"] <= g["value"] <= g["hi"]
+        assert g["n_clusters"] == lab["task_id"].nunique()
+    assert p["gate"]["partial_rho"]["rho"] == 0.45 and p["gate"]["baselines"]["headroom"]["rho"] == 0.3
+    assert p["training"]["b2_all_compute_ratio"] == 3.5 and p["training"]["skipped_runs"] == {}
+    ee = p["expert_errors"]
+    assert ee["phase0_A"] == {"expert_error_planner": 1} and ee["phase1"] == {"expert_rollouts_failed": 1,
+                                                                             "of_which_impossible": 1}
+    assert ee["phase3_starts"] == {"impossible": 1}
+    md = (study["out"] / "summary.md").read_text()
+    assert "## Protocol checks" in md and "Hint audit" in md and "partial rho given p_policy 0.450" in md
+
+
+def test_skipped_runs_and_a_skipped_phase5_are_reported_not_crashed(study):
+    training = json.loads(study["training"].read_text())
+    skipped = [f"Q4_lowU_highL_{f}" for f in FORMATS]
+    training["runs"] = {r: {} for r in RUN_IDS if r not in skipped}
+    training["skipped_runs"] = {r: "quadrant Q4_lowU_highL has 1 train snapshot(s), under phase2.min_budget=4"
+                                for r in skipped}  # fmt: skip
+    study["training"].write_text(json.dumps(training))
+    for name in ("transfer", "retention"):
+        df = pd.read_csv(study[name])
+        df[~df["model_id"].isin(skipped)].to_csv(study[name], index=False)
+    reason = "12 candidate snapshot(s) (labeled, not held out) for phase5.budget=16"
+    study["selection"].write_text(json.dumps({"skipped": reason, "k": 16, "n_candidates": 12, "methods": {}}))
+    s = _summary(study, threshold=0.15)
+    checks = {c["id"]: c for c in s["checks"]}
+    assert checks["transfer_diagonal"]["values"]["missing_models"] == []  # the skipped runs are not "missing"
+    assert checks["retention_drop"]["held"] is True
+    assert checks["selection_predictor"]["held"] is None and reason in checks["selection_predictor"]["detail"]
+    md = (study["out"] / "summary.md").read_text()
+    assert "Q4_lowU_highL_demo (quadrant Q4_lowU_highL has 1 train snapshot(s)" in md and reason in md
+    main(["tables", *_args(study, *TABLE_INPUTS), "--out-dir", str(study["out"])])
+    assert pd.read_csv(study["out"] / "selection_summary.csv").empty
+    assert reason in (study["out"] / "selection_summary.md").read_text()
+    main(["figures", *_args(study, *FIG_INPUTS), "--retention-threshold", "0.05", "--out-dir", str(study["out"])])
+    assert (study["out"] / "selection_frontier.png").read_bytes()[:8] == PNG_SIGNATURE
 
 
 def test_a_nan_input_makes_its_check_null_never_guessed(study):
     corr = json.loads(study["correlation"].read_text())
-    corr.update(rho=None, rho_ci=[None, None], reason="n = 2 < 3 snapshots: Spearman rho undefined")
+    corr.update(rho=None, rho_ci=[None, None], reason="n = 2 < 3 snapshots: Spearman rho undefined",
+                partial_rho={"n": 2, "rho": None, "rho_ci": [None, None], "reason": "n = 2 < 3 snapshots"})
     study["correlation"].write_text(json.dumps(corr))
     ret = pd.read_csv(study["retention"])
     # (the run whose interval alone would show "not held": with it unknown, nothing is decided)
@@ -381,10 +451,10 @@ def test_a_nan_input_makes_its_check_null_never_guessed(study):
 def test_a_missing_phase2_run_makes_the_retention_check_null(study):
     ret = pd.read_csv(study["retention"])
     ret[ret["model_id"] != "B2_all"].to_csv(study["retention"], index=False)
-    c = _summary(study, threshold=0.15)["checks"][2]  # held with B2_all there
+    c = _summary(study, threshold=0.15)["checks"][3]  # held with B2_all there
     assert c["held"] is None and c["values"]["missing_runs"] == ["B2_all"]
     # one run whose lower bound is over the threshold decides "not held" whatever is missing
-    assert _summary(study, threshold=0.05)["checks"][2]["held"] is False
+    assert _summary(study, threshold=0.05)["checks"][3]["held"] is False
 
 
 def test_diagonal_vs_off_diagonal_matches_a_hand_computation_on_a_2x2_toy():

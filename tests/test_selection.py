@@ -24,18 +24,28 @@ def _labeled(n: int = 40) -> pd.DataFrame:
     })  # fmt: skip
 
 
-def test_candidates_never_include_a_heldout_snapshot():
-    from teachable.matrix import heldout_split
+def _heldout(lab: pd.DataFrame) -> dict:
+    from teachable.matrix import heldout_record, heldout_split
 
+    return heldout_record(heldout_split(lab, 0.25, 0), 0.25, 0)
+
+
+def _candidates() -> pd.DataFrame:
     lab = _labeled()
-    split = heldout_split(lab, 0.25, 0)
-    cands = candidates(lab, 0.25, 0)
-    assert set(cands["snapshot_id"]) == set(split.loc[~split["heldout"], "snapshot_id"])
-    assert len(cands) < len(lab)
+    return candidates(lab, _heldout(lab))
+
+
+def test_candidates_never_include_a_heldout_snapshot_or_task():
+    lab = _labeled()
+    held = _heldout(lab)
+    cands = candidates(lab, held)
+    assert set(cands["snapshot_id"]) == set(lab["snapshot_id"]) - set(held["snapshot_ids"])
+    assert not set(cands["task_id"]) & set(held["task_ids"])
+    assert 0 < len(cands) < len(lab)
 
 
 def test_oracle_and_entropy_take_the_top_k_of_their_score():
-    cands = candidates(_labeled(), 0.25, 0)
+    cands = _candidates()
     k = 5
     oracle = select(cands, "ORACLE", k, 0)
     assert set(oracle["snapshot_id"]) == set(cands.nlargest(k, "ELP_net")["snapshot_id"])
@@ -45,7 +55,7 @@ def test_oracle_and_entropy_take_the_top_k_of_their_score():
 
 
 def test_random_is_deterministic_per_seed_and_differs_across_seeds():
-    cands = candidates(_labeled(), 0.25, 0)
+    cands = _candidates()
     a, b = select(cands, "RANDOM", 8, 1), select(cands, "RANDOM", 8, 1)
     c = select(cands, "RANDOM", 8, 2)
     assert list(a["snapshot_id"]) == list(b["snapshot_id"])
@@ -60,7 +70,7 @@ def test_ties_break_by_snapshot_id():
 
 
 def test_predictor_without_a_predictor_is_an_error_not_a_fallback(tmp_path):
-    cands = candidates(_labeled(), 0.25, 0)
+    cands = _candidates()
     with pytest.raises(ValueError, match="predictor"):
         select(cands, "PREDICTOR", 3, 0, predictor_dir=None)
     with pytest.raises(FileNotFoundError):
@@ -109,7 +119,7 @@ def test_summary_gain_and_retention_match_hand_computation():
 
 
 def test_learnability_takes_the_top_k_of_success_variance():
-    cands = candidates(_labeled(), 0.25, 0)
+    cands = _candidates()
     k = 6
     chosen = select(cands, "LEARNABILITY", k, 0)
     v = cands["p_policy"] * (1 - cands["p_policy"])

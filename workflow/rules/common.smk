@@ -10,9 +10,10 @@ from teachable.envs.registry import check_env_id
 from teachable.splits import check_disjoint, split_seeds
 
 RESULTS = config["results_dir"]
-# Rules run the CLI through the interpreter that runs Snakemake (no activated venv needed; a
-# SLURM job runs the same interpreter path on the shared filesystem).
-TEACHABLE = f"{shlex.quote(sys.executable)} -m teachable"
+# Rules find `teachable` next to the interpreter that runs Snakemake (the venv's bin/), so
+# `.venv/bin/snakemake ...` works without an activated venv; a SLURM job runs the same
+# interpreter path on the shared filesystem.
+shell.prefix(f"export PATH={shlex.quote(os.path.dirname(sys.executable))}:$PATH; ")
 
 check_disjoint(config["splits"])
 try:
@@ -127,8 +128,9 @@ PHASE3_TABLES = [
 
 
 def get_plan():
-    """phase2/plan.json, once the checkpoint rule plan_training has run (it decides which runs
-    are trained: a quadrant too small for phase2.min_budget is skipped, with the reason)."""
+    """phase2/plan.json, once the checkpoint rule plan_training has run (it decides which
+    runs are trained; a quadrant too small for phase2.min_budget is skipped, with the reason)
+    """
     with open(checkpoints.plan_training.get().output.plan) as f:
         return json.load(f)
 

@@ -28,7 +28,7 @@ rule phase0_rollouts:
             },
         ),
     shell:
-        "OMP_NUM_THREADS={threads} {TEACHABLE} phase0-rollouts --config-json {params.cfg:q} "
+        "OMP_NUM_THREADS={threads} teachable phase0-rollouts --config-json {params.cfg:q} "
         "--model {input.model} --out {output} 2> {log}"
 
 
@@ -53,6 +53,6 @@ rule mine_snapshots:
             seed=config["seed"], env=config["env"], phase0=config["phase0"]
         ),
     shell:
-        "{TEACHABLE} mine --config-json {params.cfg:q} --rollouts {input} "
+        "teachable mine --config-json {params.cfg:q} --rollouts {input} "
         "--out-failure {output.failure} --out-expert {output.expert} "
         "--out-summary {output.summary} 2> {log}"

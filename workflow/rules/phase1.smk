@@ -28,7 +28,7 @@ rule label_shard:
             phase1={k: v for k, v in config["phase1"].items() if k != "quadrants"},
         ),
     shell:
-        "OMP_NUM_THREADS={threads} {TEACHABLE} label-shard --config-json {params.cfg:q} "
+        "OMP_NUM_THREADS={threads} teachable label-shard --config-json {params.cfg:q} "
         "--model {input.model} --snapshots {input.snapshots} --shard {wildcards.shard} "
         "--n-shards {params.n_shards} --out {output.labels} "
         "--out-failures {output.failures} 2> {log}"
@@ -61,7 +61,7 @@ rule merge_labels:
         ),
         plots_dir=lambda wc, output: os.path.dirname(output.plots[0]),
     shell:
-        "{TEACHABLE} merge-labels --config-json {params.cfg:q} --shards {input.shards} "
+        "teachable merge-labels --config-json {params.cfg:q} --shards {input.shards} "
         "--failures {input.failures} --out {output.parquet} --out-jsonl {output.jsonl} "
         "--out-failures {output.failures} --thresholds {output.thresholds} "
         "--hint-audit {output.hint_audit} "

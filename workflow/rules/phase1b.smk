@@ -22,7 +22,7 @@ rule microtrain:
         cfg=lambda wc: micro_cfg_json(),
         n_shards=config["phase1b"]["n_shards"],
     shell:
-        "OMP_NUM_THREADS={threads} {TEACHABLE} microtrain --config-json {params.cfg:q} "
+        "OMP_NUM_THREADS={threads} teachable microtrain --config-json {params.cfg:q} "
         "--model {input.model} --labeled {input.labeled} --shard {wildcards.shard} "
         "--n-shards {params.n_shards} --out {output} 2> {log}"
 
@@ -42,7 +42,7 @@ rule micro_merge:
     params:
         cfg=lambda wc: micro_cfg_json(),
     shell:
-        "{TEACHABLE} micro-merge --config-json {params.cfg:q} --shards {input} "
+        "teachable micro-merge --config-json {params.cfg:q} --shards {input} "
         "--out {output.results} --out-correlation {output.correlation} 2> {log}"
 
 
@@ -58,4 +58,4 @@ rule cpt_gate:
     params:
         gate=config["phase1b"]["gate"],
     shell:
-        "{TEACHABLE} cpt-gate --correlation {input} --gate {params.gate} --out {output} 2> {log}"
+        "teachable cpt-gate --correlation {input} --gate {params.gate} --out {output} 2> {log}"

@@ -22,7 +22,7 @@ checkpoint plan_training:
             phase5={"budget": config["phase5"]["budget"]},
         ),
     shell:
-        "{TEACHABLE} plan-training --config-json {params.cfg:q} --labeled {input} "
+        "teachable plan-training --config-json {params.cfg:q} --labeled {input} "
         "--out-heldout {output.heldout} --out-plan {output.plan} 2> {log}"
 
 
@@ -56,7 +56,7 @@ rule train_run:
         ),
         out_dir=lambda wc, output: os.path.dirname(output.log_json),
     shell:
-        "OMP_NUM_THREADS={threads} {TEACHABLE} train-run --config-json {params.cfg:q} "
+        "OMP_NUM_THREADS={threads} teachable train-run --config-json {params.cfg:q} "
         "--model {input.model} --labeled {input.labeled} --heldout {input.heldout} "
         "--plan {input.plan} --run-id {wildcards.run} --out-dir {params.out_dir} 2> {log}"
 
@@ -74,5 +74,5 @@ rule training_summary:
     conda:
         "../../envs/teachable.yaml"
     shell:
-        "{TEACHABLE} training-summary --plan {input.plan} --train-logs {input.logs} "
+        "teachable training-summary --plan {input.plan} --train-logs {input.logs} "
         "--out {output} 2> {log}"

@@ -24,7 +24,7 @@ rule eval_model:
             f"--adapter {input.adapter}" if "adapter" in input.keys() else ""
         ),
     shell:
-        "OMP_NUM_THREADS={threads} {TEACHABLE} eval-model --config-json {params.cfg:q} "
+        "OMP_NUM_THREADS={threads} teachable eval-model --config-json {params.cfg:q} "
         "--model {input.model} {params.adapter} --model-id {wildcards.model} "
         "--labeled {input.labeled} --heldout {input.heldout} --out {output.rollouts} "
         "--out-benchmark {output.benchmark} 2> {log}"
@@ -50,7 +50,7 @@ rule eval_summary:
         n_bootstrap=config["phase3"]["n_bootstrap"],
         seed=config["seed"],
     shell:
-        "{TEACHABLE} eval-summary --rollouts {input} --confidence {params.confidence} "
+        "teachable eval-summary --rollouts {input} --confidence {params.confidence} "
         "--n-bootstrap {params.n_bootstrap} --seed {params.seed} "
         "--out {output.rollouts} --out-tables {output.tables} 2> {log}"
 
@@ -71,7 +71,7 @@ rule compare_run:
         n_bootstrap=config["phase3"]["n_bootstrap"],
         seed=config["seed"],
     shell:
-        "{TEACHABLE} compare --rollouts {input} --baseline base --model {wildcards.run} "
+        "teachable compare --rollouts {input} --baseline base --model {wildcards.run} "
         "--alpha {params.alpha} --confidence {params.confidence} "
         "--n-bootstrap {params.n_bootstrap} --seed {params.seed} "
         "--out-json {output.json} --out-md {output.md} 2> {log}"

@@ -21,6 +21,6 @@ rule predictor:
     params:
         cfg=lambda wc: cfg_json(seed=config["seed"], phase4=config["phase4"]),
     shell:
-        "OMP_NUM_THREADS={threads} {TEACHABLE} predictor --config-json {params.cfg:q} "
+        "OMP_NUM_THREADS={threads} teachable predictor --config-json {params.cfg:q} "
         "--labeled {input} --out-dir {output.predictor} --out-result {output.result} "
         "--out-oof {output.oof} 2> {log}"

@@ -31,7 +31,7 @@ rule select_train:
         ),
         out_dir=lambda wc, output: os.path.dirname(output.selected),
     shell:
-        "OMP_NUM_THREADS={threads} {TEACHABLE} select-train --config-json {params.cfg:q} "
+        "OMP_NUM_THREADS={threads} teachable select-train --config-json {params.cfg:q} "
         "--method {wildcards.method} --model {input.model} --labeled {input.labeled} "
         "--heldout {input.heldout} --plan {input.plan} {params.predictor} "
         "--out-dir {params.out_dir} 2> {log}"
@@ -61,7 +61,7 @@ rule eval_selection:
         cfg=lambda wc: eval_cfg_json(),
         model_id=lambda wc: f"select_{wc.method}",
     shell:
-        "OMP_NUM_THREADS={threads} {TEACHABLE} eval-model --config-json {params.cfg:q} "
+        "OMP_NUM_THREADS={threads} teachable eval-model --config-json {params.cfg:q} "
         "--model {input.model} --adapter {input.adapter} --model-id {params.model_id} "
         "--labeled {input.labeled} --heldout {input.heldout} --out {output.rollouts} "
         "--out-benchmark {output.benchmark} 2> {log}"
@@ -92,7 +92,7 @@ rule selection_summary:
         n_bootstrap=config["phase3"]["n_bootstrap"],
         seed=config["seed"],
     shell:
-        "{TEACHABLE} selection-summary --base-rollouts {input.base} --plan {input.plan} "
+        "teachable selection-summary --base-rollouts {input.base} --plan {input.plan} "
         "--rollouts {input.rollouts} --selected {input.selected} "
         "--confidence {params.confidence} --n-bootstrap {params.n_bootstrap} "
         "--seed {params.seed} --out {output} 2> {log}"

@@ -31,7 +31,7 @@ rule figures:
         threshold=config["report"]["retention_threshold"],
         out_dir=lambda wc, output: os.path.dirname(output[0]),
     shell:
-        "MPLBACKEND=Agg {TEACHABLE} figures --labeled {input.labeled} "
+        "MPLBACKEND=Agg teachable figures --labeled {input.labeled} "
         "--thresholds {input.thresholds} --micro {input.micro} "
         "--correlation {input.correlation} --transfer {input.transfer} "
         "--overall {input.overall} --retention {input.retention} "
@@ -69,7 +69,7 @@ rule tables:
         confidence=config["phase3"]["confidence"],
         out_dir=lambda wc, output: os.path.dirname(output.csv[0]),
     shell:
-        "{TEACHABLE} tables --labeled {input.labeled} --transfer {input.transfer} "
+        "teachable tables --labeled {input.labeled} --transfer {input.transfer} "
         "--overall {input.overall} --retention {input.retention} "
         "--stuckness {input.stuckness} --predictor {input.predictor} "
         "--selection {input.selection} --confidence {params.confidence} "
@@ -78,6 +78,11 @@ rule tables:
 
 rule summary:
     input:
+        labeled=R("phase1", "labeled_snapshots.parquet"),
+        hint_audit=R("phase1", "hint_audit.json"),
+        training=R("phase2", "training_summary.json"),
+        mining=R("phase0", "mining_summary.json"),
+        base_rollouts=R("phase3", "models", BASE_MODEL_ID, "rollouts.parquet"),
         correlation=R("phase1b", "cpt_correlation.json"),
         transfer=R("phase3", "transfer_matrix.csv"),
         retention=R("phase3", "retention_results.csv"),
@@ -97,9 +102,16 @@ rule summary:
     params:
         threshold=config["report"]["retention_threshold"],
         alpha=config["phase3"]["alpha"],
+        confidence=config["phase3"]["confidence"],
+        n_bootstrap=config["phase3"]["n_bootstrap"],
+        seed=config["seed"],
     shell:
-        "{TEACHABLE} summary --correlation {input.correlation} --transfer {input.transfer} "
+        "teachable summary --correlation {input.correlation} --transfer {input.transfer} "
         "--retention {input.retention} --overall {input.overall} "
         "--thresholds {input.thresholds} --predictor {input.predictor} "
-        "--selection {input.selection} --retention-threshold {params.threshold} "
-        "--alpha {params.alpha} --out-json {output.json} --out-md {output.md} 2> {log}"
+        "--selection {input.selection} --labeled {input.labeled} "
+        "--hint-audit {input.hint_audit} --training {input.training} "
+        "--mining {input.mining} --base-rollouts {input.base_rollouts} "
+        "--retention-threshold {params.threshold} --alpha {params.alpha} "
+        "--confidence {params.confidence} --n-bootstrap {params.n_bootstrap} "
+        "--seed {params.seed} --out-json {output.json} --out-md {output.md} 2> {log}"

@@ -18,7 +18,7 @@ rule student_init:
     params:
         cfg=lambda wc: cfg_json(**get_student_init_cfg()),
     shell:
-        "OMP_NUM_THREADS={threads} {TEACHABLE} student-init --config-json {params.cfg:q} "
+        "OMP_NUM_THREADS={threads} teachable student-init --config-json {params.cfg:q} "
         "--out {output} 2> {log}"
 
 
@@ -46,5 +46,5 @@ rule student_eval:
             student=student_runtime(),
         ),
     shell:
-        "OMP_NUM_THREADS={threads} {TEACHABLE} eval-student --config-json {params.cfg:q} "
+        "OMP_NUM_THREADS={threads} teachable eval-student --config-json {params.cfg:q} "
         "--model {input.model} --split eval --n-tasks {params.n} --out {output} 2> {log}"

@@ -165,9 +165,10 @@ def cmd_summary(a) -> None:
     from .reporting import summary_from_files
 
     summary_from_files(correlation=a.correlation, transfer=a.transfer, retention=a.retention, overall=a.overall,
-                       thresholds=a.thresholds, predictor=a.predictor, selection=a.selection,
-                       retention_threshold=a.retention_threshold, alpha=a.alpha, out_json=a.out_json,
-                       out_md=a.out_md)  # fmt: skip
+                       thresholds=a.thresholds, predictor=a.predictor, selection=a.selection, labeled=a.labeled,
+                       hint_audit=a.hint_audit, training=a.training, mining=a.mining, base_rollouts=a.base_rollouts,
+                       retention_threshold=a.retention_threshold, alpha=a.alpha, confidence=a.confidence,
+                       n_bootstrap=a.n_bootstrap, seed=a.seed, out_json=a.out_json, out_md=a.out_md)  # fmt: skip
 
 
 def cmd_traces(a) -> None:
@@ -522,11 +523,13 @@ def build_parser() -> argparse.ArgumentParser:
         "transfer": "phase3/transfer_matrix.csv", "overall": "phase3/overall_task_results.csv",
         "retention": "phase3/retention_results.csv", "stuckness": "phase3/stuckness_results.csv",
         "predictor": "phase4/training_result.json", "selection": "phase5/selection_summary.json",
+        "hint_audit": "phase1/hint_audit.json", "training": "phase2/training_summary.json",
+        "mining": "phase0/mining_summary.json", "base_rollouts": "phase3/models/base/rollouts.parquet",
     }  # fmt: skip
 
     def report_args(sp, *names):
         for n in names:
-            sp.add_argument(f"--{n}", required=True, help=report_inputs[n])
+            sp.add_argument(f"--{n.replace('_', '-')}", required=True, help=report_inputs[n])
 
     sp = add("figures", cmd_figures, "Report: the study's figures (PNG), every number read from the phase outputs.")
     report_args(sp, "labeled", "thresholds", "micro", "correlation", "transfer", "overall", "retention", "selection")
@@ -542,7 +545,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out-dir", required=True, help="writes reporting.TABLE_FILES there")
 
     sp = add("summary", cmd_summary, "Report: the study's checks, each computed from the phase outputs (JSON + Markdown).")
-    report_args(sp, "correlation", "transfer", "retention", "overall", "thresholds", "predictor", "selection")
+    report_args(sp, "correlation", "transfer", "retention", "overall", "thresholds", "predictor", "selection",
+                "labeled", "hint_audit", "training", "mining", "base_rollouts")
+    sp.add_argument("--confidence", type=float, default=0.95, help="level of the intervals of the protocol numbers")
+    boot_args(sp)
     sp.add_argument("--retention-threshold", type=float, required=True,
                     help="the largest retention drop of the Phase 2 runs must be under this (e.g. 0.05)")
     sp.add_argument("--alpha", type=float, default=0.05, help="level of the transfer diagonal test")

@@ -29,6 +29,8 @@ not part of them):
   of the oracle expert's successful rollout from the same start state (the BabyAI bot: a
   near-shortest plan, not a proven optimum); for a failure, every step taken (none of them
   achieved the goal). NaN for a success from a start where the expert itself fails.
+- ``expert_error``: the kind of ``ExpertError`` that stopped that reference expert rollout
+  ("impossible" / "planner"), None when the expert could act throughout; counted in the summary.
 - ``n_invalid`` / ``invalid_rate``: actions equal to ``INVALID_ACTION`` (an unparseable model
   output that consumed a no-op step), over the steps taken. A scoring student picks among the
   valid actions, so this is 0 by construction for the ``hf`` backend; generating backends
@@ -94,7 +96,7 @@ SOLVED_THRESHOLD = 0.5
 ROLLOUT_COLUMNS = [
     "model_id", "suite", "env_id", "seed", "task_id", "snapshot_id", "quadrant", "rollout_idx",
     "success", "return", "steps", "actions", "n_invalid", "repeat_rate", "loop", "wasted_steps",
-    "invalid_rate", "expert_steps", "rng_seed",
+    "invalid_rate", "expert_steps", "expert_error", "rng_seed",
 ]  # fmt: skip
 
 # The CSV columns of ``summarize``: the columns named in the issue come first, in order; the
@@ -263,16 +265,15 @@ def eval_specs(heldout: pd.DataFrame, cfg: dict) -> tuple[list[RolloutSpec], lis
 def rollout_rows(model_id: str, results: list[RolloutResult], meta: list[dict]) -> pd.DataFrame:
     """One row per student rollout; the trailing expert results give ``expert_steps``."""
     n = len(meta)
-    expert = {
-        r.spec.key[1]: (float(r.steps) if r.success else float("nan")) for r in results[n:]
-    }
+    expert = {r.spec.key[1]: r for r in results[n:]}
     rows = []
     for r, m in zip(results[:n], meta):
-        ex = expert[m["start"]]
+        e = expert[m["start"]]
+        ex = float(e.steps) if e.success else float("nan")
         row = {k: v for k, v in m.items() if k != "start"}
         row.update(
             model_id=model_id, success=bool(r.success), steps=int(r.steps), actions=list(r.actions),
-            expert_steps=ex, **rollout_metrics(r.actions, r.success, ex),
+            expert_steps=ex, expert_error=e.expert_error, **rollout_metrics(r.actions, r.success, ex),
         )
         row["return"] = float(r.total_reward)
         rows.append(row)
@@ -539,7 +540,7 @@ def stuckness_table(df: pd.DataFrame, confidence: float, n_bootstrap: int = DEFA
 
 
 def check_rollouts(df: pd.DataFrame) -> None:
-    missing = [c for c in ROLLOUT_COLUMNS if c not in df.columns and c not in ("expert_steps", "rng_seed")]
+    missing = [c for c in ROLLOUT_COLUMNS if c not in df.columns and c not in ("expert_steps", "expert_error", "rng_seed")]
     if missing:
         raise ValueError(f"rollouts lack columns {missing}")
     bad = set(df["suite"]) - set(SUITES)

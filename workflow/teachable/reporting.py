@@ -157,7 +157,13 @@ def read_report(path, keys: Sequence[str], what: str) -> dict:
 
 
 def read_selection(path) -> dict:
-    sel = read_report(path, ("k", "base", "methods"), "phase 5 selection summary")
+    """phase5/selection_summary.json; a Phase 5 that the plan skipped carries ``skipped`` (the
+    reason) and no methods, and every selection figure, table and check reports that reason."""
+    sel = read_report(path, ("k", "methods"), "phase 5 selection summary")
+    if sel.get("skipped"):
+        return sel
+    if "base" not in sel:
+        raise ValueError(f"phase 5 selection summary {path} lacks keys ['base']")
     if not sel["methods"]:
         raise ValueError(f"phase 5 selection summary {path} has no methods: nothing to report")
     return sel
@@ -389,7 +395,10 @@ def _method_order(methods: Iterable[str]) -> list[str]:
 
 def selection_table(sel: dict) -> pd.DataFrame:
     """Per selection method (and the base's success): k, mean true ELP, oracle overlap, success,
-    gain and retention drop with their intervals, from phase5/selection_summary.json."""
+    gain and retention drop with their intervals, from phase5/selection_summary.json (no row
+    when Phase 5 was skipped)."""
+    if sel.get("skipped"):
+        return pd.DataFrame(columns=TABLE_COLUMNS["selection_summary"])
     b = sel["base"]["success"]
     rows = [{"method": BASE_MODEL_ID, "k": None, "mean_true_elp": math.nan, "oracle_overlap": math.nan,
              "success": _nan(b.get("p")), "success_lo": _nan(b.get("lo")), "success_hi": _nan(b.get("hi")),
@@ -447,8 +456,9 @@ def build_tables(labeled: pd.DataFrame, transfer: pd.DataFrame, overall: pd.Data
     }
 
 
-def write_tables(tables: dict[str, pd.DataFrame], out_dir) -> list[Path]:
-    """Each table as ``<name>.csv`` and ``<name>.md`` under ``out_dir`` (atomic writes)."""
+def write_tables(tables: dict[str, pd.DataFrame], out_dir, notes: dict[str, str] | None = None) -> list[Path]:
+    """Each table as ``<name>.csv`` and ``<name>.md`` under ``out_dir`` (atomic writes); ``notes``
+    adds a line above a table's Markdown (e.g. why it has no rows)."""
     out = []
     for name in TABLES:
         df = tables[name]
@@ -457,23 +467,26 @@ def write_tables(tables: dict[str, pd.DataFrame], out_dir) -> list[Path]:
             df.to_csv(tmp, index=False)
         out.append(p)
         p = Path(out_dir) / f"{name}.md"
+        note = notes.get(name) if notes else None
         with atomic_path(p) as tmp:
-            tmp.write_text(f"## {name}\n\n" + to_markdown(df))
+            tmp.write_text(f"## {name}\n\n" + (f"{note}\n\n" if note else "") + to_markdown(df))
         out.append(p)
     return out
 
 
 def tables_from_files(*, labeled, transfer, overall, retention, stuckness, predictor, selection, out_dir,
                       confidence: float = 0.95) -> list[Path]:  # fmt: skip
+    sel = read_selection(selection)
     tables = build_tables(
         pd.DataFrame(read_table(labeled, LABELED_COLUMNS, "labeled snapshots")[list(LABELED_COLUMNS)]),
         read_table(transfer, TRANSFER_COLUMNS, "transfer matrix"),
         read_table(overall, OVERALL_COLUMNS, "overall task results"),
         read_table(retention, RETENTION_COLUMNS, "retention results"),
         read_table(stuckness, STUCKNESS_COLUMNS, "stuckness results"),
-        read_predictor(predictor), read_selection(selection), confidence, transfer_source=f"transfer matrix {transfer}",
+        read_predictor(predictor), sel, confidence, transfer_source=f"transfer matrix {transfer}",
     )  # fmt: skip
-    return write_tables(tables, out_dir)
+    notes = {"selection_summary": f"Phase 5 not run: {sel['skipped']}"} if sel.get("skipped") else None
+    return write_tables(tables, out_dir, notes)
 
 
 # ------------------------------------------------------------------------------------ checks
@@ -722,7 +735,8 @@ def check_selection_predictor(sel: dict, alpha: float = 0.05) -> dict:
                                    for m, e in sel["methods"].items()}}  # fmt: skip
     best = next((c for c in rows if c["baseline"] == v["best_baseline"]), None)
     if best is None:
-        why = comp.get("predictor_reason") or "selection_summary.json has no PREDICTOR comparisons (re-run phase 5)"
+        why = (f"Phase 5 not run: {sel['skipped']}" if sel.get("skipped") else comp.get("predictor_reason")
+               or "selection_summary.json has no PREDICTOR comparisons (re-run phase 5)")  # fmt: skip
         return _check("selection_predictor", claim, None, v, f"undetermined: {why}")
     held, why = _p_verdict(best, "p_holm", alpha)
     detail = (f"{why}; best baseline {v['best_baseline']} (highest point gain); "
@@ -738,11 +752,111 @@ def check_oracle_vs_learnability(sel: dict, alpha: float = 0.05) -> dict:
     c = comp.get("oracle_vs_learnability")
     v: dict[str, Any] = {"k": sel.get("k"), "alpha": alpha, "comparison": _comparison_values(c) if c else None}
     if not c:
-        why = comp.get("oracle_reason") or "selection_summary.json has no ORACLE vs LEARNABILITY comparison"
+        why = (f"Phase 5 not run: {sel['skipped']}" if sel.get("skipped") else comp.get("oracle_reason")
+               or "selection_summary.json has no ORACLE vs LEARNABILITY comparison")  # fmt: skip
         return _check("selection_oracle_vs_learnability", claim, None, v, f"undetermined: {why}")
     held, why = _p_verdict(v["comparison"], "p_value", alpha)
     return _check("selection_oracle_vs_learnability", claim, held, v,
                   f"{why}; {_comparison_text(v['comparison'])}; K = {v['k']}")
+
+
+def check_beyond_headroom(corr: dict) -> dict:
+    """CPT adds information beyond headroom: the partial Spearman rho(ELP_net, delta | p_policy)
+    of Phase 1B has an interval above 0 (held), at or below 0 (not held), or straddling 0."""
+    claim = "CPT adds information beyond headroom: partial rho(ELP_net, micro-training delta | p_policy) > 0"
+    pr = corr.get("partial_rho") or {}
+    ci = pr.get("rho_ci") or [None, None]
+    v = {"partial_rho": num(pr.get("rho")), "lo": num(ci[0]), "hi": num(ci[1]), "p_value": num(pr.get("p_value")),
+         "n": pr.get("n"), "headroom_rho": num((corr.get("baselines") or {}).get("headroom", {}).get("rho"))}  # fmt: skip
+    if None in (v["partial_rho"], v["lo"], v["hi"]):
+        return _check("cpt_beyond_headroom", claim, None, v,
+                      f"undetermined: {pr.get('reason') or 'no partial rho in cpt_correlation.json'} (n = {v['n']})")
+    held = True if v["lo"] > 0 else False if v["hi"] <= 0 else None
+    detail = (f"partial rho = {_f(v['partial_rho'])} {_ci(v['lo'], v['hi'])}, one-sided p = {_f(v['p_value'], 4)}, "
+              f"n = {v['n']} snapshots (rho of headroom 1 - p_policy alone: {_f(v['headroom_rho'])})")  # fmt: skip
+    if held is None:
+        detail = "undetermined: the interval includes 0; " + detail
+    return _check("cpt_beyond_headroom", claim, held, v, detail)
+
+
+def gain_numbers(labeled: pd.DataFrame, confidence: float, n_bootstrap: int, seed: int) -> dict:
+    """Mean gain_net per format and mean ELP_net (cross-fitted and naive) over labeled snapshots,
+    each with a cluster bootstrap interval over tasks."""
+    from .stats import ClusterBootstrap
+
+    cb = ClusterBootstrap(confidence, n_bootstrap, seed)
+    cols = [*(f"gain_net_{m}" for m in FORMATS), "ELP_net", "ELP_net_naive", "p_policy", "L_local"]
+    return {c: cb.rate(labeled[c], labeled["task_id"]) for c in cols if c in labeled.columns}
+
+
+def protocol_numbers(*, labeled: pd.DataFrame, hint_audit: dict, corr: dict, training: dict, mining: dict,
+                     base_rollouts: pd.DataFrame, selection: dict, confidence: float = 0.95,
+                     n_bootstrap: int = 2000, seed: int = 0) -> dict:  # fmt: skip
+    """The numbers that say whether the study's comparisons are sound: the hint audit, gains per
+    format, the gate's baselines, the training plan (skipped runs, compute) and expert errors."""
+    eval_errors = base_rollouts.drop_duplicates(["suite", "task_id", "snapshot_id"])["expert_error"]
+    return {
+        "hint_audit": {k: hint_audit.get(k) for k in ("n", "n_tasks", "diagnoses_naming_action",
+                                                      "hint_action_accuracy", "demo_action_accuracy",
+                                                      "majority_accuracy", "method", "reason")},
+        "gains": gain_numbers(labeled, confidence, n_bootstrap, seed),
+        "gate": {"rho": num(corr.get("rho")), "rho_ci": corr.get("rho_ci"), "p_value": num(corr.get("p_value")),
+                 "n": corr.get("n"), "baselines": corr.get("baselines"), "partial_rho": corr.get("partial_rho"),
+                 "per_route": corr.get("per_route")},
+        "training": {k: training.get(k) for k in ("budget", "epochs", "optimizer_steps", "b2_all_compute_ratio",
+                                                  "skipped_runs", "equal_budgets", "heldout_leaks")},
+        "selection_skipped": selection.get("skipped"),
+        "expert_errors": {
+            "phase0_A": {k: v for k, v in mining.get("A", {}).items() if k.startswith("expert_error")},
+            "phase0_B": {k: v for k, v in mining.get("B", {}).items() if k.startswith("expert_error")},
+            "phase1": {"expert_rollouts_failed": int(labeled["p_expert_errors"].sum()),
+                       "of_which_impossible": int(labeled["p_expert_impossible"].sum())},
+            "phase3_starts": {str(k): int(v) for k, v in eval_errors.dropna().value_counts().items()},
+        },
+    }  # fmt: skip
+
+
+def _acc(a: dict | None) -> str:
+    return "n/a" if not a else f"{_f(a.get('p'))} {_ci(a.get('lo'), a.get('hi'))} (n = {a.get('n')})"
+
+
+def protocol_markdown(p: dict) -> list[str]:
+    h, g, t = p["hint_audit"], p["gate"], p["training"]
+    lines = ["", "## Protocol checks", ""]
+    lines.append(f"- Hint audit ({h.get('n')} diagnoses, {h.get('n_tasks')} tasks): {h.get('diagnoses_naming_action')} "
+                 f"name or paraphrase an action; action predicted from the hint {_acc(h.get('hint_action_accuracy'))}, "
+                 f"from the demo patch {_acc(h.get('demo_action_accuracy'))}, majority class "
+                 f"{_acc(h.get('majority_accuracy'))}" + (f" ({h['reason']})" if h.get("reason") else ""))  # fmt: skip
+    gains = p["gains"]
+    lines.append("- Mean gain_net per format (vs its own placebo; cluster bootstrap over tasks): " + ", ".join(
+        f"{m} {_f(gains[f'gain_net_{m}']['value'])} {_ci(gains[f'gain_net_{m}']['lo'], gains[f'gain_net_{m}']['hi'])}"
+        for m in FORMATS if f"gain_net_{m}" in gains))  # fmt: skip
+    if "ELP_net" in gains and "ELP_net_naive" in gains:
+        e, nv = gains["ELP_net"], gains["ELP_net_naive"]
+        lines.append(f"- ELP_net cross-fitted {_f(e['value'])} {_ci(e['lo'], e['hi'])} vs the naive max "
+                     f"{_f(nv['value'])} {_ci(nv['lo'], nv['hi'])} (n = {e['n']} snapshots, {e['n_clusters']} tasks)")
+    base = g.get("baselines") or {}
+    ci = g.get("rho_ci") or [None, None]
+    lines.append(f"- Gate (Phase 1B, n = {g.get('n')}): rho(ELP_net, delta) {_f(g.get('rho'))} {_ci(*ci)}; trivial "
+                 "predictors: " + ", ".join(f"{k} {_f(v.get('rho'))} {_ci(*(v.get('rho_ci') or [None, None]))}"
+                                           for k, v in base.items())
+                 + f"; partial rho given p_policy {_f((g.get('partial_rho') or {}).get('rho'))} "
+                 + _ci(*((g.get("partial_rho") or {}).get("rho_ci") or [None, None])))  # fmt: skip
+    routes = g.get("per_route") or {}
+    if routes:
+        lines.append("- rho per route: " + ", ".join(f"{r} {_f(v.get('rho'))} (n = {v.get('n')})" for r, v in routes.items()))
+    lines.append(f"- Training (Phase 2): K = {t.get('budget')} examples, {t.get('epochs')} epochs, "
+                 f"{t.get('optimizer_steps')} optimizer steps per budgeted run; B2_all trains "
+                 f"{_f(t.get('b2_all_compute_ratio'), 1)}x their compute; equal budgets: {t.get('equal_budgets')}")
+    skipped = t.get("skipped_runs") or {}
+    lines.append("- Runs not trained: " + ("none" if not skipped else "; ".join(f"{r} ({why})" for r, why in skipped.items())))
+    if p.get("selection_skipped"):
+        lines.append(f"- Phase 5 not run: {p['selection_skipped']}")
+    ee = p["expert_errors"]
+    lines.append(f"- Expert errors: phase 0 A {ee['phase0_A'] or 'none'}, B {ee['phase0_B'] or 'none'}; phase 1 "
+                 f"{ee['phase1']['expert_rollouts_failed']} expert rollouts stopped ({ee['phase1']['of_which_impossible']} "
+                 f"mission impossible); phase 3 starts {ee['phase3_starts'] or 'none'}")  # fmt: skip
+    return lines
 
 
 def key_numbers(overall: pd.DataFrame, thresholds: dict, corr: dict, predictor: dict, sel: dict) -> dict:
@@ -764,17 +878,21 @@ def key_numbers(overall: pd.DataFrame, thresholds: dict, corr: dict, predictor: 
 
 def build_summary(*, correlation: dict, transfer: pd.DataFrame, retention: pd.DataFrame, overall: pd.DataFrame,
                   thresholds: dict, predictor: dict, selection: dict, retention_threshold: float,
-                  alpha: float = 0.05, inputs: dict | None = None) -> dict:  # fmt: skip
+                  alpha: float = 0.05, inputs: dict | None = None, protocol: dict | None = None,
+                  trained_runs: Sequence[str] | None = None) -> dict:  # fmt: skip
+    trained = RUN_IDS if trained_runs is None else tuple(trained_runs)
     checks = [
         check_cpt(correlation),
-        check_transfer_diagonal(transfer, alpha),
-        check_retention(retention, retention_threshold),
+        check_beyond_headroom(correlation),
+        check_transfer_diagonal(transfer, alpha, tuple(r for r in QUADRANT_RUNS if r in trained)),
+        check_retention(retention, retention_threshold, trained),
         check_predictor(predictor),
         check_selection_predictor(selection, alpha),
         check_oracle_vs_learnability(selection, alpha),
     ]
     return {"checks": checks, "key_numbers": key_numbers(overall, thresholds, correlation, predictor, selection),
-            "settings": {"retention_threshold": retention_threshold, "alpha": alpha}, "inputs": inputs or {}}  # fmt: skip
+            "protocol": protocol, "settings": {"retention_threshold": retention_threshold, "alpha": alpha},
+            "inputs": inputs or {}}  # fmt: skip
 
 
 MARK = {True: "✔", False: "✘", None: "—"}
@@ -801,6 +919,8 @@ def summary_markdown(summary: dict) -> str:
                  f"{p.get('n_folds')} task-grouped folds")  # fmt: skip
     lines.append(f"- Selection (Phase 5): K = {k.get('selection_k')} of {k.get('selection_candidates')} candidates, "
                  f"format {k.get('selection_format')}")  # fmt: skip
+    if summary.get("protocol"):
+        lines += protocol_markdown(summary["protocol"])
     st = summary.get("settings", {})
     lines += ["", f"Settings: retention threshold {st.get('retention_threshold')}, alpha {st.get('alpha')} (transfer "
               "diagonal, selection comparisons). Verdicts rest on intervals or (Holm-adjusted) p-values, never on two "
@@ -809,17 +929,30 @@ def summary_markdown(summary: dict) -> str:
 
 
 def summary_from_files(*, correlation, transfer, retention, overall, thresholds, predictor, selection,
-                       retention_threshold: float, out_json, out_md, alpha: float = 0.05) -> dict:  # fmt: skip
+                       labeled, hint_audit, training, mining, base_rollouts, retention_threshold: float, out_json,
+                       out_md, alpha: float = 0.05, confidence: float = 0.95, n_bootstrap: int = 2000,
+                       seed: int = 0) -> dict:  # fmt: skip
     inputs = {"correlation": correlation, "transfer": transfer, "retention": retention, "overall": overall,
-              "thresholds": thresholds, "predictor": predictor, "selection": selection}  # fmt: skip
+              "thresholds": thresholds, "predictor": predictor, "selection": selection, "labeled": labeled,
+              "hint_audit": hint_audit, "training": training, "mining": mining, "base_rollouts": base_rollouts}  # fmt: skip
+    corr = read_report(correlation, ("rho", "rho_threshold"), "CPT correlation report")
+    sel = read_selection(selection)
+    train = read_report(training, ("runs", "skipped_runs"), "training summary")
+    protocol = protocol_numbers(
+        labeled=read_table(labeled, LABELED_COLUMNS, "labeled snapshots"),
+        hint_audit=read_report(hint_audit, ("n", "diagnoses_naming_action"), "hint audit"), corr=corr, training=train,
+        mining=read_report(mining, ("A", "B"), "mining summary"),
+        base_rollouts=read_table(base_rollouts, ("suite", "task_id", "snapshot_id", "expert_error"), "base rollouts"),
+        selection=sel, confidence=confidence, n_bootstrap=n_bootstrap, seed=seed,
+    )  # fmt: skip
     summary = build_summary(
-        correlation=read_report(correlation, ("rho", "rho_threshold"), "CPT correlation report"),
+        correlation=corr,
         transfer=read_table(transfer, TRANSFER_COLUMNS, "transfer matrix"),
         retention=read_table(retention, RETENTION_COLUMNS, "retention results"),
         overall=read_table(overall, OVERALL_COLUMNS, "overall task results"),
         thresholds=read_report(thresholds, ("U_threshold", "L_threshold"), "quadrant thresholds"),
-        predictor=read_predictor(predictor), selection=read_selection(selection),
-        retention_threshold=retention_threshold, alpha=alpha, inputs={k: str(v) for k, v in inputs.items()},
+        predictor=read_predictor(predictor), selection=sel, retention_threshold=retention_threshold, alpha=alpha,
+        inputs={k: str(v) for k, v in inputs.items()}, protocol=protocol, trained_runs=sorted(train["runs"]),
     )  # fmt: skip
     write_json(summary, out_json)
     with atomic_path(out_md) as tmp:
@@ -843,6 +976,16 @@ def _plt():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def plot_not_run(title: str, reason: str):
+    """The figure of a part of the study that did not run: its title and the reason, as text."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 3))
+    ax.axis("off")
+    ax.set_title(title, fontsize=11)
+    ax.text(0.5, 0.5, f"Not run: {reason}", ha="center", va="center", wrap=True, fontsize=10)
+    return fig
 
 
 def _save(fig, path) -> Path:
@@ -998,8 +1141,14 @@ def plot_reliability_retention(overall: pd.DataFrame, retention: pd.DataFrame, c
                                retention_threshold: float | None = None, source: str = "phase 3 results"):  # fmt: skip
     plt = _plt()
     pts = frontier_points(overall, retention)
+    runs = set(pts["model_id"])
     pts = pts[np.isfinite(pts["gain"].astype(float)) & np.isfinite(pts["drop"].astype(float))]
-    if pts.empty:
+    if pts.empty:  # a reported reason (no run trained, retention undefined) is shown; else an error
+        reasons = retention.loc[retention["model_id"].isin(runs), "reason"].dropna().unique() \
+            if "reason" in retention.columns else []  # fmt: skip
+        if not runs or len(reasons):
+            why = "; ".join(map(str, reasons)) or "no Phase 2 run was trained (phase2/plan.json)"
+            return plot_not_run("Reliability vs retention (Phase 2 runs)", why)
         raise ValueError(f"{source}: no Phase 2 run with both a finite gain vs base and a retention drop")
     fig, ax = plt.subplots(figsize=(7.5, 5.5))
     for _, r in pts.iterrows():
@@ -1037,13 +1186,18 @@ def plot_reliability_retention(overall: pd.DataFrame, retention: pd.DataFrame, c
 
 
 def plot_selection_frontier(sel: dict, source: str = "selection summary"):
+    if sel.get("skipped"):
+        return plot_not_run(f"Selection at K={sel.get('k')}", sel["skipped"])
     plt = _plt()
     tab = selection_table(sel)
     tab = tab[tab["method"] != BASE_MODEL_ID]
     ok = np.isfinite(tab["gain"].astype(float)) & np.isfinite(tab["retention_drop"].astype(float))
     skipped = tab.loc[~ok, "method"].tolist()
     tab = tab[ok]
-    if tab.empty:
+    if tab.empty:  # retention undefined for every method (its reason is in the summary): say so
+        reasons = {(m.get("retention") or {}).get("reason") for m in sel["methods"].values()} - {None}
+        if reasons:
+            return plot_not_run(f"Selection at K={sel.get('k')}: gain vs retention", "; ".join(sorted(reasons)))
         raise ValueError(f"{source}: no selection method with both a reliability gain and a retention drop")
     fig, ax = plt.subplots(figsize=(7, 5))
     for _, r in tab.iterrows():
