@@ -6,8 +6,8 @@ import pytest
 from teachable.constants import FORMATS
 from teachable.envs.base import Advice
 from teachable.labeling import (
-    QUADRANTS, STUDENT_CONDITIONS, add_quadrants, assign_quadrants, condition_specs, crossfit_elp, label_rows,
-    label_snapshots, quadrant_thresholds, split_threshold,
+    QUADRANTS, STUDENT_CONDITIONS, add_quadrants, assign_quadrants, condition_specs, crossfit_elp, label_snapshots,
+    label_intervals, label_stats, quadrant_thresholds, raw_rows, split_threshold,
 )  # fmt: skip
 from teachable.patches import PLACEBOS
 
@@ -51,17 +51,17 @@ def _outs(sid: str, counts: dict[str, tuple[int, int]]) -> dict:
     return out
 
 
-CFG = {"seed": 0, "phase1": {"confidence": 0.95, "n_bootstrap": 200}}
-
-
-def test_label_rows_definitions():
+def test_label_definitions():
     va = ["turn left", "turn right", "go forward"]
     scored = pd.DataFrame([{"snapshot_id": "s", "valid_actions": va, "student_action": "turn left",
                             "U": 1.0, "_logprobs": np.log([0.5, 0.3, 0.2])}])
     counts = {"policy": (2, 8), "force": (6, 8), "expert": (1, 1), "placebo_demo": (3, 8), "placebo_hint": (2, 8),
               "placebo_contrast": (4, 8), "demo": (7, 8), "hint": (6, 8), "contrast": (5, 8)}
     adv = Advice("go forward", "The box is at your 12 o'clock.", "wrong_turn")
-    row = label_rows(scored, [adv], _outs("s", counts), CFG).iloc[0]
+    raw = raw_rows(scored, [adv], _outs("s", counts))
+    assert raw.iloc[0]["y_force"] == [1.0] * 6 + [0.0] * 2 and "p_force" not in raw.columns  # shards: outcomes only
+    labeled = label_stats(raw)
+    row = labeled.iloc[0]
     assert row["L_local"] == pytest.approx(6 / 8 - 2 / 8)
     assert row["L_upper"] == pytest.approx(1 - 2 / 8)
     assert row["p_base"] == row["p_policy"] and row["p_base_n"] == 8
@@ -72,12 +72,15 @@ def test_label_rows_definitions():
     assert row["gain_net_contrast"] == pytest.approx(5 / 8 - 4 / 8)
     assert row["ELP_net_naive"] == pytest.approx(0.5)
     assert row["route_net"] == "demo" and list(row["route_ties"]) == ["demo", "hint"]
-    assert row["ELP_net_lo"] <= row["ELP_net"] <= row["ELP_net_hi"]
     assert row["p_teacher_action"] == pytest.approx(0.2)
     assert row["p_expert_errors"] == 0 and row["p_expert_impossible"] == 0
+    iv = label_intervals(labeled, 0.95, 200, seed=0).iloc[0]
+    assert iv["ELP_net_lo"] <= row["ELP_net"] <= iv["ELP_net_hi"]
     for name in ("policy", "force", "expert", "placebo_demo", "placebo_hint", "placebo_contrast", "demo", "hint",
                  "contrast"):
-        assert row[f"p_{name}_lo"] <= row[f"p_{name}"] <= row[f"p_{name}_hi"]
+        assert iv[f"p_{name}_lo"] <= row[f"p_{name}"] <= iv[f"p_{name}_hi"]
+    wider = label_intervals(labeled, 0.99, 200, seed=0).iloc[0]
+    assert wider["p_policy_lo"] < iv["p_policy_lo"] and wider["p_policy_hi"] > iv["p_policy_hi"]
 
 
 def test_crossfit_route_on_one_half_gain_on_the_other():

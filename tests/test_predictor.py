@@ -300,16 +300,20 @@ def test_input_errors(tmp_path):
     assert not (tmp_path / "p4" / "predictor").exists()
 
 
-def test_cli_writes_the_three_outputs(tmp_path):
+def test_cli_fit_then_metrics_write_the_three_outputs(tmp_path):
     from teachable.cli import main
 
     labeled = tmp_path / "labeled.parquet"
     _labeled(n_tasks=4, steps=2).to_parquet(labeled)
     out = tmp_path / "phase4"
-    main(["predictor", "--config-json", json.dumps({"seed": 1, "phase4": {"n_bootstrap": 100}}),
+    main(["predictor", "--config-json", json.dumps({"seed": 1, "phase4": {"n_folds": 3}}),
           "--labeled", str(labeled), "--out-dir", str(out / "predictor"),
-          "--out-result", str(out / "training_result.json"),
           "--out-oof", str(out / "oof_predictions.parquet")])  # fmt: skip
-    assert json.loads((out / "training_result.json").read_text())["n_tasks"] == 4
     assert (out / "predictor" / "feature_config.json").exists() and (out / "oof_predictions.parquet").exists()
+    assert not (out / "training_result.json").exists()  # fitting computes no statistic
+    main(["predictor-metrics", "--config-json", json.dumps({"seed": 1, "phase4": {"n_bootstrap": 100}}),
+          "--oof", str(out / "oof_predictions.parquet"), "--predictor", str(out / "predictor"),
+          "--out", str(out / "training_result.json")])  # fmt: skip
+    res = json.loads((out / "training_result.json").read_text())
+    assert res["n_tasks"] == 4 and res["bootstrap"]["n_resamples"] == 100
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp directory left

@@ -22,7 +22,8 @@ from teachable.matrix import (
     training_summary,
 )  # fmt: skip
 from teachable.microtrain import (
-    RESULT_COLUMNS, correlation_report, partial_spearman, run_micro_training, select_micro_snapshots,
+    RESULT_COLUMNS, SHARD_COLUMNS, correlation_report, partial_spearman, run_micro_training, select_micro_snapshots,
+    success_intervals,
 )  # fmt: skip
 from teachable.training import LoraTrainer, latest_checkpoint, optimizer_steps, supervision_example, train_lora
 
@@ -364,8 +365,10 @@ def test_run_micro_training_rows(trainer, tiny_dir):
            "student": {"temperature": 1.0, "batch_size": 8, "device": "cpu", "dtype": "float32"},
            "phase1b": {"n_validation_rollouts": 3, "lora": dict(LORA, steps=2)}}  # fmt: skip
     res = run_micro_training(pd.DataFrame(rows), tiny_dir, cfg, progress=False, policy=trainer.policy)
-    assert list(res.columns[: len(RESULT_COLUMNS)]) == list(RESULT_COLUMNS) and len(res) == 2
+    assert list(res.columns[: len(SHARD_COLUMNS)]) == list(SHARD_COLUMNS) and len(res) == 2
     assert (res["before_n"] == 3).all() and (res["after_n"] == 3).all()
+    res = success_intervals(res, 0.95)  # what micro_merge adds
+    assert list(res.columns[: len(RESULT_COLUMNS)]) == list(RESULT_COLUMNS)
     assert np.allclose(res["delta"], res["after"] - res["before"])
     assert ((res["before_lo"] <= res["before"]) & (res["before"] <= res["before_hi"])).all()
     assert res["route"].tolist() == ["demo", "hint"] and (res["train_seconds"] > 0).all()

@@ -7,6 +7,7 @@ import sys
 from teachable.constants import BASE_MODEL_ID, FIGURE_CATEGORIES, RUN_IDS, TABLES
 from teachable.constants import SELECTION_METHODS as METHODS
 from teachable.envs.registry import check_env_id
+from teachable.predictor import FIT_KEYS as PREDICTOR_FIT_KEYS
 from teachable.splits import check_disjoint, split_seeds
 
 RESULTS = config["results_dir"]
@@ -42,10 +43,18 @@ def cfg_json(**sections):
 
 
 def student_runtime():
-    """Student settings that matter at inference time (not the embedded student's recipe)."""
+    """Student settings that matter at inference time (not the embedded student's recipe, nor
+    model_path: the model directory is the job's input)."""
     return {
-        k: v for k, v in config["student"].items() if k not in ("init", "eval_tasks")
+        k: v
+        for k, v in config["student"].items()
+        if k not in ("init", "eval_tasks", "model_path")
     }
+
+
+def env_cfg():
+    """The environment settings the steps read."""
+    return {k: config["env"][k] for k in ("id", "max_steps", "history_len")}
 
 
 def get_student_dir():
@@ -105,14 +114,32 @@ def get_micro_shards():
     return [R("phase1b", "shards", f"micro_{i}.parquet") for i in range(n)]
 
 
+MICROTRAIN_KEYS = (
+    "per_quadrant",
+    "n_validation_rollouts",
+    "lora",
+)  # what the jobs read
+
+
 def micro_cfg_json():
-    """The config Phase 1B's micro-training and its merge use."""
+    """The config Phase 1B's micro-training jobs use (no statistic: those are the merge's)."""
     return cfg_json(
         seed=config["seed"],
-        env=config["env"],
+        env=env_cfg(),
         student=student_runtime(),
+        phase1b={k: config["phase1b"][k] for k in MICROTRAIN_KEYS},
+    )
+
+
+def micro_merge_cfg_json():
+    """The statistics of Phase 1B's merge."""
+    p1b = config["phase1b"]
+    return cfg_json(
+        seed=config["seed"],
         phase1={"confidence": config["phase1"]["confidence"]},
-        phase1b=config["phase1b"],
+        phase1b={
+            k: v for k, v in p1b.items() if k not in MICROTRAIN_KEYS + ("n_shards",)
+        },
     )
 
 
@@ -160,11 +187,22 @@ def eval_cfg_json():
     """The config an evaluation job uses (Phase 3 models and Phase 5 selection models alike)."""
     return cfg_json(
         seed=config["seed"],
-        env=config["env"],
+        env=env_cfg(),
         splits=config["splits"],
         student=student_runtime(),
-        phase3=config["phase3"],
+        phase3={
+            k: config["phase3"][k]
+            for k in ("eval_tasks", "rollouts_per_task", "rollouts_per_snapshot")
+        },
     )
+
+
+def get_gate_input():
+    """With phase1b.gate: stop, training waits for the gate (which fails when the CPT check
+    does); with warn, the gate's statistics do not hold training up or make it stale."""
+    if config["phase1b"]["gate"] == "stop":
+        return {"gate": R("phase1b", "gate.json")}
+    return {}
 
 
 def get_selection_inputs(wildcards):
@@ -174,7 +212,7 @@ def get_selection_inputs(wildcards):
         "labeled": R("phase1", "labeled_snapshots.parquet"),
         "heldout": R("phase2", "heldout.json"),
         "plan": R("phase2", "plan.json"),
-        "gate": R("phase1b", "gate.json"),
+        **get_gate_input(),
     }
     if wildcards.method == "PREDICTOR":
         inputs["predictor"] = R("phase4", "predictor")
@@ -191,6 +229,8 @@ def get_final_outputs(wildcards):
         R("phase1", "labeled_snapshots.parquet"),
         R("phase1", "labeled_snapshots.jsonl"),
         R("phase1", "quadrant_thresholds.json"),
+        R("phase1", "label_intervals.parquet"),
+        R("phase1", "hint_audit.json"),
         *[R("phase1", "threshold_plots", f"{p}.png") for p in PHASE1_PLOTS],
         R("phase1b", "micro_training_results.parquet"),
         R("phase1b", "gate.json"),
@@ -200,6 +240,10 @@ def get_final_outputs(wildcards):
         *[R("phase3", f"{t}.csv") for t in PHASE3_TABLES],
         *[R("phase3", "models", m, "benchmark.json") for m in [BASE_MODEL_ID, *runs]],
         *[R("phase3", "compare", f"{run}_vs_base.md") for run in runs],
+        *[
+            R("phase5", "selection", m, "benchmark.json")
+            for m in get_selection_methods()
+        ],
         R("phase4", "training_result.json"),
         R("phase5", "selection_summary.json"),
         *[R("figures", f"{name}.png") for name in FIGURE_CATEGORIES],

@@ -19,8 +19,8 @@ rule phase0_rollouts:
     params:
         cfg=lambda wc: cfg_json(
             seed=config["seed"],
-            env=config["env"],
-            splits=config["splits"],
+            env=env_cfg(),
+            splits={"train": config["splits"]["train"]},
             student=student_runtime(),
             phase0={
                 k: config["phase0"][k]
@@ -50,7 +50,11 @@ rule mine_snapshots:
         runtime=60,
     params:
         cfg=lambda wc: cfg_json(
-            seed=config["seed"], env=config["env"], phase0=config["phase0"]
+            seed=config["seed"],
+            env=env_cfg(),
+            phase0={
+                k: config["phase0"][k] for k in ("mining", "b_rate", "b_per_episode")
+            },
         ),
     shell:
         "teachable mine --config-json {params.cfg:q} --rollouts {input} "

@@ -22,10 +22,18 @@ rule label_shard:
         n_shards=config["phase1"]["n_shards"],
         cfg=lambda wc: cfg_json(
             seed=config["seed"],
-            env=config["env"],
+            env=env_cfg(),
             student=student_runtime(),
             teacher=config["teacher"],
-            phase1={k: v for k, v in config["phase1"].items() if k != "quadrants"},
+            phase1={
+                k: config["phase1"][k]
+                for k in (
+                    "experiments",
+                    "max_snapshots",
+                    "n_rollouts",
+                    "n_rollouts_expert",
+                )
+            },
         ),
     shell:
         "OMP_NUM_THREADS={threads} teachable label-shard --config-json {params.cfg:q} "
@@ -42,7 +50,6 @@ rule merge_labels:
         parquet=R("phase1", "labeled_snapshots.parquet"),
         jsonl=R("phase1", "labeled_snapshots.jsonl"),
         thresholds=R("phase1", "quadrant_thresholds.json"),
-        hint_audit=R("phase1", "hint_audit.json"),
         failures=R("phase1", "teacher_failures.parquet"),
         plots=expand(R("phase1", "threshold_plots", "{plot}.png"), plot=PHASE1_PLOTS),
     log:
@@ -55,14 +62,32 @@ rule merge_labels:
         mem_mb=2000,
         runtime=30,
     params:
-        cfg=lambda wc: cfg_json(
-            seed=config["seed"],
-            phase1={k: config["phase1"][k] for k in ("quadrants", "confidence")},
-        ),
+        cfg=lambda wc: cfg_json(phase1={"quadrants": config["phase1"]["quadrants"]}),
         plots_dir=lambda wc, output: os.path.dirname(output.plots[0]),
     shell:
         "teachable merge-labels --config-json {params.cfg:q} --shards {input.shards} "
         "--failures {input.failures} --out {output.parquet} --out-jsonl {output.jsonl} "
         "--out-failures {output.failures} --thresholds {output.thresholds} "
-        "--hint-audit {output.hint_audit} "
         "--plots-dir {params.plots_dir} 2> {log}"
+
+
+rule label_report:
+    input:
+        R("phase1", "labeled_snapshots.parquet"),
+    output:
+        intervals=R("phase1", "label_intervals.parquet"),
+        hint_audit=R("phase1", "hint_audit.json"),
+    log:
+        LOG("label_report"),
+    benchmark:
+        BENCH("label_report")
+    conda:
+        "../../envs/teachable.yaml"
+    params:
+        cfg=lambda wc: cfg_json(
+            seed=config["seed"],
+            phase1={k: config["phase1"][k] for k in ("confidence", "n_bootstrap")},
+        ),
+    shell:
+        "teachable label-report --config-json {params.cfg:q} --labeled {input} "
+        "--out-intervals {output.intervals} --out-hint-audit {output.hint_audit} 2> {log}"

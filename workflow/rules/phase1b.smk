@@ -40,7 +40,7 @@ rule micro_merge:
     conda:
         "../../envs/teachable.yaml"
     params:
-        cfg=lambda wc: micro_cfg_json(),
+        cfg=lambda wc: micro_merge_cfg_json(),
     shell:
         "teachable micro-merge --config-json {params.cfg:q} --shards {input} "
         "--out {output.results} --out-correlation {output.correlation} 2> {log}"

@@ -28,11 +28,11 @@ checkpoint plan_training:
 
 rule train_run:
     input:
+        **get_gate_input(),
         model=get_student_dir(),
         labeled=R("phase1", "labeled_snapshots.parquet"),
         heldout=R("phase2", "heldout.json"),
         plan=R("phase2", "plan.json"),
-        gate=R("phase1b", "gate.json"),
     output:
         adapter=directory(R("phase2", "{run}", "adapter")),
         log_json=R("phase2", "{run}", "train_log.json"),

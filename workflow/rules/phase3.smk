@@ -5,8 +5,7 @@ rule eval_model:
     input:
         unpack(get_eval_inputs),
     output:
-        rollouts=R("phase3", "models", "{model}", "rollouts.parquet"),
-        benchmark=R("phase3", "models", "{model}", "benchmark.json"),
+        R("phase3", "models", "{model}", "rollouts.parquet"),
     log:
         LOG("eval_model", "{model}"),
     benchmark:
@@ -26,8 +25,26 @@ rule eval_model:
     shell:
         "OMP_NUM_THREADS={threads} teachable eval-model --config-json {params.cfg:q} "
         "--model {input.model} {params.adapter} --model-id {wildcards.model} "
-        "--labeled {input.labeled} --heldout {input.heldout} --out {output.rollouts} "
-        "--out-benchmark {output.benchmark} 2> {log}"
+        "--labeled {input.labeled} --heldout {input.heldout} --out {output} 2> {log}"
+
+
+rule benchmark_model:
+    input:
+        R("phase3", "models", "{model}", "rollouts.parquet"),
+    output:
+        R("phase3", "models", "{model}", "benchmark.json"),
+    log:
+        LOG("benchmark_model", "{model}"),
+    conda:
+        "../../envs/teachable.yaml"
+    params:
+        confidence=config["phase3"]["confidence"],
+        n_bootstrap=config["phase3"]["n_bootstrap"],
+        seed=config["seed"],
+    shell:
+        "teachable benchmark --rollouts {input} --model-id {wildcards.model} "
+        "--confidence {params.confidence} --n-bootstrap {params.n_bootstrap} "
+        "--seed {params.seed} --out {output} 2> {log}"
 
 
 rule eval_summary:

@@ -44,8 +44,7 @@ rule eval_selection:
         heldout=R("phase2", "heldout.json"),
         adapter=R("phase5", "selection", "{method}", "adapter"),
     output:
-        rollouts=R("phase5", "selection", "{method}", "rollouts.parquet"),
-        benchmark=R("phase5", "selection", "{method}", "benchmark.json"),
+        R("phase5", "selection", "{method}", "rollouts.parquet"),
     log:
         LOG("eval_selection", "{method}"),
     benchmark:
@@ -63,8 +62,27 @@ rule eval_selection:
     shell:
         "OMP_NUM_THREADS={threads} teachable eval-model --config-json {params.cfg:q} "
         "--model {input.model} --adapter {input.adapter} --model-id {params.model_id} "
-        "--labeled {input.labeled} --heldout {input.heldout} --out {output.rollouts} "
-        "--out-benchmark {output.benchmark} 2> {log}"
+        "--labeled {input.labeled} --heldout {input.heldout} --out {output} 2> {log}"
+
+
+rule benchmark_selection:
+    input:
+        R("phase5", "selection", "{method}", "rollouts.parquet"),
+    output:
+        R("phase5", "selection", "{method}", "benchmark.json"),
+    log:
+        LOG("benchmark_selection", "{method}"),
+    conda:
+        "../../envs/teachable.yaml"
+    params:
+        confidence=config["phase3"]["confidence"],
+        n_bootstrap=config["phase3"]["n_bootstrap"],
+        seed=config["seed"],
+        model_id=lambda wc: f"select_{wc.method}",
+    shell:
+        "teachable benchmark --rollouts {input} --model-id {params.model_id} "
+        "--confidence {params.confidence} --n-bootstrap {params.n_bootstrap} "
+        "--seed {params.seed} --out {output} 2> {log}"
 
 
 rule selection_summary:

@@ -41,8 +41,8 @@ rule student_eval:
         n=config["student"]["eval_tasks"],
         cfg=lambda wc: cfg_json(
             seed=config["seed"],
-            env=config["env"],
-            splits=config["splits"],
+            env=env_cfg(),
+            splits={"eval": config["splits"]["eval"]},
             student=student_runtime(),
         ),
     shell:

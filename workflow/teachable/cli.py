@@ -105,41 +105,50 @@ def cmd_label_shard(a) -> None:
     shard = select_shard(snaps, cfg["phase1"], a.shard, a.n_shards, cfg["seed"])
     log.info("shard %d/%d: %d of %d snapshots", a.shard, a.n_shards, len(shard), len(snaps))
     teacher = make_teacher(cfg["teacher"], cfg["env"].get("max_steps"))
-    labeled, failures = label_snapshots(shard, _student(cfg, a.model), teacher, cfg,
-                                        progress=not a.no_progress)
-    log.info("labeled %d snapshots, %d teacher failures; teacher usage %s", len(labeled),
+    raw, failures = label_snapshots(shard, _student(cfg, a.model), teacher, cfg, progress=not a.no_progress)
+    log.info("labeled %d snapshots, %d teacher failures; teacher usage %s", len(raw),
              len(failures), getattr(teacher, "usage", {}))
     write_parquet(failures, a.out_failures)
-    write_parquet(labeled, a.out)
+    write_parquet(raw, a.out)
 
 
 def cmd_merge_labels(a) -> None:
     import pandas as pd
 
-    from .hint_audit import hint_audit
     from .io import read_parquet, write_json, write_jsonl, write_parquet
-    from .labeling import add_quadrants, threshold_plots
+    from .labeling import add_quadrants, label_stats, threshold_plots
 
     cfg = _cfg(a.config_json)
-    df = pd.concat([read_parquet(p) for p in a.shards], ignore_index=True)
+    raw = pd.concat([read_parquet(p) for p in a.shards], ignore_index=True)
     fails = pd.concat([read_parquet(p) for p in a.failures], ignore_index=True)
-    if df.empty:
+    if raw.empty:
         raise SystemExit("no labeled snapshots in any shard: nothing to assign to quadrants "
                          "(check phase0 counts and teacher failures)")
-    df = df.sort_values("snapshot_id").reset_index(drop=True)
+    df = label_stats(raw.sort_values("snapshot_id").reset_index(drop=True))
     df, thr = add_quadrants(df, cfg["phase1"]["quadrants"])
     thr["teacher_failures"] = int(len(fails))
-    audit = hint_audit(df, seed=int(cfg["seed"]), confidence=float(cfg["phase1"]["confidence"]))
-    log.info("hint audit: %d diagnoses naming an action; action accuracy from the hint %s, demo %s, majority %s",
-             audit["diagnoses_naming_action"], *(audit[k] and round(audit[k]["p"], 3) for k in
-             ("hint_action_accuracy", "demo_action_accuracy", "majority_accuracy")))  # fmt: skip
     log.info("quadrant sizes %s (thresholds U>%.4f, L>%.4f)", thr["sizes"], thr["U_threshold"], thr["L_threshold"])
     threshold_plots(df, thr, a.plots_dir)
     write_parquet(fails, a.out_failures)
     write_json(thr, a.thresholds)
-    write_json(audit, a.hint_audit)
     write_jsonl(df, a.out_jsonl)
     write_parquet(df, a.out)
+
+
+def cmd_label_report(a) -> None:
+    from .hint_audit import hint_audit
+    from .io import read_parquet, write_json, write_parquet
+    from .labeling import label_intervals
+
+    cfg = _cfg(a.config_json)
+    p1, seed = cfg["phase1"], int(cfg["seed"])
+    df = read_parquet(a.labeled)
+    audit = hint_audit(df, seed=seed, confidence=float(p1["confidence"]))
+    log.info("hint audit: %d diagnoses naming an action; action accuracy from the hint %s, demo %s, majority %s",
+             audit["diagnoses_naming_action"], *(audit[k] and round(audit[k]["p"], 3) for k in
+             ("hint_action_accuracy", "demo_action_accuracy", "majority_accuracy")))  # fmt: skip
+    write_parquet(label_intervals(df, float(p1["confidence"]), int(p1["n_bootstrap"]), seed), a.out_intervals)
+    write_json(audit, a.out_hint_audit)
 
 
 def cmd_figures(a) -> None:
@@ -202,13 +211,14 @@ def cmd_micro_merge(a) -> None:
     import pandas as pd
 
     from .io import read_parquet, write_json, write_parquet
-    from .microtrain import correlation_report
+    from .microtrain import correlation_report, success_intervals
 
     cfg = _cfg(a.config_json)
     results = pd.concat([read_parquet(p) for p in a.shards], ignore_index=True)
     if results["snapshot_id"].duplicated().any():
         raise ValueError("micro-training shards overlap: a snapshot appears twice")
-    results = results.sort_values(["quadrant", "snapshot_id"]).reset_index(drop=True)
+    results = success_intervals(results.sort_values(["quadrant", "snapshot_id"]).reset_index(drop=True),
+                                float(cfg["phase1"]["confidence"]))  # fmt: skip
     report = correlation_report(results, cfg["phase1b"], cfg["seed"])
     log.info("CPT vs micro-training: rho=%s CI=%s p=%s pass=%s", report.get("rho"), report.get("rho_ci"),
              report.get("p_value"), report.get("pass"))
@@ -293,8 +303,8 @@ def cmd_selection_summary(a) -> None:
 
 
 def cmd_eval_model(a) -> None:
-    from .evaluation import benchmark_json, check_eval_disjoint, eval_model
-    from .io import read_json, read_parquet, write_json, write_parquet
+    from .evaluation import check_eval_disjoint, eval_model
+    from .io import read_json, read_parquet, write_parquet
     from .matrix import apply_heldout
 
     cfg = _cfg(a.config_json)
@@ -302,12 +312,17 @@ def cmd_eval_model(a) -> None:
     split = apply_heldout(read_parquet(a.labeled), read_json(a.heldout))
     heldout = split[split["heldout"]].reset_index(drop=True)
     rows = eval_model(a.model_id, a.model, a.adapter or None, heldout, cfg, progress=not a.no_progress)
-    p3 = cfg["phase3"]
-    bench = benchmark_json(rows, a.model_id, confidence=p3["confidence"], n_bootstrap=p3["n_bootstrap"],
-                           seed=cfg["seed"])  # fmt: skip
-    log.info("model %s: pass rate %.3f (n=%d)", a.model_id, bench["pass_rate"], bench["n"])
-    write_json(bench, a.out_benchmark)
     write_parquet(rows, a.out)
+
+
+def cmd_benchmark(a) -> None:
+    from .evaluation import benchmark_json
+    from .io import read_parquet, write_json
+
+    bench = benchmark_json(read_parquet(a.rollouts), a.model_id, confidence=a.confidence, n_bootstrap=a.n_bootstrap,
+                           seed=a.seed)  # fmt: skip
+    log.info("model %s: pass rate %.3f (n=%d)", a.model_id, bench["pass_rate"], bench["n"])
+    write_json(bench, a.out)
 
 
 def cmd_eval_summary(a) -> None:
@@ -328,11 +343,23 @@ def cmd_eval_summary(a) -> None:
 
 def cmd_predictor(a) -> None:
     from .io import read_parquet
-    from .predictor import summary_lines, train_predictor
+    from .predictor import fit_predictor
 
-    res = train_predictor(read_parquet(a.labeled), _cfg(a.config_json), a.out_dir, a.out_result, a.out_oof)
+    oof = fit_predictor(read_parquet(a.labeled), _cfg(a.config_json), a.out_dir, a.out_oof)
+    log.info("phase 4: out-of-fold predictions of %d snapshots in %d folds", len(oof), oof["fold"].nunique())
+
+
+def cmd_predictor_metrics(a) -> None:
+    from pathlib import Path
+
+    from .io import read_json, read_parquet, write_json
+    from .predictor import predictor_metrics, summary_lines
+
+    one_class = read_json(Path(a.predictor) / "crossfit.json")["folds_with_one_class"]
+    res = predictor_metrics(read_parquet(a.oof), one_class, _cfg(a.config_json))
     for line in summary_lines(res):
         log.info("%s", line)
+    write_json(res, a.out)
 
 
 def cmd_compare(a) -> None:
@@ -426,8 +453,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out-jsonl", required=True)
     sp.add_argument("--out-failures", required=True)
     sp.add_argument("--thresholds", required=True)
-    sp.add_argument("--hint-audit", required=True, help="hint_audit.json (does the hint's wording give the action away?)")
     sp.add_argument("--plots-dir", required=True)
+
+    sp = add("label-report", cmd_label_report, "Phase 1: the labels' intervals and the hint audit (statistics only).")
+    cfg_arg(sp)
+    sp.add_argument("--labeled", required=True, help="phase1/labeled_snapshots.parquet")
+    sp.add_argument("--out-intervals", required=True, help="label_intervals.parquet (p_*_lo/hi, ELP_net_lo/hi)")
+    sp.add_argument("--out-hint-audit", required=True,
+                    help="hint_audit.json (does the hint's wording give the action away?)")
 
     sp = add("microtrain", cmd_microtrain, "Phase 1B: micro-train one LoRA per sampled snapshot (one shard).")
     cfg_arg(sp), prog_arg(sp)
@@ -477,7 +510,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--labeled", required=True)
     sp.add_argument("--heldout", required=True, help="phase2/heldout.json (the held-out snapshots)")
     sp.add_argument("--out", required=True, help="per-rollout parquet")
-    sp.add_argument("--out-benchmark", required=True, help="benchmark JSON")
+
+    sp = add("benchmark", cmd_benchmark, "Phase 3/5: a model's benchmark JSON (pass rate with n and interval) from its rollouts.")
+    sp.add_argument("--rollouts", required=True, help="the model's eval rollouts.parquet")
+    sp.add_argument("--model-id", required=True)
+    sp.add_argument("--confidence", type=float, default=0.95)
+    boot_args(sp)
+    sp.add_argument("--out", required=True, help="benchmark.json")
 
     sp = add("select-train", cmd_select_train, "Phase 5: one selection method picks K snapshots; train on them.")
     cfg_arg(sp), prog_arg(sp)
@@ -555,12 +594,19 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out-json", required=True, help="summary.json")
     sp.add_argument("--out-md", required=True, help="summary.md")
 
-    sp = add("predictor", cmd_predictor, "Phase 4: teachability predictor from cheap observables, CV grouped by task.")
+    sp = add("predictor", cmd_predictor, "Phase 4: fit the teachability predictor from cheap observables, CV grouped "
+             "by task (models and out-of-fold predictions).")
     cfg_arg(sp)
     sp.add_argument("--labeled", required=True, help="phase1/labeled_snapshots.parquet")
     sp.add_argument("--out-dir", required=True, help="phase4/predictor/ (models, feature_config.json, folds.json)")
-    sp.add_argument("--out-result", required=True, help="phase4/training_result.json")
     sp.add_argument("--out-oof", required=True, help="phase4/oof_predictions.parquet")
+
+    sp = add("predictor-metrics", cmd_predictor_metrics, "Phase 4: metrics of the out-of-fold predictions beside "
+             "the entropy baseline, with intervals.")
+    cfg_arg(sp)
+    sp.add_argument("--oof", required=True, help="phase4/oof_predictions.parquet")
+    sp.add_argument("--predictor", required=True, help="phase4/predictor/ (its crossfit.json)")
+    sp.add_argument("--out", required=True, help="phase4/training_result.json")
 
     sp = add("traces", cmd_traces, "Filter rollouts with DuckDB; export SFT JSONL (chat messages).")
     sp.add_argument("rollouts", help="rollouts.parquet")

@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 # student conditions rolled out per snapshot ("base" is "policy": the same process)
 STUDENT_CONDITIONS = ("policy", "force", *PLACEBOS, *FORMATS)
 PROB_NAMES = ("policy", "force", "expert", "base", *PLACEBOS, *FORMATS)
+OUTCOME_CONDITIONS = (*STUDENT_CONDITIONS, "expert")  # rolled out; y_<condition> in the shards
 
 
 def snapshot_context(row, patch: str | None = None) -> Context:
@@ -167,11 +168,11 @@ def elp_interval(y: dict[str, np.ndarray], n_resamples: int, confidence: float, 
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
-def label_rows(scored: pd.DataFrame, advice: list, outs: dict, cfg: dict,
-               contrast_diagnoses: list | None = None) -> pd.DataFrame:  # fmt: skip
-    """One labeled row per scored snapshot from its rollouts' outcomes (``outcomes``)."""
-    p1 = cfg["phase1"]
-    confidence = float(p1["confidence"])
+def raw_rows(scored: pd.DataFrame, advice: list, outs: dict, contrast_diagnoses: list | None = None) -> pd.DataFrame:
+    """A label shard's rows: per scored snapshot, its columns, the teacher's advice and the
+    outcome of every rollout, ``y_<condition>`` (0/1 per rollout, in rollout order) and the
+    expert's ``expert_errors`` (ExpertError kind or None per expert rollout). No statistic:
+    ``label_stats`` computes them when the shards are merged."""
     rows = []
     contrast_diagnoses = contrast_diagnoses or [None] * len(advice)
     for (_, r), adv, cdiag in zip(scored.iterrows(), advice, contrast_diagnoses, strict=True):
@@ -187,14 +188,29 @@ def label_rows(scored: pd.DataFrame, advice: list, outs: dict, cfg: dict,
             contrast_diagnosis=cdiag or adv.diagnosis,
             p_teacher_action=float(np.exp(lp[va.index(adv.suggested_action)])),
         )
-        y = {c: outs[(sid, c)] for c in STUDENT_CONDITIONS}
-        y["expert"] = outs[(sid, "expert")]
+        for c in OUTCOME_CONDITIONS:
+            row[f"y_{c}"] = [float(v) for v in outs[(sid, c)]]
+        row["expert_errors"] = list(outs[(sid, "expert_error")])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _outcomes_of(r) -> dict[str, np.ndarray]:
+    return {c: np.asarray(r[f"y_{c}"], float) for c in OUTCOME_CONDITIONS}
+
+
+def label_stats(raw: pd.DataFrame) -> pd.DataFrame:
+    """The labels of raw shard rows (``raw_rows``): every probability with its n, leverage,
+    gains, the cross-fitted ELP_net, the naive max and the route (module docstring). Their
+    intervals depend on a confidence level, so they are ``label_intervals``'s."""
+    rows = []
+    for _, r in raw.iterrows():
+        row = r.to_dict()
+        y = _outcomes_of(r)
         for name in PROB_NAMES:
             v = y["policy" if name == "base" else name]
-            pr = proportion(int(v.sum()), len(v), confidence)
-            row[f"p_{name}"], row[f"p_{name}_n"] = pr["p"], pr["n"]
-            row[f"p_{name}_lo"], row[f"p_{name}_hi"] = pr["lo"], pr["hi"]
-        errors = [e for e in outs[(sid, "expert_error")] if e is not None]
+            row[f"p_{name}"], row[f"p_{name}_n"] = float(v.mean()), int(len(v))
+        errors = [e for e in r["expert_errors"] if isinstance(e, str)]
         row["p_expert_errors"] = len(errors)
         row["p_expert_impossible"] = sum(e == "impossible" for e in errors)
         row["L_local"] = row["p_force"] - row["p_policy"]
@@ -211,8 +227,23 @@ def label_rows(scored: pd.DataFrame, advice: list, outs: dict, cfg: dict,
         row["route_net"] = ties[0]
         row["route_ties"] = ties
         row["ELP_net"] = float(crossfit_elp(y))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def label_intervals(labeled: pd.DataFrame, confidence: float, n_bootstrap: int, seed: int) -> pd.DataFrame:
+    """Per labeled snapshot: the Wilson interval of every probability (``p_<name>_lo/_hi``) and
+    the bootstrap interval of the cross-fitted ELP_net (``ELP_net_lo/_hi``), at ``confidence``."""
+    rows = []
+    for _, r in labeled.iterrows():
+        y = _outcomes_of(r)
+        row = {"snapshot_id": r["snapshot_id"]}
+        for name in PROB_NAMES:
+            v = y["policy" if name == "base" else name]
+            pr = proportion(int(v.sum()), len(v), confidence)
+            row[f"p_{name}_lo"], row[f"p_{name}_hi"] = pr["lo"], pr["hi"]
         row["ELP_net_lo"], row["ELP_net_hi"] = elp_interval(
-            y, p1["n_bootstrap"], confidence, derive_seed(cfg["seed"], "elp", sid))
+            y, n_bootstrap, confidence, derive_seed(seed, "elp", r["snapshot_id"]))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -232,8 +263,9 @@ def _valid(advice, req: AdviceRequest) -> bool:
 
 def label_snapshots(snaps: pd.DataFrame, student: Policy, teacher: Teacher, cfg: dict,
                     progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Labels for every snapshot whose teacher advice is valid; teacher failures are returned
-    separately (recorded, never replaced by another action).
+    """Raw labels (``raw_rows``: advice and rollout outcomes) for every snapshot whose teacher
+    advice is valid; teacher failures are returned separately (recorded, never replaced by
+    another action). ``label_stats`` turns the raw rows into labels.
 
     Where the student's action IS the teacher's (Experiment B), the contrast calls the student's
     most likely other action worse, so the teacher is asked a second time, about that action, and
@@ -261,8 +293,7 @@ def label_snapshots(snaps: pd.DataFrame, student: Policy, teacher: Teacher, cfg:
     cdiags = [contrast_advice[k].diagnosis if k in contrast_advice else None for k in np.flatnonzero(ok)]
     specs = [s for (_, r), a, c in zip(good.iterrows(), good_adv, cdiags) for s in condition_specs(r, a, cfg, c)]
     results = study_rollouts(specs, student, cfg, desc="phase1 label rollouts", progress=progress)
-    labeled = label_rows(good, good_adv, outcomes(results), cfg, cdiags)
-    return labeled, failures
+    return raw_rows(good, good_adv, outcomes(results), cdiags), failures
 
 
 # ------------------------------------------------------------------------------------ quadrants

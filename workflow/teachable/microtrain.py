@@ -48,6 +48,12 @@ from .training import LoraTrainer, supervision_example
 
 log = logging.getLogger(__name__)
 
+# a microtrain shard's columns (counts, no statistic) ...
+SHARD_COLUMNS = (
+    "snapshot_id", "quadrant", "ELP_net", "route", "before_k", "before_n", "after_k", "after_n", "delta",
+    "train_seconds",
+)  # fmt: skip
+# ... and what micro_merge adds (``success_intervals``): rates with their n and Wilson interval
 RESULT_COLUMNS = (
     "snapshot_id", "quadrant", "ELP_net", "route", "before", "before_n", "before_lo", "before_hi",
     "after", "after_n", "after_lo", "after_hi", "delta", "train_seconds",
@@ -98,14 +104,14 @@ def _drift_kl(base: list, tuned: list, skip: int) -> float:
 
 def run_micro_training(labeled_sample: pd.DataFrame, model_dir, cfg: dict, *, progress: bool = True,
                        policy=None) -> pd.DataFrame:  # fmt: skip
-    """One row per snapshot: before/after success (n, Wilson interval), Δ, train seconds.
+    """One row per snapshot: before/after successes and rollouts (``SHARD_COLUMNS``), Δ, train
+    seconds; no interval (``success_intervals`` adds them when the shards are merged).
     ``policy``: an HFPolicy on ``model_dir`` to reuse (else one is loaded from cfg["student"])."""
     from .policies.hf import HFPolicy
 
     p1b = cfg["phase1b"]
     n = int(p1b["n_validation_rollouts"])
     seed = int(cfg["seed"])
-    conf = float(cfg.get("phase1", {}).get("confidence", 0.95))
     if policy is None:
         sc = cfg["student"]
         policy = HFPolicy(model_dir, device=sc.get("device", "auto"), dtype=sc.get("dtype", "auto"),
@@ -114,7 +120,7 @@ def run_micro_training(labeled_sample: pd.DataFrame, model_dir, cfg: dict, *, pr
     trainer = LoraTrainer(model_dir, policy=policy)
     rows = list(labeled_sample.iterrows())
     if not rows:
-        return pd.DataFrame(columns=list(RESULT_COLUMNS))
+        return pd.DataFrame(columns=list(SHARD_COLUMNS))
 
     before_specs = [s for _, r in rows for s in _specs(r, n, seed, "before")]
     before = group_success(study_rollouts(before_specs, policy, cfg, desc="phase1b before", progress=progress))
@@ -139,23 +145,33 @@ def run_micro_training(labeled_sample: pd.DataFrame, model_dir, cfg: dict, *, pr
                 drift = _drift_kl(base_lp, policy.action_logprobs(ctxs), skip=k)
             finally:
                 policy.load_adapter(None)
-            b = proportion(*before[(sid, "before")], conf)
-            a = proportion(*after[(sid, "after")], conf)
+            (bk, bn), (ak, an) = before[(sid, "before")], after[(sid, "after")]
             out.append({
                 "snapshot_id": sid, "quadrant": r["quadrant"], "ELP_net": float(r["ELP_net"]),
-                "route": r["route_net"],
-                "before": b["p"], "before_n": b["n"], "before_lo": b["lo"], "before_hi": b["hi"],
-                "after": a["p"], "after_n": a["n"], "after_lo": a["lo"], "after_hi": a["hi"],
-                "delta": a["p"] - b["p"], "train_seconds": round(train_seconds, 3),
+                "route": r["route_net"], "before_k": bk, "before_n": bn, "after_k": ak, "after_n": an,
+                "delta": ak / an - bk / bn, "train_seconds": round(train_seconds, 3),
                 "p_target_before": p_before[sid], "p_target_after": p_after, "drift_kl": drift,
                 "final_loss": tlog["final_loss"], "first_loss": tlog["loss_curve"][0][1] if tlog["loss_curve"] else math.nan,
                 **{c: r[c] for c in CARRIED if c in r.index},
             })  # fmt: skip
-            bar.set_postfix(delta=f"{a['p'] - b['p']:+.2f}")
+            bar.set_postfix(delta=f"{ak / an - bk / bn:+.2f}")
     return pd.DataFrame(out)
 
 
 # ------------------------------------------------------------------------------------ statistics
+def success_intervals(shards: pd.DataFrame, confidence: float) -> pd.DataFrame:
+    """Merged shard rows with before/after success rates, their n and Wilson intervals
+    (``RESULT_COLUMNS`` first, every shard column kept)."""
+    out = shards.copy()
+    for side in ("before", "after"):
+        prs = [proportion(int(k), int(n), confidence) for k, n in zip(out[f"{side}_k"], out[f"{side}_n"])]
+        out[side] = [pr["p"] for pr in prs]
+        out[f"{side}_lo"] = [pr["lo"] for pr in prs]
+        out[f"{side}_hi"] = [pr["hi"] for pr in prs]
+    rest = [c for c in out.columns if c not in RESULT_COLUMNS]
+    return out[list(RESULT_COLUMNS) + rest]
+
+
 def _mean_interval(v: np.ndarray, confidence: float) -> dict[str, Any]:
     n = len(v)
     out: dict[str, Any] = {"n": int(n), "mean": float(np.mean(v)) if n else math.nan, "lo": math.nan, "hi": math.nan,

@@ -498,24 +498,18 @@ def _write_dir(out_dir: Path, files: dict[str, Any]) -> None:
             shutil.rmtree(tmp)
 
 
-def train_predictor(labeled_df: pd.DataFrame, cfg: dict, out_dir_predictor, out_result_json,
-                    out_oof_parquet) -> dict[str, Any]:
-    """Cross-validates every target (GroupKFold by task), fits the final models and writes the
-    predictor directory, the out-of-fold predictions and the result, which it returns:
+FIT_KEYS = ("n_features", "ridge_alpha", "logreg_C", "n_folds")  # what fitting reads; the rest are metrics
 
-    {"n_snapshots", "n_tasks", "n_folds", "cv", "confidence", "seed", "params", "bootstrap",
-     "targets": {target: {"kind", "column", "inputs", "excluded_inputs", "uses_defining_inputs",
-                          "note", "model", "folds_with_one_class", "metrics",
-                          "baseline": {"name", "inputs", "metrics"} | None, "baseline_reason"}},
-     "ranking": {"target", "k", "relevance", "true_top_k", "precision_at_k_random", "tie_rule",
-                 "predictor": {...}, "entropy": {...}, "predictor_beats_entropy", "beats_rule",
-                 "difference": {"precision_at_k": {"value", "lo", "hi", "n_defined"}, "ndcg_at_k": {...},
-                                "statistic", "n_resamples", "confidence", "method", "unit"},
-                 "beats_by_interval", "interval_rule"}}
-    """
+
+def fit_predictor(labeled_df: pd.DataFrame, cfg: dict, out_dir_predictor, out_oof_parquet) -> pd.DataFrame:
+    """Cross-validates every target (GroupKFold by task), fits the final models, writes the
+    predictor directory (models, ``folds.json``, ``feature_config.json``, ``crossfit.json`` with
+    each target's folds whose training data held one class) and the out-of-fold predictions
+    (``snapshot_id, task_id, fold, U``, each target's truth, ``pred_{target}`` and
+    ``baseline_{target}``), which it returns. Reads ``FIT_KEYS`` of phase4 and the seed only."""
     from sklearn.model_selection import GroupKFold
 
-    from .io import write_json, write_parquet
+    from .io import write_parquet
 
     params = predictor_params(cfg)
     seed = int(cfg["seed"])
@@ -542,20 +536,13 @@ def train_predictor(labeled_df: pd.DataFrame, cfg: dict, out_dir_predictor, out_
                                "model": model})  # fmt: skip
         return oof, models, one_class
 
-    oof_df = pd.DataFrame({"snapshot_id": df["snapshot_id"], "task_id": tasks, "fold": fold})
-    targets, files, final_one_class, baselines = {}, {}, {}, {}
-    nb, conf = params["n_bootstrap"], params["confidence"]
-
-    def target_metrics(kind, y, pred):
-        if kind == "regression":
-            return regression_metrics(y, pred, tasks, nb, conf, seed)
-        return classification_metrics(y, pred, conf)
-
+    oof_df = pd.DataFrame({"snapshot_id": df["snapshot_id"], "task_id": tasks, "fold": fold,
+                           "U": df["U"].to_numpy(dtype=float)})  # fmt: skip
+    files, final_one_class, one_class_folds, baselines = {}, {}, {}, {}
     for t in TARGETS:
         y = df[t.column].to_numpy(dtype=float if t.kind == "regression" else object)
         groups = {g: GROUPS[g] for g in t.inputs}
-        oof, fold_models, one_class = crossfit(t.kind, groups, y, keep=t.name == CROSSFIT_TARGET)
-        metrics = target_metrics(t.kind, y, oof)
+        oof, fold_models, one_class_folds[t.name] = crossfit(t.kind, groups, y, keep=t.name == CROSSFIT_TARGET)
         final, final_one_class[t.name] = _fit(t.kind, groups, params, df, y)
         files[f"{t.name}.joblib"] = {"target": t.name, "fold": None, "train_tasks": sorted(set(tasks)),
                                      "model": final}  # fmt: skip
@@ -563,33 +550,73 @@ def train_predictor(labeled_df: pd.DataFrame, cfg: dict, out_dir_predictor, out_
             files[f"{CROSSFIT_TARGET}_fold{m['fold']}.joblib"] = m
         oof_df[t.column] = y
         oof_df[f"pred_{t.name}"] = oof
-        baseline = None
         if t.baseline_reason is None:
             if t.column not in baselines:  # one baseline per target column (quadrant's twice)
-                b_oof, _, _ = crossfit(t.kind, {"U": ["U"]}, y)
-                baselines[t.column] = (b_oof, target_metrics(t.kind, y, b_oof))
-            b_oof, b_m = baselines[t.column]
-            oof_df[f"baseline_{t.name}"] = b_oof
-            baseline = {**BASELINE, "metrics": b_m}
+                baselines[t.column] = crossfit(t.kind, {"U": ["U"]}, y)[0]
+            oof_df[f"baseline_{t.name}"] = baselines[t.column]
+    files["folds.json"] = {
+        "cv": "GroupKFold by task_id", "n_folds": n_folds,
+        "fold_of_task": {str(tk): int(fold[np.flatnonzero(tasks == tk)[0]]) for tk in sorted(set(tasks))},
+        "train_tasks": {str(k): sorted(set(tasks[tr])) for k, (tr, _) in enumerate(splits)},
+        "n_test_snapshots": {str(k): len(te) for k, (_, te) in enumerate(splits)},
+    }  # fmt: skip
+    files["crossfit.json"] = {"folds_with_one_class": one_class_folds, "params": {k: params[k] for k in FIT_KEYS}}
+    files["feature_config.json"] = _feature_config(params, seed, final_one_class, n_folds)
+    _write_dir(Path(out_dir_predictor), files)
+    write_parquet(oof_df, out_oof_parquet)
+    return oof_df
+
+
+def predictor_metrics(oof_df: pd.DataFrame, one_class_folds: dict[str, list[int]], cfg: dict) -> dict[str, Any]:
+    """The result of Phase 4 from the out-of-fold predictions (``fit_predictor``): per target,
+    its metrics beside the entropy-only baseline's, and the ranking by predicted ELP_net against
+    ranking by U with the cluster-bootstrap intervals of their differences. Layout:
+
+    {"n_snapshots", "n_tasks", "n_folds", "cv", "confidence", "seed", "params", "bootstrap",
+     "targets": {target: {"kind", "column", "inputs", "excluded_inputs", "uses_defining_inputs",
+                          "note", "model", "folds_with_one_class", "metrics",
+                          "baseline": {"name", "inputs", "metrics"} | None, "baseline_reason"}},
+     "ranking": {"target", "k", "relevance", "true_top_k", "precision_at_k_random", "tie_rule",
+                 "predictor": {...}, "entropy": {...}, "predictor_beats_entropy", "beats_rule",
+                 "difference": {"precision_at_k": {"value", "lo", "hi", "n_defined"}, "ndcg_at_k": {...},
+                                "statistic", "n_resamples", "confidence", "method", "unit"},
+                 "beats_by_interval", "interval_rule"}}
+    """
+    from .seeding import derive_seed
+
+    params = predictor_params(cfg)
+    seed = int(cfg["seed"])
+    nb, conf = params["n_bootstrap"], params["confidence"]
+    n, tasks = len(oof_df), oof_df["task_id"].astype(str).to_numpy()
+
+    def target_metrics(kind, y, pred):
+        if kind == "regression":
+            return regression_metrics(y, pred, tasks, nb, conf, seed)
+        return classification_metrics(y, pred, conf)
+
+    targets = {}
+    for t in TARGETS:
+        y = oof_df[t.column].to_numpy(dtype=float if t.kind == "regression" else object)
+        baseline = None
+        if t.baseline_reason is None:
+            baseline = {**BASELINE, "metrics": target_metrics(t.kind, y, oof_df[f"baseline_{t.name}"].to_numpy())}
         targets[t.name] = {
             "kind": t.kind, "column": t.column, "inputs": t.inputs, "excluded_inputs": t.excluded,
             "uses_defining_inputs": list(t.uses_defining_inputs), "note": t.note,
             "model": "Ridge" if t.kind == "regression" else "LogisticRegression",
-            "folds_with_one_class": one_class, "metrics": metrics, "baseline": baseline,
-            "baseline_reason": t.baseline_reason,
+            "folds_with_one_class": one_class_folds[t.name],
+            "metrics": target_metrics(t.kind, y, oof_df[f"pred_{t.name}"].to_numpy()),
+            "baseline": baseline, "baseline_reason": t.baseline_reason,
         }  # fmt: skip
 
-    true = df[CROSSFIT_TARGET].to_numpy(dtype=float)
+    true = oof_df[CROSSFIT_TARGET].to_numpy(dtype=float)
+    pred = oof_df[f"pred_{CROSSFIT_TARGET}"].to_numpy(dtype=float)
+    u = oof_df["U"].to_numpy(dtype=float)
     k = min(params["top_k"], n)
-    ids = df["snapshot_id"].astype(str).to_numpy()
-    pred_rank = ranking_metrics(true, oof_df[f"pred_{CROSSFIT_TARGET}"].to_numpy(dtype=float), ids, k)
-    ent_rank = ranking_metrics(true, df["U"].to_numpy(dtype=float), ids, k)
+    ids = oof_df["snapshot_id"].astype(str).to_numpy()
+    pred_rank, ent_rank = ranking_metrics(true, pred, ids, k), ranking_metrics(true, u, ids, k)
     top_size = precision_at_k(true, true, ids, k)[1]
-    from .seeding import derive_seed
-
-    diff = ranking_difference(true, oof_df[f"pred_{CROSSFIT_TARGET}"].to_numpy(dtype=float),
-                              df["U"].to_numpy(dtype=float), ids, tasks, k, nb, conf,
-                              derive_seed(seed, "phase4", "ranking"))  # fmt: skip
+    diff = ranking_difference(true, pred, u, ids, tasks, k, nb, conf, derive_seed(seed, "phase4", "ranking"))
     ranking = {
         "target": CROSSFIT_TARGET, "k": k,
         "relevance": f"NDCG relevance = {CROSSFIT_TARGET} - min({CROSSFIT_TARGET}) (non-negative, as ndcg_score needs)",
@@ -603,23 +630,23 @@ def train_predictor(labeled_df: pd.DataFrame, cfg: dict, out_dir_predictor, out_
         "beats_by_interval": beats_by_interval(diff),
         "interval_rule": INTERVAL_RULE,
     }  # fmt: skip
-    result = {
-        "n_snapshots": n, "n_tasks": len(set(tasks)), "n_folds": n_folds, "cv": "GroupKFold by task_id",
-        "confidence": conf, "seed": seed, "params": params,
+    return {
+        "n_snapshots": n, "n_tasks": len(set(tasks)), "n_folds": int(oof_df["fold"].nunique()),
+        "cv": "GroupKFold by task_id", "confidence": conf, "seed": seed, "params": params,
         "bootstrap": {"n_resamples": nb, "method": "percentile", "unit": "task (all snapshots of a drawn task)"},
         "targets": targets, "ranking": ranking,
     }  # fmt: skip
 
-    fold_of_task = {str(tk): int(fold[np.flatnonzero(tasks == tk)[0]]) for tk in sorted(set(tasks))}
-    files["folds.json"] = {
-        "cv": "GroupKFold by task_id", "n_folds": n_folds,
-        "fold_of_task": fold_of_task,
-        "train_tasks": {str(k): sorted(set(tasks[tr])) for k, (tr, _) in enumerate(splits)},
-        "n_test_snapshots": {str(k): len(te) for k, (_, te) in enumerate(splits)},
-    }  # fmt: skip
-    files["feature_config.json"] = _feature_config(params, seed, final_one_class, n_folds)
-    _write_dir(Path(out_dir_predictor), files)
-    write_parquet(oof_df, out_oof_parquet)
+
+def train_predictor(labeled_df: pd.DataFrame, cfg: dict, out_dir_predictor, out_result_json,
+                    out_oof_parquet) -> dict[str, Any]:  # fmt: skip
+    """``fit_predictor`` then ``predictor_metrics`` (the two Phase 4 rules in one call); writes
+    and returns the result."""
+    from .io import read_json, write_json
+
+    oof = fit_predictor(labeled_df, cfg, out_dir_predictor, out_oof_parquet)
+    one_class = read_json(Path(out_dir_predictor) / "crossfit.json")["folds_with_one_class"]
+    result = predictor_metrics(oof, one_class, cfg)
     write_json(result, out_result_json)
     return result
 
