@@ -11,13 +11,14 @@ every request it got. Usage:
 
 Replies: ``error(status)``, ``content(text)`` (raw assistant text: invalid JSON, fenced JSON),
 ``answer(action, diagnosis, error_type)`` (a JSON answer), ``slow(seconds, reply)`` (sleeps
-first: a timeout), or a callable ``body -> Reply`` that answers from the request it got. With the script empty the server answers 500 with ``x-should-retry: false``
+first: a timeout), ``dropped()`` (the connection closes unanswered), or a callable ``body -> Reply`` that answers from the request it got. With the script empty the server answers 500 with ``x-should-retry: false``
 so a test that asks for more than it scripted fails visibly.
 """
 
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections import deque
@@ -35,12 +36,22 @@ class Reply:
     delay_s: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
     message: str = "scripted error"  # the error message (status != 200)
+    drop: bool = False  # close the connection without answering
 
 
-def error(status: int, retry_after_ms: int | None = 1, message: str = "scripted error") -> Reply:
-    """An HTTP error. ``retry-after-ms`` (honoured by the openai client) keeps backoff tiny."""
+def error(status: int, retry_after_ms: int | None = 1, message: str = "scripted error",
+          retry_after_s: int | None = None) -> Reply:  # fmt: skip
+    """An HTTP error. ``retry-after-ms`` (honoured by the openai client) keeps backoff tiny;
+    ``retry_after_s`` sends the standard ``Retry-After`` header (seconds) instead."""
     headers = {} if retry_after_ms is None else {"retry-after-ms": str(retry_after_ms)}
+    if retry_after_s is not None:
+        headers = {"retry-after": str(retry_after_s)}
     return Reply(status=status, headers=headers, message=message)
+
+
+def dropped() -> Reply:
+    """The server reads the request, then closes the connection without an answer."""
+    return Reply(drop=True)
 
 
 def content(text: str, prompt_tokens: int | None = None, completion_tokens: int | None = None) -> Reply:
@@ -154,6 +165,10 @@ class FakeOpenAIServer:
                     return
                 if reply.delay_s:
                     time.sleep(reply.delay_s)
+                if reply.drop:
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
                 if reply.status != 200:
                     self._send(reply.status, _error_body(reply.status, reply.message), reply.headers)
                     return

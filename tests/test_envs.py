@@ -620,3 +620,28 @@ def test_step_plus_textualize_is_well_under_a_millisecond():
     ms = (time.perf_counter() - t0) / n * 1e3
     print(f"step + textualize: {ms:.3f} ms/step")
     assert ms < 1.0
+
+
+def test_diagnosis_while_carrying_an_object_the_mission_names():
+    """A carried object's cur_pos is (-1, -1): reading the mission must not index the grid there
+    (PutNextLocal: the agent may hold either object of the mission, the one to move or the other)."""
+    env = make_env("BabyAI-PutNextLocal-v0")
+    rng = random.Random(3)
+    held_named = 0
+    for seed in range(60):
+        env.reset(seed)
+        instr = env._env.instrs
+        named = {id(o) for d in (instr.desc_move, instr.desc_fixed) for o in d.obj_set}
+        for _ in range(40):
+            front = env._env.grid.get(*env._env.front_pos)
+            a = "pick up" if front is not None and front.type in ("ball", "box", "key") else rng.choice(ACTIONS[:3])
+            env.step(a)
+            if env.done:
+                break
+            if env._env.carrying is not None and id(env._env.carrying) in named:
+                for student in ACTIONS:
+                    adv = env.expert_advice(student)
+                    if adv.ok:
+                        assert validate_advice(adv, env.valid_actions(), env.mentioned_actions) is None, adv.diagnosis
+                held_named += 1
+    assert held_named > 20

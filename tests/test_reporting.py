@@ -187,7 +187,7 @@ def study(tmp_path):
         "retention": "retention_results.csv", "stuckness": "stuckness_results.csv",
         "predictor": "training_result.json", "selection": "selection_summary.json", "hint_audit": "hint_audit.json",
         "training": "training_summary.json", "mining": "mining_summary.json",
-        "base_rollouts": "base_rollouts.parquet"}.items()}  # fmt: skip
+        "base_rollouts": "base_rollouts.parquet", "teacher_failures": "teacher_failures.parquet"}.items()}  # fmt: skip
     paths["labeled"].parent.mkdir()
     labeled.to_parquet(paths["labeled"])
     micro.to_parquet(paths["micro"])
@@ -195,6 +195,9 @@ def study(tmp_path):
                    ("hint_audit", hint), ("training", training), ("mining", mining)):  # fmt: skip
         paths[k].write_text(json.dumps(obj))
     base_rollouts.to_parquet(paths["base_rollouts"])
+    pd.DataFrame({"snapshot_id": ["s900", "s901", "s902"], "failure_reason": ["transport: HTTP 429", "x", "y"],
+                  "failure_kind": ["rate_limited", "malformed_json", "rate_limited"]}).to_parquet(
+        paths["teacher_failures"])  # fmt: skip
     for k, df in (("transfer", _transfer()), ("overall", _overall()), ("retention", _retention()),
                   ("stuckness", _stuckness())):  # fmt: skip
         df.to_csv(paths[k], index=False)
@@ -209,7 +212,7 @@ def _args(study, *names) -> list[str]:
 FIG_INPUTS = ("labeled", "thresholds", "micro", "correlation", "transfer", "overall", "retention", "selection")
 TABLE_INPUTS = ("labeled", "transfer", "overall", "retention", "stuckness", "predictor", "selection")
 SUMMARY_INPUTS = ("correlation", "transfer", "retention", "overall", "thresholds", "predictor", "selection", "labeled",
-                  "hint_audit", "training", "mining", "base_rollouts")
+                  "hint_audit", "training", "mining", "base_rollouts", "teacher_failures")
 
 
 def _summary(study, threshold=0.05) -> dict:
@@ -384,6 +387,7 @@ def test_summary_protocol_numbers_come_from_their_files(study):
     assert ee["phase0_A"] == {"expert_error_planner": 1} and ee["phase1"] == {"expert_rollouts_failed": 1,
                                                                              "of_which_impossible": 1}
     assert ee["phase3_starts"] == {"impossible": 1}
+    assert p["teacher_failures"] == {"rate_limited": 2, "malformed_json": 1}
     md = (study["out"] / "summary.md").read_text()
     assert "## Protocol checks" in md and "Hint audit" in md and "partial rho given p_policy 0.450" in md
 

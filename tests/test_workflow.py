@@ -15,12 +15,21 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.integration
 
 
+def _env() -> dict:
+    """The test's environment WITHOUT the venv's bin/ on PATH (as a newcomer runs
+    `.venv/bin/snakemake ...` without activating): rules must find `teachable` themselves."""
+    venv_bin = str(Path(sys.executable).parent)
+    path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if p != venv_bin)
+    return dict(os.environ, PATH=path, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+
+
+def smk_cmd(workdir: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
+            "--directory", str(workdir), "--configfile", str(ROOT / "tests/micro.yaml"), *args]  # fmt: skip
+
+
 def smk(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-               HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
-           "--directory", str(workdir), "--configfile", str(ROOT / "tests/micro.yaml"), *args]
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    p = subprocess.run(smk_cmd(workdir, *args), capture_output=True, text=True, env=_env())
     if check and p.returncode != 0:
         logs = "\n".join(f"--- {f}\n{f.read_text()[-3000:]}" for f in workdir.glob("results/logs/**/*.log"))
         pytest.fail(f"snakemake {' '.join(args)} failed ({p.returncode}):\n{p.stderr[-5000:]}\n{logs}")
@@ -289,10 +298,9 @@ def test_rule_files_are_snakefmt_formatted():
 
 
 def test_pilot_dry_run_shows_the_dag(tmp_path):
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
     p = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--snakefile", str(ROOT / "Snakefile"),
                         "--directory", str(tmp_path), "--configfile", str(ROOT / "config/pilot.yaml")],
-                       capture_output=True, text=True, env=env)
+                       capture_output=True, text=True, env=_env())  # fmt: skip
     assert p.returncode == 0, p.stderr[-3000:]
     jobs = planned_jobs(p.stdout)
     assert jobs["label_shard"] == 2 and jobs["student_init"] == 1 and jobs["merge_labels"] == 1
@@ -321,3 +329,83 @@ def test_unknown_env_id_is_named(tmp_path):
     p = smk(tmp_path, "-n", "--configfile", str(ROOT / "tests/micro.yaml"), str(bad), check=False)
     out = p.stdout + p.stderr
     assert p.returncode != 0 and "BabyAI-GoToNowhere-v0" in out and "env.id" in out
+
+
+# ------------------------------------------------------------------------------------ kill and resume
+def _run_until_killed(workdir: Path, started: str, timeout_s: float = 600) -> None:
+    """Runs the micro DAG and SIGKILLs the whole process group (Snakemake and its jobs) as soon as
+    a job of rule ``started`` has begun (its log exists)."""
+    import signal
+    import time
+
+    proc = subprocess.Popen(smk_cmd(workdir, "--cores", "2"), env=_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    t0 = time.time()
+    try:
+        while not any((workdir / "results/logs" / started).glob("*.log")):
+            if proc.poll() is not None:
+                pytest.fail(f"the run ended (code {proc.returncode}) before rule {started} started")
+            if time.time() - t0 > timeout_s:
+                pytest.fail(f"rule {started} did not start within {timeout_s} s")
+            time.sleep(0.2)
+        time.sleep(1.0)  # mid-job
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def _same_frames(a: pd.DataFrame, b: pd.DataFrame, key: list[str]) -> None:
+    a = a.sort_values(key).reset_index(drop=True)
+    b = b.sort_values(key).reset_index(drop=True)
+    assert list(a.columns) == list(b.columns) and len(a) == len(b)
+    for c in a.columns:
+        x, y = a[c], b[c]
+        if pd.api.types.is_float_dtype(x):
+            assert np.allclose(x.to_numpy(float), y.to_numpy(float), atol=1e-6, equal_nan=True), c
+        else:
+            assert x.map(repr).tolist() == y.map(repr).tolist(), c
+
+
+@pytest.fixture(scope="module")
+def resumed(tmp_path_factory):
+    """The micro DAG killed (SIGKILL of everything) during phase 1 and again during phase 2, each
+    time resumed with Snakemake's `--unlock` and the same command."""
+    wd = tmp_path_factory.mktemp("killed")
+    _run_until_killed(wd, "label_shard")
+    smk(wd, "--unlock")
+    _run_until_killed(wd, "train_run")
+    smk(wd, "--unlock")
+    out = smk(wd, "--cores", "2")
+    return wd / "results", out.stdout + out.stderr
+
+
+def test_killed_twice_and_resumed_equals_an_uninterrupted_run(run, resumed):
+    results, log = resumed
+    _same_frames(pd.read_parquet(run / "phase1/labeled_snapshots.parquet"),
+                 pd.read_parquet(results / "phase1/labeled_snapshots.parquet"), ["snapshot_id"])  # fmt: skip
+    plan = json.loads((run / "phase2/plan.json").read_text())
+    assert plan == json.loads((results / "phase2/plan.json").read_text())
+    for rid in plan["trained_runs"]:
+        a, b = (json.loads((r / "phase2" / rid / "train_log.json").read_text()) for r in (run, results))
+        for k in ("examples", "epochs", "optimizer_steps", "tokens_trained"):
+            assert a[k] == b[k], (rid, k)
+        assert np.allclose([v for _, v in a["loss_curve"]], [v for _, v in b["loss_curve"]], atol=1e-5), rid
+    _same_frames(pd.read_parquet(run / "phase3/rollouts.parquet"), pd.read_parquet(results / "phase3/rollouts.parquet"),
+                 ["model_id", "suite", "task_id", "snapshot_id", "rollout_idx"])  # fmt: skip
+    assert (results / "summary.md").is_file()
+
+
+def test_labels_do_not_depend_on_the_number_of_shards(run, tmp_path):
+    """phase1.n_shards 1 and 3 label the same snapshots with the same outcomes as the run's 2."""
+    import shutil
+
+    ref = pd.read_parquet(run / "phase1/labeled_snapshots.parquet")
+    for n in (1, 3):
+        wd = tmp_path / f"shards{n}"
+        for part in ("student", "phase0"):  # what phase 1 reads, copied with its times
+            shutil.copytree(run / part, wd / "results" / part)
+        cfg = wd / "shards.yaml"
+        cfg.write_text(f"phase1:\n  n_shards: {n}\n")
+        smk(wd, "--configfile", str(ROOT / "tests/micro.yaml"), str(cfg), "--cores", "2", "--until", "merge_labels")
+        got = pd.read_parquet(wd / "results/phase1/labeled_snapshots.parquet")
+        _same_frames(ref, got, ["snapshot_id"])

@@ -83,6 +83,7 @@ rule summary:
         training=R("phase2", "training_summary.json"),
         mining=R("phase0", "mining_summary.json"),
         base_rollouts=R("phase3", "models", BASE_MODEL_ID, "rollouts.parquet"),
+        teacher_failures=R("phase1", "teacher_failures.parquet"),
         correlation=R("phase1b", "cpt_correlation.json"),
         transfer=R("phase3", "transfer_matrix.csv"),
         retention=R("phase3", "retention_results.csv"),
@@ -112,6 +113,7 @@ rule summary:
         "--selection {input.selection} --labeled {input.labeled} "
         "--hint-audit {input.hint_audit} --training {input.training} "
         "--mining {input.mining} --base-rollouts {input.base_rollouts} "
+        "--teacher-failures {input.teacher_failures} "
         "--retention-threshold {params.threshold} --alpha {params.alpha} "
         "--confidence {params.confidence} --n-bootstrap {params.n_bootstrap} "
         "--seed {params.seed} --out-json {output.json} --out-md {output.md} 2> {log}"

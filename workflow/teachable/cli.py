@@ -176,6 +176,7 @@ def cmd_summary(a) -> None:
     summary_from_files(correlation=a.correlation, transfer=a.transfer, retention=a.retention, overall=a.overall,
                        thresholds=a.thresholds, predictor=a.predictor, selection=a.selection, labeled=a.labeled,
                        hint_audit=a.hint_audit, training=a.training, mining=a.mining, base_rollouts=a.base_rollouts,
+                       teacher_failures=a.teacher_failures,
                        retention_threshold=a.retention_threshold, alpha=a.alpha, confidence=a.confidence,
                        n_bootstrap=a.n_bootstrap, seed=a.seed, out_json=a.out_json, out_md=a.out_md)  # fmt: skip
 
@@ -564,6 +565,7 @@ def build_parser() -> argparse.ArgumentParser:
         "predictor": "phase4/training_result.json", "selection": "phase5/selection_summary.json",
         "hint_audit": "phase1/hint_audit.json", "training": "phase2/training_summary.json",
         "mining": "phase0/mining_summary.json", "base_rollouts": "phase3/models/base/rollouts.parquet",
+        "teacher_failures": "phase1/teacher_failures.parquet",
     }  # fmt: skip
 
     def report_args(sp, *names):
@@ -585,7 +587,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("summary", cmd_summary, "Report: the study's checks, each computed from the phase outputs (JSON + Markdown).")
     report_args(sp, "correlation", "transfer", "retention", "overall", "thresholds", "predictor", "selection",
-                "labeled", "hint_audit", "training", "mining", "base_rollouts")
+                "labeled", "hint_audit", "training", "mining", "base_rollouts", "teacher_failures")
     sp.add_argument("--confidence", type=float, default=0.95, help="level of the intervals of the protocol numbers")
     boot_args(sp)
     sp.add_argument("--retention-threshold", type=float, required=True,

@@ -42,10 +42,22 @@ def write_parquet(df: pd.DataFrame, path: str | os.PathLike) -> None:
         df.to_parquet(tmp, index=False)
 
 
-def read_parquet(path: str | os.PathLike) -> pd.DataFrame:
+def _unreadable(path, what: str, e: Exception) -> ValueError:
+    return ValueError(f"{path} is not a readable {what} file ({type(e).__name__}: {e}); it may be truncated by a "
+                      "job that died: delete it and re-run the rule that writes it (snakemake re-creates "
+                      "missing outputs)")  # fmt: skip
+
+
+def read_parquet(path: str | os.PathLike, columns: list[str] | None = None) -> pd.DataFrame:
+    """A phase output; a missing file and an unreadable (e.g. truncated) one are errors naming it."""
+    import pyarrow as pa
+
     if not Path(path).exists():
         raise FileNotFoundError(f"expected phase output {path} does not exist")
-    return pd.read_parquet(path)
+    try:
+        return pd.read_parquet(path, columns=columns)
+    except (pa.ArrowException, OSError) as e:
+        raise _unreadable(path, "Parquet", e) from e
 
 
 def _default(o: Any) -> Any:
@@ -82,4 +94,11 @@ def write_jsonl(df: pd.DataFrame, path: str | os.PathLike) -> None:
 
 
 def read_json(path: str | os.PathLike) -> Any:
-    return json.loads(Path(path).read_text())
+    """A JSON phase output; a missing or unparsable (e.g. truncated) file is an error naming it."""
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"expected phase output {p} does not exist")
+    try:
+        return json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise _unreadable(p, "JSON", e) from e

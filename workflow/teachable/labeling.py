@@ -276,6 +276,7 @@ def label_snapshots(snaps: pd.DataFrame, student: Policy, teacher: Teacher, cfg:
     advice = teacher.advise_many(reqs)
     reasons = [None if _valid(a, q) else (a.failure_reason or "suggested action not valid")
                for a, q in zip(advice, reqs)]  # fmt: skip
+    kinds = [None if why is None else a.meta.get("failure_kind", "invalid_action") for a, why in zip(advice, reasons)]
     second = {}
     for k, ((_, r), a) in enumerate(zip(scored.iterrows(), advice)):
         if reasons[k] is None and r["student_action"] == a.suggested_action:
@@ -285,9 +286,11 @@ def label_snapshots(snaps: pd.DataFrame, student: Policy, teacher: Teacher, cfg:
     for k, a in contrast_advice.items():
         if not (a.ok and a.diagnosis):
             reasons[k] = f"contrast diagnosis (about {second[k].student_action!r}): {a.failure_reason or 'empty'}"
+            kinds[k] = "contrast_diagnosis"
     ok = np.array([why is None for why in reasons], dtype=bool)
     failures = scored.loc[~ok, [c for c in scored.columns if not c.startswith("_")]].copy()
     failures["failure_reason"] = [why for why in reasons if why is not None]
+    failures["failure_kind"] = [k for k in kinds if k is not None]
     good = scored.loc[ok]
     good_adv = [a for a, k in zip(advice, ok) if k]
     cdiags = [contrast_advice[k].diagnosis if k in contrast_advice else None for k in np.flatnonzero(ok)]

@@ -165,7 +165,9 @@ def mine_failure_snapshots(rollouts: pd.DataFrame, cfg: dict) -> tuple[pd.DataFr
     limit = int(cfg["phase0"]["mining"]["per_episode"])
     env = make_env(cfg["env"]["id"], max_steps=cfg["env"].get("max_steps"))
     probe = make_env(cfg["env"]["id"], max_steps=cfg["env"].get("max_steps"))
-    rows, stats, per_episode = [], Counter(), Counter()
+    rows, per_episode = [], Counter()
+    stats = Counter({k: 0 for k in ("episodes", "successful_episodes", "failed_episodes", "mistakes",
+                                    "unrecoverable_mistakes")})  # fmt: skip
     for _, ep in _episodes(rollouts, "A"):
         stats["episodes"] += 1
         if bool(ep["episode_success"].iloc[0]):

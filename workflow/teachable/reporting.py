@@ -790,8 +790,8 @@ def gain_numbers(labeled: pd.DataFrame, confidence: float, n_bootstrap: int, see
 
 
 def protocol_numbers(*, labeled: pd.DataFrame, hint_audit: dict, corr: dict, training: dict, mining: dict,
-                     base_rollouts: pd.DataFrame, selection: dict, confidence: float = 0.95,
-                     n_bootstrap: int = 2000, seed: int = 0) -> dict:  # fmt: skip
+                     base_rollouts: pd.DataFrame, selection: dict, teacher_failures: pd.DataFrame,
+                     confidence: float = 0.95, n_bootstrap: int = 2000, seed: int = 0) -> dict:  # fmt: skip
     """The numbers that say whether the study's comparisons are sound: the hint audit, gains per
     format, the gate's baselines, the training plan (skipped runs, compute) and expert errors."""
     eval_errors = base_rollouts.drop_duplicates(["suite", "task_id", "snapshot_id"])["expert_error"]
@@ -806,6 +806,8 @@ def protocol_numbers(*, labeled: pd.DataFrame, hint_audit: dict, corr: dict, tra
         "training": {k: training.get(k) for k in ("budget", "epochs", "optimizer_steps", "b2_all_compute_ratio",
                                                   "skipped_runs", "equal_budgets", "heldout_leaks")},
         "selection_skipped": selection.get("skipped"),
+        "teacher_failures": {str(k): int(v) for k, v in teacher_failures["failure_kind"].value_counts().items()}
+        if len(teacher_failures) else {},
         "expert_errors": {
             "phase0_A": {k: v for k, v in mining.get("A", {}).items() if k.startswith("expert_error")},
             "phase0_B": {k: v for k, v in mining.get("B", {}).items() if k.startswith("expert_error")},
@@ -852,6 +854,9 @@ def protocol_markdown(p: dict) -> list[str]:
     lines.append("- Runs not trained: " + ("none" if not skipped else "; ".join(f"{r} ({why})" for r, why in skipped.items())))
     if p.get("selection_skipped"):
         lines.append(f"- Phase 5 not run: {p['selection_skipped']}")
+    tf = p.get("teacher_failures") or {}
+    lines.append(f"- Teacher failures (phase 1, after retries; recorded, never replaced): "
+                 + (", ".join(f"{k} {v}" for k, v in sorted(tf.items())) if tf else "none"))
     ee = p["expert_errors"]
     lines.append(f"- Expert errors: phase 0 A {ee['phase0_A'] or 'none'}, B {ee['phase0_B'] or 'none'}; phase 1 "
                  f"{ee['phase1']['expert_rollouts_failed']} expert rollouts stopped ({ee['phase1']['of_which_impossible']} "
@@ -928,13 +933,26 @@ def summary_markdown(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def _read_failures(path) -> pd.DataFrame:
+    """phase1/teacher_failures.parquet (no rows when every snapshot got advice)."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"teacher failures: expected phase output {p} does not exist")
+    df = pd.read_parquet(p)
+    if len(df) and "failure_kind" not in df.columns:
+        raise ValueError(f"teacher failures {p} lacks column 'failure_kind' (re-run phase 1)")
+    return df
+
+
 def summary_from_files(*, correlation, transfer, retention, overall, thresholds, predictor, selection,
-                       labeled, hint_audit, training, mining, base_rollouts, retention_threshold: float, out_json,
+                       labeled, hint_audit, training, mining, base_rollouts, teacher_failures,
+                       retention_threshold: float, out_json,
                        out_md, alpha: float = 0.05, confidence: float = 0.95, n_bootstrap: int = 2000,
                        seed: int = 0) -> dict:  # fmt: skip
     inputs = {"correlation": correlation, "transfer": transfer, "retention": retention, "overall": overall,
               "thresholds": thresholds, "predictor": predictor, "selection": selection, "labeled": labeled,
-              "hint_audit": hint_audit, "training": training, "mining": mining, "base_rollouts": base_rollouts}  # fmt: skip
+              "hint_audit": hint_audit, "training": training, "mining": mining, "base_rollouts": base_rollouts,
+              "teacher_failures": teacher_failures}  # fmt: skip
     corr = read_report(correlation, ("rho", "rho_threshold"), "CPT correlation report")
     sel = read_selection(selection)
     train = read_report(training, ("runs", "skipped_runs"), "training summary")
@@ -943,7 +961,8 @@ def summary_from_files(*, correlation, transfer, retention, overall, thresholds,
         hint_audit=read_report(hint_audit, ("n", "diagnoses_naming_action"), "hint audit"), corr=corr, training=train,
         mining=read_report(mining, ("A", "B"), "mining summary"),
         base_rollouts=read_table(base_rollouts, ("suite", "task_id", "snapshot_id", "expert_error"), "base rollouts"),
-        selection=sel, confidence=confidence, n_bootstrap=n_bootstrap, seed=seed,
+        selection=sel, teacher_failures=_read_failures(teacher_failures), confidence=confidence,
+        n_bootstrap=n_bootstrap, seed=seed,
     )  # fmt: skip
     summary = build_summary(
         correlation=corr,

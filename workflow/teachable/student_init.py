@@ -261,6 +261,31 @@ def build_model(
     return LlamaForCausalLM(cfg)
 
 
+def build_random_student(out_dir: str | os.PathLike, env_id: str = "BabyAI-GoToLocal-v0", *,
+                         seeds: Sequence[int] = range(6), max_steps: int = 12, vocab_size: int = 400,
+                         hidden_size: int = 32, n_layers: int = 2, intermediate_size: int = 64,
+                         init_std: float | None = None, seed: int = 0) -> Path:  # fmt: skip
+    """A tiny UNTRAINED student for tests and benchmarks: a BPE trained on the texts of the
+    expert's demonstrations on ``seeds`` (so prompts tokenize as in a study) and a random Llama
+    (``init_std``: weights redrawn from N(0, std), which peaks its action distributions). Saved
+    with ``save_pretrained`` in ``out_dir``, which it returns."""
+    import torch
+
+    torch.manual_seed(seed)
+    demos = collect_demonstrations(env_id, seeds, max_steps, 4, 0.0, 0.0, np.random.default_rng(seed))
+    tok = build_tokenizer(tokenizer_corpus(demos), vocab_size)
+    model = build_model(tok, hidden_size=hidden_size, n_layers=n_layers, n_heads=4,
+                        intermediate_size=intermediate_size, max_position_embeddings=512)  # fmt: skip
+    if init_std is not None:
+        with torch.no_grad():
+            for p in model.parameters():
+                p.normal_(0.0, init_std)
+    out = Path(out_dir)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
 def n_params(model) -> int:
     return sum(p.numel() for p in model.parameters())
 

@@ -607,11 +607,10 @@ class BabyAITextEnv(TextEnv):
             for obj in desc.obj_set:
                 if obj is env.carrying:
                     present = True
-                elif (
-                    obj.cur_pos is not None
-                    and env.grid.get(int(obj.cur_pos[0]), int(obj.cur_pos[1])) is obj
-                ):
-                    present = True
+                elif obj.cur_pos is not None:  # (a carried object's cur_pos is (-1, -1))
+                    i, j = int(obj.cur_pos[0]), int(obj.cur_pos[1])
+                    in_grid = 0 <= i < env.grid.width and 0 <= j < env.grid.height
+                    present = present or (in_grid and env.grid.get(i, j) is obj)
             if not present:
                 gone.append(f"the {desc.color + ' ' if desc.color else ''}{desc.type}")
         return gone

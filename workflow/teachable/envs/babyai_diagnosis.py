@@ -149,7 +149,11 @@ class World:
         self._vis = None
 
     def on_floor(self, obj: WorldObj) -> bool:
-        return obj.cur_pos is not None and self.grid.get(*_cell(obj)) is obj
+        """Whether ``obj`` lies in the grid (a carried object's cur_pos is (-1, -1))."""
+        if obj.cur_pos is None:
+            return False
+        i, j = _cell(obj)
+        return 0 <= i < self.grid.width and 0 <= j < self.grid.height and self.grid.get(i, j) is obj
 
     def distance(self, cell: Cell, start: Cell | None = None) -> tuple[int, bool]:
         """(cells, whether a free path exists) from the agent (or ``start``) to ``cell``."""

@@ -56,6 +56,12 @@ def _check_model_dir(model_dir: str | os.PathLike) -> Path:
         )
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"student model directory {path} has no config.json")
+    weights = [p.name for p in path.iterdir() if p.name.endswith((".safetensors", ".bin", ".safetensors.index.json",
+                                                                  ".bin.index.json"))]  # fmt: skip
+    if not weights:
+        raise FileNotFoundError(f"student model directory {path} has no weights (no *.safetensors or *.bin file): "
+                                "an interrupted save_pretrained? rebuild it (rule student_init) or point "
+                                "student.model_path at a complete model directory")  # fmt: skip
     return path
 
 

@@ -56,15 +56,28 @@ class AdviceRequest:
             object.__setattr__(self, "student_action", None)
 
 
-def failure(reason: str, meta: dict[str, Any] | None = None) -> Advice:
-    """A recorded teacher failure: no action, the reason, and whatever meta was gathered."""
+# Why a teacher failed, by kind (``Advice.meta["failure_kind"]``; counted in phase 1's
+# teacher_failures.parquet and in summary.md).
+FAILURE_KINDS = (
+    "rate_limited", "server_error", "timeout", "connection", "http_error",  # transport (after retries)
+    "malformed_json", "wrong_schema",  # the answer is not the JSON object asked for
+    "invalid_action", "diagnosis_names_action", "diagnosis_format",  # it breaks the teacher rules
+    "expert_error", "contrast_diagnosis",  # the oracle's expert could not act; a contrast's 2nd answer failed
+)  # fmt: skip
+
+
+def failure(reason: str, meta: dict[str, Any] | None = None, kind: str = "expert_error") -> Advice:
+    """A recorded teacher failure: no action, the reason, its kind (``FAILURE_KINDS``), and
+    whatever meta was gathered."""
+    if kind not in FAILURE_KINDS:
+        raise ValueError(f"unknown teacher failure kind {kind!r}; expected one of {FAILURE_KINDS}")
     return Advice(
         suggested_action=None,
         diagnosis="",
         error_type="teacher_failure",
         ok=False,
         failure_reason=reason,
-        meta=dict(meta or {}),
+        meta={**(meta or {}), "failure_kind": kind},
     )
 
 
@@ -96,27 +109,34 @@ def named_actions(text: str, valid_actions: Sequence[str], mentions: Mentions) -
     return found
 
 
-def validate_advice(advice: Advice, valid_actions: Sequence[str], mentions: Mentions) -> str | None:
-    """Why ``advice`` breaks the teacher rules, or ``None`` when it is valid. ``mentions`` is the
-    env family's vocabulary check (``TextEnv.mentioned_actions``)."""
+def advice_problem(advice: Advice, valid_actions: Sequence[str], mentions: Mentions) -> tuple[str, str] | None:
+    """(kind, reason) of the first teacher rule ``advice`` breaks, or ``None`` when it is valid.
+    ``mentions`` is the env family's vocabulary check (``TextEnv.mentioned_actions``)."""
     action = advice.suggested_action
     if action is None or action not in valid_actions:
-        return f"suggested_action {action!r} is not one of the valid actions {list(valid_actions)}"
+        return "invalid_action", f"suggested_action {action!r} is not one of the valid actions {list(valid_actions)}"
     diagnosis = (advice.diagnosis or "").strip()
     if not diagnosis:
-        return "diagnosis is empty"
+        return "diagnosis_format", "diagnosis is empty"
     if len(diagnosis) > MAX_DIAGNOSIS_CHARS:
-        return f"diagnosis has {len(diagnosis)} characters; at most {MAX_DIAGNOSIS_CHARS} allowed"
+        return "diagnosis_format", f"diagnosis has {len(diagnosis)} characters; at most {MAX_DIAGNOSIS_CHARS} allowed"
     n_sentences = count_sentences(diagnosis)
     if n_sentences > MAX_DIAGNOSIS_SENTENCES:
-        return f"diagnosis has {n_sentences} sentences; at most {MAX_DIAGNOSIS_SENTENCES} allowed"
+        return "diagnosis_format", f"diagnosis has {n_sentences} sentences; at most {MAX_DIAGNOSIS_SENTENCES} allowed"
     named = named_actions(diagnosis, valid_actions, mentions)
     if action in named:
-        return f"diagnosis names or paraphrases the suggested action {action!r} (found {named[action]!r})"
+        return ("diagnosis_names_action",
+                f"diagnosis names or paraphrases the suggested action {action!r} (found {named[action]!r})")
     if named:
         other, phrase = next(iter(named.items()))
-        return f"diagnosis names or paraphrases the valid action {other!r} (found {phrase!r})"
+        return "diagnosis_names_action", f"diagnosis names or paraphrases the valid action {other!r} (found {phrase!r})"
     return None
+
+
+def validate_advice(advice: Advice, valid_actions: Sequence[str], mentions: Mentions) -> str | None:
+    """Why ``advice`` breaks the teacher rules (``advice_problem``'s reason), or ``None``."""
+    problem = advice_problem(advice, valid_actions, mentions)
+    return problem[1] if problem else None
 
 
 class Teacher(ABC):

@@ -36,7 +36,7 @@ import openai
 from teachable.envs import registry
 from teachable.envs.base import Advice
 
-from .base import AdviceRequest, Mentions, Teacher, failure, validate_advice
+from .base import AdviceRequest, Mentions, Teacher, advice_problem, failure
 
 log = logging.getLogger(__name__)
 
@@ -196,8 +196,23 @@ def parse_answer(
         diagnosis=diagnosis.strip(),
         error_type=snake_case(error_type if isinstance(error_type, str) else ""),
     )
-    reason = validate_advice(advice, valid_actions, mentions)
-    return (None, reason) if reason else (advice, None)
+    problem = advice_problem(advice, valid_actions, mentions)
+    return (None, problem[1]) if problem else (advice, None)
+
+
+def answer_problem_kind(content: str, valid_actions: Sequence[str], mentions: Mentions) -> str:
+    """The ``FAILURE_KINDS`` kind of a rejected answer (``parse_answer``'s reason, by kind)."""
+    obj = extract_json(content)
+    if obj is None:
+        return "malformed_json"
+    if not isinstance(obj.get("suggested_action"), str) or not isinstance(obj.get("diagnosis"), str):
+        return "wrong_schema"
+    advice = Advice(suggested_action=obj["suggested_action"].strip(), diagnosis=obj["diagnosis"].strip(),
+                    error_type="")  # fmt: skip
+    problem = advice_problem(advice, valid_actions, mentions)
+    if problem is None:
+        raise ValueError("answer_problem_kind of an answer that is valid")
+    return problem[0]
 
 
 def family_vocabulary(env_id: str) -> Mentions:
@@ -253,7 +268,12 @@ class ResponseCache:
 
 
 class TransportFailure(Exception):
-    """The request failed after the client's own retries (or could not be made)."""
+    """The request failed after the client's own retries (or could not be made); ``kind`` is
+    its ``FAILURE_KINDS`` kind."""
+
+    def __init__(self, message: str, kind: str):
+        super().__init__(message)
+        self.kind = kind
 
 
 def _empty_usage() -> dict[str, Any]:
@@ -299,7 +319,7 @@ class OpenAITeacher(Teacher):
             try:
                 content = self._complete(messages, meta)
             except TransportFailure as exc:
-                return self._failed(f"transport: {exc}", meta)
+                return self._failed(f"transport: {exc}", meta, exc.kind)
             advice, reason = parse_answer(content, req.valid_actions, mentions)
             if advice is not None:
                 meta["cache_hit"] = meta["requests"] == 0
@@ -314,7 +334,8 @@ class OpenAITeacher(Teacher):
                 {"role": "assistant", "content": content},
                 {"role": "user", "content": corrective_message(reason, req.valid_actions)},
             ]
-        return self._failed(f"invalid answer after {meta['attempts']} attempt(s): {reason}", meta)
+        return self._failed(f"invalid answer after {meta['attempts']} attempt(s): {reason}", meta,
+                            answer_problem_kind(content, req.valid_actions, mentions))
 
     def advise_many(self, reqs: Sequence[AdviceRequest]) -> list[Advice]:
         workers = max(1, int(self.cfg.concurrency))
@@ -371,12 +392,12 @@ class OpenAITeacher(Teacher):
             raise
         except openai.BadRequestError as exc:
             if not (self._json_mode and _about_json_mode(exc)):
-                raise TransportFailure(_describe(exc)) from exc
+                raise TransportFailure(_describe(exc), _transport_kind(exc)) from exc
             log.warning("server refused response_format=json_object (%s); sending without it", exc)
             self._json_mode = False
             return self._request(messages)
         except openai.APIError as exc:
-            raise TransportFailure(_describe(exc)) from exc
+            raise TransportFailure(_describe(exc), _transport_kind(exc)) from exc
         completion = raw.parse()
         content = completion.choices[0].message.content if completion.choices else None
         usage = completion.usage
@@ -394,15 +415,25 @@ class OpenAITeacher(Teacher):
                 meta[k] += v
                 self.usage[k] += v
 
-    def _failed(self, reason: str, meta: dict[str, Any]) -> Advice:
+    def _failed(self, reason: str, meta: dict[str, Any], kind: str) -> Advice:
         with self._lock:
             self.usage["failures"] += 1
         meta["cache_hit"] = False
-        return failure(reason, meta)
+        return failure(reason, meta, kind)
 
     def usage_summary(self) -> dict[str, Any]:
         with self._lock:
             return dict(self.usage, model=self.cfg.model, config=asdict(self.cfg))
+
+
+def _transport_kind(exc: openai.APIError) -> str:
+    """The ``FAILURE_KINDS`` kind of a transport error the client gave up on."""
+    if isinstance(exc, openai.APITimeoutError):
+        return "timeout"
+    if isinstance(exc, openai.APIConnectionError):
+        return "connection"
+    status = getattr(exc, "status_code", None) or 0
+    return "rate_limited" if status == 429 else "server_error" if status >= 500 else "http_error"
 
 
 def _describe(exc: openai.APIError) -> str:

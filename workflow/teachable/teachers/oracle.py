@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from teachable.envs.base import Advice, TextEnv
 
-from .base import AdviceRequest, Teacher, failure, validate_advice
+from .base import AdviceRequest, Teacher, advice_problem, failure
 
 
 class OracleTeacher(Teacher):
@@ -36,13 +36,13 @@ class OracleTeacher(Teacher):
         obs = env.restore(req.seed, req.actions)
         advice = env.expert_advice(req.student_action)
         meta = {"backend": self.name, **advice.meta}
-        if not advice.ok:
-            return replace(advice, meta=meta)
-        reason = validate_advice(advice, obs.valid_actions, env.mentioned_actions)
-        if reason is not None:
+        if not advice.ok:  # the expert could not act (env.expert_advice says why)
+            return failure(advice.failure_reason, meta, "expert_error")
+        problem = advice_problem(advice, obs.valid_actions, env.mentioned_actions)
+        if problem is not None:
             meta["rejected_action"] = advice.suggested_action
             meta["rejected_diagnosis"] = advice.diagnosis
-            return failure(f"oracle advice rejected: {reason}", meta)
+            return failure(f"oracle advice rejected: {problem[1]}", meta, problem[0])
         return replace(advice, meta=meta)
 
     def close(self) -> None:
