@@ -38,4 +38,5 @@ include: "workflow/rules/report.smk"
 rule all:
     default_target: True
     input:
-        get_final_outputs,
+        get_static_outputs(),
+        get_planned_outputs,

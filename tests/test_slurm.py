@@ -35,8 +35,11 @@ SLURM_RULES = {("student_init", ""), ("student_eval", ""), ("phase0_rollouts", "
 
 
 def smk_env(**extra) -> dict:
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-               HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", **extra)
+    """The environment without the venv's bin/ on PATH: the SLURM jobs find `teachable` next to
+    the interpreter that runs them (as `.venv/bin/snakemake --profile profiles/slurm` does)."""
+    venv_bin = str(Path(sys.executable).parent)
+    path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if p != venv_bin)
+    env = dict(os.environ, PATH=path, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", **extra)
     env.pop("TEACHABLE_MODEL_PATH", None)
     return env
 

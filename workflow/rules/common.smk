@@ -219,8 +219,9 @@ def get_selection_inputs(wildcards):
     return inputs
 
 
-def get_final_outputs(wildcards):
-    runs = get_trained_runs()
+def get_static_outputs():
+    """The study's outputs that do not depend on the training plan (a dry-run lists their jobs
+    before phase 1 has run)."""
     return [
         R("student", "eval_summary.json"),
         R("phase0", "rollouts.parquet"),
@@ -234,6 +235,14 @@ def get_final_outputs(wildcards):
         *[R("phase1", "threshold_plots", f"{p}.png") for p in PHASE1_PLOTS],
         R("phase1b", "micro_training_results.parquet"),
         R("phase1b", "gate.json"),
+        R("phase4", "training_result.json"),
+    ]
+
+
+def get_planned_outputs(wildcards):
+    """The outputs of the runs the training plan trains (known once the checkpoint has run)."""
+    runs = get_trained_runs()
+    return [
         R("phase2", "training_summary.json"),
         *[R("phase2", run, "adapter") for run in runs],
         R("phase3", "rollouts.parquet"),
@@ -244,7 +253,6 @@ def get_final_outputs(wildcards):
             R("phase5", "selection", m, "benchmark.json")
             for m in get_selection_methods()
         ],
-        R("phase4", "training_result.json"),
         R("phase5", "selection_summary.json"),
         *[R("figures", f"{name}.png") for name in FIGURE_CATEGORIES],
         *[R("tables", f"{t}.{ext}") for t in TABLES for ext in ("csv", "md")],
