@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from teachable.envs import make_env
-from teachable.phase0 import episode_rows, mine_failure_snapshots
+from teachable.mining import episode_rows, mine_failure_snapshots
 from teachable.rollouts import EXPERT, RolloutSpec, expert_finishes, run_rollouts
 
 ENV = "BabyAI-GoToLocal-v0"

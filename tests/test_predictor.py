@@ -303,8 +303,12 @@ def test_input_errors(tmp_path):
 def test_cli_fit_then_metrics_write_the_three_outputs(tmp_path):
     from teachable.cli import main
 
+    from conftest import complete
+    from teachable.schemas import LABELED
+
     labeled = tmp_path / "labeled.parquet"
-    _labeled(n_tasks=4, steps=2).to_parquet(labeled)
+    lab = _labeled(n_tasks=4, steps=2)
+    complete(lab[[c for c in lab.columns if c in LABELED.columns]], LABELED).to_parquet(labeled)
     out = tmp_path / "phase4"
     main(["predictor", "--config-json", json.dumps({"seed": 1, "phase4": {"n_folds": 3}}),
           "--labeled", str(labeled), "--out-dir", str(out / "predictor"),

@@ -18,7 +18,7 @@ import pytest
 from openai_server import FakeOpenAIServer, Reply, answer, content, dropped, error, slow
 from teachable.cli import main
 from teachable.envs import make_env
-from teachable.phase0 import SNAPSHOT_COLUMNS, task_id
+from teachable.mining import SNAPSHOT_COLUMNS, task_id
 from teachable.teachers.base import FAILURE_KINDS
 
 ENV = "BabyAI-GoToLocal-v0"
@@ -223,7 +223,7 @@ def test_a_model_directory_without_weights_is_named(student_dir, tmp_path):
 
 
 def _episodes(successes: list[bool]) -> pd.DataFrame:
-    from teachable.phase0 import episode_rows
+    from teachable.mining import episode_rows
     from teachable.rollouts import EXPERT, RolloutSpec, run_rollouts
 
     frames = []
@@ -236,7 +236,7 @@ def _episodes(successes: list[bool]) -> pd.DataFrame:
 
 
 def test_a_student_that_never_fails_gives_no_experiment_a_snapshot_and_says_so():
-    from teachable.phase0 import mine_failure_snapshots
+    from teachable.mining import mine_failure_snapshots
 
     cfg = {"seed": 0, "env": {"id": ENV, "max_steps": 20}, "phase0": {"mining": {"per_episode": 2}}}
     snaps, summary = mine_failure_snapshots(_episodes([True, True, True]), cfg)

@@ -25,7 +25,7 @@ def _labeled(n: int = 40) -> pd.DataFrame:
 
 
 def _heldout(lab: pd.DataFrame) -> dict:
-    from teachable.matrix import heldout_record, heldout_split
+    from teachable.splits import heldout_record, heldout_split
 
     return heldout_record(heldout_split(lab, 0.25, 0), 0.25, 0)
 

@@ -18,9 +18,9 @@ from scipy import stats as st
 from teachable.constants import QUADRANTS, RUN_IDS
 from teachable.labeling import snapshot_context
 from teachable.matrix import (
-    apply_heldout, heldout_split, plan_training, run_spec, run_training_set, train_matrix_run, training_examples,
-    training_summary,
+    plan_training, run_spec, run_training_set, train_matrix_run, training_examples, training_summary,
 )  # fmt: skip
+from teachable.splits import apply_heldout, heldout_split
 from teachable.microtrain import (
     RESULT_COLUMNS, SHARD_COLUMNS, correlation_report, partial_spearman, run_micro_training, select_micro_snapshots,
     success_intervals,

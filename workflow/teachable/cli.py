@@ -51,8 +51,9 @@ def _student(cfg: dict, model: str, adapter: str | None = None):
 
 
 def cmd_phase0_rollouts(a) -> None:
-    from .io import write_parquet
-    from .phase0 import run_phase0_rollouts
+    from .io import write_table
+    from .mining import run_phase0_rollouts
+    from .schemas import ROLLOUT_STEPS
 
     cfg = _cfg(a.config_json)
     df = run_phase0_rollouts(cfg, _student(cfg, a.model), progress=not a.no_progress)
@@ -60,12 +61,12 @@ def cmd_phase0_rollouts(a) -> None:
         eps = g.drop_duplicates("episode_id")
         log.info("experiment %s: %d episodes, %d successes, %d steps", exp, len(eps),
                  int(eps["episode_success"].sum()), len(g))
-    write_parquet(df, a.out)
+    write_table(df, ROLLOUT_STEPS, a.out)
 
 
 def cmd_eval_student(a) -> None:
     from .io import write_json
-    from .phase0 import evaluate_student
+    from .mining import evaluate_student
 
     cfg = _cfg(a.config_json)
     res = evaluate_student(cfg, _student(cfg, a.model), a.split, a.n_tasks, progress=not a.no_progress)
@@ -75,79 +76,70 @@ def cmd_eval_student(a) -> None:
 
 
 def cmd_mine(a) -> None:
-    from .io import read_parquet, write_json, write_parquet
-    from .phase0 import mine_expert_snapshots, mine_failure_snapshots, mining_summary
+    from .io import read_table, write_json, write_table
+    from .mining import mine
+    from .schemas import ROLLOUT_STEPS, SNAPSHOTS
 
-    cfg = _cfg(a.config_json)
-    r = read_parquet(a.rollouts)
-    (fa, summary_a), fb = mine_failure_snapshots(r, cfg), mine_expert_snapshots(r, cfg)
-    summary = mining_summary(r, summary_a, fb)
+    fa, fb, summary = mine(read_table(a.rollouts, ROLLOUT_STEPS), _cfg(a.config_json), a.rollouts)
     log.info("mined %d failure snapshots (A) and %d expert snapshots (B); %s", len(fa), len(fb), summary)
-    if len(fa) + len(fb) == 0:
-        raise ValueError(
-            f"phase 0 mined no snapshot from {a.rollouts}: {summary['A'].get('failed_episodes', 0)} failed "
-            f"student episodes had no recoverable mistake and Experiment B gave none; raise phase0.a_tasks "
-            f"or phase0.b_tasks / phase0.b_rate, or choose a level where the student fails (env.id)")
     write_json(summary, a.out_summary)
-    write_parquet(fa, a.out_failure)
-    write_parquet(fb, a.out_expert)
+    write_table(fa, SNAPSHOTS, a.out_failure)
+    write_table(fb, SNAPSHOTS, a.out_expert)
 
 
 def cmd_label_shard(a) -> None:
     import pandas as pd
 
-    from .io import read_parquet, write_parquet
+    from .io import read_table, write_table
     from .labeling import label_snapshots, select_shard
+    from .schemas import RAW_LABELS, SNAPSHOTS, TEACHER_FAILURES
     from .teachers import make_teacher
 
     cfg = _cfg(a.config_json)
-    snaps = pd.concat([read_parquet(p) for p in a.snapshots], ignore_index=True)
+    snaps = pd.concat([read_table(p, SNAPSHOTS) for p in a.snapshots], ignore_index=True)
     shard = select_shard(snaps, cfg["phase1"], a.shard, a.n_shards, cfg["seed"])
     log.info("shard %d/%d: %d of %d snapshots", a.shard, a.n_shards, len(shard), len(snaps))
     teacher = make_teacher(cfg["teacher"], cfg["env"].get("max_steps"))
     raw, failures = label_snapshots(shard, _student(cfg, a.model), teacher, cfg, progress=not a.no_progress)
     log.info("labeled %d snapshots, %d teacher failures; teacher usage %s", len(raw),
              len(failures), getattr(teacher, "usage", {}))
-    write_parquet(failures, a.out_failures)
-    write_parquet(raw, a.out)
+    write_table(failures, TEACHER_FAILURES, a.out_failures)
+    write_table(raw, RAW_LABELS, a.out)
 
 
 def cmd_merge_labels(a) -> None:
     import pandas as pd
 
-    from .io import read_parquet, write_json, write_jsonl, write_parquet
-    from .labeling import add_quadrants, label_stats, threshold_plots
+    from .io import read_table, write_json, write_jsonl, write_table
+    from .labeling import merge_labels, threshold_plots
+    from .schemas import LABELED, RAW_LABELS, TEACHER_FAILURES
 
-    cfg = _cfg(a.config_json)
-    raw = pd.concat([read_parquet(p) for p in a.shards], ignore_index=True)
-    fails = pd.concat([read_parquet(p) for p in a.failures], ignore_index=True)
-    if raw.empty:
-        raise SystemExit("no labeled snapshots in any shard: nothing to assign to quadrants "
-                         "(check phase0 counts and teacher failures)")
-    df = label_stats(raw.sort_values("snapshot_id").reset_index(drop=True))
-    df, thr = add_quadrants(df, cfg["phase1"]["quadrants"])
-    thr["teacher_failures"] = int(len(fails))
+    raw = pd.concat([read_table(p, RAW_LABELS) for p in a.shards], ignore_index=True)
+    fails = pd.concat([read_table(p, TEACHER_FAILURES) for p in a.failures], ignore_index=True)
+    df, thr = merge_labels(raw, fails, _cfg(a.config_json)["phase1"]["quadrants"])
     log.info("quadrant sizes %s (thresholds U>%.4f, L>%.4f)", thr["sizes"], thr["U_threshold"], thr["L_threshold"])
     threshold_plots(df, thr, a.plots_dir)
-    write_parquet(fails, a.out_failures)
+    write_table(fails, TEACHER_FAILURES, a.out_failures)
     write_json(thr, a.thresholds)
     write_jsonl(df, a.out_jsonl)
-    write_parquet(df, a.out)
+    write_table(df, LABELED, a.out)
 
 
 def cmd_label_report(a) -> None:
     from .hint_audit import hint_audit
-    from .io import read_parquet, write_json, write_parquet
+    from .io import read_table, write_json, write_table
     from .labeling import label_intervals
+    from .schemas import LABEL_INTERVALS, LABELED
 
     cfg = _cfg(a.config_json)
     p1, seed = cfg["phase1"], int(cfg["seed"])
-    df = read_parquet(a.labeled)
+    df = read_table(a.labeled, LABELED)
     audit = hint_audit(df, seed=seed, confidence=float(p1["confidence"]))
     log.info("hint audit: %d diagnoses naming an action; action accuracy from the hint %s, demo %s, majority %s",
              audit["diagnoses_naming_action"], *(audit[k] and round(audit[k]["p"], 3) for k in
              ("hint_action_accuracy", "demo_action_accuracy", "majority_accuracy")))  # fmt: skip
-    write_parquet(label_intervals(df, float(p1["confidence"]), int(p1["n_bootstrap"]), seed), a.out_intervals)
+    write_table(label_intervals(df, float(p1["confidence"]), int(p1["n_bootstrap"]), seed), LABEL_INTERVALS,
+                a.out_intervals)
     write_json(audit, a.out_hint_audit)
 
 
@@ -194,58 +186,41 @@ def cmd_traces(a) -> None:
 
 
 def cmd_microtrain(a) -> None:
-    from .io import read_parquet, write_parquet
-    from .microtrain import run_micro_training, select_micro_snapshots
+    from .io import read_table, write_table
+    from .microtrain import run_micro_training, shard_sample
+    from .schemas import LABELED, MICRO_SHARD
 
     cfg = _cfg(a.config_json)
-    p1b = cfg["phase1b"]
-    sample = select_micro_snapshots(read_parquet(a.labeled), p1b["per_quadrant"], cfg["seed"])
-    if not 0 <= a.shard < a.n_shards:
-        raise ValueError(f"--shard {a.shard} is not in [0, {a.n_shards})")
-    mine = sample.iloc[a.shard :: a.n_shards]
-    log.info("micro-training %d of %d sampled snapshots (shard %d/%d; sample per quadrant %s)", len(mine),
-             len(sample), a.shard, a.n_shards, sample["quadrant"].value_counts().to_dict())
-    write_parquet(run_micro_training(mine, a.model, cfg, progress=not a.no_progress), a.out)
+    mine = shard_sample(read_table(a.labeled, LABELED), cfg["phase1b"]["per_quadrant"], cfg["seed"], a.shard,
+                        a.n_shards)  # fmt: skip
+    write_table(run_micro_training(mine, a.model, cfg, progress=not a.no_progress), MICRO_SHARD, a.out)
 
 
 def cmd_micro_merge(a) -> None:
-    import pandas as pd
+    from .io import read_table, write_json, write_table
+    from .microtrain import merge_results
+    from .schemas import MICRO_RESULTS, MICRO_SHARD
 
-    from .io import read_parquet, write_json, write_parquet
-    from .microtrain import correlation_report, success_intervals
-
-    cfg = _cfg(a.config_json)
-    results = pd.concat([read_parquet(p) for p in a.shards], ignore_index=True)
-    if results["snapshot_id"].duplicated().any():
-        raise ValueError("micro-training shards overlap: a snapshot appears twice")
-    results = success_intervals(results.sort_values(["quadrant", "snapshot_id"]).reset_index(drop=True),
-                                float(cfg["phase1"]["confidence"]))  # fmt: skip
-    report = correlation_report(results, cfg["phase1b"], cfg["seed"])
+    results, report = merge_results([read_table(p, MICRO_SHARD) for p in a.shards], _cfg(a.config_json))
     log.info("CPT vs micro-training: rho=%s CI=%s p=%s pass=%s", report.get("rho"), report.get("rho_ci"),
              report.get("p_value"), report.get("pass"))
-    write_parquet(results, a.out)
+    write_table(results, MICRO_RESULTS, a.out)
     write_json(report, a.out_correlation)
 
 
 def cmd_cpt_gate(a) -> None:
     from .io import read_json, write_json
+    from .microtrain import gate_verdict
 
-    rep = read_json(a.correlation)
-    verdict = {"pass": bool(rep.get("pass")), "gate": a.gate, "correlation": a.correlation}
-    if not verdict["pass"]:
-        msg = (f"CPT gate failed: rho={rep.get('rho')} (threshold {rep.get('rho_threshold')}), "
-               f"p={rep.get('p_value')} (alpha {rep.get('alpha')}); see {a.correlation}")
-        if a.gate == "stop":
-            raise SystemExit(msg + " -- phase1b.gate is 'stop', so downstream phases do not run")
-        log.warning("%s -- phase1b.gate is 'warn', continuing", msg)
-    write_json(verdict, a.out)
+    write_json(gate_verdict(read_json(a.correlation), a.gate, a.correlation), a.out)
 
 
 def cmd_plan_training(a) -> None:
-    from .io import read_parquet, write_json
+    from .io import read_table, write_json
     from .matrix import plan_training
+    from .schemas import LABELED
 
-    heldout, plan = plan_training(read_parquet(a.labeled), _cfg(a.config_json))
+    heldout, plan = plan_training(read_table(a.labeled, LABELED), _cfg(a.config_json))
     log.info("held out %d snapshots of %d tasks; budget K=%s, %s optimizer steps; trained runs %s; skipped %s",
              len(heldout["snapshot_ids"]), len(heldout["task_ids"]), plan["budget"], plan["optimizer_steps"],
              plan["trained_runs"], plan["skipped_runs"])  # fmt: skip
@@ -284,69 +259,59 @@ def cmd_select_train(a) -> None:
 def cmd_selection_summary(a) -> None:
     import pandas as pd
 
-    from .io import read_json, read_parquet, write_json
-    from .selection import selection_summary
+    from .io import read_json, read_table, write_json
+    from .schemas import EVAL_ROLLOUTS
+    from .selection import summarize_selection
 
-    plan = read_json(a.plan)["selection"]
-    if not plan["run"]:
-        log.warning("Phase 5 was not run: %s", plan["reason"])
-        write_json({"skipped": plan["reason"], "k": plan["k"], "n_candidates": plan["n_candidates"],
-                    "methods": {}}, a.out)  # fmt: skip
-        return
     if len(a.selected) != len(a.rollouts):
         raise ValueError("give one --selected file per --rollouts file (same order)")
-    rows = pd.concat([read_parquet(a.base_rollouts), *[read_parquet(p) for p in a.rollouts]], ignore_index=True)
-    selected = {}
-    for p in a.selected:
-        sel = read_json(p)
-        selected[sel["method"]] = sel
-    write_json(selection_summary(rows, selected, a.confidence, n_bootstrap=a.n_bootstrap, seed=a.seed), a.out)
+    rows = pd.concat([read_table(p, EVAL_ROLLOUTS) for p in (a.base_rollouts, *a.rollouts)], ignore_index=True)
+    selected = {sel["method"]: sel for sel in map(read_json, a.selected)}
+    write_json(summarize_selection(rows, selected, read_json(a.plan)["selection"], a.confidence, a.n_bootstrap,
+                                   a.seed), a.out)  # fmt: skip
 
 
 def cmd_eval_model(a) -> None:
-    from .evaluation import check_eval_disjoint, eval_model
-    from .io import read_json, read_parquet, write_parquet
-    from .matrix import apply_heldout
+    from .evaluation import eval_model
+    from .io import read_json, read_table, write_table
+    from .schemas import EVAL_ROLLOUTS, LABELED
+    from .splits import heldout_snapshots
 
     cfg = _cfg(a.config_json)
-    check_eval_disjoint(cfg)
-    split = apply_heldout(read_parquet(a.labeled), read_json(a.heldout))
-    heldout = split[split["heldout"]].reset_index(drop=True)
+    heldout = heldout_snapshots(read_table(a.labeled, LABELED), read_json(a.heldout))
     rows = eval_model(a.model_id, a.model, a.adapter or None, heldout, cfg, progress=not a.no_progress)
-    write_parquet(rows, a.out)
+    write_table(rows, EVAL_ROLLOUTS, a.out)
 
 
 def cmd_benchmark(a) -> None:
     from .evaluation import benchmark_json
-    from .io import read_parquet, write_json
+    from .io import read_table, write_json
+    from .schemas import EVAL_ROLLOUTS
 
-    bench = benchmark_json(read_parquet(a.rollouts), a.model_id, confidence=a.confidence, n_bootstrap=a.n_bootstrap,
+    bench = benchmark_json(read_table(a.rollouts, EVAL_ROLLOUTS), a.model_id, confidence=a.confidence, n_bootstrap=a.n_bootstrap,
                            seed=a.seed)  # fmt: skip
     log.info("model %s: pass rate %.3f (n=%d)", a.model_id, bench["pass_rate"], bench["n"])
     write_json(bench, a.out)
 
 
 def cmd_eval_summary(a) -> None:
-    from pathlib import Path
-
     import pandas as pd
 
-    from .evaluation import CSV_NAMES, summarize, write_summaries
-    from .io import read_parquet, write_parquet
+    from .evaluation import summarize, write_summaries
+    from .io import read_table, write_table
+    from .schemas import EVAL_ROLLOUTS
 
-    rows = pd.concat([read_parquet(p) for p in a.rollouts], ignore_index=True)
-    out_dirs = {str(Path(p).parent) for p in a.out_tables}
-    if len(out_dirs) != 1 or {Path(p).name for p in a.out_tables} != set(CSV_NAMES.values()):
-        raise ValueError(f"--out-tables must be the files {sorted(CSV_NAMES.values())} in one directory")
-    write_summaries(summarize(rows, a.confidence, n_bootstrap=a.n_bootstrap, seed=a.seed), out_dirs.pop())
-    write_parquet(rows, a.out)
+    rows = pd.concat([read_table(p, EVAL_ROLLOUTS) for p in a.rollouts], ignore_index=True)
+    write_summaries(summarize(rows, a.confidence, n_bootstrap=a.n_bootstrap, seed=a.seed), a.out_tables)
+    write_table(rows, EVAL_ROLLOUTS, a.out)
 
 
 def cmd_predictor(a) -> None:
-    from .io import read_parquet
+    from .io import read_table
     from .predictor import fit_predictor
+    from .schemas import LABELED
 
-    oof = fit_predictor(read_parquet(a.labeled), _cfg(a.config_json), a.out_dir, a.out_oof)
+    oof = fit_predictor(read_table(a.labeled, LABELED), _cfg(a.config_json), a.out_dir, a.out_oof)
     log.info("phase 4: out-of-fold predictions of %d snapshots in %d folds", len(oof), oof["fold"].nunique())
 
 
@@ -367,9 +332,10 @@ def cmd_compare(a) -> None:
     from pathlib import Path
 
     from .compare import compare, to_markdown
-    from .io import atomic_path, read_parquet, write_json
+    from .io import atomic_path, read_table, write_json
+    from .schemas import EVAL_ROLLOUTS
 
-    rows = read_parquet(a.rollouts)
+    rows = read_table(a.rollouts, EVAL_ROLLOUTS)
     for m in (a.baseline, *a.model):
         if m not in set(rows["model_id"]):
             raise ValueError(f"model {m!r} is not in {a.rollouts} (models: {sorted(set(rows['model_id']))})")

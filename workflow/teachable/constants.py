@@ -2,6 +2,7 @@
 
 QUADRANTS = ("Q1_highU_highL", "Q2_highU_lowL", "Q3_lowU_lowL", "Q4_lowU_highL")
 FORMATS = ("demo", "hint", "contrast")
+PLACEBOS = tuple(f"placebo_{m}" for m in FORMATS)  # one placebo per format (teachable.patches)
 BASELINE_RUNS = ("B1_uniform", "B2_all")
 RUN_IDS = tuple(f"{q}_{f}" for q in QUADRANTS for f in FORMATS) + BASELINE_RUNS
 BASE_MODEL_ID = "base"

@@ -81,7 +81,8 @@ from scipy import stats as st
 from .envs.base import INVALID_ACTION
 from .rollouts import EXPERT, STUDENT, RolloutResult, RolloutSpec, run_rollouts
 from .seeding import derive_seed
-from .splits import check_disjoint, split_seeds
+from .schemas import EVAL_ROLLOUTS, PHASE3_TABLES
+from .splits import check_disjoint, split_seeds, task_id
 from .stats import DEFAULT_N_BOOTSTRAP, ClusterBootstrap, proportion
 
 log = logging.getLogger(__name__)
@@ -93,46 +94,11 @@ LOOP_NGRAMS = (2, 3, 4)
 LOOP_REPEATS = 3
 SOLVED_THRESHOLD = 0.5
 
-ROLLOUT_COLUMNS = [
-    "model_id", "suite", "env_id", "seed", "task_id", "snapshot_id", "quadrant", "rollout_idx",
-    "success", "return", "steps", "actions", "n_invalid", "repeat_rate", "loop", "wasted_steps",
-    "invalid_rate", "expert_steps", "expert_error", "rng_seed",
-]  # fmt: skip
+ROLLOUT_COLUMNS = EVAL_ROLLOUTS.names  # declared (with their meanings) in teachable.schemas
 
-# The CSV columns of ``summarize``: the columns named in the issue come first, in order; the
-# extra n / interval columns (so every number has its n and interval) are appended.
-SUMMARY_COLUMNS = {
-    "overall": [
-        "model_id", "n", "success_rate", "success_lo", "success_hi", "mean_return", "return_lo",
-        "return_hi", "mean_steps", "steps_lo", "steps_hi", "n_tasks", "n_rollouts", "gain_vs_base",
-        "gain_lo", "gain_hi", "gain_paired",
-    ],
-    "per_quadrant": [
-        "model_id", "quadrant", "n", "success_rate", "lo", "hi", "n_snapshots", "n_rollouts",
-    ],
-    "transfer": [
-        "trained_on", "evaluated_on", "model_id", "delta_success", "lo", "hi", "n",
-        "base_success", "model_success", "n_snapshots", "n_rollouts",
-    ],
-    "retention": [
-        "model_id", "n_base_solved_tasks", "base_success", "model_success", "drop", "drop_lo",
-        "drop_hi", "n", "base_lo", "base_hi", "model_lo", "model_hi", "n_tasks", "n_rollouts",
-        "rollouts_per_task", "selection_rollouts", "reason",
-    ],
-    "stuckness": [
-        "model_id", "n", "repeat_rate", "repeat_rate_lo", "repeat_rate_hi", "n_repeat",
-        "loop_rate", "loop_rate_lo", "loop_rate_hi", "wasted_steps", "wasted_steps_lo",
-        "wasted_steps_hi", "n_wasted", "invalid_rate", "invalid_rate_lo", "invalid_rate_hi",
-        "n_tasks", "n_rollouts",
-    ],
-}  # fmt: skip
-CSV_NAMES = {
-    "overall": "overall_task_results.csv",
-    "per_quadrant": "per_quadrant_results.csv",
-    "transfer": "transfer_matrix.csv",
-    "retention": "retention_results.csv",
-    "stuckness": "stuckness_results.csv",
-}
+# The phase 3 tables (``summarize``): their columns and files are declared in teachable.schemas
+SUMMARY_COLUMNS = {k: t.names for k, t in PHASE3_TABLES.items()}
+CSV_NAMES = {k: t.path.rsplit("/", 1)[-1] for k, t in PHASE3_TABLES.items()}
 
 
 # ------------------------------------------------------------------------------------ seeds
@@ -218,12 +184,6 @@ def rollout_metrics(actions: Sequence[str], success: bool, expert_steps: float) 
 
 
 # ------------------------------------------------------------------------------------ eval rollouts
-def _task_id(env_id: str, seed: int) -> str:
-    from .phase0 import task_id
-
-    return task_id(env_id, seed)
-
-
 HELDOUT_REQUIRED = ("snapshot_id", "env_id", "seed", "actions", "quadrant")
 
 
@@ -242,7 +202,7 @@ def eval_specs(heldout: pd.DataFrame, cfg: dict) -> tuple[list[RolloutSpec], lis
     specs: list[RolloutSpec] = []
     meta: list[dict] = []
     for s in eval_seeds(cfg):
-        tid = _task_id(env_id, s)
+        tid = task_id(env_id, s)
         for i in range(int(p3["rollouts_per_task"])):
             rs = derive_seed(seed0, "phase3", "overall", tid, i)
             specs.append(RolloutSpec(env_id, int(s), actor=STUDENT, key=("overall", tid, i), rng_seed=rs))
@@ -250,7 +210,7 @@ def eval_specs(heldout: pd.DataFrame, cfg: dict) -> tuple[list[RolloutSpec], lis
                              quadrant=None, rollout_idx=i, rng_seed=rs, start=(env_id, int(s), ())))
     for _, r in heldout.sort_values("snapshot_id").iterrows():
         sid, e, s, prefix = str(r["snapshot_id"]), str(r["env_id"]), int(r["seed"]), tuple(r["actions"])
-        tid = str(r["task_id"]) if "task_id" in heldout.columns else _task_id(e, s)
+        tid = str(r["task_id"]) if "task_id" in heldout.columns else task_id(e, s)
         for i in range(int(p3["rollouts_per_snapshot"])):
             rs = derive_seed(seed0, "phase3", "snapshot", sid, i)
             specs.append(RolloutSpec(e, s, prefix=prefix, actor=STUDENT, key=("snapshot", sid, i), rng_seed=rs))
@@ -570,19 +530,24 @@ def summarize(rollouts: pd.DataFrame, confidence: float, n_bootstrap: int = DEFA
     }
 
 
-def write_summaries(tables: dict[str, pd.DataFrame], out_dir) -> list[str]:
-    """Each table to its CSV under ``out_dir`` (atomic writes); returns the paths."""
+def write_summaries(tables: dict[str, pd.DataFrame], out) -> list[str]:
+    """Each table to its CSV (``schemas.PHASE3_TABLES``, checked, atomic writes): ``out`` is a
+    directory, or the list of the five CSV paths (in any order); returns the paths."""
     from pathlib import Path
 
-    from .io import atomic_path
+    from .io import write_table
 
-    paths = []
-    for key, name in CSV_NAMES.items():
-        p = Path(out_dir) / name
-        with atomic_path(p) as tmp:
-            tables[key].to_csv(tmp, index=False)
-        paths.append(str(p))
-    return paths
+    if isinstance(out, (str, Path)):
+        paths = {k: Path(out) / name for k, name in CSV_NAMES.items()}
+    else:
+        by_name = {Path(p).name: Path(p) for p in out}
+        if set(by_name) != set(CSV_NAMES.values()) or len({p.parent for p in by_name.values()}) != 1:
+            raise ValueError(f"the phase 3 tables must be the files {sorted(CSV_NAMES.values())} in one directory, "
+                             f"got {sorted(map(str, out))}")  # fmt: skip
+        paths = {k: by_name[name] for k, name in CSV_NAMES.items()}
+    for key, p in paths.items():
+        write_table(tables[key], PHASE3_TABLES[key], p)
+    return [str(p) for p in paths.values()]
 
 
 def benchmark_json(rollouts: pd.DataFrame, model_id: str, confidence: float = 0.95,

@@ -60,6 +60,38 @@ def read_parquet(path: str | os.PathLike, columns: list[str] | None = None) -> p
         raise _unreadable(path, "Parquet", e) from e
 
 
+def write_table(df: pd.DataFrame, table, path: str | os.PathLike) -> None:
+    """A declared table (``schemas``): checked against its declaration, then written atomically
+    (Parquet, or CSV for a ``.csv`` path), columns in the declared order."""
+    from .schemas import check_frame, family_columns
+
+    check_frame(df, table, str(path))
+    order = [c for c in [*table.columns, *family_columns(table)] if c in df.columns]
+    df = df[order]
+    if str(path).endswith(".csv"):
+        with atomic_path(path) as tmp:
+            df.to_csv(tmp, index=False)
+    else:
+        write_parquet(df, path)
+
+
+def read_table(path: str | os.PathLike, table) -> pd.DataFrame:
+    """A declared table, checked against its declaration (errors name the file)."""
+    from .schemas import check_frame
+
+    if str(path).endswith(".csv"):
+        if not Path(path).exists():
+            raise FileNotFoundError(f"expected phase output {path} does not exist")
+        try:
+            df = pd.read_csv(path)
+        except pd.errors.EmptyDataError as e:
+            raise _unreadable(path, "CSV", e) from e
+    else:
+        df = read_parquet(path)
+    check_frame(df, table, str(path))
+    return df
+
+
 def _default(o: Any) -> Any:
     if hasattr(o, "tolist"):
         return o.tolist()

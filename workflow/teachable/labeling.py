@@ -32,20 +32,17 @@ import numpy as np
 import pandas as pd
 from scipy import stats as st
 
-from .constants import FORMATS, QUADRANTS
-from .patches import PLACEBOS, make_patch
+from .constants import FORMATS, PLACEBOS, QUADRANTS
+from .patches import make_patch
 from .policies import Context, Policy
 from .rollouts import EXPERT, RolloutResult, RolloutSpec, study_rollouts
+from .schemas import OUTCOME_CONDITIONS, PROB_NAMES, STUDENT_CONDITIONS
 from .seeding import derive_seed
 from .stats import entropy_features, proportion
 from .teachers.base import AdviceRequest, Teacher
 
 log = logging.getLogger(__name__)
 
-# student conditions rolled out per snapshot ("base" is "policy": the same process)
-STUDENT_CONDITIONS = ("policy", "force", *PLACEBOS, *FORMATS)
-PROB_NAMES = ("policy", "force", "expert", "base", *PLACEBOS, *FORMATS)
-OUTCOME_CONDITIONS = (*STUDENT_CONDITIONS, "expert")  # rolled out; y_<condition> in the shards
 
 
 def snapshot_context(row, patch: str | None = None) -> Context:
@@ -422,8 +419,8 @@ def threshold_plots(df: pd.DataFrame, thr: dict, out_dir) -> None:
 def select_shard(snaps: pd.DataFrame, p1: dict, shard: int, n_shards: int, seed: int) -> pd.DataFrame:
     """Deterministic shard of the snapshots to label: sorted by id, capped per experiment at
     ``phase1.max_snapshots`` (a seeded sample), then every ``n_shards``-th row."""
-    if not 0 <= shard < n_shards:
-        raise ValueError(f"shard {shard} outside [0, {n_shards})")
+    from .splits import shard_rows
+
     snaps = snaps[snaps["experiment"].isin(p1["experiments"])]
     parts = []
     for exp, g in snaps.sort_values("snapshot_id").groupby("experiment", sort=True):
@@ -432,4 +429,16 @@ def select_shard(snaps: pd.DataFrame, p1: dict, shard: int, n_shards: int, seed:
             g = g.sample(n=cap, random_state=derive_seed(seed, "cap", exp)).sort_values("snapshot_id")
         parts.append(g)
     allsn = pd.concat(parts, ignore_index=True) if parts else snaps.iloc[:0]
-    return allsn.iloc[shard::n_shards].reset_index(drop=True)
+    return shard_rows(allsn, shard, n_shards).reset_index(drop=True)
+
+
+def merge_labels(raw: pd.DataFrame, failures: pd.DataFrame, qcfg: dict) -> tuple[pd.DataFrame, dict]:
+    """The labels of the merged shards (``label_stats``) with their quadrants, and the
+    thresholds record (which counts the teacher failures)."""
+    if raw.empty:
+        raise ValueError("no labeled snapshot in any shard: nothing to assign to quadrants (check phase 0's counts "
+                         "and the teacher failures)")  # fmt: skip
+    df = label_stats(raw.sort_values("snapshot_id").reset_index(drop=True))
+    df, thr = add_quadrants(df, qcfg)
+    thr["teacher_failures"] = int(len(failures))
+    return df, thr

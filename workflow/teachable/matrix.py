@@ -8,13 +8,10 @@ The plan (``plan_training``, rule ``plan_training``: ``phase2/heldout.json`` and
 ``phase2/plan.json``) is written once and read by every training and evaluation job of
 Phases 2, 3 and 5:
 
-- Held-out split (``heldout_split``), by TASK: every snapshot of a task (both experiments, every
-  episode) is on one side. Each task is put in the stratum of the quadrant most of its snapshots
-  fall in (ties: quadrant order); within a stratum the tasks are ordered by
-  derive_seed(seed, "heldout", task_id) (ties by id) and the first round(frac x tasks) are held
-  out, at least 1 and at most tasks - 1 when the stratum has >= 2 tasks, none when it has 1.
-  Held-out snapshots never enter any run's training set (Phase 3 evaluates on them; Phase 5
-  never selects them); a training task that is also a held-out task is an error.
+- Held-out split (``splits.heldout_split``), by TASK: every snapshot of a task on one side,
+  stratified by quadrant (its rule is in ``teachable.splits``). Held-out snapshots never enter
+  any run's training set (Phase 3 evaluates on them; Phase 5 never selects them); a training task
+  that is also a held-out task is an error.
 - Budget K: min(phase2.budget if set, the smallest train pool among the quadrants whose pool
   reaches phase2.min_budget). A quadrant under min_budget (empty included) is not trained: its
   three runs are listed under ``skipped`` with the reason, and everything else runs. With no
@@ -40,7 +37,7 @@ from typing import Any
 import pandas as pd
 
 from .constants import FORMATS, QUADRANTS, RUN_IDS
-from .seeding import derive_seed
+from .splits import apply_heldout, check_task_disjoint, heldout_record, heldout_split, seeded_order
 
 log = logging.getLogger(__name__)
 
@@ -57,76 +54,6 @@ def run_spec(run_id: str) -> tuple[str | None, str, str]:
         if run_id.startswith(q + "_") and run_id[len(q) + 1 :] in FORMATS:
             return q, run_id[len(q) + 1 :], "quadrant"
     raise ValueError(f"unknown phase 2 run id {run_id!r}; expected one of {RUN_IDS}")
-
-
-def _order(ids: pd.Series, *parts: object) -> pd.Index:
-    """Index of ``ids`` sorted by derive_seed(*parts, id), ties by id (never Python's hash)."""
-    keys = ids.map(lambda s: (derive_seed(*parts, str(s)), str(s)))
-    return keys.sort_values().index
-
-
-def task_strata(labeled: pd.DataFrame) -> pd.Series:
-    """Each task's stratum: the quadrant most of its snapshots fall in (ties: quadrant order)."""
-    counts = labeled.groupby(["task_id", "quadrant"]).size().unstack(fill_value=0)
-    counts = counts.reindex(columns=[q for q in QUADRANTS if q in counts.columns])
-    return counts.idxmax(axis=1)  # first maximum = quadrant order
-
-
-def heldout_split(labeled: pd.DataFrame, frac: float, seed: int) -> pd.DataFrame:
-    """A copy of ``labeled`` with a bool column ``heldout``, chosen by task (module docstring)."""
-    if not 0 <= frac < 1:
-        raise ValueError(f"phase2.heldout_frac must be in [0, 1), got {frac}")
-    if labeled["snapshot_id"].duplicated().any():
-        raise ValueError("labeled snapshots have duplicate snapshot_id values")
-    out = labeled.copy()
-    out["heldout"] = False
-    if out.empty:
-        return out
-    strata = task_strata(out)
-    held_tasks: list[str] = []
-    for _, tasks in strata.groupby(strata, sort=True):
-        ids = pd.Series(tasks.index, index=tasks.index)
-        n = len(ids)
-        k = min(n - 1, max(1, int(frac * n + 0.5))) if n >= 2 and frac > 0 else 0
-        held_tasks += list(ids.loc[_order(ids, int(seed), "heldout")[:k]])
-    out["heldout"] = out["task_id"].isin(held_tasks)
-    return out
-
-
-def heldout_record(split: pd.DataFrame, frac: float, seed: int) -> dict[str, Any]:
-    """phase2/heldout.json: the held-out snapshot and task ids, and the strata."""
-    held = split[split["heldout"]]
-    strata = task_strata(split) if len(split) else pd.Series(dtype=object)
-    held_tasks = set(held["task_id"])
-    return {
-        "by": "task", "seed": int(seed), "heldout_frac": float(frac),
-        "snapshot_ids": sorted(held["snapshot_id"]), "task_ids": sorted(held_tasks),
-        "n_snapshots": int(len(split)), "n_tasks": int(split["task_id"].nunique()),
-        "strata": {q: {"tasks": int((strata == q).sum()),
-                       "heldout_tasks": int(sum(1 for t in strata.index[strata == q] if t in held_tasks))}
-                   for q in QUADRANTS},
-        "heldout_snapshots_by_quadrant": {q: int((held["quadrant"] == q).sum()) for q in QUADRANTS},
-    }  # fmt: skip
-
-
-def apply_heldout(labeled: pd.DataFrame, heldout: dict) -> pd.DataFrame:
-    """``labeled`` with the bool column ``heldout`` from a phase2/heldout.json record; an error
-    when a held-out snapshot is missing or a task is on both sides."""
-    ids = set(heldout["snapshot_ids"])
-    missing = ids - set(labeled["snapshot_id"])
-    if missing:
-        raise ValueError(f"heldout.json names {len(missing)} snapshot(s) not in the labeled snapshots, e.g. "
-                         f"{sorted(missing)[:3]}: it belongs to other labels (rerun rule plan_training)")
-    out = labeled.assign(heldout=labeled["snapshot_id"].isin(ids))
-    check_task_disjoint(out[~out["heldout"]]["task_id"], heldout["task_ids"], "the non-held-out snapshots")
-    return out
-
-
-def check_task_disjoint(train_tasks, heldout_tasks, what: str) -> None:
-    both = sorted(set(train_tasks) & set(heldout_tasks))
-    if both:
-        raise ValueError(f"{what} include {len(both)} held-out task(s), e.g. {both[:3]}: a task must be on "
-                         "one side of the held-out split")
 
 
 def train_pools(split_df: pd.DataFrame) -> dict[str, int]:
@@ -200,7 +127,7 @@ def run_training_set(split_df: pd.DataFrame, run_id: str, budget: int, seed: int
         pool, parts = train[train["quadrant"] == quadrant], (int(seed), "matrix", quadrant)
     if len(pool) < budget:
         raise ValueError(f"run {run_id}: train pool of {len(pool)} snapshots is smaller than the budget {budget}")
-    return pool.loc[_order(pool["snapshot_id"], *parts)[:budget]].reset_index(drop=True)
+    return pool.loc[seeded_order(pool["snapshot_id"], *parts)[:budget]].reset_index(drop=True)
 
 
 def training_examples(train_df: pd.DataFrame, fmt: str) -> list:

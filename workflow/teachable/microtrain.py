@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 
 from .constants import FORMATS, QUADRANTS
 from .labeling import snapshot_context
+from .schemas import MICRO_RESULTS, MICRO_SHARD
 from .rollouts import RolloutSpec, group_success, study_rollouts
 from .seeding import derive_seed
 from .stats import proportion
@@ -48,16 +49,10 @@ from .training import LoraTrainer, supervision_example
 
 log = logging.getLogger(__name__)
 
-# a microtrain shard's columns (counts, no statistic) ...
-SHARD_COLUMNS = (
-    "snapshot_id", "quadrant", "ELP_net", "route", "before_k", "before_n", "after_k", "after_n", "delta",
-    "train_seconds",
-)  # fmt: skip
-# ... and what micro_merge adds (``success_intervals``): rates with their n and Wilson interval
-RESULT_COLUMNS = (
-    "snapshot_id", "quadrant", "ELP_net", "route", "before", "before_n", "before_lo", "before_hi",
-    "after", "after_n", "after_lo", "after_hi", "delta", "train_seconds",
-)  # fmt: skip
+# a microtrain shard's columns (counts, no statistic) and what micro_merge adds
+# (``success_intervals``: rates with their Wilson intervals): ``schemas.MICRO_SHARD`` / ``MICRO_RESULTS``
+SHARD_COLUMNS = tuple(MICRO_SHARD.names)
+RESULT_COLUMNS = tuple(MICRO_RESULTS.names)
 # the trivial predictors of Δ the gate compares ELP_net with (name -> column or derivation)
 BASELINES = ("L_local", "headroom", "U")
 CARRIED = ("task_id", "ELP_net_naive", "p_policy", "L_local", "U")  # copied from the labels
@@ -80,6 +75,40 @@ def select_micro_snapshots(labeled: pd.DataFrame, per_quadrant: int, seed: int) 
         order = g["snapshot_id"].map(lambda s: (derive_seed(int(seed), "phase1b", str(s)), str(s)))
         parts.append(g.loc[order.sort_values().index[:per_quadrant]])
     return pd.concat(parts, ignore_index=True) if parts else df.iloc[:0].copy()
+
+
+def shard_sample(labeled: pd.DataFrame, per_quadrant: int, seed: int, shard: int, n_shards: int) -> pd.DataFrame:
+    """One microtrain job's share (rows ``shard::n_shards``) of the per-quadrant sample."""
+    from .splits import shard_rows
+
+    sample = select_micro_snapshots(labeled, per_quadrant, seed)
+    mine = shard_rows(sample, shard, n_shards)
+    log.info("micro-training %d of %d sampled snapshots (shard %d/%d; sample per quadrant %s)", len(mine),
+             len(sample), shard, n_shards, sample["quadrant"].value_counts().to_dict())  # fmt: skip
+    return mine
+
+
+def merge_results(shards: list[pd.DataFrame], cfg: dict) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The merged shards with their success intervals, and the correlation report."""
+    results = pd.concat(shards, ignore_index=True)
+    if results["snapshot_id"].duplicated().any():
+        raise ValueError("micro-training shards overlap: a snapshot appears twice")
+    results = success_intervals(results.sort_values(["quadrant", "snapshot_id"]).reset_index(drop=True),
+                                float(cfg["phase1"]["confidence"]))  # fmt: skip
+    return results, correlation_report(results, cfg["phase1b"], cfg["seed"])
+
+
+def gate_verdict(report: dict, gate: str, source: str) -> dict[str, Any]:
+    """The gate's verdict on a correlation report: pass, or fail with a warning (gate "warn") or
+    an error that stops the downstream phases (gate "stop")."""
+    verdict = {"pass": bool(report.get("pass")), "gate": gate, "correlation": source}
+    if not verdict["pass"]:
+        msg = (f"CPT gate failed: rho={report.get('rho')} (threshold {report.get('rho_threshold')}), "
+               f"p={report.get('p_value')} (alpha {report.get('alpha')}); see {source}")  # fmt: skip
+        if gate == "stop":
+            raise ValueError(msg + " -- phase1b.gate is 'stop', so downstream phases do not run")
+        log.warning("%s -- phase1b.gate is 'warn', continuing", msg)
+    return verdict
 
 
 def _specs(row, n: int, seed: int, key: str) -> list[RolloutSpec]:
@@ -160,16 +189,15 @@ def run_micro_training(labeled_sample: pd.DataFrame, model_dir, cfg: dict, *, pr
 
 # ------------------------------------------------------------------------------------ statistics
 def success_intervals(shards: pd.DataFrame, confidence: float) -> pd.DataFrame:
-    """Merged shard rows with before/after success rates, their n and Wilson intervals
-    (``RESULT_COLUMNS`` first, every shard column kept)."""
+    """Merged shard rows with before/after success rates and their Wilson intervals
+    (``schemas.MICRO_RESULTS``)."""
     out = shards.copy()
     for side in ("before", "after"):
         prs = [proportion(int(k), int(n), confidence) for k, n in zip(out[f"{side}_k"], out[f"{side}_n"])]
         out[side] = [pr["p"] for pr in prs]
         out[f"{side}_lo"] = [pr["lo"] for pr in prs]
         out[f"{side}_hi"] = [pr["hi"] for pr in prs]
-    rest = [c for c in out.columns if c not in RESULT_COLUMNS]
-    return out[list(RESULT_COLUMNS) + rest]
+    return out[[c for c in RESULT_COLUMNS if c in out.columns]]
 
 
 def _mean_interval(v: np.ndarray, confidence: float) -> dict[str, Any]:

@@ -16,9 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from itertools import permutations
 
-from .constants import FORMATS
-
-PLACEBOS = tuple(f"placebo_{m}" for m in FORMATS)
+from .constants import FORMATS, PLACEBOS
 CPT_CONDITIONS = ("base", *PLACEBOS, *FORMATS)
 _PLACEBO_UNIT = "this line is only here to take up room. "
 

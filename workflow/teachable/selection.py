@@ -71,7 +71,7 @@ def check_method(method: str) -> str:
 def candidates(labeled: pd.DataFrame, heldout: dict) -> pd.DataFrame:
     """The snapshots any method may select: every labeled snapshot not held out by the study's
     one split (phase2/heldout.json)."""
-    from .matrix import apply_heldout
+    from .splits import apply_heldout
 
     split = apply_heldout(labeled, heldout)
     return split[~split["heldout"]].drop(columns="heldout").reset_index(drop=True)
@@ -111,9 +111,9 @@ def select(cands: pd.DataFrame, method: str, k: int, seed: int, predictor_dir=No
     """The k candidates ``method`` picks, with the score it ranked them by (``selection_score``)."""
     check_method(method)
     if method == "RANDOM":  # score = minus the position in the seeded order (first = highest)
-        from .matrix import _order
+        from .splits import seeded_order
 
-        pos = pd.Series(np.arange(len(cands)), index=_order(cands["snapshot_id"], int(seed), "phase5", "random"))
+        pos = pd.Series(np.arange(len(cands)), index=seeded_order(cands["snapshot_id"], int(seed), "phase5", "random"))
         return _top_k(cands, -pos.reindex(cands.index).to_numpy(dtype=float), k)
     if method == "ENTROPY":
         return _top_k(cands, cands["U"].to_numpy(), k)
@@ -244,6 +244,17 @@ def _method_entry(method: str, sel: dict, ov: pd.Series, ret: pd.Series, n_base:
                       "base_success": float(ret["base_success"]), "model_success": float(ret["model_success"]),
                       "reason": None if pd.isna(ret["reason"]) else str(ret["reason"])},
     }  # fmt: skip
+
+
+def summarize_selection(rollouts: pd.DataFrame, selected: dict[str, dict], plan_selection: dict, confidence: float,
+                        n_bootstrap: int, seed: int) -> dict[str, Any]:  # fmt: skip
+    """phase5/selection_summary.json: ``selection_summary``, or, when the plan skipped Phase 5,
+    the reason (``skipped``) with K and the candidates."""
+    if not plan_selection["run"]:
+        log.warning("Phase 5 was not run: %s", plan_selection["reason"])
+        return {"skipped": plan_selection["reason"], "k": plan_selection["k"],
+                "n_candidates": plan_selection["n_candidates"], "methods": {}}  # fmt: skip
+    return selection_summary(rollouts, selected, confidence, n_bootstrap=n_bootstrap, seed=seed)
 
 
 def selection_summary(rollouts: pd.DataFrame, selected: dict[str, dict], confidence: float,

@@ -27,19 +27,12 @@ from .envs.base import ExpertError
 from .policies import Policy
 from .rollouts import EXPERT, STUDENT, RolloutResult, RolloutSpec, expert_finishes, study_rollouts
 from .seeding import derive_seed, rng_for
-from .splits import split_seeds
+from .schemas import SNAPSHOTS
+from .splits import split_seeds, task_id
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT_COLUMNS = [
-    "snapshot_id", "experiment", "task_id", "env_id", "seed", "step_idx", "actions",
-    "instruction", "observation", "history", "valid_actions", "student_action", "expert_action",
-    "episode_id", "episode_length", "steps_left",
-]  # fmt: skip
-
-
-def task_id(env_id: str, seed: int) -> str:
-    return f"{env_id}:{seed}"
+SNAPSHOT_COLUMNS = SNAPSHOTS.names  # declared in teachable.schemas
 
 
 def episode_rows(experiment: str, episode_id: str, r: RolloutResult) -> list[dict]:
@@ -221,6 +214,19 @@ def mining_summary(rollouts: pd.DataFrame, failure_summary: dict, expert_snaps: 
               "snapshots": int(len(expert_snaps)),
               **{f"expert_error_{k}": int(v) for k, v in sorted(b_errors.items())}},
     }  # fmt: skip
+
+
+def mine(rollouts: pd.DataFrame, cfg: dict, source: str = "the rollouts") -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Both experiments' snapshots and the mining summary; an error saying what to change when
+    neither gives one."""
+    (fa, summary_a), fb = mine_failure_snapshots(rollouts, cfg), mine_expert_snapshots(rollouts, cfg)
+    summary = mining_summary(rollouts, summary_a, fb)
+    if len(fa) + len(fb) == 0:
+        raise ValueError(
+            f"phase 0 mined no snapshot from {source}: {summary['A'].get('failed_episodes', 0)} failed "
+            f"student episodes had no recoverable mistake and Experiment B gave none; raise phase0.a_tasks "
+            f"or phase0.b_tasks / phase0.b_rate, or choose a level where the student fails (env.id)")
+    return fa, fb, summary
 
 
 def evaluate_student(cfg: dict, student: Policy, split: str, n_tasks: int, progress: bool = True) -> dict:
