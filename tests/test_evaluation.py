@@ -26,7 +26,6 @@ from teachable.evaluation import (
     check_eval_disjoint,
     eval_model,
     has_loop,
-    newcombe_interval,
     repeat_rate,
     rollout_metrics,
     solved_tasks,

@@ -1,7 +1,6 @@
 """Phase 0 mining on the real BabyAI env: Experiment A snapshots are the student's earliest
 recoverable mistakes of a failed episode."""
 import pandas as pd
-import pytest
 
 from teachable.envs import make_env
 from teachable.mining import episode_rows, mine_failure_snapshots

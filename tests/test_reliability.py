@@ -162,7 +162,7 @@ def test_phase1_completes_and_records_every_fault_with_its_kind(faulty_phase1):
 
 
 def test_failure_counts_by_kind_reach_the_merged_table_and_summary(faulty_phase1, tmp_path):
-    from teachable.reporting import _read_failures
+    from teachable.reporting import read_failures
 
     tmp, results, *_ = faulty_phase1
     out = tmp / "merged"
@@ -171,7 +171,7 @@ def test_failure_counts_by_kind_reach_the_merged_table_and_summary(faulty_phase1
           str(results / "failures_0.parquet"), "--out", str(out / "labeled.parquet"), "--out-jsonl",
           str(out / "labeled.jsonl"), "--out-failures", str(out / "teacher_failures.parquet"), "--thresholds",
           str(out / "thresholds.json"), "--plots-dir", str(out / "plots")])  # fmt: skip
-    fails = _read_failures(out / "teacher_failures.parquet")
+    fails = read_failures(out / "teacher_failures.parquet")
     counts = fails["failure_kind"].value_counts().to_dict()
     assert counts == {k: 1 for _, _, k in FAULTS if k}
 

@@ -12,7 +12,9 @@ import pytest
 from teachable import reporting as rp
 from teachable.cli import main
 from teachable.constants import FORMATS, QUADRANTS, RUN_IDS
-from teachable.evaluation import SUMMARY_COLUMNS, newcombe_interval
+from conftest import complete
+from teachable.evaluation import SUMMARY_COLUMNS
+from teachable.schemas import EVAL_ROLLOUTS, LABELED, MICRO_RESULTS, TEACHER_FAILURES
 from teachable.stats import proportion
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -31,7 +33,8 @@ def _transfer() -> pd.DataFrame:
         for j, e in enumerate(QUADRANTS):
             n, kb = 40, 10
             km = kb + (8 if q == e else 0) + (i + j) % 3 - 1
-            d, lo, hi = newcombe_interval(km, n, kb, n, 0.95)
+            d = (km - kb) / n
+            lo, hi = d - 0.2, d + 0.2  # (any interval around the difference)
             rows.append(dict(trained_on=q, evaluated_on=e, model_id=m, delta_success=d, lo=lo, hi=hi, n=n,
                              base_success=kb / n, model_success=km / n))  # fmt: skip
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS["transfer"])
@@ -189,15 +192,15 @@ def study(tmp_path):
         "training": "training_summary.json", "mining": "mining_summary.json",
         "base_rollouts": "base_rollouts.parquet", "teacher_failures": "teacher_failures.parquet"}.items()}  # fmt: skip
     paths["labeled"].parent.mkdir()
-    labeled.to_parquet(paths["labeled"])
-    micro.to_parquet(paths["micro"])
+    complete(labeled, LABELED).to_parquet(paths["labeled"])
+    complete(micro, MICRO_RESULTS).to_parquet(paths["micro"])
     for k, obj in (("thresholds", thr), ("correlation", corr), ("predictor", _predictor()), ("selection", _selection()),
                    ("hint_audit", hint), ("training", training), ("mining", mining)):  # fmt: skip
         paths[k].write_text(json.dumps(obj))
-    base_rollouts.to_parquet(paths["base_rollouts"])
-    pd.DataFrame({"snapshot_id": ["s900", "s901", "s902"], "failure_reason": ["transport: HTTP 429", "x", "y"],
-                  "failure_kind": ["rate_limited", "malformed_json", "rate_limited"]}).to_parquet(
-        paths["teacher_failures"])  # fmt: skip
+    complete(base_rollouts, EVAL_ROLLOUTS).to_parquet(paths["base_rollouts"])
+    complete(pd.DataFrame({"snapshot_id": ["s900", "s901", "s902"], "failure_reason": ["transport: HTTP 429", "x", "y"],
+                           "failure_kind": ["rate_limited", "malformed_json", "rate_limited"]}),
+             TEACHER_FAILURES).to_parquet(paths["teacher_failures"])  # fmt: skip
     for k, df in (("transfer", _transfer()), ("overall", _overall()), ("retention", _retention()),
                   ("stuckness", _stuckness())):  # fmt: skip
         df.to_csv(paths[k], index=False)

@@ -190,17 +190,6 @@ def test_missing_model_dir_names_path(tmp_path):
         HFPolicy(tmp_path / "empty")
 
 
-def _babyai_available() -> bool:
-    try:
-        from teachable.envs import make_env
-
-        make_env("BabyAI-GoToLocal-v0", max_steps=10)
-    except Exception:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _babyai_available(), reason="BabyAI env not available")
 def test_train_student_short_run(tmp_path):
     from teachable.policies.hf import HFPolicy
     from teachable.student_init import train_student

@@ -11,7 +11,6 @@ import json
 import logging
 import sys
 import time
-from pathlib import Path
 
 from .constants import SELECTION_METHODS
 from .gpu_slots import gpu_slot_for

@@ -70,20 +70,18 @@ Retention (``retention_split``), free of the winner's curse:
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats as st
 
 from .envs.base import INVALID_ACTION
 from .rollouts import EXPERT, STUDENT, RolloutResult, RolloutSpec, run_rollouts
-from .seeding import derive_seed
 from .schemas import EVAL_ROLLOUTS, PHASE3_TABLES
+from .seeding import derive_seed
 from .splits import check_disjoint, split_seeds, task_id
-from .stats import DEFAULT_N_BOOTSTRAP, ClusterBootstrap, proportion
+from .stats import DEFAULT_N_BOOTSTRAP, ClusterBootstrap
 
 log = logging.getLogger(__name__)
 
@@ -266,36 +264,6 @@ def eval_model(model_id: str, model_dir: str, adapter_dir: str | None, heldout: 
 
 
 # ------------------------------------------------------------------------------------ intervals
-def mean_interval(x: Sequence[float], confidence: float) -> dict[str, float]:
-    """Mean with a Student-t interval (NaNs dropped); zero width for zero variance, NaN if n < 2.
-    For independent values only (rollouts of a task are not: the tables use ``ClusterBootstrap``)."""
-    v = np.asarray(x, dtype=float)
-    v = v[np.isfinite(v)]
-    n = len(v)
-    if n == 0:
-        return {"mean": float("nan"), "n": 0, "lo": float("nan"), "hi": float("nan")}
-    m = float(v.mean())
-    if n < 2:
-        return {"mean": m, "n": 1, "lo": float("nan"), "hi": float("nan")}
-    se = float(v.std(ddof=1)) / math.sqrt(n)
-    if np.ptp(v) == 0 or se == 0:
-        return {"mean": m, "n": n, "lo": m, "hi": m}
-    lo, hi = st.t.interval(confidence, n - 1, loc=m, scale=se)
-    return {"mean": m, "n": n, "lo": float(lo), "hi": float(hi)}
-
-
-def newcombe_interval(k1: int, n1: int, k2: int, n2: int, confidence: float) -> tuple[float, float, float]:
-    """p1 - p2 with Newcombe's hybrid score interval (method 10) from the two Wilson intervals.
-    For independent trials only (the tables use the paired cluster bootstrap)."""
-    a, b = proportion(k1, n1, confidence), proportion(k2, n2, confidence)
-    if not (n1 and n2):
-        return float("nan"), float("nan"), float("nan")
-    d = a["p"] - b["p"]
-    lo = d - math.sqrt((a["p"] - a["lo"]) ** 2 + (b["hi"] - b["p"]) ** 2)
-    hi = d + math.sqrt((a["hi"] - a["p"]) ** 2 + (b["p"] - b["lo"]) ** 2)
-    return d, max(-1.0, lo), min(1.0, hi)
-
-
 def rate_of(bs: ClusterBootstrap, g: pd.DataFrame, col: str, unit: str) -> dict:
     """``bs.rate`` of column ``col`` of the rollouts ``g``, clustered by ``unit``."""
     return bs.rate(g[col].astype(float).to_numpy(), g[unit].to_numpy())

@@ -377,8 +377,9 @@ def threshold_plots(df: pd.DataFrame, thr: dict, out_dir) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from pathlib import Path
+
+    import matplotlib.pyplot as plt
 
     from .io import atomic_path
 

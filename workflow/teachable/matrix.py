@@ -37,7 +37,13 @@ from typing import Any
 import pandas as pd
 
 from .constants import FORMATS, QUADRANTS, RUN_IDS
-from .splits import apply_heldout, check_task_disjoint, heldout_record, heldout_split, seeded_order
+from .splits import (
+    apply_heldout,
+    check_task_disjoint,
+    heldout_record,
+    heldout_split,
+    seeded_order,
+)
 
 log = logging.getLogger(__name__)
 

@@ -41,10 +41,10 @@ from tqdm.auto import tqdm
 
 from .constants import FORMATS, QUADRANTS
 from .labeling import snapshot_context
-from .schemas import MICRO_RESULTS, MICRO_SHARD
 from .rollouts import RolloutSpec, group_success, study_rollouts
+from .schemas import MICRO_RESULTS, MICRO_SHARD
 from .seeding import derive_seed
-from .stats import proportion
+from .stats import mean_interval, partial_spearman, proportion, spearman_along
 from .training import LoraTrainer, supervision_example
 
 log = logging.getLogger(__name__)
@@ -200,55 +200,8 @@ def success_intervals(shards: pd.DataFrame, confidence: float) -> pd.DataFrame:
     return out[[c for c in RESULT_COLUMNS if c in out.columns]]
 
 
-def _mean_interval(v: np.ndarray, confidence: float) -> dict[str, Any]:
-    n = len(v)
-    out: dict[str, Any] = {"n": int(n), "mean": float(np.mean(v)) if n else math.nan, "lo": math.nan, "hi": math.nan,
-                           "method": "t"}  # fmt: skip
-    if n == 0:
-        out["note"] = "no snapshots"
-    elif n == 1:
-        out["note"] = "n = 1: no interval"
-    else:
-        sd = float(np.std(v, ddof=1))
-        half = float(st.t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
-        out["lo"], out["hi"] = out["mean"] - half, out["mean"] + half
-        if sd == 0:
-            out["note"] = "all deltas equal: zero-width interval"
-    return out
-
-
 def _finite(*cols: np.ndarray) -> np.ndarray:
     return np.all([np.isfinite(c) for c in cols], axis=0)
-
-
-def _pearson_last(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a - a.mean(-1, keepdims=True)
-    b = b - b.mean(-1, keepdims=True)
-    den = np.sqrt((a * a).sum(-1) * (b * b).sum(-1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 1e-12, (a * b).sum(-1) / np.where(den > 1e-12, den, 1.0), np.nan)
-
-
-def spearman_along(x, y, axis: int = -1):
-    """Spearman rho along ``axis`` (vectorized over the other axes; equals scipy's spearmanr on
-    one pair): Pearson correlation of the average ranks. NaN where a side is constant."""
-    rx, ry = (np.moveaxis(st.rankdata(np.asarray(v, float), axis=axis), axis, -1) for v in (x, y))
-    return _pearson_last(rx, ry)
-
-
-def partial_spearman(x, y, z, axis: int = -1):
-    """Spearman correlation of x and y given z along ``axis``: Pearson correlation of the
-    residuals of rank(x) and rank(y) after a least-squares fit on rank(z). NaN when undefined."""
-    rx, ry, rz = (np.moveaxis(st.rankdata(np.asarray(v, float), axis=axis), axis, -1) for v in (x, y, z))
-    zc = rz - rz.mean(-1, keepdims=True)
-    zz = (zc * zc).sum(-1, keepdims=True)
-
-    def resid(r):
-        rc = r - r.mean(-1, keepdims=True)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return rc - np.where(zz > 0, (zc * rc).sum(-1, keepdims=True) / np.where(zz > 0, zz, 1.0), 0.0) * zc
-
-    return _pearson_last(resid(rx), resid(ry))
 
 
 def rho_test(cols: tuple[np.ndarray, ...], stat, cfg: dict, seed: int, tag: str) -> dict[str, Any]:
@@ -338,7 +291,7 @@ def correlation_report(results: pd.DataFrame, p1b_cfg: dict, seed: int) -> dict[
     rep["per_quadrant"] = {}
     for q in QUADRANTS:
         sub = results[results["quadrant"] == q]
-        d = _mean_interval(sub["delta"].to_numpy(float), conf)
+        d = mean_interval(sub["delta"].to_numpy(float), conf)
         d["mean_ELP_net"] = float(sub["ELP_net"].mean()) if len(sub) else math.nan
         d["mean_before"] = float(sub["before"].mean()) if len(sub) else math.nan
         d["mean_after"] = float(sub["after"].mean()) if len(sub) else math.nan

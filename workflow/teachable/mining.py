@@ -25,9 +25,16 @@ import pandas as pd
 from .envs import make_env
 from .envs.base import ExpertError
 from .policies import Policy
-from .rollouts import EXPERT, STUDENT, RolloutResult, RolloutSpec, expert_finishes, study_rollouts
-from .seeding import derive_seed, rng_for
+from .rollouts import (
+    EXPERT,
+    STUDENT,
+    RolloutResult,
+    RolloutSpec,
+    expert_finishes,
+    study_rollouts,
+)
 from .schemas import SNAPSHOTS
+from .seeding import derive_seed, rng_for
 from .splits import split_seeds, task_id
 
 log = logging.getLogger(__name__)

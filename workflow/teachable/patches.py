@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from itertools import permutations
 
 from .constants import FORMATS, PLACEBOS
+
 CPT_CONDITIONS = ("base", *PLACEBOS, *FORMATS)
 _PLACEBO_UNIT = "this line is only here to take up room. "
 

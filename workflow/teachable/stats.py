@@ -1,11 +1,13 @@
 """Statistics used across phases: intervals for success rates (Wilson for independent trials,
-cluster bootstrap for rollouts grouped by task or snapshot), paired tests, Holm's adjustment and
+cluster bootstrap for rollouts grouped by task or snapshot), Student-t intervals of means, paired
+tests, Holm's adjustment, (partial) Spearman correlations vectorized for resampling, and the
 uncertainty of action distributions. Library calls where a library does it (scipy.stats)."""
 
 from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -236,3 +238,51 @@ def holm(ps: list[float | None]) -> list[float | None]:
         running = max(running, min(1.0, (m - rank) * ps[i]))
         out[i] = running
     return out
+
+
+def mean_interval(x: Sequence[float], confidence: float) -> dict[str, float]:
+    """Mean with a Student-t interval (NaNs dropped); zero width for zero variance, NaN if n < 2.
+    For independent values only (rollouts of a task are not: the tables use ``ClusterBootstrap``)."""
+    v = np.asarray(x, dtype=float)
+    v = v[np.isfinite(v)]
+    n = len(v)
+    if n == 0:
+        return {"mean": float("nan"), "n": 0, "lo": float("nan"), "hi": float("nan")}
+    m = float(v.mean())
+    if n < 2:
+        return {"mean": m, "n": 1, "lo": float("nan"), "hi": float("nan")}
+    se = float(v.std(ddof=1)) / math.sqrt(n)
+    if np.ptp(v) == 0 or se == 0:
+        return {"mean": m, "n": n, "lo": m, "hi": m}
+    lo, hi = st.t.interval(confidence, n - 1, loc=m, scale=se)
+    return {"mean": m, "n": n, "lo": float(lo), "hi": float(hi)}
+
+
+def _pearson_last(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a - a.mean(-1, keepdims=True)
+    b = b - b.mean(-1, keepdims=True)
+    den = np.sqrt((a * a).sum(-1) * (b * b).sum(-1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 1e-12, (a * b).sum(-1) / np.where(den > 1e-12, den, 1.0), np.nan)
+
+
+def spearman_along(x, y, axis: int = -1):
+    """Spearman rho along ``axis`` (vectorized over the other axes; equals scipy's spearmanr on
+    one pair): Pearson correlation of the average ranks. NaN where a side is constant."""
+    rx, ry = (np.moveaxis(st.rankdata(np.asarray(v, float), axis=axis), axis, -1) for v in (x, y))
+    return _pearson_last(rx, ry)
+
+
+def partial_spearman(x, y, z, axis: int = -1):
+    """Spearman correlation of x and y given z along ``axis``: Pearson correlation of the
+    residuals of rank(x) and rank(y) after a least-squares fit on rank(z). NaN when undefined."""
+    rx, ry, rz = (np.moveaxis(st.rankdata(np.asarray(v, float), axis=axis), axis, -1) for v in (x, y, z))
+    zc = rz - rz.mean(-1, keepdims=True)
+    zz = (zc * zc).sum(-1, keepdims=True)
+
+    def resid(r):
+        rc = r - r.mean(-1, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return rc - np.where(zz > 0, (zc * rc).sum(-1, keepdims=True) / np.where(zz > 0, zz, 1.0), 0.0) * zc
+
+    return _pearson_last(resid(rx), resid(ry))

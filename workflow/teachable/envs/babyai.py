@@ -31,8 +31,8 @@ import re
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
 import minigrid  # noqa: F401  (registers the MiniGrid/BabyAI ids with gymnasium)
+import numpy as np
 from minigrid.envs.babyai.core import verifier as _verifier
 from minigrid.envs.babyai.core.verifier import GoToInstr, PickupInstr, PutNextInstr
 from minigrid.utils.baby_ai_bot import (
@@ -42,7 +42,15 @@ from minigrid.utils.baby_ai_bot import (
 )
 
 from .babyai_diagnosis import diagnosis
-from .base import INVALID_ACTION, Advice, ExpertError, Observation, ParseMode, StepResult, TextEnv
+from .base import (
+    INVALID_ACTION,
+    Advice,
+    ExpertError,
+    Observation,
+    ParseMode,
+    StepResult,
+    TextEnv,
+)
 from .textualize import textualize
 
 ACTIONS: tuple[str, ...] = ("turn left", "turn right", "go forward", "pick up", "drop", "toggle")

@@ -1,0 +1,231 @@
+"""summary.json / summary.md: the checks, the key numbers and the protocol checks."""
+
+from __future__ import annotations
+
+import logging
+from typing import Sequence
+
+import pandas as pd
+
+from ..constants import (
+    BASE_MODEL_ID,
+    FORMATS,
+    RUN_IDS,
+)
+from ..io import atomic_path, write_json
+from ..schemas import EVAL_ROLLOUTS, LABELED, PHASE3_TABLES
+from .checks import (
+    check_beyond_headroom,
+    check_cpt,
+    check_oracle_vs_learnability,
+    check_predictor,
+    check_retention,
+    check_selection_predictor,
+    check_transfer_diagonal,
+)
+from .inputs import (
+    QUADRANT_RUNS,
+    fmt,
+    fmt_ci,
+    num,
+    read_failures,
+    read_input,
+    read_predictor,
+    read_report,
+    read_selection,
+    short,
+)
+
+log = logging.getLogger(__name__)
+
+def gain_numbers(labeled: pd.DataFrame, confidence: float, n_bootstrap: int, seed: int) -> dict:
+    """Mean gain_net per format and mean ELP_net (cross-fitted and naive) over labeled snapshots,
+    each with a cluster bootstrap interval over tasks."""
+    from ..stats import ClusterBootstrap
+
+    cb = ClusterBootstrap(confidence, n_bootstrap, seed)
+    cols = [*(f"gain_net_{m}" for m in FORMATS), "ELP_net", "ELP_net_naive", "p_policy", "L_local"]
+    return {c: cb.rate(labeled[c], labeled["task_id"]) for c in cols if c in labeled.columns}
+
+
+def protocol_numbers(*, labeled: pd.DataFrame, hint_audit: dict, corr: dict, training: dict, mining: dict,
+                     base_rollouts: pd.DataFrame, selection: dict, teacher_failures: pd.DataFrame,
+                     confidence: float = 0.95, n_bootstrap: int = 2000, seed: int = 0) -> dict:  # fmt: skip
+    """The numbers that say whether the study's comparisons are sound: the hint audit, gains per
+    format, the gate's baselines, the training plan (skipped runs, compute) and expert errors."""
+    eval_errors = base_rollouts.drop_duplicates(["suite", "task_id", "snapshot_id"])["expert_error"]
+    return {
+        "hint_audit": {k: hint_audit.get(k) for k in ("n", "n_tasks", "diagnoses_naming_action",
+                                                      "hint_action_accuracy", "demo_action_accuracy",
+                                                      "majority_accuracy", "method", "reason")},
+        "gains": gain_numbers(labeled, confidence, n_bootstrap, seed),
+        "gate": {"rho": num(corr.get("rho")), "rho_ci": corr.get("rho_ci"), "p_value": num(corr.get("p_value")),
+                 "n": corr.get("n"), "baselines": corr.get("baselines"), "partial_rho": corr.get("partial_rho"),
+                 "per_route": corr.get("per_route")},
+        "training": {k: training.get(k) for k in ("budget", "epochs", "optimizer_steps", "b2_all_compute_ratio",
+                                                  "skipped_runs", "equal_budgets", "heldout_leaks")},
+        "selection_skipped": selection.get("skipped"),
+        "teacher_failures": {str(k): int(v) for k, v in teacher_failures["failure_kind"].value_counts().items()}
+        if len(teacher_failures) else {},
+        "expert_errors": {
+            "phase0_A": {k: v for k, v in mining.get("A", {}).items() if k.startswith("expert_error")},
+            "phase0_B": {k: v for k, v in mining.get("B", {}).items() if k.startswith("expert_error")},
+            "phase1": {"expert_rollouts_failed": int(labeled["p_expert_errors"].sum()),
+                       "of_which_impossible": int(labeled["p_expert_impossible"].sum())},
+            "phase3_starts": {str(k): int(v) for k, v in eval_errors.dropna().value_counts().items()},
+        },
+    }  # fmt: skip
+
+
+def _acc(a: dict | None) -> str:
+    return "n/a" if not a else f"{fmt(a.get('p'))} {fmt_ci(a.get('lo'), a.get('hi'))} (n = {a.get('n')})"
+
+
+def protocol_markdown(p: dict) -> list[str]:
+    h, g, t = p["hint_audit"], p["gate"], p["training"]
+    lines = ["", "## Protocol checks", ""]
+    lines.append(f"- Hint audit ({h.get('n')} diagnoses, {h.get('n_tasks')} tasks): {h.get('diagnoses_naming_action')} "
+                 f"name or paraphrase an action; action predicted from the hint {_acc(h.get('hint_action_accuracy'))}, "
+                 f"from the demo patch {_acc(h.get('demo_action_accuracy'))}, majority class "
+                 f"{_acc(h.get('majority_accuracy'))}" + (f" ({h['reason']})" if h.get("reason") else ""))  # fmt: skip
+    gains = p["gains"]
+    lines.append("- Mean gain_net per format (vs its own placebo; cluster bootstrap over tasks): " + ", ".join(
+        f"{m} {fmt(gains[f'gain_net_{m}']['value'])} {fmt_ci(gains[f'gain_net_{m}']['lo'], gains[f'gain_net_{m}']['hi'])}"
+        for m in FORMATS if f"gain_net_{m}" in gains))  # fmt: skip
+    if "ELP_net" in gains and "ELP_net_naive" in gains:
+        e, nv = gains["ELP_net"], gains["ELP_net_naive"]
+        lines.append(f"- ELP_net cross-fitted {fmt(e['value'])} {fmt_ci(e['lo'], e['hi'])} vs the naive max "
+                     f"{fmt(nv['value'])} {fmt_ci(nv['lo'], nv['hi'])} (n = {e['n']} snapshots, {e['n_clusters']} tasks)")
+    base = g.get("baselines") or {}
+    ci = g.get("rho_ci") or [None, None]
+    lines.append(f"- Gate (Phase 1B, n = {g.get('n')}): rho(ELP_net, delta) {fmt(g.get('rho'))} {fmt_ci(*ci)}; trivial "
+                 "predictors: " + ", ".join(f"{k} {fmt(v.get('rho'))} {fmt_ci(*(v.get('rho_ci') or [None, None]))}"
+                                           for k, v in base.items())
+                 + f"; partial rho given p_policy {fmt((g.get('partial_rho') or {}).get('rho'))} "
+                 + fmt_ci(*((g.get("partial_rho") or {}).get("rho_ci") or [None, None])))  # fmt: skip
+    routes = g.get("per_route") or {}
+    if routes:
+        lines.append("- rho per route: " + ", ".join(f"{r} {fmt(v.get('rho'))} (n = {v.get('n')})" for r, v in routes.items()))
+    lines.append(f"- Training (Phase 2): K = {t.get('budget')} examples, {t.get('epochs')} epochs, "
+                 f"{t.get('optimizer_steps')} optimizer steps per budgeted run; B2_all trains "
+                 f"{fmt(t.get('b2_all_compute_ratio'), 1)}x their compute; equal budgets: {t.get('equal_budgets')}")
+    skipped = t.get("skipped_runs") or {}
+    lines.append("- Runs not trained: " + ("none" if not skipped else "; ".join(f"{r} ({why})" for r, why in skipped.items())))
+    if p.get("selection_skipped"):
+        lines.append(f"- Phase 5 not run: {p['selection_skipped']}")
+    tf = p.get("teacher_failures") or {}
+    lines.append(f"- Teacher failures (phase 1, after retries; recorded, never replaced): "
+                 + (", ".join(f"{k} {v}" for k, v in sorted(tf.items())) if tf else "none"))
+    ee = p["expert_errors"]
+    lines.append(f"- Expert errors: phase 0 A {ee['phase0_A'] or 'none'}, B {ee['phase0_B'] or 'none'}; phase 1 "
+                 f"{ee['phase1']['expert_rollouts_failed']} expert rollouts stopped ({ee['phase1']['of_which_impossible']} "
+                 f"mission impossible); phase 3 starts {ee['phase3_starts'] or 'none'}")  # fmt: skip
+    return lines
+
+
+def key_numbers(overall: pd.DataFrame, thresholds: dict, corr: dict, predictor: dict, sel: dict) -> dict:
+    base = overall[overall["model_id"] == BASE_MODEL_ID]
+    b = base.iloc[0] if len(base) else None
+    out = {
+        "student_success": None if b is None else {
+            "p": num(b["success_rate"]), "lo": num(b["success_lo"]), "hi": num(b["success_hi"]), "n": int(b["n"]),
+            "n_tasks": int(b["n_tasks"]) if "n_tasks" in base.columns and num(b["n_tasks"]) is not None else None},
+        "n_labeled": thresholds.get("n"),
+        "quadrant_sizes": thresholds.get("sizes"),
+        "U_threshold": num(thresholds.get("U_threshold")), "L_threshold": num(thresholds.get("L_threshold")),
+        "n_microtrained": corr.get("n"),
+        "predictor": {k: predictor.get(k) for k in ("n_snapshots", "n_tasks", "n_folds")},
+        "selection_k": sel.get("k"), "selection_candidates": sel.get("n_candidates"), "selection_format": sel.get("format"),
+    }  # fmt: skip
+    return out
+
+
+def build_summary(*, correlation: dict, transfer: pd.DataFrame, retention: pd.DataFrame, overall: pd.DataFrame,
+                  thresholds: dict, predictor: dict, selection: dict, retention_threshold: float,
+                  alpha: float = 0.05, inputs: dict | None = None, protocol: dict | None = None,
+                  trained_runs: Sequence[str] | None = None) -> dict:  # fmt: skip
+    trained = RUN_IDS if trained_runs is None else tuple(trained_runs)
+    checks = [
+        check_cpt(correlation),
+        check_beyond_headroom(correlation),
+        check_transfer_diagonal(transfer, alpha, tuple(r for r in QUADRANT_RUNS if r in trained)),
+        check_retention(retention, retention_threshold, trained),
+        check_predictor(predictor),
+        check_selection_predictor(selection, alpha),
+        check_oracle_vs_learnability(selection, alpha),
+    ]
+    return {"checks": checks, "key_numbers": key_numbers(overall, thresholds, correlation, predictor, selection),
+            "protocol": protocol, "settings": {"retention_threshold": retention_threshold, "alpha": alpha},
+            "inputs": inputs or {}}  # fmt: skip
+
+
+MARK = {True: "✔", False: "✘", None: "—"}
+
+
+def summary_markdown(summary: dict) -> str:
+    lines = ["# Study summary", "",
+             "Each check is computed from the phase outputs (✔ held, ✘ did not hold, — undetermined).", ""]  # fmt: skip
+    for i, c in enumerate(summary["checks"]):
+        lines.append(f"- {MARK[c['held']]} **({'abcdefgh'[i]}) {c['claim']}**: {c['detail']}")
+    k = summary["key_numbers"]
+    s = k.get("student_success") or {}
+    lines += ["", "## Key numbers", ""]
+    if s:
+        lines.append(f"- Student (base) success on eval tasks: {fmt(s.get('p'))} {fmt_ci(s.get('lo'), s.get('hi'))}, "
+                     f"n = {s.get('n')} rollouts" + (f" on {s['n_tasks']} tasks" if s.get("n_tasks") else ""))  # fmt: skip
+    sizes = k.get("quadrant_sizes") or {}
+    lines.append(f"- Labeled snapshots: {k.get('n_labeled')}; quadrant sizes "
+                 + ", ".join(f"{short(q)} {n}" for q, n in sizes.items())
+                 + f" (high = U > {fmt(k.get('U_threshold'))}, L_local > {fmt(k.get('L_threshold'))})")  # fmt: skip
+    lines.append(f"- Micro-trained snapshots (Phase 1B): {k.get('n_microtrained')}")
+    p = k.get("predictor") or {}
+    lines.append(f"- Predictor (Phase 4): {p.get('n_snapshots')} snapshots, {p.get('n_tasks')} tasks, "
+                 f"{p.get('n_folds')} task-grouped folds")  # fmt: skip
+    lines.append(f"- Selection (Phase 5): K = {k.get('selection_k')} of {k.get('selection_candidates')} candidates, "
+                 f"format {k.get('selection_format')}")  # fmt: skip
+    if summary.get("protocol"):
+        lines += protocol_markdown(summary["protocol"])
+    st = summary.get("settings", {})
+    lines += ["", f"Settings: retention threshold {st.get('retention_threshold')}, alpha {st.get('alpha')} (transfer "
+              "diagonal, selection comparisons). Verdicts rest on intervals or (Holm-adjusted) p-values, never on two "
+              "point estimates (reporting module docstring).", ""]
+    return "\n".join(lines)
+
+
+def summary_from_files(*, correlation, transfer, retention, overall, thresholds, predictor, selection,
+                       labeled, hint_audit, training, mining, base_rollouts, teacher_failures,
+                       retention_threshold: float, out_json,
+                       out_md, alpha: float = 0.05, confidence: float = 0.95, n_bootstrap: int = 2000,
+                       seed: int = 0) -> dict:  # fmt: skip
+    inputs = {"correlation": correlation, "transfer": transfer, "retention": retention, "overall": overall,
+              "thresholds": thresholds, "predictor": predictor, "selection": selection, "labeled": labeled,
+              "hint_audit": hint_audit, "training": training, "mining": mining, "base_rollouts": base_rollouts,
+              "teacher_failures": teacher_failures}  # fmt: skip
+    corr = read_report(correlation, ("rho", "rho_threshold"), "CPT correlation report")
+    sel = read_selection(selection)
+    train = read_report(training, ("runs", "skipped_runs"), "training summary")
+    protocol = protocol_numbers(
+        labeled=read_input(labeled, LABELED, "labeled snapshots"),
+        hint_audit=read_report(hint_audit, ("n", "diagnoses_naming_action"), "hint audit"), corr=corr, training=train,
+        mining=read_report(mining, ("A", "B"), "mining summary"),
+        base_rollouts=read_input(base_rollouts, EVAL_ROLLOUTS, "base rollouts"),
+        selection=sel, teacher_failures=read_failures(teacher_failures), confidence=confidence,
+        n_bootstrap=n_bootstrap, seed=seed,
+    )  # fmt: skip
+    summary = build_summary(
+        correlation=corr,
+        transfer=read_input(transfer, PHASE3_TABLES["transfer"], "transfer matrix"),
+        retention=read_input(retention, PHASE3_TABLES["retention"], "retention results"),
+        overall=read_input(overall, PHASE3_TABLES["overall"], "overall task results"),
+        thresholds=read_report(thresholds, ("U_threshold", "L_threshold"), "quadrant thresholds"),
+        predictor=read_predictor(predictor), selection=sel, retention_threshold=retention_threshold, alpha=alpha,
+        inputs={k: str(v) for k, v in inputs.items()}, protocol=protocol, trained_runs=sorted(train["runs"]),
+    )  # fmt: skip
+    write_json(summary, out_json)
+    with atomic_path(out_md) as tmp:
+        tmp.write_text(summary_markdown(summary))
+    for c in summary["checks"]:
+        log.info("%s %s: %s", MARK[c["held"]], c["id"], c["detail"])
+    return summary
+
+
