@@ -46,7 +46,7 @@ import numpy as np
 from ..base import ExpertError
 from .actions import MOVES
 from .navigation import AT_GOAL, DO, Route, facing_goal, near, neighbours4, search, standing_goal
-from .rules import ACHIEVEMENTS, ITEM_MAX, MAKE, PLACE, REQUIRES, SOURCE, prerequisites
+from .rules import ACHIEVEMENTS, ITEM_MAX, MAKE, PLACE, REQUIRES, SOURCE, SWORD_DAMAGE, prerequisites
 from .scene import HOSTILE, Scene, cell, daylight, manhattan
 from .world import World
 
@@ -59,6 +59,8 @@ CURRICULUM = (
 DRINK_LOW, FOOD_LOW, ENERGY_LOW, HEALTH_LOW = 4, 4, 2, 4
 HEALTH_SAFE = 8  # a player hiding for its health leaves the shelter at this health
 NIGHT = 0.35  # daylight below which the expert hides in a shelter (crafter's zombies swarm)
+SIEGE = 4  # a hostile this near keeps a sheltered player inside (unless drink or food is dire)
+NEAR_SHELTER, BUILD_RADIUS = 15, 6  # a shelter this near beats walling one in within this radius
 NIGHT_LOW = (2, 2)  # drink, food at which a hidden player leaves its shelter at night
 DUSK, DUSK_LOW = 0.7, (6, 5)  # fading daylight: drink / eat up to these before the night
 MINE_COST = 3  # "Do" + the move, +1 so that walking around is preferred at equal length
@@ -109,7 +111,7 @@ class Planner:
     # -- the rule list ------------------------------------------------------------------------
 
     def act(self) -> str:
-        for rule in (self.asleep, self.fight, self.keep_drinking, self.needs):
+        for rule in (self.asleep, self.fight, self.keep_drinking, self.needs, self.arm):
             action = rule()
             if action:
                 return action
@@ -142,7 +144,8 @@ class Planner:
     def needs(self) -> str | None:
         inv, s = self.inv, self.s
         night, inside = s.daylight < NIGHT, s.enclosed
-        low = NIGHT_LOW if night and inside else (DRINK_LOW, FOOD_LOW)  # leave a shelter only when dire
+        besieged = inside and (night or bool(s.hostiles_within(SIEGE)))
+        low = NIGHT_LOW if besieged else (DRINK_LOW, FOOD_LOW)  # leave a shelter only when dire
         urgent = []
         if inv["drink"] <= low[0]:
             urgent.append((inv["drink"], 0, self.drink))
@@ -156,7 +159,9 @@ class Planner:
                 return action
         if night or s.player.health <= HEALTH_LOW:
             return self.hide(limit=40)
-        if s.player.health < HEALTH_SAFE and inside:  # stay in until health is back
+        if inside and (
+            s.player.health < HEALTH_SAFE or s.hostiles_within(SIEGE)
+        ):  # health back, hostiles gone
             return self.hide(limit=0)
         if s.daylight < DUSK and (s.step % 300) < 210:  # the light is fading: fill up first
             if inv["drink"] <= DUSK_LOW[0]:
@@ -164,6 +169,15 @@ class Planner:
             if inv["food"] <= DUSK_LOW[1]:
                 return self.eat()
         return None
+
+    def arm(self) -> str | None:
+        """Standing by a table with wood to spare and no sword: make the wood sword (zombies then
+        fall in 3 blows, before their second strike)."""
+        s = self.s
+        if any(s.inv[t] for t, _ in SWORD_DAMAGE) or "table" not in s.world.nearby(s.pos, 1)[0]:
+            return None
+        spare = self.inv["wood"] - self.budget()["wood"] + MAKE["wood_sword"]["uses"]["wood"]
+        return "Make Wood Sword" if spare >= MAKE["wood_sword"]["uses"]["wood"] else None
 
     def stock_up(self) -> str | None:
         budget = self.budget()
@@ -189,6 +203,8 @@ class Planner:
                 uses = PLACE[what]["uses"]
             for item, n in uses.items():
                 need[item] += n
+        if not any(self.inv[t] for t, _ in SWORD_DAMAGE):  # the wood sword of ``arm``
+            need["wood"] += MAKE["wood_sword"]["uses"]["wood"]
         if any(a in self.plan for a in ("make_iron_pickaxe", "make_iron_sword")):
             need["wood"] += PLACE["table"]["uses"]["wood"]
             need["stone"] += 1
@@ -332,18 +348,31 @@ class Planner:
         return "Sleep" if nap and self.nap_safe() else None
 
     def hide(self, limit: int) -> str | None:
-        """Stay in a shelter (asleep when energy is not full), or get into one within ``limit``."""
+        """Stay in a shelter (asleep when energy is not full), or get into one: a near one, else
+        wall one in with stones here, else one within ``limit``."""
         if self.s.enclosed:
             return "Sleep" if self.inv["energy"] < ITEM_MAX["energy"] else "Noop"
-        return self.shelter(limit)
+        return self.shelter(min(limit, NEAR_SHELTER)) or self.build_shelter() or self.shelter(limit)
+
+    def build_shelter(self) -> str | None:
+        """Place a stone on an open wall of the nearest pocket that the stones held can wall in
+        (``Scene.unfinished_shelter``); ``shelter`` then closes it."""
+        walls = self.s.unfinished_shelter(self.inv["stone"], BUILD_RADIUS)
+        if walls is None:
+            return None
+        return self.go(facing_goal(walls), "Place Stone", limit=2 * BUILD_RADIUS)
 
     def shelter(self, limit: int) -> str | None:
-        """The next action toward a closed two-cell shelter within ``limit`` route cost."""
+        """The next action toward a closed two-cell shelter within ``limit`` route cost, one by
+        water first (drinking from inside saves a trip out at night)."""
         s = self.s
         goal, pocket = s.shelters()
         if self.inv["stone"] < 1:  # the closing stone must come from digging the pocket itself
             goal &= self._digs_stone(pocket)
-        route = self.route(goal, limit, mine=np.where(pocket & (self.mine > 0), MINE_COST, 0))
+        mine = np.where(pocket & (self.mine > 0), MINE_COST, 0)
+        by_water = goal & neighbours4(s.is_("water"))[None]
+        route = self.route(by_water, limit, mine=mine) if by_water.any() else None
+        route = route or self.route(goal, limit, mine=mine)
         if route is None:
             return None
         if route.action != AT_GOAL:

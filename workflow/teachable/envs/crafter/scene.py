@@ -15,15 +15,17 @@ from typing import Any
 import numpy as np
 
 from .navigation import DIR_OF, DIRS
-from .rules import REQUIRES, WALKABLE
+from .rules import PLACE, REQUIRES, WALKABLE
 from .world import MATERIAL_IDS, World
 
 MAT = MATERIAL_IDS
 _WALKABLE_IDS = np.array([MAT[m] for m in WALKABLE])
 HOSTILE = ("zombie", "skeleton")
+PLACE_STONE_ON = tuple(PLACE["stone"]["where"])
 # a Plant's ``grown`` must exceed this for it to be ripe (crafter's ``Plant.ripe``)
 RIPE_AFTER = 300
 POCKET_MAX = 12  # cells of a pocket that counts as a shelter
+SKELETON_RANGE = 12  # a skeleton this near (Manhattan) makes water and lava walls that arrows cross
 SPAWN_DISTANCE = 6  # crafter spawns zombies at least 6 cells (Manhattan) from the player
 
 
@@ -66,8 +68,12 @@ class Scene:
                 self.creatures.setdefault(type(obj).__name__.lower(), []).append(obj)
         self.walkable = np.isin(self.mat, _WALKABLE_IDS)
         self.free = self.walkable & (self.objmap == 0)
-        # cells a creature walks or an arrow flies through (crafter's Arrow.walkable adds water, lava)
-        self.passable = self.walkable | self.is_("water", "lava")
+        # cells a creature can cross: zombies and cows walk grass / sand / path; arrows also fly over
+        # water and lava (crafter's Arrow.walkable), which counts only with a skeleton near
+        self.skeleton_near = any(
+            manhattan(self.pos, cell(o)) <= SKELETON_RANGE for o in self.creatures["skeleton"]
+        )
+        self.passable = self.walkable | self.is_("water", "lava") if self.skeleton_near else self.walkable
 
     # -- cells ---------------------------------------------------------------------------------
 
@@ -135,8 +141,7 @@ class Scene:
 
     @functools.cached_property
     def enclosed(self) -> bool:
-        """Whether the cells connected to the player that a creature or an arrow can cross
-        (``passable``) form a small pocket (at most ``POCKET_MAX`` cells, all closer than crafter's
+        """Whether the cells connected to the player that a creature can cross (``passable``) form a small pocket (at most ``POCKET_MAX`` cells, all closer than crafter's
         spawn distance) holding no zombie, skeleton or arrow: nothing can reach the player and
         nothing can spawn next to it."""
         seen = {self.pos}
@@ -157,19 +162,74 @@ class Scene:
                 queue.append(nxt)
         return True
 
+    def _pocket_masks(self, pad: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Padded masks (off the map: False, False, True): cells a pocket may hold (free, minable,
+        the player's), walkable cells, wall cells (no creature crosses them)."""
+        ok_cells = self.free | self.minable()
+        ok_cells[self.pos] = True
+        cell_ok = np.pad(ok_cells, pad, constant_values=False)
+        walk = np.pad(self.walkable, pad, constant_values=False)
+        solid = ~np.pad(self.passable, pad, constant_values=False)
+        return cell_ok, walk, solid
+
+    @staticmethod
+    def _pocket_walls(d: int) -> tuple[tuple[int, int], ...]:
+        """The five wall offsets of a pocket P, P + d, relative to P: both sides of P and of
+        P + d, and the cell beyond P + d."""
+        dx, dy = DIRS[d]
+        ex, ey = dy, dx  # a side direction
+        return ((ex, ey), (-ex, -ey), (dx + ex, dy + ey), (dx - ex, dy - ey), (2 * dx, 2 * dy))
+
+    def unfinished_shelter(self, stones: int, radius: int) -> np.ndarray | None:
+        """The open wall cells of the nearest pocket (as in ``shelters``, within ``radius`` cells
+        of the player) that at most ``stones - 1`` placed stones complete, the last stone being
+        kept to close its entrance; ``None`` if there is none. Nearest = Manhattan distance + 3
+        per missing wall; ties go to the first cell in (x, y) order, so the choice is stable
+        while the walls go up."""
+        pad = 2
+        cell_ok, walk, solid = self._pocket_masks(pad)
+        placeable = np.pad(self.is_(*PLACE_STONE_ON) & (self.objmap == 0), pad, constant_values=False)
+        w, h = self.shape
+        xs, ys = np.meshgrid(np.arange(w), np.arange(h), indexing="ij")
+        dist = np.abs(xs - self.pos[0]) + np.abs(ys - self.pos[1])
+
+        def at(a: np.ndarray, ox: int, oy: int) -> np.ndarray:
+            return a[pad + ox : pad + ox + w, pad + oy : pad + oy + h]
+
+        best = None
+        for d, (dx, dy) in enumerate(DIRS):
+            ok = at(cell_ok, 0, 0) & at(cell_ok, dx, dy) & at(walk, -dx, -dy) & (dist <= radius)
+            missing = np.zeros((w, h), dtype=np.int64)
+            for ox, oy in self._pocket_walls(d):
+                open_wall = at(placeable, ox, oy) & ~at(solid, ox, oy)
+                ok &= at(solid, ox, oy) | open_wall
+                missing += open_wall
+            ok &= (missing >= 1) & (missing <= stones - 1)
+            if ok.any():
+                score = np.where(ok, dist + 3 * missing, 1 << 30)
+                i = int(np.argmin(score))
+                if best is None or score.flat[i] < best[0]:
+                    best = (int(score.flat[i]), d, divmod(i, h))
+        if best is None:
+            return None
+        _, d, (x, y) = best
+        walls = np.zeros((w, h), dtype=bool)
+        for ox, oy in self._pocket_walls(d):
+            cx, cy = x + ox, y + oy
+            if self.inside((cx, cy)) and self.passable[cx, cy]:
+                walls[cx, cy] = True
+        return walls
+
     def shelters(self) -> tuple[np.ndarray, np.ndarray]:
         """Two-cell shelters: (goal states [facing, x, y], the cells of their pockets). A goal
         state stands in P facing the entrance B, where the pocket P, F = P + d (free, or minable
         with the player's tools) is walled on its other five sides by non-walkable cells and
         B = P - d is walkable: one stone placed on B closes the pocket. Reaching P facing B
         means entering P from F, so a route there clears P and F on the way in. Walls are cells
-        neither creatures nor arrows cross (not grass, sand, path, water or lava)."""
+        no creature crosses (``passable``: not grass, sand or path; with a skeleton near, not
+        water or lava either, which its arrows fly over)."""
         pad = 2
-        ok_cells = self.free | self.minable()
-        ok_cells[self.pos] = True
-        walk = np.pad(self.walkable, pad, constant_values=False)
-        cell_ok = np.pad(ok_cells, pad, constant_values=False)
-        solid = ~np.pad(self.passable, pad, constant_values=False)
+        cell_ok, walk, solid = self._pocket_masks(pad)
         w, h = self.shape
         goal = np.zeros((4, w, h), dtype=bool)
         pocket = np.zeros((w + 2 * pad, h + 2 * pad), dtype=bool)
@@ -178,9 +238,8 @@ class Scene:
             return a[pad + ox : pad + ox + w, pad + oy : pad + oy + h]
 
         for d, (dx, dy) in enumerate(DIRS):
-            ex, ey = dy, dx  # a side direction
             ok = at(cell_ok, 0, 0) & at(cell_ok, dx, dy) & at(walk, -dx, -dy)
-            for ox, oy in ((ex, ey), (-ex, -ey), (dx + ex, dy + ey), (dx - ex, dy - ey), (2 * dx, 2 * dy)):
+            for ox, oy in self._pocket_walls(d):
                 ok &= at(solid, ox, oy)
             goal[DIR_OF[(-dx, -dy)]] |= ok
             at(pocket, 0, 0)[...] |= ok
