@@ -10,28 +10,34 @@ walks one ordered list of rules and returns the first action a rule gives:
 3. keep drinking: facing water with drink < 9 -> drink to the full (hysteresis for rule 4).
 4. needs: drink <= 4 -> nearest water; food <= 4 -> a ripe plant or the nearest cow; energy <= 2
    -> sleep in a shelter (most urgent first). At night (daylight < 0.35, when crafter's zombies
-   swarm the grass) or at health <= 4 -> hide in a shelter within 40 steps of route, asleep
-   when energy is not full; a player inside a shelter stays while health < 8, and at night
+   swarm the grass) or at health <= 4 -> hide in a shelter, asleep when energy is not full; a
+   player inside a shelter stays while health < 8 or a zombie is within 4 cells, and then
    leaves it only for drink or food <= 2. At dusk (daylight < 0.7, fading) drink <= 6 or
    food <= 5 -> fill up before the night.
-5. stock up: when a tree / stone / coal / iron the remaining plan needs is within 6 steps and the
+5. arm: standing by a table with no sword and wood beyond the plan's budget -> a wood sword (a
+   zombie then falls before its second strike).
+6. stock up: when a tree / stone / coal / iron the remaining plan needs is within 6 steps and the
    inventory is below the plan's budget (``budget``), take it (saves return trips).
-6. the goal, through the tech tree (``achieve``): collect with the right pickaxe, place, make next
+7. the goal, through the tech tree (``achieve``): collect with the right pickaxe, place, make next
    to a table (and furnace), hunt cows / zombies / skeletons, plant and guard a sapling, sleep.
    Tools, materials and stations it lacks are obtained first, recursively; a table or furnace is
    placed anew when none is within 25 steps of route.
-7. after the goal (only when the episode goes on, ``end_on_success=False``): the same for every
+8. after the goal (only when the episode goes on, ``end_on_success=False``): the same for every
    achievement still locked, in ``CURRICULUM`` order; then rest ("Noop", or sleep when tired).
 
 Movement: a shortest route over (cell, facing) states (``navigation.search``) through free cells
 (+4 per cell next to a zombie unless hunting zombies), clearing minable cells on the way (cost 3:
 trees, and stone / coal / iron / diamond the player's pickaxe can take), never into lava.
 
-Shelter (to sleep): two cells P, F = P + d walled on five sides, entered from B = P - d; the
-route clears P and F, steps into F, back into P (now facing B) and places a stone on B. A
-pocket of at most 12 walkable cells closer than crafter's spawn distance with no hostile in it
-counts as a shelter as it is. In bright daylight with no hostile within 12 cells, a short nap
-(energy >= 6, over by the end of the day) is taken in the open.
+Shelter (to sleep, to hide): two cells P, F = P + d walled on five sides, entered from
+B = P - d; the route clears P and F, steps into F, back into P (now facing B) and places a stone
+on B. Preferred, in order: one within 15 steps of route (by water first: drinking from inside
+saves a trip out at night), one walled in on open ground with the stones held (``build_shelter``),
+one within 40 steps. Walls are cells no creature crosses; water and lava count only with no
+skeleton near, since arrows fly over them. A pocket of at most 12 walkable cells closer than
+crafter's spawn distance with no hostile in it counts as a shelter as it is. In bright daylight
+with no hostile within 12 cells, a short nap (energy >= 6, over by the end of the day) is taken
+in the open.
 
 ``ExpertError``: "impossible" when the player is dead or the goal's material is gone from the
 world (e.g. no tree left for wood); "planner" when the material exists but no route reaches it.
@@ -59,9 +65,9 @@ CURRICULUM = (
 DRINK_LOW, FOOD_LOW, ENERGY_LOW, HEALTH_LOW = 4, 4, 2, 4
 HEALTH_SAFE = 8  # a player hiding for its health leaves the shelter at this health
 NIGHT = 0.35  # daylight below which the expert hides in a shelter (crafter's zombies swarm)
-SIEGE = 4  # a hostile this near keeps a sheltered player inside (unless drink or food is dire)
+SIEGE = 4  # a zombie this near keeps a sheltered player inside (unless drink or food is dire)
 NEAR_SHELTER, BUILD_RADIUS = 15, 6  # a shelter this near beats walling one in within this radius
-NIGHT_LOW = (2, 2)  # drink, food at which a hidden player leaves its shelter at night
+DIRE = (2, 2)  # drink, food at which a sheltered player leaves at night or with zombies near
 DUSK, DUSK_LOW = 0.7, (6, 5)  # fading daylight: drink / eat up to these before the night
 MINE_COST = 3  # "Do" + the move, +1 so that walking around is preferred at equal length
 ZOMBIE_PENALTY = 4
@@ -144,8 +150,9 @@ class Planner:
     def needs(self) -> str | None:
         inv, s = self.inv, self.s
         night, inside = s.daylight < NIGHT, s.enclosed
-        besieged = inside and (night or bool(s.hostiles_within(SIEGE)))
-        low = NIGHT_LOW if besieged else (DRINK_LOW, FOOD_LOW)  # leave a shelter only when dire
+        zombies_near = any(manhattan(s.pos, cell(z)) <= SIEGE for z in s.creatures["zombie"])
+        besieged = inside and (night or zombies_near)
+        low = DIRE if besieged else (DRINK_LOW, FOOD_LOW)  # leave a shelter only when dire
         urgent = []
         if inv["drink"] <= low[0]:
             urgent.append((inv["drink"], 0, self.drink))
@@ -159,9 +166,7 @@ class Planner:
                 return action
         if night or s.player.health <= HEALTH_LOW:
             return self.hide(limit=40)
-        if inside and (
-            s.player.health < HEALTH_SAFE or s.hostiles_within(SIEGE)
-        ):  # health back, hostiles gone
+        if besieged or (inside and s.player.health < HEALTH_SAFE):  # out once healed and clear
             return self.hide(limit=0)
         if s.daylight < DUSK and (s.step % 300) < 210:  # the light is fading: fill up first
             if inv["drink"] <= DUSK_LOW[0]:
