@@ -1,0 +1,267 @@
+"""Crafter (crafter 1.8.3) as a ``TextEnv``: env ids ``CrafterReward-v1`` / ``CrafterNoReward-v1``.
+
+- Actions: the 17 BALROG names in crafter's order (``actions.ACTIONS``). ``step(INVALID_ACTION)``
+  runs crafter's noop: the world goes on (creatures move, hunger grows), one step is consumed,
+  ``info["invalid_action"]`` is True.
+- Goal and success (the ONE definition): ``goal`` is one of crafter's 22 achievements; the task
+  is a success iff that achievement is unlocked within the episode (``is_success`` reads
+  ``info["achievements"][goal] > 0``). The episode terminates when the goal is unlocked (as a
+  BabyAI episode ends at its mission), when the player dies, and is truncated at ``max_steps``
+  (default crafter's 10000). ``end_on_success=False`` plays on after the goal (the expert
+  benchmark measures progression over crafter's whole episode that way).
+- Reward: crafter's (+1 per newly unlocked achievement, health change / 10) for
+  ``CrafterReward-v1``, always 0 for ``CrafterNoReward-v1``.
+- ``StepResult.info``: ``achievements`` (name -> count, crafter's), ``unlocked`` (names with a
+  count > 0, crafter's order), ``progression`` (unlocked / 22), ``success``, ``inventory``,
+  ``dead``, ``invalid_action``, ``action``, ``steps_taken``.
+- The instruction states the goal in words; the observation is BALROG's text (``text.py``).
+- Exact restore, fast: the world is deterministic (``world.World``); ``restore(seed, prefix)``
+  starts from the longest cached prefix (``world.SNAPSHOTS``, shared per process: the state at
+  every 100th step of a replayed prefix and at its end) or from the current state when the
+  prefix extends it, and replays the rest without rendering text.
+- Expert (``expert.py``) and oracle teacher (``diagnosis.py``): privileged, functions of the
+  state; the diagnosis never calls the expert.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..base import INVALID_ACTION, Advice, ExpertError, Observation, ParseMode, StepResult, TextEnv
+from ..registry import CRAFTER_IDS
+from . import diagnosis
+from .actions import (
+    ACTION_INDEX,
+    ACTIONS,
+    INVALID_CODE,
+    classify_error,
+    encode,
+    mentioned_actions,
+    parse_action_text,
+)
+from .expert import expert_action
+from .rules import ACHIEVEMENTS, GOAL_WORDS
+from .text import describe
+from .world import SNAPSHOTS, Snapshots, World
+
+DEFAULT_MAX_STEPS = 10000  # crafter's episode length
+DEFAULT_GOAL = "collect_stone"
+
+
+def instruction(goal: str) -> str:
+    return f"Your goal in Crafter: {GOAL_WORDS[goal]} (the achievement {goal}), and stay alive."
+
+
+class CrafterTextEnv(TextEnv):
+    """One crafter world as a text environment (see the module docstring)."""
+
+    family = "crafter"
+    mentioned_actions = staticmethod(mentioned_actions)
+
+    def __init__(
+        self,
+        env_id: str,
+        max_steps: int | None = None,
+        *,
+        goal: str = DEFAULT_GOAL,
+        end_on_success: bool = True,
+        snapshots: Snapshots | None = None,
+    ):
+        if env_id not in CRAFTER_IDS:
+            raise ValueError(f"unknown Crafter env id {env_id!r}; expected one of {sorted(CRAFTER_IDS)}")
+        if goal not in ACHIEVEMENTS:
+            raise ValueError(
+                f"unknown Crafter goal {goal!r}; expected one of the achievements {ACHIEVEMENTS}"
+            )
+        if max_steps is not None and int(max_steps) <= 0:
+            raise ValueError(f"max_steps must be positive, got {max_steps}")
+        self.env_id = env_id
+        self.goal = goal
+        self.end_on_success = bool(end_on_success)
+        self.max_steps = DEFAULT_MAX_STEPS if max_steps is None else int(max_steps)
+        self.snapshots = SNAPSHOTS if snapshots is None else snapshots
+        self.world = World(reward=CRAFTER_IDS[env_id])
+        self.instruction = instruction(goal)
+        self._seed: int | None = None
+        self._prefix = bytearray()  # the encoded actions since reset
+        self._obs: Observation | None = None
+        self._done = False
+        self._version = 0  # bumped on every reset, step and restore
+        self._expert_cache: tuple[int, str] | None = None
+
+    # -- core API --------------------------------------------------------------------------
+
+    def reset(self, seed: int) -> Observation:
+        self._reset_world(int(seed))
+        return self._settle()
+
+    def _reset_world(self, seed: int) -> None:
+        cached = self.snapshots.nearest(seed, b"")
+        if cached is None:
+            self.world.reset_world(seed)
+            self.snapshots.put(seed, b"", self.world.dump())
+        else:
+            self.world.load(cached[1])
+        self._seed = seed
+        self._prefix = bytearray()
+
+    def step(self, action: str) -> StepResult:
+        if self._obs is None:
+            raise RuntimeError(f"{self.env_id}: call reset(seed) before step()")
+        if self._done:
+            raise RuntimeError(f"{self.env_id}: the episode is over; reset or restore first")
+        invalid = action == INVALID_ACTION
+        code = INVALID_CODE if invalid else ACTION_INDEX.get(action, -1)
+        if code < 0:
+            raise ValueError(
+                f"{action!r} is not a valid action of {self.env_id} (valid: {ACTIONS}); parse model "
+                f"output with parse_action() and step(INVALID_ACTION) when it is None"
+            )
+        reward, crafter_info = self._advance(code)
+        obs = self._settle()
+        terminated, truncated = self._ended()
+        achievements = crafter_info["achievements"]
+        unlocked = tuple(a for a in ACHIEVEMENTS if achievements[a] > 0)
+        info = {
+            "achievements": achievements,
+            "unlocked": unlocked,
+            "progression": len(unlocked) / len(ACHIEVEMENTS),
+            "success": achievements[self.goal] > 0,
+            "inventory": crafter_info["inventory"],
+            "dead": self.world._player.health <= 0,
+            "invalid_action": invalid,
+            "action": action,
+            "steps_taken": self.steps_taken,
+        }
+        return StepResult(obs, float(reward), terminated, truncated, info)
+
+    def _advance(self, code: int) -> tuple[float, dict]:
+        """One crafter step (INVALID_CODE runs crafter's noop), no text."""
+        _, reward, _, info = self.world.step(0 if code == INVALID_CODE else code)
+        self._prefix.append(code)
+        return reward, info
+
+    def _ended(self) -> tuple[bool, bool]:
+        """(terminated, truncated) of the current state under this env's goal and step limit."""
+        player = self.world._player
+        terminated = player.health <= 0 or (self.end_on_success and player.achievements[self.goal] > 0)
+        return bool(terminated), bool(not terminated and self.world._step >= self.max_steps)
+
+    def _settle(self) -> Observation:
+        """Bookkeeping after the state changed: version, done flag, observation text."""
+        self._version += 1
+        self._expert_cache = None
+        self._done = any(self._ended())
+        self._obs = Observation(self.instruction, describe(self.world._world, self.world._player), ACTIONS)
+        return self._obs
+
+    def restore(self, seed: int, actions: list[str] | tuple[str, ...]) -> Observation:
+        """Exact restore: the state after ``reset(seed)`` and ``actions``, replayed from the
+        longest cached prefix (or from the current state when ``actions`` extends its prefix)."""
+        seed, code = int(seed), encode(actions)
+        if len(code) >= self.max_steps:
+            raise ValueError(self._early_end(seed, len(code)))
+        current = self._seed == seed and self._obs is not None and code.startswith(self._prefix)
+        start = len(self._prefix) if current else 0
+        cached = self.snapshots.nearest(seed, code)
+        if cached is not None and (not current or cached[0] > start):
+            start = cached[0]
+            self.world.load(cached[1])
+            self._seed, self._prefix = seed, bytearray(code[:start])
+        elif not current:
+            self._reset_world(seed)
+        every = self.snapshots.every
+        for i in range(start, len(code) + 1):
+            if any(self._ended()):  # at or before the end of the prefix: not a snapshot state
+                self._settle()
+                raise ValueError(self._early_end(seed, len(code)))
+            if i == len(code):
+                break
+            self._advance(code[i])
+            if (i + 1) % every == 0:
+                self.snapshots.put(seed, code[: i + 1], self.world.dump())
+        if len(code) > start:
+            self.snapshots.put(seed, code, self.world.dump())
+        return self._settle()
+
+    def _early_end(self, seed: int, n: int) -> str:
+        return (
+            f"action prefix of length {n} ends the episode of {self.env_id} (goal {self.goal}, "
+            f"max_steps {self.max_steps}) seed {seed} early; it cannot be a snapshot"
+        )
+
+    def valid_actions(self) -> tuple[str, ...]:
+        return ACTIONS
+
+    def observation(self) -> Observation:
+        if self._obs is None:
+            raise RuntimeError(f"{self.env_id}: call reset(seed) before observation()")
+        return self._obs
+
+    @property
+    def steps_taken(self) -> int:
+        if self._obs is None:
+            raise RuntimeError(f"{self.env_id}: call reset(seed) before steps_taken")
+        return int(self.world._step)
+
+    @property
+    def seed(self) -> int | None:
+        return self._seed
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    def is_success(self, total_reward: float, info: dict[str, Any]) -> bool:
+        """The goal achievement is unlocked within the episode (``info["achievements"]``, the
+        counts since reset, of the episode's last step); the reward plays no part."""
+        if not isinstance(info, dict) or "achievements" not in info:
+            raise ValueError(
+                f"{self.env_id}: is_success needs a step's info with 'achievements', got {info!r}"
+            )
+        return info["achievements"][self.goal] > 0
+
+    def parse_action(self, text: str, mode: ParseMode = "strict") -> str | None:
+        """See ``actions.parse_action_text``: strict = the exact name; lenient = aliases too."""
+        return parse_action_text(text, mode)
+
+    def state_key(self) -> tuple:
+        """The exact world state (``world.World.state_key``)."""
+        if self._obs is None:
+            raise RuntimeError(f"{self.env_id}: call reset(seed) before state_key()")
+        return self.world.state_key()
+
+    # -- expert and oracle teacher -----------------------------------------------------------
+
+    def expert_action(self) -> str:
+        """The privileged expert's action (``expert.expert_action``), a function of the state
+        (cached for the current state only)."""
+        if self._obs is None:
+            raise RuntimeError(f"{self.env_id}: call reset(seed) before expert_action()")
+        if self._done:
+            raise RuntimeError(f"{self.env_id}: the episode is over; no expert action")
+        if self._expert_cache is None or self._expert_cache[0] != self._version:
+            action = expert_action(self.world, self.goal)
+            self._expert_cache = (self._version, action)
+        return self._expert_cache[1]
+
+    def diagnose(self, student_action: str | None) -> str:
+        """The oracle's hint from the state and the student's action (``diagnosis.diagnose``);
+        it never asks the expert."""
+        if self._obs is None:
+            raise RuntimeError(f"{self.env_id}: call reset(seed) before diagnose()")
+        return diagnosis.diagnose(self.world, self.goal, student_action)
+
+    def expert_advice(self, student_action: str | None) -> Advice:
+        try:
+            expert = self.expert_action()
+        except ExpertError as e:
+            return Advice(
+                None, "", "unknown", ok=False, failure_reason=str(e), meta={"teacher": "crafter_expert"}
+            )
+        return Advice(
+            suggested_action=expert,
+            diagnosis=self.diagnose(student_action),
+            error_type=classify_error(student_action, expert),
+            meta={"teacher": "crafter_expert", "step": self.steps_taken},
+        )
