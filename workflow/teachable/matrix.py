@@ -173,9 +173,8 @@ def train_matrix_run(run_id: str, labeled_path, heldout_path, plan_path, model_d
     write_json(train_set, Path(out_dir) / "train_set.json")
     lora = {k: v for k, v in cfg["phase2"]["lora"].items()}
     meta = {k: train_set[k] for k in ("run_id", "quadrant", "format", "kind", "budget")}
-    sc = cfg.get("student", {})
     out = train_lora(model_dir, examples, lora, out_dir, progress=progress, trainer=trainer, meta=meta,
-                     device=sc.get("device", "auto"), dtype=sc.get("dtype", "auto"))  # fmt: skip
+                     student=cfg.get("student"))  # fmt: skip
     if out["optimizer_steps"] != entry["optimizer_steps"]:
         raise AssertionError(f"run {run_id} trained {out['optimizer_steps']} steps, the plan says "
                              f"{entry['optimizer_steps']}")

@@ -136,15 +136,14 @@ def run_micro_training(labeled_sample: pd.DataFrame, model_dir, cfg: dict, *, pr
     """One row per snapshot: before/after successes and rollouts (``SHARD_COLUMNS``), Δ, train
     seconds; no interval (``success_intervals`` adds them when the shards are merged).
     ``policy``: an HFPolicy on ``model_dir`` to reuse (else one is loaded from cfg["student"])."""
-    from .policies.hf import HFPolicy
 
     p1b = cfg["phase1b"]
     n = int(p1b["n_validation_rollouts"])
     seed = int(cfg["seed"])
     if policy is None:
-        sc = cfg["student"]
-        policy = HFPolicy(model_dir, device=sc.get("device", "auto"), dtype=sc.get("dtype", "auto"),
-                          batch_size=int(sc.get("batch_size", 256)))  # fmt: skip
+        from .policies import make_student
+
+        policy = make_student(cfg["student"], model_dir)
     policy.load_adapter(None)
     trainer = LoraTrainer(model_dir, policy=policy)
     rows = list(labeled_sample.iterrows())
@@ -258,7 +257,7 @@ def correlation_report(results: pd.DataFrame, p1b_cfg: dict, seed: int) -> dict[
         "bootstrap_resamples": int(p1b_cfg["bootstrap_resamples"]),
         "p_method": "permutation (pairings), one-sided: rho > 0",
         "permutation_resamples": int(p1b_cfg["permutation_resamples"]),
-        "rho_threshold": thr, "alpha": alpha, "gate": p1b_cfg.get("gate", "warn"), "pass": False,
+        "rho_threshold": thr, "alpha": alpha, "gate": p1b_cfg["gate"], "pass": False,
     }  # fmt: skip
     if math.isfinite(rep["rho"]):
         rep["pass"] = bool(rep["rho"] >= thr and rep["p_value"] <= alpha)

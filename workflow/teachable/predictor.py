@@ -54,7 +54,7 @@ Protocol:
 - An undefined metric (constant truth or prediction, ...) is null with its reason in
   ``null_reasons``, never a made-up number.
 
-Config (``cfg["phase4"]``, defaults in ``DEFAULTS``; ``cfg["seed"]`` is required):
+Config (``cfg["phase4"]``, defaults and ranges from the config schema; ``cfg["seed"]`` is required):
 ``n_features`` (hashing size), ``ridge_alpha``, ``logreg_C``, ``n_folds``, ``top_k`` (K),
 ``n_bootstrap`` (resamples), ``confidence`` (level of every interval).
 
@@ -85,16 +85,6 @@ import numpy as np
 import pandas as pd
 
 log = logging.getLogger(__name__)
-
-DEFAULTS: dict[str, Any] = {
-    "n_features": 2**10,
-    "ridge_alpha": 1.0,
-    "logreg_C": 1.0,
-    "n_folds": 5,
-    "top_k": 20,
-    "n_bootstrap": 1000,
-    "confidence": 0.95,
-}
 
 UNCERTAINTY = ["U", "U_norm", "top1_prob", "margin", "exp_H", "p_student_action"]
 GROUPS: dict[str, list[str]] = {
@@ -147,24 +137,12 @@ TARGETS = [
 
 # ------------------------------------------------------------------------------------ config
 def predictor_params(cfg: dict) -> dict[str, Any]:
-    """``cfg["phase4"]`` over ``DEFAULTS``; unknown keys and out-of-range values are errors."""
-    given = dict(cfg.get("phase4") or {})
-    unknown = sorted(set(given) - set(DEFAULTS))
-    if unknown:
-        raise ValueError(f"unknown phase4 config key(s) {unknown}; known: {sorted(DEFAULTS)}")
-    p = {**DEFAULTS, **given}
-    for key in ("n_features", "n_folds", "top_k", "n_bootstrap"):
-        if isinstance(p[key], bool) or not isinstance(p[key], int):
-            raise ValueError(f"phase4.{key} must be an integer, got {p[key]!r}")
-    checks = {"n_features": p["n_features"] >= 1, "n_folds": p["n_folds"] >= 2, "top_k": p["top_k"] >= 1,
-              "n_bootstrap": p["n_bootstrap"] >= 1, "ridge_alpha": p["ridge_alpha"] > 0,
-              "logreg_C": p["logreg_C"] > 0, "confidence": 0 < p["confidence"] < 1}  # fmt: skip
-    bad = [f"phase4.{k}={p[k]!r}" for k, ok in checks.items() if not ok]
-    if bad:
-        raise ValueError(f"out of range: {', '.join(bad)}")
+    """``cfg["phase4"]`` with the schema's defaults and checks (``config.section``)."""
+    from .config import section
+
     if "seed" not in cfg:
         raise ValueError("the config needs 'seed' (it seeds the bootstrap)")
-    return p
+    return section("phase4", cfg.get("phase4"))
 
 
 # ---------------------------------------------------------------------------------- features

@@ -159,10 +159,9 @@ def train_selected(method: str, labeled_path, heldout_path, plan_path, model_dir
     log.info("%s: %d of %d candidates, mean true ELP_net %.3f, oracle overlap %.2f", method, k, len(cands),
              sel["mean_true_elp"], sel["oracle_overlap"])
     examples = training_examples(chosen, p5["format"])
-    sc = cfg.get("student", {})
     meta = {"run_id": model_id(method), "method": method, "format": p5["format"], "budget": k}
     return train_lora(model_dir, examples, cfg["phase2"]["lora"], out_dir, progress=progress, meta=meta,
-                      device=sc.get("device", "auto"), dtype=sc.get("dtype", "auto"))
+                      student=cfg.get("student"))  # fmt: skip
 
 
 def _overall(rollouts: pd.DataFrame, method: str) -> pd.DataFrame:

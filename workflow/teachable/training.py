@@ -395,11 +395,14 @@ class LoraTrainer:
 
 def train_lora(model_dir: str | os.PathLike, examples: Sequence[tuple[Context, str]], cfg: dict,
                out_dir: str | os.PathLike, *, progress: bool = True, trainer: LoraTrainer | None = None,
-               callbacks=None, meta: dict | None = None, device: str = "auto",
-               dtype: str = "auto") -> dict[str, Any]:  # fmt: skip
+               callbacks=None, meta: dict | None = None, student: dict | None = None) -> dict[str, Any]:  # fmt: skip
     """LoRA SFT of the model in ``model_dir`` on ``examples`` (see the module docstring).
 
-    ``trainer``: a ``LoraTrainer`` that already holds the model (many runs, one load).
+    ``trainer``: a ``LoraTrainer`` that already holds the model (many runs, one load); else one is
+    made from the ``student`` config section (device, dtype; the schema's defaults).
     ``meta``: run metadata copied into train_log.json. ``callbacks``: transformers callbacks."""
-    lt = trainer if trainer is not None else LoraTrainer(model_dir, device=device, dtype=dtype)
-    return lt.run(examples, cfg, out_dir, progress=progress, callbacks=callbacks, meta=meta)
+    if trainer is None:
+        from .policies import make_student
+
+        trainer = LoraTrainer(model_dir, policy=make_student(student or {}, str(model_dir)))
+    return trainer.run(examples, cfg, out_dir, progress=progress, callbacks=callbacks, meta=meta)

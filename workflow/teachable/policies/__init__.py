@@ -14,7 +14,10 @@ def make_student(student_cfg: dict, model_dir: str, adapter_dir: str | None = No
     """The student policy named by config key ``student.backend``, loaded from ``model_dir``
     (with the LoRA adapter in ``adapter_dir``, folded into the weights if ``merge_adapter``:
     faster, for a policy that never changes adapter)."""
-    backend = student_cfg.get("backend", "hf")
+    from ..config import section
+
+    student_cfg = section("student", student_cfg)  # defaults from the config schema
+    backend = student_cfg["backend"]
     if backend == "hf":
         from .hf import HFPolicy
 
@@ -26,9 +29,9 @@ def make_student(student_cfg: dict, model_dir: str, adapter_dir: str | None = No
         return HFPolicy(
             model_dir,
             adapter_dir=adapter_dir,
-            device=student_cfg.get("device", "auto"),
-            dtype=student_cfg.get("dtype", "auto"),
-            batch_size=student_cfg.get("batch_size", 256),
+            device=student_cfg["device"],
+            dtype=student_cfg["dtype"],
+            batch_size=student_cfg["batch_size"],
             merge_adapter=merge_adapter,
         )
     if backend in ("vllm", "openai"):

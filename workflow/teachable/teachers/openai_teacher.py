@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -72,29 +72,26 @@ class MissingAPIKeyError(RuntimeError):
 class OpenAITeacherConfig:
     """The ``teacher.openai`` config section."""
 
-    base_url: str = "https://api.openai.com/v1"
-    model: str = "gpt-4o-mini"
-    api_key_env: str = "OPENAI_API_KEY"  # the NAME of the variable holding the key
-    temperature: float = 0.0
-    timeout_s: float = 60.0
-    max_retries: int = 5  # transport retries (the openai client's backoff)
-    max_invalid_retries: int = 2  # corrective follow-ups after an invalid answer
-    concurrency: int = 4  # threads in advise_many
-    cache_dir: str | None = ".teacher_cache"  # None: no disk cache
-    price_per_1m_input: float = 0.0
-    price_per_1m_output: float = 0.0
-    json_mode: bool = True  # send response_format=json_object (dropped if the server refuses)
+    base_url: str
+    model: str
+    api_key_env: str  # the NAME of the variable holding the key
+    temperature: float
+    timeout_s: float
+    max_retries: int  # transport retries (the openai client's backoff)
+    max_invalid_retries: int  # corrective follow-ups after an invalid answer
+    concurrency: int  # threads in advise_many
+    cache_dir: str | None  # None: no disk cache
+    price_per_1m_input: float
+    price_per_1m_output: float
+    json_mode: bool  # send response_format=json_object (dropped if the server refuses)
 
     @classmethod
     def from_dict(cls, cfg: dict[str, Any] | None) -> OpenAITeacherConfig:
-        cfg = dict(cfg or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(cfg) - known)
-        if unknown:
-            raise ValueError(
-                f"teacher.openai: unknown key(s) {unknown}; expected some of {sorted(known)}"
-            )
-        return cls(**cfg)
+        """The ``teacher.openai`` section with the config schema's defaults (the only source of
+        them) and checks; an unknown key is an error naming it."""
+        from teachable.config import section
+
+        return cls(**section("teacher.openai", cfg))
 
 
 def is_local(base_url: str) -> bool:
