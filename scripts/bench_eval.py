@@ -55,41 +55,17 @@ def build_model(args, out_dir: str) -> str:
 
         cfg = {
             "env_id": args.env_id, "max_steps": args.max_steps, "history_len": args.history_len,
-            "train_seeds": list(range(40)), "patch_fraction": 0.5, "noise_fraction": 0.1, "explore_prob": 0.1,
+            "demo_seeds": {"start": 300000, "count": 40}, "patch_fraction": 0.5, "noise_fraction": 0.1, "explore_prob": 0.1,
             "vocab_size": 512, "hidden_size": 96, "n_layers": 2, "n_heads": 4, "intermediate_size": 192,
             "max_position_embeddings": 512, "train_steps": args.train_steps, "lr": 3e-3, "batch_size": 32,
             "seed": 0,
         }  # fmt: skip
         train_student(cfg, out_dir, progress=False)
         return "tiny embedded student, %d train steps" % args.train_steps
-    import torch
+    from teachable.student_init import build_random_student
 
-    from teachable.envs import make_env
-    from teachable.policies.base import Context
-    from teachable.policies.prompt import build_messages
-    from teachable.student_init import build_model as build_llama
-    from teachable.student_init import build_tokenizer
-
-    torch.manual_seed(0)
-    env = make_env(args.env_id, max_steps=args.max_steps)
-    texts = []
-    for seed in range(30):
-        obs = env.reset(seed)
-        hist: list[str] = []
-        for _ in range(6):
-            ctx = Context(obs.instruction, obs.text, tuple(hist[-args.history_len :]), obs.valid_actions)
-            texts += [m["content"] for m in build_messages(ctx, obs.valid_actions[0])]
-            a = env.expert_action()
-            res = env.step(a)
-            hist.append(a)
-            obs = res.observation
-            if res.done:
-                break
-    tok = build_tokenizer(texts, 512)
-    model = build_llama(tok, hidden_size=128, n_layers=3, n_heads=4, intermediate_size=256,
-                        max_position_embeddings=512)  # the default student's size
-    model.save_pretrained(out_dir)
-    tok.save_pretrained(out_dir)
+    build_random_student(out_dir, args.env_id, seeds=range(30), max_steps=args.max_steps, vocab_size=512,
+                         hidden_size=128, n_layers=3, intermediate_size=256)  # the default student's size
     return "random tiny Llama (default student size, untrained)"
 
 

@@ -103,30 +103,11 @@ def _heldout() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory):
-    import torch
+    from teachable.student_init import build_random_student
 
-    from teachable.envs import make_env
-    from teachable.policies.base import Context
-    from teachable.policies.prompt import build_messages
-    from teachable.student_init import build_model, build_tokenizer
-
-    torch.manual_seed(0)
-    env = make_env(ENV, max_steps=8)
-    texts = []
-    for seed in range(6):
-        obs = env.reset(seed)
-        ctx = Context(obs.instruction, obs.text, (), obs.valid_actions)
-        texts += [m["content"] for a in obs.valid_actions for m in build_messages(ctx, a)]
-    tok = build_tokenizer(texts, 300)
-    model = build_model(tok, hidden_size=32, n_layers=1, n_heads=4, intermediate_size=64,
-                        max_position_embeddings=512)
-    with torch.no_grad():  # a peaked random model: non-uniform action distributions
-        for p in model.parameters():
-            p.normal_(0.0, 0.3)
-    d = tmp_path_factory.mktemp("tiny_eval_student")
-    model.save_pretrained(d)
-    tok.save_pretrained(d)
-    return str(d)
+    # a peaked random model: non-uniform action distributions
+    return str(build_random_student(tmp_path_factory.mktemp("tiny_eval_student"), vocab_size=300, n_layers=1,
+                                    init_std=0.3))
 
 
 @pytest.fixture(scope="module")

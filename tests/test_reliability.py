@@ -27,10 +27,8 @@ KEY_ENV = "TEACHABLE_TEST_CANARY_KEY"
 
 
 @pytest.fixture(scope="module")
-def student_dir(tmp_path_factory):
-    from teachable.student_init import build_random_student
-
-    return build_random_student(tmp_path_factory.mktemp("student"))
+def student_dir(tiny_student):
+    return tiny_student
 
 
 def _snapshots(n: int) -> pd.DataFrame:

@@ -15,7 +15,7 @@ import torch
 from teachable.patches import make_patch
 from teachable.policies.base import Context
 from teachable.policies.prompt import build_messages
-from teachable.student_init import CONFIG_KEYS, EOS, build_model, build_tokenizer
+from teachable.student_init import CONFIG_KEYS, EOS
 
 ACTIONS = ("turn left", "turn right", "go forward", "pick up", "drop", "toggle", "done")
 
@@ -52,18 +52,10 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    d = tmp_path_factory.mktemp("tiny_student")
-    ctxs = _contexts(60, seed=1)
-    texts = [m["content"] for c in ctxs for a in c.valid_actions for m in build_messages(c, a)]
-    tok = build_tokenizer(texts, 400)
-    model = build_model(tok, hidden_size=32, n_layers=2, n_heads=4, intermediate_size=64, max_position_embeddings=512)
-    with torch.no_grad():  # a peaked random model, so score differences are not all ~0
-        for p in model.parameters():
-            p.normal_(0.0, 0.3)
-    model.save_pretrained(d)
-    tok.save_pretrained(d)
-    return d
+    from teachable.student_init import build_random_student
+
+    # a peaked random model (weights N(0, 0.3)), so score differences are not all ~0
+    return build_random_student(tmp_path_factory.mktemp("tiny_student"), seeds=range(12), init_std=0.3)
 
 
 @pytest.fixture(scope="module")

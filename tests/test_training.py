@@ -51,16 +51,8 @@ def demos():
 
 
 @pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory, demos):
-    from teachable.student_init import build_model, build_tokenizer, tokenizer_corpus
-
-    torch.manual_seed(0)
-    d = tmp_path_factory.mktemp("tiny_student")
-    tok = build_tokenizer(tokenizer_corpus(demos), 400)
-    model = build_model(tok, hidden_size=32, n_layers=2, n_heads=4, intermediate_size=64, max_position_embeddings=512)
-    model.save_pretrained(d)
-    tok.save_pretrained(d)
-    return d
+def tiny_dir(tiny_student):
+    return tiny_student
 
 
 @pytest.fixture(scope="module")

@@ -77,7 +77,7 @@ import numpy as np
 import pandas as pd
 
 from .envs.base import INVALID_ACTION
-from .rollouts import EXPERT, STUDENT, RolloutResult, RolloutSpec, run_rollouts
+from .rollouts import EXPERT, STUDENT, RolloutResult, RolloutSpec, study_rollouts
 from .schemas import EVAL_ROLLOUTS, PHASE3_TABLES
 from .seeding import derive_seed
 from .splits import check_disjoint, split_seeds, task_id
@@ -250,10 +250,7 @@ def eval_model(model_id: str, model_dir: str, adapter_dir: str | None, heldout: 
     check_eval_disjoint(cfg)
     specs, meta = eval_specs(heldout, cfg)
     policy = make_student(cfg["student"], model_dir, adapter_dir, merge_adapter=True)
-    results = run_rollouts(
-        specs, policy, temperature=cfg["student"]["temperature"], history_len=cfg["env"]["history_len"],
-        max_steps=cfg["env"].get("max_steps"), desc=f"phase3 eval {model_id}", progress=progress,
-    )
+    results = study_rollouts(specs, policy, cfg, desc=f"phase3 eval {model_id}", progress=progress)
     df = rollout_rows(model_id, results, meta)
     ov = df[df["suite"] == "overall"]
     log.info("%s: overall success %.3f over %d rollouts; snapshot success %s over %d rollouts", model_id,

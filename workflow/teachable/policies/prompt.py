@@ -1,6 +1,10 @@
-"""One place that turns a Context into chat messages (student prompts, SFT data, trace export)."""
+"""One place that renders a state as prompt text: the student's chat messages (rollouts, SFT
+data, trace export) and the state lines of the teacher's prompt (``state_lines``)."""
 
 from __future__ import annotations
+
+import json
+from collections.abc import Sequence
 
 from .base import Context
 
@@ -10,11 +14,17 @@ SYSTEM_PROMPT = (
 )
 
 
+def state_lines(instruction: str, observation: str, history: Sequence[str], valid_actions: Sequence[str],
+                *, json_actions: bool = False) -> list[str]:  # fmt: skip
+    """The mission, the observation, the recent actions and the valid actions (a JSON list for a
+    teacher that must copy one verbatim)."""
+    hist = ", ".join(history) if history else "none"
+    actions = json.dumps(list(valid_actions)) if json_actions else ", ".join(valid_actions)
+    return [f"Mission: {instruction}", "Observation:", observation, f"Recent actions: {hist}", f"Valid actions: {actions}"]
+
+
 def user_message(ctx: Context) -> str:
-    lines = [f"Mission: {ctx.instruction}", "Observation:", ctx.observation]
-    hist = ", ".join(ctx.history) if ctx.history else "none"
-    lines.append(f"Recent actions: {hist}")
-    lines.append("Valid actions: " + ", ".join(ctx.valid_actions))
+    lines = state_lines(ctx.instruction, ctx.observation, ctx.history, ctx.valid_actions)
     if ctx.patch:
         lines.append(f"Advice: {ctx.patch}")
     lines.append("Action:")

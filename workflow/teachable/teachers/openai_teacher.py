@@ -115,19 +115,11 @@ def resolve_api_key(cfg: OpenAITeacherConfig) -> str:
 
 
 def user_message(req: AdviceRequest) -> str:
-    history = ", ".join(req.history) if req.history else "none"
+    from teachable.policies.prompt import state_lines
+
     student = req.student_action if req.student_action else "(no valid action)"
-    return "\n".join(
-        [
-            f"Mission: {req.instruction}",
-            "Observation:",
-            req.observation,
-            f"Recent actions: {history}",
-            "Valid actions: " + json.dumps(list(req.valid_actions)),
-            f"Student's action: {student}",
-            "Answer with the JSON object.",
-        ]
-    )
+    state = state_lines(req.instruction, req.observation, req.history, req.valid_actions, json_actions=True)
+    return "\n".join([*state, f"Student's action: {student}", "Answer with the JSON object."])
 
 
 def build_messages(req: AdviceRequest) -> list[dict[str, str]]:
