@@ -25,13 +25,13 @@ wildcard_constraints:
 
 
 include: "workflow/rules/student.smk"
-include: "workflow/rules/phase0.smk"
-include: "workflow/rules/phase1.smk"
-include: "workflow/rules/phase1b.smk"
-include: "workflow/rules/phase2.smk"
-include: "workflow/rules/phase3.smk"
-include: "workflow/rules/phase4.smk"
-include: "workflow/rules/phase5.smk"
+include: "workflow/rules/mining.smk"
+include: "workflow/rules/labeling.smk"
+include: "workflow/rules/microtrain.smk"
+include: "workflow/rules/matrix.smk"
+include: "workflow/rules/evaluation.smk"
+include: "workflow/rules/predictor.smk"
+include: "workflow/rules/selection.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -18,7 +18,7 @@ import pandas as pd
 
 PHASES = {
     "student_init": "student", "student_eval": "student",
-    "phase0_rollouts": "0", "mine_snapshots": "0",
+    "rollouts": "0", "mine_snapshots": "0",
     "label_shard": "1", "merge_labels": "1",
     "microtrain": "1B", "micro_merge": "1B", "cpt_gate": "1B",
     "train_run": "2", "training_summary": "2",

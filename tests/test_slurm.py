@@ -30,7 +30,7 @@ FAST = "student:\n  init:\n    train_steps: 4\n"
 # the slice of the DAG run through SLURM: phases 0-1 and the student check (later phases have
 # their own tests; this one is about the scheduling)
 SLICE = ["results/phase1/labeled_snapshots.parquet", "results/student/eval_summary.json"]
-SLURM_RULES = {("student_init", ""), ("student_eval", ""), ("phase0_rollouts", ""), ("mine_snapshots", ""),
+SLURM_RULES = {("student_init", ""), ("student_eval", ""), ("rollouts", ""), ("mine_snapshots", ""),
                ("label_shard", "0"), ("label_shard", "1"), ("merge_labels", "")}
 
 
@@ -100,10 +100,10 @@ def test_full_config_is_the_study_at_scale(tmp_path):
     assert p.returncode == 0, p.stderr[-3000:]
     jobs = planned_jobs(p.stdout)
     print("\nconfig/full.yaml:", jobs)
-    assert {k: jobs.get(k) for k in ("student_init", "student_eval", "phase0_rollouts", "mine_snapshots",
+    assert {k: jobs.get(k) for k in ("student_init", "student_eval", "rollouts", "mine_snapshots",
                                      "label_shard", "merge_labels")} == {
         "student_init": None,  # a real model: no embedded student to build
-        "student_eval": 1, "phase0_rollouts": 1, "mine_snapshots": 1,
+        "student_eval": 1, "rollouts": 1, "mine_snapshots": 1,
         "label_shard": p1["n_shards"], "merge_labels": 1}
 
 

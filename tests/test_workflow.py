@@ -263,9 +263,9 @@ def _planned(run, text: str) -> set[str]:
 
 def test_changing_a_phase1_setting_reruns_only_phase1(run):
     jobs = _planned(run, "phase1:\n  quadrants:\n    mode: manual\n    u_threshold: 0.5\n    l_threshold: 0.0\n")
-    assert jobs and "merge_labels" in jobs and not {"student_init", "phase0_rollouts", "mine_snapshots", "label_shard"} & jobs, jobs
+    assert jobs and "merge_labels" in jobs and not {"student_init", "rollouts", "mine_snapshots", "label_shard"} & jobs, jobs
     jobs = _planned(run, "phase1:\n  n_rollouts: 2\n")
-    assert {"label_shard", "merge_labels"} <= jobs and not {"student_init", "phase0_rollouts", "mine_snapshots"} & jobs, jobs
+    assert {"label_shard", "merge_labels"} <= jobs and not {"student_init", "rollouts", "mine_snapshots"} & jobs, jobs
     jobs = _planned(run, "phase3:\n  rollouts_per_task: 3\n")
     assert "eval_model" in jobs and not {"label_shard", "train_run", "microtrain"} & jobs, jobs
 

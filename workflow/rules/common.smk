@@ -8,6 +8,19 @@ from teachable.constants import BASE_MODEL_ID, FIGURE_CATEGORIES, RUN_IDS, TABLE
 from teachable.constants import SELECTION_METHODS as METHODS
 from teachable.envs.registry import check_env_id
 from teachable.predictor import FIT_KEYS as PREDICTOR_FIT_KEYS
+from teachable.schemas import (
+    ALL_EVAL_ROLLOUTS,
+    EVAL_ROLLOUTS,
+    LABEL_INTERVALS,
+    LABELED,
+    MICRO_RESULTS,
+    MICRO_SHARD,
+    PHASE3_TABLES,
+    RAW_LABELS,
+    ROLLOUT_STEPS,
+    SNAPSHOTS,
+    TEACHER_FAILURES,
+)
 from teachable.splits import check_disjoint, split_seeds
 
 RESULTS = config["results_dir"]
@@ -99,8 +112,8 @@ def get_student_init_cfg():
 
 def get_snapshot_files():
     return [
-        R("phase0", "failure_snapshots.parquet"),
-        R("phase0", "expert_snapshots.parquet"),
+        R(SNAPSHOTS.path.format(kind="failure")),
+        R(SNAPSHOTS.path.format(kind="expert")),
     ]
 
 
@@ -145,13 +158,6 @@ def micro_merge_cfg_json():
 
 PHASE1_PLOTS = ["hist_U", "hist_L", "scatter_U_L"]
 EVAL_MODELS = [BASE_MODEL_ID, *RUN_IDS]
-PHASE3_TABLES = [
-    "overall_task_results",
-    "per_quadrant_results",
-    "transfer_matrix",
-    "retention_results",
-    "stuckness_results",
-]
 
 
 def get_plan():
@@ -175,7 +181,7 @@ def get_eval_inputs(wildcards):
     """A model to evaluate: the student, plus the run's LoRA adapter unless it is the base."""
     inputs = {
         "model": get_student_dir(),
-        "labeled": R("phase1", "labeled_snapshots.parquet"),
+        "labeled": R(LABELED.path),
         "heldout": R("phase2", "heldout.json"),
     }
     if wildcards.model != BASE_MODEL_ID:
@@ -209,7 +215,7 @@ def get_selection_inputs(wildcards):
     """A Phase 5 method's inputs; only PREDICTOR reads the Phase 4 predictor."""
     inputs = {
         "model": get_student_dir(),
-        "labeled": R("phase1", "labeled_snapshots.parquet"),
+        "labeled": R(LABELED.path),
         "heldout": R("phase2", "heldout.json"),
         "plan": R("phase2", "plan.json"),
         **get_gate_input(),
@@ -224,16 +230,16 @@ def get_static_outputs():
     before phase 1 has run)."""
     return [
         R("student", "eval_summary.json"),
-        R("phase0", "rollouts.parquet"),
+        R(ROLLOUT_STEPS.path),
         R("phase0", "mining_summary.json"),
         *get_snapshot_files(),
-        R("phase1", "labeled_snapshots.parquet"),
+        R(LABELED.path),
         R("phase1", "labeled_snapshots.jsonl"),
         R("phase1", "quadrant_thresholds.json"),
-        R("phase1", "label_intervals.parquet"),
+        R(LABEL_INTERVALS.path),
         R("phase1", "hint_audit.json"),
         *[R("phase1", "threshold_plots", f"{p}.png") for p in PHASE1_PLOTS],
-        R("phase1b", "micro_training_results.parquet"),
+        R(MICRO_RESULTS.path),
         R("phase1b", "gate.json"),
         R("phase4", "training_result.json"),
     ]
@@ -245,8 +251,8 @@ def get_planned_outputs(wildcards):
     return [
         R("phase2", "training_summary.json"),
         *[R("phase2", run, "adapter") for run in runs],
-        R("phase3", "rollouts.parquet"),
-        *[R("phase3", f"{t}.csv") for t in PHASE3_TABLES],
+        R(ALL_EVAL_ROLLOUTS.path),
+        *[R(t.path) for t in PHASE3_TABLES.values()],
         *[R("phase3", "models", m, "benchmark.json") for m in [BASE_MODEL_ID, *runs]],
         *[R("phase3", "compare", f"{run}_vs_base.md") for run in runs],
         *[

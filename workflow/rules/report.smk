@@ -3,13 +3,13 @@
 
 rule figures:
     input:
-        labeled=R("phase1", "labeled_snapshots.parquet"),
+        labeled=R(LABELED.path),
         thresholds=R("phase1", "quadrant_thresholds.json"),
-        micro=R("phase1b", "micro_training_results.parquet"),
+        micro=R(MICRO_RESULTS.path),
         correlation=R("phase1b", "cpt_correlation.json"),
-        transfer=R("phase3", "transfer_matrix.csv"),
-        overall=R("phase3", "overall_task_results.csv"),
-        retention=R("phase3", "retention_results.csv"),
+        transfer=R(PHASE3_TABLES["transfer"].path),
+        overall=R(PHASE3_TABLES["overall"].path),
+        retention=R(PHASE3_TABLES["retention"].path),
         selection=R("phase5", "selection_summary.json"),
     output:
         **{
@@ -41,11 +41,11 @@ rule figures:
 
 rule tables:
     input:
-        labeled=R("phase1", "labeled_snapshots.parquet"),
-        transfer=R("phase3", "transfer_matrix.csv"),
-        overall=R("phase3", "overall_task_results.csv"),
-        retention=R("phase3", "retention_results.csv"),
-        stuckness=R("phase3", "stuckness_results.csv"),
+        labeled=R(LABELED.path),
+        transfer=R(PHASE3_TABLES["transfer"].path),
+        overall=R(PHASE3_TABLES["overall"].path),
+        retention=R(PHASE3_TABLES["retention"].path),
+        stuckness=R(PHASE3_TABLES["stuckness"].path),
         predictor=R("phase4", "training_result.json"),
         selection=R("phase5", "selection_summary.json"),
     output:
@@ -78,16 +78,16 @@ rule tables:
 
 rule summary:
     input:
-        labeled=R("phase1", "labeled_snapshots.parquet"),
+        labeled=R(LABELED.path),
         hint_audit=R("phase1", "hint_audit.json"),
         training=R("phase2", "training_summary.json"),
         mining=R("phase0", "mining_summary.json"),
-        base_rollouts=R("phase3", "models", BASE_MODEL_ID, "rollouts.parquet"),
-        teacher_failures=R("phase1", "teacher_failures.parquet"),
+        base_rollouts=R(EVAL_ROLLOUTS.path.format(model=BASE_MODEL_ID)),
+        teacher_failures=R(TEACHER_FAILURES.path),
         correlation=R("phase1b", "cpt_correlation.json"),
-        transfer=R("phase3", "transfer_matrix.csv"),
-        retention=R("phase3", "retention_results.csv"),
-        overall=R("phase3", "overall_task_results.csv"),
+        transfer=R(PHASE3_TABLES["transfer"].path),
+        retention=R(PHASE3_TABLES["retention"].path),
+        overall=R(PHASE3_TABLES["overall"].path),
         thresholds=R("phase1", "quadrant_thresholds.json"),
         predictor=R("phase4", "training_result.json"),
         selection=R("phase5", "selection_summary.json"),

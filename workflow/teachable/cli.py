@@ -19,7 +19,7 @@ log = logging.getLogger("teachable")
 
 # subcommands that run the student (torch, maybe CUDA): each holds a GPU slot while it runs, with
 # CUDA_VISIBLE_DEVICES set to its own GPU (a no-op without GPUs; README "Running on a cluster")
-GPU_COMMANDS = {"student-init", "phase0-rollouts", "eval-student", "label-shard", "microtrain",
+GPU_COMMANDS = {"student-init", "rollouts", "eval-student", "label-shard", "microtrain",
                 "train-run", "eval-model", "select-train"}
 
 
@@ -49,13 +49,13 @@ def _student(cfg: dict, model: str, adapter: str | None = None):
     return make_student(cfg["student"], model, adapter)
 
 
-def cmd_phase0_rollouts(a) -> None:
+def cmd_rollouts(a) -> None:
     from .io import write_table
-    from .mining import run_phase0_rollouts
+    from .mining import experiment_rollouts
     from .schemas import ROLLOUT_STEPS
 
     cfg = _cfg(a.config_json)
-    df = run_phase0_rollouts(cfg, _student(cfg, a.model), progress=not a.no_progress)
+    df = experiment_rollouts(cfg, _student(cfg, a.model), progress=not a.no_progress)
     for exp, g in df.groupby("experiment"):
         eps = g.drop_duplicates("episode_id")
         log.info("experiment %s: %d episodes, %d successes, %d steps", exp, len(eps),
@@ -298,11 +298,11 @@ def cmd_eval_summary(a) -> None:
 
     from .evaluation import summarize, write_summaries
     from .io import read_table, write_table
-    from .schemas import EVAL_ROLLOUTS
+    from .schemas import ALL_EVAL_ROLLOUTS, EVAL_ROLLOUTS
 
     rows = pd.concat([read_table(p, EVAL_ROLLOUTS) for p in a.rollouts], ignore_index=True)
     write_summaries(summarize(rows, a.confidence, n_bootstrap=a.n_bootstrap, seed=a.seed), a.out_tables)
-    write_table(rows, EVAL_ROLLOUTS, a.out)
+    write_table(rows, ALL_EVAL_ROLLOUTS, a.out)
 
 
 def cmd_predictor(a) -> None:
@@ -383,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     cfg_arg(sp)
     sp.add_argument("--out", required=True, help="model directory to write (save_pretrained)")
 
-    sp = add("phase0-rollouts", cmd_phase0_rollouts, "Experiment A (student) and B (expert) rollouts on train tasks.")
+    sp = add("rollouts", cmd_rollouts, "Experiment A (student) and B (expert) rollouts on train tasks.")
     cfg_arg(sp), prog_arg(sp)
     sp.add_argument("--model", required=True, help="student model directory")
     sp.add_argument("--out", required=True, help="rollouts.parquet (one row per step)")

@@ -73,7 +73,7 @@ def episode_rows(experiment: str, episode_id: str, r: RolloutResult) -> list[dic
     return rows
 
 
-def run_phase0_rollouts(cfg: dict, student: Policy, progress: bool = True) -> pd.DataFrame:
+def experiment_rollouts(cfg: dict, student: Policy, progress: bool = True) -> pd.DataFrame:
     """Experiment A (student episodes) and B (expert episodes) on train tasks."""
     env_id, p0 = cfg["env"]["id"], cfg["phase0"]
     train = split_seeds(cfg["splits"], "train")

@@ -60,7 +60,7 @@ def cols(spec: str, **meanings: str) -> dict[str, Column]:
 
 
 # ------------------------------------------------------------------------------------ phase 0
-ROLLOUT_STEPS = Table("rollout steps", "phase0/rollouts.parquet", "mining.run_phase0_rollouts (rule phase0_rollouts)", cols(
+ROLLOUT_STEPS = Table("rollout steps", "phase0/rollouts.parquet", "mining.experiment_rollouts (rule rollouts)", cols(
     "experiment:str episode_id:str task_id:str env_id:str seed:int step_idx:int instruction:str observation:str "
     "valid_actions:list[str] history:list[str] action:str source:str action_prob:float U:float reward:float "
     "done:bool episode_success:bool episode_return:float episode_length:int expert_error:str?",
@@ -183,6 +183,10 @@ EVAL_ROLLOUTS = Table("eval rollouts", "phase3/models/{model}/rollouts.parquet",
 ))  # fmt: skip
 
 
+ALL_EVAL_ROLLOUTS = EVAL_ROLLOUTS.extend("all eval rollouts", "phase3/rollouts.parquet",
+                                         "the models' eval rollouts merged (rule eval_summary)", {})
+
+
 def _csv(name: str, path: str, spec: str, **meanings: str) -> Table:
     return Table(name, path, "evaluation.summarize (rule eval_summary)", cols(spec, **meanings))
 
@@ -230,7 +234,8 @@ PHASE3_TABLES = {
 }  # fmt: skip
 
 TABLES = {t.name: t for t in (ROLLOUT_STEPS, SNAPSHOTS, RAW_LABELS, TEACHER_FAILURES, LABELED, LABEL_INTERVALS,
-                              MICRO_SHARD, MICRO_RESULTS, EVAL_ROLLOUTS, *PHASE3_TABLES.values())}  # fmt: skip
+                              MICRO_SHARD, MICRO_RESULTS, EVAL_ROLLOUTS, ALL_EVAL_ROLLOUTS,
+                              *PHASE3_TABLES.values())}  # fmt: skip
 
 # Columns a family adds to a table (table name -> {column: Column}); the only undeclared
 # columns a validated table may carry.

@@ -1,15 +1,15 @@
 # Phase 0: Experiment A (student rollouts) and B (expert trajectories); snapshot mining.
 
 
-rule phase0_rollouts:
+rule rollouts:
     input:
         model=get_student_dir(),
     output:
-        R("phase0", "rollouts.parquet"),
+        R(ROLLOUT_STEPS.path),
     log:
-        LOG("phase0_rollouts"),
+        LOG("rollouts"),
     benchmark:
-        BENCH("phase0_rollouts")
+        BENCH("rollouts")
     conda:
         "../../envs/teachable.yaml"
     threads: 2
@@ -28,16 +28,16 @@ rule phase0_rollouts:
             },
         ),
     shell:
-        "OMP_NUM_THREADS={threads} teachable phase0-rollouts --config-json {params.cfg:q} "
+        "OMP_NUM_THREADS={threads} teachable rollouts --config-json {params.cfg:q} "
         "--model {input.model} --out {output} 2> {log}"
 
 
 rule mine_snapshots:
     input:
-        R("phase0", "rollouts.parquet"),
+        R(ROLLOUT_STEPS.path),
     output:
-        failure=R("phase0", "failure_snapshots.parquet"),
-        expert=R("phase0", "expert_snapshots.parquet"),
+        failure=R(SNAPSHOTS.path.format(kind="failure")),
+        expert=R(SNAPSHOTS.path.format(kind="expert")),
         summary=R("phase0", "mining_summary.json"),
     log:
         LOG("mine_snapshots"),

@@ -6,7 +6,7 @@ rule label_shard:
         model=get_student_dir(),
         snapshots=get_snapshot_files(),
     output:
-        labels=R("phase1", "shards", "labels_{shard}.parquet"),
+        labels=R(RAW_LABELS.path),
         failures=R("phase1", "shards", "teacher_failures_{shard}.parquet"),
     log:
         LOG("label_shard", "{shard}"),
@@ -47,10 +47,10 @@ rule merge_labels:
         shards=get_label_shards("labels"),
         failures=get_label_shards("teacher_failures"),
     output:
-        parquet=R("phase1", "labeled_snapshots.parquet"),
+        parquet=R(LABELED.path),
         jsonl=R("phase1", "labeled_snapshots.jsonl"),
         thresholds=R("phase1", "quadrant_thresholds.json"),
-        failures=R("phase1", "teacher_failures.parquet"),
+        failures=R(TEACHER_FAILURES.path),
         plots=expand(R("phase1", "threshold_plots", "{plot}.png"), plot=PHASE1_PLOTS),
     log:
         LOG("merge_labels"),
@@ -73,9 +73,9 @@ rule merge_labels:
 
 rule label_report:
     input:
-        R("phase1", "labeled_snapshots.parquet"),
+        R(LABELED.path),
     output:
-        intervals=R("phase1", "label_intervals.parquet"),
+        intervals=R(LABEL_INTERVALS.path),
         hint_audit=R("phase1", "hint_audit.json"),
     log:
         LOG("label_report"),

@@ -4,9 +4,9 @@
 rule microtrain:
     input:
         model=get_student_dir(),
-        labeled=R("phase1", "labeled_snapshots.parquet"),
+        labeled=R(LABELED.path),
     output:
-        R("phase1b", "shards", "micro_{shard}.parquet"),
+        R(MICRO_SHARD.path),
     log:
         LOG("microtrain", "{shard}"),
     benchmark:
@@ -31,7 +31,7 @@ rule micro_merge:
     input:
         get_micro_shards(),
     output:
-        results=R("phase1b", "micro_training_results.parquet"),
+        results=R(MICRO_RESULTS.path),
         correlation=R("phase1b", "cpt_correlation.json"),
     log:
         LOG("micro_merge"),

@@ -4,7 +4,7 @@
 
 checkpoint plan_training:
     input:
-        R("phase1", "labeled_snapshots.parquet"),
+        R(LABELED.path),
     output:
         heldout=R("phase2", "heldout.json"),
         plan=R("phase2", "plan.json"),
@@ -30,7 +30,7 @@ rule train_run:
     input:
         **get_gate_input(),
         model=get_student_dir(),
-        labeled=R("phase1", "labeled_snapshots.parquet"),
+        labeled=R(LABELED.path),
         heldout=R("phase2", "heldout.json"),
         plan=R("phase2", "plan.json"),
     output:

@@ -5,7 +5,7 @@ rule eval_model:
     input:
         unpack(get_eval_inputs),
     output:
-        R("phase3", "models", "{model}", "rollouts.parquet"),
+        R(EVAL_ROLLOUTS.path),
     log:
         LOG("eval_model", "{model}"),
     benchmark:
@@ -30,7 +30,7 @@ rule eval_model:
 
 rule benchmark_model:
     input:
-        R("phase3", "models", "{model}", "rollouts.parquet"),
+        R(EVAL_ROLLOUTS.path),
     output:
         R("phase3", "models", "{model}", "benchmark.json"),
     log:
@@ -50,12 +50,12 @@ rule benchmark_model:
 rule eval_summary:
     input:
         lambda wc: expand(
-            R("phase3", "models", "{model}", "rollouts.parquet"),
+            R(EVAL_ROLLOUTS.path),
             model=[BASE_MODEL_ID, *get_trained_runs()],
         ),
     output:
-        rollouts=R("phase3", "rollouts.parquet"),
-        tables=expand(R("phase3", "{table}.csv"), table=PHASE3_TABLES),
+        rollouts=R(ALL_EVAL_ROLLOUTS.path),
+        tables=[R(t.path) for t in PHASE3_TABLES.values()],
     log:
         LOG("eval_summary"),
     benchmark:
@@ -74,7 +74,7 @@ rule eval_summary:
 
 rule compare_run:
     input:
-        R("phase3", "rollouts.parquet"),
+        R(ALL_EVAL_ROLLOUTS.path),
     output:
         json=R("phase3", "compare", "{run}_vs_base.json"),
         md=R("phase3", "compare", "{run}_vs_base.md"),

@@ -40,7 +40,7 @@ rule select_train:
 rule eval_selection:
     input:
         model=get_student_dir(),
-        labeled=R("phase1", "labeled_snapshots.parquet"),
+        labeled=R(LABELED.path),
         heldout=R("phase2", "heldout.json"),
         adapter=R("phase5", "selection", "{method}", "adapter"),
     output:
@@ -87,7 +87,7 @@ rule benchmark_selection:
 
 rule selection_summary:
     input:
-        base=R("phase3", "models", BASE_MODEL_ID, "rollouts.parquet"),
+        base=R(EVAL_ROLLOUTS.path.format(model=BASE_MODEL_ID)),
         plan=R("phase2", "plan.json"),
         rollouts=lambda wc: expand(
             R("phase5", "selection", "{method}", "rollouts.parquet"),

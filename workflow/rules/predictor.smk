@@ -4,7 +4,7 @@
 
 rule predictor:
     input:
-        R("phase1", "labeled_snapshots.parquet"),
+        R(LABELED.path),
     output:
         predictor=directory(R("phase4", "predictor")),
         oof=R("phase4", "oof_predictions.parquet"),
