@@ -18,7 +18,7 @@ from teachable.envs.babyai import (
     parse_action_text,
 )
 from teachable.envs.base import Advice, ExpertError
-from teachable.envs.textualize import describe_view, textualize
+from teachable.envs.babyai.text import describe_view, textualize
 from teachable.teachers.base import count_sentences, validate_advice
 
 LEVELS = (
@@ -437,7 +437,7 @@ def test_diagnosis_does_not_depend_on_the_expert(envs, monkeypatch):
 
 
 def test_diagnosis_judges_every_action_of_the_env():
-    from teachable.envs.babyai_diagnosis import _CHOICES
+    from teachable.envs.babyai.diagnosis import _CHOICES
 
     assert set(_CHOICES) == set(ACTIONS)
 
@@ -547,7 +547,7 @@ def test_mentioned_actions_finds_names_aliases_and_inflections(text, expected):
 
 
 def test_every_parser_alias_is_in_the_vocabulary():
-    from teachable.envs.babyai import _ALIASES
+    from teachable.envs.babyai.actions import _ALIASES
 
     for alias, action in _ALIASES.items():
         assert action in mentioned_actions(f"You could {alias} now."), alias

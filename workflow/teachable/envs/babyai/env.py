@@ -1,0 +1,199 @@
+"""A MiniGrid/BabyAI level as a ``TextEnv``: reset, step (an invalid output is MiniGrid's no-op
+``done``), observation text, the one success definition, exact state keys; the expert comes from
+``expert.BotExpert`` and the oracle's diagnosis from ``diagnosis``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import minigrid  # noqa: F401  (registers the MiniGrid/BabyAI ids with gymnasium)
+from minigrid.envs.babyai.core import verifier as _verifier
+from minigrid.utils.baby_ai_bot import BabyAIBot
+
+from ..base import INVALID_ACTION, Observation, ParseMode, StepResult, TextEnv
+from .actions import _ACTION_TO_IDX, _DONE_IDX, ACTIONS, mentioned_actions, parse_action_text
+from .diagnosis import diagnosis
+from .expert import BotExpert
+from .text import textualize
+
+class _NullWriter:
+    """A stdout sink for BabyAI's 'Sampling rejected: ...' prints during level generation."""
+
+    def write(self, s: str) -> int:
+        return len(s)
+
+    def flush(self) -> None:
+        pass
+
+
+_NULL = _NullWriter()
+
+
+class _quiet:
+    """``contextlib.redirect_stdout`` to a sink, minus the per-call object churn."""
+
+    def __enter__(self) -> None:
+        import sys
+
+        self._saved = sys.stdout
+        sys.stdout = _NULL
+
+    def __exit__(self, *exc: object) -> None:
+        import sys
+
+        sys.stdout = self._saved
+
+
+
+class BabyAITextEnv(BotExpert, TextEnv):
+    """A MiniGrid/BabyAI level (``gymnasium.make(env_id, max_steps=...)``) as a text env."""
+
+    family = "babyai"
+
+    def __init__(
+        self, env_id: str, max_steps: int | None = None, *, omniscient_expert: bool = True
+    ):
+        self.env_id = env_id
+        self.omniscient_expert = omniscient_expert
+        kwargs: dict[str, Any] = {}
+        if max_steps is not None:
+            if int(max_steps) <= 0:
+                raise ValueError(f"max_steps must be positive, got {max_steps}")
+            kwargs["max_steps"] = int(max_steps)
+        with _quiet():
+            self._gym_env = gym.make(env_id, **kwargs)
+        self._env = self._gym_env.unwrapped
+        self._max_steps_override = kwargs.get("max_steps")
+        self._is_babyai = hasattr(self._env, "instrs") or hasattr(self._env, "gen_mission")
+        self._seed: int | None = None
+        self._obs: Observation | None = None
+        self._done = False
+        self._version = 0  # bumped on every reset and step: identifies "the current state"
+        self._bot: BabyAIBot | None = None
+        self._bot_version = -1  # the state at which the cached bot last planned
+        self._bot_action = -1  # ... and the action it suggested there
+        self._expert_cache: tuple[int, str] | None = None
+        # Without an override BabyAI sets the limit per episode from the instruction; a probe
+        # reset gives ``max_steps`` a value before the first real reset.
+        with _quiet():
+            self._env.reset(seed=0)
+        self.max_steps = int(self._env.max_steps)
+
+    # -- core API --------------------------------------------------------------------------
+
+    def reset(self, seed: int) -> Observation:
+        seed = int(seed)
+        with _quiet():
+            obs, _ = self._env.reset(seed=seed)
+        self._seed = seed
+        self._done = False
+        self._version += 1
+        self._drop_bot()
+        self.max_steps = int(self._env.max_steps)
+        self._obs = Observation(self._env.mission, textualize(obs["image"]), ACTIONS)
+        return self._obs
+
+    def step(self, action: str) -> StepResult:
+        if self._obs is None:
+            raise RuntimeError(f"{self.env_id}: call reset(seed) before step()")
+        if self._done:
+            raise RuntimeError(f"{self.env_id}: the episode is over; reset or restore first")
+        invalid = action == INVALID_ACTION
+        if invalid:
+            idx = _DONE_IDX
+        else:
+            idx = _ACTION_TO_IDX.get(action, -1)
+            if idx < 0:
+                raise ValueError(
+                    f"{action!r} is not a valid action of {self.env_id} (valid: {ACTIONS}); parse "
+                    f"model output with parse_action() and step(INVALID_ACTION) when it is None"
+                )
+        # keep the cached bot only when it planned at this very state and this is its action
+        if self._bot is not None and not (
+            self._bot_version == self._version and self._bot_action == idx
+        ):
+            self._drop_bot()
+        env = self._env
+        if invalid and _verifier.use_done_actions and self._is_babyai:
+            # BABYAI_DONE_ACTIONS makes `done` end the episode: do the no-op step by hand
+            env.step_count += 1
+            obs = env.gen_obs()
+            reward, terminated, truncated = 0.0, False, env.step_count >= env.max_steps
+        else:
+            obs, reward, terminated, truncated, _ = env.step(idx)
+        self._version += 1
+        self._expert_cache = None
+        reward = float(reward)
+        self._done = bool(terminated or truncated)
+        self._obs = Observation(env.mission, textualize(obs["image"]), ACTIONS)
+        info = {
+            "success": reward > 0.0,
+            "invalid_action": invalid,
+            "action": action,
+            "steps_taken": env.step_count,
+        }
+        return StepResult(self._obs, reward, bool(terminated), bool(truncated), info)
+
+    def valid_actions(self) -> tuple[str, ...]:
+        return ACTIONS
+
+    def observation(self) -> Observation:
+        if self._obs is None:
+            raise RuntimeError(f"{self.env_id}: call reset(seed) before observation()")
+        return self._obs
+
+    @property
+    def steps_taken(self) -> int:
+        return int(self._env.step_count)
+
+    @property
+    def seed(self) -> int | None:
+        return self._seed
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    def is_success(self, total_reward: float, info: dict[str, Any] | None = None) -> bool:
+        """Mission completed: the episode's total reward is > 0 (BabyAI pays only on success)."""
+        return float(total_reward) > 0.0
+
+    def parse_action(self, text: str, mode: ParseMode = "strict") -> str | None:
+        """strict: after strip/lowercase/trailing-period removal the text IS an action.
+        lenient: also variants ("forward", "turn_left", "pickup", "pick up the key"), a JSON
+        object with an "action" field, or a text mentioning exactly one action; two different
+        actions mentioned -> None."""
+        return parse_action_text(text, mode)
+
+    def state_key(self) -> tuple:
+        """The exact world state (agent pos/dir, carried object, step count, full grid)."""
+        env = self._env
+        carrying = None if env.carrying is None else (env.carrying.type, env.carrying.color)
+        return (
+            tuple(int(v) for v in env.agent_pos),
+            int(env.agent_dir),
+            carrying,
+            int(env.step_count),
+            env.grid.encode().tobytes(),
+        )
+
+    # -- expert ----------------------------------------------------------------------------
+
+    # -- diagnosis: from the state and the student's action, never from the expert ------------
+
+    mentioned_actions = staticmethod(mentioned_actions)
+
+    def diagnose(self, student_action: str | None) -> str:
+        """The oracle's hint: the mission read from the state, and the student's action judged
+        from the state (``None``: what is in front of the agent). It never asks the expert, reads
+        the bot's plan nor names an action (see ``diagnosis``)."""
+        if self._obs is None:
+            raise RuntimeError(f"{self.env_id}: call reset(seed) before diagnose()")
+        if not hasattr(self._env, "instrs"):
+            raise NotImplementedError(
+                f"{self.env_id} has no BabyAI instruction; the diagnosis only covers BabyAI-* levels"
+            )
+        return diagnosis(self._env, student_action)
+
+
