@@ -217,7 +217,7 @@ def test_a_model_directory_without_weights_is_named(student_dir, tmp_path):
     shutil.copytree(student_dir, broken)
     (broken / "model.safetensors").unlink()
     with pytest.raises(FileNotFoundError, match=f"{broken} has no weights"):
-        make_student({"backend": "hf", "device": "cpu"}, str(broken))
+        make_student({"backend": "hf", "device": "cpu"}, str(broken), env_id=ENV)
 
 
 def _episodes(successes: list[bool]) -> pd.DataFrame:

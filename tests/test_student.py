@@ -12,12 +12,14 @@ import numpy as np
 import pytest
 import torch
 
+from teachable.envs.babyai import BabyAITextEnv
 from teachable.patches import make_patch
 from teachable.policies.base import Context
 from teachable.policies.prompt import build_messages
 from teachable.student_init import CONFIG_KEYS, EOS
 
 ACTIONS = ("turn left", "turn right", "go forward", "pick up", "drop", "toggle", "done")
+SYSTEM = BabyAITextEnv.SYSTEM_PROMPT  # the family prompt the students are rendered with
 
 
 def _contexts(n: int, seed: int = 0) -> list[Context]:
@@ -62,18 +64,18 @@ def tiny_dir(tmp_path_factory):
 def policy(tiny_dir):
     from teachable.policies.hf import HFPolicy
 
-    return HFPolicy(tiny_dir, batch_size=5)
+    return HFPolicy(tiny_dir, batch_size=5, system_prompt=SYSTEM)
 
 
 def _naive_logprobs(pol, ctx: Context) -> np.ndarray:
     """Independent reference: the full chat rendering of prompt + assistant answer, one
     sequence at a time, no padding, no cache; sum of the answer's token log-probs."""
     tok, model = pol.tokenizer, pol.model
-    p_ids = tok(tok.apply_chat_template(build_messages(ctx), add_generation_prompt=True, tokenize=False),
+    p_ids = tok(tok.apply_chat_template(build_messages(ctx, system=SYSTEM), add_generation_prompt=True, tokenize=False),
                 add_special_tokens=False)["input_ids"]  # fmt: skip
     lls = []
     for a in ctx.valid_actions:
-        full = tok.apply_chat_template(build_messages(ctx, a), tokenize=False)
+        full = tok.apply_chat_template(build_messages(ctx, a, system=SYSTEM), tokenize=False)
         ids = tok(full, add_special_tokens=False)["input_ids"]
         assert ids[: len(p_ids)] == p_ids and ids[-1] == tok.convert_tokens_to_ids(EOS)
         with torch.no_grad():
@@ -89,7 +91,7 @@ def test_chat_template_round_trip(tiny_dir):
 
     tok = AutoTokenizer.from_pretrained(str(tiny_dir), local_files_only=True)
     ctx = _contexts(3)[0]
-    msgs = build_messages(ctx, "go forward")
+    msgs = build_messages(ctx, "go forward", system=SYSTEM)
     prompt = tok.apply_chat_template(msgs[:-1], add_generation_prompt=True, tokenize=False)
     full = tok.apply_chat_template(msgs, tokenize=False)
     assert prompt.startswith("<|bos|><|system|>") and prompt.endswith("<|assistant|>")
@@ -109,7 +111,7 @@ def test_chat_template_round_trip(tiny_dir):
 def test_batched_kv_scoring_equals_naive(tiny_dir, kv_mode, attn):
     from teachable.policies.hf import HFPolicy
 
-    pol = HFPolicy(tiny_dir, batch_size=5, kv_mode=kv_mode, attn_implementation=attn)
+    pol = HFPolicy(tiny_dir, batch_size=5, kv_mode=kv_mode, attn_implementation=attn, system_prompt=SYSTEM)
     assert pol.kv_mode == kv_mode
     ctxs = _contexts(13, seed=3)  # chunks of 5: uneven prompt lengths and action counts
     assert pol._common_prefix_len(pol.prompt_ids(ctxs[:5])) >= pol.min_shared_prefix  # prefix shared
@@ -154,8 +156,8 @@ def test_adapter_changes_scores(tiny_dir, tmp_path):
     lora.save_pretrained(tmp_path / "adapter")
 
     ctxs = _contexts(6, seed=5)
-    plain = HFPolicy(tiny_dir, batch_size=4)
-    with_adapter = HFPolicy(tiny_dir, adapter_dir=tmp_path / "adapter", batch_size=4)
+    plain = HFPolicy(tiny_dir, batch_size=4, system_prompt=SYSTEM)
+    with_adapter = HFPolicy(tiny_dir, adapter_dir=tmp_path / "adapter", batch_size=4, system_prompt=SYSTEM)
     a, b = plain.action_logprobs(ctxs), with_adapter.action_logprobs(ctxs)
     assert max(float(np.abs(x - y).max()) for x, y in zip(a, b)) > 1e-3
     for ctx, lp in zip(ctxs, b):  # the KV-shared path is exact with an adapter too
@@ -176,10 +178,10 @@ def test_missing_model_dir_names_path(tmp_path):
 
     missing = tmp_path / "no_such_student"
     with pytest.raises(FileNotFoundError, match="no_such_student"):
-        HFPolicy(missing)
+        HFPolicy(missing, system_prompt=SYSTEM)
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="config.json"):
-        HFPolicy(tmp_path / "empty")
+        HFPolicy(tmp_path / "empty", system_prompt=SYSTEM)
 
 
 def test_train_student_short_run(tmp_path):
@@ -204,7 +206,7 @@ def test_train_student_short_run(tmp_path):
     assert saved["demo_seeds"] == cfg["demo_seeds"] and saved["demos"] > 5 and np.isfinite(saved["final_loss"])
     assert set(saved["patched_fraction"]) == {"demo", "hint", "contrast", "placebo_demo", "placebo_hint",
                                               "placebo_contrast"}
-    pol = HFPolicy(out, batch_size=16)
+    pol = HFPolicy(out, batch_size=16, system_prompt=SYSTEM)
     from teachable.envs import make_env
 
     env = make_env("BabyAI-GoToLocal-v0", max_steps=20)

@@ -11,7 +11,7 @@ VA = ["turn left", "turn right", "go forward"]
 
 def _episode(eid, success, ret, actions, experiment="A", source="student"):
     return [
-        dict(experiment=experiment, episode_id=eid, task_id=f"env:{eid}", env_id="env", seed=1,
+        dict(experiment=experiment, episode_id=eid, task_id=f"env:{eid}", env_id="BabyAI-GoToLocal-v0", seed=1,
              step_idx=i, instruction="go to the box", observation=f"obs {i}", valid_actions=VA,
              history=actions[max(0, i - 2):i], action=a, source=source, action_prob=0.5, U=1.0,
              reward=ret if (success and i == len(actions) - 1) else 0.0, done=i == len(actions) - 1,

@@ -16,6 +16,7 @@ import torch
 from scipy import stats as st
 
 from teachable.constants import QUADRANTS, RUN_IDS
+from teachable.envs.babyai import BabyAITextEnv
 from teachable.labeling import snapshot_context
 from teachable.matrix import (
     plan_training, run_spec, run_training_set, train_matrix_run, training_examples, training_summary,
@@ -57,7 +58,10 @@ def tiny_dir(tiny_student):
 
 @pytest.fixture(scope="module")
 def trainer(tiny_dir):
-    return LoraTrainer(tiny_dir, device="cpu", dtype="float32")
+    from teachable.policies.hf import HFPolicy
+
+    return LoraTrainer(tiny_dir, policy=HFPolicy(tiny_dir, device="cpu", dtype="float32",
+                                                 system_prompt=BabyAITextEnv.SYSTEM_PROMPT))  # fmt: skip
 
 
 def _labeled(demos, n: int = 22) -> pd.DataFrame:
@@ -141,11 +145,11 @@ def test_one_demo_example_raises_target_probability_and_adapter_loads(trainer, t
     # HF peft format: loads with PeftModel, and the scorer sees the change
     peft_model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_dir), out / "adapter")
     assert any("lora_" in n for n, _ in peft_model.named_parameters())
-    tuned = HFPolicy(tiny_dir, adapter_dir=out / "adapter", device="cpu", dtype="float32")
+    tuned = HFPolicy(tiny_dir, adapter_dir=out / "adapter", device="cpu", dtype="float32", system_prompt=BabyAITextEnv.SYSTEM_PROMPT)
     assert np.log(_p(tuned, ctx, target)) > np.log(before) + 1.0  # e times more likely, at least
     assert not np.allclose(tuned.action_logprobs([demos[7].context])[0], base_scores)
     # merged into the weights (as evaluation loads it): the same scores, and no adapter swap after
-    merged = HFPolicy(tiny_dir, adapter_dir=out / "adapter", device="cpu", dtype="float32", merge_adapter=True)
+    merged = HFPolicy(tiny_dir, adapter_dir=out / "adapter", device="cpu", dtype="float32", merge_adapter=True, system_prompt=BabyAITextEnv.SYSTEM_PROMPT)
     ctxs = [d.context for d in demos[:12]]
     for a, b in zip(merged.action_logprobs(ctxs), tuned.action_logprobs(ctxs)):
         np.testing.assert_allclose(a, b, atol=1e-5)
@@ -296,7 +300,8 @@ def test_matrix_runs_write_audit_files_and_summary(trainer, tiny_dir, demos, tmp
     lab = _labeled(demos)
     path = tmp_path / "labeled.parquet"
     write_parquet(lab, path)
-    cfg = {"seed": 0, "student": {"device": "cpu", "dtype": "float32"}, "phase2": P2, "phase5": {"budget": 3}}
+    cfg = {"seed": 0, "env": {"id": ENV}, "student": {"device": "cpu", "dtype": "float32"}, "phase2": P2,
+           "phase5": {"budget": 3}}  # fmt: skip
     heldout, plan = plan_training(lab, cfg)
     write_json(heldout, tmp_path / "heldout.json")
     write_json(plan, tmp_path / "plan.json")

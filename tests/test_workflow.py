@@ -165,9 +165,10 @@ def test_trained_adapters_load_with_equal_compute_and_no_heldout_task(run):
         if rid != "B2_all":
             steps.add((log["examples"], log["optimizer_steps"]))
     assert len(steps) == 1  # equal examples and optimizer steps for every budgeted run
+    from teachable.envs.babyai import BabyAITextEnv
     from teachable.policies.hf import HFPolicy
 
-    pol = HFPolicy(run / "student/model", adapter_dir=run / "phase2/B2_all/adapter")
+    pol = HFPolicy(run / "student/model", adapter_dir=run / "phase2/B2_all/adapter", system_prompt=BabyAITextEnv.SYSTEM_PROMPT)
     assert pol.adapter_dir is not None
 
 

@@ -51,6 +51,7 @@ rule train_run:
     params:
         cfg=lambda wc: cfg_json(
             seed=config["seed"],
+            env=env_cfg(),
             student=student_runtime(),
             phase2={"lora": config["phase2"]["lora"]},
         ),

@@ -22,6 +22,7 @@ rule select_train:
     params:
         cfg=lambda wc: cfg_json(
             seed=config["seed"],
+            env=env_cfg(),
             student=student_runtime(),
             phase2={"lora": config["phase2"]["lora"]},
             phase5=config["phase5"],

@@ -46,7 +46,7 @@ def cmd_student_init(a) -> None:
 def _student(cfg: dict, model: str, adapter: str | None = None):
     from .policies import make_student
 
-    return make_student(cfg["student"], model, adapter)
+    return make_student(cfg["student"], model, adapter, env_id=cfg["env"]["id"])
 
 
 def cmd_rollouts(a) -> None:

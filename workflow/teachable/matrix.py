@@ -174,7 +174,7 @@ def train_matrix_run(run_id: str, labeled_path, heldout_path, plan_path, model_d
     lora = {k: v for k, v in cfg["phase2"]["lora"].items()}
     meta = {k: train_set[k] for k in ("run_id", "quadrant", "format", "kind", "budget")}
     out = train_lora(model_dir, examples, lora, out_dir, progress=progress, trainer=trainer, meta=meta,
-                     student=cfg.get("student"))  # fmt: skip
+                     student=cfg.get("student"), env_id=cfg["env"]["id"])  # fmt: skip
     if out["optimizer_steps"] != entry["optimizer_steps"]:
         raise AssertionError(f"run {run_id} trained {out['optimizer_steps']} steps, the plan says "
                              f"{entry['optimizer_steps']}")

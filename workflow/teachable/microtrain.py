@@ -143,7 +143,7 @@ def run_micro_training(labeled_sample: pd.DataFrame, model_dir, cfg: dict, *, pr
     if policy is None:
         from .policies import make_student
 
-        policy = make_student(cfg["student"], model_dir)
+        policy = make_student(cfg["student"], model_dir, env_id=cfg["env"]["id"])
     policy.load_adapter(None)
     trainer = LoraTrainer(model_dir, policy=policy)
     rows = list(labeled_sample.iterrows())

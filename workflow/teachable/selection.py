@@ -161,7 +161,7 @@ def train_selected(method: str, labeled_path, heldout_path, plan_path, model_dir
     examples = training_examples(chosen, p5["format"])
     meta = {"run_id": model_id(method), "method": method, "format": p5["format"], "budget": k}
     return train_lora(model_dir, examples, cfg["phase2"]["lora"], out_dir, progress=progress, meta=meta,
-                      student=cfg.get("student"))  # fmt: skip
+                      student=cfg.get("student"), env_id=cfg["env"]["id"])  # fmt: skip
 
 
 def _overall(rollouts: pd.DataFrame, method: str) -> pd.DataFrame:

@@ -36,6 +36,7 @@ import numpy as np
 from .constants import FORMATS
 from .patches import PLACEBOS, demo_patch, make_patch
 from .policies.base import Context
+from .envs.registry import system_prompt
 from .policies.prompt import build_messages
 
 log = logging.getLogger(__name__)
@@ -213,7 +214,7 @@ def build_tokenizer(texts: Iterable[str], vocab_size: int):
     return fast
 
 
-def tokenizer_corpus(demos: Sequence[Demo]) -> list[str]:
+def tokenizer_corpus(demos: Sequence[Demo], system: str) -> list[str]:
     """Texts the BPE is trained on: the system/user/assistant contents of the demos, plus the
     demo patch of every action seen, as often as the demos' own lines, so that each demo
     patch clause ("The best action now is: X") becomes a token of its own."""
@@ -221,7 +222,7 @@ def tokenizer_corpus(demos: Sequence[Demo]) -> list[str]:
     actions: set[str] = set()
     for d in demos:
         actions.update(d.context.valid_actions)
-        for m in build_messages(d.context, d.target):
+        for m in build_messages(d.context, d.target, system=system):
             out.append(m["content"])
     reps = max(1, len(demos))
     for a in sorted(actions):
@@ -273,7 +274,7 @@ def build_random_student(out_dir: str | os.PathLike, env_id: str = "BabyAI-GoToL
 
     torch.manual_seed(seed)
     demos = collect_demonstrations(env_id, seeds, max_steps, 4, 0.0, 0.0, np.random.default_rng(seed))
-    tok = build_tokenizer(tokenizer_corpus(demos), vocab_size)
+    tok = build_tokenizer(tokenizer_corpus(demos, system_prompt(env_id)), vocab_size)
     model = build_model(tok, hidden_size=hidden_size, n_layers=n_layers, n_heads=4,
                         intermediate_size=intermediate_size, max_position_embeddings=512)  # fmt: skip
     if init_std is not None:
@@ -309,13 +310,13 @@ def _check_cfg(cfg: dict[str, Any]) -> dict[str, Any]:
     return cfg
 
 
-def demos_to_dataset(demos: Sequence[Demo]):
+def demos_to_dataset(demos: Sequence[Demo], system: str):
     """Conversational prompt-completion rows (trl masks the prompt: completion-only loss)."""
     from datasets import Dataset
 
     rows = {"prompt": [], "completion": []}
     for d in demos:
-        msgs = build_messages(d.context, d.target)
+        msgs = build_messages(d.context, d.target, system=system)
         rows["prompt"].append(msgs[:-1])
         rows["completion"].append(msgs[-1:])
     return Dataset.from_dict(rows)
@@ -359,12 +360,13 @@ def train_student(cfg: dict[str, Any], out_dir: str | os.PathLike, progress: boo
     if not demos:
         raise RuntimeError("no demonstrations collected")
     t_demo = time.time() - t0
-    tokenizer = build_tokenizer(tokenizer_corpus(demos), int(cfg["vocab_size"]))
+    system = system_prompt(cfg["env_id"])
+    tokenizer = build_tokenizer(tokenizer_corpus(demos, system), int(cfg["vocab_size"]))
     model = build_model(
         tokenizer, cfg["hidden_size"], cfg["n_layers"], cfg["n_heads"],
         cfg["intermediate_size"], cfg["max_position_embeddings"],
     )  # fmt: skip
-    dataset = demos_to_dataset(demos)
+    dataset = demos_to_dataset(demos, system)
 
     out_dir = Path(out_dir)
     tmp = Path(str(out_dir) + ".tmp")
@@ -412,7 +414,7 @@ def train_student(cfg: dict[str, Any], out_dir: str | os.PathLike, progress: boo
     shutil.rmtree(tmp / "_trainer", ignore_errors=True)
 
     prompt_lens = [
-        len(tokenizer.apply_chat_template(build_messages(d.context), add_generation_prompt=True,
+        len(tokenizer.apply_chat_template(build_messages(d.context, system=system), add_generation_prompt=True,
                                           tokenize=True, return_dict=False))
         for d in demos[:: max(1, len(demos) // 500)]
     ]  # fmt: skip

@@ -11,6 +11,7 @@ import pandas as pd
 
 from .io import atomic_path
 from .policies.base import Context
+from .envs.registry import system_prompt
 from .policies.prompt import build_messages
 
 
@@ -70,7 +71,7 @@ def export_sft_jsonl(steps: pd.DataFrame, out: str | Path) -> int:
                 continue
             ctx = Context(s["instruction"], s["observation"], tuple(s["history"]), valid)
             rec = {
-                "messages": build_messages(ctx, s["action"]),
+                "messages": build_messages(ctx, s["action"], system=system_prompt(s["env_id"])),
                 "meta": {"episode_id": s["episode_id"], "task_id": s["task_id"], "step_idx": int(s["step_idx"])},
             }
             f.write(json.dumps(rec) + "\n")

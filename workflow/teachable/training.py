@@ -182,17 +182,17 @@ def _bar_only_callback():
 
 
 class LoraTrainer:
-    """Keeps one base model and tokenizer in memory (an ``HFPolicy``); every ``run`` trains a
-    fresh LoRA adapter on it and removes the adapter layers afterwards, so many micro runs pay
-    the model load once. Pass ``policy`` to share the policy used for rollouts (its model is
-    used in place: do not score with it during ``run``)."""
+    """Keeps one base model and tokenizer in memory (``policy``, an ``HFPolicy`` on
+    ``model_dir``, whose system prompt renders the examples as it renders rollouts); every ``run``
+    trains a fresh LoRA adapter on it and removes the adapter layers afterwards, so many micro runs
+    pay the model load once. Sharing the policy used for rollouts is fine: its model is used in
+    place, so do not score with it during ``run``."""
 
-    def __init__(self, model_dir: str | os.PathLike, *, policy=None, device: str = "auto",
-                 dtype: str = "auto") -> None:  # fmt: skip
-        from .policies.hf import HFPolicy, configure_threads
+    def __init__(self, model_dir: str | os.PathLike, *, policy) -> None:
+        from .policies.hf import configure_threads
 
         self.threads = configure_threads()
-        self.policy = policy if policy is not None else HFPolicy(model_dir, device=device, dtype=dtype)
+        self.policy = policy
         self.model_dir = Path(model_dir)
         self._peft = None
 
@@ -395,14 +395,18 @@ class LoraTrainer:
 
 def train_lora(model_dir: str | os.PathLike, examples: Sequence[tuple[Context, str]], cfg: dict,
                out_dir: str | os.PathLike, *, progress: bool = True, trainer: LoraTrainer | None = None,
-               callbacks=None, meta: dict | None = None, student: dict | None = None) -> dict[str, Any]:  # fmt: skip
+               callbacks=None, meta: dict | None = None, student: dict | None = None,
+               env_id: str | None = None) -> dict[str, Any]:  # fmt: skip
     """LoRA SFT of the model in ``model_dir`` on ``examples`` (see the module docstring).
 
     ``trainer``: a ``LoraTrainer`` that already holds the model (many runs, one load); else one is
-    made from the ``student`` config section (device, dtype; the schema's defaults).
+    made from the ``student`` config section (device, dtype; the schema's defaults) for
+    ``env_id``'s family (its system prompt renders the examples).
     ``meta``: run metadata copied into train_log.json. ``callbacks``: transformers callbacks."""
     if trainer is None:
         from .policies import make_student
 
-        trainer = LoraTrainer(model_dir, policy=make_student(student or {}, str(model_dir)))
+        if env_id is None:
+            raise ValueError("train_lora needs env_id (its family's system prompt renders the examples) or a trainer")
+        trainer = LoraTrainer(model_dir, policy=make_student(student or {}, str(model_dir), env_id=env_id))
     return trainer.run(examples, cfg, out_dir, progress=progress, callbacks=callbacks, meta=meta)

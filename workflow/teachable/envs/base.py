@@ -73,6 +73,7 @@ class Advice:
 class TextEnv(ABC):
     """A text environment instance. Subclasses fill one family."""
 
+    SYSTEM_PROMPT: str  # the family's student system prompt (the game, its actions, the answer format)
     env_id: str
     family: str  # "babyai" | "crafter" | "html"
     max_steps: int  # the step limit of one episode

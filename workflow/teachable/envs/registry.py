@@ -1,95 +1,126 @@
-"""Environment ids -> ``TextEnv`` instances.
+"""Environment families, in one table (``FAMILIES``): each family's env ids, the class that
+implements it (imported on first use), its capabilities and the ``env`` config keys it takes as
+constructor options. The config check (``check_env_id``, run when the DAG is built), the list of
+known ids (``known_env_ids``), ``make_env`` and the action vocabulary (``mentioned_actions``)
+all read this table; adding a family is one row here plus its package under ``envs/``.
 
-- ``BabyAI-*`` / ``MiniGrid-*``: any id that gymnasium knows once ``minigrid`` is imported ->
-  ``BabyAITextEnv`` (the BabyAI bot expert needs a BabyAI level; plain MiniGrid ids have no
-  instruction to plan for).
-- ``Crafter*``: ``CrafterReward-v1`` / ``CrafterNoReward-v1`` (crafter's two ids: with and without
-  its reward) -> ``CrafterTextEnv`` (17 actions, success = a configured goal achievement); any
-  other ``Crafter*`` id is an error naming it.
-- ``HTMLExtract*``: planned (free-form multi-turn tool calls), not implemented yet.
-
-Each family's class is imported on first use (``env_class``), so importing the registry stays
-cheap; ``mentioned_actions(env_id, text)`` reaches a family's action vocabulary without building
-an environment.
+- ``babyai``: ``BabyAI-*`` / ``MiniGrid-*``, any id gymnasium knows once ``minigrid`` is imported
+  (the BabyAI bot expert needs a BabyAI level: plain MiniGrid ids have no instruction to plan for).
+- ``crafter``: ``CrafterReward-v1`` / ``CrafterNoReward-v1`` (crafter's reward on / off); success =
+  the configured goal achievement (config key ``env.goal``).
+- ``html``: ``HTMLExtract*``, planned (free-form multi-turn tool calls), not implemented yet.
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from .base import TextEnv
 
-CRAFTER_IDS = {"CrafterReward-v1": True, "CrafterNoReward-v1": False}  # id -> crafter's reward on
-PLANNED_FAMILIES = {
-    "HTMLExtract": "HTML extraction (free-form multi-turn tool calls; success = graded reward >= 0.5)",
-}
-_MINIGRID_PREFIXES = ("BabyAI-", "MiniGrid-")
-# family -> (module, class) of its TextEnv, imported on first use
-_FAMILY_CLASSES = {
-    "babyai": ("teachable.envs.babyai", "BabyAITextEnv"),
-    "crafter": ("teachable.envs.crafter", "CrafterTextEnv"),
-}
+PRIVILEGED_EXPERT = "privileged_expert"  # an expert with full state access (oracle, Experiment B)
 
 
-def known_env_ids(prefix: str = "BabyAI-") -> list[str]:
-    """The registered gymnasium ids starting with ``prefix`` (``BabyAI-`` or ``MiniGrid-``)."""
+def _minigrid_ids() -> list[str]:
     import gymnasium as gym
     import minigrid  # noqa: F401  (registers the ids)
 
-    return sorted(k for k in gym.envs.registry if k.startswith(prefix))
+    return sorted(k for k in gym.envs.registry if k.startswith(("BabyAI-", "MiniGrid-")))
+
+
+CRAFTER_IDS = {"CrafterReward-v1": True, "CrafterNoReward-v1": False}  # id -> crafter's reward on
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    prefixes: tuple[str, ...]  # env ids of the family start with one of these
+    ids: Callable[[], list[str]]  # every valid id
+    loader: tuple[str, str] | None  # (module, class) of its TextEnv; None: planned
+    capabilities: frozenset[str]
+    options: tuple[str, ...]  # env config keys passed to the constructor
+    what: str  # for messages
+
+    @property
+    def planned(self) -> bool:
+        return self.loader is None
+
+
+FAMILIES = (
+    Family("babyai", ("BabyAI-", "MiniGrid-"), _minigrid_ids, ("teachable.envs.babyai", "BabyAITextEnv"),
+           frozenset({PRIVILEGED_EXPERT}), (), "MiniGrid/BabyAI (6 actions; success = the mission done)"),
+    Family("crafter", ("Crafter",), lambda: sorted(CRAFTER_IDS), ("teachable.envs.crafter", "CrafterTextEnv"),
+           frozenset({PRIVILEGED_EXPERT}), ("goal",), "Crafter (17 actions; success = the goal achievement)"),
+    Family("html", ("HTMLExtract",), lambda: [], None, frozenset(), (),
+           "HTML extraction (free-form multi-turn tool calls; success = graded reward >= 0.5)"),
+)  # fmt: skip
+PLANNED_FAMILIES = {f.prefixes[0]: f.what for f in FAMILIES if f.planned}
+OPTION_KEYS = tuple(sorted({o for f in FAMILIES for o in f.options}))  # env config keys that are options
+
+
+def family_of(env_id: str) -> Family:
+    """The family whose id prefix ``env_id`` has (before checking the id itself)."""
+    if not isinstance(env_id, str) or not env_id:
+        raise ValueError(f"env id must be a non-empty string, got {env_id!r}")
+    for fam in FAMILIES:
+        if env_id.startswith(fam.prefixes):
+            return fam
+    implemented = "; ".join(f"{'/'.join(p + '*' for p in f.prefixes)}: {f.what}" for f in FAMILIES if not f.planned)
+    raise ValueError(f"unknown env id {env_id!r}: the families are {implemented}; planned: "
+                     f"{', '.join(p + '*' for p in PLANNED_FAMILIES)}")  # fmt: skip
+
+
+def known_env_ids(prefix: str = "BabyAI-") -> list[str]:
+    """Every valid id starting with ``prefix`` (``BabyAI-``, ``MiniGrid-``, ``Crafter``, ...)."""
+    return sorted(i for fam in FAMILIES if not fam.planned for i in fam.ids() if i.startswith(prefix))
 
 
 def check_env_id(env_id: str) -> str:
-    """The family of a known env id; a clear error for an unknown or planned one."""
-    if not isinstance(env_id, str) or not env_id:
-        raise ValueError(f"env id must be a non-empty string, got {env_id!r}")
-    if env_id.startswith("Crafter"):
-        if env_id in CRAFTER_IDS:
-            return "crafter"
-        raise ValueError(
-            f"unknown Crafter env id {env_id!r}: the Crafter family has the ids "
-            f"{', '.join(repr(i) for i in CRAFTER_IDS)} (crafter's reward on / off)"
-        )
-    for prefix, what in PLANNED_FAMILIES.items():
-        if env_id.startswith(prefix):
-            raise NotImplementedError(
-                f"env id {env_id!r}: the {what} family is planned but not implemented yet; "
-                f"the implemented ids are BabyAI-*/MiniGrid-* and {', '.join(CRAFTER_IDS)}"
-            )
-    if env_id.startswith(_MINIGRID_PREFIXES):
-        known = known_env_ids(env_id.split("-", 1)[0] + "-")
-        if env_id in known:
-            return "babyai"
-        close = difflib.get_close_matches(env_id, known, n=3, cutoff=0.6)
-        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        raise ValueError(
-            f"unknown env id {env_id!r}: gymnasium has no such MiniGrid/BabyAI id.{hint} List the "
-            f"valid ones with teachable.envs.registry.known_env_ids('BabyAI-') (or 'MiniGrid-'), "
-            f"e.g. BabyAI-GoToLocal-v0."
-        )
-    raise ValueError(
-        f"unknown env id {env_id!r}: supported families are BabyAI-*/MiniGrid-* (any id in "
-        f"gymnasium's registry after `import minigrid`; list them with "
-        f"teachable.envs.registry.known_env_ids('BabyAI-')) and Crafter "
-        f"({', '.join(CRAFTER_IDS)}); planned: "
-        f"{', '.join(p + '*' for p in PLANNED_FAMILIES)}."
-    )
+    """The family name of a valid env id; an error naming the id (and close matches) otherwise."""
+    fam = family_of(env_id)
+    if fam.planned:
+        raise NotImplementedError(f"env id {env_id!r}: the {fam.what} family is planned but not implemented yet")
+    ids = fam.ids()
+    if env_id in ids:
+        return fam.name
+    close = difflib.get_close_matches(env_id, ids, n=3, cutoff=0.6)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    raise ValueError(f"unknown env id {env_id!r}: the {fam.name} family has no such id.{hint} List them with "
+                     f"teachable.envs.registry.known_env_ids({fam.prefixes[0]!r}), e.g. {ids[0]!r}.")  # fmt: skip
 
 
 def env_class(env_id: str) -> type[TextEnv]:
     """The ``TextEnv`` class of ``env_id``'s family (a clear error for an unknown id)."""
-    family = check_env_id(env_id)
-    module, name = _FAMILY_CLASSES[family]
+    check_env_id(env_id)
+    module, name = family_of(env_id).loader
     return getattr(importlib.import_module(module), name)
+
+
+def env_options(env_cfg: dict[str, Any]) -> dict[str, Any]:
+    """The constructor options of the ``env`` config section (``Family.options``; a key set for a
+    family that does not take it is an error naming it)."""
+    fam = family_of(env_cfg["id"])
+    given = {k: v for k, v in env_cfg.items() if k in OPTION_KEYS and v is not None}
+    wrong = [k for k in given if k not in fam.options]
+    if wrong:
+        raise ValueError(f"config key env.{wrong[0]} is not an option of the {fam.name} family ({env_cfg['id']}); "
+                         f"its options: {list(fam.options) or 'none'}")  # fmt: skip
+    return given
 
 
 def make_env(env_id: str, max_steps: int | None = None, **options: Any) -> TextEnv:
     """A fresh text environment for ``env_id`` (call ``reset(seed)`` before use). ``options``
-    go to the family's constructor (Crafter: ``goal``, ``end_on_success``); BabyAI takes none
-    but ``omniscient_expert``, and an option a family does not know is a TypeError."""
+    go to the family's constructor (Crafter: ``goal``, ``end_on_success``; ``env_options`` maps
+    the config to them)."""
     return env_class(env_id)(env_id, max_steps=max_steps, **options)
+
+
+def make_env_from(env_cfg: dict[str, Any]) -> TextEnv:
+    """``make_env`` from the ``env`` config section (id, max_steps, the family's options)."""
+    return make_env(env_cfg["id"], max_steps=env_cfg.get("max_steps"), **env_options(env_cfg))
 
 
 def mentioned_actions(env_id: str, text: str) -> dict[str, str]:
@@ -98,12 +129,21 @@ def mentioned_actions(env_id: str, text: str) -> dict[str, str]:
     return env_class(env_id).mentioned_actions(text)
 
 
+def system_prompt(env_id: str) -> str:
+    """The student's system prompt of ``env_id``'s family (``TextEnv.SYSTEM_PROMPT``)."""
+    return env_class(env_id).SYSTEM_PROMPT
+
+
 __all__ = [
     "CRAFTER_IDS",
+    "FAMILIES",
     "PLANNED_FAMILIES",
     "check_env_id",
     "env_class",
+    "env_options",
     "known_env_ids",
     "make_env",
+    "make_env_from",
     "mentioned_actions",
+    "system_prompt",
 ]

@@ -10,10 +10,13 @@ __all__ = ["Context", "Policy", "make_student"]
 
 
 def make_student(student_cfg: dict, model_dir: str, adapter_dir: str | None = None,
-                 merge_adapter: bool = False) -> Policy:
+                 merge_adapter: bool = False, *, env_id: str) -> Policy:
     """The student policy named by config key ``student.backend``, loaded from ``model_dir``
     (with the LoRA adapter in ``adapter_dir``, folded into the weights if ``merge_adapter``:
-    faster, for a policy that never changes adapter)."""
+    faster, for a policy that never changes adapter), prompted with ``env_id``'s family's
+    system prompt."""
+    from ..envs.registry import system_prompt
+
     from ..config import section
 
     student_cfg = section("student", student_cfg)  # defaults from the config schema
@@ -33,6 +36,7 @@ def make_student(student_cfg: dict, model_dir: str, adapter_dir: str | None = No
             dtype=student_cfg["dtype"],
             batch_size=student_cfg["batch_size"],
             merge_adapter=merge_adapter,
+            system_prompt=system_prompt(env_id),
         )
     if backend in ("vllm", "openai"):
         raise NotImplementedError(

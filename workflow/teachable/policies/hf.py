@@ -96,6 +96,7 @@ class HFPolicy(Policy):
     adapter changes. ``kv_mode``: "packed", "expand" or "auto" (packed with sdpa/eager
     attention). ``device``/``dtype`` "auto": CUDA + bf16 where available, else CPU + float32.
     Threads: all CPU cores unless OMP_NUM_THREADS is set (Snakemake sets it to the rule's threads).
+    ``system_prompt``: the env family's student system prompt (``envs.registry.system_prompt``).
     """
 
     def __init__(
@@ -110,10 +111,13 @@ class HFPolicy(Policy):
         kv_mode: str = "auto",
         attn_implementation: str | None = None,
         merge_adapter: bool = False,
+        *,
+        system_prompt: str,
     ) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.model_dir = _check_model_dir(model_dir)
+        self.system_prompt = system_prompt  # the env family's (envs.registry.system_prompt)
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         configure_threads()
@@ -195,7 +199,7 @@ class HFPolicy(Policy):
     # ------------------------------------------------------------------ prompts and candidates
     def render_prompt(self, ctx: Context) -> str:
         return self.tokenizer.apply_chat_template(
-            build_messages(ctx), add_generation_prompt=True, tokenize=False
+            build_messages(ctx, system=self.system_prompt), add_generation_prompt=True, tokenize=False
         )
 
     def _assistant_wrapping(self) -> tuple[str, str]:
@@ -203,7 +207,7 @@ class HFPolicy(Policy):
         template itself. The suffix is cut after its first special token (the end of turn), so a
         candidate is the complete answer and nothing of a following turn."""
         tok = self.tokenizer
-        msgs = build_messages(_DUMMY)
+        msgs = build_messages(_DUMMY, system=self.system_prompt)
         prompt = tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
         full = tok.apply_chat_template(
             msgs + [{"role": "assistant", "content": _SENTINEL}], tokenize=False

@@ -8,10 +8,6 @@ from collections.abc import Sequence
 
 from .base import Context
 
-SYSTEM_PROMPT = (
-    "You are an agent acting in a text game. Read the mission and the observation, "
-    "then answer with exactly one action from the list of valid actions."
-)
 
 
 def state_lines(instruction: str, observation: str, history: Sequence[str], valid_actions: Sequence[str],
@@ -31,10 +27,12 @@ def user_message(ctx: Context) -> str:
     return "\n".join(lines)
 
 
-def build_messages(ctx: Context, action: str | None = None) -> list[dict[str, str]]:
-    """Chat messages for a context; with ``action`` the assistant's answer is appended."""
+def build_messages(ctx: Context, action: str | None = None, *, system: str) -> list[dict[str, str]]:
+    """Chat messages for a context: the family's system prompt (``TextEnv.SYSTEM_PROMPT``,
+    ``envs.registry.system_prompt(env_id)``), then the state; with ``action`` the assistant's
+    answer is appended."""
     msgs = [
-        {"role": "system", "content": SYSTEM_PROMPT},
+        {"role": "system", "content": system},
         {"role": "user", "content": user_message(ctx)},
     ]
     if action is not None:

@@ -123,8 +123,11 @@ def user_message(req: AdviceRequest) -> str:
 
 
 def build_messages(req: AdviceRequest) -> list[dict[str, str]]:
+    """The teacher's rules, then the game as its family tells the student (``SYSTEM_PROMPT``)."""
+    from teachable.envs.registry import system_prompt
+
     return [
-        {"role": "system", "content": SYSTEM_PROMPT},
+        {"role": "system", "content": f"{SYSTEM_PROMPT}\n\nThe student was told: {system_prompt(req.env_id)}"},
         {"role": "user", "content": user_message(req)},
     ]
 

@@ -50,6 +50,10 @@ class BabyAITextEnv(BotExpert, TextEnv):
     """A MiniGrid/BabyAI level (``gymnasium.make(env_id, max_steps=...)``) as a text env."""
 
     family = "babyai"
+    SYSTEM_PROMPT = (
+        "You are an agent acting in a text game. Read the mission and the observation, "
+        "then answer with exactly one action from the list of valid actions."
+    )
 
     def __init__(
         self, env_id: str, max_steps: int | None = None, *, omniscient_expert: bool = True

@@ -56,6 +56,18 @@ class CrafterTextEnv(TextEnv):
     """One crafter world as a text environment (see the module docstring)."""
 
     family = "crafter"
+    SYSTEM_PROMPT = (
+        "You are an agent playing Crafter, a 2D survival game. Each turn you read what you see around "
+        "you, your health, food, drink and energy, and your inventory. Keep food, drink and energy up "
+        "(eat, drink water, sleep when tired), fight or avoid zombies and skeletons, collect materials "
+        "and craft tools to reach your goal. Actions: Noop waits; Move West, Move East, Move North and "
+        "Move South face that way and step there when the cell is free; Do uses what is in front of you "
+        "(collect a material, drink water, eat, hit a creature); Sleep rests; Place Stone, Place Table, "
+        "Place Furnace and Place Plant put one in front of you (a table costs wood, a furnace stone and "
+        "needs a table nearby); Make Wood Pickaxe, Make Stone Pickaxe, Make Iron Pickaxe, Make Wood "
+        "Sword, Make Stone Sword and Make Iron Sword craft next to a table (iron tools also need a "
+        "furnace, coal and iron). Answer with exactly one action from the list of valid actions."
+    )
     mentioned_actions = staticmethod(mentioned_actions)
 
     def __init__(
