@@ -114,7 +114,7 @@ def protocol_markdown(p: dict) -> list[str]:
     if p.get("selection_skipped"):
         lines.append(f"- Phase 5 not run: {p['selection_skipped']}")
     tf = p.get("teacher_failures") or {}
-    lines.append(f"- Teacher failures (phase 1, after retries; recorded, never replaced): "
+    lines.append("- Teacher failures (phase 1, after retries; recorded, never replaced): "
                  + (", ".join(f"{k} {v}" for k, v in sorted(tf.items())) if tf else "none"))
     ee = p["expert_errors"]
     lines.append(f"- Expert errors: phase 0 A {ee['phase0_A'] or 'none'}, B {ee['phase0_B'] or 'none'}; phase 1 "
