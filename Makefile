@@ -1,11 +1,11 @@
-# Two commands for a fresh machine: `make pilot` and `make test`.
+# Commands for a fresh machine: `make pilot`, `make pilot-crafter` and `make test`.
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: venv pilot test lint dry-run clean-pilot
+.PHONY: venv pilot pilot-crafter test lint dry-run clean-pilot
 
 venv: $(VENV)/.installed
 
@@ -13,11 +13,14 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,crafter]'
 	touch $@
 
 pilot: venv
 	$(BIN)/snakemake --profile profiles/local --configfile config/pilot.yaml
+
+pilot-crafter: venv
+	$(BIN)/snakemake --profile profiles/local --configfile config/pilot-crafter.yaml
 
 test: venv
 	$(BIN)/pytest -q -rs

@@ -55,7 +55,7 @@ def build_model(args, out_dir: str) -> str:
 
         cfg = {
             "env_id": args.env_id, "max_steps": args.max_steps, "history_len": args.history_len,
-            "demo_seeds": {"start": 300000, "count": 40}, "patch_fraction": 0.5, "noise_fraction": 0.1, "explore_prob": 0.1,
+            "env_options": {}, "demo_seeds": {"start": 300000, "count": 40}, "patch_fraction": 0.5, "noise_fraction": 0.1, "explore_prob": 0.1,
             "vocab_size": 512, "hidden_size": 96, "n_layers": 2, "n_heads": 4, "intermediate_size": 192,
             "max_position_embeddings": 512, "train_steps": args.train_steps, "lr": 3e-3, "batch_size": 32,
             "seed": 0,

@@ -90,7 +90,7 @@ def tiny_student(args, out_dir: str) -> None:
 
     cfg = {
         "env_id": args.env_id, "max_steps": args.max_steps, "history_len": args.history_len,
-        "demo_seeds": {"start": 300000, "count": 200}, "patch_fraction": 0.5, "noise_fraction": 0.15, "explore_prob": 0.1,
+        "env_options": {}, "demo_seeds": {"start": 300000, "count": 200}, "patch_fraction": 0.5, "noise_fraction": 0.15, "explore_prob": 0.1,
         "vocab_size": 1024, "hidden_size": 128, "n_layers": 3, "n_heads": 4, "intermediate_size": 256,
         "max_position_embeddings": 512, "train_steps": args.train_steps, "lr": 1e-3, "batch_size": 32, "seed": 0,
     }  # fmt: skip

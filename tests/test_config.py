@@ -33,7 +33,7 @@ def test_defaults_are_filled():
     "path,value,needle",
     [
         (("phase1", "n_rollouts"), 0, "n_rollouts"),
-        (("env", "id"), "Pong-v0", "Pong-v0"),
+        (("env", "id"), "", "id"),
         (("teacher", "backend"), "gpt", "gpt"),
         (("phase1", "quadrants", "mode"), "median", "median"),
     ],
@@ -47,6 +47,27 @@ def test_bad_value_error_names_key_and_value(path, value, needle):
     with pytest.raises(Exception) as e:
         validate(cfg, SCHEMA)
     assert needle in str(e.value)
+
+
+@pytest.mark.parametrize("env", [{"id": "Pong-v0"}, {"id": "CrafterReward-v2"}, {"id": "BabyAI-GoToLocl-v0"},
+                                 {"id": "CrafterReward-v1", "goal": "collect_stones"},
+                                 {"id": "BabyAI-GoToLocal-v0", "goal": "collect_stone"}])
+def test_bad_env_is_named_by_the_registry(env):
+    """The env id and the family's options are checked against the family registry (as the
+    Snakefile does when it builds the DAG): the error names the bad id or key and value."""
+    from teachable.envs.registry import check_env_id, env_options
+
+    with pytest.raises(ValueError) as e:
+        check_env_id(env["id"])
+        env_options(env)
+    assert (env.get("goal") or env["id"]) in str(e.value)
+
+
+def test_crafter_goal_reaches_the_env():
+    from teachable.envs.registry import make_env_from
+
+    env = make_env_from({"id": "CrafterReward-v1", "max_steps": 30, "goal": "collect_wood"})
+    assert env.goal == "collect_wood" and env.max_steps == 30
 
 
 def test_unknown_key_is_rejected_by_name():

@@ -14,24 +14,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("crafter")
+from crafter import objects  # the crafter extra is part of the test install (make venv)
 
-from crafter import objects  # noqa: E402
-
-from teachable.envs import INVALID_ACTION, make_env, registry  # noqa: E402
-from teachable.envs.base import ExpertError  # noqa: E402
-from teachable.envs.crafter import expert as expert_mod  # noqa: E402
-from teachable.envs.crafter.actions import (  # noqa: E402
+from teachable.envs import INVALID_ACTION, make_env, registry
+from teachable.envs.base import ExpertError
+from teachable.envs.crafter import expert as expert_mod
+from teachable.envs.crafter.actions import (
     ACTIONS,
     classify_error,
     mentioned_actions,
     parse_action_text,
 )
-from teachable.envs.crafter.env import CrafterTextEnv  # noqa: E402
-from teachable.envs.crafter.rules import ACHIEVEMENTS  # noqa: E402
-from teachable.envs.crafter.text import describe  # noqa: E402
-from teachable.envs.crafter.world import Snapshots, World  # noqa: E402
-from teachable.teachers.base import validate_advice  # noqa: E402
+from teachable.envs.crafter.env import CrafterTextEnv
+from teachable.envs.crafter.rules import ACHIEVEMENTS
+from teachable.envs.crafter.text import describe
+from teachable.envs.crafter.world import Snapshots, World
+from teachable.teachers.base import validate_advice
 
 WORKFLOW = Path(__file__).resolve().parents[1] / "workflow"
 SEED = 100003

@@ -189,7 +189,7 @@ def test_train_student_short_run(tmp_path):
     from teachable.student_init import train_student
 
     cfg = {
-        "env_id": "BabyAI-GoToLocal-v0", "max_steps": 20, "history_len": 2, "demo_seeds": list(range(300000, 300005)),
+        "env_id": "BabyAI-GoToLocal-v0", "env_options": {}, "max_steps": 20, "history_len": 2, "demo_seeds": list(range(300000, 300005)),
         "patch_fraction": 0.5, "noise_fraction": 0.1, "explore_prob": 0.1, "vocab_size": 300,
         "hidden_size": 32, "n_layers": 1, "n_heads": 2, "intermediate_size": 64,
         "max_position_embeddings": 512, "train_steps": 20, "lr": 3e-3, "batch_size": 8, "seed": 0,

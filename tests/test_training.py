@@ -358,7 +358,7 @@ def test_run_micro_training_rows(trainer, tiny_dir):
                          diagnosis=env.expert_advice(wrong).diagnosis, quadrant=QUADRANTS[seed],
                          ELP_net=0.1 * seed, route_net=("demo", "hint")[seed], task_id=f"{ENV}:{seed}",
                          ELP_net_naive=0.2, p_policy=0.5, L_local=0.1, U=1.0))  # fmt: skip
-    cfg = {"seed": 0, "env": {"history_len": 4, "max_steps": 6},
+    cfg = {"seed": 0, "env": {"id": ENV, "history_len": 4, "max_steps": 6},
            "student": {"temperature": 1.0, "batch_size": 8, "device": "cpu", "dtype": "float32"},
            "phase1b": {"n_validation_rollouts": 3, "lora": dict(LORA, steps=2)}}  # fmt: skip
     res = run_micro_training(pd.DataFrame(rows), tiny_dir, cfg, progress=False, policy=trainer.policy)

@@ -6,7 +6,7 @@ import sys
 
 from teachable.constants import BASE_MODEL_ID, FIGURE_CATEGORIES, RUN_IDS, TABLES
 from teachable.constants import SELECTION_METHODS as METHODS
-from teachable.envs.registry import check_env_id
+from teachable.envs.registry import check_env_id, env_options
 from teachable.predictor import FIT_KEYS as PREDICTOR_FIT_KEYS
 from teachable.schemas import (
     ALL_EVAL_ROLLOUTS,
@@ -32,8 +32,9 @@ shell.prefix(f"export PATH={shlex.quote(os.path.dirname(sys.executable))}:$PATH;
 check_disjoint(config["splits"])
 try:
     check_env_id(config["env"]["id"])
-except (ValueError, NotImplementedError) as e:
+except (ValueError, NotImplementedError, ImportError) as e:
     raise ValueError(f"config key env.id: {e}") from None
+ENV_OPTIONS = env_options(config["env"])  # the family's constructor options set in the config
 
 
 def R(*parts):
@@ -66,8 +67,9 @@ def student_runtime():
 
 
 def env_cfg():
-    """The environment settings the steps read."""
-    return {k: config["env"][k] for k in ("id", "max_steps", "history_len")}
+    """The environment settings the steps read (a family option only when it is set, so
+    another family's jobs do not see it)."""
+    return {k: config["env"][k] for k in ("id", "max_steps", "history_len")} | ENV_OPTIONS
 
 
 def get_student_dir():
@@ -103,6 +105,7 @@ def get_student_init_cfg():
     return dict(
         init,
         env_id=config["env"]["id"],
+        env_options=ENV_OPTIONS,
         max_steps=config["env"]["max_steps"],
         history_len=config["env"]["history_len"],
         demo_seeds={"start": demo[0], "count": n},

@@ -89,6 +89,7 @@ def cmd_mine(a) -> None:
 def cmd_label_shard(a) -> None:
     import pandas as pd
 
+    from .envs.registry import env_options
     from .io import read_table, write_table
     from .labeling import label_snapshots, select_shard
     from .schemas import RAW_LABELS, SNAPSHOTS, TEACHER_FAILURES
@@ -98,7 +99,7 @@ def cmd_label_shard(a) -> None:
     snaps = pd.concat([read_table(p, SNAPSHOTS) for p in a.snapshots], ignore_index=True)
     shard = select_shard(snaps, cfg["phase1"], a.shard, a.n_shards, cfg["seed"])
     log.info("shard %d/%d: %d of %d snapshots", a.shard, a.n_shards, len(shard), len(snaps))
-    teacher = make_teacher(cfg["teacher"], cfg["env"].get("max_steps"))
+    teacher = make_teacher(cfg["teacher"], cfg["env"].get("max_steps"), env_options(cfg["env"]))
     raw, failures = label_snapshots(shard, _student(cfg, a.model), teacher, cfg, progress=not a.no_progress)
     log.info("labeled %d snapshots, %d teacher failures; teacher usage %s", len(raw),
              len(failures), getattr(teacher, "usage", {}))

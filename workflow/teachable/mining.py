@@ -22,7 +22,7 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 
-from .envs import make_env
+from .envs.registry import make_env_from
 from .envs.base import ExpertError
 from .policies import Policy
 from .rollouts import (
@@ -163,8 +163,8 @@ def episode_mistakes(env, probe, seed: int, actions: list[str], limit: int, stat
 def mine_failure_snapshots(rollouts: pd.DataFrame, cfg: dict) -> tuple[pd.DataFrame, dict]:
     """Experiment A snapshots (see the module docstring) and the mining summary."""
     limit = int(cfg["phase0"]["mining"]["per_episode"])
-    env = make_env(cfg["env"]["id"], max_steps=cfg["env"].get("max_steps"))
-    probe = make_env(cfg["env"]["id"], max_steps=cfg["env"].get("max_steps"))
+    env = make_env_from(cfg["env"])
+    probe = make_env_from(cfg["env"])
     rows, per_episode = [], Counter()
     stats = Counter({k: 0 for k in ("episodes", "successful_episodes", "failed_episodes", "mistakes",
                                     "unrecoverable_mistakes")})  # fmt: skip
@@ -197,7 +197,7 @@ def mine_expert_snapshots(rollouts: pd.DataFrame, cfg: dict) -> pd.DataFrame:
     (at most ``b_per_episode`` each). The student did not act there: ``student_action`` is
     filled in phase 1 with the student's most likely action at that state."""
     p0 = cfg["phase0"]
-    env = make_env(cfg["env"]["id"], max_steps=cfg["env"].get("max_steps"))
+    env = make_env_from(cfg["env"])
     rows = []
     for ep_id, ep in _episodes(rollouts, "B"):
         rng = rng_for(cfg["seed"], "mineB", ep_id)

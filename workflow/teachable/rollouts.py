@@ -22,6 +22,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .envs import TextEnv, make_env
+from .envs.registry import env_options
 from .envs.base import ExpertError
 from .policies.base import Context, Policy
 
@@ -68,15 +69,17 @@ class RolloutResult:
 
 
 class EnvPool:
-    """Reuses env instances per env id (construction is the slow part for some families)."""
+    """Reuses env instances per env id (construction is the slow part for some families).
+    ``options``: the family's constructor options (``registry.env_options`` of the config)."""
 
-    def __init__(self, max_steps: int | None):
+    def __init__(self, max_steps: int | None, options: dict[str, Any] | None = None):
         self.max_steps = max_steps
+        self.options = dict(options or {})
         self._free: dict[str, list[TextEnv]] = defaultdict(list)
 
     def get(self, env_id: str) -> TextEnv:
         free = self._free[env_id]
-        return free.pop() if free else make_env(env_id, max_steps=self.max_steps)
+        return free.pop() if free else make_env(env_id, max_steps=self.max_steps, **self.options)
 
     def put(self, env: TextEnv) -> None:
         self._free[env.env_id].append(env)
@@ -118,6 +121,7 @@ def run_rollouts(
     desc: str = "rollouts",
     progress: bool = True,
     max_active: int = 4096,
+    env_options: dict[str, Any] | None = None,
 ) -> list[RolloutResult]:
     """Run every spec to success, failure or the step limit; results in the order of ``specs``.
 
@@ -126,7 +130,7 @@ def run_rollouts(
     """
     if policy is None and any(s.actor == STUDENT for s in specs):
         raise ValueError("student rollouts requested but no student policy was given")
-    pool = EnvPool(max_steps)
+    pool = EnvPool(max_steps, env_options)
     results: list[RolloutResult | None] = [None] * len(specs)
     pending = list(range(len(specs)))[::-1]
     active: dict[int, _Active] = {}
@@ -228,7 +232,8 @@ def study_rollouts(specs: list[RolloutSpec], policy: Policy | None, cfg: dict, *
     temperature (``student.temperature``), history length and step limit (``env``)."""
     return run_rollouts(
         specs, policy, temperature=float(cfg["student"]["temperature"]),
-        history_len=int(cfg["env"]["history_len"]), max_steps=cfg["env"].get("max_steps"), **kwargs,
+        history_len=int(cfg["env"]["history_len"]), max_steps=cfg["env"].get("max_steps"),
+        env_options=env_options(cfg["env"]), **kwargs,
     )  # fmt: skip
 
 

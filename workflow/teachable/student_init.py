@@ -13,7 +13,8 @@ Everything goes through the same prompt format as every other student (``policie
 the same patch texts as CPT and training (``teachable.patches``), so a real HF model directory
 replaces the embedded student with no code change.
 
-Config (the ``student.init`` section of the pipeline config): env_id, max_steps, history_len,
+Config (the ``student.init`` section of the pipeline config): env_id, env_options (the family's
+constructor options, e.g. Crafter's goal), max_steps, history_len,
 demo_seeds (from the demo split, disjoint from train/eval/bench), patch_fraction, noise_fraction,
 explore_prob, vocab_size, hidden_size, n_layers, n_heads, intermediate_size,
 max_position_embeddings, train_steps, lr, batch_size, seed.
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 
 PATCH_KINDS = ("demo", "hint", "contrast", "placebo")
 CONFIG_KEYS = (
-    "env_id", "max_steps", "history_len", "demo_seeds", "patch_fraction", "noise_fraction",
+    "env_id", "env_options", "max_steps", "history_len", "demo_seeds", "patch_fraction", "noise_fraction",
     "explore_prob", "vocab_size", "hidden_size", "n_layers", "n_heads", "intermediate_size",
     "max_position_embeddings", "train_steps", "lr", "batch_size", "seed",
 )  # fmt: skip
@@ -92,6 +93,7 @@ def collect_demonstrations(
     rng: np.random.Generator,
     explore_prob: float = 0.0,
     env_factory: Any = None,
+    env_options: dict[str, Any] | None = None,
 ) -> list[Demo]:
     """Roll the oracle expert on each seed and turn every visited state into an SFT example.
 
@@ -110,7 +112,7 @@ def collect_demonstrations(
     """
     if env_factory is None:
         from .envs import make_env as env_factory
-    env = env_factory(env_id, max_steps=max_steps)
+    env = env_factory(env_id, max_steps=max_steps, **(env_options or {}))
     demos: list[Demo] = []
     expert_failures = 0
     for seed in seeds:
@@ -355,7 +357,7 @@ def train_student(cfg: dict[str, Any], out_dir: str | os.PathLike, progress: boo
     demos = collect_demonstrations(
         cfg["env_id"], seeds, int(cfg["max_steps"]), int(cfg["history_len"]),
         float(cfg["patch_fraction"]), float(cfg["noise_fraction"]), rng,
-        explore_prob=float(cfg["explore_prob"]),
+        explore_prob=float(cfg["explore_prob"]), env_options=cfg["env_options"],
     )  # fmt: skip
     if not demos:
         raise RuntimeError("no demonstrations collected")
@@ -421,6 +423,7 @@ def train_student(cfg: dict[str, Any], out_dir: str | os.PathLike, progress: boo
     card = {
         "model": "embedded default student (LlamaForCausalLM, byte-level BPE, SFT on oracle demos)",
         "env_id": cfg["env_id"],
+        "env_options": dict(cfg["env_options"]),
         "max_steps": int(cfg["max_steps"]),
         "history_len": int(cfg["history_len"]),
         "demo_seeds": seeds,

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import importlib.util
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +36,12 @@ def _minigrid_ids() -> list[str]:
 CRAFTER_IDS = {"CrafterReward-v1": True, "CrafterNoReward-v1": False}  # id -> crafter's reward on
 
 
+def _crafter_choices() -> dict[str, tuple]:
+    from .crafter.rules import ACHIEVEMENTS
+
+    return {"goal": ACHIEVEMENTS}
+
+
 @dataclass(frozen=True)
 class Family:
     name: str
@@ -43,6 +51,8 @@ class Family:
     capabilities: frozenset[str]
     options: tuple[str, ...]  # env config keys passed to the constructor
     what: str  # for messages
+    choices: Callable[[], dict[str, tuple]] = dict  # option -> its valid values (read on use)
+    extra: str | None = None  # the pip extra (and module) the family needs beyond the base install
 
     @property
     def planned(self) -> bool:
@@ -53,7 +63,8 @@ FAMILIES = (
     Family("babyai", ("BabyAI-", "MiniGrid-"), _minigrid_ids, ("teachable.envs.babyai", "BabyAITextEnv"),
            frozenset({PRIVILEGED_EXPERT}), (), "MiniGrid/BabyAI (6 actions; success = the mission done)"),
     Family("crafter", ("Crafter",), lambda: sorted(CRAFTER_IDS), ("teachable.envs.crafter", "CrafterTextEnv"),
-           frozenset({PRIVILEGED_EXPERT}), ("goal",), "Crafter (17 actions; success = the goal achievement)"),
+           frozenset({PRIVILEGED_EXPERT}), ("goal",), "Crafter (17 actions; success = the goal achievement)",
+           _crafter_choices, "crafter"),
     Family("html", ("HTMLExtract",), lambda: [], None, frozenset(), (),
            "HTML extraction (free-form multi-turn tool calls; success = graded reward >= 0.5)"),
 )  # fmt: skip
@@ -83,6 +94,10 @@ def check_env_id(env_id: str) -> str:
     fam = family_of(env_id)
     if fam.planned:
         raise NotImplementedError(f"env id {env_id!r}: the {fam.what} family is planned but not implemented yet")
+    if fam.extra is not None and importlib.util.find_spec(fam.extra) is None:
+        raise ModuleNotFoundError(f"env id {env_id!r}: the {fam.name} family needs the {fam.extra!r} extra, "
+                                  f"not installed in this Python ({sys.executable}); install it with "
+                                  f"pip install -e '.[{fam.extra}]' (make venv does)")  # fmt: skip
     ids = fam.ids()
     if env_id in ids:
         return fam.name
@@ -106,8 +121,15 @@ def env_options(env_cfg: dict[str, Any]) -> dict[str, Any]:
     given = {k: v for k, v in env_cfg.items() if k in OPTION_KEYS and v is not None}
     wrong = [k for k in given if k not in fam.options]
     if wrong:
-        raise ValueError(f"config key env.{wrong[0]} is not an option of the {fam.name} family ({env_cfg['id']}); "
+        raise ValueError(f"config key env.{wrong[0]}={given[wrong[0]]!r} is not an option of the {fam.name} family ({env_cfg['id']}); "
                          f"its options: {list(fam.options) or 'none'}")  # fmt: skip
+    if given:
+        for key, valid in fam.choices().items():
+            if key in given and given[key] not in valid:
+                close = difflib.get_close_matches(str(given[key]), [str(v) for v in valid], n=3, cutoff=0.5)
+                hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+                raise ValueError(f"config key env.{key}={given[key]!r} is not valid for {env_cfg['id']}.{hint} "
+                                 f"Valid: {', '.join(map(str, valid))}")  # fmt: skip
     return given
 
 

@@ -1,6 +1,6 @@
 """Teachers: advice (suggested action, diagnosis, error type) for snapshots.
 
-``make_teacher(cfg["teacher"], env_max_steps)`` builds the configured backend:
+``make_teacher(cfg["teacher"], env_max_steps, env_options)`` builds the configured backend:
 ``oracle`` (the environment's privileged expert, no network) or ``openai`` (any
 OpenAI-compatible chat API, cached on disk).
 """
@@ -14,13 +14,16 @@ from .base import AdviceRequest, Teacher, named_actions, validate_advice
 BACKENDS = ("oracle", "openai")
 
 
-def make_teacher(cfg: dict[str, Any], env_max_steps: int | None = None) -> Teacher:
-    """The teacher of the config's ``teacher`` section: {"backend": ..., "openai": {...}}."""
+def make_teacher(cfg: dict[str, Any], env_max_steps: int | None = None,
+                 env_options: dict[str, Any] | None = None) -> Teacher:
+    """The teacher of the config's ``teacher`` section: {"backend": ..., "openai": {...}}.
+    ``env_max_steps`` / ``env_options``: how the oracle builds its envs (the ``env`` section's
+    step limit and the family's options, ``registry.env_options``)."""
     backend = (cfg or {}).get("backend")
     if backend == "oracle":
         from .oracle import OracleTeacher
 
-        return OracleTeacher(env_max_steps=env_max_steps)
+        return OracleTeacher(env_max_steps=env_max_steps, env_options=env_options)
     if backend == "openai":
         from .openai_teacher import OpenAITeacher
 

@@ -19,16 +19,16 @@ class OracleTeacher(Teacher):
 
     name = "oracle"
 
-    def __init__(self, env_max_steps: int | None = None) -> None:
+    def __init__(self, env_max_steps: int | None = None, env_options: dict | None = None) -> None:
         self.env_max_steps = env_max_steps
+        self.env_options = dict(env_options or {})
         self._envs: dict[str, TextEnv] = {}
 
     def _env(self, env_id: str) -> TextEnv:
         if env_id not in self._envs:
             from teachable.envs import make_env  # the registry imports every env family
 
-            kwargs = {} if self.env_max_steps is None else {"max_steps": self.env_max_steps}
-            self._envs[env_id] = make_env(env_id, **kwargs)
+            self._envs[env_id] = make_env(env_id, max_steps=self.env_max_steps, **self.env_options)
         return self._envs[env_id]
 
     def advise(self, req: AdviceRequest) -> Advice:
