@@ -34,7 +34,9 @@ try:
     check_env_id(config["env"]["id"])
 except (ValueError, NotImplementedError, ImportError) as e:
     raise ValueError(f"config key env.id: {e}") from None
-ENV_OPTIONS = env_options(config["env"])  # the family's constructor options set in the config
+ENV_OPTIONS = env_options(
+    config["env"]
+)  # the family's constructor options set in the config
 
 
 def R(*parts):
@@ -69,7 +71,9 @@ def student_runtime():
 def env_cfg():
     """The environment settings the steps read (a family option only when it is set, so
     another family's jobs do not see it)."""
-    return {k: config["env"][k] for k in ("id", "max_steps", "history_len")} | ENV_OPTIONS
+    return {
+        k: config["env"][k] for k in ("id", "max_steps", "history_len")
+    } | ENV_OPTIONS
 
 
 def get_student_dir():
