@@ -213,6 +213,17 @@ def test_info_carries_achievements_unlocked_progression_and_success():
     assert info["progression"] == pytest.approx(len(info["unlocked"]) / 22)
     assert res.reward >= 1.0  # crafter's +1 for a new achievement
     assert env.is_success(0.0, {"achievements": {**info["achievements"], "collect_wood": 0}}) is False
+    assert env.episode_values() == {"achievements": list(info["unlocked"]), "progression": info["progression"]}
+
+
+def test_rollout_results_and_rows_carry_the_episodes_achievements():
+    from teachable.rollouts import EXPERT, RolloutSpec, run_rollouts
+
+    specs = [RolloutSpec("CrafterReward-v1", SEED, actor=EXPERT), RolloutSpec("CrafterReward-v1", SEED + 1, actor=EXPERT)]
+    for r in run_rollouts(specs, None, temperature=0.0, history_len=2, max_steps=60, progress=False,
+                          env_options={"goal": "place_table"}):  # fmt: skip
+        assert r.success and {"collect_wood", "place_table"} <= set(r.values["achievements"])
+        assert r.values["progression"] == pytest.approx(len(r.values["achievements"]) / 22)
 
 
 def test_invalid_action_is_crafters_noop_and_consumes_a_step():

@@ -237,7 +237,8 @@ def test_summarize_columns_exactly_as_named(tmp_path):
     df = _synthetic({"base": (BASE_OV, BASE_SN), "Q1_highU_highL_demo": (BASE_OV, model_sn),
                      "B1_uniform": (BASE_OV, BASE_SN)})
     tables = summarize(df, 0.95)
-    assert set(tables) == {"overall", "per_quadrant", "transfer", "retention", "stuckness"}
+    assert set(tables) == {"overall", "per_quadrant", "transfer", "retention", "stuckness", "family"}
+    assert tables["family"].empty  # a family without achievements (BabyAI)
     issue = {
         "overall": ["model_id", "n", "success_rate", "success_lo", "success_hi", "mean_return", "return_lo",
                     "return_hi", "mean_steps", "steps_lo", "steps_hi"],
@@ -526,3 +527,24 @@ def test_compare_all_and_unknown_model():
     assert "A vs base" in to_markdown(reps)
     with pytest.raises(ValueError, match="nope"):
         compare(df, "base", "nope")
+
+
+def test_crafter_family_metrics_progression_and_score():
+    """Crafter rollouts: progression, Crafter's score and per-achievement rates, as defined."""
+    from teachable.envs.crafter.rules import ACHIEVEMENTS
+    from teachable.evaluation import family_metrics_table
+    from teachable.stats import crafter_score
+
+    df = _synthetic({"base": (BASE_OV, {})}).assign(env_id="CrafterReward-v1")
+    unlocked = [list(ACHIEVEMENTS[: (i % 5)]) for i in range(len(df))]  # 0..4 achievements, crafter's order
+    df = df.assign(achievements=unlocked, progression=[len(u) / 22 for u in unlocked])
+    t = family_metrics_table(df, 0.95, n_bootstrap=500).set_index("metric")
+    assert len(t) == 2 + 22 and (t["n"] == len(df)).all() and (t["n_tasks"] == 6).all()
+    assert t.loc["progression", "value"] == pytest.approx(np.mean([len(u) for u in unlocked]) / 22)
+    rates = [100 * np.mean([a in u for u in unlocked]) for a in ACHIEVEMENTS]
+    assert t.loc["crafter_score", "value"] == pytest.approx(crafter_score(rates))
+    assert t.loc["success:collect_coal", "value"] == pytest.approx(rates[0] / 100)
+    assert t.loc["success:wake_up", "value"] == 0  # never unlocked here: counts as 0 in the score
+    for m in ("progression", "crafter_score", "success:collect_coal"):
+        assert t.loc[m, "lo"] <= t.loc[m, "value"] <= t.loc[m, "hi"]
+    assert crafter_score([100.0] * 22) == pytest.approx(100) and crafter_score([0.0] * 22) == 0

@@ -190,7 +190,8 @@ def study(tmp_path):
         "retention": "retention_results.csv", "stuckness": "stuckness_results.csv",
         "predictor": "training_result.json", "selection": "selection_summary.json", "hint_audit": "hint_audit.json",
         "training": "training_summary.json", "mining": "mining_summary.json",
-        "base_rollouts": "base_rollouts.parquet", "teacher_failures": "teacher_failures.parquet"}.items()}  # fmt: skip
+        "base_rollouts": "base_rollouts.parquet", "teacher_failures": "teacher_failures.parquet",
+        "family": "family_metrics.csv"}.items()}  # fmt: skip
     paths["labeled"].parent.mkdir()
     complete(labeled, LABELED).to_parquet(paths["labeled"])
     complete(micro, MICRO_RESULTS).to_parquet(paths["micro"])
@@ -202,7 +203,7 @@ def study(tmp_path):
                            "failure_kind": ["rate_limited", "malformed_json", "rate_limited"]}),
              TEACHER_FAILURES).to_parquet(paths["teacher_failures"])  # fmt: skip
     for k, df in (("transfer", _transfer()), ("overall", _overall()), ("retention", _retention()),
-                  ("stuckness", _stuckness())):  # fmt: skip
+                  ("stuckness", _stuckness()), ("family", _family())):  # fmt: skip
         df.to_csv(paths[k], index=False)
     paths["out"] = tmp_path / "out"
     return paths
@@ -213,7 +214,15 @@ def _args(study, *names) -> list[str]:
 
 
 FIG_INPUTS = ("labeled", "thresholds", "micro", "correlation", "transfer", "overall", "retention", "selection")
-TABLE_INPUTS = ("labeled", "transfer", "overall", "retention", "stuckness", "predictor", "selection")
+TABLE_INPUTS = ("labeled", "transfer", "overall", "retention", "stuckness", "predictor", "selection", "family")
+
+
+def _family() -> pd.DataFrame:
+    """Phase 3 family metrics as a Crafter study writes them (two models, three metrics)."""
+    rows = [dict(model_id=m, metric=k, value=v + d, lo=v + d - 0.05, hi=v + d + 0.05, n=200, n_tasks=50)
+            for m, d in (("base", 0.0), ("B3_traces", 0.1)) for k, v in
+            (("progression", 0.2), ("crafter_score", 3.5), ("success:place_table", 0.6))]  # fmt: skip
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS["family"])
 SUMMARY_INPUTS = ("correlation", "transfer", "retention", "overall", "thresholds", "predictor", "selection", "labeled",
                   "hint_audit", "training", "mining", "base_rollouts", "teacher_failures")
 
@@ -289,6 +298,8 @@ def test_tables_have_the_stated_columns_and_numbers_from_the_inputs(study):
         best = own.loc[own["delta_success"].idxmax()]
         assert r["best_delta"] == pytest.approx(best["delta_success"])
         assert r["best_delta"] >= r["runner_up_delta"]
+
+    assert t["family_metrics"].equals(pd.read_csv(study["family"]))  # Phase 3's as they are
 
     mr = t["main_results"].set_index("model_id")
     ov = pd.read_csv(study["overall"]).set_index("model_id")

@@ -79,3 +79,20 @@ def test_atomic_outputs_get_the_mode_a_plain_write_would(tmp_path):
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "x.json").stat().st_mode) == 0o644  # not mkstemp's 0600
     assert [p.name for p in tmp_path.iterdir()] == ["x.json"]  # no temp file left behind
+
+
+def test_min_achievements_and_excluded_tasks(rollouts, tmp_path, capsys):
+    df = pd.read_parquet(rollouts)
+    n_ach = {"e1": 3, "e2": 0, "e3": 1, "b1": 5}  # Crafter episodes: the achievements they unlocked
+    df["episode_achievements"] = [[f"a{i}" for i in range(n_ach[e])] for e in df["episode_id"]]
+    p = tmp_path / "crafter.parquet"
+    df.to_parquet(p)
+    steps, stats = query_traces(p, min_achievements=1, exclude_tasks=["env:b1"])
+    assert set(steps["episode_id"]) == {"e1", "e3"}
+    assert stats["kept"]["mean_achievements"] == pytest.approx(2.0) and stats["all"]["mean_achievements"] == 2.25
+    steps, _ = query_traces(p, min_achievements=3, success_only=True)
+    assert set(steps["episode_id"]) == {"e1", "b1"}
+    main(["traces", str(p), "--min-achievements", "4", "--stats-only"])
+    assert json.loads(capsys.readouterr().out)["kept"]["episodes"] == 1
+    with pytest.raises(ValueError, match="needs a family with achievements"):  # BabyAI traces have none
+        query_traces(rollouts, min_achievements=1)

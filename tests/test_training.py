@@ -263,6 +263,10 @@ def test_plan_trains_equal_budgets_and_skips_a_too_small_quadrant(demos):
     sets = {}
     for rid in RUN_IDS:
         q, fmt, kind = run_spec(rid)
+        if kind == "traces":
+            with pytest.raises(ValueError, match="trains on phase 0's traces"):
+                run_training_set(split, rid, k, seed=3)
+            continue
         ts = run_training_set(split, rid, k, seed=3)
         assert not held & set(ts["snapshot_id"]) and not set(heldout["task_ids"]) & set(ts["task_id"])
         assert ts.equals(run_training_set(split, rid, k, seed=3))
@@ -274,13 +278,14 @@ def test_plan_trains_equal_budgets_and_skips_a_too_small_quadrant(demos):
     # a missing (empty) quadrant: its runs are skipped with the reason, the others still train
     no_q3 = lab[lab.quadrant != "Q3_lowU_lowL"]
     _, plan2 = plan_training(no_q3, {"seed": 3, "phase2": P2, "phase5": {"budget": 3}})
-    assert set(plan2["skipped_runs"]) == {f"Q3_lowU_lowL_{f}" for f in ("demo", "hint", "contrast")}
+    assert set(plan2["skipped_runs"]) == {f"Q3_lowU_lowL_{f}" for f in ("demo", "hint", "contrast")} | {"B3_traces"}
     assert "0 train snapshot(s), under phase2.min_budget=2" in plan2["skipped_runs"]["Q3_lowU_lowL_demo"]
     assert "B1_uniform" in plan2["trained_runs"] and len(plan2["trained_runs"]) == 11
     # too few candidates for Phase 5: skipped with the reason
     _, plan3 = plan_training(lab, {"seed": 3, "phase2": P2, "phase5": {"budget": 500}})
     assert not plan3["selection"]["run"] and "phase5.budget=500" in plan3["selection"]["reason"]
-    assert len(RUN_IDS) == 14 and RUN_IDS[-2:] == ("B1_uniform", "B2_all")
+    assert len(RUN_IDS) == 15 and RUN_IDS[-3:] == ("B1_uniform", "B2_all", "B3_traces")
+    assert "without phase 0's rollouts" in plan["skipped_runs"]["B3_traces"]
     assert run_spec("Q2_highU_lowL_contrast") == ("Q2_highU_lowL", "contrast", "quadrant")
     with pytest.raises(ValueError):
         run_spec("Q5_demo")
@@ -322,6 +327,63 @@ def test_matrix_runs_write_audit_files_and_summary(trainer, tiny_dir, demos, tmp
     assert s["runs"]["Q1_highU_highL_hint"]["format"] == "hint" and s["runs"]["B2_all"]["examples"] > s["budget"]
     assert s["runs"]["B1_uniform"]["optimizer_steps"] == s["runs"]["Q1_highU_highL_hint"]["optimizer_steps"]
     assert set(s["missing_runs"]) == set(plan["trained_runs"]) - {"Q1_highU_highL_hint", "B1_uniform", "B2_all"}
+
+
+def _rollouts(demos, n_tasks: int = 11) -> pd.DataFrame:
+    """Phase 0 step rows (schemas.ROLLOUT_STEPS): per task an A episode that succeeds, one that
+    fails, and a B (expert) episode; 3 steps each, contexts from oracle demo states."""
+    rows = []
+    for t in range(n_tasks):
+        for exp, e, ok in (("A", 0, True), ("A", 1, False), ("B", 0, True)):
+            for k in range(3):
+                ctx = demos[(3 * t + k) % len(demos)].context
+                rows.append(dict(
+                    experiment=exp, episode_id=f"{exp}-{t}-{e}", task_id=f"{ENV}:{t}", env_id=ENV, seed=t,
+                    step_idx=k, instruction=ctx.instruction, observation=ctx.observation,
+                    valid_actions=list(ctx.valid_actions), history=list(ctx.history),
+                    action=ctx.valid_actions[k % len(ctx.valid_actions)] if k < 2 or exp == "B" else "<invalid>",
+                    source="student" if exp == "A" else "expert", action_prob=0.5, U=1.0, reward=0.0,
+                    done=k == 2, episode_success=ok, episode_return=float(ok), episode_length=3, expert_error=None,
+                ))  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_b3_traces_trains_on_the_students_kept_episodes_outside_heldout_tasks(trainer, tiny_dir, demos, tmp_path):
+    from teachable.io import write_json, write_parquet
+    from teachable.schemas import ROLLOUT_STEPS
+
+    lab, roll = _labeled(demos), _rollouts(demos)
+    write_parquet(lab, tmp_path / "labeled.parquet")
+    write_parquet(roll, tmp_path / "rollouts.parquet")
+    traces = {"experiment": "A", "source": "student", "success_only": True, "min_reward": None, "max_turns": None,
+              "min_achievements": None}  # fmt: skip
+    cfg = {"seed": 0, "env": {"id": ENV}, "student": {"device": "cpu", "dtype": "float32"},
+           "phase2": P2 | {"traces": traces}, "phase5": {"budget": 3}}  # fmt: skip
+    heldout, plan = plan_training(lab, cfg, rollouts=tmp_path / "rollouts.parquet")
+    assert set(ROLLOUT_STEPS.names) == set(roll.columns)
+    kept_tasks = sorted(set(roll["task_id"]) - set(heldout["task_ids"]))
+    b3 = plan["runs"]["B3_traces"]
+    # one successful A episode per task outside the held-out ones; its 3rd step is an invalid output
+    assert heldout["task_ids"] and b3["trained"] and b3["examples"] == 2 * len(kept_tasks)
+    assert b3["optimizer_steps"] == optimizer_steps(2, b3["examples"], 2) and "B3_traces" in plan["trained_runs"]
+    assert plan["b3_traces_compute_ratio"] == pytest.approx(b3["examples"] / plan["budget"])
+    write_json(heldout, tmp_path / "heldout.json")
+    write_json(plan, tmp_path / "plan.json")
+    d = tmp_path / "B3_traces"
+    log = train_matrix_run("B3_traces", tmp_path / "labeled.parquet", tmp_path / "heldout.json",
+                           tmp_path / "plan.json", tiny_dir, cfg, d, progress=False, trainer=trainer,
+                           rollouts_path=tmp_path / "rollouts.parquet")  # fmt: skip
+    ts = json.loads((d / "train_set.json").read_text())
+    assert ts["kind"] == "traces" and ts["task_ids"] == kept_tasks and not ts["snapshot_ids"]
+    assert sorted(ts["episode_ids"]) == sorted(f"A-{t.split(':')[1]}-0" for t in kept_tasks)
+    assert log["examples"] == b3["examples"] and log["optimizer_steps"] == b3["optimizer_steps"]
+    # a filter that keeps too little skips it with the reason
+    few = cfg | {"phase2": P2 | {"traces": traces | {"max_turns": 2}}}
+    _, plan2 = plan_training(lab, few, rollouts=tmp_path / "rollouts.parquet")
+    assert "keeps 0 step(s) of 0 episode(s)" in plan2["skipped_runs"]["B3_traces"]
+    with pytest.raises(ValueError, match="min-achievements needs a family with achievements"):
+        plan_training(lab, cfg | {"phase2": P2 | {"traces": traces | {"min_achievements": 1}}},
+                      rollouts=tmp_path / "rollouts.parquet")
 
 
 def test_training_examples_follow_the_format(demos):

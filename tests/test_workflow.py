@@ -121,7 +121,7 @@ def test_labeled_snapshot_invariants(run):
 
 
 RUN_IDS = [f"{q}_{f}" for q in ("Q1_highU_highL", "Q2_highU_lowL", "Q3_lowU_lowL", "Q4_lowU_highL")
-           for f in ("demo", "hint", "contrast")] + ["B1_uniform", "B2_all"]
+           for f in ("demo", "hint", "contrast")] + ["B1_uniform", "B2_all", "B3_traces"]
 
 
 def test_cpt_rho_is_the_spearman_of_the_two_columns(run):
@@ -162,9 +162,16 @@ def test_trained_adapters_load_with_equal_compute_and_no_heldout_task(run):
         log = json.loads((run / "phase2" / rid / "train_log.json").read_text())
         assert log["loss_curve"] and log["tokens_trained"] > 0
         assert log["optimizer_steps"] == plan["runs"][rid]["optimizer_steps"]
-        if rid != "B2_all":
+        if rid not in ("B2_all", "B3_traces"):
             steps.add((log["examples"], log["optimizer_steps"]))
     assert len(steps) == 1  # equal examples and optimizer steps for every budgeted run
+    # B3_traces: the student's own successful phase 0 episodes, none of a held-out task
+    assert "B3_traces" in runs, plan["skipped_runs"].get("B3_traces")
+    ts = json.loads((run / "phase2/B3_traces/train_set.json").read_text())
+    roll = pd.read_parquet(run / "phase0/rollouts.parquet")
+    eps = roll[roll["episode_id"].isin(ts["episode_ids"])]
+    assert ts["episode_ids"] and eps["episode_success"].all() and (eps["experiment"] == "A").all()
+    assert not set(eps["task_id"]) & set(held["task_ids"])
     from teachable.envs.babyai import BabyAITextEnv
     from teachable.policies.hf import HFPolicy
 
@@ -194,8 +201,10 @@ def test_phase3_tables_and_eval_seed_disjointness(run):
     assert set(snaps) <= set(json.loads((run / "phase2/heldout.json").read_text())["snapshot_ids"])
     bench = json.loads((run / "phase3/models/base/benchmark.json").read_text())
     assert 0 <= bench["pass_rate"] <= 1 and bench["n"] > 0
-    cmp_md = (run / "phase3/compare/B2_all_vs_base.md").read_text()
-    assert "B2_all" in cmp_md
+    for r in ("B2_all", "B3_traces"):  # the baselines compared with the base
+        assert r in (run / f"phase3/compare/{r}_vs_base.md").read_text()
+    fam = pd.read_csv(run / "phase3/family_metrics.csv")  # BabyAI has no achievements: no rows
+    assert list(fam.columns) == ["model_id", "metric", "value", "lo", "hi", "n", "n_tasks"] and fam.empty
 
 
 def test_predictor_outputs_and_grouped_folds(run):

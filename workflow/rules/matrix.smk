@@ -1,10 +1,11 @@
 # Phase 2: the plan (held-out split by task, budget, which runs are trained), the LoRA matrix
-# (one job per trained run) and its summary.
+# and the B3_traces baseline (one job per trained run) and its summary.
 
 
 checkpoint plan_training:
     input:
-        R(LABELED.path),
+        labeled=R(LABELED.path),
+        rollouts=R(ROLLOUT_STEPS.path),
     output:
         heldout=R("phase2", "heldout.json"),
         plan=R("phase2", "plan.json"),
@@ -17,12 +18,13 @@ checkpoint plan_training:
             seed=config["seed"],
             phase2={
                 k: config["phase2"][k]
-                for k in ("heldout_frac", "budget", "min_budget", "lora")
+                for k in ("heldout_frac", "budget", "min_budget", "lora", "traces")
             },
             phase5={"budget": config["phase5"]["budget"]},
         ),
     shell:
-        "teachable plan-training --config-json {params.cfg:q} --labeled {input} "
+        "teachable plan-training --config-json {params.cfg:q} --labeled {input.labeled} "
+        "--rollouts {input.rollouts} "
         "--out-heldout {output.heldout} --out-plan {output.plan} 2> {log}"
 
 
@@ -31,6 +33,7 @@ rule train_run:
         **get_gate_input(),
         model=get_student_dir(),
         labeled=R(LABELED.path),
+        rollouts=R(ROLLOUT_STEPS.path),
         heldout=R("phase2", "heldout.json"),
         plan=R("phase2", "plan.json"),
     output:
@@ -53,13 +56,14 @@ rule train_run:
             seed=config["seed"],
             env=env_cfg(),
             student=student_runtime(),
-            phase2={"lora": config["phase2"]["lora"]},
+            phase2={k: config["phase2"][k] for k in ("lora", "traces")},
         ),
         out_dir=lambda wc, output: os.path.dirname(output.log_json),
     shell:
         "OMP_NUM_THREADS={threads} teachable train-run --config-json {params.cfg:q} "
         "--model {input.model} --labeled {input.labeled} --heldout {input.heldout} "
-        "--plan {input.plan} --run-id {wildcards.run} --out-dir {params.out_dir} 2> {log}"
+        "--plan {input.plan} --run-id {wildcards.run} --rollouts {input.rollouts} "
+        "--out-dir {params.out_dir} 2> {log}"
 
 
 rule training_summary:

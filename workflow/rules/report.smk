@@ -46,6 +46,7 @@ rule tables:
         overall=R(PHASE3_TABLES["overall"].path),
         retention=R(PHASE3_TABLES["retention"].path),
         stuckness=R(PHASE3_TABLES["stuckness"].path),
+        family=R(PHASE3_TABLES["family"].path),
         predictor=R("phase4", "training_result.json"),
         selection=R("phase5", "selection_summary.json"),
     output:
@@ -71,7 +72,7 @@ rule tables:
     shell:
         "teachable tables --labeled {input.labeled} --transfer {input.transfer} "
         "--overall {input.overall} --retention {input.retention} "
-        "--stuckness {input.stuckness} --predictor {input.predictor} "
+        "--stuckness {input.stuckness} --family {input.family} --predictor {input.predictor} "
         "--selection {input.selection} --confidence {params.confidence} "
         "--out-dir {params.out_dir} 2> {log}"
 

@@ -158,7 +158,7 @@ def cmd_tables(a) -> None:
 
     paths = tables_from_files(labeled=a.labeled, transfer=a.transfer, overall=a.overall, retention=a.retention,
                               stuckness=a.stuckness, predictor=a.predictor, selection=a.selection,
-                              out_dir=a.out_dir, confidence=a.confidence)  # fmt: skip
+                              out_dir=a.out_dir, confidence=a.confidence, family=a.family)  # fmt: skip
     log.info("wrote %d table files to %s", len(paths), a.out_dir)
 
 
@@ -177,7 +177,8 @@ def cmd_traces(a) -> None:
     from .traces import export_sft_jsonl, query_traces
 
     steps, stats = query_traces(a.rollouts, min_reward=a.min_reward, max_turns=a.max_turns,
-                                success_only=a.success_only, experiment=a.experiment, source=a.source)
+                                success_only=a.success_only, experiment=a.experiment, source=a.source,
+                                min_achievements=a.min_achievements)
     if not a.stats_only:
         if not a.out:
             raise SystemExit("--out is required unless --stats-only")
@@ -220,7 +221,7 @@ def cmd_plan_training(a) -> None:
     from .matrix import plan_training
     from .schemas import LABELED
 
-    heldout, plan = plan_training(read_table(a.labeled, LABELED), _cfg(a.config_json))
+    heldout, plan = plan_training(read_table(a.labeled, LABELED), _cfg(a.config_json), rollouts=a.rollouts)
     log.info("held out %d snapshots of %d tasks; budget K=%s, %s optimizer steps; trained runs %s; skipped %s",
              len(heldout["snapshot_ids"]), len(heldout["task_ids"]), plan["budget"], plan["optimizer_steps"],
              plan["trained_runs"], plan["skipped_runs"])  # fmt: skip
@@ -232,7 +233,7 @@ def cmd_train_run(a) -> None:
     from .matrix import train_matrix_run
 
     cfg = _cfg(a.config_json)
-    res = train_matrix_run(a.run_id, a.labeled, a.heldout, a.plan, a.model, cfg, a.out_dir)
+    res = train_matrix_run(a.run_id, a.labeled, a.heldout, a.plan, a.model, cfg, a.out_dir, rollouts_path=a.rollouts)
     log.info("run %s: %s examples, %.1fs, final loss %s", a.run_id, res.get("examples"),
              res.get("seconds", float("nan")), res.get("final_loss"))
 
@@ -452,6 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
              "Phase 2: the held-out split (by task), the budget and which runs are trained.")
     cfg_arg(sp)
     sp.add_argument("--labeled", required=True, help="phase1/labeled_snapshots.parquet")
+    sp.add_argument("--rollouts", required=True, help="phase0/rollouts.parquet (B3_traces' source)")
     sp.add_argument("--out-heldout", required=True, help="phase2/heldout.json")
     sp.add_argument("--out-plan", required=True, help="phase2/plan.json")
 
@@ -462,6 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--heldout", required=True, help="phase2/heldout.json")
     sp.add_argument("--plan", required=True, help="phase2/plan.json")
     sp.add_argument("--run-id", required=True)
+    sp.add_argument("--rollouts", required=True, help="phase0/rollouts.parquet (B3_traces' source)")
     sp.add_argument("--out-dir", required=True, help="phase2/<run_id>/")
 
     sp = add("training-summary", cmd_training_summary, "Phase 2: summary of all runs' train logs.")
@@ -531,7 +534,7 @@ def build_parser() -> argparse.ArgumentParser:
         "predictor": "phase4/training_result.json", "selection": "phase5/selection_summary.json",
         "hint_audit": "phase1/hint_audit.json", "training": "phase2/training_summary.json",
         "mining": "phase0/mining_summary.json", "base_rollouts": "phase3/models/base/rollouts.parquet",
-        "teacher_failures": "phase1/teacher_failures.parquet",
+        "teacher_failures": "phase1/teacher_failures.parquet", "family": "phase3/family_metrics.csv",
     }  # fmt: skip
 
     def report_args(sp, *names):
@@ -546,7 +549,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out-dir", required=True, help="writes reporting.FIGURES there")
 
     sp = add("tables", cmd_tables, "Report: the study's tables as CSV and Markdown, read from the phase outputs.")
-    report_args(sp, "labeled", "transfer", "overall", "retention", "stuckness", "predictor", "selection")
+    report_args(sp, "labeled", "transfer", "overall", "retention", "stuckness", "predictor", "selection", "family")
     sp.add_argument("--confidence", type=float, default=0.95,
                     help="level of the computed intervals (gain vs base, mean ELP_net)")
     sp.add_argument("--out-dir", required=True, help="writes reporting.TABLE_FILES there")
@@ -580,6 +583,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("rollouts", help="rollouts.parquet")
     sp.add_argument("--min-reward", type=float, help="keep episodes with return >= this")
     sp.add_argument("--max-turns", type=int, help="keep episodes with at most this many steps")
+    sp.add_argument("--min-achievements", type=int,
+                    help="keep episodes that unlocked at least this many achievements (Crafter)")
     sp.add_argument("--success-only", action="store_true", help="keep successful episodes only")
     sp.add_argument("--experiment", choices=["A", "B"], help="keep one experiment")
     sp.add_argument("--source", choices=["student", "expert"], help="keep episodes acted by this source")

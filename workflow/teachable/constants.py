@@ -3,7 +3,8 @@
 QUADRANTS = ("Q1_highU_highL", "Q2_highU_lowL", "Q3_lowU_lowL", "Q4_lowU_highL")
 FORMATS = ("demo", "hint", "contrast")
 PLACEBOS = tuple(f"placebo_{m}" for m in FORMATS)  # one placebo per format (teachable.patches)
-BASELINE_RUNS = ("B1_uniform", "B2_all")
+TRACES_RUN = "B3_traces"  # LoRA SFT on the student's own filtered phase 0 traces
+BASELINE_RUNS = ("B1_uniform", "B2_all", TRACES_RUN)
 RUN_IDS = tuple(f"{q}_{f}" for q in QUADRANTS for f in FORMATS) + BASELINE_RUNS
 BASE_MODEL_ID = "base"
 SELECTION_METHODS = ("RANDOM", "ENTROPY", "LEARNABILITY", "PREDICTOR", "ORACLE")
@@ -16,4 +17,5 @@ FIGURE_CATEGORIES = {
     "reliability_retention_frontier": "3. Training matrix",
     "selection_frontier": "5. Selection",
 }
-TABLES = ("quadrant_summary", "best_supervision", "main_results", "predictor_metrics", "selection_summary")
+TABLES = ("quadrant_summary", "best_supervision", "main_results", "family_metrics", "predictor_metrics",
+          "selection_summary")

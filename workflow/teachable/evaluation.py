@@ -53,6 +53,13 @@ Summary definitions (``summarize``; every interval from ``stats.ClusterBootstrap
 - Every row carries ``n_tasks`` (or ``n_snapshots``) and ``n_rollouts``; ``n`` is kept and is
   the number of rollouts.
 - Stuckness is measured on the ``overall`` suite (every model on the same tasks, from reset).
+- Family metrics (``family_metrics_table``; families with achievements, i.e. Crafter), on the
+  ``overall`` suite: ``progression`` (achievements unlocked in the episode / 22, mean per
+  rollout), ``success:<achievement>`` (share of rollouts that unlocked it) and
+  ``crafter_score``, Crafter's exp(mean_i ln(1 + s_i)) - 1 over the 22 success rates s_i in
+  percent, its interval from the same bootstrap over tasks (every rate recomputed per resample).
+  Episodes end at the goal or ``env.max_steps``, so these measure the configured task, not
+  crafter's 10,000-step game.
 
 Retention (``retention_split``), free of the winner's curse:
 
@@ -81,7 +88,8 @@ from .rollouts import EXPERT, STUDENT, RolloutResult, RolloutSpec, study_rollout
 from .schemas import EVAL_ROLLOUTS, PHASE3_TABLES
 from .seeding import derive_seed
 from .splits import check_disjoint, split_seeds, task_id
-from .stats import DEFAULT_N_BOOTSTRAP, ClusterBootstrap
+from .envs.registry import env_class
+from .stats import DEFAULT_N_BOOTSTRAP, ClusterBootstrap, cluster_bootstrap_crafter_score
 
 log = logging.getLogger(__name__)
 
@@ -234,8 +242,10 @@ def rollout_rows(model_id: str, results: list[RolloutResult], meta: list[dict]) 
             expert_steps=ex, expert_error=e.expert_error, **rollout_metrics(r.actions, r.success, ex),
         )
         row["return"] = float(r.total_reward)
+        row.update(r.values)  # the family's columns (schemas.FAMILY_COLUMNS)
         rows.append(row)
-    df = pd.DataFrame(rows, columns=ROLLOUT_COLUMNS)
+    family = list(dict.fromkeys(k for r in results[:n] for k in r.values))
+    df = pd.DataFrame(rows, columns=[*ROLLOUT_COLUMNS, *family])
     return df.astype({"seed": "int64", "rollout_idx": "int64", "steps": "int64", "n_invalid": "int64",
                       "success": bool, "loop": bool})
 
@@ -464,6 +474,47 @@ def stuckness_table(df: pd.DataFrame, confidence: float, n_bootstrap: int = DEFA
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS["stuckness"])
 
 
+def achievements_of(df: pd.DataFrame) -> tuple[str, ...]:
+    """The achievements of the rollouts' family (``TextEnv.ACHIEVEMENTS``); () when the rollouts
+    carry none (BabyAI). One family per table."""
+    if "achievements" not in df.columns or df.empty:
+        return ()
+    found = {env_class(e).ACHIEVEMENTS for e in sorted(df["env_id"].unique())}
+    if len(found) != 1 or not next(iter(found)):
+        raise ValueError(f"rollouts with an achievements column mix families or have none: env ids "
+                         f"{sorted(df['env_id'].unique())}")  # fmt: skip
+    return found.pop()
+
+
+def family_metrics_table(df: pd.DataFrame, confidence: float, n_bootstrap: int = DEFAULT_N_BOOTSTRAP,
+                         seed: int = 0) -> pd.DataFrame:  # fmt: skip
+    """Per model on the overall suite: progression, Crafter's score and each achievement's
+    success rate, intervals over tasks (module docstring); no rows for a family without
+    achievements."""
+    cols = SUMMARY_COLUMNS["family"]
+    ov = df[df["suite"] == "overall"]
+    names = achievements_of(ov)
+    if not names:
+        return pd.DataFrame(columns=cols)
+    bs = ClusterBootstrap(confidence, n_bootstrap, seed)
+    rows = []
+    for m in _models(ov):
+        g = ov[ov["model_id"] == m]
+        unlocked = [set(a) for a in g["achievements"]]
+        hits = pd.DataFrame({a: [float(a in u) for u in unlocked] for a in names}, index=g.index)
+        tasks = int(g["task_id"].nunique())
+
+        def row(metric: str, r: dict) -> dict:
+            return dict(model_id=m, metric=metric, value=r["value"], lo=r["lo"], hi=r["hi"], n=r["n"], n_tasks=tasks)
+
+        rows.append(row("progression", rate_of(bs, g, "progression", "task_id")))
+        rows.append(row("crafter_score", cluster_bootstrap_crafter_score(
+            hits.to_numpy(), g["task_id"].to_numpy(), bs.confidence, int(bs.n_resamples), bs.seed)))
+        for a in names:
+            rows.append(row(f"success:{a}", bs.rate(hits[a].to_numpy(), g["task_id"].to_numpy())))
+    return pd.DataFrame(rows, columns=cols)
+
+
 def check_rollouts(df: pd.DataFrame) -> None:
     missing = [c for c in ROLLOUT_COLUMNS if c not in df.columns and c not in ("expert_steps", "expert_error", "rng_seed")]
     if missing:
@@ -481,7 +532,7 @@ def check_rollouts(df: pd.DataFrame) -> None:
 
 def summarize(rollouts: pd.DataFrame, confidence: float, n_bootstrap: int = DEFAULT_N_BOOTSTRAP,
               seed: int = 0) -> dict[str, pd.DataFrame]:  # fmt: skip
-    """The five phase 3 tables (keys = ``CSV_NAMES``; columns = ``SUMMARY_COLUMNS``), intervals
+    """The phase 3 tables (keys = ``CSV_NAMES``; columns = ``SUMMARY_COLUMNS``), intervals
     from ``n_bootstrap`` cluster-bootstrap resamples seeded by ``seed``. The transfer matrix and
     retention need the base model (``model_id == "base"``)."""
     check_rollouts(rollouts)
@@ -492,12 +543,13 @@ def summarize(rollouts: pd.DataFrame, confidence: float, n_bootstrap: int = DEFA
         "transfer": transfer_table(*args),
         "retention": retention_table(*args),
         "stuckness": stuckness_table(*args),
+        "family": family_metrics_table(*args),
     }
 
 
 def write_summaries(tables: dict[str, pd.DataFrame], out) -> list[str]:
     """Each table to its CSV (``schemas.PHASE3_TABLES``, checked, atomic writes): ``out`` is a
-    directory, or the list of the five CSV paths (in any order); returns the paths."""
+    directory, or the list of the CSV paths (in any order); returns the paths."""
     from pathlib import Path
 
     from .io import write_table
@@ -519,7 +571,7 @@ def benchmark_json(rollouts: pd.DataFrame, model_id: str, confidence: float = 0.
                    n_bootstrap: int = DEFAULT_N_BOOTSTRAP, seed: int = 0) -> dict:  # fmt: skip
     """A benchmark-style result of one model on the overall suite (eval tasks from reset): pass
     rate with its n and interval (percentile bootstrap over tasks), average reward, and the same
-    per level (env id)."""
+    per level (env id); for a family with achievements, progression and Crafter's score too."""
     bs = ClusterBootstrap(confidence, n_bootstrap, seed)
     g = rollouts[(rollouts["model_id"] == model_id) & (rollouts["suite"] == "overall")]
     if g.empty:
@@ -532,6 +584,10 @@ def benchmark_json(rollouts: pd.DataFrame, model_id: str, confidence: float = 0.
                                  "avg_reward": float(ge["return"].mean()), "n_tasks": pe["n_clusters"],
                                  "n_rollouts": pe["n"]}  # fmt: skip
     key = "ci95" if abs(confidence - 0.95) < 1e-12 else f"ci{round(confidence * 100):g}"
+    family = {}
+    fm = family_metrics_table(g, confidence, n_bootstrap, seed)
+    for _, r in fm[fm["metric"].isin(["progression", "crafter_score"])].iterrows():
+        family[r["metric"]] = {"value": r["value"], "n": int(r["n"]), key: [r["lo"], r["hi"]], "n_tasks": int(r["n_tasks"])}
     return {
         "model": model_id,
         "suite": "overall",
@@ -546,4 +602,5 @@ def benchmark_json(rollouts: pd.DataFrame, model_id: str, confidence: float = 0.
         "n_rollouts": int(len(g)),
         "rollouts_per_task": int(g.groupby("task_id").size().max()),
         "by_level": by_level,
+        **family,  # Crafter: progression and crafter_score (percent), each with n and interval
     }

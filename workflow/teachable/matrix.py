@@ -1,8 +1,12 @@
-"""Phase 2: the 14-run training matrix (the plan, data selection and one job per run).
+"""Phase 2: the 14-run training matrix and the B3_traces baseline (the plan, data selection and
+one job per run).
 
 Runs: ``{quadrant}_{fmt}`` for the four quadrants x demo/hint/contrast, ``B1_uniform`` (the same
-budget drawn uniformly at random from all non-held-out snapshots, demo format) and ``B2_all``
-(every non-held-out snapshot, demo format). Formats are defined in ``teachable.training``.
+budget drawn uniformly at random from all non-held-out snapshots, demo format), ``B2_all``
+(every non-held-out snapshot, demo format) and ``B3_traces``: plain SFT on the student's own
+phase 0 traces, the episodes ``phase2.traces`` keeps (``teachable traces``' filter: by default
+experiment A's successful student episodes), every step one example (its context -> the action
+taken), held-out tasks excluded. Formats are defined in ``teachable.training``.
 
 The plan (``plan_training``, rule ``plan_training``: ``phase2/heldout.json`` and
 ``phase2/plan.json``) is written once and read by every training and evaluation job of
@@ -19,7 +23,9 @@ Phases 2, 3 and 5:
 - Equal compute: every budgeted run (12 quadrant runs, B1_uniform; Phase 5's methods with their
   own K) trains ceil(epochs x K / batch_size) optimizer steps (``training.optimizer_steps``,
   ``phase2.lora.epochs``); B2_all trains the same epochs over all N train snapshots, i.e.
-  ceil(epochs x N / batch_size) steps, and the plan states its extra compute (N / K).
+  ceil(epochs x N / batch_size) steps, and the plan states its extra compute (N / K); so does
+  B3_traces over its kept steps (``b3_traces_compute_ratio``). Too few kept steps (under
+  phase2.min_budget) skip it with the reason.
 - Phase 5 runs when there are more candidates (non-held-out snapshots) than phase5.budget, so
   that the methods can pick different sets; otherwise it is skipped with the reason.
 - Selection (``run_training_set``): the three formats of one quadrant train on the SAME
@@ -36,7 +42,7 @@ from typing import Any
 
 import pandas as pd
 
-from .constants import FORMATS, QUADRANTS, RUN_IDS
+from .constants import FORMATS, QUADRANTS, RUN_IDS, TRACES_RUN
 from .splits import (
     apply_heldout,
     check_task_disjoint,
@@ -47,15 +53,18 @@ from .splits import (
 
 log = logging.getLogger(__name__)
 
-BASELINES = ("B1_uniform", "B2_all")
+BASELINES = ("B1_uniform", "B2_all", TRACES_RUN)
+TRACE_FORMAT = "trace"  # B3_traces' examples: the student's own context -> the action it took
 
 
 def run_spec(run_id: str) -> tuple[str | None, str, str]:
-    """(quadrant or None, format, kind) of a run id; kind is "quadrant", "uniform" or "all"."""
+    """(quadrant or None, format, kind) of a run id; kind is "quadrant", "uniform", "all" or "traces"."""
     if run_id == "B1_uniform":
         return None, "demo", "uniform"
     if run_id == "B2_all":
         return None, "demo", "all"
+    if run_id == TRACES_RUN:
+        return None, TRACE_FORMAT, "traces"
     for q in QUADRANTS:
         if run_id.startswith(q + "_") and run_id[len(q) + 1 :] in FORMATS:
             return q, run_id[len(q) + 1 :], "quadrant"
@@ -67,12 +76,30 @@ def train_pools(split_df: pd.DataFrame) -> dict[str, int]:
     return {q: int((train["quadrant"] == q).sum()) for q in QUADRANTS}
 
 
-def plan_training(labeled: pd.DataFrame, cfg: dict) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(heldout.json, plan.json) of the study (module docstring)."""
+def trace_set(rollouts, cfg: dict, heldout_task_ids) -> tuple[pd.DataFrame, dict]:
+    """B3_traces' training steps: phase 0's steps of the episodes kept by ``phase2.traces``
+    (``traces.query_traces``), held-out tasks excluded; and the filter's stats."""
+    from .traces import FILTER_KEYS, query_traces
+
+    filt = {k: cfg["phase2"]["traces"][k] for k in FILTER_KEYS}
+    return query_traces(rollouts, **filt, exclude_tasks=heldout_task_ids)
+
+
+def plan_training(labeled: pd.DataFrame, cfg: dict, rollouts=None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(heldout.json, plan.json) of the study (module docstring); ``rollouts``: phase 0's
+    rollouts.parquet, the source of B3_traces (without it B3_traces is not trained, and the plan
+    says so)."""
+    from .traces import trace_examples
     from .training import optimizer_steps
 
     p2, seed = cfg["phase2"], int(cfg["seed"])
     split = heldout_split(labeled, float(p2["heldout_frac"]), seed)
+    held_tasks = sorted(set(split.loc[split["heldout"], "task_id"]))
+    traces = None
+    if rollouts is not None:
+        steps, stats = trace_set(rollouts, cfg, held_tasks)
+        traces = {"examples": len(trace_examples(steps)), "episodes": stats["kept"]["episodes"],
+                  "filter": dict(p2["traces"]), "stats": stats}  # fmt: skip
     pools = train_pools(split)
     n_train = int((~split["heldout"]).sum())
     min_budget, cap = int(p2["min_budget"]), p2.get("budget")
@@ -92,7 +119,12 @@ def plan_training(labeled: pd.DataFrame, cfg: dict) -> tuple[dict[str, Any], dic
             reason = f"{n_train} train snapshot(s) in all give a budget of {k}, under phase2.min_budget={min_budget}"
         elif kind == "all" and n_train < min_budget:
             reason = f"{n_train} train snapshot(s), under phase2.min_budget={min_budget}"
-        n_ex = n_train if kind == "all" else k
+        elif kind == "traces" and traces is None:
+            reason = "the plan was made without phase 0's rollouts (the source of the traces)"
+        elif kind == "traces" and traces["examples"] < min_budget:
+            reason = (f"phase2.traces keeps {traces['examples']} step(s) of {traces['episodes']} episode(s) outside "
+                      f"the held-out tasks, under phase2.min_budget={min_budget}")  # fmt: skip
+        n_ex = {"all": n_train, "traces": traces["examples"] if traces else 0}.get(kind, k)
         runs[run_id] = (
             {"trained": False, "reason": reason} if reason else
             {"trained": True, "quadrant": q, "format": fmt, "kind": kind, "examples": n_ex, "epochs": epochs,
@@ -108,6 +140,8 @@ def plan_training(labeled: pd.DataFrame, cfg: dict) -> tuple[dict[str, Any], dic
         "min_budget": min_budget, "configured_budget": cap, "train_pools": pools, "n_train": n_train,
         "n_heldout": int(split["heldout"].sum()),
         "b2_all_compute_ratio": (n_train / k) if k else None,
+        "traces": traces,
+        "b3_traces_compute_ratio": (traces["examples"] / k) if traces and k else None,
         "runs": runs,
         "trained_runs": [r for r in RUN_IDS if runs[r]["trained"]],
         "skipped_runs": {r: v["reason"] for r, v in runs.items() if not v["trained"]},
@@ -124,6 +158,8 @@ def plan_training(labeled: pd.DataFrame, cfg: dict) -> tuple[dict[str, Any], dic
 def run_training_set(split_df: pd.DataFrame, run_id: str, budget: int, seed: int) -> pd.DataFrame:
     """The snapshots run ``run_id`` trains on (never a held-out one), deterministic."""
     quadrant, _, kind = run_spec(run_id)
+    if kind == "traces":
+        raise ValueError(f"run {run_id} trains on phase 0's traces (trace_set), not on labeled snapshots")
     train = split_df[~split_df["heldout"].astype(bool)]
     if kind == "all":
         return train.sort_values("snapshot_id").reset_index(drop=True)
@@ -143,7 +179,7 @@ def training_examples(train_df: pd.DataFrame, fmt: str) -> list:
 
 
 def train_matrix_run(run_id: str, labeled_path, heldout_path, plan_path, model_dir, cfg: dict, out_dir, *,
-                     progress: bool = True, trainer=None) -> dict[str, Any]:  # fmt: skip
+                     progress: bool = True, trainer=None, rollouts_path=None) -> dict[str, Any]:  # fmt: skip
     """One phase 2 job: the plan's split and budget, select, write ``train_set.json`` (ids used,
     tasks used, held out), train (``adapter/`` and ``train_log.json``, resuming from
     ``checkpoints/`` if a job was killed)."""
@@ -158,15 +194,28 @@ def train_matrix_run(run_id: str, labeled_path, heldout_path, plan_path, model_d
         raise ValueError(f"run {run_id} is not trained by the plan {plan_path}: {why}")
     quadrant, fmt, kind = run_spec(run_id)
     split = apply_heldout(read_parquet(labeled_path), heldout)
-    train_df = run_training_set(split, run_id, int(plan["budget"]), seed)
-    check_task_disjoint(train_df["task_id"], heldout["task_ids"], f"the training set of {run_id}")
-    examples = training_examples(train_df, fmt)
     held = split[split["heldout"]]
+    if kind == "traces":
+        from .traces import trace_examples
+
+        if rollouts_path is None:
+            raise ValueError(f"run {run_id} trains on phase 0's traces: give the rollouts file")
+        steps, _ = trace_set(rollouts_path, cfg, heldout["task_ids"])
+        examples = [(ctx, action) for ctx, action, _ in trace_examples(steps)]
+        train_df = steps.drop_duplicates("episode_id")
+        ids = {"snapshot_ids": [], "episode_ids": train_df["episode_id"].tolist()}
+    else:
+        train_df = run_training_set(split, run_id, int(plan["budget"]), seed)
+        examples = training_examples(train_df, fmt)
+        ids = {"snapshot_ids": train_df["snapshot_id"].tolist()}
+    check_task_disjoint(train_df["task_id"], heldout["task_ids"], f"the training set of {run_id}")
+    if len(examples) != entry["examples"]:
+        raise AssertionError(f"run {run_id} has {len(examples)} examples, the plan says {entry['examples']}")
     train_set = {
         "run_id": run_id, "quadrant": quadrant, "format": fmt, "kind": kind, "seed": seed,
-        "budget": int(plan["budget"]), "examples": len(examples),
-        "snapshot_ids": train_df["snapshot_id"].tolist(), "task_ids": sorted(set(train_df["task_id"])),
-        "train_quadrants": {q: int((train_df["quadrant"] == q).sum()) for q in QUADRANTS},
+        "budget": int(plan["budget"]), "examples": len(examples), **ids, "task_ids": sorted(set(train_df["task_id"])),
+        "train_quadrants": {q: int((train_df["quadrant"] == q).sum()) if "quadrant" in train_df else 0
+                            for q in QUADRANTS},
         "heldout_snapshot_ids": sorted(held["snapshot_id"]), "heldout_task_ids": heldout["task_ids"],
         "train_pools": plan["train_pools"], "labeled_snapshots": int(len(split)),
     }  # fmt: skip
@@ -206,7 +255,7 @@ def training_summary(run_dirs, plan: dict) -> dict[str, Any]:
         heldout_sets.add(tuple(ts["heldout_snapshot_ids"]))
         leaks += sorted(set(ts["snapshot_ids"]) & set(ts["heldout_snapshot_ids"]))
         leaks += sorted(set(ts["task_ids"]) & set(ts["heldout_task_ids"]))
-    budgeted = {r: (v["examples"], v["optimizer_steps"]) for r, v in runs.items() if r != "B2_all"}
+    budgeted = {r: (v["examples"], v["optimizer_steps"]) for r, v in runs.items() if r not in ("B2_all", TRACES_RUN)}
     return {
         "runs": runs,
         "n_runs": len(runs),
@@ -214,6 +263,7 @@ def training_summary(run_dirs, plan: dict) -> dict[str, Any]:
         "missing_runs": [r for r in plan["trained_runs"] if r not in runs],
         "budget": plan["budget"], "epochs": plan["epochs"], "optimizer_steps": plan["optimizer_steps"],
         "b2_all_compute_ratio": plan["b2_all_compute_ratio"],
+        "b3_traces_compute_ratio": plan.get("b3_traces_compute_ratio"),
         "equal_budgets": len(set(budgeted.values())) <= 1,
         "same_heldout_set": len(heldout_sets) <= 1,
         "heldout_leaks": leaks,

@@ -45,6 +45,7 @@ SNAPSHOT_COLUMNS = SNAPSHOTS.names  # declared in teachable.schemas
 def episode_rows(experiment: str, episode_id: str, r: RolloutResult) -> list[dict]:
     rows = []
     n = len(r.records)
+    family = {f"episode_{k}": v for k, v in r.values.items()}  # the family's columns, per episode
     for k, rec in enumerate(r.records):
         rows.append(
             {
@@ -68,6 +69,7 @@ def episode_rows(experiment: str, episode_id: str, r: RolloutResult) -> list[dic
                 "episode_return": r.total_reward,
                 "episode_length": r.steps,
                 "expert_error": r.expert_error,
+                **family,
             }
         )
     return rows

@@ -66,6 +66,7 @@ class RolloutResult:
     actions: list[str] = field(default_factory=list)
     records: list[StepRecord] = field(default_factory=list)
     expert_error: str | None = None  # ExpertError.kind when the expert could not act
+    values: dict[str, Any] = field(default_factory=dict)  # the family's episode values at the end
 
 
 class EnvPool:
@@ -137,7 +138,8 @@ def run_rollouts(
     bar = tqdm(total=len(specs), desc=desc, disable=not progress, mininterval=1.0)
 
     def finish(i: int, a: _Active, success: bool, expert_error: str | None = None) -> None:
-        results[i] = RolloutResult(a.spec, success, a.reward, a.steps, a.actions, a.records, expert_error)
+        results[i] = RolloutResult(a.spec, success, a.reward, a.steps, a.actions, a.records, expert_error,
+                                   a.env.episode_values())
         pool.put(a.env)
         bar.update(1)
 

@@ -5,8 +5,8 @@ paths and the report's inputs take their names from here. "Where is column X def
 writes it?": here, in the table that declares it.
 
 Kinds: ``str``, ``int``, ``float``, ``bool``, ``list[str]``, ``list[float]``, ``str?`` (a string
-or null). A family adds columns in one place, ``FAMILY_COLUMNS`` (none yet): its tables may
-carry them, no other undeclared column is accepted.
+or null). A family adds columns in one place, ``FAMILY_COLUMNS`` (Crafter: achievements, progression):
+its tables may carry them, no other undeclared column is accepted.
 """
 
 from __future__ import annotations
@@ -231,15 +231,32 @@ PHASE3_TABLES = {
         wasted_steps="mean wasted steps", wasted_steps_lo="bound", wasted_steps_hi="bound",
         n_wasted="rollouts with a defined wasted_steps", invalid_rate="mean invalid rate", invalid_rate_lo="bound",
         invalid_rate_hi="bound"),
+    "family": _csv("family metrics", "phase3/family_metrics.csv",
+        "model_id:str metric:str value:float lo:float hi:float n:int n_tasks:int",
+        model_id="the model", metric="progression | crafter_score (percent) | success:<achievement> (rate); "
+        "no rows for a family without achievements (BabyAI)", value="on the overall suite",
+        lo="cluster bootstrap bound over tasks", hi="bound", n="rollouts", n_tasks="tasks (clusters)"),
 }  # fmt: skip
 
 TABLES = {t.name: t for t in (ROLLOUT_STEPS, SNAPSHOTS, RAW_LABELS, TEACHER_FAILURES, LABELED, LABEL_INTERVALS,
                               MICRO_SHARD, MICRO_RESULTS, EVAL_ROLLOUTS, ALL_EVAL_ROLLOUTS,
                               *PHASE3_TABLES.values())}  # fmt: skip
 
-# Columns a family adds to a table (table name -> {column: Column}); the only undeclared
-# columns a validated table may carry.
-FAMILY_COLUMNS: dict[str, dict[str, dict[str, Column]]] = {}
+# Columns a family adds to a table (family -> table name -> {column: Column}): the values of
+# ``TextEnv.episode_values`` at the end of each rollout (phase 0 prefixes them ``episode_``); the
+# only undeclared columns a validated table may carry.
+_CRAFTER_EPISODE = cols(
+    "achievements:list[str] progression:float",
+    achievements="the achievements unlocked in the episode (prefix included), crafter's order",
+    progression="achievements unlocked / 22",
+)  # fmt: skip
+FAMILY_COLUMNS: dict[str, dict[str, dict[str, Column]]] = {
+    "crafter": {
+        ROLLOUT_STEPS.name: {f"episode_{k}": c for k, c in _CRAFTER_EPISODE.items()},
+        EVAL_ROLLOUTS.name: _CRAFTER_EPISODE,
+        ALL_EVAL_ROLLOUTS.name: _CRAFTER_EPISODE,
+    },
+}
 
 
 def family_columns(table: Table) -> dict[str, Column]:

@@ -166,6 +166,39 @@ def cluster_bootstrap_diff(sums_a, counts_a, sums_b, counts_b, confidence: float
     return out
 
 
+def crafter_score(rates_percent, axis=-1):
+    """Crafter's score (Hafner 2021): exp(mean_i ln(1 + s_i)) - 1 over the achievements' success
+    rates s_i in percent (the geometric mean of 1 + s_i, minus 1), in percent."""
+    return np.exp(np.mean(np.log1p(np.asarray(rates_percent, dtype=float)), axis=axis)) - 1
+
+
+def cluster_bootstrap_crafter_score(hits, clusters, confidence: float = 0.95,
+                                    n_resamples: int = DEFAULT_N_BOOTSTRAP, seed: int = 0) -> dict:  # fmt: skip
+    """Crafter's score of episodes ``hits`` (episodes x achievements, 1 = unlocked) with a
+    percentile bootstrap interval over ``clusters`` (one label per episode): each resample draws
+    clusters with replacement, pools their episodes, recomputes the 22 success rates and the
+    score. Returns {"value", "lo", "hi", "n_clusters", "n", "reason"}."""
+    h = np.asarray(hits, dtype=float)
+    if h.ndim != 2 or len(h) != len(clusters):
+        raise ValueError(f"hits must be episodes x achievements with one cluster per episode, got {h.shape} "
+                         f"and {len(clusters)} clusters")  # fmt: skip
+    df = pd.DataFrame(h).assign(cluster=np.asarray(clusters, dtype=object))
+    g = df.groupby("cluster", sort=True)
+    sums, counts = g.sum().to_numpy(), g.size().to_numpy(dtype=float)
+
+    def score(idx, axis=-1):  # resampled cluster indices (..., n_clusters) -> the score
+        idx = idx.astype(int)
+        rates = 100.0 * sums[idx].sum(axis=-2) / counts[idx].sum(axis=-1)[..., None]
+        return crafter_score(rates)
+
+    n = len(counts)
+    out = {"value": float(score(np.arange(n, dtype=float))) if n else math.nan, "lo": math.nan, "hi": math.nan,
+           "n_clusters": int(n), "n": int(counts.sum()), "reason": _too_few(n)}  # fmt: skip
+    if out["reason"] is None:
+        out["lo"], out["hi"] = _percentile_ci((np.arange(n, dtype=float),), score, confidence, n_resamples, seed)
+    return out
+
+
 @dataclass(frozen=True)
 class ClusterBootstrap:
     """The settings of a report's cluster-bootstrap intervals, applied to per-rollout values and

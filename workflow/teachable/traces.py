@@ -15,8 +15,12 @@ from .envs.registry import system_prompt
 from .policies.prompt import build_messages
 
 
+FILTER_KEYS = ("min_reward", "max_turns", "success_only", "experiment", "source", "min_achievements")
+
+
 def episode_filter_sql(min_reward: float | None, max_turns: int | None, success_only: bool,
-                       experiment: str | None, source: str | None) -> tuple[str, list]:
+                       experiment: str | None, source: str | None,
+                       min_achievements: int | None = None) -> tuple[str, list]:
     conds, args = [], []
     if min_reward is not None:
         conds.append("episode_return >= ?")
@@ -24,6 +28,9 @@ def episode_filter_sql(min_reward: float | None, max_turns: int | None, success_
     if max_turns is not None:
         conds.append("episode_length <= ?")
         args.append(max_turns)
+    if min_achievements is not None:
+        conds.append("len(episode_achievements) >= ?")
+        args.append(int(min_achievements))
     if success_only:
         conds.append("episode_success")
     if experiment is not None:
@@ -36,21 +43,33 @@ def episode_filter_sql(min_reward: float | None, max_turns: int | None, success_
 
 
 def query_traces(rollouts: str | Path, *, min_reward=None, max_turns=None, success_only=False,
-                 experiment=None, source=None) -> tuple[pd.DataFrame, dict]:
-    """Steps of the episodes passing the filter, and stats over all vs kept episodes."""
+                 experiment=None, source=None, min_achievements=None,
+                 exclude_tasks=()) -> tuple[pd.DataFrame, dict]:  # fmt: skip
+    """Steps of the episodes passing the filter, and stats over all vs kept episodes.
+    ``min_achievements`` needs a family with achievements (the ``episode_achievements`` column);
+    episodes of ``exclude_tasks`` (task ids) are never kept."""
     if not Path(rollouts).exists():
         raise FileNotFoundError(f"rollouts file {rollouts} does not exist")
     con = duckdb.connect()
     path_sql = "'" + str(rollouts).replace("'", "''") + "'"  # a view cannot take parameters
     con.execute(f"CREATE VIEW r AS SELECT * FROM read_parquet({path_sql})")
-    where, args = episode_filter_sql(min_reward, max_turns, success_only, experiment, source)
+    columns = set(con.execute("SELECT * FROM r LIMIT 0").fetchdf().columns)
+    if min_achievements is not None and "episode_achievements" not in columns:
+        raise ValueError(f"--min-achievements needs a family with achievements (Crafter); {rollouts} has no "
+                         "episode_achievements column")  # fmt: skip
+    where, args = episode_filter_sql(min_reward, max_turns, success_only, experiment, source, min_achievements)
+    if exclude_tasks:
+        where += " AND task_id NOT IN (SELECT unnest(?))"
+        args.append(sorted(map(str, exclude_tasks)))
     con.execute(f"CREATE TEMP TABLE kept AS SELECT DISTINCT episode_id FROM r WHERE {where}", args)
+    ach = "episode_achievements" in columns
     stats_sql = """
         SELECT count(*) AS episodes, count(*) FILTER (WHERE episode_success) AS successes,
                avg(episode_return) AS mean_return, avg(episode_length) AS mean_length,
-               sum(episode_length) AS steps
-        FROM (SELECT DISTINCT episode_id, episode_success, episode_return, episode_length FROM r {w})
-    """
+               sum(episode_length) AS steps{a}
+        FROM (SELECT DISTINCT episode_id, episode_success, episode_return, episode_length{e} FROM r {w})
+    """.replace("{a}", ", avg(len(episode_achievements)) AS mean_achievements" if ach else "").replace(
+        "{e}", ", episode_achievements" if ach else "")
     total = con.execute(stats_sql.format(w="")).fetchdf().iloc[0].to_dict()
     kept = con.execute(stats_sql.format(w="WHERE episode_id IN (SELECT episode_id FROM kept)")).fetchdf().iloc[0].to_dict()
     steps = con.execute(
@@ -60,20 +79,25 @@ def query_traces(rollouts: str | Path, *, min_reward=None, max_turns=None, succe
     return steps, {"all": clean(total), "kept": clean(kept)}
 
 
+def trace_examples(steps: pd.DataFrame) -> list[tuple[Context, str, pd.Series]]:
+    """(the student's context, the action taken, the step) per step: the SFT examples of a trace
+    set. Steps whose action is not a valid action (an invalid model output) are never targets."""
+    out = []
+    for _, s in steps.iterrows():
+        valid = tuple(s["valid_actions"])
+        if s["action"] in valid:
+            out.append((Context(s["instruction"], s["observation"], tuple(s["history"]), valid), s["action"], s))
+    return out
+
+
 def export_sft_jsonl(steps: pd.DataFrame, out: str | Path) -> int:
-    """One chat example per step: the student's context as prompt, the action taken as answer.
-    Steps whose action is not a valid action (an invalid model output) are never targets."""
-    n = 0
+    """One chat example per step (``trace_examples``): the context as prompt, the action as answer."""
+    examples = trace_examples(steps)
     with atomic_path(out) as tmp, open(tmp, "w") as f:
-        for _, s in steps.iterrows():
-            valid = tuple(s["valid_actions"])
-            if s["action"] not in valid:
-                continue
-            ctx = Context(s["instruction"], s["observation"], tuple(s["history"]), valid)
+        for ctx, action, s in examples:
             rec = {
-                "messages": build_messages(ctx, s["action"], system=system_prompt(s["env_id"])),
+                "messages": build_messages(ctx, action, system=system_prompt(s["env_id"])),
                 "meta": {"episode_id": s["episode_id"], "task_id": s["task_id"], "step_idx": int(s["step_idx"])},
             }
             f.write(json.dumps(rec) + "\n")
-            n += 1
-    return n
+    return len(examples)

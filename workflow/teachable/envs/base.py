@@ -74,6 +74,7 @@ class TextEnv(ABC):
     """A text environment instance. Subclasses fill one family."""
 
     SYSTEM_PROMPT: str  # the family's student system prompt (the game, its actions, the answer format)
+    ACHIEVEMENTS: tuple[str, ...] = ()  # the family's achievements (Crafter's 22), scored in phase 3
     env_id: str
     family: str  # "babyai" | "crafter" | "html"
     max_steps: int  # the step limit of one episode
@@ -94,6 +95,12 @@ class TextEnv(ABC):
     @property
     @abstractmethod
     def steps_taken(self) -> int: ...
+
+    def episode_values(self) -> dict[str, Any]:
+        """Per-episode measures of the current state beyond success, reward and steps (Crafter:
+        the achievements unlocked since reset and the progression); the rollout tables carry them
+        as the family's columns (``schemas.FAMILY_COLUMNS``). None by default."""
+        return {}
 
     @abstractmethod
     def is_success(self, total_reward: float, info: dict[str, Any]) -> bool:

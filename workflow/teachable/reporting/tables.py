@@ -47,6 +47,7 @@ TABLE_COLUMNS = {
         "retention_drop", "drop_lo", "drop_hi", "n_retention", "loop_rate", "loop_lo", "loop_hi",
         "invalid_rate", "invalid_lo", "invalid_hi", "n_tasks",
     ],
+    "family_metrics": PHASE3_TABLES["family"].names,
     "predictor_metrics": [
         "target", "kind", "model", "inputs", "n", "r2", "r2_lo", "r2_hi", "spearman", "spearman_lo",
         "spearman_hi", "spearman_p", "accuracy", "accuracy_lo", "accuracy_hi", "majority_accuracy", "k",
@@ -244,11 +245,17 @@ def to_markdown(df: pd.DataFrame, digits: int = 3) -> str:
 
 def build_tables(labeled: pd.DataFrame, transfer: pd.DataFrame, overall: pd.DataFrame, retention: pd.DataFrame,
                  stuckness: pd.DataFrame, predictor: dict, selection: dict, confidence: float = 0.95,
-                 transfer_source: str = "transfer matrix") -> dict[str, pd.DataFrame]:  # fmt: skip
+                 transfer_source: str = "transfer matrix", family: pd.DataFrame | None = None,
+                 ) -> dict[str, pd.DataFrame]:  # fmt: skip
+    """The report's tables; ``family``: Phase 3's family metrics (Crafter: progression, Crafter's
+    score, the achievements' success rates), as they are (no rows for BabyAI)."""
+    if family is None:
+        family = pd.DataFrame(columns=TABLE_COLUMNS["family_metrics"])
     return {
         "quadrant_summary": quadrant_summary(labeled, confidence),
         "best_supervision": best_supervision(transfer, transfer_source),
         "main_results": main_results(overall, retention, stuckness),
+        "family_metrics": family[TABLE_COLUMNS["family_metrics"]],
         "predictor_metrics": predictor_metrics(predictor),
         "selection_summary": selection_table(selection),
     }
@@ -273,7 +280,7 @@ def write_tables(tables: dict[str, pd.DataFrame], out_dir, notes: dict[str, str]
 
 
 def tables_from_files(*, labeled, transfer, overall, retention, stuckness, predictor, selection, out_dir,
-                      confidence: float = 0.95) -> list[Path]:  # fmt: skip
+                      confidence: float = 0.95, family=None) -> list[Path]:  # fmt: skip
     sel = read_selection(selection)
     tables = build_tables(
         read_input(labeled, LABELED, "labeled snapshots"),
@@ -282,8 +289,11 @@ def tables_from_files(*, labeled, transfer, overall, retention, stuckness, predi
         read_input(retention, PHASE3_TABLES["retention"], "retention results"),
         read_input(stuckness, PHASE3_TABLES["stuckness"], "stuckness results"),
         read_predictor(predictor), sel, confidence, transfer_source=f"transfer matrix {transfer}",
+        family=read_input(family, PHASE3_TABLES["family"], "family metrics") if family is not None else None,
     )  # fmt: skip
-    notes = {"selection_summary": f"Phase 5 not run: {sel['skipped']}"} if sel.get("skipped") else None
+    notes = {"selection_summary": f"Phase 5 not run: {sel['skipped']}"} if sel.get("skipped") else {}
+    if tables["family_metrics"].empty:
+        notes["family_metrics"] = "No rows: the environment family has no achievements (Crafter has)."
     return write_tables(tables, out_dir, notes)
 
 

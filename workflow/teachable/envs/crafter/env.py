@@ -56,6 +56,7 @@ class CrafterTextEnv(TextEnv):
     """One crafter world as a text environment (see the module docstring)."""
 
     family = "crafter"
+    ACHIEVEMENTS = ACHIEVEMENTS
     SYSTEM_PROMPT = (
         "You are an agent playing Crafter, a 2D survival game. Each turn you read what you see around "
         "you, your health, food, drink and energy, and your inventory. Keep food, drink and energy up "
@@ -223,6 +224,15 @@ class CrafterTextEnv(TextEnv):
     @property
     def done(self) -> bool:
         return self._done
+
+    def episode_values(self) -> dict[str, Any]:
+        """The achievements unlocked since reset (crafter's order) and progression = their
+        share of the 22."""
+        if self._obs is None:
+            raise RuntimeError(f"{self.env_id}: call reset(seed) before episode_values()")
+        counts = self.world._player.achievements
+        unlocked = [a for a in ACHIEVEMENTS if counts[a] > 0]
+        return {"achievements": unlocked, "progression": len(unlocked) / len(ACHIEVEMENTS)}
 
     def is_success(self, total_reward: float, info: dict[str, Any]) -> bool:
         """The goal achievement is unlocked within the episode (``info["achievements"]``, the
