@@ -38,6 +38,7 @@ from teachable.envs.crafter.actions import ACTIONS  # noqa: E402
 from teachable.envs.crafter.env import CrafterTextEnv  # noqa: E402
 from teachable.envs.crafter.rules import ACHIEVEMENTS  # noqa: E402
 from teachable.envs.crafter.world import Snapshots  # noqa: E402
+from teachable.stats import crafter_score  # noqa: E402
 
 ENV_ID = "CrafterReward-v1"
 
@@ -76,11 +77,6 @@ def interval(values: list[float], seed: int = 0) -> dict:
     }  # fmt: skip
 
 
-def crafter_score(rates_percent: list[float]) -> float:
-    """Hafner (2021): the geometric mean of (1 + success rate in %) over the achievements, - 1."""
-    return float(math.exp(np.mean([math.log(1 + s) for s in rates_percent])) - 1)
-
-
 def expert_summary(episodes: list[dict]) -> dict:
     n = len(episodes)
     progression = [len(e["first_step"]) / len(ACHIEVEMENTS) for e in episodes]
@@ -91,7 +87,7 @@ def expert_summary(episodes: list[dict]) -> dict:
     }  # fmt: skip
     steps = sum(e["steps"] for e in episodes)
     return {
-        "progression": interval(progression), "crafter_score": crafter_score(list(rates.values())),
+        "progression": interval(progression), "crafter_score": float(crafter_score(list(rates.values()))),
         "success_percent": rates, "median_first_step": first,
         "steps_survived_median": statistics.median(e["steps"] for e in episodes),
         "deaths": sum(e["dead"] for e in episodes), "expert_errors": [e["expert_error"] for e in episodes if e["expert_error"]],

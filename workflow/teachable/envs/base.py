@@ -70,6 +70,18 @@ class Advice:
     meta: dict[str, Any] = field(default_factory=dict)  # tokens, cost, attempts, cache hit
 
 
+def shared_error_type(student_action: str | None, expert_action: str, valid: tuple[str, ...] | dict) -> str | None:
+    """The error types every family shares (``unknown``: no student action; ``invalid_action``;
+    ``correct``), or None when the family's own categories decide."""
+    if student_action is None:
+        return "unknown"
+    if student_action not in valid:
+        return "invalid_action"
+    if student_action == expert_action:
+        return "correct"
+    return None
+
+
 class TextEnv(ABC):
     """A text environment instance. Subclasses fill one family."""
 
@@ -86,11 +98,31 @@ class TextEnv(ABC):
     def step(self, action: str) -> StepResult:
         """Apply one action from ``valid_actions()`` or ``INVALID_ACTION`` (a no-op step)."""
 
-    @abstractmethod
-    def valid_actions(self) -> tuple[str, ...]: ...
+    # The state every family keeps: the current observation (None before the first reset), the
+    # task's seed and whether the episode is over; the accessors below read it.
+    ACTIONS: tuple[str, ...] = ()  # a discrete family's fixed action set
+    _obs: Observation | None = None
+    _seed: int | None = None
+    _done: bool = False
 
-    @abstractmethod
-    def observation(self) -> Observation: ...
+    def _require_reset(self, what: str) -> None:
+        if self._obs is None:
+            raise RuntimeError(f"{self.env_id}: call reset(seed) before {what}")
+
+    def valid_actions(self) -> tuple[str, ...]:
+        return self.ACTIONS
+
+    def observation(self) -> Observation:
+        self._require_reset("observation()")
+        return self._obs  # type: ignore[return-value]
+
+    @property
+    def seed(self) -> int | None:
+        return self._seed
+
+    @property
+    def done(self) -> bool:
+        return self._done
 
     @property
     @abstractmethod

@@ -8,7 +8,7 @@ import json
 import re
 from typing import Any
 
-from ..base import ParseMode
+from ..base import ParseMode, shared_error_type
 
 ACTIONS: tuple[str, ...] = ("turn left", "turn right", "go forward", "pick up", "drop", "toggle")
 # MiniGrid's Actions enum: left=0, right=1, forward=2, pickup=3, drop=4, toggle=5, done=6
@@ -244,12 +244,9 @@ def parse_action_text(
 
 def classify_error(student_action: str | None, expert_action: str) -> str:
     """A short category comparing the student's action with the expert's."""
-    if student_action is None:
-        return "unknown"
-    if student_action not in _ACTION_TO_IDX:
-        return "invalid_action"
-    if student_action == expert_action:
-        return "correct"
+    shared = shared_error_type(student_action, expert_action, _ACTION_TO_IDX)
+    if shared is not None:
+        return shared
     if expert_action in TURNS:
         if student_action in TURNS:
             return "wrong_turn"

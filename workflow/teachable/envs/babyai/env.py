@@ -50,6 +50,7 @@ class BabyAITextEnv(BotExpert, TextEnv):
     """A MiniGrid/BabyAI level (``gymnasium.make(env_id, max_steps=...)``) as a text env."""
 
     family = "babyai"
+    ACTIONS = ACTIONS
     SYSTEM_PROMPT = (
         "You are an agent acting in a text game. Read the mission and the observation, "
         "then answer with exactly one action from the list of valid actions."
@@ -99,8 +100,7 @@ class BabyAITextEnv(BotExpert, TextEnv):
         return self._obs
 
     def step(self, action: str) -> StepResult:
-        if self._obs is None:
-            raise RuntimeError(f"{self.env_id}: call reset(seed) before step()")
+        self._require_reset("step()")
         if self._done:
             raise RuntimeError(f"{self.env_id}: the episode is over; reset or restore first")
         invalid = action == INVALID_ACTION
@@ -139,25 +139,9 @@ class BabyAITextEnv(BotExpert, TextEnv):
         }
         return StepResult(self._obs, reward, bool(terminated), bool(truncated), info)
 
-    def valid_actions(self) -> tuple[str, ...]:
-        return ACTIONS
-
-    def observation(self) -> Observation:
-        if self._obs is None:
-            raise RuntimeError(f"{self.env_id}: call reset(seed) before observation()")
-        return self._obs
-
     @property
     def steps_taken(self) -> int:
         return int(self._env.step_count)
-
-    @property
-    def seed(self) -> int | None:
-        return self._seed
-
-    @property
-    def done(self) -> bool:
-        return self._done
 
     def is_success(self, total_reward: float, info: dict[str, Any] | None = None) -> bool:
         """Mission completed: the episode's total reward is > 0 (BabyAI pays only on success)."""
@@ -192,8 +176,7 @@ class BabyAITextEnv(BotExpert, TextEnv):
         """The oracle's hint: the mission read from the state, and the student's action judged
         from the state (``None``: what is in front of the agent). It never asks the expert, reads
         the bot's plan nor names an action (see ``diagnosis``)."""
-        if self._obs is None:
-            raise RuntimeError(f"{self.env_id}: call reset(seed) before diagnose()")
+        self._require_reset("diagnose()")
         if not hasattr(self._env, "instrs"):
             raise NotImplementedError(
                 f"{self.env_id} has no BabyAI instruction; the diagnosis only covers BabyAI-* levels"

@@ -23,7 +23,7 @@ import json
 import re
 from typing import Any
 
-from ..base import INVALID_ACTION, ParseMode
+from ..base import INVALID_ACTION, ParseMode, shared_error_type
 
 ACTIONS: tuple[str, ...] = (
     "Noop",
@@ -257,12 +257,9 @@ def parse_action_text(text: Any, mode: ParseMode = "strict", _allow_json: bool =
 
 def classify_error(student_action: str | None, expert_action: str) -> str:
     """A short category comparing the student's action with the expert's (``ERROR_TYPES``)."""
-    if student_action is None:
-        return "unknown"
-    if student_action not in ACTION_INDEX:
-        return "invalid_action"
-    if student_action == expert_action:
-        return "correct"
+    shared = shared_error_type(student_action, expert_action, ACTION_INDEX)
+    if shared is not None:
+        return shared
     if student_action in MOVES:
         return "wrong_direction" if expert_action in MOVES else "moved_instead_of_acting"
     if student_action == "Noop":

@@ -56,6 +56,7 @@ class CrafterTextEnv(TextEnv):
     """One crafter world as a text environment (see the module docstring)."""
 
     family = "crafter"
+    ACTIONS = ACTIONS
     ACHIEVEMENTS = ACHIEVEMENTS
     SYSTEM_PROMPT = (
         "You are an agent playing Crafter, a 2D survival game. Each turn you read what you see around "
@@ -119,8 +120,7 @@ class CrafterTextEnv(TextEnv):
         self._prefix = bytearray()
 
     def step(self, action: str) -> StepResult:
-        if self._obs is None:
-            raise RuntimeError(f"{self.env_id}: call reset(seed) before step()")
+        self._require_reset("step()")
         if self._done:
             raise RuntimeError(f"{self.env_id}: the episode is over; reset or restore first")
         invalid = action == INVALID_ACTION
@@ -203,33 +203,15 @@ class CrafterTextEnv(TextEnv):
             f"max_steps {self.max_steps}) seed {seed} early; it cannot be a snapshot"
         )
 
-    def valid_actions(self) -> tuple[str, ...]:
-        return ACTIONS
-
-    def observation(self) -> Observation:
-        if self._obs is None:
-            raise RuntimeError(f"{self.env_id}: call reset(seed) before observation()")
-        return self._obs
-
     @property
     def steps_taken(self) -> int:
-        if self._obs is None:
-            raise RuntimeError(f"{self.env_id}: call reset(seed) before steps_taken")
+        self._require_reset("steps_taken")
         return int(self.world._step)
-
-    @property
-    def seed(self) -> int | None:
-        return self._seed
-
-    @property
-    def done(self) -> bool:
-        return self._done
 
     def episode_values(self) -> dict[str, Any]:
         """The achievements unlocked since reset (crafter's order) and progression = their
         share of the 22."""
-        if self._obs is None:
-            raise RuntimeError(f"{self.env_id}: call reset(seed) before episode_values()")
+        self._require_reset("episode_values()")
         counts = self.world._player.achievements
         unlocked = [a for a in ACHIEVEMENTS if counts[a] > 0]
         return {"achievements": unlocked, "progression": len(unlocked) / len(ACHIEVEMENTS)}
@@ -249,8 +231,7 @@ class CrafterTextEnv(TextEnv):
 
     def state_key(self) -> tuple:
         """The exact world state (``world.World.state_key``)."""
-        if self._obs is None:
-            raise RuntimeError(f"{self.env_id}: call reset(seed) before state_key()")
+        self._require_reset("state_key()")
         return self.world.state_key()
 
     # -- expert and oracle teacher -----------------------------------------------------------
@@ -258,8 +239,7 @@ class CrafterTextEnv(TextEnv):
     def expert_action(self) -> str:
         """The privileged expert's action (``expert.expert_action``), a function of the state
         (cached for the current state only)."""
-        if self._obs is None:
-            raise RuntimeError(f"{self.env_id}: call reset(seed) before expert_action()")
+        self._require_reset("expert_action()")
         if self._done:
             raise RuntimeError(f"{self.env_id}: the episode is over; no expert action")
         if self._expert_cache is None or self._expert_cache[0] != self._version:
@@ -270,8 +250,7 @@ class CrafterTextEnv(TextEnv):
     def diagnose(self, student_action: str | None) -> str:
         """The oracle's hint from the state and the student's action (``diagnosis.diagnose``);
         it never asks the expert."""
-        if self._obs is None:
-            raise RuntimeError(f"{self.env_id}: call reset(seed) before diagnose()")
+        self._require_reset("diagnose()")
         return diagnosis.diagnose(self.world, self.goal, student_action)
 
     def expert_advice(self, student_action: str | None) -> Advice:
