@@ -583,3 +583,15 @@ def test_each_report_subcommand_has_help(cmd, capsys):
         main([cmd, "--help"])
     assert e.value.code == 0
     assert "--out" in capsys.readouterr().out
+
+
+def test_summary_warns_about_a_degenerate_student():
+    from teachable.reporting.summary import degenerate_student, summary_markdown
+
+    def md(p, lo, hi):
+        return summary_markdown({"checks": [], "key_numbers": {
+            "student_success": {"p": p, "lo": lo, "hi": hi, "n": 100, "n_tasks": 50}}})
+
+    assert "⚠" in md(0.0, 0.0, 0.04) and "lies outside [0.05, 0.95]" in md(0.0, 0.0, 0.04)  # PutNextLocal's
+    assert "⚠" in md(1.0, 0.96, 1.0) and "⚠" not in md(0.41, 0.32, 0.51) and "⚠" not in md(0.03, 0.0, 0.08)
+    assert not degenerate_student({"p": None, "lo": None, "hi": None})

@@ -123,6 +123,15 @@ def protocol_markdown(p: dict) -> list[str]:
     return lines
 
 
+STUDENT_RANGE = (0.05, 0.95)  # a base student outside it gives a degenerate study (no / only failures)
+
+
+def degenerate_student(s: dict) -> bool:
+    """The base student's success interval reaches outside ``STUDENT_RANGE``."""
+    lo, hi = s.get("lo"), s.get("hi")
+    return lo is not None and hi is not None and (hi < STUDENT_RANGE[0] or lo > STUDENT_RANGE[1])
+
+
 def key_numbers(overall: pd.DataFrame, thresholds: dict, corr: dict, predictor: dict, sel: dict) -> dict:
     base = overall[overall["model_id"] == BASE_MODEL_ID]
     b = base.iloc[0] if len(base) else None
@@ -173,6 +182,11 @@ def summary_markdown(summary: dict) -> str:
     if s:
         lines.append(f"- Student (base) success on eval tasks: {fmt(s.get('p'))} {fmt_ci(s.get('lo'), s.get('hi'))}, "
                      f"n = {s.get('n')} rollouts" + (f" on {s['n_tasks']} tasks" if s.get("n_tasks") else ""))  # fmt: skip
+        if degenerate_student(s):
+            lo_, hi_ = STUDENT_RANGE
+            lines.append(f"- ⚠ The student's success interval lies outside [{lo_}, {hi_}]: with a student that almost "
+                         "never (or almost always) succeeds, failure states, leverage and CPT gains say little. Train "
+                         "it longer (student.init) or pick an easier level / goal before reading the checks.")  # fmt: skip
     sizes = k.get("quadrant_sizes") or {}
     lines.append(f"- Labeled snapshots: {k.get('n_labeled')}; quadrant sizes "
                  + ", ".join(f"{short(q)} {n}" for q, n in sizes.items())
