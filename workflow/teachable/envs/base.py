@@ -12,6 +12,8 @@ so a prefix containing it replays exactly.
 
 from __future__ import annotations
 
+import json
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -68,6 +70,27 @@ class Advice:
     ok: bool = True  # False: a teacher failure (recorded, never silently replaced)
     failure_reason: str = ""
     meta: dict[str, Any] = field(default_factory=dict)  # tokens, cost, attempts, cache hit
+
+
+_JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
+JSON_ACTION_KEYS = ("action", "Action", "ACTION", "act", "move", "answer", "next_action")
+
+
+def json_action_field(text: str) -> str | None:
+    """The string under the first action-like key (``JSON_ACTION_KEYS``) of a JSON object in
+    ``text`` (a model that answers ``{"action": "..."}``), or None."""
+    if "{" not in text:
+        return None
+    m = _JSON_OBJECT.search(text)
+    try:
+        obj = json.loads(m.group(0)) if m else None
+    except (ValueError, TypeError):
+        return None
+    if isinstance(obj, dict):
+        for k in JSON_ACTION_KEYS:
+            if isinstance(obj.get(k), str):
+                return obj[k]
+    return None
 
 
 def shared_error_type(student_action: str | None, expert_action: str, valid: tuple[str, ...] | dict) -> str | None:

@@ -4,11 +4,10 @@ the error categories comparing a student's action with the expert's."""
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
-from ..base import ParseMode, shared_error_type
+from ..base import ParseMode, json_action_field, shared_error_type
 
 ACTIONS: tuple[str, ...] = ("turn left", "turn right", "go forward", "pick up", "drop", "toggle")
 # MiniGrid's Actions enum: left=0, right=1, forward=2, pickup=3, drop=4, toggle=5, done=6
@@ -185,8 +184,6 @@ def mentioned_actions(text: str) -> dict[str, str]:
     return found
 
 
-_JSON_RE = re.compile(r"\{.*\}", re.DOTALL)
-_JSON_KEYS = ("action", "Action", "ACTION", "act", "move", "answer", "next_action")
 
 
 def _strict_norm(text: str) -> str:
@@ -218,17 +215,9 @@ def parse_action_text(
     if mode == "strict":
         return None
 
-    if _allow_json and "{" in text:
-        m = _JSON_RE.search(text)
-        if m:
-            try:
-                obj = json.loads(m.group(0))
-            except (ValueError, TypeError):
-                obj = None
-            if isinstance(obj, dict):
-                for k in _JSON_KEYS:
-                    if isinstance(obj.get(k), str):
-                        return parse_action_text(obj[k], "lenient", _allow_json=False)
+    inner = json_action_field(text) if _allow_json else None
+    if inner is not None:
+        return parse_action_text(inner, "lenient", _allow_json=False)
 
     t = _loose_norm(text)
     for prefix in ("action ", "final answer ", "answer ", "next action ", "i will ", "i ll "):

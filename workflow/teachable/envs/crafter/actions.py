@@ -19,11 +19,10 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
-from ..base import INVALID_ACTION, ParseMode, shared_error_type
+from ..base import INVALID_ACTION, ParseMode, json_action_field, shared_error_type
 
 ACTIONS: tuple[str, ...] = (
     "Noop",
@@ -199,8 +198,6 @@ def mentioned_actions(text: str) -> dict[str, str]:
     return found
 
 
-_JSON_RE = re.compile(r"\{.*\}", re.DOTALL)
-_JSON_KEYS = ("action", "Action", "ACTION", "act", "answer", "next_action")
 _PREFIXES = ("action ", "final answer ", "answer ", "next action ", "i will ", "i ll ", "i choose ")
 
 
@@ -229,16 +226,9 @@ def parse_action_text(text: Any, mode: ParseMode = "strict", _allow_json: bool =
     exact = _STRICT.get(_strict_norm(text))
     if exact is not None or mode == "strict":
         return exact
-    if _allow_json and "{" in text:
-        m = _JSON_RE.search(text)
-        try:
-            obj = json.loads(m.group(0)) if m else None
-        except (ValueError, TypeError):
-            obj = None
-        if isinstance(obj, dict):
-            for k in _JSON_KEYS:
-                if isinstance(obj.get(k), str):
-                    return parse_action_text(obj[k], "lenient", _allow_json=False)
+    inner = json_action_field(text) if _allow_json else None
+    if inner is not None:
+        return parse_action_text(inner, "lenient", _allow_json=False)
     t = normalise(text).rstrip(".!?:;, ").lstrip(":;, ")
     for prefix in _PREFIXES:
         if t.startswith(prefix):
