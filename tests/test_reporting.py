@@ -322,6 +322,17 @@ def test_tables_have_the_stated_columns_and_numbers_from_the_inputs(study):
     assert mr.loc[m, "gain_lo"] == pytest.approx(ov.loc[m, "gain_lo"]) and (mr["n_tasks"] == 50).all()
 
 
+def test_a_family_without_achievements_gives_an_empty_family_table_with_its_note(study):
+    """BabyAI's Phase 3 writes family_metrics.csv with its header and no rows: the tables carry
+    an empty family table that says why, every other table as usual."""
+    pd.read_csv(study["family"]).iloc[:0].to_csv(study["family"], index=False)
+    main(["tables", *_args(study, *TABLE_INPUTS), "--out-dir", str(study["out"])])
+    fam = pd.read_csv(study["out"] / "family_metrics.csv")
+    assert fam.empty and list(fam.columns) == rp.TABLE_COLUMNS["family_metrics"]
+    assert "no achievements" in (study["out"] / "family_metrics.md").read_text()
+    assert not pd.read_csv(study["out"] / "main_results.csv").empty
+
+
 def test_markdown_formatter_renders_missing_values_as_a_dash():
     md = rp.to_markdown(pd.DataFrame({"a": [1.23456, math.nan], "b": ["x|y", None]}))
     assert md.splitlines() == ["| a | b |", "|---:|---|", "| 1.235 | x\\|y |", "| — | — |"]

@@ -289,7 +289,8 @@ def tables_from_files(*, labeled, transfer, overall, retention, stuckness, predi
         read_input(retention, PHASE3_TABLES["retention"], "retention results"),
         read_input(stuckness, PHASE3_TABLES["stuckness"], "stuckness results"),
         read_predictor(predictor), sel, confidence, transfer_source=f"transfer matrix {transfer}",
-        family=read_input(family, PHASE3_TABLES["family"], "family metrics") if family is not None else None,
+        family=(read_input(family, PHASE3_TABLES["family"], "family metrics", allow_empty=True)
+                if family is not None else None),
     )  # fmt: skip
     notes = {"selection_summary": f"Phase 5 not run: {sel['skipped']}"} if sel.get("skipped") else {}
     if tables["family_metrics"].empty:
