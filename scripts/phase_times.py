@@ -19,12 +19,12 @@ import pandas as pd
 PHASES = {
     "student_init": "student", "student_eval": "student",
     "rollouts": "0", "mine_snapshots": "0",
-    "label_shard": "1", "merge_labels": "1",
+    "label_shard": "1", "merge_labels": "1", "label_report": "1",
     "microtrain": "1B", "micro_merge": "1B", "cpt_gate": "1B",
-    "train_run": "2", "training_summary": "2",
-    "eval_model": "3", "eval_summary": "3", "compare_runs": "3",
-    "predictor": "4",
-    "select_train": "5", "eval_selection": "5", "selection_summary": "5",
+    "plan_training": "2", "train_run": "2", "training_summary": "2",
+    "eval_model": "3", "eval_summary": "3", "compare_run": "3", "benchmark_model": "3",
+    "predictor": "4", "predictor_metrics": "4",
+    "select_train": "5", "eval_selection": "5", "selection_summary": "5", "benchmark_selection": "5",
     "figures": "report", "tables": "report", "summary": "report",
 }  # fmt: skip
 
