@@ -23,9 +23,10 @@ from pathlib import Path
 
 import pandas as pd
 
-SKIP_SUFFIXES = {".log", ".tsv", ".png", ".html", ".md", ".txt", ".lock"}
+SKIP_SUFFIXES = {".log", ".tsv", ".png", ".html", ".md", ".txt", ".lock", ".joblib"}  # pickles: their bytes vary
 SKIP_PARTS = {"logs", "benchmarks", ".snakemake"}
 TIME_WORDS = ("time", "seconds", "elapsed", "wall", "date", "duration", "host", "started", "finished")
+UNORDERED_KEYS = {"target_modules"}  # peft writes a set: its order follows string hashing
 
 
 def is_time_key(key: str) -> bool:
@@ -35,7 +36,8 @@ def is_time_key(key: str) -> bool:
 
 def strip_times(obj):
     if isinstance(obj, dict):
-        return {k: strip_times(v) for k, v in obj.items() if not is_time_key(str(k))}
+        return {k: sorted(v) if k in UNORDERED_KEYS and isinstance(v, list) else strip_times(v)
+                for k, v in obj.items() if not is_time_key(str(k))}  # fmt: skip
     if isinstance(obj, list):
         return [strip_times(v) for v in obj]
     return obj
@@ -79,7 +81,10 @@ def compare_tables(a: pd.DataFrame, b: pd.DataFrame, rtol: float) -> str:
     added = [c for c in b.columns if c not in a.columns]
     if added:
         notes.append(f"B adds columns {added}")
-    b = b[list(a.columns)]
+    timed = [c for c in a.columns if is_time_key(str(c))]
+    if timed:
+        notes.append(f"timing columns {timed} not compared")
+    a, b = a.drop(columns=timed), b[[c for c in a.columns if c not in timed]]
     if len(b) > len(a) and len(a.columns):  # rows of ids that only B has (a run added since A)
         key = a.columns[0]
         new_ids = sorted(set(b[key].astype(str)) - set(a[key].astype(str)))
@@ -91,14 +96,16 @@ def compare_tables(a: pd.DataFrame, b: pd.DataFrame, rtol: float) -> str:
     a, b = a.reset_index(drop=True), b.reset_index(drop=True)
     for c in a.columns:
         x, y = a[c], b[c]
+        both_na = (x.isna() & y.isna()).to_numpy()
         if pd.api.types.is_float_dtype(x) and pd.api.types.is_float_dtype(y):
-            bad = ~((x.isna() & y.isna()) | (x == y) | ((x - y).abs() <= rtol * y.abs()))
+            bad = ~(both_na | (x == y).to_numpy() | ((x - y).abs() <= rtol * y.abs()).to_numpy())
         else:
-            bad = x.astype(str) != y.astype(str)
+            bad = ~both_na & (x.astype(str) != y.astype(str)).to_numpy()
         if bad.any():
-            i = int(bad.to_numpy().nonzero()[0][0])
+            i = int(bad.nonzero()[0][0])
             return f"differs: column {c!r} in {int(bad.sum())} rows (first: row {i}, {x.iloc[i]!r} vs {y.iloc[i]!r})"
-    return "superset: " + "; ".join(notes) if notes else "same"
+    added_notes = [n for n in notes if n.startswith("B adds")]
+    return "superset: " + "; ".join(notes) if added_notes else "same" + (f" ({notes[0]})" if notes else "")
 
 
 def read_json_file(p: Path):

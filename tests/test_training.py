@@ -460,7 +460,7 @@ def test_correlation_report_matches_scipy_and_is_deterministic():
     for q, g in df.groupby("quadrant"):
         pq = rep["per_quadrant"][q]
         assert pq["n"] == len(g) and pq["mean"] == pytest.approx(g["delta"].mean())
-        assert pq["lo"] <= pq["mean"] <= pq["hi"]
+        assert pq["lo"] <= pq["mean"] <= pq["hi"] and pq["method"] == "t"
     anti = correlation_report(_report_df(x, -y), P1B, seed=1)
     assert not anti["pass"] and anti["blocks_downstream"] and anti["p_value"] > 0.5
     # the trivial predictors, scored the same way; headroom = 1 - p_policy

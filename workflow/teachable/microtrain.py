@@ -290,7 +290,11 @@ def correlation_report(results: pd.DataFrame, p1b_cfg: dict, seed: int) -> dict[
     rep["per_quadrant"] = {}
     for q in QUADRANTS:
         sub = results[results["quadrant"] == q]
-        d = mean_interval(sub["delta"].to_numpy(float), conf)
+        d = {**mean_interval(sub["delta"].to_numpy(float), conf), "method": "t"}
+        if d["n"] < 2:
+            d["note"] = "no snapshots" if d["n"] == 0 else "n = 1: no interval"
+        elif d["lo"] == d["hi"]:
+            d["note"] = "all deltas equal: zero-width interval"
         d["mean_ELP_net"] = float(sub["ELP_net"].mean()) if len(sub) else math.nan
         d["mean_before"] = float(sub["before"].mean()) if len(sub) else math.nan
         d["mean_after"] = float(sub["after"].mean()) if len(sub) else math.nan
