@@ -437,7 +437,7 @@ def test_oracle_teacher_rejects_a_diagnosis_paraphrasing_an_action(monkeypatch, 
 
     monkeypatch.setattr(BabyAITextEnv, "diagnose", lambda self, student_action: paraphrase)
     env_id = "BabyAI-GoToLocal-v0"
-    req = request(env_id=env_id, seed=0, actions=(), history=(), valid_actions=BabyAITextEnv.valid_actions(None))
+    req = request(env_id=env_id, seed=0, actions=(), history=(), valid_actions=BabyAITextEnv.ACTIONS)
     adv = OracleTeacher().advise(req)
     action, phrase = PARAPHRASES[paraphrase]
     assert not adv.ok and adv.suggested_action is None
@@ -450,7 +450,7 @@ def test_oracle_teacher_accepts_a_clean_diagnosis(monkeypatch):
 
     monkeypatch.setattr(BabyAITextEnv, "diagnose", lambda self, student_action: CLEAN_DIAGNOSIS)
     req = request(env_id="BabyAI-GoToLocal-v0", seed=0, actions=(), history=(),
-                  valid_actions=BabyAITextEnv.valid_actions(None))
+                  valid_actions=BabyAITextEnv.ACTIONS)
     adv = OracleTeacher().advise(req)
     assert adv.ok and adv.diagnosis == CLEAN_DIAGNOSIS
 
