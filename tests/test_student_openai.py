@@ -288,3 +288,13 @@ def test_a_study_refuses_a_backend_that_cannot_train():
     check_trainable({"backend": "hf"})
     with pytest.raises(ValueError, match=r"student.backend='openai'.*1B.*2.*5.*student.backend: hf"):
         check_trainable({"backend": "openai"})
+
+
+def test_close_logs_the_jobs_usage(make, server, caplog):
+    import logging
+
+    student = make()
+    play(student, [0], max_steps=2)
+    with caplog.at_level(logging.INFO, logger="teachable.policies.openai_student"):
+        student.close()
+    assert "OpenAI student usage" in caplog.text and "'requests': 2" in caplog.text
