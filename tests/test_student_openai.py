@@ -298,3 +298,50 @@ def test_close_logs_the_jobs_usage(make, server, caplog):
     with caplog.at_level(logging.INFO, logger="teachable.policies.openai_student"):
         student.close()
     assert "OpenAI student usage" in caplog.text and "'requests': 2" in caplog.text
+
+
+def test_an_invalid_student_action_is_labeled_against_the_students_likeliest_other_action(make, server):
+    """Experiment A can mine a step where a generate-only student's answer did not parse: it
+    keeps its INVALID_ACTION (never replaced), has no probability, and the contrast calls the
+    student's likeliest valid action other than the teacher's worse."""
+    from teachable.labeling import contrast_action
+
+    snaps = pd.DataFrame([{"env_id": ENV, "instruction": "go to the red ball", "observation": "You see a wall.",
+                           "history": [], "valid_actions": ["turn left", "turn right", "drop"],
+                           "student_action": INVALID_ACTION}])  # fmt: skip
+    server.script(*[content(a) for a in ("drop", "turn right", "drop", "??")])
+    row = score_snapshots(snaps, make(k_samples=4, concurrency=1)).iloc[0]
+    assert row["student_action"] == INVALID_ACTION and np.isnan(row["p_student_action"])
+    va = list(row["valid_actions"])
+    assert contrast_action(INVALID_ACTION, "drop", va, row["_logprobs"]) == "turn right"
+    assert contrast_action(INVALID_ACTION, "turn left", va, row["_logprobs"]) == "drop"
+
+
+def test_phase1_labels_a_snapshot_with_the_openai_student(make, server):
+    """label_snapshots end to end with a generate-only student: U from k samples beside its
+    estimator, every condition rolled out through the API, and the rows fit the declared table."""
+    from teachable.envs import make_env
+    from teachable.labeling import label_snapshots
+    from teachable.schemas import OUTCOME_CONDITIONS
+    from teachable.teachers.oracle import OracleTeacher
+
+    seed = 4
+    obs = make_env(ENV, max_steps=12).reset(seed)
+    snap = pd.DataFrame([{"snapshot_id": f"{ENV}/B-{seed}/t0", "experiment": "B", "task_id": f"{ENV}:{seed}",
+                          "env_id": ENV, "seed": seed, "step_idx": 0, "actions": [], "instruction": obs.instruction,
+                          "observation": obs.text, "history": [], "valid_actions": list(obs.valid_actions),
+                          "student_action": None, "expert_action": "", "episode_id": f"B-{seed}-0",
+                          "episode_length": 1, "steps_left": 12}])  # fmt: skip
+    cfg = {"seed": 0, "env": {"id": ENV, "max_steps": 12, "history_len": 2}, "student": {"temperature": 1.0},
+           "phase1": {"n_rollouts": 2, "n_rollouts_expert": 1, "confidence": 0.95, "n_bootstrap": 100}}  # fmt: skip
+    raw, failures = label_snapshots(snap, make(k_samples=4), OracleTeacher(12), cfg, progress=False)
+    assert failures.empty and len(raw) == 1
+    row = raw.iloc[0]
+    assert row["U_estimator"] == "samples" and row["U_k"] == 4 and np.isfinite(row["U"])
+    assert all(len(row[f"y_{c}"]) == (1 if c == "expert" else 2) for c in OUTCOME_CONDITIONS)
+    check_frame(raw, RAW_LABELS, "labels")
+    assert len(server.requests) > 4
+    from teachable.labeling import label_stats
+
+    stats = label_stats(raw)
+    assert stats.loc[0, "U_estimator"] == "samples" and stats.loc[0, "U_k"] == 4  # carried to the labels

@@ -101,7 +101,9 @@ def score_rows(snaps: pd.DataFrame, ctxs: list[Context], lps: list[np.ndarray]) 
         feats = entropy_features(lp)
         sa = r["student_action"] if isinstance(r["student_action"], str) else ctx.valid_actions[int(np.argmax(lp))]
         feats["student_action"] = sa
-        feats["p_student_action"] = float(np.exp(lp[ctx.valid_actions.index(sa)]))
+        # an unparseable answer (INVALID_ACTION, a generate-only student) has no probability
+        # in the distribution over valid actions
+        feats["p_student_action"] = float(np.exp(lp[ctx.valid_actions.index(sa)])) if sa in ctx.valid_actions else np.nan
         feats["_logprobs"] = lp
         rows.append(feats)
     out = snaps.copy()
@@ -113,8 +115,9 @@ def score_rows(snaps: pd.DataFrame, ctxs: list[Context], lps: list[np.ndarray]) 
 
 def contrast_action(student_action: str, teacher_action: str, valid_actions, logprobs) -> str:
     """The action a contrast patch calls worse than the teacher's: the student's own action, or,
-    where the student's action IS the teacher's, the student's most likely other action."""
-    if student_action != teacher_action:
+    where the student's action IS the teacher's or is no valid action (an unparseable answer of a
+    generate-only student), the student's most likely other action."""
+    if student_action != teacher_action and student_action in valid_actions:
         return student_action
     order = np.argsort(-np.asarray(logprobs), kind="stable")
     return next(valid_actions[i] for i in order if valid_actions[i] != teacher_action)
@@ -300,10 +303,11 @@ def label_snapshots(snaps: pd.DataFrame, student: StudentPolicy, teacher: Teache
     advice is valid; teacher failures are returned separately (recorded, never replaced by
     another action). ``label_stats`` turns the raw rows into labels.
 
-    Where the student's action IS the teacher's (Experiment B), the contrast calls the student's
-    most likely other action worse, so the teacher is asked a second time, about that action, and
-    its diagnosis (``contrast_diagnosis``) is the contrast's "because"; a failure of that second
-    answer is a teacher failure of the snapshot."""
+    Where the student's action IS the teacher's (Experiment B) or is no valid action (an
+    unparseable answer), the contrast calls the student's most likely other action worse, so the
+    teacher is asked a second time, about that action, and its diagnosis (``contrast_diagnosis``)
+    is the contrast's "because"; a failure of that second answer is a teacher failure of the
+    snapshot."""
     scored = score_snapshots(snaps, student)
     reqs = [advice_request(r, r["student_action"]) for _, r in scored.iterrows()]
     advice = teacher.advise_many(reqs)
@@ -312,9 +316,10 @@ def label_snapshots(snaps: pd.DataFrame, student: StudentPolicy, teacher: Teache
     kinds = [None if why is None else a.meta.get("failure_kind", "invalid_action") for a, why in zip(advice, reasons)]
     second = {}
     for k, ((_, r), a) in enumerate(zip(scored.iterrows(), advice)):
-        if reasons[k] is None and r["student_action"] == a.suggested_action:
+        if reasons[k] is None:
             worse = contrast_action(r["student_action"], a.suggested_action, list(r["valid_actions"]), r["_logprobs"])
-            second[k] = advice_request(r, worse)
+            if worse != r["student_action"]:  # the contrast is not about the student's own action
+                second[k] = advice_request(r, worse)
     contrast_advice = dict(zip(second, teacher.advise_many(list(second.values()))))
     for k, a in contrast_advice.items():
         if not (a.ok and a.diagnosis):
