@@ -12,7 +12,9 @@ every request it got. Usage:
 Replies: ``error(status)``, ``content(text)`` (raw assistant text: invalid JSON, fenced JSON),
 ``answer(action, diagnosis, error_type)`` (a JSON answer), ``slow(seconds, reply)`` (sleeps
 first: a timeout), ``dropped()`` (the connection closes unanswered), or a callable ``body -> Reply`` that answers from the request it got. With the script empty the server answers 500 with ``x-should-retry: false``
-so a test that asks for more than it scripted fails visibly.
+so a test that asks for more than it scripted fails visibly, unless it was given a ``responder``
+(a callable ``body -> Reply`` that answers every unscripted request), e.g. ``StudentResponder``:
+the embedded student's own generations, so the server is a real model behind a real API.
 """
 
 from __future__ import annotations
@@ -83,8 +85,56 @@ def _rough_tokens(text: str) -> int:
 Scripted = Reply | Callable[[dict[str, Any]], Reply]  # a reply, or one computed from the body
 
 
+class StudentResponder:
+    """Answers a student's chat request with the action a scoring student policy samples there:
+    the state is read back from the messages (``teachable.policies.prompt.user_message``), checked
+    by rendering it again (the scored prompt IS the prompt sent), scored by ``policy``, and one
+    action is drawn from softmax(logprobs / temperature) (argmax at 0) with a generator seeded by
+    the request's ``seed`` and its messages. ``wrap`` turns the action into the answer text."""
+
+    def __init__(self, policy, system: str, wrap: Callable[[str], str] = str) -> None:
+        self.policy, self.system, self.wrap = policy, system, wrap
+        self._lock = threading.Lock()  # one forward pass at a time
+        self.served = 0
+
+    def context(self, messages: list[dict[str, str]]):
+        from teachable.policies.base import Context
+        from teachable.policies.prompt import build_messages
+
+        lines = messages[-1]["content"].split("\n")
+        i = next(n for n, line in enumerate(lines) if line.startswith("Recent actions: "))
+        hist = lines[i][len("Recent actions: "):]
+        ctx = Context(
+            instruction=lines[0][len("Mission: "):],
+            observation="\n".join(lines[2:i]),
+            history=() if hist == "none" else tuple(hist.split(", ")),
+            valid_actions=tuple(lines[i + 1][len("Valid actions: "):].split(", ")),
+            patch=lines[i + 2][len("Advice: "):] if lines[i + 2].startswith("Advice: ") else None,
+        )
+        if build_messages(ctx, system=self.system) != messages:
+            raise ValueError("StudentResponder: the messages are not a student prompt it can read back")
+        return ctx
+
+    def __call__(self, body: dict[str, Any]) -> Reply:
+        import hashlib
+
+        import numpy as np
+
+        from teachable.rollouts import sample_action
+
+        ctx = self.context(body["messages"])
+        with self._lock:
+            lp = self.policy.action_logprobs([ctx])[0]
+            self.served += 1
+        blob = json.dumps([body.get("seed"), body["messages"]], sort_keys=True).encode()
+        rng = np.random.default_rng(int.from_bytes(hashlib.sha256(blob).digest()[:8], "big"))
+        action = ctx.valid_actions[sample_action(lp, float(body.get("temperature", 1.0)), rng)]
+        return content(self.wrap(action))
+
+
 class FakeOpenAIServer:
-    def __init__(self) -> None:
+    def __init__(self, responder: Callable[[dict[str, Any]], Reply] | None = None) -> None:
+        self.responder = responder  # answers what the script does not
         self._replies: deque[Scripted] = deque()
         self.requests: list[dict[str, Any]] = []  # {"path", "headers", "body"} per request
         self._lock = threading.Lock()
@@ -128,7 +178,7 @@ class FakeOpenAIServer:
     def _next(self, path: str, headers: dict[str, str], body: dict[str, Any]) -> Reply | None:
         with self._lock:
             self.requests.append({"path": path, "headers": headers, "body": body})
-            reply = self._replies.popleft() if self._replies else None
+            reply = self._replies.popleft() if self._replies else self.responder
         return reply(body) if callable(reply) else reply
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:

@@ -7,6 +7,7 @@ import sys
 from teachable.constants import BASE_MODEL_ID, FIGURE_CATEGORIES, RUN_IDS, TABLES
 from teachable.constants import SELECTION_METHODS as METHODS
 from teachable.envs.registry import check_env_id, env_options
+from teachable.policies import check_trainable
 from teachable.predictor import FIT_KEYS as PREDICTOR_FIT_KEYS
 from teachable.schemas import (
     ALL_EVAL_ROLLOUTS,
@@ -34,6 +35,7 @@ try:
     check_env_id(config["env"]["id"])
 except (ValueError, NotImplementedError, ImportError) as e:
     raise ValueError(f"config key env.id: {e}") from None
+check_trainable(config["student"])  # phases 1B, 2 and 5 fine-tune the student
 ENV_OPTIONS = env_options(
     config["env"]
 )  # the family's constructor options set in the config
@@ -60,11 +62,13 @@ def cfg_json(**sections):
 
 def student_runtime():
     """Student settings that matter at inference time (not the embedded student's recipe, nor
-    model_path: the model directory is the job's input)."""
+    model_path: the model directory is the job's input; the OpenAI backend's keys only when
+    it is the backend)."""
     return {
         k: v
         for k, v in config["student"].items()
         if k not in ("init", "eval_tasks", "model_path")
+        and (k != "openai" or config["student"]["backend"] == "openai")
     }
 
 

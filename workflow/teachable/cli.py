@@ -46,7 +46,12 @@ def cmd_student_init(a) -> None:
 def _student(cfg: dict, model: str, adapter: str | None = None):
     from .policies import make_student
 
-    return make_student(cfg["student"], model, adapter, env_id=cfg["env"]["id"])
+    student = make_student(cfg["student"], model, adapter, env_id=cfg["env"]["id"])
+    if hasattr(student, "usage_summary"):  # an API student: log this job's requests, tokens and cost at exit
+        import atexit
+
+        atexit.register(student.close)
+    return student
 
 
 def cmd_rollouts(a) -> None:

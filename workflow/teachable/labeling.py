@@ -34,7 +34,9 @@ from scipy import stats as st
 
 from .constants import FORMATS, PLACEBOS, QUADRANTS
 from .patches import make_patch
-from .policies import Context, Policy
+from .envs.registry import parse_action
+from .policies import Context, GenerativePolicy, StudentPolicy
+from .policies.base import U_SAMPLES, generates, sampled_logprobs
 from .rollouts import EXPERT, RolloutResult, RolloutSpec, study_rollouts
 from .schemas import OUTCOME_CONDITIONS, PROB_NAMES, STUDENT_CONDITIONS
 from .seeding import derive_seed
@@ -55,17 +57,53 @@ def snapshot_context(row, patch: str | None = None) -> Context:
     )
 
 
-def score_snapshots(snaps: pd.DataFrame, student: Policy) -> pd.DataFrame:
-    """Uncertainty features; fills a missing student_action (Experiment B) with the student's
-    most likely action at that state."""
+def sampled_snapshot_logprobs(snaps: pd.DataFrame, student: GenerativePolicy) -> tuple[list[np.ndarray], list[int]]:
+    """Per snapshot, the log of the empirical distribution over its valid actions of the
+    generate-only ``student``'s ``k_samples`` answers (``policies.base.sampled_logprobs``; NaN
+    where none parsed to a valid action), and how many answers were invalid."""
     ctxs = [snapshot_context(r) for _, r in snaps.iterrows()]
-    lps = student.action_logprobs(ctxs) if ctxs else []
+    reqs = [q for ctx in ctxs for q in student.u_requests(ctx)]
+    texts = student.generate(reqs) if reqs else []
+    k, lps, invalid = student.k_samples, [], []
+    for n, ((_, r), ctx) in enumerate(zip(snaps.iterrows(), ctxs)):
+        parsed = [parse_action(r["env_id"], t) for t in texts[n * k:(n + 1) * k]]
+        lp, n_invalid = sampled_logprobs(parsed, ctx.valid_actions)
+        lps.append(lp)
+        invalid.append(n_invalid)
+    return lps, invalid
+
+
+def score_snapshots(snaps: pd.DataFrame, student: StudentPolicy) -> pd.DataFrame:
+    """Uncertainty features; fills a missing student_action (Experiment B) with the student's
+    most likely action at that state. A generate-only student's U is the entropy of its
+    ``k_samples`` parsed answers (``U_estimator``, ``U_k`` beside it); a snapshot where none of
+    them is a valid action has no U and is left out (counted in the log)."""
+    ctxs = [snapshot_context(r) for _, r in snaps.iterrows()]
+    if generates(student):
+        lps, invalid = sampled_snapshot_logprobs(snaps, student)
+        keep = np.array([not np.isnan(lp).any() for lp in lps], dtype=bool)
+        log.info("U from %d parsed samples per snapshot: %d of %d answers invalid", student.k_samples,
+                 sum(invalid), student.k_samples * len(snaps))  # fmt: skip
+        if not keep.all():
+            log.warning("%d of %d snapshots left out: none of their %d samples parsed to a valid action",
+                        int((~keep).sum()), len(snaps), student.k_samples)  # fmt: skip
+        out = score_rows(snaps.loc[keep], [c for c, k in zip(ctxs, keep) if k], [lp for lp, k in zip(lps, keep) if k])
+        out["U_estimator"] = U_SAMPLES
+        out["U_k"] = student.k_samples
+        return out
+    return score_rows(snaps, ctxs, student.action_logprobs(ctxs) if ctxs else [])
+
+
+def score_rows(snaps: pd.DataFrame, ctxs: list[Context], lps: list[np.ndarray]) -> pd.DataFrame:
+    """``snaps`` with the uncertainty features of the student's distribution ``lps`` (one per row)."""
     rows = []
     for (_, r), ctx, lp in zip(snaps.iterrows(), ctxs, lps):
         feats = entropy_features(lp)
         sa = r["student_action"] if isinstance(r["student_action"], str) else ctx.valid_actions[int(np.argmax(lp))]
         feats["student_action"] = sa
-        feats["p_student_action"] = float(np.exp(lp[ctx.valid_actions.index(sa)]))
+        # an unparseable answer (INVALID_ACTION, a generate-only student) has no probability
+        # in the distribution over valid actions
+        feats["p_student_action"] = float(np.exp(lp[ctx.valid_actions.index(sa)])) if sa in ctx.valid_actions else np.nan
         feats["_logprobs"] = lp
         rows.append(feats)
     out = snaps.copy()
@@ -77,8 +115,9 @@ def score_snapshots(snaps: pd.DataFrame, student: Policy) -> pd.DataFrame:
 
 def contrast_action(student_action: str, teacher_action: str, valid_actions, logprobs) -> str:
     """The action a contrast patch calls worse than the teacher's: the student's own action, or,
-    where the student's action IS the teacher's, the student's most likely other action."""
-    if student_action != teacher_action:
+    where the student's action IS the teacher's or is no valid action (an unparseable answer of a
+    generate-only student), the student's most likely other action."""
+    if student_action != teacher_action and student_action in valid_actions:
         return student_action
     order = np.argsort(-np.asarray(logprobs), kind="stable")
     return next(valid_actions[i] for i in order if valid_actions[i] != teacher_action)
@@ -258,16 +297,17 @@ def _valid(advice, req: AdviceRequest) -> bool:
     return bool(advice.ok and advice.suggested_action in req.valid_actions)
 
 
-def label_snapshots(snaps: pd.DataFrame, student: Policy, teacher: Teacher, cfg: dict,
+def label_snapshots(snaps: pd.DataFrame, student: StudentPolicy, teacher: Teacher, cfg: dict,
                     progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Raw labels (``raw_rows``: advice and rollout outcomes) for every snapshot whose teacher
     advice is valid; teacher failures are returned separately (recorded, never replaced by
     another action). ``label_stats`` turns the raw rows into labels.
 
-    Where the student's action IS the teacher's (Experiment B), the contrast calls the student's
-    most likely other action worse, so the teacher is asked a second time, about that action, and
-    its diagnosis (``contrast_diagnosis``) is the contrast's "because"; a failure of that second
-    answer is a teacher failure of the snapshot."""
+    Where the student's action IS the teacher's (Experiment B) or is no valid action (an
+    unparseable answer), the contrast calls the student's most likely other action worse, so the
+    teacher is asked a second time, about that action, and its diagnosis (``contrast_diagnosis``)
+    is the contrast's "because"; a failure of that second answer is a teacher failure of the
+    snapshot."""
     scored = score_snapshots(snaps, student)
     reqs = [advice_request(r, r["student_action"]) for _, r in scored.iterrows()]
     advice = teacher.advise_many(reqs)
@@ -276,9 +316,10 @@ def label_snapshots(snaps: pd.DataFrame, student: Policy, teacher: Teacher, cfg:
     kinds = [None if why is None else a.meta.get("failure_kind", "invalid_action") for a, why in zip(advice, reasons)]
     second = {}
     for k, ((_, r), a) in enumerate(zip(scored.iterrows(), advice)):
-        if reasons[k] is None and r["student_action"] == a.suggested_action:
+        if reasons[k] is None:
             worse = contrast_action(r["student_action"], a.suggested_action, list(r["valid_actions"]), r["_logprobs"])
-            second[k] = advice_request(r, worse)
+            if worse != r["student_action"]:  # the contrast is not about the student's own action
+                second[k] = advice_request(r, worse)
     contrast_advice = dict(zip(second, teacher.advise_many(list(second.values()))))
     for k, a in contrast_advice.items():
         if not (a.ok and a.diagnosis):

@@ -24,7 +24,8 @@ import pandas as pd
 
 from .envs.registry import make_env_from
 from .envs.base import ExpertError
-from .policies import Policy
+from .policies import StudentPolicy
+from .policies.base import U_SAMPLES, generates
 from .rollouts import (
     EXPERT,
     STUDENT,
@@ -42,7 +43,9 @@ log = logging.getLogger(__name__)
 SNAPSHOT_COLUMNS = SNAPSHOTS.names  # declared in teachable.schemas
 
 
-def episode_rows(experiment: str, episode_id: str, r: RolloutResult) -> list[dict]:
+def episode_rows(experiment: str, episode_id: str, r: RolloutResult, sampled_u: bool = False) -> list[dict]:
+    """The rows of one episode; with ``sampled_u`` (a generate-only student) the columns beside
+    U that say it was estimated from ``U_k`` parsed samples (``schemas.SAMPLED_U``)."""
     rows = []
     n = len(r.records)
     family = {f"episode_{k}": v for k, v in r.values.items()}  # the family's columns, per episode
@@ -70,12 +73,13 @@ def episode_rows(experiment: str, episode_id: str, r: RolloutResult) -> list[dic
                 "episode_length": r.steps,
                 "expert_error": r.expert_error,
                 **family,
+                **({"U_estimator": U_SAMPLES if rec.U_k else None, "U_k": rec.U_k} if sampled_u else {}),
             }
         )
     return rows
 
 
-def experiment_rollouts(cfg: dict, student: Policy, progress: bool = True) -> pd.DataFrame:
+def experiment_rollouts(cfg: dict, student: StudentPolicy, progress: bool = True) -> pd.DataFrame:
     """Experiment A (student episodes) and B (expert episodes) on train tasks."""
     env_id, p0 = cfg["env"]["id"], cfg["phase0"]
     train = split_seeds(cfg["splits"], "train")
@@ -101,7 +105,7 @@ def experiment_rollouts(cfg: dict, student: Policy, progress: bool = True) -> pd
         if not r.records:  # the expert could not act at the start state: no step to record
             log.warning("episode %s has no step (expert error %s)", ep, r.expert_error)
             continue
-        rows.extend(episode_rows(exp, ep, r))
+        rows.extend(episode_rows(exp, ep, r, sampled_u=generates(student)))
     return pd.DataFrame(rows)
 
 
@@ -238,7 +242,7 @@ def mine(rollouts: pd.DataFrame, cfg: dict, source: str = "the rollouts") -> tup
     return fa, fb, summary
 
 
-def evaluate_student(cfg: dict, student: Policy, split: str, n_tasks: int, progress: bool = True) -> dict:
+def evaluate_student(cfg: dict, student: StudentPolicy, split: str, n_tasks: int, progress: bool = True) -> dict:
     """Success rate of the student from reset on ``n_tasks`` tasks of a split, with its n and
     Wilson interval (the sanity check of the embedded student: it must fail a fair share)."""
     from .stats import proportion

@@ -10,6 +10,12 @@ active states in one batched call. Every phase that rolls out (0, 1, 1B, 3, 5) g
   every condition of one start state the same seed (common random numbers).
 - An expert that cannot act (``ExpertError``) ends its rollout as a failure and the result
   records the error's kind (``expert_error``: "impossible" or "planner"), so callers count it.
+- A generate-only student (``policies.base.GenerativePolicy``) writes text instead: each step
+  asks for one sample whose key is drawn from the rollout's random stream (so common random
+  numbers still hold and a re-run asks for the same samples), parsed with the env family's
+  lenient parser; an unparseable answer is played as ``INVALID_ACTION`` (a no-op step, counted
+  by the tables as invalid). With ``record_steps`` U is estimated from the policy's
+  ``k_samples`` parsed samples at the state (``StepRecord.U_k``); ``action_prob`` is NaN.
 """
 
 from __future__ import annotations
@@ -23,8 +29,16 @@ from tqdm.auto import tqdm
 
 from .envs import TextEnv, make_env
 from .envs.registry import env_options
-from .envs.base import ExpertError
-from .policies.base import Context, Policy
+from .envs.base import INVALID_ACTION, ExpertError
+from .policies.base import (
+    Context,
+    GenerativePolicy,
+    SampleRequest,
+    StudentPolicy,
+    entropy_of,
+    generates,
+    sampled_logprobs,
+)
 
 STUDENT = "student"
 EXPERT = "expert"
@@ -55,6 +69,7 @@ class StepRecord:
     U: float  # student entropy at this state (nan where not scored)
     reward: float
     patch: str | None = None  # the patch in the student's context at this step
+    U_k: int = 0  # samples behind U (a generate-only student); 0: U from the student's scores
 
 
 @dataclass
@@ -113,7 +128,7 @@ class _Active:
 
 def run_rollouts(
     specs: list[RolloutSpec],
-    policy: Policy | None,
+    policy: StudentPolicy | None,
     *,
     temperature: float,
     history_len: int,
@@ -127,7 +142,8 @@ def run_rollouts(
     """Run every spec to success, failure or the step limit; results in the order of ``specs``.
 
     Rollouts advance in lockstep: each iteration scores all active student states with one
-    ``policy.action_logprobs`` call. ``max_active`` bounds the number of live envs (memory).
+    ``policy.action_logprobs`` call (a generate-only policy: one ``policy.generate`` call).
+    ``max_active`` bounds the number of live envs (memory).
     """
     if policy is None and any(s.actor == STUDENT for s in specs):
         raise ValueError("student rollouts requested but no student policy was given")
@@ -149,6 +165,7 @@ def run_rollouts(
             active[i] = _Active(specs[i], pool.get(specs[i].env_id), history_len)
         # choose actions: forced first, then the expert, then one batched student call
         chosen: dict[int, tuple[str, str, float, float]] = {}
+        u_k: dict[int, int] = {}  # samples behind U, for a generate-only student
         need_student: list[int] = []
         for i, a in list(active.items()):
             if a.steps < len(a.spec.forced):
@@ -172,12 +189,20 @@ def run_rollouts(
                 )
                 for i in need_student
             ]
-            for i, ctx, lp in zip(need_student, ctxs, policy.action_logprobs(ctxs)):
-                a = active[i]
-                j = sample_action(lp, temperature, a.rng)
-                p = np.exp(lp - np.logaddexp.reduce(lp))
-                u = float(-(p * np.log(np.clip(p, 1e-300, None))).sum())
-                chosen[i] = (ctx.valid_actions[j], STUDENT, float(p[j]), u)
+            if generates(policy):
+                envs = [active[i].env for i in need_student]
+                rngs = [active[i].rng for i in need_student]
+                picks = generated_actions(policy, ctxs, envs, rngs, temperature, record_steps)
+                for i, (action, u, k) in zip(need_student, picks):
+                    chosen[i] = (action, STUDENT, float("nan"), u)
+                    u_k[i] = k
+            else:
+                for i, ctx, lp in zip(need_student, ctxs, policy.action_logprobs(ctxs)):
+                    a = active[i]
+                    j = sample_action(lp, temperature, a.rng)
+                    p = np.exp(lp - np.logaddexp.reduce(lp))
+                    u = float(-(p * np.log(np.clip(p, 1e-300, None))).sum())
+                    chosen[i] = (ctx.valid_actions[j], STUDENT, float(p[j]), u)
         for i, (action, source, prob, u) in chosen.items():
             a = active[i]
             if record_steps:
@@ -194,6 +219,7 @@ def run_rollouts(
                         U=u,
                         reward=0.0,
                         patch=a.spec.patch if a.steps == 0 and source == STUDENT else None,
+                        U_k=u_k.get(i, 0),
                     )
                 )
             res = a.env.step(action)
@@ -210,6 +236,31 @@ def run_rollouts(
                 del active[i]
     bar.close()
     return results  # type: ignore[return-value]
+
+
+def generated_actions(policy: GenerativePolicy, ctxs: list[Context], envs: list[TextEnv],
+                      rngs: list[np.random.Generator], temperature: float,
+                      estimate_u: bool) -> list[tuple[str, float, int]]:  # fmt: skip
+    """(action, U, samples behind U) per state of a generate-only policy, from one batched
+    ``generate`` call: the action is the parsed answer of a sample keyed by a draw from the
+    state's rollout stream (``INVALID_ACTION`` when it does not parse to a valid action); U
+    (with ``estimate_u``; NaN otherwise, and when no sample parsed) is the entropy of the
+    ``policy.k_samples`` parsed samples at the state."""
+    reqs = [SampleRequest(ctx, f"r{int(rng.integers(2**62))}", temperature) for ctx, rng in zip(ctxs, rngs)]
+    for ctx in ctxs if estimate_u else ():
+        reqs.extend(policy.u_requests(ctx))
+    texts = policy.generate(reqs)
+    k = policy.k_samples if estimate_u else 0
+    out = []
+    for n, (ctx, env) in enumerate(zip(ctxs, envs)):
+        parse = [env.parse_action(t, "lenient") for t in [texts[n], *texts[len(ctxs) + n * k:len(ctxs) + (n + 1) * k]]]
+        parsed = [a if a in ctx.valid_actions else None for a in parse]
+        u = float("nan")
+        if k:
+            lp, _ = sampled_logprobs(parsed[1:], ctx.valid_actions)
+            u = entropy_of(lp) if not np.isnan(lp).any() else float("nan")
+        out.append((parsed[0] if parsed[0] is not None else INVALID_ACTION, u, k))
+    return out
 
 
 def expert_finishes(env: TextEnv, seed: int, prefix: tuple[str, ...] | list[str]) -> tuple[bool, int, str | None]:
@@ -229,7 +280,7 @@ def expert_finishes(env: TextEnv, seed: int, prefix: tuple[str, ...] | list[str]
         return False, steps, e.kind
 
 
-def study_rollouts(specs: list[RolloutSpec], policy: Policy | None, cfg: dict, **kwargs) -> list[RolloutResult]:
+def study_rollouts(specs: list[RolloutSpec], policy: StudentPolicy | None, cfg: dict, **kwargs) -> list[RolloutResult]:
     """``run_rollouts`` with the study's rollout settings read from the config once: sampling
     temperature (``student.temperature``), history length and step limit (``env``)."""
     return run_rollouts(

@@ -6,7 +6,8 @@ writes it?": here, in the table that declares it.
 
 Kinds: ``str``, ``int``, ``float``, ``bool``, ``list[str]``, ``list[float]``, ``str?`` (a string
 or null). A family adds columns in one place, ``FAMILY_COLUMNS`` (Crafter: achievements, progression):
-its tables may carry them, no other undeclared column is accepted.
+its tables may carry them; a generate-only student's U comes with ``SAMPLED_U``; no other
+undeclared column is accepted.
 """
 
 from __future__ import annotations
@@ -259,8 +260,21 @@ FAMILY_COLUMNS: dict[str, dict[str, dict[str, Column]]] = {
 }
 
 
+# The columns beside U where a generate-only student estimated it from parsed samples
+# (``policies.base``); a scoring student's tables do not carry them.
+SAMPLED_U = cols(
+    "U_estimator:str? U_k:int",
+    U_estimator="how U was estimated: samples (the entropy of k parsed samples of a generate-only student); null where not scored",
+    U_k="parsed samples at the state behind U",
+)  # fmt: skip
+SAMPLED_U_TABLES = (ROLLOUT_STEPS.name, RAW_LABELS.name, TEACHER_FAILURES.name, LABELED.name)
+
+
 def family_columns(table: Table) -> dict[str, Column]:
-    return {c: k for fam in FAMILY_COLUMNS.values() for c, k in fam.get(table.name, {}).items()}
+    """The optional columns ``table`` may carry: its families' (``FAMILY_COLUMNS``) and, for the
+    tables with U, ``SAMPLED_U``."""
+    out = {c: k for fam in FAMILY_COLUMNS.values() for c, k in fam.get(table.name, {}).items()}
+    return {**out, **SAMPLED_U} if table.name in SAMPLED_U_TABLES else out
 
 
 def _kind_of(value: Any) -> str | None:

@@ -161,9 +161,11 @@ class TextEnv(ABC):
     def is_success(self, total_reward: float, info: dict[str, Any]) -> bool:
         """The ONE success definition of this family (BabyAI: mission done, reward > 0)."""
 
+    @staticmethod
     @abstractmethod
-    def parse_action(self, text: str, mode: ParseMode = "strict") -> str | None:
-        """Map a model output to a valid action, or ``None`` when it is invalid."""
+    def parse_action(text: str, mode: ParseMode = "strict") -> str | None:
+        """Map a model output to a valid action, or ``None`` when it is invalid (a function of
+        the text alone: ``registry.parse_action`` calls it without an instance)."""
 
     @abstractmethod
     def expert_action(self) -> str:

@@ -151,6 +151,12 @@ def mentioned_actions(env_id: str, text: str) -> dict[str, str]:
     return env_class(env_id).mentioned_actions(text)
 
 
+def parse_action(env_id: str, text: str, mode: str = "lenient") -> str | None:
+    """``text`` (a model's answer) parsed by ``env_id``'s family's parser (``TextEnv.parse_action``):
+    an action of the family, or ``None``."""
+    return env_class(env_id).parse_action(text, mode)
+
+
 def system_prompt(env_id: str) -> str:
     """The student's system prompt of ``env_id``'s family (``TextEnv.SYSTEM_PROMPT``)."""
     return env_class(env_id).SYSTEM_PROMPT
@@ -167,5 +173,6 @@ __all__ = [
     "make_env",
     "make_env_from",
     "mentioned_actions",
+    "parse_action",
     "system_prompt",
 ]

@@ -16,35 +16,34 @@ replays the same conversations from disk and makes no request.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import logging
-import os
 import re
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import openai
 
+from teachable import openai_api
 from teachable.envs import registry
 from teachable.envs.base import Advice
+from teachable.openai_api import (  # noqa: F401 - re-exported: the teacher's API before the split
+    CONFIG_ERRORS,
+    LOCAL_DUMMY_KEY,
+    LOCAL_HOSTS,
+    MissingAPIKeyError,
+    ResponseCache,
+    TransportFailure,
+    is_local,
+)
 
 from .base import AdviceRequest, Mentions, Teacher, advice_problem, failure
 
 log = logging.getLogger(__name__)
-
-LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "0.0.0.0"}
-LOCAL_DUMMY_KEY = "sk-local-dummy"
-# Errors that no retry can fix: the configuration is wrong, so stop instead of recording
-# one failure per snapshot.
-CONFIG_ERRORS = (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError)
 
 SYSTEM_PROMPT = (
     "You are a teacher for an agent (the student) acting in a text game. You see the mission, "
@@ -62,10 +61,6 @@ SYSTEM_PROMPT = (
     "- error_type: a short snake_case category of the student's mistake (for example "
     "wrong_direction, ignores_object, premature_action, no_error)."
 )
-
-
-class MissingAPIKeyError(RuntimeError):
-    """The environment variable named by ``teacher.openai.api_key_env`` is not set."""
 
 
 @dataclass(frozen=True)
@@ -94,21 +89,9 @@ class OpenAITeacherConfig:
         return cls(**section("teacher.openai", cfg))
 
 
-def is_local(base_url: str) -> bool:
-    return (urlparse(base_url).hostname or "") in LOCAL_HOSTS
-
-
 def resolve_api_key(cfg: OpenAITeacherConfig) -> str:
-    key = os.environ.get(cfg.api_key_env, "").strip()
-    if key:
-        return key
-    if is_local(cfg.base_url):
-        return LOCAL_DUMMY_KEY
-    raise MissingAPIKeyError(
-        f"the OpenAI teacher needs an API key in the environment variable {cfg.api_key_env} "
-        f"(named by teacher.openai.api_key_env), which is not set; export {cfg.api_key_env}=... "
-        f"or use teacher.backend: oracle"
-    )
+    return openai_api.resolve_api_key(cfg.api_key_env, cfg.base_url, who="the OpenAI teacher",
+                                      section="teacher.openai", instead="teacher.backend: oracle")
 
 
 # ---------------------------------------------------------------- prompt and answer parsing
@@ -218,54 +201,10 @@ def family_vocabulary(env_id: str) -> Mentions:
 
 
 def cache_key(model: str, messages: list[dict[str, str]], temperature: float) -> str:
-    blob = json.dumps(
-        {"model": model, "messages": messages, "temperature": temperature},
-        sort_keys=True,
-        ensure_ascii=False,
-    )
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
-
-
-class ResponseCache:
-    """One JSON file per key; writes are atomic (temp file in the same folder + os.replace)."""
-
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
-
-    def path(self, key: str) -> Path:
-        return self.root / f"{key}.json"
-
-    def get(self, key: str) -> dict[str, Any] | None:
-        try:
-            return json.loads(self.path(key).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return None
-        except json.JSONDecodeError:  # cannot happen with atomic writes; treat as a miss
-            log.warning("unreadable teacher cache entry %s; ignoring it", self.path(key))
-            return None
-
-    def put(self, key: str, record: dict[str, Any]) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=f".{key}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(record, fh, ensure_ascii=False, indent=1)
-            os.replace(tmp, self.path(key))
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+    return openai_api.cache_key(model=model, messages=messages, temperature=temperature)
 
 
 # ------------------------------------------------------------------------------- teacher
-
-
-class TransportFailure(Exception):
-    """The request failed after the client's own retries (or could not be made); ``kind`` is
-    its ``FAILURE_KINDS`` kind."""
-
-    def __init__(self, message: str, kind: str):
-        super().__init__(message)
-        self.kind = kind
 
 
 def _empty_usage() -> dict[str, Any]:
@@ -286,12 +225,7 @@ class OpenAITeacher(Teacher):
         if not isinstance(cfg, OpenAITeacherConfig):
             cfg = OpenAITeacherConfig.from_dict(cfg)
         self.cfg = cfg
-        self.client = openai.OpenAI(
-            api_key=resolve_api_key(cfg),
-            base_url=cfg.base_url,
-            timeout=cfg.timeout_s,
-            max_retries=cfg.max_retries,
-        )
+        self.client = openai_api.make_client(cfg.base_url, resolve_api_key(cfg), cfg.timeout_s, cfg.max_retries)
         self.cache = ResponseCache(cfg.cache_dir) if cfg.cache_dir else None
         self.usage = _empty_usage()
         self._lock = threading.Lock()
@@ -379,25 +313,15 @@ class OpenAITeacher(Teacher):
         if self._json_mode:
             kwargs["response_format"] = {"type": "json_object"}
         try:
-            raw = self.client.chat.completions.with_raw_response.create(**kwargs)
-        except CONFIG_ERRORS:
-            raise
+            done = openai_api.complete(self.client, **kwargs)
         except openai.BadRequestError as exc:
             if not (self._json_mode and _about_json_mode(exc)):
-                raise TransportFailure(_describe(exc), _transport_kind(exc)) from exc
+                raise TransportFailure(openai_api.describe(exc), openai_api.transport_kind(exc)) from exc
             log.warning("server refused response_format=json_object (%s); sending without it", exc)
             self._json_mode = False
             return self._request(messages)
-        except openai.APIError as exc:
-            raise TransportFailure(_describe(exc), _transport_kind(exc)) from exc
-        completion = raw.parse()
-        content = completion.choices[0].message.content if completion.choices else None
-        usage = completion.usage
-        tokens = {
-            "prompt_tokens": int(getattr(usage, "prompt_tokens", 0) or 0),
-            "completion_tokens": int(getattr(usage, "completion_tokens", 0) or 0),
-        }
-        return content or "", tokens, int(getattr(raw, "retries_taken", 0) or 0)
+        tokens = {"prompt_tokens": done.prompt_tokens, "completion_tokens": done.completion_tokens}
+        return done.content, tokens, done.retries
 
     # -- bookkeeping
 
@@ -416,22 +340,6 @@ class OpenAITeacher(Teacher):
     def usage_summary(self) -> dict[str, Any]:
         with self._lock:
             return dict(self.usage, model=self.cfg.model, config=asdict(self.cfg))
-
-
-def _transport_kind(exc: openai.APIError) -> str:
-    """The ``FAILURE_KINDS`` kind of a transport error the client gave up on."""
-    if isinstance(exc, openai.APITimeoutError):
-        return "timeout"
-    if isinstance(exc, openai.APIConnectionError):
-        return "connection"
-    status = getattr(exc, "status_code", None) or 0
-    return "rate_limited" if status == 429 else "server_error" if status >= 500 else "http_error"
-
-
-def _describe(exc: openai.APIError) -> str:
-    status = getattr(exc, "status_code", None)
-    prefix = f"HTTP {status}" if status else type(exc).__name__
-    return f"{prefix}: {exc}"
 
 
 def _about_json_mode(exc: openai.BadRequestError) -> bool:

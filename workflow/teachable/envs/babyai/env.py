@@ -147,7 +147,8 @@ class BabyAITextEnv(BotExpert, TextEnv):
         """Mission completed: the episode's total reward is > 0 (BabyAI pays only on success)."""
         return float(total_reward) > 0.0
 
-    def parse_action(self, text: str, mode: ParseMode = "strict") -> str | None:
+    @staticmethod
+    def parse_action(text: str, mode: ParseMode = "strict") -> str | None:
         """strict: after strip/lowercase/trailing-period removal the text IS an action.
         lenient: also variants ("forward", "turn_left", "pickup", "pick up the key"), a JSON
         object with an "action" field, or a text mentioning exactly one action; two different

@@ -225,7 +225,8 @@ class CrafterTextEnv(TextEnv):
             )
         return info["achievements"][self.goal] > 0
 
-    def parse_action(self, text: str, mode: ParseMode = "strict") -> str | None:
+    @staticmethod
+    def parse_action(text: str, mode: ParseMode = "strict") -> str | None:
         """See ``actions.parse_action_text``: strict = the exact name; lenient = aliases too."""
         return parse_action_text(text, mode)
 

@@ -1,0 +1,151 @@
+"""A generate-only student behind any OpenAI-compatible chat completions API
+(``student.backend: openai``; keys under ``student.openai``).
+
+- The prompt is the family's chat prompt (``prompt.build_messages`` with the family's system
+  prompt); the answer is text that the caller parses (``teachable.rollouts``).
+- Sampling: temperature of the request (the rollouts' ``student.temperature``; U's samples at
+  1.0), ``top_p`` and ``max_tokens`` from the config; with ``send_seed`` a seed derived from the
+  sample key, so a server that honours seeds gives the same sample again.
+- Transport: ``teachable.openai_api`` (the openai client's retries with backoff on 429 honouring
+  Retry-After, 5xx, timeouts, dropped connections); ``concurrency`` requests in flight. What
+  the client gives up on stops the job with an error naming the fault (``StudentRequestError``):
+  a network fault is never played as the student's action.
+- Every answer is cached on disk under sha256(model, messages, sampling parameters, sample key),
+  so a re-run asks for nothing. ``usage`` counts requests, cache hits, tokens, cost and retries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import openai
+
+from .. import openai_api
+from .base import GenerativePolicy, SampleRequest
+from .prompt import build_messages
+
+log = logging.getLogger(__name__)
+
+
+class StudentRequestError(RuntimeError):
+    """A student request failed after the client's retries; ``kind`` is its transport kind."""
+
+    def __init__(self, message: str, kind: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass(frozen=True)
+class OpenAIStudentConfig:
+    """The ``student.openai`` config section."""
+
+    base_url: str
+    model: str
+    api_key_env: str  # the NAME of the variable holding the key
+    max_tokens: int
+    top_p: float
+    send_seed: bool  # send a seed derived from the sample key
+    k_samples: int  # parsed samples behind a U estimate
+    timeout_s: float
+    max_retries: int  # transport retries (the openai client's backoff)
+    concurrency: int  # requests in flight
+    cache_dir: str | None  # None: no disk cache
+    price_per_1m_input: float
+    price_per_1m_output: float
+
+    @classmethod
+    def from_dict(cls, cfg: dict[str, Any] | None) -> OpenAIStudentConfig:
+        """The ``student.openai`` section with the config schema's defaults (the only source of
+        them); an unknown key is an error naming it."""
+        from teachable.config import section
+
+        return cls(**section("student.openai", cfg))
+
+
+def sample_seed(sample: str) -> int:
+    """The request seed of a sample key (stable across runs and machines)."""
+    return int.from_bytes(hashlib.sha256(sample.encode("utf-8")).digest()[:4], "big")
+
+
+def _empty_usage() -> dict[str, Any]:
+    return {"requests": 0, "cache_hits": 0, "prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0,
+            "transport_retries": 0, "failures": 0}  # fmt: skip
+
+
+class OpenAIStudent(GenerativePolicy):
+    def __init__(self, cfg: OpenAIStudentConfig | dict[str, Any] | None = None, *, system_prompt: str) -> None:
+        if not isinstance(cfg, OpenAIStudentConfig):
+            cfg = OpenAIStudentConfig.from_dict(cfg)
+        self.cfg = cfg
+        self.name = f"openai:{cfg.model}"
+        self.k_samples = int(cfg.k_samples)
+        self.system_prompt = system_prompt  # the env family's (envs.registry.system_prompt)
+        key = openai_api.resolve_api_key(cfg.api_key_env, cfg.base_url, who="the OpenAI student",
+                                         section="student.openai", instead="student.backend: hf")  # fmt: skip
+        self.client = openai_api.make_client(cfg.base_url, key, cfg.timeout_s, cfg.max_retries)
+        self.cache = openai_api.ResponseCache(cfg.cache_dir) if cfg.cache_dir else None
+        self.usage = _empty_usage()
+        self._lock = threading.Lock()
+
+    def generate(self, requests: list[SampleRequest]) -> list[str]:
+        workers = min(max(1, int(self.cfg.concurrency)), len(requests))
+        if workers <= 1:
+            return [self._answer(r) for r in requests]
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(self._answer, requests))
+
+    def close(self) -> None:
+        log.info("OpenAI student usage: %s", self.usage_summary())
+        self.client.close()
+
+    def usage_summary(self) -> dict[str, Any]:
+        """Requests, cache hits, tokens, cost, retries and failures so far, with the config."""
+        with self._lock:
+            return dict(self.usage, model=self.cfg.model, config=asdict(self.cfg))
+
+    # -- one sample, from the cache or the API
+
+    def params(self, temperature: float) -> dict[str, Any]:
+        """The sampling parameters of a request (part of its cache key)."""
+        return {"temperature": float(temperature), "top_p": self.cfg.top_p, "max_tokens": self.cfg.max_tokens}
+
+    def _answer(self, req: SampleRequest) -> str:
+        messages = build_messages(req.ctx, system=self.system_prompt)
+        params = self.params(req.temperature)
+        key = openai_api.cache_key(model=self.cfg.model, messages=messages, params=params, sample=req.sample)
+        cached = self.cache.get(key) if self.cache else None
+        if cached is not None:
+            self._count(cache_hits=1)
+            return cached["content"]
+        kwargs: dict[str, Any] = {"model": self.cfg.model, "messages": messages, **params}
+        if self.cfg.send_seed:
+            kwargs["seed"] = sample_seed(req.sample)
+        try:
+            done = openai_api.complete(self.client, **kwargs)
+        except (openai_api.TransportFailure, openai.BadRequestError) as exc:
+            kind = exc.kind if isinstance(exc, openai_api.TransportFailure) else "http_error"
+            self._count(failures=1)
+            raise StudentRequestError(
+                f"OpenAI student request to {self.cfg.base_url} (model {self.cfg.model}) failed after "
+                f"{self.cfg.max_retries} retries (student.openai.max_retries): {exc}", kind) from exc  # fmt: skip
+        cost = (done.prompt_tokens * self.cfg.price_per_1m_input
+                + done.completion_tokens * self.cfg.price_per_1m_output) / 1e6  # fmt: skip
+        self._count(requests=1, prompt_tokens=done.prompt_tokens, completion_tokens=done.completion_tokens,
+                    cost_usd=cost, transport_retries=done.retries)  # fmt: skip
+        if self.cache:
+            usage = {"prompt_tokens": done.prompt_tokens, "completion_tokens": done.completion_tokens}
+            record = {"model": self.cfg.model, "messages": messages, "params": params, "sample": req.sample}
+            self.cache.put(key, {"key": key, "request": record, "content": done.content, "usage": usage,
+                                 "created_unix": time.time()})  # fmt: skip
+        return done.content
+
+    def _count(self, **delta: float) -> None:
+        with self._lock:
+            for k, v in delta.items():
+                self.usage[k] += v
