@@ -96,3 +96,21 @@ def test_min_achievements_and_excluded_tasks(rollouts, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["kept"]["episodes"] == 1
     with pytest.raises(ValueError, match="needs a family with achievements"):  # BabyAI traces have none
         query_traces(rollouts, min_achievements=1)
+
+
+def test_stats_do_not_depend_on_the_row_order_of_the_file(tmp_path):
+    """The means are summed in episode order: the same episodes written in another row order give
+    bit-identical stats (a resumed run must equal an uninterrupted one)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    rows = [r for k in range(300) for r in _episode(f"e{k:03d}", bool(k % 3), float(rng.random()), ["go forward"] * (1 + k % 4))]
+    df = pd.DataFrame(rows)
+    stats = []
+    for n, order in enumerate([np.arange(len(df)), rng.permutation(len(df)), rng.permutation(len(df))[::-1]]):
+        p = tmp_path / f"r{n}.parquet"
+        df.iloc[order].to_parquet(p)
+        stats.append(query_traces(p, success_only=True)[1])
+    assert stats[0] == stats[1] == stats[2]
+    kept = df.drop_duplicates("episode_id").query("episode_success")
+    assert stats[0]["kept"]["mean_return"] == pytest.approx(kept["episode_return"].mean(), rel=1e-12)

@@ -45,7 +45,8 @@ def episode_filter_sql(min_reward: float | None, max_turns: int | None, success_
 def query_traces(rollouts: str | Path, *, min_reward=None, max_turns=None, success_only=False,
                  experiment=None, source=None, min_achievements=None,
                  exclude_tasks=()) -> tuple[pd.DataFrame, dict]:  # fmt: skip
-    """Steps of the episodes passing the filter, and stats over all vs kept episodes.
+    """Steps of the episodes passing the filter, and stats over all vs kept episodes (means
+    summed in episode order, so they do not depend on the file's row order or DuckDB's threads).
     ``min_achievements`` needs a family with achievements (the ``episode_achievements`` column);
     episodes of ``exclude_tasks`` (task ids) are never kept."""
     if not Path(rollouts).exists():
@@ -65,10 +66,10 @@ def query_traces(rollouts: str | Path, *, min_reward=None, max_turns=None, succe
     ach = "episode_achievements" in columns
     stats_sql = """
         SELECT count(*) AS episodes, count(*) FILTER (WHERE episode_success) AS successes,
-               avg(episode_return) AS mean_return, avg(episode_length) AS mean_length,
-               sum(episode_length) AS steps{a}
+               avg(episode_return ORDER BY episode_id) AS mean_return,
+               avg(episode_length ORDER BY episode_id) AS mean_length, sum(episode_length) AS steps{a}
         FROM (SELECT DISTINCT episode_id, episode_success, episode_return, episode_length{e} FROM r {w})
-    """.replace("{a}", ", avg(len(episode_achievements)) AS mean_achievements" if ach else "").replace(
+    """.replace("{a}", ", avg(len(episode_achievements) ORDER BY episode_id) AS mean_achievements" if ach else "").replace(
         "{e}", ", episode_achievements" if ach else "")
     total = con.execute(stats_sql.format(w="")).fetchdf().iloc[0].to_dict()
     kept = con.execute(stats_sql.format(w="WHERE episode_id IN (SELECT episode_id FROM kept)")).fetchdf().iloc[0].to_dict()
