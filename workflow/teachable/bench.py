@@ -181,6 +181,7 @@ def run_bench(cfg: dict, model_dir: str | None, adapter_dir: str | None, model_i
 
     cfg = bench_config(cfg)
     levels = bench_levels(cfg)
+    bench_seeds(cfg)  # a bad bench.tasks is an error before the student loads
     backend = cfg["student"]["backend"]
     if backend == "hf" and not model_dir:
         raise ValueError("student.backend: hf benches a local model: give --model (a HF model directory)")
