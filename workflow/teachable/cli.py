@@ -37,17 +37,29 @@ def _cfg(s: str) -> dict:
         raise SystemExit(f"--config-json is not valid JSON: {e}") from e
 
 
+def _merged(base: dict, over: dict) -> dict:
+    """``over`` on ``base``, nested sections merged key by key (as Snakemake's --configfile)."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
 def _bench_cfg(a) -> dict:
-    """The bench's config: ``--config-json`` (a rule's), or a YAML config file (``--config``)."""
+    """The bench's config: ``--config-json`` (a rule's), or YAML config files (``--config``),
+    later files over earlier ones (e.g. config/config.yaml config/pilot.yaml)."""
     if a.config_json:
         return _cfg(a.config_json)
     from pathlib import Path
 
     import yaml
 
-    if not Path(a.config).is_file():
-        raise FileNotFoundError(f"config file {a.config} does not exist")
-    return yaml.safe_load(Path(a.config).read_text()) or {}
+    cfg: dict = {}
+    for f in a.config:
+        if not Path(f).is_file():
+            raise FileNotFoundError(f"config file {f} does not exist")
+        cfg = _merged(cfg, yaml.safe_load(Path(f).read_text()) or {})
+    return cfg
 
 
 def cmd_student_init(a) -> None:
@@ -540,7 +552,8 @@ def build_parser() -> argparse.ArgumentParser:
     src = sp.add_mutually_exclusive_group(required=True)
     src.add_argument("--config-json", help="the config sections the bench reads (seed, env, splits, student, bench, "
                      "phase3), as JSON")
-    src.add_argument("--config", help="a config YAML file (e.g. config/pilot.yaml); defaults from the schema")
+    src.add_argument("--config", nargs="+", metavar="YAML", help="config files, later over earlier (e.g. "
+                     "config/config.yaml config/pilot.yaml); defaults from the schema")
     sp.add_argument("--model", default="", help="student model directory (student.backend: hf)")
     sp.add_argument("--adapter", default="", help="LoRA adapter directory ('' = the model alone)")
     sp.add_argument("--model-id", required=True, help="the result's name, e.g. base or B3_traces")
