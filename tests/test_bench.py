@@ -184,3 +184,19 @@ def test_bad_paths_and_keys_are_named(tmp_path):
         run_bench(config(), "no/such/model", None, "base", tmp_path / "x.json")
     with pytest.raises(SystemExit):
         main(["bench", "--config", str(tmp_path / "missing.yaml"), "--model-id", "base", "--out", "x.json"])
+
+
+def test_compare_of_phase3_rollouts_still_works_from_the_cli(tmp_path):
+    """The rollouts form of `teachable compare` (the bench form shares its report writer)."""
+    from teachable.bench import as_overall
+    from teachable.schemas import ALL_EVAL_ROLLOUTS
+
+    rows = pd.concat([as_overall(episodes("base", 6, invalid=0.0)), as_overall(episodes("B3_traces", 18, invalid=0.5))],
+                     ignore_index=True)  # fmt: skip
+    write_table(rows[[*ALL_EVAL_ROLLOUTS.columns]], ALL_EVAL_ROLLOUTS, tmp_path / "rollouts.parquet")
+    main(["compare", "--rollouts", str(tmp_path / "rollouts.parquet"), "--baseline", "base", "--model", "B3_traces",
+          "--n-bootstrap", "200", "--out-dir", str(tmp_path / "cmp")])  # fmt: skip
+    rep = json.loads((tmp_path / "cmp" / "B3_traces_vs_base.json").read_text())
+    assert "overall_success" in rep["improvements"] and (tmp_path / "cmp" / "B3_traces_vs_base.md").exists()
+    with pytest.raises(SystemExit):  # neither form given
+        main(["compare", "--baseline", "base"])
