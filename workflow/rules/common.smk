@@ -11,6 +11,7 @@ from teachable.policies import check_trainable
 from teachable.predictor import FIT_KEYS as PREDICTOR_FIT_KEYS
 from teachable.schemas import (
     ALL_EVAL_ROLLOUTS,
+    BENCH_EPISODES,
     EVAL_ROLLOUTS,
     LABEL_INTERVALS,
     LABELED,
@@ -211,6 +212,26 @@ def eval_cfg_json():
             k: config["phase3"][k]
             for k in ("eval_tasks", "rollouts_per_task", "rollouts_per_snapshot")
         },
+    )
+
+
+def get_bench_inputs(wildcards):
+    """A model to bench: the student, plus a Phase 2 run's LoRA adapter unless it is the base."""
+    inputs = {"model": get_student_dir()}
+    if wildcards.model_id != BASE_MODEL_ID:
+        inputs["adapter"] = R("phase2", wildcards.model_id, "adapter")
+    return inputs
+
+
+def bench_cfg_json():
+    """The config `teachable bench` reads (bench.py: CONFIG_SECTIONS, seed and splits)."""
+    return cfg_json(
+        seed=config["seed"],
+        env=env_cfg(),
+        splits=config["splits"],
+        student=student_runtime(),
+        bench=config["bench"],
+        phase3={k: config["phase3"][k] for k in ("confidence", "n_bootstrap")},
     )
 
 

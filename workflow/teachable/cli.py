@@ -20,13 +20,13 @@ log = logging.getLogger("teachable")
 # subcommands that run the student (torch, maybe CUDA): each holds a GPU slot while it runs, with
 # CUDA_VISIBLE_DEVICES set to its own GPU (a no-op without GPUs; README "Running on a cluster")
 GPU_COMMANDS = {"student-init", "rollouts", "eval-student", "label-shard", "microtrain",
-                "train-run", "eval-model", "select-train"}
+                "train-run", "eval-model", "select-train", "bench"}
 
 
 def _gpu_slot(args):
     if args.cmd not in GPU_COMMANDS:
         return contextlib.nullcontext()
-    cfg = _cfg(args.config_json) if getattr(args, "config_json", None) else {}
+    cfg = _bench_cfg(args) if args.cmd == "bench" else _cfg(args.config_json) if getattr(args, "config_json", None) else {}
     return gpu_slot_for((cfg.get("student") or {}).get("device", "auto"))
 
 
@@ -35,6 +35,31 @@ def _cfg(s: str) -> dict:
         return json.loads(s)
     except json.JSONDecodeError as e:
         raise SystemExit(f"--config-json is not valid JSON: {e}") from e
+
+
+def _merged(base: dict, over: dict) -> dict:
+    """``over`` on ``base``, nested sections merged key by key (as Snakemake's --configfile)."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _bench_cfg(a) -> dict:
+    """The bench's config: ``--config-json`` (a rule's), or YAML config files (``--config``),
+    later files over earlier ones (e.g. config/config.yaml config/pilot.yaml)."""
+    if a.config_json:
+        return _cfg(a.config_json)
+    from pathlib import Path
+
+    import yaml
+
+    cfg: dict = {}
+    for f in a.config:
+        if not Path(f).is_file():
+            raise FileNotFoundError(f"config file {f} does not exist")
+        cfg = _merged(cfg, yaml.safe_load(Path(f).read_text()) or {})
+    return cfg
 
 
 def cmd_student_init(a) -> None:
@@ -300,6 +325,16 @@ def cmd_benchmark(a) -> None:
     write_json(bench, a.out)
 
 
+def cmd_bench(a) -> None:
+    from .bench import run_bench
+
+    res = run_bench(_bench_cfg(a), a.model or None, a.adapter or None, a.model_id, a.out, progress=not a.no_progress)
+    m, u = res["metrics"]["success_rate"], res["usage"]
+    log.info("bench %s: success %.3f (n=%d, %d tasks, interval %s-%s), invalid rate %.3f; usage %s", a.model_id,
+             m["value"], m["n"], m["n_tasks"], m["lo"], m["hi"], res["metrics"]["invalid_rate"]["value"],
+             {k: u[k] for k in ("backend", "requests", "prompt_tokens", "completion_tokens", "cost_usd")})  # fmt: skip
+
+
 def cmd_eval_summary(a) -> None:
     import pandas as pd
 
@@ -337,10 +372,21 @@ def cmd_predictor_metrics(a) -> None:
 def cmd_compare(a) -> None:
     from pathlib import Path
 
-    from .compare import compare, to_markdown
-    from .io import atomic_path, read_table, write_json
+    from .compare import compare
+    from .io import read_table
     from .schemas import EVAL_ROLLOUTS
 
+    if a.bench:
+        from .compare import compare_bench
+
+        if a.rollouts or a.baseline or a.model or a.out_dir:
+            raise ValueError("--bench BASELINE MODEL compares two bench results: leave out --rollouts, --baseline, "
+                             "--model and --out-dir")  # fmt: skip
+        rep = compare_bench(*a.bench, confidence=a.confidence, alpha=a.alpha, n_bootstrap=a.n_bootstrap, seed=a.seed)
+        _write_report(rep, a.out_json, a.out_md)
+        return
+    if not (a.rollouts and a.baseline and a.model):
+        raise ValueError("give --rollouts, --baseline and --model (phase 3 rollouts), or --bench BASELINE MODEL")
     rows = read_table(a.rollouts, EVAL_ROLLOUTS)
     for m in (a.baseline, *a.model):
         if m not in set(rows["model_id"]):
@@ -350,18 +396,25 @@ def cmd_compare(a) -> None:
     for m in a.model:
         rep = compare(rows, a.baseline, m, confidence=a.confidence, alpha=a.alpha, n_bootstrap=a.n_bootstrap,
                       seed=a.seed)  # fmt: skip
-        md = to_markdown(rep)
         out_json, out_md = a.out_json, a.out_md
         if a.out_dir:
             out_json = out_json or Path(a.out_dir) / f"{m}_vs_{a.baseline}.json"
             out_md = out_md or Path(a.out_dir) / f"{m}_vs_{a.baseline}.md"
-        if out_json:
-            write_json(rep, out_json)
-        if out_md:
-            with atomic_path(out_md) as tmp:
-                tmp.write_text(md)
-        if not out_json and not out_md:
-            print(md)
+        _write_report(rep, out_json, out_md)
+
+
+def _write_report(rep: dict, out_json, out_md) -> None:
+    """A compare report to JSON and/or Markdown; Markdown to stdout when neither is given."""
+    from .compare import to_markdown
+    from .io import atomic_path, write_json
+
+    if out_json:
+        write_json(rep, out_json)
+    if out_md:
+        with atomic_path(out_md) as tmp:
+            tmp.write_text(to_markdown(rep))
+    if not out_json and not out_md:
+        print(to_markdown(rep))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -493,6 +546,19 @@ def build_parser() -> argparse.ArgumentParser:
     boot_args(sp)
     sp.add_argument("--out", required=True, help="benchmark.json")
 
+    sp = add("bench", cmd_bench, "Bench a student (HF model with an optional adapter, or student.backend: openai) "
+             "on the bench split: bench_results.json and the episodes' Parquet beside it.")
+    prog_arg(sp)
+    src = sp.add_mutually_exclusive_group(required=True)
+    src.add_argument("--config-json", help="the config sections the bench reads (seed, env, splits, student, bench, "
+                     "phase3), as JSON")
+    src.add_argument("--config", nargs="+", metavar="YAML", help="config files, later over earlier (e.g. "
+                     "config/config.yaml config/pilot.yaml); defaults from the schema")
+    sp.add_argument("--model", default="", help="student model directory (student.backend: hf)")
+    sp.add_argument("--adapter", default="", help="LoRA adapter directory ('' = the model alone)")
+    sp.add_argument("--model-id", required=True, help="the result's name, e.g. base or B3_traces")
+    sp.add_argument("--out", required=True, help="bench/<model_id>/bench_results.json")
+
     sp = add("select-train", cmd_select_train, "Phase 5: one selection method picks K snapshots; train on them.")
     cfg_arg(sp), prog_arg(sp)
     sp.add_argument("--method", required=True, help=", ".join(SELECTION_METHODS))
@@ -519,10 +585,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", required=True)
     sp.add_argument("--out-tables", nargs="+", required=True)
 
-    sp = add("compare", cmd_compare, "Compare a model with a baseline: improvements and regressions.")
-    sp.add_argument("--rollouts", required=True, help="phase3/rollouts.parquet")
-    sp.add_argument("--baseline", required=True, help="model id, e.g. base")
-    sp.add_argument("--model", required=True, nargs="+", help="model id(s), e.g. Q1_highU_highL_demo")
+    sp = add("compare", cmd_compare, "Compare a model with a baseline: improvements and regressions (two models' "
+             "phase 3 rollouts, or two bench results).")
+    sp.add_argument("--rollouts", help="phase3/rollouts.parquet")
+    sp.add_argument("--baseline", help="model id, e.g. base")
+    sp.add_argument("--model", nargs="+", help="model id(s), e.g. Q1_highU_highL_demo")
+    sp.add_argument("--bench", nargs=2, metavar=("BASELINE_JSON", "MODEL_JSON"),
+                    help="instead: two bench_results.json of `teachable bench` (baseline, then model)")
     sp.add_argument("--alpha", type=float, default=0.05)
     sp.add_argument("--confidence", type=float, default=0.95)
     boot_args(sp)

@@ -292,6 +292,32 @@ def compare(rollouts: pd.DataFrame, baseline: str, model: str, confidence: float
     }
 
 
+def compare_bench(baseline_path, model_path, confidence: float = 0.95, alpha: float = 0.05,
+                  n_bootstrap: int = DEFAULT_N_BOOTSTRAP, seed: int = 0) -> dict:  # fmt: skip
+    """``compare`` of two ``teachable bench`` results (baseline vs model): their episodes are
+    tasks from reset, compared as the overall suite's metrics (paired by task when both benched
+    the same tasks, e.g. one config's bench split; unpaired otherwise). Same model ids get the
+    suffixes ``(baseline)`` and ``(model)``."""
+    from .bench import as_overall, read_bench
+
+    (rb, eb), (rm, em) = read_bench(baseline_path), read_bench(model_path)
+    b, m = rb["model"], rm["model"]
+    if b == m:
+        b, m = f"{b} (baseline)", f"{m} (model)"
+        eb, em = eb.assign(model_id=b), em.assign(model_id=m)
+    rows = pd.concat([as_overall(eb), as_overall(em)], ignore_index=True)
+    rep = compare(rows, b, m, confidence=confidence, alpha=alpha, n_bootstrap=n_bootstrap, seed=seed)
+    shared = set(eb["task_id"]) & set(em["task_id"])
+    rep["bench"] = {"baseline_file": str(baseline_path), "model_file": str(model_path),
+                    "shared_tasks": len(shared), "paired": set(eb["task_id"]) == set(em["task_id"]),
+                    "levels": {"baseline": sorted(rb["by_level"]), "model": sorted(rm["by_level"])}}  # fmt: skip
+    rep["notes"] = [n for n in rep["notes"] if "per-quadrant" not in n] + [
+        "bench results: every metric on the bench tasks (from reset); intervals: percentile bootstrap over "
+        f"tasks, paired (and tests paired by task) where both benches played the same tasks ({len(shared)} "
+        "shared), else unpaired"]  # fmt: skip
+    return rep
+
+
 def compare_all(rollouts: pd.DataFrame, baseline: str = BASE_ID, confidence: float = 0.95, alpha: float = 0.05,
                 n_bootstrap: int = DEFAULT_N_BOOTSTRAP, seed: int = 0) -> dict[str, dict]:  # fmt: skip
     """``compare(baseline, m)`` for every other model in ``rollouts``."""

@@ -184,6 +184,14 @@ EVAL_ROLLOUTS = Table("eval rollouts", "phase3/models/{model}/rollouts.parquet",
 ))  # fmt: skip
 
 
+# ------------------------------------------------------------------------------------ bench
+# the bench's episodes: the overall suite's rows (evaluation.rollout_rows) on the bench split;
+# no snapshot suite, so no suite / snapshot_id / quadrant
+BENCH_EPISODES = Table("bench episodes", "bench/{model_id}/bench_episodes.parquet", "bench.bench_episodes (rule bench)",
+                       {**{k: c for k, c in EVAL_ROLLOUTS.columns.items() if k not in ("suite", "snapshot_id", "quadrant")},
+                        "model_id": Column("str", "the benched model (base, a trained run, an API model)")})  # fmt: skip
+
+
 ALL_EVAL_ROLLOUTS = EVAL_ROLLOUTS.extend("all eval rollouts", "phase3/rollouts.parquet",
                                          "the models' eval rollouts merged (rule eval_summary)", {})
 
@@ -240,7 +248,7 @@ PHASE3_TABLES = {
 }  # fmt: skip
 
 TABLES = {t.name: t for t in (ROLLOUT_STEPS, SNAPSHOTS, RAW_LABELS, TEACHER_FAILURES, LABELED, LABEL_INTERVALS,
-                              MICRO_SHARD, MICRO_RESULTS, EVAL_ROLLOUTS, ALL_EVAL_ROLLOUTS,
+                              MICRO_SHARD, MICRO_RESULTS, EVAL_ROLLOUTS, ALL_EVAL_ROLLOUTS, BENCH_EPISODES,
                               *PHASE3_TABLES.values())}  # fmt: skip
 
 # Columns a family adds to a table (family -> table name -> {column: Column}): the values of
@@ -256,6 +264,7 @@ FAMILY_COLUMNS: dict[str, dict[str, dict[str, Column]]] = {
         ROLLOUT_STEPS.name: {f"episode_{k}": c for k, c in _CRAFTER_EPISODE.items()},
         EVAL_ROLLOUTS.name: _CRAFTER_EPISODE,
         ALL_EVAL_ROLLOUTS.name: _CRAFTER_EPISODE,
+        BENCH_EPISODES.name: _CRAFTER_EPISODE,
     },
 }
 

@@ -1,0 +1,220 @@
+"""``teachable bench``: one student plays the env family's bench split; its benchmark result.
+
+Any student ``policies.make_student`` builds: an HF model directory with an optional LoRA
+adapter (``student.backend: hf``), or the OpenAI-compatible endpoint (``student.backend:
+openai`` with ``student.openai``). The design is Phase 3's overall suite on another split:
+
+- Tasks: the first ``bench.tasks`` seeds of ``splits.bench`` (disjoint from train, eval and
+  demo: ``splits.check_disjoint``) on every level (``bench.levels``: env ids of ``env.id``'s
+  family; empty = ``env.id``), each played ``bench.rollouts_per_task`` times from reset
+  through ``rollouts.study_rollouts``.
+- Common random numbers: rollout i of task t samples with ``derive_seed(seed, "bench", t, i)``
+  whatever the model, so two benches of one config play the same tasks with the same streams
+  and ``teachable compare`` pairs them by task.
+- One expert rollout per task gives ``expert_steps`` (for ``wasted_steps``), as in Phase 3.
+- Per-episode rows: ``schemas.BENCH_EPISODES`` (the definitions of ``evaluation.rollout_rows``),
+  written beside the JSON as ``bench_episodes.parquet``.
+
+``bench_results.json``: ``evaluation.benchmark_json``'s fields (pass rate with n and interval,
+average reward and steps; Crafter's progression and score) with ``suite: bench``, plus
+``metrics`` (success rate, mean reward, mean steps, invalid-output rate), ``by_level`` (the same
+per env id), ``achievements`` (Crafter: each achievement's success rate, from
+``evaluation.family_metrics_table``) and ``usage``. Every interval is the percentile bootstrap
+over tasks of ``stats.ClusterBootstrap`` (rollouts of one task are not independent), at
+``phase3.confidence`` over ``phase3.n_bootstrap`` resamples seeded by the config seed; each
+carries ``n`` (rollouts = tasks x rollouts per task) and ``n_tasks``.
+
+``usage``: an API student's requests, cache hits, tokens, cost and retries
+(``OpenAIStudent.usage_summary``) with wall seconds and requests per second; a local HF student
+counts none of them (``counted: false``, the counts null: it scores actions in-process).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .envs.registry import check_env_id, family_of
+from .evaluation import benchmark_json, family_metrics_table, rate_of, rollout_rows
+from .rollouts import EXPERT, STUDENT, RolloutSpec, study_rollouts
+from .schemas import BENCH_EPISODES
+from .seeding import derive_seed
+from .splits import check_disjoint, split_seeds, task_id
+from .stats import ClusterBootstrap
+
+log = logging.getLogger(__name__)
+
+BENCH_JSON = "bench_results.json"
+EPISODES_FILE = Path(BENCH_EPISODES.path).name
+# name in the JSON -> per-rollout column; each a per-rollout mean with its interval over tasks
+METRICS = {"success_rate": "success", "mean_reward": "return", "mean_steps": "steps", "invalid_rate": "invalid_rate"}
+USAGE_KEYS = ("requests", "cache_hits", "prompt_tokens", "completion_tokens", "cost_usd", "transport_retries",
+              "failures")  # fmt: skip
+CONFIG_SECTIONS = ("env", "student", "bench", "phase3")
+
+
+def bench_config(cfg: dict) -> dict:
+    """The config sections the bench reads, with the schema's defaults filled in and checked
+    (``config.section``); ``seed`` and ``splits`` are required."""
+    from .config import section
+
+    missing = [k for k in ("seed", "splits", "env") if k not in cfg]
+    if missing:
+        raise ValueError(f"the bench's config lacks key(s) {missing} (give the study's config)")
+    out = dict(cfg)
+    for k in CONFIG_SECTIONS:
+        out[k] = section(k, cfg.get(k))
+    check_disjoint(out["splits"])
+    return out
+
+
+def bench_levels(cfg: dict) -> list[str]:
+    """The env ids benched: ``bench.levels`` (all of ``env.id``'s family), or ``env.id``."""
+    levels = list(cfg["bench"]["levels"]) or [cfg["env"]["id"]]
+    fam = family_of(cfg["env"]["id"]).name
+    for e in levels:
+        try:
+            check_env_id(e)
+        except (ValueError, NotImplementedError, ImportError) as exc:
+            raise ValueError(f"config key bench.levels: {exc}") from None
+        if family_of(e).name != fam:
+            raise ValueError(f"config key bench.levels: {e!r} is not of env.id's family ({fam}); one family per bench")
+    if len(set(levels)) != len(levels):
+        raise ValueError(f"config key bench.levels repeats an env id: {levels}")
+    return levels
+
+
+def bench_seeds(cfg: dict) -> list[int]:
+    """The first ``bench.tasks`` seeds of the bench split."""
+    seeds = split_seeds(cfg["splits"], "bench")
+    n = int(cfg["bench"]["tasks"])
+    if n > len(seeds):
+        raise ValueError(f"config key bench.tasks={n} exceeds splits.bench.count={len(seeds)}")
+    return seeds[:n]
+
+
+def bench_specs(cfg: dict) -> tuple[list[RolloutSpec], list[dict]]:
+    """Student specs (with the row metadata ``evaluation.rollout_rows`` reads) followed by one
+    expert spec per task. Model-independent: the same list for every student."""
+    seed0, r = int(cfg["seed"]), int(cfg["bench"]["rollouts_per_task"])
+    specs, meta = [], []
+    for env_id in bench_levels(cfg):
+        for s in bench_seeds(cfg):
+            tid = task_id(env_id, s)
+            for i in range(r):
+                rs = derive_seed(seed0, "bench", tid, i)
+                specs.append(RolloutSpec(env_id, int(s), actor=STUDENT, key=("bench", tid, i), rng_seed=rs))
+                meta.append(dict(suite="overall", env_id=env_id, seed=int(s), task_id=tid, snapshot_id=None,
+                                 quadrant=None, rollout_idx=i, rng_seed=rs, start=(env_id, int(s), ())))  # fmt: skip
+    for e, s, prefix in dict.fromkeys(m["start"] for m in meta):
+        specs.append(RolloutSpec(e, s, prefix=prefix, actor=EXPERT, key=("expert", (e, s, prefix))))
+    return specs, meta
+
+
+def bench_episodes(model_id: str, student, cfg: dict, progress: bool = True) -> pd.DataFrame:
+    """Every bench rollout of ``student``, one ``BENCH_EPISODES`` row each."""
+    specs, meta = bench_specs(cfg)
+    results = study_rollouts(specs, student, cfg, desc=f"bench {model_id}", progress=progress)
+    return rollout_rows(model_id, results, meta).drop(columns=["suite", "snapshot_id", "quadrant"])
+
+
+def as_overall(episodes: pd.DataFrame) -> pd.DataFrame:
+    """Bench episodes as Phase 3 overall-suite rows (tasks from reset), so ``evaluation``'s and
+    ``compare``'s functions read them unchanged."""
+    return episodes.assign(suite="overall", snapshot_id=None, quadrant=None)
+
+
+def _interval(r: dict) -> dict:
+    return {"value": r["value"], "n": int(r["n"]), "n_tasks": int(r["n_clusters"]), "lo": r["lo"], "hi": r["hi"],
+            "reason": r["reason"]}  # fmt: skip
+
+
+def _metrics(bs: ClusterBootstrap, g: pd.DataFrame) -> dict:
+    return {name: _interval(rate_of(bs, g, col, "task_id")) for name, col in METRICS.items()}
+
+
+def usage_of(student, seconds: float) -> dict[str, Any]:
+    """The job's requests, tokens and cost (an API student), or none counted (HF)."""
+    if hasattr(student, "usage_summary"):
+        u = student.usage_summary()
+        rate = u["requests"] / seconds if seconds > 0 else None
+        return {"backend": "openai", "counted": True, "model": u["model"], **{k: u[k] for k in USAGE_KEYS},
+                "seconds": seconds, "requests_per_s": rate}  # fmt: skip
+    return {"backend": "hf", "counted": False, **{k: None for k in USAGE_KEYS}, "seconds": seconds,
+            "requests_per_s": None,
+            "note": "a local HF student scores actions in-process: no API requests, tokens or cost are counted"}
+
+
+def bench_results(episodes: pd.DataFrame, model_id: str, usage: dict | None = None, confidence: float = 0.95,
+                  n_bootstrap: int = 2000, seed: int = 0, about: dict | None = None) -> dict:  # fmt: skip
+    """bench_results.json of one student's episodes (module docstring)."""
+    if episodes.empty:
+        raise ValueError(f"no bench episodes for model {model_id!r}")
+    ov = as_overall(episodes)
+    res = benchmark_json(ov, model_id, confidence, n_bootstrap, seed)
+    bs = ClusterBootstrap(confidence, n_bootstrap, seed)
+    res["suite"] = "bench"
+    res["metrics"] = _metrics(bs, ov)
+    res["by_level"] = {str(e): {**_metrics(bs, g), "n_tasks": int(g["task_id"].nunique()), "n_rollouts": len(g)}
+                       for e, g in sorted(ov.groupby("env_id"), key=lambda t: t[0])}  # fmt: skip
+    fam = family_metrics_table(ov, confidence, n_bootstrap, seed)
+    ach = fam[fam["metric"].str.startswith("success:")]
+    if len(ach):
+        res["achievements"] = {r["metric"].removeprefix("success:"): {
+            "value": r["value"], "n": int(r["n"]), "n_tasks": int(r["n_tasks"]), "lo": r["lo"], "hi": r["hi"]}
+            for _, r in ach.iterrows()}  # fmt: skip
+    res["usage"] = usage
+    res["episodes"] = EPISODES_FILE
+    res.update(about or {})
+    return res
+
+
+def run_bench(cfg: dict, model_dir: str | None, adapter_dir: str | None, model_id: str, out: str | Path,
+              progress: bool = True) -> dict:  # fmt: skip
+    """Bench one student and write ``out`` (bench_results.json) and the episodes beside it."""
+    from .io import write_json, write_table
+    from .policies import make_student
+
+    cfg = bench_config(cfg)
+    levels = bench_levels(cfg)
+    bench_seeds(cfg)  # a bad bench.tasks is an error before the student loads
+    backend = cfg["student"]["backend"]
+    if backend == "hf" and not model_dir:
+        raise ValueError("student.backend: hf benches a local model: give --model (a HF model directory)")
+    student = make_student(cfg["student"], model_dir, adapter_dir, merge_adapter=True, env_id=levels[0])
+    t0 = time.perf_counter()
+    try:
+        episodes = bench_episodes(model_id, student, cfg, progress=progress)
+    finally:
+        if hasattr(student, "close"):
+            student.close()
+    usage = usage_of(student, time.perf_counter() - t0)
+    p3, b = cfg["phase3"], cfg["bench"]
+    about = {"backend": backend, "model_dir": model_dir if backend == "hf" else None,
+             "adapter": adapter_dir, "levels": levels, "temperature": float(cfg["student"]["temperature"]),
+             "split": {"name": "bench", "start": int(cfg["splits"]["bench"]["start"]), "tasks": int(b["tasks"])},
+             "tasks_per_level": int(b["tasks"])}  # fmt: skip
+    res = bench_results(episodes, model_id, usage, float(p3["confidence"]), int(p3["n_bootstrap"]), int(cfg["seed"]),
+                        about)  # fmt: skip
+    write_table(episodes, BENCH_EPISODES, Path(out).parent / EPISODES_FILE)
+    write_json(res, out)
+    return res
+
+
+def read_bench(path: str | Path) -> tuple[dict, pd.DataFrame]:
+    """A bench_results.json and its episodes (the Parquet beside it); errors name the file."""
+    from .io import read_json, read_table
+
+    res = read_json(path)
+    if not isinstance(res, dict) or res.get("suite") != "bench" or "episodes" not in res:
+        raise ValueError(f"{path} is not a bench result (expected the bench_results.json `teachable bench` writes)")
+    ep_path = Path(path).parent / res["episodes"]
+    eps = read_table(ep_path, BENCH_EPISODES)
+    if set(eps["model_id"]) != {res["model"]}:
+        raise ValueError(f"{ep_path} holds model(s) {sorted(set(eps['model_id']))}, but {path} is model "
+                         f"{res['model']!r}: the files belong to different benches")  # fmt: skip
+    return res, eps
