@@ -43,7 +43,7 @@ from .evaluation import benchmark_json, family_metrics_table, rate_of, rollout_r
 from .rollouts import EXPERT, STUDENT, RolloutSpec, study_rollouts
 from .schemas import BENCH_EPISODES
 from .seeding import derive_seed
-from .splits import check_disjoint, split_seeds, task_id
+from .splits import check_disjoint, first_seeds, task_id
 from .stats import ClusterBootstrap
 
 log = logging.getLogger(__name__)
@@ -90,11 +90,7 @@ def bench_levels(cfg: dict) -> list[str]:
 
 def bench_seeds(cfg: dict) -> list[int]:
     """The first ``bench.tasks`` seeds of the bench split."""
-    seeds = split_seeds(cfg["splits"], "bench")
-    n = int(cfg["bench"]["tasks"])
-    if n > len(seeds):
-        raise ValueError(f"config key bench.tasks={n} exceeds splits.bench.count={len(seeds)}")
-    return seeds[:n]
+    return first_seeds(cfg["splits"], "bench", cfg["bench"]["tasks"], "bench.tasks")
 
 
 def bench_specs(cfg: dict) -> tuple[list[RolloutSpec], list[dict]]:

@@ -87,7 +87,7 @@ from .envs.base import INVALID_ACTION
 from .rollouts import EXPERT, STUDENT, RolloutResult, RolloutSpec, study_rollouts
 from .schemas import EVAL_ROLLOUTS, PHASE3_TABLES
 from .seeding import derive_seed
-from .splits import check_disjoint, split_seeds, task_id
+from .splits import check_disjoint, first_seeds, split_seeds, task_id
 from .envs.registry import env_class
 from .stats import DEFAULT_N_BOOTSTRAP, ClusterBootstrap, cluster_bootstrap_crafter_score
 
@@ -110,11 +110,7 @@ CSV_NAMES = {k: t.path.rsplit("/", 1)[-1] for k, t in PHASE3_TABLES.items()}
 # ------------------------------------------------------------------------------------ seeds
 def eval_seeds(cfg: dict) -> list[int]:
     """The eval-split seeds of the overall suite: the first ``phase3.eval_tasks`` of the split."""
-    seeds = split_seeds(cfg["splits"], "eval")
-    n = int(cfg["phase3"]["eval_tasks"])
-    if n > len(seeds):
-        raise ValueError(f"phase3.eval_tasks={n} exceeds splits.eval.count={len(seeds)}")
-    return seeds[:n]
+    return first_seeds(cfg["splits"], "eval", cfg["phase3"]["eval_tasks"], "phase3.eval_tasks")
 
 
 def train_seed_sets(cfg: dict) -> dict[str, set[int]]:

@@ -26,6 +26,15 @@ def split_seeds(splits_cfg: dict, name: str) -> list[int]:
     return list(range(int(s["start"]), int(s["start"]) + int(s["count"])))
 
 
+def first_seeds(splits_cfg: dict, name: str, n: int, key: str) -> list[int]:
+    """The first ``n`` seeds of split ``name``; ``key`` (the config key that set ``n``) is named
+    when the split is too short."""
+    seeds = split_seeds(splits_cfg, name)
+    if int(n) > len(seeds):
+        raise ValueError(f"config key {key}={int(n)} exceeds splits.{name}.count={len(seeds)}")
+    return seeds[: int(n)]
+
+
 def check_disjoint(splits_cfg: dict) -> None:
     """Raise if any two splits share a seed (a leak between training and evaluation, or between
     the embedded student's demonstrations and the study's tasks)."""
