@@ -37,14 +37,6 @@ def _cfg(s: str) -> dict:
         raise SystemExit(f"--config-json is not valid JSON: {e}") from e
 
 
-def _merged(base: dict, over: dict) -> dict:
-    """``over`` on ``base``, nested sections merged key by key (as Snakemake's --configfile)."""
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = _merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
 def _bench_cfg(a) -> dict:
     """The bench's config: ``--config-json`` (a rule's), or YAML config files (``--config``),
     later files over earlier ones (e.g. config/config.yaml config/pilot.yaml)."""
@@ -53,12 +45,13 @@ def _bench_cfg(a) -> dict:
     from pathlib import Path
 
     import yaml
+    from snakemake.utils import update_config  # nested sections merged key by key, as --configfile
 
     cfg: dict = {}
     for f in a.config:
         if not Path(f).is_file():
             raise FileNotFoundError(f"config file {f} does not exist")
-        cfg = _merged(cfg, yaml.safe_load(Path(f).read_text()) or {})
+        update_config(cfg, yaml.safe_load(Path(f).read_text()) or {})
     return cfg
 
 

@@ -17,7 +17,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlparse
 
 import openai
@@ -29,6 +29,35 @@ LOCAL_DUMMY_KEY = "sk-local-dummy"
 # Errors that no retry can fix: the configuration is wrong, so stop instead of recording
 # one failure per request.
 CONFIG_ERRORS = (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError)
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    """What every OpenAI-compatible endpoint section shares (``teacher.openai``,
+    ``student.openai``); a subclass adds its own fields and names its ``SECTION``."""
+
+    SECTION: ClassVar[str]
+    base_url: str
+    model: str
+    api_key_env: str  # the NAME of the variable holding the key
+    timeout_s: float
+    max_retries: int  # transport retries (the openai client's backoff)
+    concurrency: int  # requests in flight
+    cache_dir: str | None  # None: no disk cache
+    price_per_1m_input: float
+    price_per_1m_output: float
+
+    @classmethod
+    def from_dict(cls, cfg: dict[str, Any] | None):
+        """The section with the config schema's defaults (the only source of them) and checks;
+        an unknown key is an error naming it."""
+        from teachable.config import section
+
+        return cls(**section(cls.SECTION, cfg))
+
+    def cost_usd(self, prompt_tokens: int, completion_tokens: int) -> float:
+        """A request's cost at the configured prices per million tokens."""
+        return (prompt_tokens * self.price_per_1m_input + completion_tokens * self.price_per_1m_output) / 1e6
 
 
 class MissingAPIKeyError(RuntimeError):

@@ -42,30 +42,14 @@ class StudentRequestError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class OpenAIStudentConfig:
-    """The ``student.openai`` config section."""
+class OpenAIStudentConfig(openai_api.EndpointConfig):
+    """The ``student.openai`` config section: the endpoint's keys and the student's own."""
 
-    base_url: str
-    model: str
-    api_key_env: str  # the NAME of the variable holding the key
+    SECTION = "student.openai"
     max_tokens: int
     top_p: float
     send_seed: bool  # send a seed derived from the sample key
     k_samples: int  # parsed samples behind a U estimate
-    timeout_s: float
-    max_retries: int  # transport retries (the openai client's backoff)
-    concurrency: int  # requests in flight
-    cache_dir: str | None  # None: no disk cache
-    price_per_1m_input: float
-    price_per_1m_output: float
-
-    @classmethod
-    def from_dict(cls, cfg: dict[str, Any] | None) -> OpenAIStudentConfig:
-        """The ``student.openai`` section with the config schema's defaults (the only source of
-        them); an unknown key is an error naming it."""
-        from teachable.config import section
-
-        return cls(**section("student.openai", cfg))
 
 
 def sample_seed(sample: str) -> int:
@@ -134,8 +118,7 @@ class OpenAIStudent(GenerativePolicy):
             raise StudentRequestError(
                 f"OpenAI student request to {self.cfg.base_url} (model {self.cfg.model}) failed after "
                 f"{self.cfg.max_retries} retries (student.openai.max_retries): {exc}", kind) from exc  # fmt: skip
-        cost = (done.prompt_tokens * self.cfg.price_per_1m_input
-                + done.completion_tokens * self.cfg.price_per_1m_output) / 1e6  # fmt: skip
+        cost = self.cfg.cost_usd(done.prompt_tokens, done.completion_tokens)
         self._count(requests=1, prompt_tokens=done.prompt_tokens, completion_tokens=done.completion_tokens,
                     cost_usd=cost, transport_retries=done.retries)  # fmt: skip
         if self.cache:

@@ -64,29 +64,13 @@ SYSTEM_PROMPT = (
 
 
 @dataclass(frozen=True)
-class OpenAITeacherConfig:
-    """The ``teacher.openai`` config section."""
+class OpenAITeacherConfig(openai_api.EndpointConfig):
+    """The ``teacher.openai`` config section: the endpoint's keys and the teacher's own."""
 
-    base_url: str
-    model: str
-    api_key_env: str  # the NAME of the variable holding the key
+    SECTION = "teacher.openai"
     temperature: float
-    timeout_s: float
-    max_retries: int  # transport retries (the openai client's backoff)
     max_invalid_retries: int  # corrective follow-ups after an invalid answer
-    concurrency: int  # threads in advise_many
-    cache_dir: str | None  # None: no disk cache
-    price_per_1m_input: float
-    price_per_1m_output: float
     json_mode: bool  # send response_format=json_object (dropped if the server refuses)
-
-    @classmethod
-    def from_dict(cls, cfg: dict[str, Any] | None) -> OpenAITeacherConfig:
-        """The ``teacher.openai`` section with the config schema's defaults (the only source of
-        them) and checks; an unknown key is an error naming it."""
-        from teachable.config import section
-
-        return cls(**section("teacher.openai", cfg))
 
 
 def resolve_api_key(cfg: OpenAITeacherConfig) -> str:
@@ -282,10 +266,7 @@ class OpenAITeacher(Teacher):
             self._count(meta, cache_hits=1)
             return cached["content"]
         content, usage, retries = self._request(messages)
-        cost = (
-            usage["prompt_tokens"] * self.cfg.price_per_1m_input
-            + usage["completion_tokens"] * self.cfg.price_per_1m_output
-        ) / 1e6
+        cost = self.cfg.cost_usd(usage["prompt_tokens"], usage["completion_tokens"])
         meta["transport_retries"] += retries
         self._count(meta, requests=1, cost_usd=cost, **usage)
         if self.cache:
