@@ -59,11 +59,14 @@ def student_dir(given: str | None, env_id: str, tmp: str) -> tuple[str, str]:
     return out, "random tiny Llama"
 
 
-def time_family(env_id: str, options: dict, model_dir: str, args) -> dict:
+def time_family(env_id: str, options: dict, model_dir: str, args, student_cfg: dict | None = None) -> dict:
+    """Best-of-``args.repeats`` lockstep rollouts of the student ``student_cfg`` (default: the hf
+    backend with ``args.device``/``args.dtype``) on ``model_dir``: steps, seconds, steps/s."""
     from teachable.policies import make_student
     from teachable.rollouts import STUDENT, RolloutSpec, run_rollouts
 
-    student_cfg = {"backend": "hf", "device": args.device, "dtype": args.dtype, "batch_size": args.batch}
+    if student_cfg is None:
+        student_cfg = {"backend": "hf", "device": args.device, "dtype": args.dtype, "batch_size": args.batch}
     policy = make_student(student_cfg, model_dir, None, env_id=env_id)
     specs = [RolloutSpec(env_id, args.seed_start + i, actor=STUDENT, rng_seed=i) for i in range(args.rollouts)]
     best, results = float("inf"), []
@@ -72,6 +75,8 @@ def time_family(env_id: str, options: dict, model_dir: str, args) -> dict:
         results = run_rollouts(specs, policy, temperature=1.0, history_len=args.history_len, max_steps=args.max_steps,
                                progress=False, max_active=args.batch, env_options=options)  # fmt: skip
         best = min(best, time.perf_counter() - t0)
+    if hasattr(policy, "close"):
+        policy.close()
     steps = sum(r.steps for r in results)
     return {"env_id": env_id, "rollouts": len(results), "steps": steps, "seconds": best, "steps_per_s": steps / best,
             "success": sum(r.success for r in results) / len(results)}  # fmt: skip

@@ -1,12 +1,15 @@
-"""The repo's measuring scripts: scripts/diff_runs.py (are two runs the same?) and
-scripts/phase_times.py (which phase each rule's time belongs to)."""
+"""The repo's measuring scripts: each answers --help; scripts/diff_runs.py (are two runs the
+same?) and scripts/phase_times.py (which phase each rule's time belongs to)."""
 
 import importlib.util
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 ROOT = Path(__file__).parents[1]
 
@@ -19,6 +22,15 @@ def _script(name: str):
 
 
 diff_runs = _script("diff_runs")
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in (ROOT / "scripts").glob("*.py")))
+def test_every_script_answers_help(script):
+    """Imports resolve and the usage prints (a script's heavy work starts only after parsing)."""
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / script), "--help"], capture_output=True, text=True,
+                       timeout=120, cwd=ROOT)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.startswith("usage:")
 
 
 def test_phase_times_knows_the_phase_of_every_rule():

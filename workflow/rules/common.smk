@@ -7,7 +7,7 @@ import sys
 from teachable.constants import BASE_MODEL_ID, FIGURE_CATEGORIES, RUN_IDS, TABLES
 from teachable.constants import SELECTION_METHODS as METHODS
 from teachable.envs.registry import check_env_id, env_options
-from teachable.policies import check_trainable
+from teachable.policies import BACKEND_SECTIONS, check_trainable
 from teachable.predictor import FIT_KEYS as PREDICTOR_FIT_KEYS
 from teachable.schemas import (
     ALL_EVAL_ROLLOUTS,
@@ -63,13 +63,14 @@ def cfg_json(**sections):
 
 def student_runtime():
     """Student settings that matter at inference time (not the embedded student's recipe, nor
-    model_path: the model directory is the job's input; the OpenAI backend's keys only when
-    it is the backend)."""
+    model_path: the model directory is the job's input; a backend's own section (openai,
+    vllm) only when it is the backend)."""
+    backend = config["student"]["backend"]
     return {
         k: v
         for k, v in config["student"].items()
         if k not in ("init", "eval_tasks", "model_path")
-        and (k != "openai" or config["student"]["backend"] == "openai")
+        and (k not in BACKEND_SECTIONS or k == backend)
     }
 
 

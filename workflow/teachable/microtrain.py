@@ -140,12 +140,13 @@ def run_micro_training(labeled_sample: pd.DataFrame, model_dir, cfg: dict, *, pr
     p1b = cfg["phase1b"]
     n = int(p1b["n_validation_rollouts"])
     seed = int(cfg["seed"])
-    if policy is None:
-        from .policies import make_student
+    from .policies import make_student, trainer_policy
 
+    if policy is None:
         policy = make_student(cfg["student"], model_dir, env_id=cfg["env"]["id"])
     policy.load_adapter(None)
-    trainer = LoraTrainer(model_dir, policy=policy)
+    # the student that acts trains too (hf), or a transformers copy trains what it serves (vllm)
+    trainer = LoraTrainer(model_dir, policy=trainer_policy(policy, cfg["student"], model_dir, env_id=cfg["env"]["id"]))
     rows = list(labeled_sample.iterrows())
     if not rows:
         return pd.DataFrame(columns=list(SHARD_COLUMNS))

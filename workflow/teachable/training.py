@@ -404,9 +404,9 @@ def train_lora(model_dir: str | os.PathLike, examples: Sequence[tuple[Context, s
     ``env_id``'s family (its system prompt renders the examples).
     ``meta``: run metadata copied into train_log.json. ``callbacks``: transformers callbacks."""
     if trainer is None:
-        from .policies import make_student
+        from .policies import make_trainable
 
         if env_id is None:
             raise ValueError("train_lora needs env_id (its family's system prompt renders the examples) or a trainer")
-        trainer = LoraTrainer(model_dir, policy=make_student(student or {}, str(model_dir), env_id=env_id))
+        trainer = LoraTrainer(model_dir, policy=make_trainable(student or {}, str(model_dir), env_id=env_id))
     return trainer.run(examples, cfg, out_dir, progress=progress, callbacks=callbacks, meta=meta)

@@ -1,8 +1,11 @@
 """Student backends. Heavy/optional backends are imported lazily, only when selected.
 
-``BACKENDS``: what each backend can do. ``hf`` scores valid actions and trains; ``openai`` only
-generates text (``policies.base``) and cannot train, so a study, whose phases 1B, 2 and 5
-train, refuses it (``check_trainable``, run when the DAG is built)."""
+``BACKENDS``: what each backend can do. ``hf`` (transformers) and ``vllm`` (vLLM's engine, CUDA
+only) score valid actions on a local model directory, which trains in transformers
+(``make_trainable``); ``openai`` only generates text (``policies.base``) and cannot train, so a
+study, whose phases 1B, 2 and 5 train, refuses it (``check_trainable``, run when the DAG is
+built). ``BACKEND_SECTIONS``: the config sections of one backend (``student.openai``,
+``student.vllm``), read only when it is the backend."""
 
 from __future__ import annotations
 
@@ -10,10 +13,12 @@ from pathlib import Path
 
 from .base import GENERATE, SCORE, Context, GenerativePolicy, Policy, StudentPolicy
 
-__all__ = ["BACKENDS", "Context", "GenerativePolicy", "Policy", "StudentPolicy", "check_trainable", "make_student"]
+__all__ = ["BACKENDS", "BACKEND_SECTIONS", "Context", "GenerativePolicy", "Policy", "StudentPolicy", "check_trainable",
+           "make_student", "make_trainable", "trainer_policy"]  # fmt: skip
 
 TRAIN = "train"
-BACKENDS = {"hf": frozenset({SCORE, TRAIN}), "openai": frozenset({GENERATE})}  # vllm: planned
+BACKENDS = {"hf": frozenset({SCORE, TRAIN}), "vllm": frozenset({SCORE, TRAIN}), "openai": frozenset({GENERATE})}
+BACKEND_SECTIONS = ("openai", "vllm")
 TRAINING_PHASES = "1B (micro-training), 2 (training) and 5 (selection)"
 
 
@@ -25,16 +30,26 @@ def check_trainable(student_cfg: dict) -> None:
         raise ValueError(
             f"config key student.backend={backend!r} cannot train, and the study's phases "
             f"{TRAINING_PHASES} fine-tune the student: set student.backend: hf with "
-            "student.model_path (a local HF model directory, or null for the embedded student)"
+            "student.model_path (a local HF model directory, or null for the embedded student), or "
+            "student.backend: vllm on a GPU"
+        )
+
+
+def _check_model_dir(model_dir: str | None) -> None:
+    if model_dir is None or not Path(model_dir).is_dir():
+        raise FileNotFoundError(
+            f"student model directory {model_dir} does not exist (config key "
+            "student.model_path, or the output of rule student_init)"
         )
 
 
 def make_student(student_cfg: dict, model_dir: str | None, adapter_dir: str | None = None,
                  merge_adapter: bool = False, *, env_id: str) -> StudentPolicy:
     """The student policy named by config key ``student.backend``, prompted with ``env_id``'s
-    family's system prompt: ``hf`` loads ``model_dir`` (with the LoRA adapter in
+    family's system prompt: ``hf`` loads ``model_dir`` in transformers (with the LoRA adapter in
     ``adapter_dir``, folded into the weights if ``merge_adapter``: faster, for a policy that
-    never changes adapter); ``openai`` talks to ``student.openai.base_url`` (no model directory,
+    never changes adapter); ``vllm`` starts a vLLM engine on ``model_dir`` (the adapter served
+    through LoRARequest); ``openai`` talks to ``student.openai.base_url`` (no model directory,
     no adapter)."""
     from ..envs.registry import system_prompt
 
@@ -43,32 +58,50 @@ def make_student(student_cfg: dict, model_dir: str | None, adapter_dir: str | No
     student_cfg = section("student", student_cfg)  # defaults from the config schema
     backend = student_cfg["backend"]
     if backend == "hf":
-        from .hf import HFPolicy
+        return make_trainable(student_cfg, model_dir, adapter_dir, merge_adapter, env_id=env_id)
+    if backend == "vllm":
+        from .vllm_student import VLLMPolicy
 
-        if not Path(model_dir).is_dir():
-            raise FileNotFoundError(
-                f"student model directory {model_dir} does not exist (config key "
-                "student.model_path, or the output of rule student_init)"
-            )
-        return HFPolicy(
-            model_dir,
-            adapter_dir=adapter_dir,
-            device=student_cfg["device"],
-            dtype=student_cfg["dtype"],
-            batch_size=student_cfg["batch_size"],
-            merge_adapter=merge_adapter,
-            system_prompt=system_prompt(env_id),
-        )
+        _check_model_dir(model_dir)
+        return VLLMPolicy(model_dir, student_cfg["vllm"], adapter_dir=adapter_dir, dtype=student_cfg["dtype"],
+                          system_prompt=system_prompt(env_id))  # fmt: skip
     if backend == "openai":
         from .openai_student import OpenAIStudent
 
         if adapter_dir is not None:
             raise ValueError(f"student.backend: openai cannot load the adapter {adapter_dir} (a trained "
-                             "adapter needs student.backend: hf)")  # fmt: skip
+                             "adapter needs student.backend: hf or vllm)")  # fmt: skip
         return OpenAIStudent(student_cfg["openai"], system_prompt=system_prompt(env_id))
-    if backend == "vllm":
-        raise NotImplementedError(
-            f"student.backend={backend!r} is planned but not implemented yet; use 'hf' "
-            "(transformers on CPU or GPU, with a local model directory) or 'openai'"
-        )
     raise ValueError(f"unknown student.backend {backend!r}; expected 'hf', 'vllm' or 'openai'")
+
+
+def make_trainable(student_cfg: dict, model_dir: str | None, adapter_dir: str | None = None,
+                   merge_adapter: bool = False, *, env_id: str):
+    """The transformers policy (``HFPolicy``) on ``model_dir`` that LoRA training holds, for a
+    trainable backend (``hf``: it is also the student that acts; ``vllm``: the engine serves the
+    adapters it trains). ``device``, ``dtype`` and ``batch_size`` from ``student``."""
+    from ..envs.registry import system_prompt
+
+    from ..config import section
+    from .hf import HFPolicy
+
+    student_cfg = section("student", student_cfg)
+    check_trainable(student_cfg)
+    _check_model_dir(model_dir)
+    return HFPolicy(
+        model_dir,
+        adapter_dir=adapter_dir,
+        device=student_cfg["device"],
+        dtype=student_cfg["dtype"],
+        batch_size=student_cfg["batch_size"],
+        merge_adapter=merge_adapter,
+        system_prompt=system_prompt(env_id),
+    )
+
+
+def trainer_policy(policy: StudentPolicy, student_cfg: dict, model_dir: str, *, env_id: str):
+    """The transformers policy that trains adapters for ``policy``: ``policy`` itself when it is
+    one (the hf backend: one model in memory), else a new one on ``model_dir``."""
+    from .hf import HFPolicy
+
+    return policy if isinstance(policy, HFPolicy) else make_trainable(student_cfg, model_dir, env_id=env_id)
