@@ -224,14 +224,14 @@ def get_bench_inputs(wildcards):
 
 
 def bench_cfg_json():
-    """The config `teachable bench` reads (bench.py: CONFIG_SECTIONS, seed and splits)."""
+    """The config `teachable bench-rollouts` reads (bench.py: CONFIG_SECTIONS, seed and splits;
+    not phase3's statistics: those are rule bench's params)."""
     return cfg_json(
         seed=config["seed"],
         env=env_cfg(),
         splits=config["splits"],
         student=student_runtime(),
         bench=config["bench"],
-        phase3={k: config["phase3"][k] for k in ("confidence", "n_bootstrap")},
     )
 
 
