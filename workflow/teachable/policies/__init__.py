@@ -2,7 +2,8 @@
 
 ``BACKENDS``: what each backend can do. ``hf`` scores valid actions and trains; ``openai`` only
 generates text (``policies.base``) and cannot train, so a study, whose phases 1B, 2 and 5
-train, refuses it (``check_trainable``, run when the DAG is built)."""
+train, refuses it (``check_trainable``, run when the DAG is built for a job that loads the local
+model: common.smk ``get_student_model``); rule bench benches it."""
 
 from __future__ import annotations
 
