@@ -26,7 +26,7 @@ PHASES = {
     "predictor": "4", "predictor_metrics": "4",
     "select_train": "5", "eval_selection": "5", "selection_summary": "5", "benchmark_selection": "5",
     "figures": "report", "tables": "report", "summary": "report",
-    "bench": "bench",
+    "bench_rollouts": "bench", "bench": "bench",
 }  # fmt: skip
 
 

@@ -11,7 +11,8 @@ import pytest
 from openai_server import FakeOpenAIServer, StudentResponder
 
 from conftest import complete
-from teachable.bench import EPISODES_FILE, bench_episodes, bench_results, bench_config, read_bench, run_bench
+from teachable.bench import (EPISODES_FILE, NO_ARCHETYPE, RUN_FILE, bench_config, bench_episodes, bench_results, read_bench,
+                             read_run as read_bench_run, run_bench, usage_of)  # fmt: skip
 from teachable.cli import main
 from teachable.compare import IMPROVEMENT, REGRESSION, compare_bench
 from teachable.envs.registry import system_prompt
@@ -200,3 +201,98 @@ def test_compare_of_phase3_rollouts_still_works_from_the_cli(tmp_path):
     assert "overall_success" in rep["improvements"] and (tmp_path / "cmp" / "B3_traces_vs_base.md").exists()
     with pytest.raises(SystemExit):  # neither form given
         main(["compare", "--baseline", "base"])
+
+
+def test_bench_rollouts_then_bench_results_equal_one_bench(tiny_student, tmp_path):
+    """The rules' two commands give `teachable bench`'s result; bench-results with another
+    phase3.confidence changes the intervals only, from the same episodes (it plays nothing)."""
+    cfg = config(tasks=3, rollouts_per_task=2)
+    one = run_bench(cfg, str(tiny_student), None, "base", tmp_path / "one" / "bench_results.json", progress=False)
+    d = tmp_path / "two"
+    main(["bench-rollouts", "--config-json", json.dumps(cfg), "--model", str(tiny_student), "--model-id", "base",
+          "--out-dir", str(d), "--no-progress"])  # fmt: skip
+    run = json.loads((d / RUN_FILE).read_text())
+    assert run["model"] == "base" and run["usage"]["backend"] == "hf" and run["about"]["levels"] == [ENV]
+    assert not (d / "bench_results.json").exists()
+    main(["bench-results", "--run", str(d / RUN_FILE), "--n-bootstrap", "200", "--out", str(d / "bench_results.json")])
+    two = json.loads((d / "bench_results.json").read_text())
+    for k in ("metrics", "by_level", "by_archetype", "pass_rate", "n", "levels", "split"):
+        assert two[k] == one[k], k
+    with pytest.raises(SystemExit):  # the results must lie beside the run (they name the episodes by file)
+        main(["bench-results", "--run", str(d / RUN_FILE), "--out", str(tmp_path / "elsewhere.json")])
+
+
+def test_bench_results_at_another_confidence_reads_the_same_episodes(tmp_path):
+    eps = episodes("base", 6, invalid=0.0)
+    write_table(eps, BENCH_EPISODES, tmp_path / EPISODES_FILE)
+    write_json({"suite": "bench_run", "model": "base", "episodes": EPISODES_FILE, "usage": usage_of(object(), 1.0),
+                "about": {"levels": [ENV]}}, tmp_path / RUN_FILE)  # fmt: skip
+    before = (tmp_path / EPISODES_FILE).stat().st_mtime_ns
+    out = {}
+    for conf in ("0.95", "0.5"):
+        main(["bench-results", "--run", str(tmp_path / RUN_FILE), "--confidence", conf, "--n-bootstrap", "300",
+              "--out", str(tmp_path / "bench_results.json")])  # fmt: skip
+        out[conf] = json.loads((tmp_path / "bench_results.json").read_text())["metrics"]["success_rate"]
+    wide, narrow = out["0.95"], out["0.5"]
+    assert wide["value"] == narrow["value"] == 0.25 and wide["n"] == narrow["n"] == 96
+    assert wide["lo"] < narrow["lo"] < 0.25 < narrow["hi"] < wide["hi"]
+    assert (tmp_path / EPISODES_FILE).stat().st_mtime_ns == before
+    write_json({"suite": "bench_run", "model": "other", "episodes": EPISODES_FILE, "usage": None, "about": {}},
+               tmp_path / RUN_FILE)  # fmt: skip
+    with pytest.raises(ValueError, match="different benches"):
+        read_bench_run(tmp_path / RUN_FILE)
+
+
+def test_bench_config_files_are_read_once(tmp_path, monkeypatch):
+    """`teachable bench --config` reads each YAML once (the GPU slot and the bench share it)."""
+    from pathlib import Path
+
+    import yaml
+
+    f = tmp_path / "bench.yaml"
+    f.write_text(yaml.safe_dump(config()))
+    reads = []
+    real = Path.read_text
+    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: (reads.append(self.name), real(self, *a, **k))[1])
+    with pytest.raises(SystemExit):  # stops at the missing model, after both have read the config
+        main(["bench", "--config", str(f), "--model", str(tmp_path / "no_model"), "--model-id", "base",
+              "--out", str(tmp_path / "x.json")])  # fmt: skip
+    assert reads.count("bench.yaml") == 1, reads
+
+
+def test_babyai_bench_breaks_down_by_mission_archetype(tmp_path):
+    """by_archetype on a level with several mission kinds (Synth: go to, pick up, open, put next
+    to) and on GoToLocal (go to only): each archetype's metrics over its tasks, with n and n_tasks."""
+    synth = "BabyAI-Synth-v0"
+    cfg = bench_config({"seed": 0, "env": {"id": synth, "max_steps": 6, "history_len": 2}, "splits": SPLITS,
+                        "bench": {"tasks": 12, "rollouts_per_task": 2, "levels": [synth, ENV]},
+                        "phase3": {"n_bootstrap": 200}})  # fmt: skip
+    eps = bench_episodes("uniform", UniformStudent(), cfg, progress=False)
+    write_table(eps, BENCH_EPISODES, tmp_path / EPISODES_FILE)  # the columns are declared
+    from teachable.envs.registry import task_archetype
+
+    assert (eps["archetype"] == [task_archetype(e, m) for e, m in zip(eps["env_id"], eps["instruction"])]).all()
+    assert set(eps.loc[eps["env_id"] == ENV, "archetype"]) == {"go to"}
+    kinds = set(eps.loc[eps["env_id"] == synth, "archetype"])
+    assert len(kinds) >= 3 and kinds <= {"go to", "pick up", "open", "put next to"}, kinds
+    res = bench_results(eps, "uniform", None, 0.95, 200, 0)
+    by = res["by_archetype"]
+    assert set(by) == kinds | {"go to"} and NO_ARCHETYPE not in by
+    assert sum(a["n_rollouts"] for a in by.values()) == len(eps) == 2 * 12 * 2
+    for kind, a in by.items():
+        g = eps[eps["archetype"] == kind]
+        assert a["n_rollouts"] == len(g) and a["n_tasks"] == g["task_id"].nunique(), kind
+        for name, col in (("success_rate", "success"), ("mean_steps", "steps"), ("invalid_rate", "invalid_rate")):
+            assert a[name]["n"] == len(g) and a[name]["n_tasks"] == a["n_tasks"] and within(a[name]), (kind, name)
+            assert a[name]["value"] == pytest.approx(g[col].astype(float).mean()), (kind, name)
+    # GoToLocal alone: one archetype, the whole bench
+    only = bench_results(eps[eps["env_id"] == ENV], "uniform", None, 0.95, 200, 0)
+    assert list(only["by_archetype"]) == ["go to"]
+    assert only["by_archetype"]["go to"]["success_rate"] == only["metrics"]["success_rate"]
+    # a level whose missions have no archetype (plain MiniGrid) is listed apart, never dropped
+    mixed = eps.assign(archetype=eps["archetype"].where(eps["env_id"] == synth, None))
+    assert by_n(bench_results(mixed, "uniform", None, 0.95, 200, 0)["by_archetype"], NO_ARCHETYPE) == 24
+
+
+def by_n(by: dict, key: str) -> int:
+    return by[key]["n_rollouts"]

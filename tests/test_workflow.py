@@ -419,3 +419,87 @@ def test_labels_do_not_depend_on_the_number_of_shards(run, tmp_path):
         smk(wd, "--configfile", str(ROOT / "tests/micro.yaml"), str(cfg), "--cores", "2", "--until", "merge_labels")
         got = pd.read_parquet(wd / "results/phase1/labeled_snapshots.parquet")
         _same_frames(ref, got, ["snapshot_id"])
+
+
+# ------------------------------------------------------------------------------------ bench
+BENCH_TARGET = "results/bench/base/bench_results.json"
+
+
+def _openai_student(workdir: Path, base_url: str) -> Path:
+    """A config of an API student (student.backend: openai) on a tiny bench."""
+    f = workdir / "openai.yaml"
+    f.write_text(f"student:\n  backend: openai\n  openai:\n    base_url: {base_url}\n    model: tiny-student\n"
+                 f"    api_key_env: TEACHABLE_TEST_KEY_UNSET\n    concurrency: 2\n    cache_dir: {workdir / 'cache'}\n"
+                 "env:\n  max_steps: 6\nbench:\n  tasks: 2\n  rollouts_per_task: 1\n")  # fmt: skip
+    return f
+
+
+def test_the_bench_dag_takes_an_openai_student_and_the_study_refuses_it(tmp_path):
+    cfg = _openai_student(tmp_path, "http://127.0.0.1:9/v1")
+    micro = str(ROOT / "tests/micro.yaml")
+    p = smk(tmp_path, "-n", "-p", "--configfile", micro, str(cfg), "--", BENCH_TARGET)
+    assert planned_jobs(p.stdout) == {"bench_rollouts": 1, "bench": 1}, p.stdout[-2000:]
+    assert "student_init" not in p.stdout and "--model " not in p.stdout  # no local model for an API student
+    refused = {  # target -> what the refusal says
+        "all": "cannot train, and the study's phases 1B (micro-training), 2 (training) and 5",  # check_trainable's
+        "results/phase1/labeled_snapshots.parquet": "cannot train",  # phase 1 reads the local model directory
+        "results/bench/B3_traces/bench_results.json": "Phase 2 run's LoRA adapter, which needs student.backend: hf",
+    }  # fmt: skip
+    for target, says in refused.items():
+        p = smk(tmp_path, "-n", "--configfile", micro, str(cfg), "--", target, check=False)
+        out = p.stdout + p.stderr
+        assert p.returncode != 0 and "config key student.backend='openai'" in out and says in out, (target, out[-2000:])
+
+
+@pytest.fixture(scope="module")
+def openai_bench(tmp_path_factory, tiny_student):
+    """Rule bench run for real (not a dry-run) with an API student: the local OpenAI-compatible
+    server (tests/openai_server.py) answers with the tiny student's own generations."""
+    from openai_server import FakeOpenAIServer, StudentResponder
+
+    from teachable.envs.registry import system_prompt
+    from teachable.policies.hf import HFPolicy
+
+    wd = tmp_path_factory.mktemp("bench_openai")
+    env = "BabyAI-GoToLocal-v0"
+    hf = HFPolicy(tiny_student, device="cpu", system_prompt=system_prompt(env))
+    with FakeOpenAIServer(responder=StudentResponder(hf, system_prompt(env))) as server:
+        cfg = _openai_student(wd, server.base_url)
+        smk(wd, "--configfile", str(ROOT / "tests/micro.yaml"), str(cfg), "--cores", "1", "--", BENCH_TARGET)
+        n_http = len(server.requests)
+    return wd, cfg, n_http
+
+
+def test_rule_bench_benches_an_openai_student(openai_bench):
+    wd, cfg, n_http = openai_bench
+    assert "Nothing to be done" in smk(wd, "-n", "--configfile", str(ROOT / "tests/micro.yaml"), str(cfg), "--",
+                                       BENCH_TARGET).stdout  # fmt: skip
+    res = json.loads((wd / BENCH_TARGET).read_text())
+    eps = pd.read_parquet(wd / "results/bench/base/bench_episodes.parquet")
+    u = res["usage"]
+    assert res["suite"] == "bench" and res["backend"] == "openai" and res["model_dir"] is None
+    assert u["backend"] == "openai" and u["counted"] and u["model"] == "tiny-student"
+    assert u["requests"] == n_http == int(eps["steps"].sum()) > 0 and u["prompt_tokens"] > 0
+    assert len(eps) == res["metrics"]["success_rate"]["n"] == 2 and res["by_archetype"]["go to"]["n_rollouts"] == 2
+    assert not (wd / "results/student").exists()  # no local student was built
+
+
+@pytest.mark.parametrize("setting", ["phase3:\n  confidence: 0.9\n", "phase3:\n  n_bootstrap: 150\n"])
+def test_a_bench_statistic_reruns_only_the_bench_statistics(openai_bench, setting):
+    wd, cfg, _ = openai_bench
+    micro = str(ROOT / "tests/micro.yaml")
+    override = wd / "stat.yaml"
+    override.write_text(setting)
+    p = smk(wd, "-n", "--configfile", micro, str(cfg), str(override), "--", BENCH_TARGET)
+    assert planned_jobs(p.stdout) == {"bench": 1}, p.stdout[-2000:]
+    played = [(wd / "results/bench/base" / f).stat().st_mtime_ns for f in ("bench_episodes.parquet", "bench_run.json")]
+    # run for real: the server is gone, so only a job that replays nothing can succeed
+    smk(wd, "--configfile", micro, str(cfg), str(override), "--cores", "1", "--", BENCH_TARGET)
+    res = json.loads((wd / BENCH_TARGET).read_text())
+    conf, n = (0.9, 100) if "confidence" in setting else (0.95, 150)  # micro.yaml: n_bootstrap 100
+    assert res["confidence"] == conf and f"({n} resamples" in res["interval"], res["interval"]
+    assert played == [(wd / "results/bench/base" / f).stat().st_mtime_ns
+                      for f in ("bench_episodes.parquet", "bench_run.json")]  # fmt: skip
+    override.write_text("bench:\n  rollouts_per_task: 2\n")  # a setting of the rollouts replays them
+    p = smk(wd, "-n", "--configfile", micro, str(cfg), str(override), "--", BENCH_TARGET)
+    assert planned_jobs(p.stdout) == {"bench_rollouts": 1, "bench": 1}, p.stdout[-2000:]

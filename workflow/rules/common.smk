@@ -36,7 +36,6 @@ try:
     check_env_id(config["env"]["id"])
 except (ValueError, NotImplementedError, ImportError) as e:
     raise ValueError(f"config key env.id: {e}") from None
-check_trainable(config["student"])  # phases 1B, 2 and 5 fine-tune the student
 ENV_OPTIONS = env_options(
     config["env"]
 )  # the family's constructor options set in the config
@@ -101,6 +100,16 @@ def get_student_dir():
             )
         return path
     return R("student", "model")
+
+
+def get_student_model(wildcards=None):
+    """The local HF student a job loads (the study's rules: they play it, train it, or evaluate
+    what was trained from it). A backend that cannot train (student.backend: openai) is refused
+    here, when the DAG is built for such a job: the study trains (phases 1B, 2 and 5), and its
+    other phases read the local model directory; rule bench alone takes an API student.
+    """
+    check_trainable(config["student"])
+    return get_student_dir()
 
 
 def get_student_init_cfg():
@@ -193,7 +202,7 @@ def get_selection_methods(wildcards=None):
 def get_eval_inputs(wildcards):
     """A model to evaluate: the student, plus the run's LoRA adapter unless it is the base."""
     inputs = {
-        "model": get_student_dir(),
+        "model": get_student_model(),
         "labeled": R(LABELED.path),
         "heldout": R("phase2", "heldout.json"),
     }
@@ -217,7 +226,17 @@ def eval_cfg_json():
 
 
 def get_bench_inputs(wildcards):
-    """A model to bench: the student, plus a Phase 2 run's LoRA adapter unless it is the base."""
+    """A model to bench: the student, plus a Phase 2 run's LoRA adapter unless it is the base.
+    An API student (student.backend: openai) has no model directory: it is benched as the base
+    only (a trained run's adapter needs the local model)."""
+    if config["student"]["backend"] == "openai":
+        if wildcards.model_id != BASE_MODEL_ID:
+            raise ValueError(
+                f"config key student.backend='openai' benches the API model as "
+                f"{BASE_MODEL_ID!r} only: bench/{wildcards.model_id} is a Phase 2 run's LoRA "
+                "adapter, which needs student.backend: hf (the local model it was trained from)"
+            )
+        return {}
     inputs = {"model": get_student_dir()}
     if wildcards.model_id != BASE_MODEL_ID:
         inputs["adapter"] = R("phase2", wildcards.model_id, "adapter")
@@ -225,14 +244,14 @@ def get_bench_inputs(wildcards):
 
 
 def bench_cfg_json():
-    """The config `teachable bench` reads (bench.py: CONFIG_SECTIONS, seed and splits)."""
+    """The config `teachable bench-rollouts` reads (bench.py: CONFIG_SECTIONS, seed and splits;
+    not phase3's statistics: those are rule bench's params)."""
     return cfg_json(
         seed=config["seed"],
         env=env_cfg(),
         splits=config["splits"],
         student=student_runtime(),
         bench=config["bench"],
-        phase3={k: config["phase3"][k] for k in ("confidence", "n_bootstrap")},
     )
 
 
@@ -247,7 +266,7 @@ def get_gate_input():
 def get_selection_inputs(wildcards):
     """A Phase 5 method's inputs; only PREDICTOR reads the Phase 4 predictor."""
     inputs = {
-        "model": get_student_dir(),
+        "model": get_student_model(),
         "labeled": R(LABELED.path),
         "heldout": R("phase2", "heldout.json"),
         "plan": R("phase2", "plan.json"),

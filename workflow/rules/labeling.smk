@@ -3,7 +3,7 @@
 
 rule label_shard:
     input:
-        model=get_student_dir(),
+        model=get_student_model,
         snapshots=get_snapshot_files(),
     output:
         labels=R(RAW_LABELS.path),

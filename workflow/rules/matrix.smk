@@ -31,7 +31,7 @@ checkpoint plan_training:
 rule train_run:
     input:
         **get_gate_input(),
-        model=get_student_dir(),
+        model=get_student_model,
         labeled=R(LABELED.path),
         rollouts=R(ROLLOUT_STEPS.path),
         heldout=R("phase2", "heldout.json"),

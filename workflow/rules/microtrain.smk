@@ -3,7 +3,7 @@
 
 rule microtrain:
     input:
-        model=get_student_dir(),
+        model=get_student_model,
         labeled=R(LABELED.path),
     output:
         R(MICRO_SHARD.path),

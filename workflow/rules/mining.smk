@@ -3,7 +3,7 @@
 
 rule rollouts:
     input:
-        model=get_student_dir(),
+        model=get_student_model,
     output:
         R(ROLLOUT_STEPS.path),
     log:

@@ -40,7 +40,7 @@ rule select_train:
 
 rule eval_selection:
     input:
-        model=get_student_dir(),
+        model=get_student_model,
         labeled=R(LABELED.path),
         heldout=R("phase2", "heldout.json"),
         adapter=R("phase5", "selection", "{method}", "adapter"),

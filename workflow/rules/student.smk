@@ -24,7 +24,7 @@ rule student_init:
 
 rule student_eval:
     input:
-        model=get_student_dir(),
+        model=get_student_model,
     output:
         R("student", "eval_summary.json"),
     log:

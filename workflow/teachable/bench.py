@@ -12,13 +12,21 @@ openai`` with ``student.openai``). The design is Phase 3's overall suite on anot
   whatever the model, so two benches of one config play the same tasks with the same streams
   and ``teachable compare`` pairs them by task.
 - One expert rollout per task gives ``expert_steps`` (for ``wasted_steps``), as in Phase 3.
-- Per-episode rows: ``schemas.BENCH_EPISODES`` (the definitions of ``evaluation.rollout_rows``),
-  written beside the JSON as ``bench_episodes.parquet``.
+- Per-episode rows: ``schemas.BENCH_EPISODES`` (the definitions of ``evaluation.rollout_rows``,
+  plus the task's instruction and archetype: ``registry.task_archetype``), written beside the
+  JSON as ``bench_episodes.parquet``.
+- Two steps, so that a statistics setting replays nothing: ``play_bench`` (rule bench_rollouts,
+  ``teachable bench-rollouts``) plays and writes the episodes and ``bench_run.json`` (the model,
+  its usage, what was benched); ``summarize_bench`` (rule bench, ``teachable bench-results``)
+  computes ``bench_results.json`` from them at ``phase3.confidence`` / ``phase3.n_bootstrap``.
+  ``run_bench`` (``teachable bench``) does both.
 
 ``bench_results.json``: ``evaluation.benchmark_json``'s fields (pass rate with n and interval,
 average reward and steps; Crafter's progression and score) with ``suite: bench``, plus
 ``metrics`` (success rate, mean reward, mean steps, invalid-output rate), ``by_level`` (the same
-per env id), ``achievements`` (Crafter: each achievement's success rate, from
+per env id), ``by_archetype`` (the same per task archetype, where the family defines them:
+BabyAI's mission kinds, ``envs.babyai.missions``; tasks without one, if any, under
+``NO_ARCHETYPE``), ``achievements`` (Crafter: each achievement's success rate, from
 ``evaluation.family_metrics_table``) and ``usage``. Every interval is the percentile bootstrap
 over tasks of ``stats.ClusterBootstrap`` (rollouts of one task are not independent), at
 ``phase3.confidence`` over ``phase3.n_bootstrap`` resamples seeded by the config seed; each
@@ -38,7 +46,7 @@ from typing import Any
 
 import pandas as pd
 
-from .envs.registry import check_env_id, family_of
+from .envs.registry import check_env_id, family_of, task_archetype
 from .evaluation import benchmark_json, family_metrics_table, rate_of, rollout_rows
 from .rollouts import EXPERT, STUDENT, RolloutSpec, study_rollouts
 from .schemas import BENCH_EPISODES
@@ -50,11 +58,14 @@ log = logging.getLogger(__name__)
 
 BENCH_JSON = "bench_results.json"
 EPISODES_FILE = Path(BENCH_EPISODES.path).name
+RUN_FILE = "bench_run.json"  # the model, its usage and what was benched (play_bench)
 # name in the JSON -> per-rollout column; each a per-rollout mean with its interval over tasks
 METRICS = {"success_rate": "success", "mean_reward": "return", "mean_steps": "steps", "invalid_rate": "invalid_rate"}
 USAGE_KEYS = ("requests", "cache_hits", "prompt_tokens", "completion_tokens", "cost_usd", "transport_retries",
               "failures")  # fmt: skip
+LOCAL_BACKENDS = ("hf", "vllm")  # backends that load a local model directory
 CONFIG_SECTIONS = ("env", "student", "bench", "phase3")
+NO_ARCHETYPE = "(no archetype)"  # by_archetype's group of tasks whose instruction has none (a family that has some)
 
 
 def bench_config(cfg: dict) -> dict:
@@ -115,7 +126,11 @@ def bench_episodes(model_id: str, student, cfg: dict, progress: bool = True) -> 
     """Every bench rollout of ``student``, one ``BENCH_EPISODES`` row each."""
     specs, meta = bench_specs(cfg)
     results = study_rollouts(specs, student, cfg, desc=f"bench {model_id}", progress=progress)
-    return rollout_rows(model_id, results, meta).drop(columns=["suite", "snapshot_id", "quadrant"])
+    rows = rollout_rows(model_id, results, meta).drop(columns=["suite", "snapshot_id", "quadrant"])
+    played = results[: len(meta)]  # the student's, in the order of meta (the rows'); then the experts'
+    rows["instruction"] = [r.instruction for r in played]
+    rows["archetype"] = [task_archetype(m["env_id"], r.instruction) for r, m in zip(played, meta)]
+    return rows
 
 
 def as_overall(episodes: pd.DataFrame) -> pd.DataFrame:
@@ -133,16 +148,22 @@ def _metrics(bs: ClusterBootstrap, g: pd.DataFrame) -> dict:
     return {name: _interval(rate_of(bs, g, col, "task_id")) for name, col in METRICS.items()}
 
 
-def usage_of(student, seconds: float) -> dict[str, Any]:
-    """The job's requests, tokens and cost (an API student), or none counted (HF)."""
+def _breakdown(bs: ClusterBootstrap, ov: pd.DataFrame, by: str) -> dict[str, dict]:
+    """``_metrics`` per value of column ``by`` (a property of the task: env id, archetype)."""
+    return {str(k): {**_metrics(bs, g), "n_tasks": int(g["task_id"].nunique()), "n_rollouts": len(g)}
+            for k, g in sorted(ov.groupby(by), key=lambda t: t[0])}  # fmt: skip
+
+
+def usage_of(student, seconds: float, backend: str = "hf") -> dict[str, Any]:
+    """The job's requests, tokens and cost (an API student), or none counted (a local ``backend``)."""
     if hasattr(student, "usage_summary"):
         u = student.usage_summary()
         rate = u["requests"] / seconds if seconds > 0 else None
         return {"backend": "openai", "counted": True, "model": u["model"], **{k: u[k] for k in USAGE_KEYS},
                 "seconds": seconds, "requests_per_s": rate}  # fmt: skip
-    return {"backend": "hf", "counted": False, **{k: None for k in USAGE_KEYS}, "seconds": seconds,
+    return {"backend": backend, "counted": False, **{k: None for k in USAGE_KEYS}, "seconds": seconds,
             "requests_per_s": None,
-            "note": "a local HF student scores actions in-process: no API requests, tokens or cost are counted"}
+            "note": f"a local {backend} student scores actions in-process: no API requests, tokens or cost are counted"}
 
 
 def bench_results(episodes: pd.DataFrame, model_id: str, usage: dict | None = None, confidence: float = 0.95,
@@ -155,8 +176,9 @@ def bench_results(episodes: pd.DataFrame, model_id: str, usage: dict | None = No
     bs = ClusterBootstrap(confidence, n_bootstrap, seed)
     res["suite"] = "bench"
     res["metrics"] = _metrics(bs, ov)
-    res["by_level"] = {str(e): {**_metrics(bs, g), "n_tasks": int(g["task_id"].nunique()), "n_rollouts": len(g)}
-                       for e, g in sorted(ov.groupby("env_id"), key=lambda t: t[0])}  # fmt: skip
+    res["by_level"] = _breakdown(bs, ov, "env_id")
+    if ov["archetype"].notna().any():  # the family defines archetypes (BabyAI: the mission's kind)
+        res["by_archetype"] = _breakdown(bs, ov.assign(archetype=ov["archetype"].fillna(NO_ARCHETYPE)), "archetype")
     fam = family_metrics_table(ov, confidence, n_bootstrap, seed)
     ach = fam[fam["metric"].str.startswith("success:")]
     if len(ach):
@@ -169,9 +191,12 @@ def bench_results(episodes: pd.DataFrame, model_id: str, usage: dict | None = No
     return res
 
 
-def run_bench(cfg: dict, model_dir: str | None, adapter_dir: str | None, model_id: str, out: str | Path,
-              progress: bool = True) -> dict:  # fmt: skip
-    """Bench one student and write ``out`` (bench_results.json) and the episodes beside it."""
+def play_bench(cfg: dict, model_dir: str | None, adapter_dir: str | None, model_id: str, out_dir: str | Path,
+               progress: bool = True) -> tuple[pd.DataFrame, dict]:  # fmt: skip
+    """Play every bench rollout of one student and write them to ``out_dir``: the episodes
+    (``bench_episodes.parquet``) and ``bench_run.json`` (``RUN_FILE``: the model, its usage and
+    what was benched), everything ``bench_results.json`` needs besides the statistics settings
+    (rule bench_rollouts; ``summarize_bench`` is rule bench)."""
     from .io import write_json, write_table
     from .policies import make_student
 
@@ -179,8 +204,8 @@ def run_bench(cfg: dict, model_dir: str | None, adapter_dir: str | None, model_i
     levels = bench_levels(cfg)
     bench_seeds(cfg)  # a bad bench.tasks is an error before the student loads
     backend = cfg["student"]["backend"]
-    if backend == "hf" and not model_dir:
-        raise ValueError("student.backend: hf benches a local model: give --model (a HF model directory)")
+    if backend in LOCAL_BACKENDS and not model_dir:
+        raise ValueError(f"student.backend: {backend} benches a local model: give --model (a HF model directory)")
     student = make_student(cfg["student"], model_dir, adapter_dir, merge_adapter=True, env_id=levels[0])
     t0 = time.perf_counter()
     try:
@@ -188,17 +213,59 @@ def run_bench(cfg: dict, model_dir: str | None, adapter_dir: str | None, model_i
     finally:
         if hasattr(student, "close"):
             student.close()
-    usage = usage_of(student, time.perf_counter() - t0)
-    p3, b = cfg["phase3"], cfg["bench"]
-    about = {"backend": backend, "model_dir": model_dir if backend == "hf" else None,
-             "adapter": adapter_dir, "levels": levels, "temperature": float(cfg["student"]["temperature"]),
-             "split": {"name": "bench", "start": int(cfg["splits"]["bench"]["start"]), "tasks": int(b["tasks"])},
-             "tasks_per_level": int(b["tasks"])}  # fmt: skip
-    res = bench_results(episodes, model_id, usage, float(p3["confidence"]), int(p3["n_bootstrap"]), int(cfg["seed"]),
-                        about)  # fmt: skip
-    write_table(episodes, BENCH_EPISODES, Path(out).parent / EPISODES_FILE)
+    b = cfg["bench"]
+    run = {"suite": "bench_run", "model": model_id, "episodes": EPISODES_FILE,
+           "usage": usage_of(student, time.perf_counter() - t0, backend),
+           "about": {"backend": backend, "model_dir": model_dir if backend in LOCAL_BACKENDS else None, "adapter": adapter_dir,
+                     "levels": levels, "temperature": float(cfg["student"]["temperature"]),
+                     "split": {"name": "bench", "start": int(cfg["splits"]["bench"]["start"]), "tasks": int(b["tasks"])},
+                     "tasks_per_level": int(b["tasks"])}}  # fmt: skip
+    out_dir = Path(out_dir)
+    write_table(episodes, BENCH_EPISODES, out_dir / EPISODES_FILE)
+    write_json(run, out_dir / RUN_FILE)
+    return episodes, run
+
+
+def read_run(path: str | Path) -> tuple[dict, pd.DataFrame]:
+    """A bench_run.json and its episodes (the Parquet beside it); errors name the file."""
+    from .io import read_json, read_table
+
+    run = read_json(path)
+    if not isinstance(run, dict) or run.get("suite") != "bench_run" or "episodes" not in run:
+        raise ValueError(f"{path} is not a bench run (expected the {RUN_FILE} `teachable bench-rollouts` writes)")
+    ep_path = Path(path).parent / run["episodes"]
+    eps = read_table(ep_path, BENCH_EPISODES)
+    if set(eps["model_id"]) != {run["model"]}:
+        raise ValueError(f"{ep_path} holds model(s) {sorted(set(eps['model_id']))}, but {path} is model "
+                         f"{run['model']!r}: the files belong to different benches")  # fmt: skip
+    return run, eps
+
+
+def summarize_bench(run_path: str | Path, out: str | Path, confidence: float = 0.95, n_bootstrap: int = 2000,
+                    seed: int = 0) -> dict:  # fmt: skip
+    """bench_results.json (``out``, beside the run: it names the episodes by file name) from a
+    bench run's episodes and usage, with the statistics settings alone (rule bench)."""
+    from .io import write_json
+
+    if Path(out).resolve().parent != Path(run_path).resolve().parent:
+        raise ValueError(f"--out {out} must lie beside the bench run {run_path} (bench_results.json names its "
+                         "episodes by file name)")  # fmt: skip
+    run, episodes = read_run(run_path)
+    res = bench_results(episodes, run["model"], run["usage"], confidence, n_bootstrap, seed, run["about"])
     write_json(res, out)
     return res
+
+
+def run_bench(cfg: dict, model_dir: str | None, adapter_dir: str | None, model_id: str, out: str | Path,
+              progress: bool = True) -> dict:  # fmt: skip
+    """Bench one student: ``play_bench`` then ``summarize_bench`` at ``phase3.confidence`` and
+    ``phase3.n_bootstrap`` (seeded by the config seed); writes ``out`` (bench_results.json)
+    with the episodes and ``bench_run.json`` beside it."""
+    cfg = bench_config(cfg)
+    play_bench(cfg, model_dir, adapter_dir, model_id, Path(out).parent, progress=progress)
+    p3 = cfg["phase3"]
+    return summarize_bench(Path(out).parent / RUN_FILE, out, float(p3["confidence"]), int(p3["n_bootstrap"]),
+                           int(cfg["seed"]))  # fmt: skip
 
 
 def read_bench(path: str | Path) -> tuple[dict, pd.DataFrame]:

@@ -20,13 +20,14 @@ log = logging.getLogger("teachable")
 # subcommands that run the student (torch, maybe CUDA): each holds a GPU slot while it runs, with
 # CUDA_VISIBLE_DEVICES set to its own GPU (a no-op without GPUs; README "Running on a cluster")
 GPU_COMMANDS = {"student-init", "rollouts", "eval-student", "label-shard", "microtrain",
-                "train-run", "eval-model", "select-train", "bench"}
+                "train-run", "eval-model", "select-train", "bench", "bench-rollouts"}
+BENCH_CONFIG_COMMANDS = {"bench", "bench-rollouts"}  # --config-json or --config YAML files (_bench_cfg)
 
 
 def _gpu_slot(args):
     if args.cmd not in GPU_COMMANDS:
         return contextlib.nullcontext()
-    cfg = _bench_cfg(args) if args.cmd == "bench" else _cfg(args.config_json) if getattr(args, "config_json", None) else {}
+    cfg = args.bench_cfg if args.cmd in BENCH_CONFIG_COMMANDS else _cfg(args.config_json) if getattr(args, "config_json", None) else {}
     return gpu_slot_for((cfg.get("student") or {}).get("device", "auto"))
 
 
@@ -321,9 +322,27 @@ def cmd_benchmark(a) -> None:
 def cmd_bench(a) -> None:
     from .bench import run_bench
 
-    res = run_bench(_bench_cfg(a), a.model or None, a.adapter or None, a.model_id, a.out, progress=not a.no_progress)
+    _log_bench(run_bench(a.bench_cfg, a.model or None, a.adapter or None, a.model_id, a.out, progress=not a.no_progress))
+
+
+def cmd_bench_rollouts(a) -> None:
+    from .bench import play_bench
+
+    eps, run = play_bench(a.bench_cfg, a.model or None, a.adapter or None, a.model_id, a.out_dir,
+                          progress=not a.no_progress)  # fmt: skip
+    log.info("bench %s: %d episodes, success %.3f; usage %s", a.model_id, len(eps), eps["success"].mean(),
+             {k: run["usage"][k] for k in ("backend", "requests", "prompt_tokens", "completion_tokens", "cost_usd")})
+
+
+def cmd_bench_results(a) -> None:
+    from .bench import summarize_bench
+
+    _log_bench(summarize_bench(a.run, a.out, a.confidence, a.n_bootstrap, a.seed))
+
+
+def _log_bench(res: dict) -> None:
     m, u = res["metrics"]["success_rate"], res["usage"]
-    log.info("bench %s: success %.3f (n=%d, %d tasks, interval %s-%s), invalid rate %.3f; usage %s", a.model_id,
+    log.info("bench %s: success %.3f (n=%d, %d tasks, interval %s-%s), invalid rate %.3f; usage %s", res["model"],
              m["value"], m["n"], m["n_tasks"], m["lo"], m["hi"], res["metrics"]["invalid_rate"]["value"],
              {k: u[k] for k in ("backend", "requests", "prompt_tokens", "completion_tokens", "cost_usd")})  # fmt: skip
 
@@ -539,18 +558,34 @@ def build_parser() -> argparse.ArgumentParser:
     boot_args(sp)
     sp.add_argument("--out", required=True, help="benchmark.json")
 
+    def bench_student_args(sp):
+        prog_arg(sp)
+        src = sp.add_mutually_exclusive_group(required=True)
+        src.add_argument("--config-json", help="the config sections the bench reads (seed, env, splits, student, "
+                         "bench, phase3), as JSON")
+        src.add_argument("--config", nargs="+", metavar="YAML", help="config files, later over earlier (e.g. "
+                         "config/config.yaml config/pilot.yaml); defaults from the schema")
+        sp.add_argument("--model", default="", help="student model directory (student.backend: hf or vllm)")
+        sp.add_argument("--adapter", default="", help="LoRA adapter directory ('' = the model alone)")
+        sp.add_argument("--model-id", required=True, help="the result's name, e.g. base or B3_traces")
+
     sp = add("bench", cmd_bench, "Bench a student (HF model with an optional adapter, or student.backend: openai) "
-             "on the bench split: bench_results.json and the episodes' Parquet beside it.")
-    prog_arg(sp)
-    src = sp.add_mutually_exclusive_group(required=True)
-    src.add_argument("--config-json", help="the config sections the bench reads (seed, env, splits, student, bench, "
-                     "phase3), as JSON")
-    src.add_argument("--config", nargs="+", metavar="YAML", help="config files, later over earlier (e.g. "
-                     "config/config.yaml config/pilot.yaml); defaults from the schema")
-    sp.add_argument("--model", default="", help="student model directory (student.backend: hf)")
-    sp.add_argument("--adapter", default="", help="LoRA adapter directory ('' = the model alone)")
-    sp.add_argument("--model-id", required=True, help="the result's name, e.g. base or B3_traces")
+             "on the bench split: bench_results.json, with the episodes' Parquet and bench_run.json beside it "
+             "(bench-rollouts then bench-results in one command).")
+    bench_student_args(sp)
     sp.add_argument("--out", required=True, help="bench/<model_id>/bench_results.json")
+
+    sp = add("bench-rollouts", cmd_bench_rollouts, "Bench, first half (rule bench_rollouts): play the bench "
+             "rollouts of a student; write the episodes' Parquet and bench_run.json (usage, what was benched).")
+    bench_student_args(sp)
+    sp.add_argument("--out-dir", required=True, help="bench/<model_id>/ (writes bench_episodes.parquet, bench_run.json)")
+
+    sp = add("bench-results", cmd_bench_results, "Bench, second half (rule bench): bench_results.json (metrics with "
+             "intervals over tasks, per level and archetype) from a bench run; plays nothing.")
+    sp.add_argument("--run", required=True, help="bench/<model_id>/bench_run.json (its episodes beside it)")
+    sp.add_argument("--confidence", type=float, default=0.95, help="interval level (config phase3.confidence)")
+    boot_args(sp)
+    sp.add_argument("--out", required=True, help="bench/<model_id>/bench_results.json (beside the run)")
 
     sp = add("select-train", cmd_select_train, "Phase 5: one selection method picks K snapshots; train on them.")
     cfg_arg(sp), prog_arg(sp)
@@ -666,6 +701,8 @@ def main(argv: list[str] | None = None) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     t0 = time.time()
     try:
+        if args.cmd in BENCH_CONFIG_COMMANDS:
+            args.bench_cfg = _bench_cfg(args)  # read once: the GPU slot and the command both use it
         with _gpu_slot(args):
             args.fn(args)
     except (FileNotFoundError, ValueError, NotImplementedError) as e:

@@ -82,6 +82,7 @@ class RolloutResult:
     records: list[StepRecord] = field(default_factory=list)
     expert_error: str | None = None  # ExpertError.kind when the expert could not act
     values: dict[str, Any] = field(default_factory=dict)  # the family's episode values at the end
+    instruction: str = ""  # the task's instruction (mission) at the rollout's last state
 
 
 class EnvPool:
@@ -155,7 +156,7 @@ def run_rollouts(
 
     def finish(i: int, a: _Active, success: bool, expert_error: str | None = None) -> None:
         results[i] = RolloutResult(a.spec, success, a.reward, a.steps, a.actions, a.records, expert_error,
-                                   a.env.episode_values())
+                                   a.env.episode_values(), a.obs.instruction)
         pool.put(a.env)
         bar.update(1)
 

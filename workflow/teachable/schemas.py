@@ -186,10 +186,14 @@ EVAL_ROLLOUTS = Table("eval rollouts", "phase3/models/{model}/rollouts.parquet",
 
 # ------------------------------------------------------------------------------------ bench
 # the bench's episodes: the overall suite's rows (evaluation.rollout_rows) on the bench split;
-# no snapshot suite, so no suite / snapshot_id / quadrant
-BENCH_EPISODES = Table("bench episodes", "bench/{model_id}/bench_episodes.parquet", "bench.bench_episodes (rule bench)",
+# no snapshot suite, so no suite / snapshot_id / quadrant; the task's instruction and archetype
+BENCH_EPISODES = Table("bench episodes", "bench/{model_id}/bench_episodes.parquet",
+                       "bench.bench_episodes (rule bench_rollouts)",
                        {**{k: c for k, c in EVAL_ROLLOUTS.columns.items() if k not in ("suite", "snapshot_id", "quadrant")},
-                        "model_id": Column("str", "the benched model (base, a trained run, an API model)")})  # fmt: skip
+                        "model_id": Column("str", "the benched model (base, a trained run, an API model)"),
+                        "instruction": Column("str", "the task's instruction (BabyAI: the mission)"),
+                        "archetype": Column("str?", "the task's kind (TextEnv.archetype; BabyAI: the mission's "
+                                            "kind, e.g. go to, open, then pick up); null where the family has none")})  # fmt: skip
 
 
 ALL_EVAL_ROLLOUTS = EVAL_ROLLOUTS.extend("all eval rollouts", "phase3/rollouts.parquet",

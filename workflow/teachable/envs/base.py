@@ -157,6 +157,14 @@ class TextEnv(ABC):
         as the family's columns (``schemas.FAMILY_COLUMNS``). None by default."""
         return {}
 
+    @staticmethod
+    def archetype(instruction: str) -> str | None:
+        """The kind of task ``instruction`` asks for, whatever its particulars (BabyAI: the
+        mission's kind, e.g. ``go to`` or ``open, then pick up``); the bench breaks its metrics
+        down by it. A function of the text alone (``registry.task_archetype`` calls it without an
+        instance); None: the family defines no archetypes (the default), or the text has none."""
+        return None
+
     @abstractmethod
     def is_success(self, total_reward: float, info: dict[str, Any]) -> bool:
         """The ONE success definition of this family (BabyAI: mission done, reward > 0)."""

@@ -157,6 +157,12 @@ def parse_action(env_id: str, text: str, mode: str = "lenient") -> str | None:
     return env_class(env_id).parse_action(text, mode)
 
 
+def task_archetype(env_id: str, instruction: str) -> str | None:
+    """The archetype of a task of ``env_id`` from its instruction (``TextEnv.archetype``: BabyAI's
+    mission kinds; None where the family defines none)."""
+    return env_class(env_id).archetype(instruction)
+
+
 def system_prompt(env_id: str) -> str:
     """The student's system prompt of ``env_id``'s family (``TextEnv.SYSTEM_PROMPT``)."""
     return env_class(env_id).SYSTEM_PROMPT
@@ -175,4 +181,5 @@ __all__ = [
     "mentioned_actions",
     "parse_action",
     "system_prompt",
+    "task_archetype",
 ]

@@ -1,11 +1,12 @@
 """Student backends. Heavy/optional backends are imported lazily, only when selected.
 
-``BACKENDS``: what each backend can do. ``hf`` (transformers) and ``vllm`` (vLLM's engine, CUDA
-only) score valid actions on a local model directory, which trains in transformers
-(``make_trainable``); ``openai`` only generates text (``policies.base``) and cannot train, so a
-study, whose phases 1B, 2 and 5 train, refuses it (``check_trainable``, run when the DAG is
-built). ``BACKEND_SECTIONS``: the config sections of one backend (``student.openai``,
-``student.vllm``), read only when it is the backend."""
+``BACKENDS``: what each backend can do. ``hf`` (transformers) and ``vllm`` (vLLM's engine)
+score valid actions on a local model directory, which trains in transformers (``make_trainable``);
+``openai`` only generates text (``policies.base``) and cannot train, so a study, whose phases 1B,
+2 and 5 train, refuses it (``check_trainable``, run when the DAG is built for a job that loads
+the local model: common.smk ``get_student_model``); rule bench benches it.
+``BACKEND_SECTIONS``: the config sections of one backend (``student.openai``, ``student.vllm``),
+read only when it is the backend."""
 
 from __future__ import annotations
 

@@ -15,6 +15,7 @@ from ..base import INVALID_ACTION, Observation, ParseMode, StepResult, TextEnv
 from .actions import _ACTION_TO_IDX, _DONE_IDX, ACTIONS, mentioned_actions, parse_action_text
 from .diagnosis import diagnosis
 from .expert import BotExpert
+from .missions import mission_archetype
 from .text import textualize
 
 class _NullWriter:
@@ -146,6 +147,12 @@ class BabyAITextEnv(BotExpert, TextEnv):
     def is_success(self, total_reward: float, info: dict[str, Any] | None = None) -> bool:
         """Mission completed: the episode's total reward is > 0 (BabyAI pays only on success)."""
         return float(total_reward) > 0.0
+
+    @staticmethod
+    def archetype(instruction: str) -> str | None:
+        """The mission's kind (``missions.mission_archetype``): ``go to``, ``pick up``, ``open``,
+        ``put next to``, or a compound's kinds with its connectives; None outside BabyAI's grammar."""
+        return mission_archetype(instruction)
 
     @staticmethod
     def parse_action(text: str, mode: ParseMode = "strict") -> str | None:
