@@ -99,11 +99,16 @@ class GenerativePolicy(ABC):
     u_source: str = U_SAMPLES
     top_logprobs: int = 0
     min_logprob_mass: float = 1.0
+    warned_u_fallback: bool = False  # auto fell back to samples, and the log said so once
 
     @abstractmethod
     def answer(self, requests: list[SampleRequest]) -> list[Answer]:
         """The model's answer for each request, in order. Batched: the backend runs many
         requests at once."""
+
+    def record_u(self, counts: dict[str, int]) -> None:
+        """How many states' U came from each source (and why not from logprobs), from one
+        ``generated_u.estimate_u`` call; a backend with a usage log counts them."""
 
     def generate(self, requests: list[SampleRequest]) -> list[str]:
         """The model's answer text for each request, in order."""

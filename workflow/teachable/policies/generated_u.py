@@ -5,9 +5,12 @@
   (``base.sampled_logprobs``); ``U_k`` = k.
 - ``logprobs``: from the server's top token logprobs of the answers (``resolve``): each answer is
   one sampled path through the model's token tree with, at every position, the top alternatives.
-  An alternative extends the sampled prefix into a candidate answer; a candidate consistent with
-  exactly one valid action assigns its probability (prefix probability x its own) to that action;
-  one consistent with several actions is resolved only where an answer descends it. Answers are
+  An alternative extends the sampled prefix into a candidate answer (probability: the prefix's x
+  its own). The answers' paths are descended to their ends, so an action an answer named gets the
+  probability of its full text; a candidate no answer went on with is assigned to the one valid
+  action it is consistent with; one consistent with several actions ("turn" of "turn left" and
+  "turn right") is resolved only where an answer descends it; one consistent with none is mass
+  outside the valid actions. Answers are
   asked at T = 1, a few at a time (1, 1, 2, 4, ... up to ``k_samples``), and their trees merged,
   until the probability assigned to valid actions (the resolved mass, ``U_logprob_mass``) reaches
   ``min_logprob_mass``; U is the entropy of the assigned probabilities normalised over the valid
@@ -21,9 +24,9 @@ frame seen at the state (a sampled answer that parses to action a and contains a
 is ``prefix + a + suffix``, e.g. ``{"action": "turn left"}``: frame ``{"action": "`` / ``"}``). A
 candidate is consistent with action b when, compared case-insensitively without leading
 whitespace, some format of b starts with it, or it starts with that format and the rest is
-whitespace or periods. Assumed, not observed: a prefix consistent with one action only is
-completed to it, and a sampled answer that ends where it completes an action (while a longer one
-could go on) is that action. Not resolved: alternatives beyond the top ``top_logprobs``, branches
+whitespace or periods. Assumed, not observed: a prefix no answer went on with, consistent with
+one action only, is completed to it (an upper bound on that action's probability), and a sampled
+answer that ends where it completes an action (while a longer one could go on) is that action. Not resolved: alternatives beyond the top ``top_logprobs``, branches
 consistent with several actions that no answer descended, aliases the lenient parser maps
 ("forward" -> "go forward"). The end-of-turn token is not in ``logprobs.content``, so an action's
 probability here is that of its text, without the end of turn a scoring backend multiplies in.
@@ -140,20 +143,19 @@ def resolve(paths: Sequence[Sequence[TokenLogprob]], valid_actions: Sequence[str
     probs = dict.fromkeys(valid_actions, 0.0)
     undescended = outside = 0.0
     stack = [((), tuple(valid_actions))] if () in expanded else []
-    while stack:
+    while stack:  # every node an answer went through is descended; the others are classified
         node, parent_cons = stack.pop()
         for child in children[node]:
             text = _norm("".join(child))
             cons = tuple(a for a in parent_cons if any(_consistent(text, t) for t in targets[a]))
-            complete = [a for a in cons if any(_complete(text, t) for t in targets[a])]
-            if len(cons) == 1:
-                probs[cons[0]] += prob[child]
-            elif not cons:
+            if not cons:
                 outside += prob[child]
             elif child in expanded:
                 stack.append((child, cons))
-            elif child in ends and len(complete) == 1:
-                probs[complete[0]] += prob[child]
+            elif len(cons) == 1:  # the answer that ended here, or a prefix assumed to complete
+                probs[cons[0]] += prob[child]
+            elif child in ends and len(done := [a for a in cons if any(_complete(text, t) for t in targets[a])]) == 1:
+                probs[done[0]] += prob[child]
             else:
                 undescended += prob[child]
     return Resolution(np.array([probs[a] for a in valid_actions], dtype=np.float64), undescended, outside)
@@ -199,6 +201,8 @@ def estimate_u(policy: GenerativePolicy, ctxs: Sequence[Context], parsers: Seque
     source, k, key = policy.u_source, policy.k_samples, policy.config_section
     if source not in U_SOURCES:
         raise ValueError(f"config key {key}.u_source={source!r}: expected one of {list(U_SOURCES)}")
+    if not ctxs:
+        return []
     if source == U_SAMPLES:
         texts = policy.generate([q for ctx in ctxs for q in policy.u_requests(ctx)])
         return [from_samples(texts[n * k:(n + 1) * k], parse, ctx) for n, (ctx, parse) in enumerate(zip(ctxs, parsers))]
@@ -243,18 +247,17 @@ def estimate_u(policy: GenerativePolicy, ctxs: Sequence[Context], parsers: Seque
         todo = left
     # the answers already asked are samples (T = 1; logprobs do not change sampling); top up to k
     rest = [(i, j) for i in fallback for j in range(len(answers[i]), k)]
-    texts = policy.generate([q for i, j in rest for q in policy.u_requests(ctxs[i], j, j + 1)])
+    texts = policy.generate([q for i, j in rest for q in policy.u_requests(ctxs[i], j, j + 1)]) if rest else []
     for (i, _), t in zip(rest, texts):
         answers[i].append(Answer(t))
     for i in fallback:
         out[i] = from_samples([a.text for a in answers[i]], parsers[i], ctxs[i])
-    if ctxs:
-        n_lp = sum(e.estimator == U_LOGPROBS for e in out)
-        why = {w: sum(v == w for v in fallback.values()) for w in set(fallback.values())}
-        log.info("U at %d states: %d from token logprobs (mean resolved mass %.3f, %d answers per state), %d from "
-                 "%d samples %s", len(ctxs), n_lp, np.mean([e.mass for e in out if e.estimator == U_LOGPROBS] or [np.nan]),
-                 np.mean([e.k for e in out if e.estimator == U_LOGPROBS] or [0]), len(fallback), k, why)  # fmt: skip
-        if fallback and source == U_AUTO:
-            log.warning("%s.u_source auto: U at %d of %d states from samples instead of logprobs (%s); each row "
-                        "says so (U_estimator)", key, len(fallback), len(ctxs), why)  # fmt: skip
+    n_lp = sum(e.estimator == U_LOGPROBS for e in out)
+    why = {w: sum(v == w for v in fallback.values()) for w in set(fallback.values())}
+    policy.record_u({U_LOGPROBS: n_lp, U_SAMPLES: len(ctxs) - n_lp, **why})
+    log.debug("U at %d states: %d from token logprobs, %d from %d samples %s", len(ctxs), n_lp, len(fallback), k, why)
+    if fallback and source == U_AUTO and not policy.warned_u_fallback:
+        policy.warned_u_fallback = True
+        log.warning("%s.u_source auto: U at %d of %d states from samples instead of token logprobs (%s); each row "
+                    "says so (U_estimator), the usage counts them", key, len(fallback), len(ctxs), why)  # fmt: skip
     return out  # type: ignore[return-value]

@@ -24,6 +24,7 @@ import hashlib
 import logging
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -88,6 +89,7 @@ class OpenAIStudent(GenerativePolicy):
         self.client = openai_api.make_client(cfg.base_url, key, cfg.timeout_s, cfg.max_retries)
         self.cache = openai_api.ResponseCache(cfg.cache_dir) if cfg.cache_dir else None
         self.usage = _empty_usage()
+        self.u_states: Counter[str] = Counter()  # states whose U came from samples / logprobs, and why not logprobs
         self._lock = threading.Lock()
 
     def answer(self, requests: list[SampleRequest]) -> list[Answer]:
@@ -102,9 +104,14 @@ class OpenAIStudent(GenerativePolicy):
         self.client.close()
 
     def usage_summary(self) -> dict[str, Any]:
-        """Requests, cache hits, tokens, cost, retries and failures so far, with the config."""
+        """Requests, cache hits, tokens, cost, retries and failures so far, with the config, and
+        the states whose U came from each source (``u_states``)."""
         with self._lock:
-            return dict(self.usage, model=self.cfg.model, config=asdict(self.cfg))
+            return dict(self.usage, u_states=dict(self.u_states), model=self.cfg.model, config=asdict(self.cfg))
+
+    def record_u(self, counts: dict[str, int]) -> None:
+        with self._lock:
+            self.u_states.update(counts)
 
     # -- one sample, from the cache or the API
 
