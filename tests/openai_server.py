@@ -14,7 +14,9 @@ Replies: ``error(status)``, ``content(text)`` (raw assistant text: invalid JSON,
 first: a timeout), ``dropped()`` (the connection closes unanswered), or a callable ``body -> Reply`` that answers from the request it got. With the script empty the server answers 500 with ``x-should-retry: false``
 so a test that asks for more than it scripted fails visibly, unless it was given a ``responder``
 (a callable ``body -> Reply`` that answers every unscripted request), e.g. ``StudentResponder``:
-the embedded student's own generations, so the server is a real model behind a real API.
+the embedded student's own generations, so the server is a real model behind a real API (with
+``logprobs=True`` it also returns the answer's token logprobs when a request asks for them).
+A reply's ``logprobs`` (OpenAI's ``logprobs.content`` entries) are sent as they are.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     message: str = "scripted error"  # the error message (status != 200)
     drop: bool = False  # close the connection without answering
+    logprobs: list[dict[str, Any]] | None = None  # choices[0].logprobs.content (None: no logprobs sent)
 
 
 def error(status: int, retry_after_ms: int | None = 1, message: str = "scripted error",
@@ -90,10 +93,17 @@ class StudentResponder:
     the state is read back from the messages (``teachable.policies.prompt.user_message``), checked
     by rendering it again (the scored prompt IS the prompt sent), scored by ``policy``, and one
     action is drawn from softmax(logprobs / temperature) (argmax at 0) with a generator seeded by
-    the request's ``seed`` and its messages. ``wrap`` turns the action into the answer text."""
+    the request's ``seed`` and its messages. ``wrap`` turns the action into the answer text.
 
-    def __init__(self, policy, system: str, wrap: Callable[[str], str] = str) -> None:
-        self.policy, self.system, self.wrap = policy, system, wrap
+    With ``logprobs`` (an ``HFPolicy``), a request that asks for them (``logprobs: true``,
+    ``top_logprobs: N``) also gets the answer's token logprobs as OpenAI sends them, computed by
+    the policy's model: the answer's tokens under its tokenizer (tokenized after the prompt, as
+    ``HFPolicy.candidate_ids`` does) and at each position the model's top N next tokens given
+    the prompt and the answer's earlier tokens, each token as its decoded text. The end-of-turn
+    token after the answer is not reported (as OpenAI's ``logprobs.content`` does not)."""
+
+    def __init__(self, policy, system: str, wrap: Callable[[str], str] = str, logprobs: bool = False) -> None:
+        self.policy, self.system, self.wrap, self.logprobs = policy, system, wrap, logprobs
         self._lock = threading.Lock()  # one forward pass at a time
         self.served = 0
 
@@ -129,7 +139,40 @@ class StudentResponder:
         blob = json.dumps([body.get("seed"), body["messages"]], sort_keys=True).encode()
         rng = np.random.default_rng(int.from_bytes(hashlib.sha256(blob).digest()[:8], "big"))
         action = ctx.valid_actions[sample_action(lp, float(body.get("temperature", 1.0)), rng)]
-        return content(self.wrap(action))
+        reply = content(self.wrap(action))
+        if self.logprobs and body.get("logprobs"):
+            with self._lock:
+                reply.logprobs = self.token_logprobs(ctx, reply.content, int(body.get("top_logprobs") or 0))
+        return reply
+
+    def token_logprobs(self, ctx, answer: str, n_top: int) -> list[dict[str, Any]]:
+        """``logprobs.content`` of ``answer`` at ``ctx`` under the policy's model (class docstring)."""
+        import torch
+
+        pol, tok = self.policy, self.policy.tokenizer
+        prompt = pol.render_prompt(ctx)
+        p_ids = tok(prompt, add_special_tokens=False)["input_ids"]
+        full = tok(prompt + pol.candidate_text(answer), add_special_tokens=False)["input_ids"]
+        if full[: len(p_ids)] != p_ids:
+            raise ValueError("StudentResponder: the answer's first token merges with the prompt's last")
+        cand = full[len(p_ids):]
+        # the answer's tokens: the shortest run that decodes to it; the rest is the end of turn
+        n = next(j for j in range(len(cand) + 1) if tok.decode(cand[:j]).endswith(answer))
+        with torch.no_grad():
+            logits = pol.model(torch.tensor([full], device=pol.device)).logits[0].float()
+        lps = torch.log_softmax(logits, dim=-1)
+
+        def entry(token_id: int, logprob: float) -> dict[str, Any]:
+            text = tok.decode([token_id])
+            return {"token": text, "logprob": logprob, "bytes": list(text.encode("utf-8"))}
+
+        out = []
+        for j, token_id in enumerate(cand[:n]):
+            row = lps[len(p_ids) + j - 1]  # the distribution of token j given the prompt and tokens < j
+            top = torch.topk(row, n_top) if n_top else None
+            alts = [entry(int(i), float(v)) for v, i in zip(top.values, top.indices)] if top is not None else []
+            out.append({**entry(token_id, float(row[token_id])), "top_logprobs": alts})
+        return out
 
 
 class FakeOpenAIServer:
@@ -247,6 +290,7 @@ def _completion(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
             {
                 "index": 0,
                 "message": {"role": "assistant", "content": text},
+                "logprobs": None if reply.logprobs is None else {"content": reply.logprobs, "refusal": None},
                 "finish_reason": "stop",
             }
         ],

@@ -345,3 +345,186 @@ def test_phase1_labels_a_snapshot_with_the_openai_student(make, server):
 
     stats = label_stats(raw)
     assert stats.loc[0, "U_estimator"] == "samples" and stats.loc[0, "U_k"] == 4  # carried to the labels
+
+
+# ------------------------------------------------------------------- U from the server's logprobs
+
+
+@pytest.fixture(scope="module")
+def sharp_student(tmp_path_factory):
+    """A tiny student trained on an easy level with a vocabulary in which "turn left", "turn
+    right" and "go forward" are one token each (about 10 s): sure enough of its answers that
+    almost all of its probability is on valid actions' text."""
+    from teachable.policies.hf import HFPolicy
+    from teachable.student_init import train_student
+
+    cfg = {"env_id": EASY, "env_options": {}, "max_steps": 20, "history_len": 2,
+           "demo_seeds": list(range(300000, 300040)), "patch_fraction": 0.0, "noise_fraction": 0.0,
+           "explore_prob": 0.1, "vocab_size": 600, "hidden_size": 32, "n_layers": 1, "n_heads": 2,
+           "intermediate_size": 64, "max_position_embeddings": 512, "train_steps": 200, "lr": 3e-3,
+           "batch_size": 16, "seed": 0}  # fmt: skip
+    out = tmp_path_factory.mktemp("sharp") / "student"
+    train_student(cfg, out, progress=False)
+    return HFPolicy(out, device="cpu", system_prompt=SYSTEM)
+
+
+def visited_states(policy, env=EASY, seeds=range(8), max_steps=10) -> list[Context]:
+    """The states of the HF student's own episodes (T = 1)."""
+    res = play(policy, seeds, env=env, max_steps=max_steps, record_steps=True)
+    return [Context(s.instruction, s.observation, s.history, s.valid_actions) for r in res for s in r.records]
+
+
+def api_student(server, tmp_path, **cfg) -> OpenAIStudent:
+    return OpenAIStudent({"base_url": server.base_url, "model": "student", "cache_dir": str(tmp_path / "cache"), **cfg},
+                         system_prompt=SYSTEM)  # fmt: skip
+
+
+def parsers(ctxs, env=EASY):
+    from teachable.envs.registry import parse_action
+
+    return [lambda t: parse_action(env, t)] * len(ctxs)
+
+
+def test_U_from_token_logprobs_through_http_equals_the_hf_students_U(sharp_student, tmp_path):
+    """The server returns the HF student's own token logprobs (top 20); U reconstructed from
+    them agrees with the HF backend's U (entropy of action_logprobs) at the states of its own
+    episodes. They differ by what the logprobs do not show: the end-of-turn token the HF score
+    multiplies into each action (P(<|end|> | action) is near 1 for a trained student) and the
+    mass the logprobs leave unresolved (1 - U_logprob_mass <= 0.1), so the tolerance is 0.05 nats
+    (measured: about 0.01)."""
+    from teachable.policies.generated_u import estimate_u
+
+    ctxs = visited_states(sharp_student)
+    with FakeOpenAIServer(responder=StudentResponder(sharp_student, SYSTEM, logprobs=True)) as server:
+        student = api_student(server, tmp_path)  # the schema's defaults: u_source auto, top_logprobs 20
+        ests = estimate_u(student, ctxs, parsers(ctxs))
+        bodies = [r["body"] for r in server.requests]
+    assert all(b["logprobs"] is True and b["top_logprobs"] == 20 and b["temperature"] == 1.0 for b in bodies)
+    u_hf = [entropy_of(lp) for lp in sharp_student.action_logprobs(ctxs)]
+    lp_states = [(e, u) for e, u in zip(ests, u_hf) if e.estimator == "logprobs"]
+    assert len(lp_states) >= 0.9 * len(ctxs) >= 40
+    assert all(e.mass >= 0.9 and e.k >= 1 for e, _ in lp_states)
+    n_answers = len(bodies) + student.usage["cache_hits"]  # a state visited twice is answered from the cache
+    assert n_answers == sum(e.k for e in ests) < 1.5 * len(ctxs)  # mostly one answer per state
+    diffs = np.array([abs(e.U - u) for e, u in lp_states])
+    print(f"\nU from logprobs vs HF over {len(diffs)} of {len(ctxs)} states: max |dU| {diffs.max():.4f}, mean "
+          f"{diffs.mean():.4f} nats; U_hf spans [{min(u_hf):.3f}, {max(u_hf):.3f}]; {len(bodies)} requests")  # fmt: skip
+    assert diffs.max() < 0.05
+    assert np.ptp([u for _, u in lp_states]) > 0.3  # the states differ in U: agreement is not a constant
+
+
+def test_logprob_U_of_another_model_does_not_agree(sharp_student, tmp_path):
+    """The agreement test can fail: the same answers with the token logprobs of another model
+    (the student's weights perturbed) give another U."""
+    import torch
+
+    from teachable.policies.generated_u import estimate_u
+    from teachable.policies.hf import HFPolicy
+
+    ctxs = visited_states(sharp_student, seeds=range(2))
+    other = HFPolicy(sharp_student.model_dir, device="cpu", system_prompt=SYSTEM)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for w in other.model.parameters():
+            w.add_(0.2 * torch.randn_like(w))
+    responder, scorer = StudentResponder(sharp_student, SYSTEM), StudentResponder(other, SYSTEM)
+
+    def answer(body):
+        reply = responder(body)
+        reply.logprobs = scorer.token_logprobs(scorer.context(body["messages"]), reply.content, 20)
+        return reply
+
+    with FakeOpenAIServer(responder=answer) as server:
+        ests = estimate_u(api_student(server, tmp_path, min_logprob_mass=0.01), ctxs, parsers(ctxs))
+    u_hf = [entropy_of(lp) for lp in sharp_student.action_logprobs(ctxs)]
+    diffs = [abs(e.U - u) for e, u in zip(ests, u_hf) if e.estimator == "logprobs"]
+    print(f"\nperturbed: {len(diffs)} of {len(ctxs)} states from logprobs, max |dU| {max(diffs):.3f}")
+    assert len(diffs) >= len(ctxs) / 2 and max(diffs) > 0.2
+
+
+def one_snapshot(seed: int = 3, env: str = EASY) -> pd.DataFrame:
+    from teachable.envs import make_env
+
+    obs = make_env(env, max_steps=12).reset(seed)
+    return pd.DataFrame([{"env_id": env, "instruction": obs.instruction, "observation": obs.text, "history": [],
+                          "valid_actions": list(obs.valid_actions), "student_action": None}])  # fmt: skip
+
+
+def test_rows_carry_a_U_from_logprobs_with_its_resolved_mass(sharp_student, tmp_path):
+    """Rollout steps and labels say U_estimator logprobs, with U_k and U_logprob_mass, and fit
+    their declared tables; a re-run is answered from the cache (logprobs included)."""
+    with FakeOpenAIServer(responder=StudentResponder(sharp_student, SYSTEM, logprobs=True)) as server:
+        (r,) = play(api_student(server, tmp_path, k_samples=4), [2], env=EASY, max_steps=4, record_steps=True)
+        rows = pd.DataFrame(episode_rows("A", "A-2-0", r, sampled_u=True))
+        check_frame(rows, ROLLOUT_STEPS, "rollouts")
+        assert set(rows["U_estimator"]) == {"logprobs"} and (rows["U_logprob_mass"] >= 0.9).all()
+        assert (rows["U_k"] >= 1).all() and rows["U"].between(0, np.log(3)).all()
+        scored = score_snapshots(one_snapshot(), api_student(server, tmp_path))
+        row = scored.iloc[0]
+        assert row["U_estimator"] == "logprobs" and row["U_logprob_mass"] >= 0.9 and row["U_k"] >= 1
+        lp_hf = sharp_student.action_logprobs([Context(row["instruction"], row["observation"], (),
+                                                       tuple(row["valid_actions"]))])[0]  # fmt: skip
+        assert row["U"] == pytest.approx(entropy_of(lp_hf), abs=0.05)
+        check_frame(complete(scored.drop(columns=["_logprobs"]), RAW_LABELS), RAW_LABELS, "labels")
+        n = len(server.requests)
+        again = api_student(server, tmp_path)
+        rescored = score_snapshots(one_snapshot(), again)
+        assert len(server.requests) == n and again.usage["cache_hits"] == row["U_k"]
+        assert rescored.iloc[0]["U"] == row["U"]
+    entry = json.loads(next((tmp_path / "cache").glob("*.json")).read_text())
+    assert entry["request"]["params"]["logprobs"] is True and entry["request"]["params"]["top_logprobs"] == 20
+    assert entry["logprobs"][0]["top_logprobs"] and {"token", "logprob"} <= set(entry["logprobs"][0])
+    assert again.usage_summary()["u_states"]["logprobs"] == 1
+
+
+def test_auto_falls_back_to_samples_where_the_server_returns_no_logprobs(make, server):
+    """The server (the HF student, no logprobs) answers U's first request without them: the
+    state's U comes from k samples, the first answer among them, and the row says so."""
+    student = make(k_samples=4, concurrency=1)
+    row = score_snapshots(one_snapshot(), student).iloc[0]
+    assert row["U_estimator"] == "samples" and row["U_k"] == 4 and np.isnan(row["U_logprob_mass"])
+    bodies = [r["body"] for r in server.requests]
+    assert len(bodies) == 4 and bodies[0]["logprobs"] is True and not any("logprobs" in b for b in bodies[1:])
+    assert student.usage_summary()["u_states"] == {"samples": 1, "logprobs": 0, "no logprobs returned": 1}
+
+
+def test_logprobs_mode_without_logprobs_is_an_error_naming_the_key(make, server):
+    from teachable.policies.generated_u import UEstimateError
+
+    with pytest.raises(UEstimateError, match=r"student.openai.u_source is 'logprobs'"):
+        score_snapshots(one_snapshot(), make(u_source="logprobs"))
+
+
+def test_logprobs_that_resolve_too_little_are_samples_in_auto_and_an_error_in_logprobs_mode(trained_student, tmp_path):
+    """The briefly trained student spells actions in characters and leaves much of its
+    probability on no valid action's text: auto takes its k answers (asked with logprobs) as
+    samples; logprobs mode stops naming student.openai.min_logprob_mass."""
+    from teachable.policies.generated_u import UEstimateError
+
+    with FakeOpenAIServer(responder=StudentResponder(trained_student, SYSTEM, logprobs=True)) as server:
+        row = score_snapshots(one_snapshot(), api_student(server, tmp_path, k_samples=4)).iloc[0]
+        assert row["U_estimator"] == "samples" and row["U_k"] == 4
+        assert len(server.requests) == 4 and all(r["body"]["logprobs"] for r in server.requests)
+        with pytest.raises(UEstimateError, match=r"below config key student.openai.min_logprob_mass=0.9"):
+            score_snapshots(one_snapshot(), api_student(server, tmp_path, k_samples=4, u_source="logprobs"))
+
+
+def test_a_server_refusing_logprobs_is_asked_again_without_them_or_stops_in_logprobs_mode(make, server):
+    server.script(error(400, message="logprobs are not supported"))
+    student = make(k_samples=3, concurrency=1)
+    row = score_snapshots(one_snapshot(), student).iloc[0]
+    assert row["U_estimator"] == "samples" and row["U_k"] == 3
+    bodies = [r["body"] for r in server.requests]
+    assert bodies[0]["logprobs"] is True and not any("logprobs" in b for b in bodies[1:]) and len(bodies) == 4
+    assert student.usage["logprobs_refused"] == 1 and student.usage["failures"] == 0
+    score_snapshots(one_snapshot(seed=4), student)  # later states no longer ask
+    assert not any("logprobs" in r["body"] for r in server.requests[4:])
+    server.script(error(400, message="logprobs are not supported"))
+    with pytest.raises(StudentRequestError, match=r"refuses logprobs.*student.openai.u_source: logprobs"):
+        score_snapshots(one_snapshot(seed=5), make(u_source="logprobs"))
+
+
+def test_samples_mode_asks_no_logprobs(make, server):
+    row = score_snapshots(one_snapshot(), make(u_source="samples", k_samples=3)).iloc[0]
+    assert row["U_estimator"] == "samples" and len(server.requests) == 3
+    assert not any("logprobs" in r["body"] or "top_logprobs" in r["body"] for r in server.requests)

@@ -36,7 +36,8 @@ from .constants import FORMATS, PLACEBOS, QUADRANTS
 from .patches import make_patch
 from .envs.registry import parse_action
 from .policies import Context, GenerativePolicy, StudentPolicy
-from .policies.base import U_SAMPLES, generates, sampled_logprobs
+from .policies.base import generates
+from .policies.generated_u import UEstimate, estimate_u
 from .rollouts import EXPERT, RolloutResult, RolloutSpec, study_rollouts
 from .schemas import OUTCOME_CONDITIONS, PROB_NAMES, STUDENT_CONDITIONS
 from .seeding import derive_seed
@@ -57,39 +58,33 @@ def snapshot_context(row, patch: str | None = None) -> Context:
     )
 
 
-def sampled_snapshot_logprobs(snaps: pd.DataFrame, student: GenerativePolicy) -> tuple[list[np.ndarray], list[int]]:
-    """Per snapshot, the log of the empirical distribution over its valid actions of the
-    generate-only ``student``'s ``k_samples`` answers (``policies.base.sampled_logprobs``; NaN
-    where none parsed to a valid action), and how many answers were invalid."""
-    ctxs = [snapshot_context(r) for _, r in snaps.iterrows()]
-    reqs = [q for ctx in ctxs for q in student.u_requests(ctx)]
-    texts = student.generate(reqs) if reqs else []
-    k, lps, invalid = student.k_samples, [], []
-    for n, ((_, r), ctx) in enumerate(zip(snaps.iterrows(), ctxs)):
-        parsed = [parse_action(r["env_id"], t) for t in texts[n * k:(n + 1) * k]]
-        lp, n_invalid = sampled_logprobs(parsed, ctx.valid_actions)
-        lps.append(lp)
-        invalid.append(n_invalid)
-    return lps, invalid
+def generated_snapshot_u(snaps: pd.DataFrame, ctxs: list[Context], student: GenerativePolicy) -> list[UEstimate]:
+    """Per snapshot, U's estimate by the generate-only ``student`` (``policies.generated_u``:
+    k parsed samples, or the answers' token logprobs), its answers read by the family's parser."""
+    parsers = [lambda t, env_id=env_id: parse_action(env_id, t) for env_id in snaps["env_id"]]
+    return estimate_u(student, ctxs, parsers)
 
 
 def score_snapshots(snaps: pd.DataFrame, student: StudentPolicy) -> pd.DataFrame:
     """Uncertainty features; fills a missing student_action (Experiment B) with the student's
-    most likely action at that state. A generate-only student's U is the entropy of its
-    ``k_samples`` parsed answers (``U_estimator``, ``U_k`` beside it); a snapshot where none of
-    them is a valid action has no U and is left out (counted in the log)."""
+    most likely action at that state. A generate-only student's U is estimated by its
+    ``u_source`` and each row says how (``U_estimator``, ``U_k``, ``U_logprob_mass``); a snapshot
+    whose estimate has no distribution (none of k samples a valid action) is left out (counted
+    in the log)."""
     ctxs = [snapshot_context(r) for _, r in snaps.iterrows()]
     if generates(student):
-        lps, invalid = sampled_snapshot_logprobs(snaps, student)
-        keep = np.array([not np.isnan(lp).any() for lp in lps], dtype=bool)
-        log.info("U from %d parsed samples per snapshot: %d of %d answers invalid", student.k_samples,
-                 sum(invalid), student.k_samples * len(snaps))  # fmt: skip
+        ests = generated_snapshot_u(snaps, ctxs, student)
+        keep = np.array([not np.isnan(e.logprobs).any() for e in ests], dtype=bool)
+        log.info("U of %d snapshots: %d answers invalid of %d", len(snaps), sum(e.n_invalid for e in ests),
+                 sum(e.k for e in ests))  # fmt: skip
         if not keep.all():
             log.warning("%d of %d snapshots left out: none of their %d samples parsed to a valid action",
                         int((~keep).sum()), len(snaps), student.k_samples)  # fmt: skip
-        out = score_rows(snaps.loc[keep], [c for c, k in zip(ctxs, keep) if k], [lp for lp, k in zip(lps, keep) if k])
-        out["U_estimator"] = U_SAMPLES
-        out["U_k"] = student.k_samples
+        kept = [e for e, k in zip(ests, keep) if k]
+        out = score_rows(snaps.loc[keep], [c for c, k in zip(ctxs, keep) if k], [e.logprobs for e in kept])
+        out["U_estimator"] = [e.estimator for e in kept]
+        out["U_k"] = [e.k for e in kept]
+        out["U_logprob_mass"] = [e.mass for e in kept]
         return out
     return score_rows(snaps, ctxs, student.action_logprobs(ctxs) if ctxs else [])
 

@@ -25,7 +25,7 @@ import pandas as pd
 from .envs.registry import make_env_from
 from .envs.base import ExpertError
 from .policies import StudentPolicy
-from .policies.base import U_SAMPLES, generates
+from .policies.base import generates
 from .rollouts import (
     EXPERT,
     STUDENT,
@@ -45,7 +45,7 @@ SNAPSHOT_COLUMNS = SNAPSHOTS.names  # declared in teachable.schemas
 
 def episode_rows(experiment: str, episode_id: str, r: RolloutResult, sampled_u: bool = False) -> list[dict]:
     """The rows of one episode; with ``sampled_u`` (a generate-only student) the columns beside
-    U that say it was estimated from ``U_k`` parsed samples (``schemas.SAMPLED_U``)."""
+    U that say how it was estimated (``schemas.SAMPLED_U``)."""
     rows = []
     n = len(r.records)
     family = {f"episode_{k}": v for k, v in r.values.items()}  # the family's columns, per episode
@@ -73,7 +73,8 @@ def episode_rows(experiment: str, episode_id: str, r: RolloutResult, sampled_u: 
                 "episode_length": r.steps,
                 "expert_error": r.expert_error,
                 **family,
-                **({"U_estimator": U_SAMPLES if rec.U_k else None, "U_k": rec.U_k} if sampled_u else {}),
+                **({"U_estimator": rec.U_estimator, "U_k": rec.U_k, "U_logprob_mass": rec.U_logprob_mass}
+                   if sampled_u else {}),
             }
         )
     return rows

@@ -109,6 +109,9 @@ class Completion:
     prompt_tokens: int
     completion_tokens: int
     retries: int  # transport retries the client took before this answer
+    # the answer's token logprobs as the API sends them (``logprobs.content``: per token its
+    # "token", "logprob" and "top_logprobs"); None where not asked or not sent
+    logprobs: list[dict[str, Any]] | None = None
 
 
 def complete(client: openai.OpenAI, **kwargs: Any) -> Completion:
@@ -124,12 +127,19 @@ def complete(client: openai.OpenAI, **kwargs: Any) -> Completion:
     completion = raw.parse()
     text = completion.choices[0].message.content if completion.choices else None
     usage = completion.usage
+    lp = getattr(completion.choices[0], "logprobs", None) if completion.choices else None
+    content = getattr(lp, "content", None)
     return Completion(
         content=text or "",
         prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
         completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
         retries=int(getattr(raw, "retries_taken", 0) or 0),
-    )
+        logprobs=None if content is None else [
+            {"token": t.token, "logprob": t.logprob,
+             "top_logprobs": [{"token": a.token, "logprob": a.logprob} for a in t.top_logprobs or ()]}
+            for t in content
+        ],
+    )  # fmt: skip
 
 
 def transport_kind(exc: openai.APIError) -> str:

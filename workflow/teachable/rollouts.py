@@ -14,8 +14,10 @@ active states in one batched call. Every phase that rolls out (0, 1, 1B, 3, 5) g
   asks for one sample whose key is drawn from the rollout's random stream (so common random
   numbers still hold and a re-run asks for the same samples), parsed with the env family's
   lenient parser; an unparseable answer is played as ``INVALID_ACTION`` (a no-op step, counted
-  by the tables as invalid). With ``record_steps`` U is estimated from the policy's
-  ``k_samples`` parsed samples at the state (``StepRecord.U_k``); ``action_prob`` is NaN.
+  by the tables as invalid). With ``record_steps`` U is estimated at the state by the policy's
+  ``u_source`` (``policies.generated_u``: k parsed samples, or the answers' token logprobs), and
+  the record says which (``StepRecord.U_estimator``, ``U_k``, ``U_logprob_mass``); ``action_prob``
+  is NaN.
 """
 
 from __future__ import annotations
@@ -35,10 +37,9 @@ from .policies.base import (
     GenerativePolicy,
     SampleRequest,
     StudentPolicy,
-    entropy_of,
     generates,
-    sampled_logprobs,
 )
+from .policies.generated_u import UEstimate, estimate_u
 
 STUDENT = "student"
 EXPERT = "expert"
@@ -69,7 +70,9 @@ class StepRecord:
     U: float  # student entropy at this state (nan where not scored)
     reward: float
     patch: str | None = None  # the patch in the student's context at this step
-    U_k: int = 0  # samples behind U (a generate-only student); 0: U from the student's scores
+    U_k: int = 0  # answers behind U (a generate-only student); 0: U from the student's scores
+    U_estimator: str | None = None  # how a generate-only student's U was estimated (policies.generated_u)
+    U_logprob_mass: float = float("nan")  # the resolved logprob mass behind U (U_estimator logprobs)
 
 
 @dataclass
@@ -166,7 +169,7 @@ def run_rollouts(
             active[i] = _Active(specs[i], pool.get(specs[i].env_id), history_len)
         # choose actions: forced first, then the expert, then one batched student call
         chosen: dict[int, tuple[str, str, float, float]] = {}
-        u_k: dict[int, int] = {}  # samples behind U, for a generate-only student
+        u_est: dict[int, UEstimate] = {}  # U's estimate at the state, for a generate-only student
         need_student: list[int] = []
         for i, a in list(active.items()):
             if a.steps < len(a.spec.forced):
@@ -194,9 +197,10 @@ def run_rollouts(
                 envs = [active[i].env for i in need_student]
                 rngs = [active[i].rng for i in need_student]
                 picks = generated_actions(policy, ctxs, envs, rngs, temperature, record_steps)
-                for i, (action, u, k) in zip(need_student, picks):
-                    chosen[i] = (action, STUDENT, float("nan"), u)
-                    u_k[i] = k
+                for i, (action, est) in zip(need_student, picks):
+                    chosen[i] = (action, STUDENT, float("nan"), est.U if est else float("nan"))
+                    if est:
+                        u_est[i] = est
             else:
                 for i, ctx, lp in zip(need_student, ctxs, policy.action_logprobs(ctxs)):
                     a = active[i]
@@ -220,8 +224,9 @@ def run_rollouts(
                         U=u,
                         reward=0.0,
                         patch=a.spec.patch if a.steps == 0 and source == STUDENT else None,
-                        U_k=u_k.get(i, 0),
-                    )
+                        **({"U_k": u_est[i].k, "U_estimator": u_est[i].estimator,
+                            "U_logprob_mass": u_est[i].mass} if i in u_est else {}),
+                    )  # fmt: skip
                 )
             res = a.env.step(action)
             a.obs = res.observation
@@ -241,26 +246,19 @@ def run_rollouts(
 
 def generated_actions(policy: GenerativePolicy, ctxs: list[Context], envs: list[TextEnv],
                       rngs: list[np.random.Generator], temperature: float,
-                      estimate_u: bool) -> list[tuple[str, float, int]]:  # fmt: skip
-    """(action, U, samples behind U) per state of a generate-only policy, from one batched
-    ``generate`` call: the action is the parsed answer of a sample keyed by a draw from the
-    state's rollout stream (``INVALID_ACTION`` when it does not parse to a valid action); U
-    (with ``estimate_u``; NaN otherwise, and when no sample parsed) is the entropy of the
-    ``policy.k_samples`` parsed samples at the state."""
+                      estimate: bool) -> list[tuple[str, UEstimate | None]]:  # fmt: skip
+    """(action, U's estimate) per state of a generate-only policy: the action is the parsed
+    answer of one sample keyed by a draw from the state's rollout stream (``INVALID_ACTION`` when
+    it does not parse to a valid action), all states in one batched ``generate`` call; with
+    ``estimate``, U's estimate at the state (``policies.generated_u.estimate_u``; None otherwise)."""
     reqs = [SampleRequest(ctx, f"r{int(rng.integers(2**62))}", temperature) for ctx, rng in zip(ctxs, rngs)]
-    for ctx in ctxs if estimate_u else ():
-        reqs.extend(policy.u_requests(ctx))
     texts = policy.generate(reqs)
-    k = policy.k_samples if estimate_u else 0
+    parsers = [lambda t, env=env: env.parse_action(t, "lenient") for env in envs]
+    ests = estimate_u(policy, ctxs, parsers) if estimate else [None] * len(ctxs)
     out = []
-    for n, (ctx, env) in enumerate(zip(ctxs, envs)):
-        parse = [env.parse_action(t, "lenient") for t in [texts[n], *texts[len(ctxs) + n * k:len(ctxs) + (n + 1) * k]]]
-        parsed = [a if a in ctx.valid_actions else None for a in parse]
-        u = float("nan")
-        if k:
-            lp, _ = sampled_logprobs(parsed[1:], ctx.valid_actions)
-            u = entropy_of(lp) if not np.isnan(lp).any() else float("nan")
-        out.append((parsed[0] if parsed[0] is not None else INVALID_ACTION, u, k))
+    for ctx, parse, text, est in zip(ctxs, parsers, texts, ests):
+        action = parse(text)
+        out.append((action if action in ctx.valid_actions else INVALID_ACTION, est))
     return out
 
 

@@ -273,12 +273,15 @@ FAMILY_COLUMNS: dict[str, dict[str, dict[str, Column]]] = {
 }
 
 
-# The columns beside U where a generate-only student estimated it from parsed samples
-# (``policies.base``); a scoring student's tables do not carry them.
+# The columns beside U where a generate-only student estimated it (``policies.generated_u``);
+# a scoring student's tables do not carry them.
 SAMPLED_U = cols(
-    "U_estimator:str? U_k:int",
-    U_estimator="how U was estimated: samples (the entropy of k parsed samples of a generate-only student); null where not scored",
-    U_k="parsed samples at the state behind U",
+    "U_estimator:str? U_k:int U_logprob_mass:float",
+    U_estimator="how a generate-only student's U was estimated: samples (the entropy of k parsed samples) or "
+    "logprobs (from the server's top token logprobs of its answers); null where not scored",
+    U_k="answers at the state behind U: parsed samples (samples) or answers whose token logprobs were merged (logprobs)",
+    U_logprob_mass="the probability the token logprobs assigned to valid actions before normalising (logprobs; "
+    "at least student.openai.min_logprob_mass); null for samples",
 )  # fmt: skip
 SAMPLED_U_TABLES = (ROLLOUT_STEPS.name, RAW_LABELS.name, TEACHER_FAILURES.name, LABELED.name)
 

@@ -1,0 +1,263 @@
+"""U of a generate-only student (``policies.base.GenerativePolicy``) at a state, by the policy's
+``u_source``:
+
+- ``samples``: the entropy of the empirical distribution of ``k_samples`` parsed answers
+  (``base.sampled_logprobs``); ``U_k`` = k.
+- ``logprobs``: from the server's top token logprobs of the answers (``resolve``): each answer is
+  one sampled path through the model's token tree with, at every position, the top alternatives.
+  An alternative extends the sampled prefix into a candidate answer (probability: the prefix's x
+  its own). The answers' paths are descended to their ends, so an action an answer named gets the
+  probability of its full text; a candidate no answer went on with is assigned to the one valid
+  action it is consistent with; one consistent with several actions ("turn" of "turn left" and
+  "turn right") is resolved only where an answer descends it; one consistent with none is mass
+  outside the valid actions. Answers are
+  asked at T = 1, a few at a time (1, 1, 2, 4, ... up to ``k_samples``), and their trees merged,
+  until the probability assigned to valid actions (the resolved mass, ``U_logprob_mass``) reaches
+  ``min_logprob_mass``; U is the entropy of the assigned probabilities normalised over the valid
+  actions. Where the server returns no logprobs, or ``k_samples`` answers resolve too little, it
+  is an error naming the config key.
+- ``auto``: logprobs where they resolve the distribution; elsewhere the answers already asked are
+  samples, topped up to ``k_samples`` (``U_estimator: samples``).
+
+Consistency of a candidate with an action: the answer formats are the bare action name and every
+frame seen at the state (a sampled answer that parses to action a and contains a's name literally
+is ``prefix + a + suffix``, e.g. ``{"action": "turn left"}``: frame ``{"action": "`` / ``"}``). A
+candidate is consistent with action b when, compared case-insensitively without leading
+whitespace, some format of b starts with it, or it starts with that format and the rest is
+whitespace or periods. Assumed, not observed: a prefix no answer went on with, consistent with
+one action only, is completed to it (an upper bound on that action's probability), and a sampled
+answer that ends where it completes an action (while a longer one could go on) is that action. Not resolved: alternatives beyond the top ``top_logprobs``, branches
+consistent with several actions that no answer descended, aliases the lenient parser maps
+("forward" -> "go forward"). The end-of-turn token is not in ``logprobs.content``, so an action's
+probability here is that of its text, without the end of turn a scoring backend multiplies in.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .base import (
+    U_AUTO,
+    U_LOGPROBS,
+    U_SAMPLES,
+    U_SOURCES,
+    Answer,
+    Context,
+    GenerativePolicy,
+    TokenLogprob,
+    entropy_of,
+    sampled_logprobs,
+)
+
+log = logging.getLogger(__name__)
+
+Parser = Callable[[str], "str | None"]  # an answer's text -> an action (the family's lenient parser)
+_TAIL = " \t\r\n."  # what may follow a complete answer
+
+
+class UEstimateError(RuntimeError):
+    """U cannot come from the configured source (``u_source: logprobs``)."""
+
+
+# ------------------------------------------------------------------------ the token tree
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """Where the probability of the answers' token tree went (each a sum of probabilities)."""
+
+    probs: np.ndarray  # per valid action, the probability assigned to it
+    undescended: float  # branches consistent with several actions that no answer descended
+    outside: float  # branches consistent with no valid action
+
+    @property
+    def mass(self) -> float:
+        """The resolved mass: the probability assigned to valid actions (before normalising)."""
+        return float(self.probs.sum())
+
+    def logprobs(self) -> np.ndarray:
+        """log of the assigned probabilities normalised over the valid actions (-inf: none
+        assigned; all NaN where nothing was)."""
+        if self.mass <= 0:
+            return np.full(len(self.probs), np.nan)
+        with np.errstate(divide="ignore"):
+            return np.log(self.probs / self.probs.sum())
+
+
+def answer_frame(text: str, action: str | None) -> tuple[str, str] | None:
+    """(the text before, the text after) ``action``'s name in an answer that parsed to it, where
+    the name is in it literally (case-insensitive, first occurrence); None otherwise."""
+    if not action:
+        return None
+    i = text.lower().find(action.lower())
+    return None if i < 0 else (text[:i], text[i + len(action):])
+
+
+def _norm(s: str) -> str:
+    return s.lstrip().lower()
+
+
+def _consistent(candidate: str, target: str) -> bool:
+    return target.startswith(candidate) or (candidate.startswith(target) and not candidate[len(target):].strip(_TAIL))
+
+
+def _complete(candidate: str, target: str) -> bool:
+    return candidate.startswith(target) and not candidate[len(target):].strip(_TAIL)
+
+
+def resolve(paths: Sequence[Sequence[TokenLogprob]], valid_actions: Sequence[str],
+            frames: Iterable[tuple[str, str]] = ()) -> Resolution:  # fmt: skip
+    """The valid actions' probabilities from the token logprobs of sampled answers (``paths``),
+    merged into one tree (module docstring). ``frames``: the answer formats seen at the state,
+    besides the bare action name."""
+    fmts = {("", ""), *frames}
+    targets = {a: {_norm(f + a + s) for f, s in fmts} for a in valid_actions}
+    prob: dict[tuple[str, ...], float] = {}  # node (the token texts from the root) -> its probability
+    expanded: set[tuple[str, ...]] = set()  # nodes whose alternatives an answer reported
+    ends: set[tuple[str, ...]] = set()  # where an answer ended
+    for path in paths:
+        node, lp = (), 0.0
+        for tok in path:
+            expanded.add(node)
+            alts: dict[str, float] = defaultdict(float)
+            for text, alt_lp in tok.top:
+                if text != tok.token:  # an alternative with the sampled token's text IS the sampled token
+                    alts[text] += math.exp(lp + alt_lp)
+            for text, p in alts.items():
+                prob.setdefault((*node, text), p)
+            lp += tok.logprob
+            node = (*node, tok.token)
+            prob.setdefault(node, math.exp(lp))
+        if node:
+            ends.add(node)
+    children: dict[tuple[str, ...], list[tuple[str, ...]]] = defaultdict(list)
+    for node in prob:
+        children[node[:-1]].append(node)
+
+    probs = dict.fromkeys(valid_actions, 0.0)
+    undescended = outside = 0.0
+    stack = [((), tuple(valid_actions))] if () in expanded else []
+    while stack:  # every node an answer went through is descended; the others are classified
+        node, parent_cons = stack.pop()
+        for child in children[node]:
+            text = _norm("".join(child))
+            cons = tuple(a for a in parent_cons if any(_consistent(text, t) for t in targets[a]))
+            if not cons:
+                outside += prob[child]
+            elif child in expanded:
+                stack.append((child, cons))
+            elif len(cons) == 1:  # the answer that ended here, or a prefix assumed to complete
+                probs[cons[0]] += prob[child]
+            elif child in ends and len(done := [a for a in cons if any(_complete(text, t) for t in targets[a])]) == 1:
+                probs[done[0]] += prob[child]
+            else:
+                undescended += prob[child]
+    return Resolution(np.array([probs[a] for a in valid_actions], dtype=np.float64), undescended, outside)
+
+
+# ------------------------------------------------------------------------ U at many states
+
+
+@dataclass(frozen=True)
+class UEstimate:
+    logprobs: np.ndarray  # log distribution over the valid actions (all NaN: no U)
+    estimator: str  # U_SAMPLES | U_LOGPROBS
+    k: int  # answers behind it: parsed samples, or answers whose logprobs were merged
+    mass: float = float("nan")  # the resolved logprob mass (NaN for samples)
+    n_invalid: int = 0  # answers that parsed to no valid action
+
+    @property
+    def U(self) -> float:  # noqa: N802 - the SPEC's name
+        return float("nan") if np.isnan(self.logprobs).any() else entropy_of(self.logprobs)
+
+
+def _parsed(parse: Parser, text: str, ctx: Context) -> str | None:
+    a = parse(text)
+    return a if a in ctx.valid_actions else None
+
+
+def from_samples(texts: Sequence[str], parse: Parser, ctx: Context) -> UEstimate:
+    lp, n_invalid = sampled_logprobs([_parsed(parse, t, ctx) for t in texts], ctx.valid_actions)
+    return UEstimate(lp, U_SAMPLES, len(texts), n_invalid=n_invalid)
+
+
+def from_logprobs(answers: Sequence[Answer], parse: Parser, ctx: Context) -> tuple[UEstimate, Resolution]:
+    parsed = [_parsed(parse, a.text, ctx) for a in answers]
+    frames = [f for a, p in zip(answers, parsed) if (f := answer_frame(a.text, p))]
+    res = resolve([a.tokens or () for a in answers], ctx.valid_actions, frames)
+    est = UEstimate(res.logprobs(), U_LOGPROBS, len(answers), res.mass, sum(p is None for p in parsed))
+    return est, res
+
+
+def estimate_u(policy: GenerativePolicy, ctxs: Sequence[Context], parsers: Sequence[Parser]) -> list[UEstimate]:
+    """U's estimate at each state (module docstring), ``parsers[i]`` reading answers at
+    ``ctxs[i]``; every round of requests is one batched ``policy.answer`` call."""
+    source, k, key = policy.u_source, policy.k_samples, policy.config_section
+    if source not in U_SOURCES:
+        raise ValueError(f"config key {key}.u_source={source!r}: expected one of {list(U_SOURCES)}")
+    if not ctxs:
+        return []
+    if source == U_SAMPLES:
+        texts = policy.generate([q for ctx in ctxs for q in policy.u_requests(ctx)])
+        return [from_samples(texts[n * k:(n + 1) * k], parse, ctx) for n, (ctx, parse) in enumerate(zip(ctxs, parsers))]
+    answers: list[list[Answer]] = [[] for _ in ctxs]
+    out: list[UEstimate | None] = [None] * len(ctxs)
+    fallback: dict[int, str] = {}  # state -> why its U comes from samples
+    todo = list(range(len(ctxs)))
+    while todo:  # rounds of 1, 1, 2, 4, ... answers per state, up to k
+        reqs, owners = [], []
+        for i in todo:
+            n = len(answers[i])
+            new = policy.u_requests(ctxs[i], n, n + min(max(n, 1), k - n), top_logprobs=policy.top_logprobs)
+            reqs.extend(new)
+            owners.extend([i] * len(new))
+        for i, a in zip(owners, policy.answer(reqs)):
+            answers[i].append(a)
+        left = []
+        for i in todo:
+            ctx, ans = ctxs[i], answers[i]
+            if any(a.tokens is None for a in ans):
+                if source == U_LOGPROBS:
+                    raise UEstimateError(
+                        f"config key {key}.u_source is 'logprobs', but the server ({policy.name}) returned no "
+                        f"token logprobs; set {key}.u_source: auto (U from {key}.k_samples samples where none "
+                        "come back) or samples")  # fmt: skip
+                fallback[i] = "no logprobs returned"
+                continue
+            est, res = from_logprobs(ans, parsers[i], ctx)
+            if est.mass >= policy.min_logprob_mass:
+                out[i] = est
+            elif len(ans) < k:
+                left.append(i)
+            elif source == U_LOGPROBS:
+                raise UEstimateError(
+                    f"U from logprobs: {k} answers ({key}.k_samples) resolve only {est.mass:.3f} of the answer's "
+                    f"probability at a state with valid actions {list(ctx.valid_actions)} (below config key "
+                    f"{key}.min_logprob_mass={policy.min_logprob_mass}; {res.undescended:.3f} on branches shared by "
+                    f"several actions and never descended, {res.outside:.3f} on no valid action, the rest beyond "
+                    f"the top {key}.top_logprobs={policy.top_logprobs}); lower it, or set {key}.u_source: auto")  # fmt: skip
+            else:
+                fallback[i] = f"resolved mass below {key}.min_logprob_mass"
+        todo = left
+    # the answers already asked are samples (T = 1; logprobs do not change sampling); top up to k
+    rest = [(i, j) for i in fallback for j in range(len(answers[i]), k)]
+    texts = policy.generate([q for i, j in rest for q in policy.u_requests(ctxs[i], j, j + 1)]) if rest else []
+    for (i, _), t in zip(rest, texts):
+        answers[i].append(Answer(t))
+    for i in fallback:
+        out[i] = from_samples([a.text for a in answers[i]], parsers[i], ctxs[i])
+    n_lp = sum(e.estimator == U_LOGPROBS for e in out)
+    why = {w: sum(v == w for v in fallback.values()) for w in set(fallback.values())}
+    policy.record_u({U_LOGPROBS: n_lp, U_SAMPLES: len(ctxs) - n_lp, **why})
+    log.debug("U at %d states: %d from token logprobs, %d from %d samples %s", len(ctxs), n_lp, len(fallback), k, why)
+    if fallback and source == U_AUTO and not policy.warned_u_fallback:
+        policy.warned_u_fallback = True
+        log.warning("%s.u_source auto: U at %d of %d states from samples instead of token logprobs (%s); each row "
+                    "says so (U_estimator), the usage counts them", key, len(fallback), len(ctxs), why)  # fmt: skip
+    return out  # type: ignore[return-value]
