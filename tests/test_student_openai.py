@@ -62,21 +62,26 @@ def make(server, tmp_path):
         s.close()
 
 
-@pytest.fixture(scope="module")
-def trained_student(tmp_path_factory):
-    """A tiny student trained briefly on an easy level (about 10 s; success about one half at
-    T = 1), so that success rates can disagree."""
+def _train_easy_student(tmp_path_factory, name: str, *, vocab_size: int, train_steps: int):
+    """An HFPolicy on a tiny student trained on the easy level (``student_init.train_student``)."""
     from teachable.policies.hf import HFPolicy
     from teachable.student_init import train_student
 
     cfg = {"env_id": EASY, "env_options": {}, "max_steps": 20, "history_len": 2,
            "demo_seeds": list(range(300000, 300040)), "patch_fraction": 0.0, "noise_fraction": 0.0,
-           "explore_prob": 0.1, "vocab_size": 300, "hidden_size": 32, "n_layers": 1, "n_heads": 2,
-           "intermediate_size": 64, "max_position_embeddings": 512, "train_steps": 150, "lr": 3e-3,
+           "explore_prob": 0.1, "vocab_size": vocab_size, "hidden_size": 32, "n_layers": 1, "n_heads": 2,
+           "intermediate_size": 64, "max_position_embeddings": 512, "train_steps": train_steps, "lr": 3e-3,
            "batch_size": 16, "seed": 0}  # fmt: skip
-    out = tmp_path_factory.mktemp("trained") / "student"
+    out = tmp_path_factory.mktemp(name) / "student"
     train_student(cfg, out, progress=False)
     return HFPolicy(out, device="cpu", system_prompt=SYSTEM)
+
+
+@pytest.fixture(scope="module")
+def trained_student(tmp_path_factory):
+    """A tiny student trained briefly on an easy level (about 10 s; success about one half at
+    T = 1), so that success rates can disagree."""
+    return _train_easy_student(tmp_path_factory, "trained", vocab_size=300, train_steps=150)
 
 
 def play(policy, seeds, temperature=1.0, max_steps=12, env=ENV, **kw):
@@ -355,17 +360,7 @@ def sharp_student(tmp_path_factory):
     """A tiny student trained on an easy level with a vocabulary in which "turn left", "turn
     right" and "go forward" are one token each (about 10 s): sure enough of its answers that
     almost all of its probability is on valid actions' text."""
-    from teachable.policies.hf import HFPolicy
-    from teachable.student_init import train_student
-
-    cfg = {"env_id": EASY, "env_options": {}, "max_steps": 20, "history_len": 2,
-           "demo_seeds": list(range(300000, 300040)), "patch_fraction": 0.0, "noise_fraction": 0.0,
-           "explore_prob": 0.1, "vocab_size": 600, "hidden_size": 32, "n_layers": 1, "n_heads": 2,
-           "intermediate_size": 64, "max_position_embeddings": 512, "train_steps": 200, "lr": 3e-3,
-           "batch_size": 16, "seed": 0}  # fmt: skip
-    out = tmp_path_factory.mktemp("sharp") / "student"
-    train_student(cfg, out, progress=False)
-    return HFPolicy(out, device="cpu", system_prompt=SYSTEM)
+    return _train_easy_student(tmp_path_factory, "sharp", vocab_size=600, train_steps=200)
 
 
 def visited_states(policy, env=EASY, seeds=range(8), max_steps=10) -> list[Context]:

@@ -226,19 +226,25 @@ def play_bench(cfg: dict, model_dir: str | None, adapter_dir: str | None, model_
     return episodes, run
 
 
-def read_run(path: str | Path) -> tuple[dict, pd.DataFrame]:
-    """A bench_run.json and its episodes (the Parquet beside it); errors name the file."""
+def _read_with_episodes(path: str | Path, suite: str, noun: str, what: str) -> tuple[dict, pd.DataFrame]:
+    """A bench JSON of ``suite`` (a ``noun``) and its episodes (the Parquet it names, beside it);
+    errors name the file (``what``: the file it should have been)."""
     from .io import read_json, read_table
 
-    run = read_json(path)
-    if not isinstance(run, dict) or run.get("suite") != "bench_run" or "episodes" not in run:
-        raise ValueError(f"{path} is not a bench run (expected the {RUN_FILE} `teachable bench-rollouts` writes)")
-    ep_path = Path(path).parent / run["episodes"]
+    doc = read_json(path)
+    if not isinstance(doc, dict) or doc.get("suite") != suite or "episodes" not in doc:
+        raise ValueError(f"{path} is not a {noun} (expected {what})")
+    ep_path = Path(path).parent / doc["episodes"]
     eps = read_table(ep_path, BENCH_EPISODES)
-    if set(eps["model_id"]) != {run["model"]}:
+    if set(eps["model_id"]) != {doc["model"]}:
         raise ValueError(f"{ep_path} holds model(s) {sorted(set(eps['model_id']))}, but {path} is model "
-                         f"{run['model']!r}: the files belong to different benches")  # fmt: skip
-    return run, eps
+                         f"{doc['model']!r}: the files belong to different benches")  # fmt: skip
+    return doc, eps
+
+
+def read_run(path: str | Path) -> tuple[dict, pd.DataFrame]:
+    """A bench_run.json and its episodes (the Parquet beside it); errors name the file."""
+    return _read_with_episodes(path, "bench_run", "bench run", f"the {RUN_FILE} `teachable bench-rollouts` writes")
 
 
 def summarize_bench(run_path: str | Path, out: str | Path, confidence: float = 0.95, n_bootstrap: int = 2000,
@@ -270,14 +276,4 @@ def run_bench(cfg: dict, model_dir: str | None, adapter_dir: str | None, model_i
 
 def read_bench(path: str | Path) -> tuple[dict, pd.DataFrame]:
     """A bench_results.json and its episodes (the Parquet beside it); errors name the file."""
-    from .io import read_json, read_table
-
-    res = read_json(path)
-    if not isinstance(res, dict) or res.get("suite") != "bench" or "episodes" not in res:
-        raise ValueError(f"{path} is not a bench result (expected the bench_results.json `teachable bench` writes)")
-    ep_path = Path(path).parent / res["episodes"]
-    eps = read_table(ep_path, BENCH_EPISODES)
-    if set(eps["model_id"]) != {res["model"]}:
-        raise ValueError(f"{ep_path} holds model(s) {sorted(set(eps['model_id']))}, but {path} is model "
-                         f"{res['model']!r}: the files belong to different benches")  # fmt: skip
-    return res, eps
+    return _read_with_episodes(path, "bench", "bench result", "the bench_results.json `teachable bench` writes")
