@@ -43,17 +43,9 @@ def _bench_cfg(a) -> dict:
     later files over earlier ones (e.g. config/config.yaml config/pilot.yaml)."""
     if a.config_json:
         return _cfg(a.config_json)
-    from pathlib import Path
+    from .config import read_config_files
 
-    import yaml
-    from snakemake.utils import update_config  # nested sections merged key by key, as --configfile
-
-    cfg: dict = {}
-    for f in a.config:
-        if not Path(f).is_file():
-            raise FileNotFoundError(f"config file {f} does not exist")
-        update_config(cfg, yaml.safe_load(Path(f).read_text()) or {})
-    return cfg
+    return read_config_files(a.config)
 
 
 def cmd_student_init(a) -> None:

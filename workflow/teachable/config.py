@@ -74,3 +74,19 @@ def section(dotted: str, given: dict[str, Any] | None = None) -> dict[str, Any]:
         where = ".".join([dotted, *map(str, e.absolute_path)])
         raise ValueError(f"config key {where}: {e.message}") from None
     return value
+
+
+def read_config_files(paths) -> dict[str, Any]:
+    """YAML config files merged as Snakemake's ``--configfile`` merges them: later files over
+    earlier ones, nested sections key by key (``snakemake.utils.update_config``)."""
+    from pathlib import Path
+
+    import yaml
+    from snakemake.utils import update_config
+
+    cfg: dict[str, Any] = {}
+    for f in paths:
+        if not Path(f).is_file():
+            raise FileNotFoundError(f"config file {f} does not exist")
+        update_config(cfg, yaml.safe_load(Path(f).read_text()) or {})
+    return cfg
