@@ -15,12 +15,17 @@ rates should agree within their intervals. The server scores one request at a ti
 the model), so requests/s measures the client, the HTTP round trip and this server's model on
 these cores, not a real endpoint. Writes ``--out-dir``/{hf,openai}/bench_results.json (with the
 episodes) and prints both, the comparison and the usage.
+
+``--u-states N``: also U at the first N states of the model's own episodes (T = 1, seeds from
+the bench split), estimated by the OpenAI student from the server's token logprobs
+(``student.openai.u_source: auto``; the server returns the model's own logprobs) against the HF
+backend's U (the entropy of its action scores): how many states resolved from logprobs, their
+resolved mass, and the largest and mean |U difference|.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -42,6 +47,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--rollouts", type=int, default=None, help="bench.rollouts_per_task (default: the config's)")
     p.add_argument("--concurrency", type=int, default=8, help="student.openai.concurrency")
     p.add_argument("--out-dir", default=None, help="where the two benches are written (default: a temp dir)")
+    p.add_argument("--u-states", type=int, default=0, help="also compare U from logprobs with HF's at N states")
     return p.parse_args(argv)
 
 
@@ -78,9 +84,52 @@ def main(argv=None) -> int:
     u = api["usage"]
     print(f"openai usage: {u['requests']} requests, {u['prompt_tokens']} prompt / {u['completion_tokens']} "
           f"completion tokens, {u['seconds']:.1f} s, {u['requests_per_s']:.1f} requests/s")  # fmt: skip
-    print("compare (openai vs hf):", json.dumps(rep.get("overall", rep), default=str)[:2000])
+    print("compare (openai vs hf, paired by task):")
+    for m in rep["metrics"]:
+        d = m["difference"]
+        p = "no test (no difference to test)" if m["p_value"] is None else f"p {m['p_value']:.3g}, Holm p {m['p_holm']:.3g}"
+        print(f"  {m['metric']}: {d['value']:+.4f} [{d['lo']:+.4f}, {d['hi']:+.4f}], {p}: {m['verdict']}")
     print(f"written under {out_dir}")
+    if args.u_states:
+        u_agreement(policy, cfg, args.u_states)
     return 0
+
+
+def u_agreement(policy, cfg: dict, n: int) -> None:
+    """U through HTTP from the server's token logprobs vs the HF backend's U (module docstring)."""
+    import numpy as np
+    from openai_server import FakeOpenAIServer, StudentResponder
+
+    from teachable.envs.registry import parse_action, system_prompt
+    from teachable.policies.base import Context, entropy_of
+    from teachable.policies.generated_u import estimate_u
+    from teachable.policies.openai_student import OpenAIStudent
+    from teachable.rollouts import STUDENT, RolloutSpec, run_rollouts
+    from teachable.splits import first_seeds
+
+    env_id = cfg["env"]["id"]
+    ctxs: list = []
+    seeds = iter(first_seeds(cfg["splits"], "bench", max(n, 1), "bench.tasks"))
+    while len(ctxs) < n:
+        s = next(seeds)
+        (r,) = run_rollouts([RolloutSpec(env_id, int(s), actor=STUDENT, rng_seed=int(s))], policy, temperature=1.0,
+                            history_len=int(cfg["env"].get("history_len", 4)), max_steps=int(cfg["env"]["max_steps"]),
+                            progress=False, record_steps=True)  # fmt: skip
+        ctxs += [Context(x.instruction, x.observation, x.history, x.valid_actions) for x in r.records]
+    ctxs = ctxs[:n]
+    with FakeOpenAIServer(responder=StudentResponder(policy, system_prompt(env_id), logprobs=True)) as server, \
+            tempfile.TemporaryDirectory() as tmp:  # fmt: skip
+        student = OpenAIStudent({"base_url": server.base_url, "model": "local-student", "cache_dir": tmp,
+                                 "api_key_env": "BENCH_OPENAI_LOCAL_NO_KEY"}, system_prompt=system_prompt(env_id))  # fmt: skip
+        ests = estimate_u(student, ctxs, [lambda t: parse_action(env_id, t)] * len(ctxs))
+    hf_u = [entropy_of(lp) for lp in policy.action_logprobs(ctxs)]
+    lp_rows = [(e, h) for e, h in zip(ests, hf_u) if e.estimator == "logprobs"]
+    print(f"U at {len(ctxs)} states: {len(lp_rows)} from logprobs, {len(ctxs) - len(lp_rows)} from samples")
+    if lp_rows:
+        mass = [e.mass for e, _ in lp_rows]
+        diff = [abs(e.U - h) for e, h in lp_rows]
+        print(f"  resolved mass {min(mass):.3f}-{max(mass):.3f}; |U_logprobs - U_hf| max {max(diff):.4f}, "
+              f"mean {float(np.mean(diff)):.4f} nats")  # fmt: skip
 
 
 if __name__ == "__main__":
