@@ -87,12 +87,17 @@ def main(argv=None) -> int:
     print("compare (openai vs hf, paired by task):")
     for m in rep["metrics"]:
         d = m["difference"]
-        p = "no test (no difference to test)" if m["p_value"] is None else f"p {m['p_value']:.3g}, Holm p {m['p_holm']:.3g}"
-        print(f"  {m['metric']}: {d['value']:+.4f} [{d['lo']:+.4f}, {d['hi']:+.4f}], {p}: {m['verdict']}")
+        p = "no test" if m["p_value"] is None else f"p {m['p_value']:.3g}, Holm p {m['p_holm']:.3g}"
+        print(f"  {m['metric']}: {_num(d['value'])} [{_num(d['lo'])}, {_num(d['hi'])}], {p}: {m['verdict']}"
+              + (f" ({d['reason']})" if d.get("reason") else ""))
     print(f"written under {out_dir}")
     if args.u_states:
         u_agreement(policy, cfg, args.u_states)
     return 0
+
+
+def _num(x) -> str:
+    return "n/a" if x is None else f"{x:+.4f}"
 
 
 def u_agreement(policy, cfg: dict, n: int) -> None:
@@ -100,7 +105,7 @@ def u_agreement(policy, cfg: dict, n: int) -> None:
     import numpy as np
     from openai_server import FakeOpenAIServer, StudentResponder
 
-    from teachable.envs.registry import parse_action, system_prompt
+    from teachable.envs.registry import env_options, parse_action, system_prompt
     from teachable.policies.base import Context, entropy_of
     from teachable.policies.generated_u import estimate_u
     from teachable.policies.openai_student import OpenAIStudent
@@ -114,7 +119,7 @@ def u_agreement(policy, cfg: dict, n: int) -> None:
         s = next(seeds)
         (r,) = run_rollouts([RolloutSpec(env_id, int(s), actor=STUDENT, rng_seed=int(s))], policy, temperature=1.0,
                             history_len=int(cfg["env"].get("history_len", 4)), max_steps=int(cfg["env"]["max_steps"]),
-                            progress=False, record_steps=True)  # fmt: skip
+                            progress=False, record_steps=True, env_options=env_options(cfg["env"]))  # fmt: skip
         ctxs += [Context(x.instruction, x.observation, x.history, x.valid_actions) for x in r.records]
     ctxs = ctxs[:n]
     with FakeOpenAIServer(responder=StudentResponder(policy, system_prompt(env_id), logprobs=True)) as server, \
@@ -126,10 +131,14 @@ def u_agreement(policy, cfg: dict, n: int) -> None:
     lp_rows = [(e, h) for e, h in zip(ests, hf_u) if e.estimator == "logprobs"]
     print(f"U at {len(ctxs)} states: {len(lp_rows)} from logprobs, {len(ctxs) - len(lp_rows)} from samples")
     if lp_rows:
-        mass = [e.mass for e, _ in lp_rows]
+        mass, split = [e.mass for e, _ in lp_rows], [e.split for e, _ in lp_rows]
         diff = [abs(e.U - h) for e, h in lp_rows]
-        print(f"  resolved mass {min(mass):.3f}-{max(mass):.3f}; |U_logprobs - U_hf| max {max(diff):.4f}, "
-              f"mean {float(np.mean(diff)):.4f} nats")  # fmt: skip
+        print(f"  resolved mass {min(mass):.3f}-{max(mass):.3f}, split {min(split):.3f}-{max(split):.3f}; "
+              f"|U_logprobs - U_hf| max {max(diff):.4f}, mean {float(np.mean(diff)):.4f} nats")  # fmt: skip
+    sm_rows = [(e, h) for e, h in zip(ests, hf_u) if e.estimator != "logprobs" and not np.isnan(e.U)]
+    if sm_rows:
+        diff = [abs(e.U - h) for e, h in sm_rows]
+        print(f"  from samples: |U_samples - U_hf| max {max(diff):.4f}, mean {float(np.mean(diff)):.4f} nats")
 
 
 if __name__ == "__main__":

@@ -47,12 +47,25 @@ def test_leading_whitespace_and_case_do_not_matter_and_a_bare_whitespace_token_i
     assert res.undescended == pytest.approx(0.2)  # "\n" could still begin any action
 
 
-def test_a_branch_never_descended_and_mass_outside_the_valid_actions_are_not_resolved():
+def test_a_branch_never_descended_is_split_evenly_and_mass_outside_the_valid_actions_is_dropped():
     res = resolve([[tok("drop", 0.5, ("turn", 0.4), ("xyz", 0.1))]], TURNS)
     assert probs(res) == {"turn left": 0.0, "turn right": 0.0, "go forward": 0.0, "drop": 0.5}
     assert res.undescended == pytest.approx(0.4) and res.outside == pytest.approx(0.1)
-    assert res.mass == pytest.approx(0.5)
-    assert np.exp(res.logprobs()).tolist() == [0, 0, 0, 1]  # normalised over what was resolved
+    assert res.mass == pytest.approx(0.5)  # observed: the split is not counted
+    assert res.split.tolist() == pytest.approx([0.2, 0.2, 0.0, 0.0]) and res.split_mass == pytest.approx(0.4)
+    # U's distribution: the assigned and split probabilities, normalised over the valid actions
+    assert np.exp(res.logprobs()).tolist() == pytest.approx([0.2 / 0.9, 0.2 / 0.9, 0, 0.5 / 0.9])
+
+
+def test_the_split_keeps_an_undescended_shared_prefix_in_U():
+    """Crafter-like: "Make " begins three actions and no answer went on with it. Without the
+    split U would hold only the two "Move" actions; with it, each "Make" action has a third."""
+    acts = ("Move West", "Move East", "Make Wood Pickaxe", "Make Stone Pickaxe", "Make Iron Pickaxe")
+    res = resolve([[tok("Move West", 0.6, ("Move East", 0.3), ("Make ", 0.09))]], acts)
+    assert res.probs.tolist() == pytest.approx([0.6, 0.3, 0, 0, 0]) and res.mass == pytest.approx(0.9)
+    assert res.split.tolist() == pytest.approx([0, 0, 0.03, 0.03, 0.03])
+    truth = np.array([0.6, 0.3, 0.03, 0.03, 0.03]) / 0.99
+    assert entropy_of(res.logprobs()) == pytest.approx(float(-(truth * np.log(truth)).sum()))
 
 
 def test_answers_are_merged_into_one_tree_without_counting_a_branch_twice():
@@ -148,9 +161,19 @@ def test_auto_tops_up_with_samples_where_the_server_returns_no_logprobs():
 def test_logprobs_mode_names_the_key_where_none_come_back_or_too_little_is_resolved():
     with pytest.raises(UEstimateError, match=r"student.fake.u_source is 'logprobs'.*returned no token logprobs"):
         estimate_u(Scripted({"u0": Answer("go forward")}, "logprobs"), [CTX], [parse])
-    with pytest.raises(UEstimateError, match=r"resolve only 0.500.*student.fake.min_logprob_mass=0.9.*0.450 on "
-                                             r"branches shared"):  # fmt: skip
-        estimate_u(Scripted({f"u{i}": GO for i in range(4)}, "logprobs"), [CTX], [parse])
+    with pytest.raises(UEstimateError, match=r"account for only 0.950.*student.fake.min_logprob_mass=0.99: 0.500 "
+                                             r"resolved, 0.450 on branches shared"):  # fmt: skip
+        estimate_u(Scripted({f"u{i}": GO for i in range(4)}, "logprobs", min_mass=0.99), [CTX], [parse])
+
+
+def test_after_k_answers_the_even_split_of_an_undescended_start_can_account_for_the_rest():
+    """Four answers all "go forward": "turn" (0.45) is never descended. Resolved 0.5 is below
+    0.9; with the split 0.95 is accounted for, so U comes from logprobs, the split recorded."""
+    policy = Scripted({f"u{i}": GO for i in range(4)}, "auto")
+    (est,) = estimate_u(policy, [CTX], [parse])
+    assert len(sum(policy.calls, [])) == 4  # the rounds went on to k before splitting
+    assert est.estimator == "logprobs" and est.mass == pytest.approx(0.5) and est.split == pytest.approx(0.45)
+    assert np.exp(est.logprobs).tolist() == pytest.approx([0.225 / 0.95, 0.225 / 0.95, 0.5 / 0.95])
 
 
 def test_samples_mode_asks_k_samples_without_logprobs():

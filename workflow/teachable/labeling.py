@@ -68,7 +68,7 @@ def generated_snapshot_u(snaps: pd.DataFrame, ctxs: list[Context], student: Gene
 def score_snapshots(snaps: pd.DataFrame, student: StudentPolicy) -> pd.DataFrame:
     """Uncertainty features; fills a missing student_action (Experiment B) with the student's
     most likely action at that state. A generate-only student's U is estimated by its
-    ``u_source`` and each row says how (``U_estimator``, ``U_k``, ``U_logprob_mass``); a snapshot
+    ``u_source`` and each row says how (``U_estimator``, ``U_k``, ``U_logprob_mass``, ``U_logprob_split``); a snapshot
     whose estimate has no distribution (none of k samples a valid action) is left out (counted
     in the log)."""
     ctxs = [snapshot_context(r) for _, r in snaps.iterrows()]
@@ -85,6 +85,7 @@ def score_snapshots(snaps: pd.DataFrame, student: StudentPolicy) -> pd.DataFrame
         out["U_estimator"] = [e.estimator for e in kept]
         out["U_k"] = [e.k for e in kept]
         out["U_logprob_mass"] = [e.mass for e in kept]
+        out["U_logprob_split"] = [e.split for e in kept]
         return out
     return score_rows(snaps, ctxs, student.action_logprobs(ctxs) if ctxs else [])
 

@@ -73,7 +73,8 @@ def episode_rows(experiment: str, episode_id: str, r: RolloutResult, sampled_u: 
                 "episode_length": r.steps,
                 "expert_error": r.expert_error,
                 **family,
-                **({"U_estimator": rec.U_estimator, "U_k": rec.U_k, "U_logprob_mass": rec.U_logprob_mass}
+                **({"U_estimator": rec.U_estimator, "U_k": rec.U_k, "U_logprob_mass": rec.U_logprob_mass,
+                    "U_logprob_split": rec.U_logprob_split}
                    if sampled_u else {}),
             }
         )

@@ -16,7 +16,7 @@ active states in one batched call. Every phase that rolls out (0, 1, 1B, 3, 5) g
   lenient parser; an unparseable answer is played as ``INVALID_ACTION`` (a no-op step, counted
   by the tables as invalid). With ``record_steps`` U is estimated at the state by the policy's
   ``u_source`` (``policies.generated_u``: k parsed samples, or the answers' token logprobs), and
-  the record says which (``StepRecord.U_estimator``, ``U_k``, ``U_logprob_mass``); ``action_prob``
+  the record says which (``StepRecord.U_estimator``, ``U_k``, ``U_logprob_mass``, ``U_logprob_split``); ``action_prob``
   is NaN.
 """
 
@@ -73,6 +73,7 @@ class StepRecord:
     U_k: int = 0  # answers behind U (a generate-only student); 0: U from the student's scores
     U_estimator: str | None = None  # how a generate-only student's U was estimated (policies.generated_u)
     U_logprob_mass: float = float("nan")  # the resolved logprob mass behind U (U_estimator logprobs)
+    U_logprob_split: float = float("nan")  # the undescended branches' mass split evenly into U's distribution
 
 
 @dataclass
@@ -225,7 +226,7 @@ def run_rollouts(
                         reward=0.0,
                         patch=a.spec.patch if a.steps == 0 and source == STUDENT else None,
                         **({"U_k": u_est[i].k, "U_estimator": u_est[i].estimator,
-                            "U_logprob_mass": u_est[i].mass} if i in u_est else {}),
+                            "U_logprob_mass": u_est[i].mass, "U_logprob_split": u_est[i].split} if i in u_est else {}),
                     )  # fmt: skip
                 )
             res = a.env.step(action)

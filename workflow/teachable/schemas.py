@@ -276,12 +276,14 @@ FAMILY_COLUMNS: dict[str, dict[str, dict[str, Column]]] = {
 # The columns beside U where a generate-only student estimated it (``policies.generated_u``);
 # a scoring student's tables do not carry them.
 SAMPLED_U = cols(
-    "U_estimator:str? U_k:int U_logprob_mass:float",
+    "U_estimator:str? U_k:int U_logprob_mass:float U_logprob_split:float",
     U_estimator="how a generate-only student's U was estimated: samples (the entropy of k parsed samples) or "
     "logprobs (from the server's top token logprobs of its answers); null where not scored",
     U_k="answers at the state behind U: parsed samples (samples) or answers whose token logprobs were merged (logprobs)",
     U_logprob_mass="the probability the token logprobs assigned to valid actions before normalising (logprobs; "
     "at least student.openai.min_logprob_mass); null for samples",
+    U_logprob_split="the probability of answer prefixes shared by several valid actions that no answer went on "
+    "with, split evenly among those actions before normalising (logprobs: an assumption, not observed); null for samples",
 )  # fmt: skip
 SAMPLED_U_TABLES = (ROLLOUT_STEPS.name, RAW_LABELS.name, TEACHER_FAILURES.name, LABELED.name)
 

@@ -10,7 +10,7 @@
   parses it with the env family's lenient parser (unparseable -> ``INVALID_ACTION``, counted).
   U is estimated at the state (``policies.generated_u``, by the policy's ``u_source``) from
   ``k_samples`` parsed samples, or from the answers' top token logprobs; tables that carry such
-  a U say which (``U_estimator``, ``U_k``, ``U_logprob_mass``).
+  a U say which (``U_estimator``, ``U_k``, ``U_logprob_mass``, ``U_logprob_split``).
 """
 
 from __future__ import annotations
