@@ -233,7 +233,7 @@ def test_the_api_key_is_sent_but_never_written(make, server, tmp_path, monkeypat
 def test_rollout_U_is_the_entropy_of_k_parsed_samples(make, server):
     student = make(k_samples=5)
     (r,) = play(student, [1], max_steps=3, record_steps=True)
-    assert all(s.U_k == 5 and np.isnan(s.action_prob) for s in r.records)
+    assert all(s.u_est.k == 5 and np.isnan(s.action_prob) for s in r.records)
     assert len(server.requests) == r.steps * (1 + 5)
     rows = pd.DataFrame(episode_rows("A", "A-1-0", r, sampled_u=True))
     assert set(rows["U_estimator"]) == {"samples"} and set(rows["U_k"]) == {5}

@@ -37,7 +37,7 @@ from .patches import make_patch
 from .envs.registry import parse_action
 from .policies import Context, GenerativePolicy, StudentPolicy
 from .policies.base import generates
-from .policies.generated_u import UEstimate, estimate_u
+from .policies.generated_u import UEstimate, estimate_u, u_columns
 from .rollouts import EXPERT, RolloutResult, RolloutSpec, study_rollouts
 from .schemas import OUTCOME_CONDITIONS, PROB_NAMES, STUDENT_CONDITIONS
 from .seeding import derive_seed
@@ -68,7 +68,7 @@ def generated_snapshot_u(snaps: pd.DataFrame, ctxs: list[Context], student: Gene
 def score_snapshots(snaps: pd.DataFrame, student: StudentPolicy) -> pd.DataFrame:
     """Uncertainty features; fills a missing student_action (Experiment B) with the student's
     most likely action at that state. A generate-only student's U is estimated by its
-    ``u_source`` and each row says how (``U_estimator``, ``U_k``, ``U_logprob_mass``, ``U_logprob_split``); a snapshot
+    ``u_source`` and each row says how (``generated_u.u_columns``); a snapshot
     whose estimate has no distribution (none of k samples a valid action) is left out (counted
     in the log)."""
     ctxs = [snapshot_context(r) for _, r in snaps.iterrows()]
@@ -82,10 +82,9 @@ def score_snapshots(snaps: pd.DataFrame, student: StudentPolicy) -> pd.DataFrame
                         int((~keep).sum()), len(snaps), student.k_samples)  # fmt: skip
         kept = [e for e, k in zip(ests, keep) if k]
         out = score_rows(snaps.loc[keep], [c for c, k in zip(ctxs, keep) if k], [e.logprobs for e in kept])
-        out["U_estimator"] = [e.estimator for e in kept]
-        out["U_k"] = [e.k for e in kept]
-        out["U_logprob_mass"] = [e.mass for e in kept]
-        out["U_logprob_split"] = [e.split for e in kept]
+        cols = pd.DataFrame([u_columns(e) for e in kept], index=out.index, columns=list(u_columns(None)))
+        for col, values in cols.items():
+            out[col] = values
         return out
     return score_rows(snaps, ctxs, student.action_logprobs(ctxs) if ctxs else [])
 

@@ -26,6 +26,7 @@ from .envs.registry import make_env_from
 from .envs.base import ExpertError
 from .policies import StudentPolicy
 from .policies.base import generates
+from .policies.generated_u import u_columns
 from .rollouts import (
     EXPERT,
     STUDENT,
@@ -73,9 +74,7 @@ def episode_rows(experiment: str, episode_id: str, r: RolloutResult, sampled_u: 
                 "episode_length": r.steps,
                 "expert_error": r.expert_error,
                 **family,
-                **({"U_estimator": rec.U_estimator, "U_k": rec.U_k, "U_logprob_mass": rec.U_logprob_mass,
-                    "U_logprob_split": rec.U_logprob_split}
-                   if sampled_u else {}),
+                **(u_columns(rec.u_est) if sampled_u else {}),
             }
         )
     return rows

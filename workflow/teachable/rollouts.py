@@ -16,8 +16,8 @@ active states in one batched call. Every phase that rolls out (0, 1, 1B, 3, 5) g
   lenient parser; an unparseable answer is played as ``INVALID_ACTION`` (a no-op step, counted
   by the tables as invalid). With ``record_steps`` U is estimated at the state by the policy's
   ``u_source`` (``policies.generated_u``: k parsed samples, or the answers' token logprobs), and
-  the record says which (``StepRecord.U_estimator``, ``U_k``, ``U_logprob_mass``, ``U_logprob_split``); ``action_prob``
-  is NaN.
+  the record keeps the estimate (``StepRecord.u_est``; its columns: ``generated_u.u_columns``);
+  ``action_prob`` is NaN.
 """
 
 from __future__ import annotations
@@ -70,10 +70,7 @@ class StepRecord:
     U: float  # student entropy at this state (nan where not scored)
     reward: float
     patch: str | None = None  # the patch in the student's context at this step
-    U_k: int = 0  # answers behind U (a generate-only student); 0: U from the student's scores
-    U_estimator: str | None = None  # how a generate-only student's U was estimated (policies.generated_u)
-    U_logprob_mass: float = float("nan")  # the resolved logprob mass behind U (U_estimator logprobs)
-    U_logprob_split: float = float("nan")  # the undescended branches' mass split evenly into U's distribution
+    u_est: UEstimate | None = None  # a generate-only student's U estimate (None: U from the student's scores)
 
 
 @dataclass
@@ -225,9 +222,8 @@ def run_rollouts(
                         U=u,
                         reward=0.0,
                         patch=a.spec.patch if a.steps == 0 and source == STUDENT else None,
-                        **({"U_k": u_est[i].k, "U_estimator": u_est[i].estimator,
-                            "U_logprob_mass": u_est[i].mass, "U_logprob_split": u_est[i].split} if i in u_est else {}),
-                    )  # fmt: skip
+                        u_est=u_est.get(i),
+                    )
                 )
             res = a.env.step(action)
             a.obs = res.observation

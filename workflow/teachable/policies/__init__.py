@@ -10,7 +10,6 @@ read only when it is the backend."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from .base import GENERATE, SCORE, Context, GenerativePolicy, Policy, StudentPolicy
 
@@ -36,14 +35,6 @@ def check_trainable(student_cfg: dict) -> None:
         )
 
 
-def _check_model_dir(model_dir: str | None) -> None:
-    if model_dir is None or not Path(model_dir).is_dir():
-        raise FileNotFoundError(
-            f"student model directory {model_dir} does not exist (config key "
-            "student.model_path, or the output of rule student_init)"
-        )
-
-
 def make_student(student_cfg: dict, model_dir: str | None, adapter_dir: str | None = None,
                  merge_adapter: bool = False, *, env_id: str) -> StudentPolicy:
     """The student policy named by config key ``student.backend``, prompted with ``env_id``'s
@@ -63,7 +54,6 @@ def make_student(student_cfg: dict, model_dir: str | None, adapter_dir: str | No
     if backend == "vllm":
         from .vllm_student import VLLMPolicy
 
-        _check_model_dir(model_dir)
         return VLLMPolicy(model_dir, student_cfg["vllm"], adapter_dir=adapter_dir, dtype=student_cfg["dtype"],
                           system_prompt=system_prompt(env_id))  # fmt: skip
     if backend == "openai":
@@ -88,7 +78,6 @@ def make_trainable(student_cfg: dict, model_dir: str | None, adapter_dir: str | 
 
     student_cfg = section("student", student_cfg)
     check_trainable(student_cfg)
-    _check_model_dir(model_dir)
     return HFPolicy(
         model_dir,
         adapter_dir=adapter_dir,

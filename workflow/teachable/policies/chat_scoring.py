@@ -26,14 +26,14 @@ _SENTINEL = "\u2063ACTION\u2063"  # an improbable string, located in the rendere
 _DUMMY = Context(instruction="x", observation="x", history=(), valid_actions=("x",))
 
 
-def check_model_dir(model_dir: str | os.PathLike) -> Path:
+def check_model_dir(model_dir: str | os.PathLike | None) -> Path:
     """A local HF model directory with a config and weights, or an error naming what lacks."""
-    path = Path(model_dir)
-    if not path.is_dir():
+    if model_dir is None or not Path(model_dir).is_dir():
         raise FileNotFoundError(
-            f"student model directory not found: {path} (expected a local Hugging Face model "
-            "directory; hub ids are never downloaded - build the embedded student first)"
+            f"student model directory {model_dir} does not exist (config key student.model_path, or the "
+            "output of rule student_init: a local Hugging Face model directory; hub ids are never downloaded)"
         )
+    path = Path(model_dir)
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"student model directory {path} has no config.json")
     weights = [p.name for p in path.iterdir() if p.name.endswith((".safetensors", ".bin", ".safetensors.index.json",

@@ -195,6 +195,14 @@ class UEstimate:
         return float("nan") if np.isnan(self.logprobs).any() else entropy_of(self.logprobs)
 
 
+def u_columns(est: UEstimate | None) -> dict[str, object]:
+    """The columns beside U that say how a generate-only student's U was estimated
+    (``schemas.SAMPLED_U``), of ``est`` or of a state whose U was not estimated (None)."""
+    if est is None:
+        return {"U_estimator": None, "U_k": 0, "U_logprob_mass": float("nan"), "U_logprob_split": float("nan")}
+    return {"U_estimator": est.estimator, "U_k": est.k, "U_logprob_mass": est.mass, "U_logprob_split": est.split}
+
+
 def _parsed(parse: Parser, text: str, ctx: Context) -> str | None:
     a = parse(text)
     return a if a in ctx.valid_actions else None
