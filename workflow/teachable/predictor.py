@@ -74,9 +74,6 @@ anything missing or unloadable is an error, never a fallback.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -445,35 +442,22 @@ def _feature_config(params: dict, seed: int, one_class: dict[str, bool], n_folds
 
 
 def _write_dir(out_dir: Path, files: dict[str, Any]) -> None:
-    """Writes ``files`` (name -> JSON-able dict or joblib object) into a fresh temp directory,
-    then renames it onto ``out_dir`` (an existing predictor directory, or an empty one, is
-    replaced; any other existing directory is an error)."""
+    """Writes ``files`` (name -> JSON-able dict or joblib object) into ``out_dir`` atomically
+    (``io.atomic_dir``: an existing predictor directory, or an empty one, is replaced; any other
+    existing directory is an error)."""
     import joblib
 
-    from .io import write_json
+    from .io import atomic_dir, write_json
 
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "feature_config.json").exists():
         raise ValueError(f"{out_dir} exists and is not a predictor directory: not replacing it")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.parent / f".{out_dir.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    tmp.mkdir()  # (not mkdtemp: the directory gets the umask's permissions, as any output)
-    try:
+    with atomic_dir(out_dir) as tmp:
         for name, obj in files.items():
             if name.endswith(".json"):
                 write_json(obj, tmp / name)
             else:
                 joblib.dump(obj, tmp / name)
-        if out_dir.exists():
-            old = tmp.with_suffix(".old")
-            os.replace(out_dir, old)
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
 
 
 FIT_KEYS = ("n_features", "ridge_alpha", "logreg_C", "n_folds")  # what fitting reads; the rest are metrics
