@@ -245,6 +245,18 @@ def test_figures_writes_every_figure_as_a_nonempty_png(study):
     assert sorted(p.name for p in study["out"].iterdir()) == sorted(rp.FIGURES)  # no temp files left
 
 
+def test_threshold_plots_write_phase1s_three_pngs(tmp_path):
+    from teachable.reporting.figures import threshold_plots
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"U": rng.random(40), "L_local": rng.normal(scale=0.2, size=40),
+                       "quadrant": rng.choice(QUADRANTS, size=40)})  # fmt: skip
+    threshold_plots(df, {"U_threshold": 0.4, "L_threshold": 0.05}, tmp_path / "plots")
+    names = sorted(p.name for p in (tmp_path / "plots").iterdir())
+    assert names == ["hist_L.png", "hist_U.png", "scatter_U_L.png"]  # and no temp files
+    assert all((tmp_path / "plots" / n).read_bytes()[:8] == PNG_SIGNATURE for n in names)
+
+
 @pytest.mark.parametrize("name", ["transfer", "overall", "micro", "labeled"])
 def test_an_input_without_rows_is_a_value_error_naming_the_file(study, name):
     p = study[name]

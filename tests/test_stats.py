@@ -6,12 +6,14 @@ import pytest
 from teachable.stats import (
     cluster_bootstrap_diff,
     cluster_bootstrap_rate,
+    cluster_bootstrap_statistic,
     cluster_sums,
     entropy_features,
     holm,
     paired_cluster_bootstrap_diff,
     paired_permutation_test,
     proportion,
+    spearman_rho,
     wilson_interval,
 )
 
@@ -131,6 +133,41 @@ def test_one_cluster_has_no_interval_and_says_why():
     assert r["value"] == 0.75 and math.isnan(r["lo"]) and math.isnan(r["hi"]) and "at least 2" in r["reason"]
     with pytest.raises(ValueError, match="count > 0"):
         cluster_bootstrap_rate([1.0, 1.0], [2.0, 0.0])
+
+
+def test_cluster_bootstrap_statistic_leaves_undefined_resamples_out():
+    # Truth constant within each of 3 tasks: a resample of one task only has an undefined R² and
+    # Spearman. The numbers are those of the predictor's former hand-rolled bootstrap
+    # (predictor.cluster_resamples + _percentile) on the same data, which this one replaced.
+    from sklearn.metrics import r2_score
+
+    groups = np.array(["x", "y", "z", "x", "y", "z", "x", "y"], dtype=object)
+    y = np.array([{"x": 0.0, "y": 1.0, "z": 2.0}[g] for g in groups])
+    p = np.arange(8.0)[::-1] * 0.3 + y
+
+    def r2(rows):
+        return r2_score(y[rows], p[rows], force_finite=False)
+
+    def rho(rows):
+        return spearman_rho(y[rows], p[rows])
+
+    with np.errstate(divide="ignore"):
+        assert cluster_bootstrap_statistic(r2, groups, 0.9, 300, 5) == [(-6.965, pytest.approx(-0.6275), 265)]
+        both = cluster_bootstrap_statistic(lambda rows: (r2(rows), rho(rows)), groups, 0.9, 300, 5)
+    assert cluster_bootstrap_statistic(rho, groups, 0.9, 300, 5) == [(0.2773500981126145, 0.881917103688197, 265)]
+    assert both == [(-6.965, pytest.approx(-0.6275), 265), (0.2773500981126145, 0.881917103688197, 265)]
+
+
+def test_cluster_bootstrap_statistic_matches_the_former_predictor_bootstrap():
+    rng = np.random.default_rng(3)
+    y = rng.normal(size=40)
+    p = y + rng.normal(scale=1.5, size=40)
+    groups = np.array([f"t{int(g)}" for g in rng.integers(0, 9, size=40)], dtype=object)
+    y = np.round(y, 0)
+    ci = cluster_bootstrap_statistic(lambda rows: spearman_rho(y[rows], p[rows]), groups, 0.9, 300, 7)
+    assert ci == [(0.21345890367049433, 0.6701025364303972, 300)]
+    with pytest.raises(ValueError, match="at least 2"):
+        cluster_bootstrap_statistic(np.mean, ["a", "a"], 0.9, 100, 0)
 
 
 def test_paired_permutation_test_matches_scipy_and_explains_a_null_p():

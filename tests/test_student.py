@@ -197,7 +197,7 @@ def test_train_student_short_run(tmp_path):
     assert set(cfg) == set(CONFIG_KEYS)
     out = tmp_path / "student"
     card = train_student(cfg, out, progress=False)
-    assert not (tmp_path / "student.tmp").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["student"]  # no temp directory left
     saved = json.loads((out / "student_card.json").read_text())
     assert saved == json.loads(json.dumps(card))
     for key in ("env_id", "demo_seeds", "demos", "patched_fraction", "noise_fraction",

@@ -26,7 +26,9 @@ from teachable.microtrain import (
     RESULT_COLUMNS, SHARD_COLUMNS, correlation_report, partial_spearman, run_micro_training, select_micro_snapshots,
     success_intervals,
 )  # fmt: skip
-from teachable.training import LoraTrainer, latest_checkpoint, optimizer_steps, supervision_example, train_lora
+from teachable.training import (
+    LoraTrainer, latest_checkpoint, optimizer_steps, sft_config, supervision_example, train_lora,
+)  # fmt: skip
 
 ENV = "BabyAI-GoToLocal-v0"
 LORA = dict(r=4, alpha=8, dropout=0.0, target_modules="all-linear", lr=2e-2, steps=6, batch_size=1, seed=0,
@@ -217,6 +219,18 @@ def test_lora_config_keys_are_exact(trainer, demos, tmp_path):
         train_lora(None, ex, {k: v for k, v in LORA.items() if k != "seed"}, tmp_path, trainer=trainer)
     with pytest.raises(KeyError, match="exactly one of"):
         train_lora(None, ex, dict(LORA, epochs=2), tmp_path, trainer=trainer)
+
+
+def test_sft_config_shares_the_run_settings_and_checkpoints_only_inside_the_run(tmp_path):
+    run = dict(steps=10, lr=1e-3, batch_size=4, seed=7, on_cuda=False, progress=False)
+    args = sft_config(tmp_path, save_steps=3, **run, lr_scheduler_type="cosine", weight_decay=0.01)
+    assert (args.max_steps, args.learning_rate, args.per_device_train_batch_size, args.seed, args.data_seed) == (
+        10, 1e-3, 4, 7, 7)
+    assert args.completion_only_loss and args.use_cpu and args.disable_tqdm and not args.packing
+    assert (args.lr_scheduler_type, args.weight_decay) == ("cosine", 0.01)  # the path's own settings
+    assert (args.save_strategy, args.save_steps, args.save_total_limit) == ("steps", 3, 1)
+    for save_steps in (0, 10):  # none, or not before the run ends
+        assert sft_config(tmp_path, save_steps=save_steps, **run).save_strategy == "no"
 
 
 def test_epochs_give_equal_optimizer_steps_for_equal_budgets(trainer, tiny_dir, demos, tmp_path):

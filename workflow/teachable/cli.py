@@ -127,7 +127,8 @@ def cmd_merge_labels(a) -> None:
     import pandas as pd
 
     from .io import read_table, write_json, write_jsonl, write_table
-    from .labeling import merge_labels, threshold_plots
+    from .labeling import merge_labels
+    from .reporting.figures import threshold_plots
     from .schemas import LABELED, RAW_LABELS, TEACHER_FAILURES
 
     raw = pd.concat([read_table(p, RAW_LABELS) for p in a.shards], ignore_index=True)

@@ -1,12 +1,14 @@
-"""Reading and writing phase outputs. Every write is atomic (temp file + rename), so an output
-appears whole or not at all even when a job dies mid-write."""
+"""Reading and writing phase outputs. Every write is atomic (temp file or directory + rename), so
+an output appears whole or not at all even when a job dies mid-write."""
 
 from __future__ import annotations
 
 import json
 import math
 import os
+import shutil
 import tempfile
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -35,6 +37,29 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+@contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yields a fresh empty directory next to ``path``; renamed onto ``path`` only if the block
+    succeeds, replacing an existing ``path`` (the old one is moved aside first, then deleted).
+    A failure inside the block leaves ``path`` as it was and removes the temp directory."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    tmp.mkdir()  # (not mkdtemp: the directory gets the umask's permissions, as any output)
+    try:
+        yield tmp
+        if path.exists():
+            old = tmp.with_suffix(".old")
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
 
 
 def write_parquet(df: pd.DataFrame, path: str | os.PathLike) -> None:

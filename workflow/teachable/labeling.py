@@ -408,51 +408,6 @@ def add_quadrants(df: pd.DataFrame, qcfg: dict) -> tuple[pd.DataFrame, dict]:
     return out, thr
 
 
-def threshold_plots(df: pd.DataFrame, thr: dict, out_dir) -> None:
-    """hist_U.png, hist_L.png and scatter_U_L.png with the thresholds drawn."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from pathlib import Path
-
-    import matplotlib.pyplot as plt
-
-    from .io import atomic_path
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    n = len(df)
-    for col, thr_key, name, xlabel in (
-        ("U", "U_threshold", "hist_U", "U: entropy over valid actions (nats)"),
-        ("L_local", "L_threshold", "hist_L", "L_local = p_force - p_policy"),
-    ):
-        fig, ax = plt.subplots(figsize=(5, 3.5))
-        ax.hist(df[col], bins=30, color="#4c72b0")
-        ax.axvline(thr[thr_key], color="#c44e52", ls="--", label=f"threshold {thr[thr_key]:.3f}")
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel("snapshots")
-        ax.set_title(f"{col} (n={n})")
-        ax.legend()
-        fig.tight_layout()
-        with atomic_path(out_dir / f"{name}.png") as tmp:
-            fig.savefig(tmp, dpi=110, format="png")
-        plt.close(fig)
-    fig, ax = plt.subplots(figsize=(5, 4))
-    for q, color in zip(QUADRANTS, ("#55a868", "#dd8452", "#8c8c8c", "#4c72b0")):
-        sub = df[df["quadrant"] == q]
-        ax.scatter(sub["U"], sub["L_local"], s=12, alpha=0.7, color=color, label=f"{q} ({len(sub)})")
-    ax.axvline(thr["U_threshold"], color="k", ls="--", lw=0.8)
-    ax.axhline(thr["L_threshold"], color="k", ls="--", lw=0.8)
-    ax.set_xlabel("U (nats)")
-    ax.set_ylabel("L_local")
-    ax.set_title(f"quadrants (n={n})")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    with atomic_path(out_dir / "scatter_U_L.png") as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-
-
 def select_shard(snaps: pd.DataFrame, p1: dict, shard: int, n_shards: int, seed: int) -> pd.DataFrame:
     """Deterministic shard of the snapshots to label: sorted by id, capped per experiment at
     ``phase1.max_snapshots`` (a seeded sample), then every ``n_shards``-th row."""

@@ -74,9 +74,6 @@ anything missing or unloadable is an error, never a fallback.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -218,33 +215,15 @@ def _r2(y: np.ndarray, p: np.ndarray) -> float:
     return float(r2_score(y, p, force_finite=False))
 
 
-def cluster_resamples(groups, n_boot: int, seed: int):
-    """Row indices of ``n_boot`` cluster-bootstrap resamples: each draws as many groups (tasks)
-    as there are, with replacement, and takes all rows of each drawn group (seeded)."""
-    codes, uniq = pd.factorize(pd.Series(np.asarray(groups, dtype=object)).astype(str))
-    members = [np.flatnonzero(codes == g) for g in range(len(uniq))]
-    rng = np.random.default_rng(seed)
-    for _ in range(n_boot):
-        yield np.concatenate([members[g] for g in rng.integers(0, len(members), size=len(members))])
-
-
-def _percentile(v: np.ndarray, confidence: float) -> tuple[float, float, int]:
-    """Percentile interval of the finite values of ``v`` and how many there were."""
-    v = v[np.isfinite(v)]
-    if not len(v):
-        return float("nan"), float("nan"), 0
-    a = (1 - confidence) / 2
-    lo, hi = np.quantile(v, [a, 1 - a])
-    return float(lo), float(hi), int(len(v))
-
-
 def bootstrap_ci(y, p, stat, n_boot: int, confidence: float, seed: int, groups):
-    """Percentile interval of ``stat`` over a cluster bootstrap (``cluster_resamples``), so
-    snapshots of one task stay together. Resamples where ``stat(y, p)`` is undefined (not
-    finite) are left out. Returns (lo, hi, n_defined)."""
+    """Percentile interval of ``stat(y, p)`` over a cluster bootstrap of the ``groups`` (tasks;
+    ``stats.cluster_bootstrap_statistic``), so snapshots of one task stay together. Resamples
+    where it is undefined (not finite) are left out. Returns (lo, hi, n_defined)."""
+    from .stats import cluster_bootstrap_statistic
+
     y, p = np.asarray(y, float), np.asarray(p, float)
-    v = np.array([stat(y[idx], p[idx]) for idx in cluster_resamples(groups, n_boot, seed)], dtype=float)
-    return _percentile(v, confidence)
+    [ci] = cluster_bootstrap_statistic(lambda rows: stat(y[rows], p[rows]), groups, confidence, n_boot, seed)
+    return ci
 
 
 def regression_metrics(y, pred, groups, n_boot: int, confidence: float, seed: int) -> dict[str, Any]:
@@ -373,6 +352,8 @@ def ranking_difference(true, pred, ent, ids, groups, k: int, n_boot: int, confid
     ranking ties) are left out and counted in ``n_defined``."""
     from sklearn.metrics import ndcg_score
 
+    from .stats import cluster_bootstrap_statistic
+
     true, pred, ent = (np.asarray(a, float) for a in (true, pred, ent))
     ids = np.asarray(ids, dtype=str)
 
@@ -386,11 +367,10 @@ def ranking_difference(true, pred, ent, ids, groups, k: int, n_boot: int, confid
         return float(dp), float(dn)
 
     point = diffs(np.arange(len(true)))
-    boot = np.array([diffs(idx) for idx in cluster_resamples(groups, n_boot, seed)], dtype=float).reshape(-1, 2)
+    boot = cluster_bootstrap_statistic(diffs, groups, confidence, n_boot, seed)
     out: dict[str, Any] = {}
-    for j, name in enumerate(RANKING_METRICS):
-        lo, hi, n_def = _percentile(boot[:, j], confidence)
-        out[name] = {"value": point[j], "lo": lo, "hi": hi, "n_defined": n_def}
+    for name, v, (lo, hi, n_def) in zip(RANKING_METRICS, point, boot):
+        out[name] = {"value": v, "lo": lo, "hi": hi, "n_defined": n_def}
     out.update(statistic="predictor - entropy", n_resamples=n_boot, confidence=confidence, method="percentile",
                unit="task (all snapshots of a drawn task)")
     return out
@@ -445,35 +425,22 @@ def _feature_config(params: dict, seed: int, one_class: dict[str, bool], n_folds
 
 
 def _write_dir(out_dir: Path, files: dict[str, Any]) -> None:
-    """Writes ``files`` (name -> JSON-able dict or joblib object) into a fresh temp directory,
-    then renames it onto ``out_dir`` (an existing predictor directory, or an empty one, is
-    replaced; any other existing directory is an error)."""
+    """Writes ``files`` (name -> JSON-able dict or joblib object) into ``out_dir`` atomically
+    (``io.atomic_dir``: an existing predictor directory, or an empty one, is replaced; any other
+    existing directory is an error)."""
     import joblib
 
-    from .io import write_json
+    from .io import atomic_dir, write_json
 
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "feature_config.json").exists():
         raise ValueError(f"{out_dir} exists and is not a predictor directory: not replacing it")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.parent / f".{out_dir.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    tmp.mkdir()  # (not mkdtemp: the directory gets the umask's permissions, as any output)
-    try:
+    with atomic_dir(out_dir) as tmp:
         for name, obj in files.items():
             if name.endswith(".json"):
                 write_json(obj, tmp / name)
             else:
                 joblib.dump(obj, tmp / name)
-        if out_dir.exists():
-            old = tmp.with_suffix(".old")
-            os.replace(out_dir, old)
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
 
 
 FIT_KEYS = ("n_features", "ridge_alpha", "logreg_C", "n_folds")  # what fitting reads; the rest are metrics

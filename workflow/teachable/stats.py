@@ -1,7 +1,8 @@
 """Statistics used across phases: intervals for success rates (Wilson for independent trials,
-cluster bootstrap for rollouts grouped by task or snapshot), Student-t intervals of means, paired
-tests, Holm's adjustment, (partial) Spearman correlations vectorized for resampling, and the
-uncertainty of action distributions. Library calls where a library does it (scipy.stats)."""
+cluster bootstrap for rollouts grouped by task or snapshot) and for any statistic of rows grouped
+by task (the same cluster bootstrap), Student-t intervals of means, paired tests, Holm's
+adjustment, (partial) Spearman correlations vectorized for resampling, and the uncertainty of
+action distributions. Library calls where a library does it (scipy.stats)."""
 
 from __future__ import annotations
 
@@ -62,7 +63,8 @@ def spearman_rho(x, y) -> float:
 # Rollouts of one task (or snapshot) share it and are not independent: their intervals come from a
 # bootstrap over clusters (tasks, snapshots). The statistic is a ratio of sums, sum(values) /
 # sum(counts) over the drawn clusters: the per-rollout mean (a success rate for 0/1 values) of the
-# resample. Percentile intervals (scipy.stats.bootstrap), seeded, hence deterministic.
+# resample; or, in ``cluster_bootstrap_statistic``, any statistic of the drawn rows. Percentile
+# intervals (scipy.stats.bootstrap over cluster indices), seeded, hence deterministic.
 DEFAULT_N_BOOTSTRAP = 2000
 BOOTSTRAP_BATCH = 250  # resamples held in memory at once
 N_PERMUTATIONS = 9999
@@ -95,11 +97,15 @@ def _as_clusters(sums, counts, who: str = "") -> tuple[np.ndarray, np.ndarray]:
     return s, c
 
 
+def _bootstrap(data, statistic, confidence: float, n_resamples: int, seed: int, paired: bool = True):
+    return st.bootstrap(data, statistic, n_resamples=int(n_resamples), batch=BOOTSTRAP_BATCH, vectorized=True,
+                        paired=paired, confidence_level=confidence, method="percentile",
+                        rng=np.random.default_rng(seed))  # fmt: skip
+
+
 def _percentile_ci(data, statistic, confidence: float, n_resamples: int, seed: int,
                    paired: bool = True) -> tuple[float, float]:  # fmt: skip
-    res = st.bootstrap(data, statistic, n_resamples=int(n_resamples), batch=BOOTSTRAP_BATCH, vectorized=True,
-                       paired=paired, confidence_level=confidence, method="percentile",
-                       rng=np.random.default_rng(seed))  # fmt: skip
+    res = _bootstrap(data, statistic, confidence, n_resamples, seed, paired)
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
@@ -163,6 +169,36 @@ def cluster_bootstrap_diff(sums_a, counts_a, sums_b, counts_b, confidence: float
     if out["reason"] is None:
         data = (np.arange(len(ca), dtype=float), np.arange(len(cb), dtype=float))
         out["lo"], out["hi"] = _percentile_ci(data, diff, confidence, n_resamples, seed, paired=False)
+    return out
+
+
+def cluster_bootstrap_statistic(statistic, clusters, confidence: float = 0.95,
+                                n_resamples: int = DEFAULT_N_BOOTSTRAP, seed: int = 0) -> list[tuple[float, float, int]]:  # fmt: skip
+    """Percentile intervals of ``statistic(rows)`` (row indices -> one value or a vector of
+    values) over a bootstrap of ``clusters`` (one label per row), for statistics that are not a
+    ratio of sums (R², Spearman, ranking metrics): each resample draws as many clusters as there
+    are, with replacement (taken in order of first appearance), and passes the rows of the drawn
+    clusters in draw order. A resample where a value is undefined (not finite) is left out of that
+    value's interval. Returns one (lo, hi, n_defined) per value; NaN bounds when none is defined."""
+    codes, uniq = pd.factorize(pd.Series(np.asarray(clusters, dtype=object)).astype(str))
+    if len(uniq) < 2:
+        raise ValueError(_too_few(len(uniq)))
+    members = [np.flatnonzero(codes == g) for g in range(len(uniq))]
+
+    def values(drawn, axis=-1):  # (resamples, clusters) drawn cluster indices -> (values, resamples)
+        rows = (np.concatenate([members[g] for g in d]) for d in drawn.astype(int))
+        v = np.array([np.atleast_1d(statistic(r)) for r in rows], dtype=float).T
+        return np.where(np.isfinite(v), v, np.nan)  # undefined (e.g. R² = -inf) as NaN
+
+    with warnings.catch_warnings():  # scipy's own interval is NaN where a resample is undefined: unused
+        warnings.simplefilter("ignore", st.DegenerateDataWarning)
+        res = _bootstrap((np.arange(len(uniq), dtype=float),), values, confidence, n_resamples, seed)
+    a = (1 - confidence) / 2
+    out = []
+    for v in np.atleast_2d(res.bootstrap_distribution):
+        v = v[np.isfinite(v)]
+        lo, hi = np.quantile(v, [a, 1 - a]) if len(v) else (math.nan, math.nan)
+        out.append((float(lo), float(hi), int(len(v))))
     return out
 
 

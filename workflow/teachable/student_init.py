@@ -338,15 +338,18 @@ def demo_summary(demos: Sequence[Demo]) -> dict[str, Any]:
 
 
 def train_student(cfg: dict[str, Any], out_dir: str | os.PathLike, progress: bool = True) -> dict[str, Any]:
-    """Collect demos, build tokenizer + model, SFT with trl, save to ``out_dir`` atomically.
+    """Collect demos, build tokenizer + model, SFT with trl, save to ``out_dir`` atomically
+    (``io.atomic_dir``; an existing ``out_dir`` is replaced).
 
     Returns the student card (also written to ``out_dir/student_card.json``).
     """
     import torch
     from transformers import set_seed
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTTrainer
 
+    from .io import atomic_dir
     from .policies.hf import configure_threads
+    from .training import sft_config
 
     cfg = _check_cfg(dict(cfg))
     t0 = time.time()
@@ -370,85 +373,58 @@ def train_student(cfg: dict[str, Any], out_dir: str | os.PathLike, progress: boo
     )  # fmt: skip
     dataset = demos_to_dataset(demos, system)
 
-    out_dir = Path(out_dir)
-    tmp = Path(str(out_dir) + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    args = SFTConfig(
-        output_dir=str(tmp / "_trainer"),
-        max_steps=int(cfg["train_steps"]),
-        learning_rate=float(cfg["lr"]),
-        per_device_train_batch_size=int(cfg["batch_size"]),
-        gradient_accumulation_steps=1,
-        lr_scheduler_type="cosine",
-        warmup_steps=max(1, int(0.05 * int(cfg["train_steps"]))),
-        weight_decay=0.01,
-        max_grad_norm=1.0,
-        seed=int(cfg["seed"]),
-        data_seed=int(cfg["seed"]),
-        completion_only_loss=True,
-        max_length=int(cfg["max_position_embeddings"]),
-        packing=False,
-        gradient_checkpointing=False,
-        bf16=False,
-        fp16=False,
-        use_cpu=not torch.cuda.is_available(),
-        report_to="none",
-        push_to_hub=False,
-        save_strategy="no",
-        logging_strategy="steps",
-        logging_steps=max(1, int(cfg["train_steps"]) // 20),
-        disable_tqdm=not progress,
-        dataloader_num_workers=0,
-        dataset_num_proc=None,
-    )
-    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
-    t1 = time.time()
-    result = trainer.train()
-    t_train = time.time() - t1
-    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-    model = trainer.model
-    model.eval()
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    shutil.rmtree(tmp / "_trainer", ignore_errors=True)
+    with atomic_dir(out_dir) as tmp:
+        steps = int(cfg["train_steps"])
+        args = sft_config(
+            tmp / "_trainer", steps=steps, lr=float(cfg["lr"]), batch_size=int(cfg["batch_size"]),
+            seed=int(cfg["seed"]), on_cuda=torch.cuda.is_available(), progress=progress,
+            lr_scheduler_type="cosine", warmup_steps=max(1, int(0.05 * steps)), weight_decay=0.01,
+            max_length=int(cfg["max_position_embeddings"]), gradient_checkpointing=False, bf16=False,
+            logging_steps=max(1, steps // 20),
+        )  # fmt: skip
+        trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
+        t1 = time.time()
+        result = trainer.train()
+        t_train = time.time() - t1
+        losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+        model = trainer.model
+        model.eval()
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        shutil.rmtree(tmp / "_trainer", ignore_errors=True)
 
-    prompt_lens = [
-        len(tokenizer.apply_chat_template(build_messages(d.context, system=system), add_generation_prompt=True,
-                                          tokenize=True, return_dict=False))
-        for d in demos[:: max(1, len(demos) // 500)]
-    ]  # fmt: skip
-    card = {
-        "model": "embedded default student (LlamaForCausalLM, byte-level BPE, SFT on oracle demos)",
-        "env_id": cfg["env_id"],
-        "env_options": dict(cfg["env_options"]),
-        "max_steps": int(cfg["max_steps"]),
-        "history_len": int(cfg["history_len"]),
-        "demo_seeds": seeds,
-        **demo_summary(demos),
-        "patch_fraction": float(cfg["patch_fraction"]),
-        "noise_fraction": float(cfg["noise_fraction"]),
-        "explore_prob": float(cfg["explore_prob"]),
-        "train_steps": int(cfg["train_steps"]),
-        "lr": float(cfg["lr"]),
-        "batch_size": int(cfg["batch_size"]),
-        "seed": int(cfg["seed"]),
-        "final_loss": float(losses[-1]) if losses else float(result.training_loss),
-        "mean_train_loss": float(result.training_loss),
-        "loss_curve": [float(x) for x in losses],
-        "params": n_params(model),
-        "vocab_size": len(tokenizer),
-        "mean_prompt_tokens": float(np.mean(prompt_lens)),
-        "demo_seconds": round(t_demo, 2),
-        "train_seconds": round(t_train, 2),
-        "seconds": round(time.time() - t0, 2),
-        "threads": threads,
-        "config": {k: cfg[k] for k in CONFIG_KEYS if k != "demo_seeds"},
-    }
-    (tmp / "student_card.json").write_text(json.dumps(card, indent=2))
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    os.replace(tmp, out_dir)
+        prompt_lens = [
+            len(tokenizer.apply_chat_template(build_messages(d.context, system=system), add_generation_prompt=True,
+                                              tokenize=True, return_dict=False))
+            for d in demos[:: max(1, len(demos) // 500)]
+        ]  # fmt: skip
+        card = {
+            "model": "embedded default student (LlamaForCausalLM, byte-level BPE, SFT on oracle demos)",
+            "env_id": cfg["env_id"],
+            "env_options": dict(cfg["env_options"]),
+            "max_steps": int(cfg["max_steps"]),
+            "history_len": int(cfg["history_len"]),
+            "demo_seeds": seeds,
+            **demo_summary(demos),
+            "patch_fraction": float(cfg["patch_fraction"]),
+            "noise_fraction": float(cfg["noise_fraction"]),
+            "explore_prob": float(cfg["explore_prob"]),
+            "train_steps": int(cfg["train_steps"]),
+            "lr": float(cfg["lr"]),
+            "batch_size": int(cfg["batch_size"]),
+            "seed": int(cfg["seed"]),
+            "final_loss": float(losses[-1]) if losses else float(result.training_loss),
+            "mean_train_loss": float(result.training_loss),
+            "loss_curve": [float(x) for x in losses],
+            "params": n_params(model),
+            "vocab_size": len(tokenizer),
+            "mean_prompt_tokens": float(np.mean(prompt_lens)),
+            "demo_seconds": round(t_demo, 2),
+            "train_seconds": round(t_train, 2),
+            "seconds": round(time.time() - t0, 2),
+            "threads": threads,
+            "config": {k: cfg[k] for k in CONFIG_KEYS if k != "demo_seeds"},
+        }
+        (tmp / "student_card.json").write_text(json.dumps(card, indent=2))
     return card

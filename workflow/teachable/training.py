@@ -40,10 +40,11 @@ because trl's own tokenization of string prompts adds the tokenizer's special to
 BOS for many models) and appends EOS to completions whose end of turn is not EOS; either would
 train on sequences the scorer never sees. trl turns the mask into labels (-100 on the prompt).
 
-Fixed choices (not in config): AdamW, constant learning rate (no warmup: micro runs have ~8
-steps), weight decay 0, gradient clipping at 1.0, fp32 on CPU (bf16 autocast on a bf16 CUDA
-model), no gradient checkpointing, no truncation (an example longer than the model's context is
-an error), a loss logged every step. Config keys: r, alpha, dropout, target_modules, lr,
+Fixed choices (not in config; ``sft_config`` builds trl's config): AdamW, constant learning rate
+(no warmup: micro runs have ~8 steps), weight decay 0, gradient clipping at 1.0, fp32 on CPU
+(bf16 autocast on a bf16 CUDA model), gradient checkpointing (trl's default, written out), no
+truncation (an example longer than the model's context is an error), a loss logged every step.
+Config keys: r, alpha, dropout, target_modules, lr,
 batch_size, seed, save_steps and exactly one of ``steps`` (a fixed number of optimizer steps:
 Phase 1B's one-example runs) or ``epochs`` (equal compute: ``optimizer_steps(epochs, K,
 batch_size)`` = ceil(epochs x K / batch_size) steps for K examples, the rule of every budgeted
@@ -147,6 +148,46 @@ def lora_config(cfg: dict[str, Any]):
     )
 
 
+def sft_config(output_dir: str | os.PathLike, *, steps: int, lr: float, batch_size: int, seed: int,
+               on_cuda: bool, progress: bool, save_steps: int = 0, **settings):  # fmt: skip
+    """trl's ``SFTConfig`` of a run, for both training paths (the LoRA runs here, the embedded
+    student's training in ``student_init``): the run's hyperparameters (``steps`` optimizer steps
+    of ``batch_size`` examples at ``lr``; ``seed`` seeds the init and the data order), a
+    checkpoint under ``output_dir`` every ``save_steps`` steps when 0 < save_steps < steps (the
+    last one kept), and what the paths share: completion-only loss, no packing, no gradient
+    accumulation, gradients clipped at norm 1, fp16 off, the CPU unless ``on_cuda``, the loss
+    logged by steps, no progress bar unless ``progress``, nothing reported or pushed, no worker
+    processes. ``settings``: the path's own ``SFTConfig`` fields (schedule, warmup, weight decay,
+    optimizer, precision, logging interval, ...)."""
+    from trl import SFTConfig
+
+    if 0 < save_steps < steps:
+        settings.update(save_strategy="steps", save_steps=save_steps, save_total_limit=1, save_only_model=False)
+    else:
+        settings.update(save_strategy="no")
+    return SFTConfig(
+        output_dir=str(output_dir),
+        max_steps=int(steps),
+        learning_rate=float(lr),
+        per_device_train_batch_size=int(batch_size),
+        gradient_accumulation_steps=1,
+        max_grad_norm=1.0,
+        seed=int(seed),
+        data_seed=int(seed),
+        completion_only_loss=True,
+        packing=False,
+        fp16=False,
+        use_cpu=not on_cuda,
+        report_to="none",
+        push_to_hub=False,
+        logging_strategy="steps",
+        disable_tqdm=not progress,
+        dataloader_num_workers=0,
+        dataset_num_proc=None,
+        **settings,
+    )
+
+
 def _fingerprint(encoded: list[dict], cfg: dict, model_dir: str) -> str:
     h = hashlib.sha256()
     h.update(json.dumps({"cfg": cfg, "model": str(model_dir)}, sort_keys=True, default=str).encode())
@@ -217,45 +258,15 @@ class LoraTrainer:
 
     def _args(self, cfg: dict, steps: int, ckpt_dir: Path, progress: bool):
         import torch
-        from trl import SFTConfig
 
-        save_steps = int(cfg["save_steps"] or 0)
-        checkpoints = 0 < save_steps < steps
         on_cuda = self.policy.device.type == "cuda"
-        return SFTConfig(
-            output_dir=str(ckpt_dir),
-            max_steps=steps,
-            learning_rate=float(cfg["lr"]),
-            per_device_train_batch_size=int(cfg["batch_size"]),
-            gradient_accumulation_steps=1,
-            lr_scheduler_type="constant",
-            warmup_steps=0,
-            weight_decay=0.0,
-            max_grad_norm=1.0,
-            optim="adamw_torch",
-            seed=int(cfg["seed"]),
-            data_seed=int(cfg["seed"]),
-            completion_only_loss=True,
-            max_length=None,
-            packing=False,
-            bf16=on_cuda and self.policy.dtype == torch.bfloat16,
-            fp16=False,
-            use_cpu=not on_cuda,
-            report_to="none",
-            push_to_hub=False,
-            save_strategy="steps" if checkpoints else "no",
-            save_steps=save_steps if checkpoints else 500,
-            save_total_limit=1 if checkpoints else None,
-            save_only_model=False,
-            logging_strategy="steps",
-            logging_steps=1,
-            logging_first_step=True,
-            disable_tqdm=not progress,
-            dataloader_num_workers=0,
-            dataset_num_proc=None,
-            remove_unused_columns=False,
-            include_num_input_tokens_seen="non_padding",
-        )
+        return sft_config(
+            ckpt_dir, steps=steps, lr=float(cfg["lr"]), batch_size=int(cfg["batch_size"]), seed=int(cfg["seed"]),
+            on_cuda=on_cuda, progress=progress, save_steps=int(cfg["save_steps"] or 0),
+            lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0, optim="adamw_torch", max_length=None,
+            gradient_checkpointing=True, bf16=on_cuda and self.policy.dtype == torch.bfloat16, logging_steps=1,
+            logging_first_step=True, remove_unused_columns=False, include_num_input_tokens_seen="non_padding",
+        )  # fmt: skip
 
     def build_trainer(self, examples: Sequence[tuple[Context, str]], cfg: dict, ckpt_dir, *,
                       progress: bool = False, callbacks=None):  # fmt: skip
@@ -322,7 +333,7 @@ class LoraTrainer:
         import transformers
         import trl
 
-        from .io import write_json
+        from .io import atomic_dir, write_json
 
         t0 = time.time()
         out_dir = Path(out_dir)
@@ -350,14 +361,8 @@ class LoraTrainer:
             state = trainer.state
             curve = [[int(h["step"]), float(h["loss"])] for h in state.log_history if "loss" in h]
             model = trainer.model
-            tmp = out_dir / "adapter.tmp"
-            if tmp.exists():
-                shutil.rmtree(tmp)
-            model.save_pretrained(str(tmp))
-            final = out_dir / "adapter"
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(tmp, final)
+            with atomic_dir(out_dir / "adapter") as tmp:
+                model.save_pretrained(str(tmp))
             trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
             total = sum(p.numel() for p in model.parameters())
         finally:

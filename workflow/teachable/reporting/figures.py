@@ -1,4 +1,5 @@
-"""The report's figures (PNG under figures/), every number read from the phase outputs."""
+"""The report's figures (PNG under figures/), every number read from the phase outputs, and Phase
+1's threshold plots (``threshold_plots``, from the labeled snapshots and their thresholds)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 # ------------------------------------------------------------------------------------ figures
 QUADRANT_COLORS = dict(zip(QUADRANTS, ("#55a868", "#dd8452", "#8c8c8c", "#4c72b0")))
 FORMAT_MARKERS = {"demo": "o", "hint": "s", "contrast": "^"}
+THRESHOLD_DPI = 110  # Phase 1's threshold plots (the report's figures: DPI)
 METHOD_COLORS = {"RANDOM": "#8c8c8c", "ENTROPY": "#dd8452", "LEARNABILITY": "#8172b3", "PREDICTOR": "#4c72b0",
                  "ORACLE": "#55a868"}  # fmt: skip
 
@@ -63,10 +65,10 @@ def plot_not_run(title: str, reason: str):
     return fig
 
 
-def _save(fig, path) -> Path:
+def _save(fig, path, dpi: int = DPI, bbox_inches: str | None = "tight") -> Path:
     plt = _plt()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=DPI, format="png", bbox_inches="tight")
+        fig.savefig(tmp, dpi=dpi, format="png", bbox_inches=bbox_inches)
     plt.close(fig)
     return Path(path)
 
@@ -112,6 +114,40 @@ def plot_landscape(labeled: pd.DataFrame, thresholds: dict, source: str = "label
                  f"dashed: thresholds U > {ut:.3f} nats, L_local > {lt:.3f}", fontsize=10)  # fmt: skip
     fig.tight_layout()
     return fig
+
+
+def threshold_plots(df: pd.DataFrame, thr: dict, out_dir) -> None:
+    """Phase 1's hist_U.png, hist_L.png and scatter_U_L.png under ``out_dir``, with the quadrant
+    thresholds (``thr``, as in quadrant_thresholds.json) drawn."""
+    plt = _plt()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    n = len(df)
+    for col, thr_key, name, xlabel in (
+        ("U", "U_threshold", "hist_U", "U: entropy over valid actions (nats)"),
+        ("L_local", "L_threshold", "hist_L", "L_local = p_force - p_policy"),
+    ):
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        ax.hist(df[col], bins=30, color="#4c72b0")
+        ax.axvline(thr[thr_key], color="#c44e52", ls="--", label=f"threshold {thr[thr_key]:.3f}")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("snapshots")
+        ax.set_title(f"{col} (n={n})")
+        ax.legend()
+        fig.tight_layout()
+        _save(fig, out_dir / f"{name}.png", dpi=THRESHOLD_DPI, bbox_inches=None)
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for q, color in QUADRANT_COLORS.items():
+        sub = df[df["quadrant"] == q]
+        ax.scatter(sub["U"], sub["L_local"], s=12, alpha=0.7, color=color, label=f"{q} ({len(sub)})")
+    ax.axvline(thr["U_threshold"], color="k", ls="--", lw=0.8)
+    ax.axhline(thr["L_threshold"], color="k", ls="--", lw=0.8)
+    ax.set_xlabel("U (nats)")
+    ax.set_ylabel("L_local")
+    ax.set_title(f"quadrants (n={n})")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, out_dir / "scatter_U_L.png", dpi=THRESHOLD_DPI, bbox_inches=None)
 
 
 def _annotated_heatmap(ax, mat: pd.DataFrame, labels: pd.DataFrame, norm, title: str):
