@@ -35,8 +35,9 @@ Metrics = Callable[["pd.DataFrame", Any], Iterable[tuple[str, dict]]]
 
 @dataclass(frozen=True)
 class TraceFilter:
-    """An episode filter a family adds to ``teachable traces`` (flag ``--<name with dashes>``,
-    config key ``phase2.traces.<name>``): keep the episodes where ``sql`` holds, a DuckDB
+    """An episode filter a family adds to ``teachable traces`` (flag ``--<name with dashes>``; the
+    traces baseline reads it from ``phase2.traces.<name>``, a key of the central config schema):
+    keep the episodes where ``sql`` holds, a DuckDB
     condition on the rollout rows with one parameter ``?`` (the value, of type ``type``). It
     reads ``column``; where the rollouts carry it, the stats also report ``stat``, the mean over
     episodes of the expression ``stat_sql``."""
