@@ -38,7 +38,7 @@ from teachable.envs.crafter.actions import ACTIONS  # noqa: E402
 from teachable.envs.crafter.env import CrafterTextEnv  # noqa: E402
 from teachable.envs.crafter.rules import ACHIEVEMENTS  # noqa: E402
 from teachable.envs.crafter.world import Snapshots  # noqa: E402
-from teachable.stats import crafter_score  # noqa: E402
+from teachable.envs.crafter.metrics import crafter_score  # noqa: E402
 
 ENV_ID = "CrafterReward-v1"
 

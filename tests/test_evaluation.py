@@ -533,7 +533,7 @@ def test_crafter_family_metrics_progression_and_score():
     """Crafter rollouts: progression, Crafter's score and per-achievement rates, as defined."""
     from teachable.envs.crafter.rules import ACHIEVEMENTS
     from teachable.evaluation import family_metrics_table
-    from teachable.stats import crafter_score
+    from teachable.envs.crafter.metrics import crafter_score
 
     df = _synthetic({"base": (BASE_OV, {})}).assign(env_id="CrafterReward-v1")
     unlocked = [list(ACHIEVEMENTS[: (i % 5)]) for i in range(len(df))]  # 0..4 achievements, crafter's order

@@ -53,7 +53,7 @@ def _outs(sid: str, counts: dict[str, tuple[int, int]]) -> dict:
 
 def test_label_definitions():
     va = ["turn left", "turn right", "go forward"]
-    scored = pd.DataFrame([{"snapshot_id": "s", "valid_actions": va, "student_action": "turn left",
+    scored = pd.DataFrame([{"snapshot_id": "s", "env_id": ENV, "valid_actions": va, "student_action": "turn left",
                             "U": 1.0, "_logprobs": np.log([0.5, 0.3, 0.2])}])
     counts = {"policy": (2, 8), "force": (6, 8), "expert": (1, 1), "placebo_demo": (3, 8), "placebo_hint": (2, 8),
               "placebo_contrast": (4, 8), "demo": (7, 8), "hint": (6, 8), "contrast": (5, 8)}

@@ -9,7 +9,7 @@ DIAG = "The red ball you need is 3 cells away at your 10 o'clock."
 
 
 def _patch(kind, teacher, student="drop"):
-    return make_patch(kind, teacher_action=teacher, student_action=student, diagnosis=DIAG, valid_actions=VALID)
+    return make_patch(kind, teacher_action=teacher, student_action=student, diagnosis=DIAG, candidates=VALID)
 
 
 def test_placebo_words_and_length_do_not_depend_on_the_teachers_action():

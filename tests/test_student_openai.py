@@ -309,8 +309,10 @@ def test_an_invalid_student_action_is_labeled_against_the_students_likeliest_oth
     """Experiment A can mine a step where a generate-only student's answer did not parse: it
     keeps its INVALID_ACTION (never replaced), has no probability, and the contrast calls the
     student's likeliest valid action other than the teacher's worse."""
+    from teachable.envs.registry import action_space
     from teachable.labeling import contrast_action
 
+    space = action_space(ENV)
     snaps = pd.DataFrame([{"env_id": ENV, "instruction": "go to the red ball", "observation": "You see a wall.",
                            "history": [], "valid_actions": ["turn left", "turn right", "drop"],
                            "student_action": INVALID_ACTION}])  # fmt: skip
@@ -318,8 +320,8 @@ def test_an_invalid_student_action_is_labeled_against_the_students_likeliest_oth
     row = score_snapshots(snaps, make(k_samples=4, concurrency=1)).iloc[0]
     assert row["student_action"] == INVALID_ACTION and np.isnan(row["p_student_action"])
     va = list(row["valid_actions"])
-    assert contrast_action(INVALID_ACTION, "drop", va, row["_logprobs"]) == "turn right"
-    assert contrast_action(INVALID_ACTION, "turn left", va, row["_logprobs"]) == "drop"
+    assert contrast_action(INVALID_ACTION, "drop", va, row["_logprobs"], space) == "turn right"
+    assert contrast_action(INVALID_ACTION, "turn left", va, row["_logprobs"], space) == "drop"
 
 
 def test_phase1_labels_a_snapshot_with_the_openai_student(make, server):

@@ -94,7 +94,7 @@ def test_min_achievements_and_excluded_tasks(rollouts, tmp_path, capsys):
     assert set(steps["episode_id"]) == {"e1", "b1"}
     main(["traces", str(p), "--min-achievements", "4", "--stats-only"])
     assert json.loads(capsys.readouterr().out)["kept"]["episodes"] == 1
-    with pytest.raises(ValueError, match="needs a family with achievements"):  # BabyAI traces have none
+    with pytest.raises(ValueError, match="needs the episode_achievements column"):  # BabyAI traces have none
         query_traces(rollouts, min_achievements=1)
 
 

@@ -395,7 +395,7 @@ def test_b3_traces_trains_on_the_students_kept_episodes_outside_heldout_tasks(tr
     few = cfg | {"phase2": P2 | {"traces": traces | {"max_turns": 2}}}
     _, plan2 = plan_training(lab, few, rollouts=tmp_path / "rollouts.parquet")
     assert "keeps 0 step(s) of 0 episode(s)" in plan2["skipped_runs"]["B3_traces"]
-    with pytest.raises(ValueError, match="min-achievements needs a family with achievements"):
+    with pytest.raises(ValueError, match="min-achievements needs the episode_achievements column"):
         plan_training(lab, cfg | {"phase2": P2 | {"traces": traces | {"min_achievements": 1}}},
                       rollouts=tmp_path / "rollouts.parquet")
 

@@ -22,12 +22,12 @@ openai`` with ``student.openai``). The design is Phase 3's overall suite on anot
   ``run_bench`` (``teachable bench``) does both.
 
 ``bench_results.json``: ``evaluation.benchmark_json``'s fields (pass rate with n and interval,
-average reward and steps; Crafter's progression and score) with ``suite: bench``, plus
+average reward and steps; the family's headline metrics) with ``suite: bench``, plus
 ``metrics`` (success rate, mean reward, mean steps, invalid-output rate), ``by_level`` (the same
-per env id), ``by_archetype`` (the same per task archetype, where the family defines them:
-BabyAI's mission kinds, ``envs.babyai.missions``; tasks without one, if any, under
-``NO_ARCHETYPE``), ``achievements`` (Crafter: each achievement's success rate, from
-``evaluation.family_metrics_table``) and ``usage``. Every interval is the percentile bootstrap
+per env id), ``by_archetype`` (the same per task archetype, where the family defines them,
+``TextEnv.archetype``; tasks without one, if any, under ``NO_ARCHETYPE``), ``achievements``
+(where the family's metrics rate achievements, ``success:<achievement>``: each one's success
+rate, from ``evaluation.family_metrics_table``) and ``usage``. Every interval is the percentile bootstrap
 over tasks of ``stats.ClusterBootstrap`` (rollouts of one task are not independent), at
 ``phase3.confidence`` over ``phase3.n_bootstrap`` resamples seeded by the config seed; each
 carries ``n`` (rollouts = tasks x rollouts per task) and ``n_tasks``.
@@ -177,7 +177,7 @@ def bench_results(episodes: pd.DataFrame, model_id: str, usage: dict | None = No
     res["suite"] = "bench"
     res["metrics"] = _metrics(bs, ov)
     res["by_level"] = _breakdown(bs, ov, "env_id")
-    if ov["archetype"].notna().any():  # the family defines archetypes (BabyAI: the mission's kind)
+    if ov["archetype"].notna().any():  # the family defines archetypes (TextEnv.archetype)
         res["by_archetype"] = _breakdown(bs, ov.assign(archetype=ov["archetype"].fillna(NO_ARCHETYPE)), "archetype")
     fam = family_metrics_table(ov, confidence, n_bootstrap, seed)
     ach = fam[fam["metric"].str.startswith("success:")]

@@ -191,11 +191,12 @@ def cmd_summary(a) -> None:
 
 
 def cmd_traces(a) -> None:
+    from .envs.registry import trace_filters
     from .traces import export_sft_jsonl, query_traces
 
     steps, stats = query_traces(a.rollouts, min_reward=a.min_reward, max_turns=a.max_turns,
                                 success_only=a.success_only, experiment=a.experiment, source=a.source,
-                                min_achievements=a.min_achievements)
+                                **{f.name: getattr(a, f.name) for f in trace_filters()})
     if not a.stats_only:
         if not a.out:
             raise SystemExit("--out is required unless --stats-only")
@@ -678,8 +679,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("rollouts", help="rollouts.parquet")
     sp.add_argument("--min-reward", type=float, help="keep episodes with return >= this")
     sp.add_argument("--max-turns", type=int, help="keep episodes with at most this many steps")
-    sp.add_argument("--min-achievements", type=int,
-                    help="keep episodes that unlocked at least this many achievements (Crafter)")
+    from .envs.registry import trace_filters
+
+    for f in trace_filters():  # the families' own filters
+        sp.add_argument(f.flag, type=f.type, help=f"{f.help} (rollouts with column {f.column})")
     sp.add_argument("--success-only", action="store_true", help="keep successful episodes only")
     sp.add_argument("--experiment", choices=["A", "B"], help="keep one experiment")
     sp.add_argument("--source", choices=["student", "expert"], help="keep episodes acted by this source")

@@ -26,7 +26,7 @@ not part of them):
   ``repeat_rate`` measures). Occurrences that are not back to back never count: a long but
   purposeful path naturally reuses short action patterns.
 - ``wasted_steps``: for a success, max(0, steps - expert_steps), where expert_steps is the length
-  of the oracle expert's successful rollout from the same start state (the BabyAI bot: a
+  of the oracle expert's successful rollout from the same start state (a planner's
   near-shortest plan, not a proven optimum); for a failure, every step taken (none of them
   achieved the goal). NaN for a success from a start where the expert itself fails.
 - ``expert_error``: the kind of ``ExpertError`` that stopped that reference expert rollout
@@ -53,13 +53,11 @@ Summary definitions (``summarize``; every interval from ``stats.ClusterBootstrap
 - Every row carries ``n_tasks`` (or ``n_snapshots``) and ``n_rollouts``; ``n`` is kept and is
   the number of rollouts.
 - Stuckness is measured on the ``overall`` suite (every model on the same tasks, from reset).
-- Family metrics (``family_metrics_table``; families with achievements, i.e. Crafter), on the
-  ``overall`` suite: ``progression`` (achievements unlocked in the episode / 22, mean per
-  rollout), ``success:<achievement>`` (share of rollouts that unlocked it) and
-  ``crafter_score``, Crafter's exp(mean_i ln(1 + s_i)) - 1 over the 22 success rates s_i in
-  percent, its interval from the same bootstrap over tasks (every rate recomputed per resample).
-  Episodes end at the goal or ``env.max_steps``, so these measure the configured task, not
-  crafter's 10,000-step game.
+- Family metrics (``family_metrics_table``), on the ``overall`` suite: the metrics the family
+  declares (``Family.metrics``, e.g. a progression, a score, each achievement's success rate),
+  their intervals from the same bootstrap over tasks; none for a family that declares none.
+  Episodes end at the goal or ``env.max_steps``, so these measure the configured task, not a
+  longer game the family may come from.
 
 Retention (``retention_split``), free of the winner's curse:
 
@@ -88,8 +86,8 @@ from .rollouts import EXPERT, STUDENT, RolloutResult, RolloutSpec, study_rollout
 from .schemas import EVAL_ROLLOUTS, PHASE3_TABLES
 from .seeding import derive_seed
 from .splits import check_disjoint, first_seeds, split_seeds, task_id
-from .envs.registry import env_class
-from .stats import DEFAULT_N_BOOTSTRAP, ClusterBootstrap, cluster_bootstrap_crafter_score
+from .envs.registry import family_metrics
+from .stats import DEFAULT_N_BOOTSTRAP, ClusterBootstrap
 
 log = logging.getLogger(__name__)
 
@@ -470,44 +468,23 @@ def stuckness_table(df: pd.DataFrame, confidence: float, n_bootstrap: int = DEFA
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS["stuckness"])
 
 
-def achievements_of(df: pd.DataFrame) -> tuple[str, ...]:
-    """The achievements of the rollouts' family (``TextEnv.ACHIEVEMENTS``); () when the rollouts
-    carry none (BabyAI). One family per table."""
-    if "achievements" not in df.columns or df.empty:
-        return ()
-    found = {env_class(e).ACHIEVEMENTS for e in sorted(df["env_id"].unique())}
-    if len(found) != 1 or not next(iter(found)):
-        raise ValueError(f"rollouts with an achievements column mix families or have none: env ids "
-                         f"{sorted(df['env_id'].unique())}")  # fmt: skip
-    return found.pop()
-
-
 def family_metrics_table(df: pd.DataFrame, confidence: float, n_bootstrap: int = DEFAULT_N_BOOTSTRAP,
                          seed: int = 0) -> pd.DataFrame:  # fmt: skip
-    """Per model on the overall suite: progression, Crafter's score and each achievement's
-    success rate, intervals over tasks (module docstring); no rows for a family without
-    achievements."""
+    """Per model on the overall suite: the metrics the rollouts' family declares
+    (``registry.family_metrics``), intervals over tasks (module docstring); no rows for a family
+    that declares none (or rollouts without its columns). One family per table."""
     cols = SUMMARY_COLUMNS["family"]
     ov = df[df["suite"] == "overall"]
-    names = achievements_of(ov)
-    if not names:
+    metrics, _ = family_metrics(sorted(ov["env_id"].unique()), ov.columns)
+    if metrics is None or ov.empty:
         return pd.DataFrame(columns=cols)
     bs = ClusterBootstrap(confidence, n_bootstrap, seed)
     rows = []
     for m in _models(ov):
         g = ov[ov["model_id"] == m]
-        unlocked = [set(a) for a in g["achievements"]]
-        hits = pd.DataFrame({a: [float(a in u) for u in unlocked] for a in names}, index=g.index)
         tasks = int(g["task_id"].nunique())
-
-        def row(metric: str, r: dict) -> dict:
-            return dict(model_id=m, metric=metric, value=r["value"], lo=r["lo"], hi=r["hi"], n=r["n"], n_tasks=tasks)
-
-        rows.append(row("progression", rate_of(bs, g, "progression", "task_id")))
-        rows.append(row("crafter_score", cluster_bootstrap_crafter_score(
-            hits.to_numpy(), g["task_id"].to_numpy(), bs.confidence, int(bs.n_resamples), bs.seed)))
-        for a in names:
-            rows.append(row(f"success:{a}", bs.rate(hits[a].to_numpy(), g["task_id"].to_numpy())))
+        rows.extend(dict(model_id=m, metric=metric, value=r["value"], lo=r["lo"], hi=r["hi"], n=r["n"], n_tasks=tasks)
+                    for metric, r in metrics(g, bs))  # fmt: skip
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -567,7 +544,7 @@ def benchmark_json(rollouts: pd.DataFrame, model_id: str, confidence: float = 0.
                    n_bootstrap: int = DEFAULT_N_BOOTSTRAP, seed: int = 0) -> dict:  # fmt: skip
     """A benchmark-style result of one model on the overall suite (eval tasks from reset): pass
     rate with its n and interval (percentile bootstrap over tasks), average reward, and the same
-    per level (env id); for a family with achievements, progression and Crafter's score too."""
+    per level (env id); the family's headline metrics too (``Family.headline_metrics``)."""
     bs = ClusterBootstrap(confidence, n_bootstrap, seed)
     g = rollouts[(rollouts["model_id"] == model_id) & (rollouts["suite"] == "overall")]
     if g.empty:
@@ -582,7 +559,8 @@ def benchmark_json(rollouts: pd.DataFrame, model_id: str, confidence: float = 0.
     key = "ci95" if abs(confidence - 0.95) < 1e-12 else f"ci{round(confidence * 100):g}"
     family = {}
     fm = family_metrics_table(g, confidence, n_bootstrap, seed)
-    for _, r in fm[fm["metric"].isin(["progression", "crafter_score"])].iterrows():
+    _, headline = family_metrics(sorted(g["env_id"].unique()), g.columns)
+    for _, r in fm[fm["metric"].isin(headline)].iterrows():
         family[r["metric"]] = {"value": r["value"], "n": int(r["n"]), key: [r["lo"], r["hi"]], "n_tasks": int(r["n_tasks"])}
     return {
         "model": model_id,
@@ -598,5 +576,5 @@ def benchmark_json(rollouts: pd.DataFrame, model_id: str, confidence: float = 0.
         "n_rollouts": int(len(g)),
         "rollouts_per_task": int(g.groupby("task_id").size().max()),
         "by_level": by_level,
-        **family,  # Crafter: progression and crafter_score (percent), each with n and interval
+        **family,  # the family's headline metrics (Family.headline_metrics), each with n and interval
     }

@@ -2,9 +2,9 @@
 
 Input: labeled snapshots with at least ``snapshot_id, task_id, env_id, valid_actions,
 suggested_action, diagnosis``. Output (``hint_audit``), all computed from the rows:
-- ``diagnoses_naming_action``: how many diagnoses name or paraphrase one of their row's valid
+- ``diagnoses_naming_action``: how many diagnoses name or paraphrase one of their row's candidate
   actions, by the env family's action vocabulary (``teachers.base.named_actions`` with
-  ``TextEnv.mentioned_actions``, the check every teacher passes), and up to five examples.
+  ``ActionSpace.mentions``, the check every teacher passes), and up to five examples.
 - three cross-validated accuracies of predicting ``suggested_action``, out of fold, over
   sklearn's ``GroupKFold`` by ``task_id`` (a task's snapshots never sit on both sides), with
   ``n_splits = min(n_folds, number of tasks)``, shuffled by ``seed``:
@@ -62,10 +62,11 @@ def _check_input(labeled: pd.DataFrame, n_folds: int) -> None:
 def naming_examples(labeled: pd.DataFrame) -> list[dict[str, str]]:
     """One entry per diagnosis that names or paraphrases one of its row's valid actions:
     ``{"snapshot_id", "action", "phrase"}`` (the first action found)."""
-    vocab = {e: registry.env_class(e).mentioned_actions for e in labeled["env_id"].unique()}
+    spaces = {e: registry.action_space(e) for e in labeled["env_id"].unique()}
     found = []
     for row in labeled.itertuples(index=False):
-        named = named_actions(row.diagnosis, list(row.valid_actions), vocab[row.env_id])
+        space = spaces[row.env_id]
+        named = named_actions(row.diagnosis, space.candidate_actions(row.valid_actions), space.mentions)
         if named:
             action, phrase = next(iter(named.items()))
             found.append({"snapshot_id": row.snapshot_id, "action": action, "phrase": phrase})

@@ -34,7 +34,8 @@ from scipy import stats as st
 
 from .constants import FORMATS, PLACEBOS, QUADRANTS
 from .patches import make_patch
-from .envs.registry import parse_action
+from .envs.action_space import ActionSpace
+from .envs.registry import action_space, parse_action
 from .policies import Context, GenerativePolicy, StudentPolicy
 from .policies.base import generates
 from .policies.generated_u import UEstimate, estimate_u, u_columns
@@ -108,27 +109,35 @@ def score_rows(snaps: pd.DataFrame, ctxs: list[Context], lps: list[np.ndarray]) 
     return out
 
 
-def contrast_action(student_action: str, teacher_action: str, valid_actions, logprobs) -> str:
+def candidates_of(row) -> tuple[ActionSpace, tuple[str, ...]]:
+    """The action space of a snapshot's family and the snapshot's candidate actions (the state's
+    menu, ``valid_actions``, as the space offers it; the student's distribution is over them)."""
+    space = action_space(row["env_id"])
+    return space, space.candidate_actions(row["valid_actions"])
+
+
+def contrast_action(student_action: str, teacher_action: str, candidates, logprobs, space: ActionSpace) -> str:
     """The action a contrast patch calls worse than the teacher's: the student's own action, or,
-    where the student's action IS the teacher's or is no valid action (an unparseable answer of a
-    generate-only student), the student's most likely other action."""
-    if student_action != teacher_action and student_action in valid_actions:
+    where the student's action has the teacher's effect (``space.same``) or is no candidate (an
+    unparseable answer of a generate-only student), the student's most likely candidate of another
+    effect."""
+    if student_action in candidates and not space.same(student_action, teacher_action):
         return student_action
     order = np.argsort(-np.asarray(logprobs), kind="stable")
-    return next(valid_actions[i] for i in order if valid_actions[i] != teacher_action)
+    return next(candidates[i] for i in order if not space.same(candidates[i], teacher_action))
 
 
 def condition_patches(row, advice, contrast_diagnosis: str | None = None) -> dict[str, str | None]:
     """The patch of every student condition of one snapshot (None: no patch). The contrast (and
     its placebo) uses ``contrast_diagnosis``, the teacher's diagnosis of the action the contrast
     calls worse, when that is not the student's own action."""
-    va = list(row["valid_actions"])
-    worse = contrast_action(row["student_action"], advice.suggested_action, va, row["_logprobs"])
+    space, cands = candidates_of(row)
+    worse = contrast_action(row["student_action"], advice.suggested_action, cands, row["_logprobs"], space)
     patches: dict[str, str | None] = {"policy": None, "force": None}
     for m in (*PLACEBOS, *FORMATS):
         diagnosis = contrast_diagnosis if m.endswith("contrast") and contrast_diagnosis else advice.diagnosis
         patches[m] = make_patch(m, teacher_action=advice.suggested_action, student_action=worse,
-                                diagnosis=diagnosis, valid_actions=va)  # fmt: skip
+                                diagnosis=diagnosis, candidates=cands)  # fmt: skip
     return patches
 
 
@@ -210,14 +219,14 @@ def raw_rows(scored: pd.DataFrame, advice: list, outs: dict, contrast_diagnoses:
         sid = r["snapshot_id"]
         row = {k: r[k] for k in scored.columns if not k.startswith("_")}
         lp = r["_logprobs"]
-        va = list(r["valid_actions"])
+        space, cands = candidates_of(r)
         row.update(
             suggested_action=adv.suggested_action,
             diagnosis=adv.diagnosis,
             error_type=adv.error_type,
-            contrast_action=contrast_action(r["student_action"], adv.suggested_action, va, lp),
+            contrast_action=contrast_action(r["student_action"], adv.suggested_action, cands, lp, space),
             contrast_diagnosis=cdiag or adv.diagnosis,
-            p_teacher_action=float(np.exp(lp[va.index(adv.suggested_action)])),
+            p_teacher_action=float(np.exp(lp[cands.index(adv.suggested_action)])),
         )
         for c in OUTCOME_CONDITIONS:
             row[f"y_{c}"] = [float(v) for v in outs[(sid, c)]]
@@ -289,7 +298,9 @@ def advice_request(r, student_action: str | None) -> AdviceRequest:
 
 
 def _valid(advice, req: AdviceRequest) -> bool:
-    return bool(advice.ok and advice.suggested_action in req.valid_actions)
+    """The advice is usable: ok, and its action one of the state's candidates (the student's
+    distribution, hence p_teacher_action, is over them)."""
+    return bool(advice.ok and advice.suggested_action in action_space(req.env_id).candidate_actions(req.valid_actions))
 
 
 def label_snapshots(snaps: pd.DataFrame, student: StudentPolicy, teacher: Teacher, cfg: dict,
@@ -312,7 +323,8 @@ def label_snapshots(snaps: pd.DataFrame, student: StudentPolicy, teacher: Teache
     second = {}
     for k, ((_, r), a) in enumerate(zip(scored.iterrows(), advice)):
         if reasons[k] is None:
-            worse = contrast_action(r["student_action"], a.suggested_action, list(r["valid_actions"]), r["_logprobs"])
+            space, cands = candidates_of(r)
+            worse = contrast_action(r["student_action"], a.suggested_action, cands, r["_logprobs"], space)
             if worse != r["student_action"]:  # the contrast is not about the student's own action
                 second[k] = advice_request(r, worse)
     contrast_advice = dict(zip(second, teacher.advise_many(list(second.values()))))

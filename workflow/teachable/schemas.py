@@ -5,8 +5,8 @@ paths and the report's inputs take their names from here. "Where is column X def
 writes it?": here, in the table that declares it.
 
 Kinds: ``str``, ``int``, ``float``, ``bool``, ``list[str]``, ``list[float]``, ``str?`` (a string
-or null). A family adds columns in one place, ``FAMILY_COLUMNS`` (Crafter: achievements, progression):
-its tables may carry them; a generate-only student's U comes with ``SAMPLED_U``; no other
+or null). A family declares the columns it adds (``Family.episode_columns``, gathered in
+``FAMILY_COLUMNS``): its tables may carry them; a generate-only student's U comes with ``SAMPLED_U``; no other
 undeclared column is accepted.
 """
 
@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .constants import FORMATS, PLACEBOS
+from .envs.registry import episode_columns
 
 KINDS = ("str", "str?", "int", "float", "bool", "list[str]", "list[float]")
 STUDENT_CONDITIONS = ("policy", "force", *PLACEBOS, *FORMATS)  # rolled out per snapshot
@@ -191,9 +192,9 @@ BENCH_EPISODES = Table("bench episodes", "bench/{model_id}/bench_episodes.parque
                        "bench.bench_episodes (rule bench_rollouts)",
                        {**{k: c for k, c in EVAL_ROLLOUTS.columns.items() if k not in ("suite", "snapshot_id", "quadrant")},
                         "model_id": Column("str", "the benched model (base, a trained run, an API model)"),
-                        "instruction": Column("str", "the task's instruction (BabyAI: the mission)"),
-                        "archetype": Column("str?", "the task's kind (TextEnv.archetype; BabyAI: the mission's "
-                                            "kind, e.g. go to, open, then pick up); null where the family has none")})  # fmt: skip
+                        "instruction": Column("str", "the task's instruction (e.g. a mission)"),
+                        "archetype": Column("str?", "the task's kind (TextEnv.archetype, e.g. a mission's kind); "
+                                            "null where the family has none")})  # fmt: skip
 
 
 ALL_EVAL_ROLLOUTS = EVAL_ROLLOUTS.extend("all eval rollouts", "phase3/rollouts.parquet",
@@ -246,8 +247,8 @@ PHASE3_TABLES = {
         invalid_rate_hi="bound"),
     "family": _csv("family metrics", "phase3/family_metrics.csv",
         "model_id:str metric:str value:float lo:float hi:float n:int n_tasks:int",
-        model_id="the model", metric="progression | crafter_score (percent) | success:<achievement> (rate); "
-        "no rows for a family without achievements (BabyAI)", value="on the overall suite",
+        model_id="the model", metric="the family's metrics (Family.metrics), e.g. a progression, a score, "
+        "success:<achievement> (rate); no rows for a family that declares none", value="on the overall suite",
         lo="cluster bootstrap bound over tasks", hi="bound", n="rollouts", n_tasks="tasks (clusters)"),
 }  # fmt: skip
 
@@ -256,21 +257,15 @@ TABLES = {t.name: t for t in (ROLLOUT_STEPS, SNAPSHOTS, RAW_LABELS, TEACHER_FAIL
                               *PHASE3_TABLES.values())}  # fmt: skip
 
 # Columns a family adds to a table (family -> table name -> {column: Column}): the values of
-# ``TextEnv.episode_values`` at the end of each rollout (phase 0 prefixes them ``episode_``); the
+# ``TextEnv.episode_values`` at the end of each rollout, as the family declares them
+# (``registry.episode_columns``), in the tables below (phase 0 prefixes them ``episode_``); the
 # only undeclared columns a validated table may carry.
-_CRAFTER_EPISODE = cols(
-    "achievements:list[str] progression:float",
-    achievements="the achievements unlocked in the episode (prefix included), crafter's order",
-    progression="achievements unlocked / 22",
-)  # fmt: skip
+EPISODE_TABLES = {ROLLOUT_STEPS.name: "episode_", EVAL_ROLLOUTS.name: "", ALL_EVAL_ROLLOUTS.name: "",
+                  BENCH_EPISODES.name: ""}  # fmt: skip
 FAMILY_COLUMNS: dict[str, dict[str, dict[str, Column]]] = {
-    "crafter": {
-        ROLLOUT_STEPS.name: {f"episode_{k}": c for k, c in _CRAFTER_EPISODE.items()},
-        EVAL_ROLLOUTS.name: _CRAFTER_EPISODE,
-        ALL_EVAL_ROLLOUTS.name: _CRAFTER_EPISODE,
-        BENCH_EPISODES.name: _CRAFTER_EPISODE,
-    },
-}
+    family: {table: {prefix + k: Column(*c) for k, c in columns.items()} for table, prefix in EPISODE_TABLES.items()}
+    for family, columns in episode_columns().items()
+}  # fmt: skip
 
 
 # The columns beside U where a generate-only student estimated it (``policies.generated_u``);

@@ -202,21 +202,16 @@ def cluster_bootstrap_statistic(statistic, clusters, confidence: float = 0.95,
     return out
 
 
-def crafter_score(rates_percent, axis=-1):
-    """Crafter's score (Hafner 2021): exp(mean_i ln(1 + s_i)) - 1 over the achievements' success
-    rates s_i in percent (the geometric mean of 1 + s_i, minus 1), in percent."""
-    return np.exp(np.mean(np.log1p(np.asarray(rates_percent, dtype=float)), axis=axis)) - 1
-
-
-def cluster_bootstrap_crafter_score(hits, clusters, confidence: float = 0.95,
-                                    n_resamples: int = DEFAULT_N_BOOTSTRAP, seed: int = 0) -> dict:  # fmt: skip
-    """Crafter's score of episodes ``hits`` (episodes x achievements, 1 = unlocked) with a
-    percentile bootstrap interval over ``clusters`` (one label per episode): each resample draws
-    clusters with replacement, pools their episodes, recomputes the 22 success rates and the
-    score. Returns {"value", "lo", "hi", "n_clusters", "n", "reason"}."""
+def cluster_bootstrap_rates_statistic(hits, clusters, statistic, confidence: float = 0.95,
+                                      n_resamples: int = DEFAULT_N_BOOTSTRAP, seed: int = 0) -> dict:  # fmt: skip
+    """``statistic`` (success rates in percent, one per column, along the last axis -> a value)
+    of episodes ``hits`` (episodes x outcomes, 1 = reached) with a percentile bootstrap interval
+    over ``clusters`` (one label per episode): each resample draws clusters with replacement,
+    pools their episodes, recomputes the rates and the statistic (e.g. a family's score over its
+    achievements). Returns {"value", "lo", "hi", "n_clusters", "n", "reason"}."""
     h = np.asarray(hits, dtype=float)
     if h.ndim != 2 or len(h) != len(clusters):
-        raise ValueError(f"hits must be episodes x achievements with one cluster per episode, got {h.shape} "
+        raise ValueError(f"hits must be episodes x outcomes with one cluster per episode, got {h.shape} "
                          f"and {len(clusters)} clusters")  # fmt: skip
     df = pd.DataFrame(h).assign(cluster=np.asarray(clusters, dtype=object))
     g = df.groupby("cluster", sort=True)
@@ -225,7 +220,7 @@ def cluster_bootstrap_crafter_score(hits, clusters, confidence: float = 0.95,
     def score(idx, axis=-1):  # resampled cluster indices (..., n_clusters) -> the score
         idx = idx.astype(int)
         rates = 100.0 * sums[idx].sum(axis=-2) / counts[idx].sum(axis=-1)[..., None]
-        return crafter_score(rates)
+        return statistic(rates)
 
     n = len(counts)
     out = {"value": float(score(np.arange(n, dtype=float))) if n else math.nan, "lo": math.nan, "hi": math.nan,

@@ -14,7 +14,7 @@ the same patch texts as CPT and training (``teachable.patches``), so a real HF m
 replaces the embedded student with no code change.
 
 Config (the ``student.init`` section of the pipeline config): env_id, env_options (the family's
-constructor options, e.g. Crafter's goal), max_steps, history_len,
+constructor options, ``registry.env_options``), max_steps, history_len,
 demo_seeds (from the demo split, disjoint from train/eval/bench), patch_fraction, noise_fraction,
 explore_prob, vocab_size, hidden_size, n_layers, n_heads, intermediate_size,
 max_position_embeddings, train_steps, lr, batch_size, seed.
@@ -37,7 +37,7 @@ import numpy as np
 from .constants import FORMATS
 from .patches import PLACEBOS, demo_patch, make_patch
 from .policies.base import Context
-from .envs.registry import system_prompt
+from .envs.registry import DEFAULT_ENV_ID, action_space, system_prompt
 from .policies.prompt import build_messages
 
 log = logging.getLogger(__name__)
@@ -113,6 +113,7 @@ def collect_demonstrations(
     if env_factory is None:
         from .envs import make_env as env_factory
     env = env_factory(env_id, max_steps=max_steps, **(env_options or {}))
+    space = action_space(env_id)
     demos: list[Demo] = []
     expert_failures = 0
     for seed in seeds:
@@ -122,14 +123,14 @@ def collect_demonstrations(
         off_path = False
         for step in range(max_steps):
             obs = env.observation()
-            valid = tuple(obs.valid_actions)
+            valid = space.candidate_actions(obs.valid_actions)
             try:
                 expert = env.expert_action()
             except RuntimeError as e:  # e.g. exploration made the mission impossible
                 log.debug("seed %d step %d: no expert action (%s); episode cut", seed, step, e)
                 expert_failures += 1
                 break
-            others = [a for a in valid if a != expert]
+            others = [a for a in valid if not space.same(a, expert)]
             kind, patch = "none", None
             if others and rng.random() < patch_fraction:
                 kind = PATCH_KINDS[int(rng.integers(len(PATCH_KINDS)))]
@@ -142,7 +143,7 @@ def collect_demonstrations(
                     kind = "none"
                 if kind != "none":
                     patch = make_patch(kind, teacher_action=expert, student_action=wrong, diagnosis=diagnosis,
-                                       valid_actions=valid)  # fmt: skip
+                                       candidates=valid)  # fmt: skip
             # noise hits the contexts whose patch carries no information (none and placebo), so a
             # placebo is not a cue for "the target is clean" (it would otherwise act as a patch)
             noisy = (kind == "none" or kind.startswith("placebo")) and rng.random() < noise_fraction
@@ -185,7 +186,7 @@ def build_tokenizer(texts: Iterable[str], vocab_size: int):
     # words within a clause: frequent domain phrases ("a wall 2 steps left", " turn left",
     # "Mission: go to the red ball", "The best action now is: turn left") become single tokens.
     # Prompts are ~2.7x shorter than with GPT-2-style word-level pieces (~55 vs ~150 tokens on
-    # BabyAI-GoToLocal), which makes training and scoring on CPU that much faster.
+    # the default env id, registry.DEFAULT_ENV_ID), which makes training and scoring on CPU that much faster.
     tok.pre_tokenizer = pre_tokenizers.Sequence(
         [
             pre_tokenizers.Split(Regex(PIECE_BOUNDARY), behavior="isolated"),
@@ -264,7 +265,7 @@ def build_model(
     return LlamaForCausalLM(cfg)
 
 
-def build_random_student(out_dir: str | os.PathLike, env_id: str = "BabyAI-GoToLocal-v0", *,
+def build_random_student(out_dir: str | os.PathLike, env_id: str = DEFAULT_ENV_ID, *,
                          seeds: Sequence[int] = range(6), max_steps: int = 12, vocab_size: int = 400,
                          hidden_size: int = 32, n_layers: int = 2, intermediate_size: int = 64,
                          init_std: float | None = None, seed: int = 0) -> Path:  # fmt: skip

@@ -1,8 +1,10 @@
-"""The one environment interface every family implements (BabyAI now; Crafter and HTML later).
+"""The one environment interface every family implements (BabyAI and Crafter; HTML planned).
 
-An environment is a *text* environment: observations are strings, actions are strings from
-``valid_actions()`` (BabyAI and Crafter: a fixed discrete set; HTML extraction: free-form tool
-calls, where ``valid_actions()`` lists the tool-call templates). A state is identified exactly by
+An environment is a *text* environment: observations are strings, actions are strings; the
+observation's ``valid_actions`` is the menu the state offers (BabyAI and Crafter: a fixed
+discrete set; HTML extraction: free-form tool calls, where it lists the tool-call templates).
+Generic code sees actions through the family's ``ActionSpace`` (``registry.action_space``:
+validity, canonical key, mentions, candidates), never as a finite set. A state is identified exactly by
 ``(env_id, seed, action prefix)``: ``restore`` resets with the seed and replays the prefix.
 
 Invalid model outputs never reach ``step``: the caller parses with ``parse_action`` and, when it
@@ -109,7 +111,6 @@ class TextEnv(ABC):
     """A text environment instance. Subclasses fill one family."""
 
     SYSTEM_PROMPT: str  # the family's student system prompt (the game, its actions, the answer format)
-    ACHIEVEMENTS: tuple[str, ...] = ()  # the family's achievements (Crafter's 22), scored in phase 3
     env_id: str
     family: str  # "babyai" | "crafter" | "html"
     max_steps: int  # the step limit of one episode
@@ -154,7 +155,7 @@ class TextEnv(ABC):
     def episode_values(self) -> dict[str, Any]:
         """Per-episode measures of the current state beyond success, reward and steps (Crafter:
         the achievements unlocked since reset and the progression); the rollout tables carry them
-        as the family's columns (``schemas.FAMILY_COLUMNS``). None by default."""
+        as the family's columns, declared in ``Family.episode_columns``. None by default."""
         return {}
 
     @staticmethod

@@ -1,8 +1,10 @@
-"""Environment families, in one table (``FAMILIES``): each family's env ids, the class that
-implements it (imported on first use), its capabilities and the ``env`` config keys it takes as
-constructor options. The config check (``check_env_id``, run when the DAG is built), the list of
-known ids (``known_env_ids``), ``make_env`` and the action vocabulary (``mentioned_actions``)
-all read this table; adding a family is one row here plus its package under ``envs/``.
+"""Environment families, in one table (``FAMILIES``): one row per family, the ``Family`` its
+package declares (``envs/<family>/family.py``; ``envs.family`` lists what a family declares).
+Generic code asks this module, never a family by name: the config check (``check_env_id`` and
+``env_options``, run when the DAG is built), the known ids (``known_env_ids``), ``make_env``, the
+action space (``action_space``), the rollout tables' family columns (``episode_columns``), the
+evaluation metrics (``family_metrics``), the trace filters (``trace_filters``). Adding a family
+is its package under ``envs/`` plus one row here.
 
 - ``babyai``: ``BabyAI-*`` / ``MiniGrid-*``, any id gymnasium knows once ``minigrid`` is imported
   (the BabyAI bot expert needs a BabyAI level: plain MiniGrid ids have no instruction to plan for).
@@ -14,62 +16,26 @@ all read this table; adding a family is one row here plus its package under ``en
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import importlib.util
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
+from .action_space import ActionSpace
+from .babyai.family import FAMILY as BABYAI
 from .base import TextEnv
-
-PRIVILEGED_EXPERT = "privileged_expert"  # an expert with full state access (oracle, Experiment B)
-
-
-def _minigrid_ids() -> list[str]:
-    import gymnasium as gym
-    import minigrid  # noqa: F401  (registers the ids)
-
-    return sorted(k for k in gym.envs.registry if k.startswith(("BabyAI-", "MiniGrid-")))
-
-
-CRAFTER_IDS = {"CrafterReward-v1": True, "CrafterNoReward-v1": False}  # id -> crafter's reward on
-
-
-def _crafter_choices() -> dict[str, tuple]:
-    from .crafter.rules import ACHIEVEMENTS
-
-    return {"goal": ACHIEVEMENTS}
-
-
-@dataclass(frozen=True)
-class Family:
-    name: str
-    prefixes: tuple[str, ...]  # env ids of the family start with one of these
-    ids: Callable[[], list[str]]  # every valid id
-    loader: tuple[str, str] | None  # (module, class) of its TextEnv; None: planned
-    capabilities: frozenset[str]
-    options: tuple[str, ...]  # env config keys passed to the constructor
-    what: str  # for messages
-    choices: Callable[[], dict[str, tuple]] = dict  # option -> its valid values (read on use)
-    extra: str | None = None  # the pip extra (and module) the family needs beyond the base install
-
-    @property
-    def planned(self) -> bool:
-        return self.loader is None
-
+from .crafter.family import FAMILY as CRAFTER
+from .family import PRIVILEGED_EXPERT, Family, Metrics, TraceFilter  # noqa: F401  (PRIVILEGED_EXPERT: the capability)
 
 FAMILIES = (
-    Family("babyai", ("BabyAI-", "MiniGrid-"), _minigrid_ids, ("teachable.envs.babyai", "BabyAITextEnv"),
-           frozenset({PRIVILEGED_EXPERT}), (), "MiniGrid/BabyAI (6 actions; success = the mission done)"),
-    Family("crafter", ("Crafter",), lambda: sorted(CRAFTER_IDS), ("teachable.envs.crafter", "CrafterTextEnv"),
-           frozenset({PRIVILEGED_EXPERT}), ("goal",), "Crafter (17 actions; success = the goal achievement)",
-           _crafter_choices, "crafter"),
-    Family("html", ("HTMLExtract",), lambda: [], None, frozenset(), (),
+    BABYAI,
+    CRAFTER,
+    Family("html", ("HTMLExtract",), lambda: [], None, frozenset(),
            "HTML extraction (free-form multi-turn tool calls; success = graded reward >= 0.5)"),
 )  # fmt: skip
 PLANNED_FAMILIES = {f.prefixes[0]: f.what for f in FAMILIES if f.planned}
-OPTION_KEYS = tuple(sorted({o for f in FAMILIES for o in f.options}))  # env config keys that are options
+DEFAULT_ENV_ID = "BabyAI-GoToLocal-v0"  # the env id of tools and tests given none (a small, fast level)
 
 
 def family_of(env_id: str) -> Family:
@@ -115,21 +81,30 @@ def env_class(env_id: str) -> type[TextEnv]:
 
 
 def env_options(env_cfg: dict[str, Any]) -> dict[str, Any]:
-    """The constructor options of the ``env`` config section (``Family.options``; a key set for a
-    family that does not take it is an error naming it)."""
+    """The constructor options of the ``env`` config section: its keys beyond the generic ones
+    (the config schema's ``env`` properties), checked against the family's schema fragment
+    (``Family.config_schema``); an error names the key (``env.<key>``) and the value. A null
+    option is unset (the family's default)."""
+    import jsonschema
+
+    from ..config import subschema
+
     fam = family_of(env_cfg["id"])
-    given = {k: v for k, v in env_cfg.items() if k in OPTION_KEYS and v is not None}
-    wrong = [k for k in given if k not in fam.options]
-    if wrong:
-        raise ValueError(f"config key env.{wrong[0]}={given[wrong[0]]!r} is not an option of the {fam.name} family ({env_cfg['id']}); "
-                         f"its options: {list(fam.options) or 'none'}")  # fmt: skip
-    if given:
-        for key, valid in fam.choices().items():
-            if key in given and given[key] not in valid:
-                close = difflib.get_close_matches(str(given[key]), [str(v) for v in valid], n=3, cutoff=0.5)
-                hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-                raise ValueError(f"config key env.{key}={given[key]!r} is not valid for {env_cfg['id']}.{hint} "
-                                 f"Valid: {', '.join(map(str, valid))}")  # fmt: skip
+    generic = subschema("env").get("properties", {})
+    schema = fam.config_schema()
+    given = {k: v for k, v in env_cfg.items() if k not in generic and v is not None}
+    for key, value in given.items():
+        if key not in schema:
+            raise ValueError(f"config key env.{key}={value!r} is not an option of the {fam.name} family "
+                             f"({env_cfg['id']}); its options: {sorted(schema) or 'none'}")  # fmt: skip
+        try:
+            jsonschema.validate(value, schema[key])
+        except jsonschema.ValidationError as e:
+            valid = [v for v in schema[key].get("enum", ()) if v is not None]
+            close = difflib.get_close_matches(str(value), [str(v) for v in valid], n=3, cutoff=0.5)
+            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            what = f"Valid: {', '.join(map(str, valid))}" if valid else e.message
+            raise ValueError(f"config key env.{key}={value!r} is not valid for {env_cfg['id']}.{hint} {what}") from None
     return given
 
 
@@ -145,10 +120,46 @@ def make_env_from(env_cfg: dict[str, Any]) -> TextEnv:
     return make_env(env_cfg["id"], max_steps=env_cfg.get("max_steps"), **env_options(env_cfg))
 
 
+@functools.cache
+def _action_space(family: str) -> ActionSpace:
+    fam = next(f for f in FAMILIES if f.name == family)
+    return fam.action_space()
+
+
+def action_space(env_id: str) -> ActionSpace:
+    """The action space of ``env_id``'s family (``Family.action_space``; one object per family)."""
+    check_env_id(env_id)
+    return _action_space(family_of(env_id).name)
+
+
 def mentioned_actions(env_id: str, text: str) -> dict[str, str]:
     """Every action of ``env_id``'s family that ``text`` names or paraphrases, with the phrase
-    found (the family parser's vocabulary; see ``TextEnv.mentioned_actions``)."""
-    return env_class(env_id).mentioned_actions(text)
+    found (``ActionSpace.mentions``: the family parser's vocabulary)."""
+    return action_space(env_id).mentions(text)
+
+
+def episode_columns() -> dict[str, dict[str, tuple[str, str]]]:
+    """Family name -> the columns its ``TextEnv.episode_values`` adds to the rollout tables
+    (column -> (kind, meaning); ``Family.episode_columns``), for the families that add any."""
+    return {f.name: dict(f.episode_columns) for f in FAMILIES if f.episode_columns}
+
+
+def family_metrics(env_ids, columns) -> tuple[Metrics | None, tuple[str, ...]]:
+    """The metrics function (``Family.metrics``) and headline metrics of the family of ``env_ids``
+    (rollouts of one family), or (None, ()) where the family declares none or the rollouts lack
+    its episode ``columns``."""
+    fams = {family_of(e).name: family_of(e) for e in env_ids}
+    if len(fams) > 1:
+        raise ValueError(f"rollouts mix families ({sorted(fams)}): env ids {sorted(env_ids)}; one family per table")
+    fam = next(iter(fams.values()), None)
+    if fam is None or fam.metrics is None or not set(fam.episode_columns) <= set(columns):
+        return None, ()
+    return fam.metrics, fam.headline_metrics
+
+
+def trace_filters() -> tuple[TraceFilter, ...]:
+    """The episode filters the families add to ``teachable traces`` (``Family.trace_filters``)."""
+    return tuple(t for f in FAMILIES for t in f.trace_filters)
 
 
 def parse_action(env_id: str, text: str, mode: str = "lenient") -> str | None:
@@ -169,12 +180,15 @@ def system_prompt(env_id: str) -> str:
 
 
 __all__ = [
-    "CRAFTER_IDS",
+    "DEFAULT_ENV_ID",
     "FAMILIES",
     "PLANNED_FAMILIES",
+    "action_space",
     "check_env_id",
     "env_class",
     "env_options",
+    "episode_columns",
+    "family_metrics",
     "known_env_ids",
     "make_env",
     "make_env_from",
@@ -182,4 +196,5 @@ __all__ = [
     "parse_action",
     "system_prompt",
     "task_archetype",
+    "trace_filters",
 ]

@@ -10,7 +10,7 @@
   probability of its full text; a candidate no answer went on with is assigned to the one valid
   action it is consistent with; one consistent with several actions ("turn" of "turn left" and
   "turn right") is resolved only where an answer descends it, and the probability of one no
-  answer descended (its *undescended* mass, e.g. "Make " of Crafter's six "Make ..." actions) is
+  answer descended (its *undescended* mass, e.g. "Make " of a family's six "Make ..." actions) is
   split evenly among the actions it is consistent with (``U_logprob_split``: how much of the
   distribution is that assumption); one consistent with none is mass outside the valid actions.
   Answers are
@@ -19,7 +19,7 @@
   ``min_logprob_mass``, or, after ``k_samples`` answers, the resolved plus the split
   (``U_logprob_split``) does; U is the entropy of the assigned and split
   probabilities normalised over the valid actions. (Without the split, a shared prefix never
-  descended takes its actions' probability out of U: on Crafter's embedded student, whose
+  descended takes its actions' probability out of U: on the embedded student of that family, whose
   "Make "/"Place " branches hold about 9 % spread over ten actions, U came out 0.2 nats low.) Where the server returns no logprobs, or ``k_samples`` answers resolve too little, it
   is an error naming the config key.
 - ``auto``: logprobs where they resolve the distribution; elsewhere the answers already asked are

@@ -247,8 +247,9 @@ def build_tables(labeled: pd.DataFrame, transfer: pd.DataFrame, overall: pd.Data
                  stuckness: pd.DataFrame, predictor: dict, selection: dict, confidence: float = 0.95,
                  transfer_source: str = "transfer matrix", family: pd.DataFrame | None = None,
                  ) -> dict[str, pd.DataFrame]:  # fmt: skip
-    """The report's tables; ``family``: Phase 3's family metrics (Crafter: progression, Crafter's
-    score, the achievements' success rates), as they are (no rows for BabyAI)."""
+    """The report's tables; ``family``: Phase 3's family metrics (those the family declares, e.g.
+    a progression, a score, the achievements' success rates), as they are (no rows for a family
+    that declares none)."""
     if family is None:
         family = pd.DataFrame(columns=TABLE_COLUMNS["family_metrics"])
     return {
@@ -294,7 +295,7 @@ def tables_from_files(*, labeled, transfer, overall, retention, stuckness, predi
     )  # fmt: skip
     notes = {"selection_summary": f"Phase 5 not run: {sel['skipped']}"} if sel.get("skipped") else {}
     if tables["family_metrics"].empty:
-        notes["family_metrics"] = "No rows: the environment family has no achievements (Crafter has)."
+        notes["family_metrics"] = "No rows: the environment family declares no metrics (no achievements)."
     return write_tables(tables, out_dir, notes)
 
 

@@ -6,7 +6,7 @@ Rules every backend obeys (SPEC, "teacher"), checked by ``validate_advice``:
 - ``diagnosis`` is non-empty, at most two sentences and 400 characters, and names or paraphrases
   neither the suggested action nor any other valid action, so a hint is really a hint. "Names or
   paraphrases" is decided by the environment family's own action vocabulary, the one its parser
-  uses (``TextEnv.mentioned_actions``; by env id: ``teachable.envs.registry.mentioned_actions``):
+  uses (``ActionSpace.mentions``; by env id: ``teachable.envs.registry.action_space``):
   every action name, alias and mention pattern, inflected ("Rotate to your left", "Move ahead",
   "grabbed", "opens" are all caught), plus the literal text of every valid action.
 - A teacher that cannot give valid advice returns ``Advice(ok=False, suggested_action=None,
@@ -27,7 +27,7 @@ MAX_DIAGNOSIS_CHARS = 400
 MAX_DIAGNOSIS_SENTENCES = 2
 
 # text -> {action: phrase found} for every action of an env family that the text names or
-# paraphrases (``TextEnv.mentioned_actions``)
+# paraphrases (``ActionSpace.mentions``)
 Mentions = Callable[[str], Mapping[str, str]]
 
 # A sentence ends at . ! or ? followed by whitespace and a capital letter (so "e.g. the key"
@@ -111,7 +111,7 @@ def named_actions(text: str, valid_actions: Sequence[str], mentions: Mentions) -
 
 def advice_problem(advice: Advice, valid_actions: Sequence[str], mentions: Mentions) -> tuple[str, str] | None:
     """(kind, reason) of the first teacher rule ``advice`` breaks, or ``None`` when it is valid.
-    ``mentions`` is the env family's vocabulary check (``TextEnv.mentioned_actions``)."""
+    ``mentions`` is the env family's vocabulary check (``ActionSpace.mentions``)."""
     action = advice.suggested_action
     if action is None or action not in valid_actions:
         return "invalid_action", f"suggested_action {action!r} is not one of the valid actions {list(valid_actions)}"

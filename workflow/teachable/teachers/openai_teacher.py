@@ -15,7 +15,6 @@ replays the same conversations from disk and makes no request.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import re
@@ -177,8 +176,7 @@ def answer_problem_kind(content: str, valid_actions: Sequence[str], mentions: Me
 def family_vocabulary(env_id: str) -> Mentions:
     """The action vocabulary check of ``env_id``'s family; an unknown env id is an error before
     any request is made."""
-    registry.check_env_id(env_id)
-    return functools.partial(registry.mentioned_actions, env_id)
+    return registry.action_space(env_id).mentions
 
 
 # ---------------------------------------------------------------------------- disk cache

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from teachable.envs.base import Advice, TextEnv
+from teachable.envs.registry import action_space
 
 from .base import AdviceRequest, Teacher, advice_problem, failure
 
@@ -38,7 +39,8 @@ class OracleTeacher(Teacher):
         meta = {"backend": self.name, **advice.meta}
         if not advice.ok:  # the expert could not act (env.expert_advice says why)
             return failure(advice.failure_reason, meta, "expert_error")
-        problem = advice_problem(advice, obs.valid_actions, env.mentioned_actions)
+        space = action_space(req.env_id)
+        problem = advice_problem(advice, space.candidate_actions(obs.valid_actions), space.mentions)
         if problem is not None:
             meta["rejected_action"] = advice.suggested_action
             meta["rejected_diagnosis"] = advice.diagnosis

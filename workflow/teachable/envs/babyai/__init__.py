@@ -38,7 +38,15 @@ from .actions import (
     mentioned_actions,
     parse_action_text,
 )
-from .env import BabyAITextEnv
+
+
+def __getattr__(name: str):
+    if name == "BabyAITextEnv":  # imported on use: the registry loads ``family`` without minigrid
+        from .env import BabyAITextEnv
+
+        return BabyAITextEnv
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ACTIONS",

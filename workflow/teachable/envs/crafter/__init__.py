@@ -6,10 +6,19 @@
 - ``text``: the BALROG-format observation text;
 - ``navigation`` / ``scene`` / ``expert``: the privileged planner;
 - ``diagnosis``: the oracle teacher's hint;
-- ``env``: the ``TextEnv`` that ties them together.
+- ``env``: the ``TextEnv`` that ties them together;
+- ``family`` / ``metrics``: what the registry lists (its options, columns, metrics, trace filter).
 """
 
 from .actions import ACTIONS, mentioned_actions, parse_action_text
-from .env import CrafterTextEnv
+
+
+def __getattr__(name: str):
+    if name == "CrafterTextEnv":  # imported on use: the registry loads ``family`` without crafter
+        from .env import CrafterTextEnv
+
+        return CrafterTextEnv
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["ACTIONS", "CrafterTextEnv", "mentioned_actions", "parse_action_text"]

@@ -28,7 +28,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..base import INVALID_ACTION, Advice, ExpertError, Observation, ParseMode, StepResult, TextEnv
-from ..registry import CRAFTER_IDS
+from .family import CRAFTER_IDS
 from . import diagnosis
 from .actions import (
     ACTION_INDEX,
