@@ -366,7 +366,7 @@ def cmd_predictor_metrics(a) -> None:
     from pathlib import Path
 
     from .io import read_json, read_parquet, write_json
-    from .predictor import predictor_metrics, summary_lines
+    from .predictor_metrics import predictor_metrics, summary_lines
 
     one_class = read_json(Path(a.predictor) / "crossfit.json")["folds_with_one_class"]
     res = predictor_metrics(read_parquet(a.oof), one_class, _cfg(a.config_json))
