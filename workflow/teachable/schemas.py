@@ -202,7 +202,7 @@ ALL_EVAL_ROLLOUTS = EVAL_ROLLOUTS.extend("all eval rollouts", "phase3/rollouts.p
 
 
 def _csv(name: str, path: str, spec: str, **meanings: str) -> Table:
-    return Table(name, path, "evaluation.summarize (rule eval_summary)", cols(spec, **meanings))
+    return Table(name, path, "evaluation_tables.summarize (rule eval_summary)", cols(spec, **meanings))
 
 
 _N = {"n": "rollouts", "n_tasks": "tasks (clusters of the bootstrap)", "n_rollouts": "rollouts"}
