@@ -19,19 +19,21 @@ import pytest
 from teachable.compare import IMPROVEMENT, NO_CHANGE, REGRESSION, compare, compare_all, to_markdown
 from teachable.envs.base import INVALID_ACTION
 from teachable.evaluation import (
-    CSV_NAMES,
     ROLLOUT_COLUMNS,
-    SUMMARY_COLUMNS,
-    benchmark_json,
     check_eval_disjoint,
     eval_model,
     has_loop,
     repeat_rate,
     rollout_metrics,
+    wasted_steps,
+)
+from teachable.evaluation_tables import (
+    CSV_NAMES,
+    SUMMARY_COLUMNS,
+    benchmark_json,
     solved_tasks,
     summarize,
     trained_on,
-    wasted_steps,
     write_summaries,
 )
 from teachable.stats import cluster_bootstrap_rate, paired_cluster_bootstrap_diff
@@ -532,7 +534,7 @@ def test_compare_all_and_unknown_model():
 def test_crafter_family_metrics_progression_and_score():
     """Crafter rollouts: progression, Crafter's score and per-achievement rates, as defined."""
     from teachable.envs.crafter.rules import ACHIEVEMENTS
-    from teachable.evaluation import family_metrics_table
+    from teachable.evaluation_tables import family_metrics_table
     from teachable.envs.crafter.metrics import crafter_score
 
     df = _synthetic({"base": (BASE_OV, {})}).assign(env_id="CrafterReward-v1")

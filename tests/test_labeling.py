@@ -3,13 +3,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from teachable.constants import FORMATS
+from teachable.constants import FORMATS, QUADRANTS
 from teachable.envs.base import Advice
 from teachable.labeling import (
-    QUADRANTS, STUDENT_CONDITIONS, add_quadrants, assign_quadrants, condition_specs, crossfit_elp, label_snapshots,
-    label_intervals, label_stats, quadrant_thresholds, raw_rows, split_threshold,
+    STUDENT_CONDITIONS, condition_specs, crossfit_elp, label_snapshots, label_intervals, label_stats, raw_rows,
 )  # fmt: skip
 from teachable.patches import PLACEBOS
+from teachable.quadrants import add_quadrants, assign_quadrants, quadrant_thresholds, split_threshold
 
 ENV = "BabyAI-GoToLocal-v0"
 

@@ -12,9 +12,9 @@ import pytest
 from scipy.stats import spearmanr
 from sklearn.metrics import r2_score
 
-from teachable.predictor import (CROSSFIT_TARGET, _r2, beats, beats_by_interval, bootstrap_ci,
-                                 load_crossfit_predictor, precision_at_k, ranking_difference,
-                                 ranking_metrics, train_predictor)  # fmt: skip
+from teachable.predictor import CROSSFIT_TARGET, load_crossfit_predictor, train_predictor
+from teachable.predictor_metrics import (_r2, beats, beats_by_interval, bootstrap_ci, precision_at_k,
+                                         ranking_difference, ranking_metrics)  # fmt: skip
 from teachable.stats import entropy_features, spearman_rho
 
 FORBIDDEN = ["p_force", "p_policy", "gain_net_demo", "episode_length", "L_upper", "first_irrecoverable_step",

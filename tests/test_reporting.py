@@ -13,7 +13,7 @@ from teachable import reporting as rp
 from teachable.cli import main
 from teachable.constants import FORMATS, QUADRANTS, RUN_IDS
 from conftest import complete
-from teachable.evaluation import SUMMARY_COLUMNS
+from teachable.evaluation_tables import SUMMARY_COLUMNS
 from teachable.schemas import EVAL_ROLLOUTS, LABELED, MICRO_RESULTS, TEACHER_FAILURES
 from teachable.stats import proportion
 

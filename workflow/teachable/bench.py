@@ -21,16 +21,16 @@ openai`` with ``student.openai``). The design is Phase 3's overall suite on anot
   computes ``bench_results.json`` from them at ``phase3.confidence`` / ``phase3.n_bootstrap``.
   ``run_bench`` (``teachable bench``) does both.
 
-``bench_results.json``: ``evaluation.benchmark_json``'s fields (pass rate with n and interval,
-average reward and steps; the family's headline metrics) with ``suite: bench``, plus
+``bench_results.json``: ``evaluation_tables.benchmark_json``'s fields (pass rate with n and
+interval, average reward and steps; the family's headline metrics) with ``suite: bench``, plus
 ``metrics`` (success rate, mean reward, mean steps, invalid-output rate), ``by_level`` (the same
 per env id), ``by_archetype`` (the same per task archetype, where the family defines them,
 ``TextEnv.archetype``; tasks without one, if any, under ``NO_ARCHETYPE``), ``achievements``
 (where the family's metrics rate achievements, ``success:<achievement>``: each one's success
-rate, from ``evaluation.family_metrics_table``) and ``usage``. Every interval is the percentile bootstrap
-over tasks of ``stats.ClusterBootstrap`` (rollouts of one task are not independent), at
-``phase3.confidence`` over ``phase3.n_bootstrap`` resamples seeded by the config seed; each
-carries ``n`` (rollouts = tasks x rollouts per task) and ``n_tasks``.
+rate, from ``evaluation_tables.family_metrics_table``) and ``usage``. Every interval is the
+percentile bootstrap over tasks of ``stats.ClusterBootstrap`` (rollouts of one task are not
+independent), at ``phase3.confidence`` over ``phase3.n_bootstrap`` resamples seeded by the
+config seed; each carries ``n`` (rollouts = tasks x rollouts per task) and ``n_tasks``.
 
 ``usage``: an API student's requests, cache hits, tokens, cost and retries
 (``OpenAIStudent.usage_summary``) with wall seconds and requests per second; a local HF student
@@ -47,7 +47,8 @@ from typing import Any
 import pandas as pd
 
 from .envs.registry import check_env_id, family_of, task_archetype
-from .evaluation import benchmark_json, family_metrics_table, rate_of, rollout_rows
+from .evaluation import rollout_rows
+from .evaluation_tables import benchmark_json, family_metrics_table, rate_of
 from .rollouts import EXPERT, STUDENT, RolloutSpec, study_rollouts
 from .schemas import BENCH_EPISODES
 from .seeding import derive_seed
@@ -134,7 +135,7 @@ def bench_episodes(model_id: str, student, cfg: dict, progress: bool = True) -> 
 
 
 def as_overall(episodes: pd.DataFrame) -> pd.DataFrame:
-    """Bench episodes as Phase 3 overall-suite rows (tasks from reset), so ``evaluation``'s and
+    """Bench episodes as Phase 3 overall-suite rows (tasks from reset), so ``evaluation_tables``' and
     ``compare``'s functions read them unchanged."""
     return episodes.assign(suite="overall", snapshot_id=None, quadrant=None)
 

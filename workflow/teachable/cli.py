@@ -303,7 +303,7 @@ def cmd_eval_model(a) -> None:
 
 
 def cmd_benchmark(a) -> None:
-    from .evaluation import benchmark_json
+    from .evaluation_tables import benchmark_json
     from .io import read_table, write_json
     from .schemas import EVAL_ROLLOUTS
 
@@ -344,7 +344,7 @@ def _log_bench(res: dict) -> None:
 def cmd_eval_summary(a) -> None:
     import pandas as pd
 
-    from .evaluation import summarize, write_summaries
+    from .evaluation_tables import summarize, write_summaries
     from .io import read_table, write_table
     from .schemas import ALL_EVAL_ROLLOUTS, EVAL_ROLLOUTS
 
@@ -366,7 +366,7 @@ def cmd_predictor_metrics(a) -> None:
     from pathlib import Path
 
     from .io import read_json, read_parquet, write_json
-    from .predictor import predictor_metrics, summary_lines
+    from .predictor_metrics import predictor_metrics, summary_lines
 
     one_class = read_json(Path(a.predictor) / "crossfit.json")["folds_with_one_class"]
     res = predictor_metrics(read_parquet(a.oof), one_class, _cfg(a.config_json))

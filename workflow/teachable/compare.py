@@ -23,9 +23,9 @@ invalid_rate      overall       task        invalid-action rate              low
 
 (*) retention: only the eval tasks the *baseline* solves, chosen on the first half of the
 baseline's rollouts of each task (``rollout_idx < R // 2``, success rate >= 0.5) and measured on
-the other half (``rollout_idx >= R // 2``) for both models (``evaluation.retention_split``), so the
-baseline's value is not optimistic. With R < 2 rollouts per task the metric is null with its
-reason.
+the other half (``rollout_idx >= R // 2``) for both models
+(``evaluation_tables.retention_split``), so the baseline's value is not optimistic. With R < 2
+rollouts per task the metric is null with its reason.
 
 Statistics:
 
@@ -64,7 +64,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as st
 
-from .evaluation import BASE_ID, measured_half, retention_split
+from .evaluation_tables import BASE_ID, measured_half, retention_split
 from .stats import DEFAULT_N_BOOTSTRAP, ClusterBootstrap, holm, paired_permutation_test
 
 IMPROVEMENT, REGRESSION, NO_CHANGE = "improvement", "regression", "no significant change"

@@ -20,8 +20,8 @@
   together, as they share a stream). The naive max over formats of the full-sample gains is kept
   as ``ELP_net_naive``; ``route_net`` is the full-sample argmax (ties broken in the fixed order
   demo, hint, contrast; all tied formats in ``route_ties``) and is the format Phase 1B trains.
-- Quadrants on (U, L_local), "high" = strictly above the threshold; thresholds handle mass points
-  (``split_threshold``).
+- Quadrants on (U, L_local) are assigned when the shards merge (``merge_labels``, with
+  ``teachable.quadrants``).
 """
 
 from __future__ import annotations
@@ -32,13 +32,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats as st
 
-from .constants import FORMATS, PLACEBOS, QUADRANTS
+from .constants import FORMATS, PLACEBOS
 from .patches import make_patch
 from .envs.action_space import ActionSpace
 from .envs.registry import action_space, parse_action
 from .policies import Context, GenerativePolicy, StudentPolicy
 from .policies.base import generates
 from .policies.generated_u import UEstimate, estimate_u, u_columns
+from .quadrants import add_quadrants
 from .rollouts import EXPERT, RolloutResult, RolloutSpec, study_rollouts
 from .schemas import OUTCOME_CONDITIONS, PROB_NAMES, STUDENT_CONDITIONS
 from .seeding import derive_seed
@@ -342,82 +343,6 @@ def label_snapshots(snaps: pd.DataFrame, student: StudentPolicy, teacher: Teache
     specs = [s for (_, r), a, c in zip(good.iterrows(), good_adv, cdiags) for s in condition_specs(r, a, cfg, c)]
     results = study_rollouts(specs, student, cfg, desc="phase1 label rollouts", progress=progress)
     return raw_rows(good, good_adv, outcomes(results), cdiags), failures
-
-
-# ------------------------------------------------------------------------------------ quadrants
-def split_threshold(values, q: float) -> dict:
-    """The threshold of "high" (strictly above) at quantile ``q`` of ``values``.
-
-    Without a tie at the quantile's value t, the threshold is t. When t is a mass point (two or
-    more values equal t, e.g. most L_local exactly 0), "> t" and ">= t" split the values
-    differently; of the two splits that leave both sides non-empty, the one whose share of high
-    values is closer to 1 - q is used (ties: "> t"); ">= t" is written as the midpoint between t
-    and the largest value below it. The dict says which rule was used and why."""
-    v = np.asarray(values, float)
-    t = float(np.quantile(v, q))
-    n_at = int(np.sum(v == t))
-    out = {"value_at_quantile": t, "tie": n_at > 1, "tie_share": n_at / len(v), "threshold": t,
-           "rule": "quantile", "high_share": float(np.mean(v > t))}  # fmt: skip
-    if n_at <= 1:
-        return out
-    below = v[v < t]
-    cands = []
-    if np.any(v > t):
-        cands.append(("above the mass point (> t)", t, float(np.mean(v > t))))
-    if len(below):
-        cands.append(("the mass point counts as high (>= t)", float((below.max() + t) / 2), float(np.mean(v >= t))))
-    out["candidates"] = [{"rule": c[0], "threshold": c[1], "high_share": c[2]} for c in cands]
-    if not cands:
-        out["rule"] = "every value equals the quantile's value: no split exists, all are low"
-        return out
-    rule, thr, share = min(cands, key=lambda c: abs(c[2] - (1 - q)))
-    out.update(rule=f"tie at the quantile: {rule}, the split closest to a high share of {1 - q:.2f}",
-               threshold=thr, high_share=share)
-    return out
-
-
-def quadrant_thresholds(df: pd.DataFrame, qcfg: dict) -> dict:
-    """U and L_local thresholds: ``auto`` = configured quantiles of this run's labels (mass points
-    handled by ``split_threshold``), ``manual`` = the configured values. The quantiles are
-    recorded either way."""
-    qs = [0.1, 0.25, 0.5, 0.75, 0.9]
-    out = {
-        "mode": qcfg["mode"],
-        "quantiles": {
-            col: {str(q): float(df[col].quantile(q)) for q in qs} for col in ("U", "L_local")
-        },
-        "n": int(len(df)),
-    }
-    if qcfg["mode"] == "auto":
-        out["U_quantile"], out["L_quantile"] = qcfg["u_quantile"], qcfg["l_quantile"]
-        out["U_split"] = split_threshold(df["U"], qcfg["u_quantile"])
-        out["L_split"] = split_threshold(df["L_local"], qcfg["l_quantile"])
-        out["U_threshold"], out["L_threshold"] = out["U_split"]["threshold"], out["L_split"]["threshold"]
-    elif qcfg["mode"] == "manual":
-        out["U_threshold"], out["L_threshold"] = float(qcfg["u_threshold"]), float(qcfg["l_threshold"])
-    else:
-        raise ValueError(f"phase1.quadrants.mode={qcfg['mode']!r}: expected auto or manual")
-    return out
-
-
-def assign_quadrants(U: np.ndarray, L: np.ndarray, u_thr: float, l_thr: float) -> np.ndarray:
-    """Q1 high U high L, Q2 high U low L, Q3 low U low L, Q4 low U high L; high = strictly above."""
-    hu, hl = np.asarray(U) > u_thr, np.asarray(L) > l_thr
-    return np.select([hu & hl, hu & ~hl, ~hu & ~hl], QUADRANTS[:3], default=QUADRANTS[3])
-
-
-def add_quadrants(df: pd.DataFrame, qcfg: dict) -> tuple[pd.DataFrame, dict]:
-    thr = quadrant_thresholds(df, qcfg)
-    out = df.copy()
-    out["quadrant"] = assign_quadrants(out["U"].to_numpy(), out["L_local"].to_numpy(),
-                                       thr["U_threshold"], thr["L_threshold"])
-    sizes = out["quadrant"].value_counts().reindex(QUADRANTS, fill_value=0)
-    thr["sizes"] = {q: int(v) for q, v in sizes.items()}
-    thr["small_quadrants"] = [q for q, v in thr["sizes"].items() if v < qcfg["min_size"]]
-    for q in thr["small_quadrants"]:
-        log.warning("quadrant %s has %d snapshots, under phase1.quadrants.min_size=%d",
-                    q, thr["sizes"][q], qcfg["min_size"])
-    return out, thr
 
 
 def select_shard(snaps: pd.DataFrame, p1: dict, shard: int, n_shards: int, seed: int) -> pd.DataFrame:

@@ -128,7 +128,7 @@ for _m in FORMATS:
     _GAINS[f"gain_raw_placebo_{_m}"] = Column("float", f"p_placebo_{_m} - p_base")
     _GAINS[f"gain_net_{_m}"] = Column("float", f"p_{_m} - p_placebo_{_m}")
 LABELED = RAW_LABELS.extend("labeled snapshots", "phase1/labeled_snapshots.parquet",
-                            "labeling.label_stats, add_quadrants (rule merge_labels)", {
+                            "labeling.label_stats, quadrants.add_quadrants (rule merge_labels)", {
     **_PROBS, **cols(
         "p_expert_errors:int p_expert_impossible:int L_local:float L_upper:float",
         p_expert_errors="expert rollouts stopped by an ExpertError", p_expert_impossible="of them: mission impossible",
@@ -202,7 +202,7 @@ ALL_EVAL_ROLLOUTS = EVAL_ROLLOUTS.extend("all eval rollouts", "phase3/rollouts.p
 
 
 def _csv(name: str, path: str, spec: str, **meanings: str) -> Table:
-    return Table(name, path, "evaluation.summarize (rule eval_summary)", cols(spec, **meanings))
+    return Table(name, path, "evaluation_tables.summarize (rule eval_summary)", cols(spec, **meanings))
 
 
 _N = {"n": "rollouts", "n_tasks": "tasks (clusters of the bootstrap)", "n_rollouts": "rollouts"}

@@ -19,7 +19,7 @@ Choices:
   (default demo, as the B1/B2 baselines), so methods differ only in which snapshots they pick.
 
 Summary (``selection_summary``; on the Phase 3 overall suite; every interval a percentile
-bootstrap over eval tasks, ``evaluation``'s rules):
+bootstrap over eval tasks, ``evaluation_tables``' rules):
 - per method: success; reliability gain = success(method) - success(base), paired over tasks;
   retention drop on the tasks the base solves (chosen on the base's first half of rollouts,
   measured on the second); the mean true ELP_net of the selected set and its overlap with
@@ -175,7 +175,7 @@ def compare_methods(rollouts: pd.DataFrame, model: str, baseline: str, bs: Clust
     """success(model) - success(baseline) on the overall suite: paired cluster-bootstrap interval
     over tasks and a paired permutation p over per-task success rates (null, with the reason,
     when the two played different tasks or the test is undefined)."""
-    from .evaluation import diff_of
+    from .evaluation_tables import diff_of
 
     gm, gb = _overall(rollouts, model), _overall(rollouts, baseline)
     d = diff_of(bs, gm, gb, "success", "task_id")
@@ -262,7 +262,7 @@ def selection_summary(rollouts: pd.DataFrame, selected: dict[str, dict], confide
     intervals over tasks), and the ``comparisons`` between methods (module docstring), from
     Phase 3-style rollouts of the base (``base``) and ``select_{method}``; ``selected``: method ->
     its selected.json, any subset of ``METHODS`` in any order."""
-    from .evaluation import BASE_ID, overall_table, retention_table
+    from .evaluation_tables import BASE_ID, overall_table, retention_table
 
     for m in selected:
         check_method(m)

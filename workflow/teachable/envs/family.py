@@ -7,7 +7,7 @@ instead of naming it:
 - ``action_space``: its ``ActionSpace`` (``envs.action_space``);
 - ``episode_columns``: the columns of ``TextEnv.episode_values`` (column -> (kind, meaning)),
   carried by the rollout tables (``schemas.FAMILY_COLUMNS``);
-- ``metrics``: its per-model metrics on the evaluation suite (``evaluation.family_metrics_table``),
+- ``metrics``: its per-model metrics on the evaluation suite (``evaluation_tables.family_metrics_table``),
   and ``headline_metrics``, the ones a benchmark result lists at its top level;
 - ``trace_filters``: episode filters of ``teachable traces`` (``TraceFilter``).
 

@@ -46,7 +46,7 @@ or NaN, or the interval straddles the threshold; ``detail`` says which):
   adjusted for the 14 runs.
 - ``predictor_beats_entropy``: Phase 4's cluster-bootstrap intervals of predictor - entropy in
   Precision@K and NDCG@K: held iff both lower bounds > 0, not held iff either upper bound < 0,
-  else undetermined (``predictor.beats_by_interval``).
+  else undetermined (``predictor_metrics.beats_by_interval``).
 - ``selection_predictor``: PREDICTOR vs the best baseline (highest point gain of RANDOM,
   ENTROPY, LEARNABILITY) from selection_summary.json's ``comparisons``: held iff the
   Holm-adjusted p (over PREDICTOR vs each baseline) < alpha and the difference in success > 0;

@@ -13,7 +13,7 @@ from ..constants import (
     BASE_MODEL_ID,
     RUN_IDS,
 )
-from ..predictor import beats, beats_by_interval
+from ..predictor_metrics import beats, beats_by_interval
 from .inputs import (
     PERMUTATION_RESAMPLES,
     PERMUTATION_SEED,
@@ -178,7 +178,7 @@ def _reasons(table: pd.DataFrame, runs: list[str]) -> str:
 
 def check_predictor(result: dict) -> dict:
     """(d) ranking by predicted ELP beats ranking by U, by the intervals of both differences
-    (``predictor.beats_by_interval``)."""
+    (``predictor_metrics.beats_by_interval``)."""
     claim = "the teachability predictor ranks snapshots by ELP_net better than entropy (precision@K and NDCG@K)"
     rk = result.get("ranking") or {}
     p, e, diff = rk.get("predictor") or {}, rk.get("entropy") or {}, rk.get("difference") or {}
