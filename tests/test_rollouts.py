@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from teachable.policies.base import Policy
-from teachable.rollouts import EXPERT, RolloutSpec, group_success, run_rollouts, sample_action
+from teachable.policies.base import Draw, Policy, sample_action
+from teachable.rollouts import EXPERT, RolloutSpec, group_success, run_rollouts
 
 ENV = "BabyAI-GoToLocal-v0"
 
@@ -76,8 +76,8 @@ def test_group_success_counts_per_key():
 
 def test_temperature_zero_is_argmax():
     rng = np.random.default_rng(0)
-    assert sample_action(np.log([0.2, 0.5, 0.3]), 0.0, rng) == 1
-    draws = [sample_action(np.log([0.2, 0.5, 0.3]), 1.0, rng) for _ in range(2000)]
+    assert sample_action(np.log([0.2, 0.5, 0.3]), 0.0, Draw(rng)) == 1
+    draws = [sample_action(np.log([0.2, 0.5, 0.3]), 1.0, Draw(rng)) for _ in range(2000)]
     assert abs(np.mean(np.array(draws) == 1) - 0.5) < 0.05
 
 
