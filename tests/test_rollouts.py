@@ -81,6 +81,17 @@ def test_temperature_zero_is_argmax():
     assert abs(np.mean(np.array(draws) == 1) - 0.5) < 0.05
 
 
+def test_a_draws_inverse_cdf_picks_what_numpy_choice_picks_from_the_same_stream():
+    gen = np.random.default_rng(0)
+    for _ in range(500):
+        lp = gen.normal(size=int(gen.integers(1, 12))) * 3
+        temperature, seed = float(gen.choice([0.5, 1.0, 2.0])), int(gen.integers(2**31))
+        z = lp / temperature
+        p = np.exp(z - z.max())
+        want = np.random.default_rng(seed).choice(len(p), p=p / p.sum())
+        assert sample_action(lp, temperature, Draw(np.random.default_rng(seed))) == want
+
+
 class RecordingUniform(UniformPolicy):
     """The uniform policy, keeping every context it was asked to score."""
 

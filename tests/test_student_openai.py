@@ -105,6 +105,9 @@ def test_sampled_logprobs_leave_invalid_answers_out_and_count_them():
 def test_what_a_backend_is_is_declared(hf_student, make):
     assert hf_student.exact_u and not hf_student.metered
     assert not make().exact_u and make().metered
+    assert set(hf_student.usage_summary()) == {"model", "states_scored", "memo_hits"}
+    with pytest.raises(ValueError, match="student.backend: hf or vllm"):
+        make().load_adapter(None)  # an API student serves no adapters
 
 
 # ------------------------------------------------------------------- the same model behind HTTP
