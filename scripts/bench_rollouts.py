@@ -75,8 +75,7 @@ def time_family(env_id: str, options: dict, model_dir: str, args, student_cfg: d
         results = run_rollouts(specs, policy, temperature=1.0, history_len=args.history_len, max_steps=args.max_steps,
                                progress=False, max_active=args.batch, env_options=options)  # fmt: skip
         best = min(best, time.perf_counter() - t0)
-    if hasattr(policy, "close"):
-        policy.close()
+    policy.close()
     steps = sum(r.steps for r in results)
     return {"env_id": env_id, "rollouts": len(results), "steps": steps, "seconds": best, "steps_per_s": steps / best,
             "success": sum(r.success for r in results) / len(results)}  # fmt: skip

@@ -130,7 +130,7 @@ class StudentResponder:
 
         import numpy as np
 
-        from teachable.rollouts import sample_action
+        from teachable.policies.base import Draw, sample_action
 
         ctx = self.context(body["messages"])
         with self._lock:
@@ -138,7 +138,7 @@ class StudentResponder:
             self.served += 1
         blob = json.dumps([body.get("seed"), body["messages"]], sort_keys=True).encode()
         rng = np.random.default_rng(int.from_bytes(hashlib.sha256(blob).digest()[:8], "big"))
-        action = ctx.valid_actions[sample_action(lp, float(body.get("temperature", 1.0)), rng)]
+        action = ctx.valid_actions[sample_action(lp, float(body.get("temperature", 1.0)), Draw(rng))]
         reply = content(self.wrap(action))
         if self.logprobs and body.get("logprobs"):
             with self._lock:

@@ -17,6 +17,7 @@ from teachable.cli import main
 from teachable.compare import IMPROVEMENT, REGRESSION, compare_bench
 from teachable.envs.registry import system_prompt
 from teachable.io import read_table, write_json, write_table
+from teachable.policies.base import Policy
 from teachable.schemas import BENCH_EPISODES
 
 ENV = "BabyAI-GoToLocal-v0"
@@ -65,11 +66,10 @@ def test_bench_of_the_tiny_student_writes_the_json_and_the_episodes(tiny_student
         eps["actions"].map(tuple).tolist()  # fmt: skip
 
 
-class UniformStudent:
+class UniformStudent(Policy):
     """A scoring student with equal scores for every valid action (no model to load)."""
 
     name = "uniform"
-    capability = "score"
 
     def action_logprobs(self, contexts):
         return [np.full(len(c.valid_actions), -np.log(len(c.valid_actions))) for c in contexts]
@@ -225,7 +225,7 @@ def test_bench_rollouts_then_bench_results_equal_one_bench(tiny_student, tmp_pat
 def test_bench_results_at_another_confidence_reads_the_same_episodes(tmp_path):
     eps = episodes("base", 6, invalid=0.0)
     write_table(eps, BENCH_EPISODES, tmp_path / EPISODES_FILE)
-    write_json({"suite": "bench_run", "model": "base", "episodes": EPISODES_FILE, "usage": usage_of(object(), 1.0),
+    write_json({"suite": "bench_run", "model": "base", "episodes": EPISODES_FILE, "usage": usage_of(UniformStudent(), 1.0),
                 "about": {"levels": [ENV]}}, tmp_path / RUN_FILE)  # fmt: skip
     before = (tmp_path / EPISODES_FILE).stat().st_mtime_ns
     out = {}

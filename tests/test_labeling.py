@@ -9,6 +9,7 @@ from teachable.labeling import (
     STUDENT_CONDITIONS, condition_specs, crossfit_elp, label_snapshots, label_intervals, label_stats, raw_rows,
 )  # fmt: skip
 from teachable.patches import PLACEBOS
+from teachable.policies.base import Policy
 from teachable.quadrants import add_quadrants, assign_quadrants, quadrant_thresholds, split_threshold
 
 ENV = "BabyAI-GoToLocal-v0"
@@ -149,7 +150,7 @@ def test_quadrants_exist_when_most_L_local_is_zero():
     assert thr["sizes"]["Q1_highU_highL"] + thr["sizes"]["Q4_lowU_highL"] == 20
 
 
-class UniformPolicy:
+class UniformPolicy(Policy):
     """A real (uniform) student: every valid action equally likely."""
 
     name = "uniform"

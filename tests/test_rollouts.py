@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from teachable.policies.base import Policy
-from teachable.rollouts import EXPERT, RolloutSpec, group_success, run_rollouts, sample_action
+from teachable.policies.base import Draw, Policy, sample_action
+from teachable.rollouts import EXPERT, RolloutSpec, group_success, run_rollouts
 
 ENV = "BabyAI-GoToLocal-v0"
 
@@ -76,9 +76,20 @@ def test_group_success_counts_per_key():
 
 def test_temperature_zero_is_argmax():
     rng = np.random.default_rng(0)
-    assert sample_action(np.log([0.2, 0.5, 0.3]), 0.0, rng) == 1
-    draws = [sample_action(np.log([0.2, 0.5, 0.3]), 1.0, rng) for _ in range(2000)]
+    assert sample_action(np.log([0.2, 0.5, 0.3]), 0.0, Draw(rng)) == 1
+    draws = [sample_action(np.log([0.2, 0.5, 0.3]), 1.0, Draw(rng)) for _ in range(2000)]
     assert abs(np.mean(np.array(draws) == 1) - 0.5) < 0.05
+
+
+def test_a_draws_inverse_cdf_picks_what_numpy_choice_picks_from_the_same_stream():
+    gen = np.random.default_rng(0)
+    for _ in range(500):
+        lp = gen.normal(size=int(gen.integers(1, 12))) * 3
+        temperature, seed = float(gen.choice([0.5, 1.0, 2.0])), int(gen.integers(2**31))
+        z = lp / temperature
+        p = np.exp(z - z.max())
+        want = np.random.default_rng(seed).choice(len(p), p=p / p.sum())
+        assert sample_action(lp, temperature, Draw(np.random.default_rng(seed))) == want
 
 
 class RecordingUniform(UniformPolicy):

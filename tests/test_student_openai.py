@@ -20,7 +20,7 @@ from teachable.labeling import score_snapshots
 from teachable.mining import episode_rows
 from teachable.openai_api import MissingAPIKeyError
 from teachable.policies import check_trainable, make_student
-from teachable.policies.base import Context, entropy_of, generates, sampled_logprobs
+from teachable.policies.base import Context, entropy_of, sampled_logprobs
 from teachable.policies.openai_student import OpenAIStudent, StudentRequestError
 from teachable.rollouts import RolloutSpec, run_rollouts
 from teachable.schemas import RAW_LABELS, ROLLOUT_STEPS, check_frame
@@ -102,8 +102,12 @@ def test_sampled_logprobs_leave_invalid_answers_out_and_count_them():
     assert n_invalid == 2 and np.isnan(lp).all()
 
 
-def test_capability_is_declared(hf_student, make):
-    assert not generates(hf_student) and generates(make())
+def test_what_a_backend_is_is_declared(hf_student, make):
+    assert hf_student.exact_u and not hf_student.metered
+    assert not make().exact_u and make().metered
+    assert set(hf_student.usage_summary()) == {"model", "states_scored", "memo_hits"}
+    with pytest.raises(ValueError, match="student.backend: hf or vllm"):
+        make().load_adapter(None)  # an API student serves no adapters
 
 
 # ------------------------------------------------------------------- the same model behind HTTP

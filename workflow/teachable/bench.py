@@ -32,9 +32,10 @@ percentile bootstrap over tasks of ``stats.ClusterBootstrap`` (rollouts of one t
 independent), at ``phase3.confidence`` over ``phase3.n_bootstrap`` resamples seeded by the
 config seed; each carries ``n`` (rollouts = tasks x rollouts per task) and ``n_tasks``.
 
-``usage``: an API student's requests, cache hits, tokens, cost and retries
-(``OpenAIStudent.usage_summary``) with wall seconds and requests per second; a local HF student
-counts none of them (``counted: false``, the counts null: it scores actions in-process).
+``usage``: a metered student's requests, cache hits, tokens, cost and retries
+(``StudentPolicy.usage_summary`` of an API student) with wall seconds and requests per second; a
+local student counts none of them (``counted: false``, the counts null: it scores actions
+in-process).
 """
 
 from __future__ import annotations
@@ -64,7 +65,6 @@ RUN_FILE = "bench_run.json"  # the model, its usage and what was benched (play_b
 METRICS = {"success_rate": "success", "mean_reward": "return", "mean_steps": "steps", "invalid_rate": "invalid_rate"}
 USAGE_KEYS = ("requests", "cache_hits", "prompt_tokens", "completion_tokens", "cost_usd", "transport_retries",
               "failures")  # fmt: skip
-LOCAL_BACKENDS = ("hf", "vllm")  # backends that load a local model directory
 CONFIG_SECTIONS = ("env", "student", "bench", "phase3")
 NO_ARCHETYPE = "(no archetype)"  # by_archetype's group of tasks whose instruction has none (a family that has some)
 
@@ -156,11 +156,12 @@ def _breakdown(bs: ClusterBootstrap, ov: pd.DataFrame, by: str) -> dict[str, dic
 
 
 def usage_of(student, seconds: float, backend: str = "hf") -> dict[str, Any]:
-    """The job's requests, tokens and cost (an API student), or none counted (a local ``backend``)."""
-    if hasattr(student, "usage_summary"):
+    """The job's requests, tokens and cost (a ``metered`` student: an API's), or none counted (a
+    local ``backend``)."""
+    if student.metered:
         u = student.usage_summary()
         rate = u["requests"] / seconds if seconds > 0 else None
-        return {"backend": "openai", "counted": True, "model": u["model"], **{k: u[k] for k in USAGE_KEYS},
+        return {"backend": backend, "counted": True, "model": u["model"], **{k: u[k] for k in USAGE_KEYS},
                 "seconds": seconds, "requests_per_s": rate}  # fmt: skip
     return {"backend": backend, "counted": False, **{k: None for k in USAGE_KEYS}, "seconds": seconds,
             "requests_per_s": None,
@@ -199,25 +200,25 @@ def play_bench(cfg: dict, model_dir: str | None, adapter_dir: str | None, model_
     what was benched), everything ``bench_results.json`` needs besides the statistics settings
     (rule bench_rollouts; ``summarize_bench`` is rule bench)."""
     from .io import write_json, write_table
-    from .policies import make_student
+    from .policies import loads_model_dir, make_student
 
     cfg = bench_config(cfg)
     levels = bench_levels(cfg)
     bench_seeds(cfg)  # a bad bench.tasks is an error before the student loads
     backend = cfg["student"]["backend"]
-    if backend in LOCAL_BACKENDS and not model_dir:
+    local = loads_model_dir(backend)
+    if local and not model_dir:
         raise ValueError(f"student.backend: {backend} benches a local model: give --model (a HF model directory)")
     student = make_student(cfg["student"], model_dir, adapter_dir, merge_adapter=True, env_id=levels[0])
     t0 = time.perf_counter()
     try:
         episodes = bench_episodes(model_id, student, cfg, progress=progress)
     finally:
-        if hasattr(student, "close"):
-            student.close()
+        student.close()
     b = cfg["bench"]
     run = {"suite": "bench_run", "model": model_id, "episodes": EPISODES_FILE,
            "usage": usage_of(student, time.perf_counter() - t0, backend),
-           "about": {"backend": backend, "model_dir": model_dir if backend in LOCAL_BACKENDS else None, "adapter": adapter_dir,
+           "about": {"backend": backend, "model_dir": model_dir if local else None, "adapter": adapter_dir,
                      "levels": levels, "temperature": float(cfg["student"]["temperature"]),
                      "split": {"name": "bench", "start": int(cfg["splits"]["bench"]["start"]), "tasks": int(b["tasks"])},
                      "tasks_per_level": int(b["tasks"])}}  # fmt: skip

@@ -58,10 +58,9 @@ def _student(cfg: dict, model: str, adapter: str | None = None):
     from .policies import make_student
 
     student = make_student(cfg["student"], model, adapter, env_id=cfg["env"]["id"])
-    if hasattr(student, "usage_summary"):  # an API student: log this job's requests, tokens and cost at exit
-        import atexit
+    import atexit
 
-        atexit.register(student.close)
+    atexit.register(student.close)  # frees the backend; an API student logs this job's requests, tokens and cost
     return student
 
 

@@ -212,7 +212,10 @@ def eval_model(model_id: str, model_dir: str, adapter_dir: str | None, heldout: 
     check_eval_disjoint(cfg)
     specs, meta = eval_specs(heldout, cfg)
     policy = make_student(cfg["student"], model_dir, adapter_dir, merge_adapter=True, env_id=cfg["env"]["id"])
-    results = study_rollouts(specs, policy, cfg, desc=f"phase3 eval {model_id}", progress=progress)
+    try:
+        results = study_rollouts(specs, policy, cfg, desc=f"phase3 eval {model_id}", progress=progress)
+    finally:
+        policy.close()
     df = rollout_rows(model_id, results, meta)
     ov = df[df["suite"] == "overall"]
     log.info("%s: overall success %.3f over %d rollouts; snapshot success %s over %d rollouts", model_id,

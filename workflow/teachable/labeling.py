@@ -27,6 +27,7 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -36,9 +37,9 @@ from .constants import FORMATS, PLACEBOS
 from .patches import make_patch
 from .envs.action_space import ActionSpace
 from .envs.registry import action_space, parse_action
-from .policies import Context, GenerativePolicy, StudentPolicy
-from .policies.base import generates
-from .policies.generated_u import UEstimate, estimate_u, u_columns
+from .policies import Context, StudentPolicy
+from .policies.base import Parser
+from .policies.generated_u import u_columns
 from .quadrants import add_quadrants
 from .rollouts import EXPERT, RolloutResult, RolloutSpec, study_rollouts
 from .schemas import OUTCOME_CONDITIONS, PROB_NAMES, STUDENT_CONDITIONS
@@ -60,35 +61,34 @@ def snapshot_context(row, patch: str | None = None) -> Context:
     )
 
 
-def generated_snapshot_u(snaps: pd.DataFrame, ctxs: list[Context], student: GenerativePolicy) -> list[UEstimate]:
-    """Per snapshot, U's estimate by the generate-only ``student`` (``policies.generated_u``:
-    k parsed samples, or the answers' token logprobs), its answers read by the family's parser."""
-    parsers = [lambda t, env_id=env_id: parse_action(env_id, t) for env_id in snaps["env_id"]]
-    return estimate_u(student, ctxs, parsers)
+def snapshot_parsers(env_ids) -> list[Parser]:
+    """The family's lenient parser at each snapshot of ``env_ids``: it reads the student's answers."""
+    return [partial(parse_action, env_id) for env_id in env_ids]
 
 
 def score_snapshots(snaps: pd.DataFrame, student: StudentPolicy) -> pd.DataFrame:
-    """Uncertainty features; fills a missing student_action (Experiment B) with the student's
-    most likely action at that state. A generate-only student's U is estimated by its
-    ``u_source`` and each row says how (``generated_u.u_columns``); a snapshot
-    whose estimate has no distribution (none of k samples a valid action) is left out (counted
-    in the log)."""
+    """Uncertainty features of the student's distribution at each snapshot
+    (``StudentPolicy.distribution``, answers read by the family's parser); fills a missing
+    student_action (Experiment B) with the student's most likely action at that state. Where the
+    distribution is estimated (``exact_u`` false: a generate-only student's ``u_source``) each
+    row says how (``generated_u.u_columns``), and a snapshot whose estimate has no distribution
+    (none of k samples a valid action) is left out (counted in the log)."""
     ctxs = [snapshot_context(r) for _, r in snaps.iterrows()]
-    if generates(student):
-        ests = generated_snapshot_u(snaps, ctxs, student)
-        keep = np.array([not np.isnan(e.logprobs).any() for e in ests], dtype=bool)
-        log.info("U of %d snapshots: %d answers invalid of %d", len(snaps), sum(e.n_invalid for e in ests),
-                 sum(e.k for e in ests))  # fmt: skip
-        if not keep.all():
-            log.warning("%d of %d snapshots left out: none of their %d samples parsed to a valid action",
-                        int((~keep).sum()), len(snaps), student.k_samples)  # fmt: skip
-        kept = [e for e, k in zip(ests, keep) if k]
-        out = score_rows(snaps.loc[keep], [c for c, k in zip(ctxs, keep) if k], [e.logprobs for e in kept])
-        cols = pd.DataFrame([u_columns(e) for e in kept], index=out.index, columns=list(u_columns(None)))
-        for col, values in cols.items():
-            out[col] = values
-        return out
-    return score_rows(snaps, ctxs, student.action_logprobs(ctxs) if ctxs else [])
+    dists = student.distribution(ctxs, snapshot_parsers(snaps["env_id"]))
+    if student.exact_u:
+        return score_rows(snaps, ctxs, [d.logprobs for d in dists])
+    keep = np.array([not np.isnan(d.logprobs).any() for d in dists], dtype=bool)
+    log.info("U of %d snapshots: %d answers invalid of %d", len(snaps), sum(d.n_invalid for d in dists),
+             sum(d.k for d in dists))  # fmt: skip
+    if not keep.all():
+        log.warning("%d of %d snapshots left out: none of their %d samples parsed to a valid action",
+                    int((~keep).sum()), len(snaps), max(d.k for d, k in zip(dists, keep) if not k))  # fmt: skip
+    kept = [d for d, k in zip(dists, keep) if k]
+    out = score_rows(snaps.loc[keep], [c for c, k in zip(ctxs, keep) if k], [d.logprobs for d in kept])
+    cols = pd.DataFrame([u_columns(d) for d in kept], index=out.index, columns=list(u_columns(None)))
+    for col, values in cols.items():
+        out[col] = values
+    return out
 
 
 def score_rows(snaps: pd.DataFrame, ctxs: list[Context], lps: list[np.ndarray]) -> pd.DataFrame:

@@ -40,7 +40,7 @@ from scipy import stats as st
 from tqdm.auto import tqdm
 
 from .constants import FORMATS, QUADRANTS
-from .labeling import snapshot_context
+from .labeling import snapshot_context, snapshot_parsers
 from .rollouts import RolloutSpec, group_success, study_rollouts
 from .schemas import MICRO_RESULTS, MICRO_SHARD
 from .seeding import derive_seed
@@ -120,10 +120,15 @@ def _specs(row, n: int, seed: int, key: str) -> list[RolloutSpec]:
     ]
 
 
+def _logprobs(policy, rows: list) -> list[np.ndarray]:
+    """The student's distribution over the valid actions at each snapshot row."""
+    ctxs = [snapshot_context(r) for r in rows]
+    return [d.logprobs for d in policy.distribution(ctxs, snapshot_parsers(r["env_id"] for r in rows))]
+
+
 def _p_target(policy, row) -> float:
-    ctx = snapshot_context(row)
-    lp = policy.action_logprobs([ctx])[0]
-    return float(np.exp(lp[list(ctx.valid_actions).index(row["suggested_action"])]))
+    lp = _logprobs(policy, [row])[0]
+    return float(np.exp(lp[list(row["valid_actions"]).index(row["suggested_action"])]))
 
 
 def _drift_kl(base: list, tuned: list, skip: int) -> float:
@@ -135,7 +140,7 @@ def run_micro_training(labeled_sample: pd.DataFrame, model_dir, cfg: dict, *, pr
                        policy=None) -> pd.DataFrame:  # fmt: skip
     """One row per snapshot: before/after successes and rollouts (``SHARD_COLUMNS``), Δ, train
     seconds; no interval (``success_intervals`` adds them when the shards are merged).
-    ``policy``: an HFPolicy on ``model_dir`` to reuse (else one is loaded from cfg["student"])."""
+    ``policy``: the student on ``model_dir`` to reuse (else one is loaded from cfg["student"])."""
 
     p1b = cfg["phase1b"]
     n = int(p1b["n_validation_rollouts"])
@@ -154,8 +159,8 @@ def run_micro_training(labeled_sample: pd.DataFrame, model_dir, cfg: dict, *, pr
     before_specs = [s for _, r in rows for s in _specs(r, n, seed, "before")]
     before = group_success(study_rollouts(before_specs, policy, cfg, desc="phase1b before", progress=progress))
     p_before = {r["snapshot_id"]: _p_target(policy, r) for _, r in rows}
-    ctxs = [snapshot_context(r) for _, r in rows]
-    base_lp = policy.action_logprobs(ctxs)
+    snaps = [r for _, r in rows]
+    base_lp = _logprobs(policy, snaps)
 
     out = []
     bar = tqdm(rows, desc="phase1b micro-training", disable=not progress)
@@ -171,7 +176,7 @@ def run_micro_training(labeled_sample: pd.DataFrame, model_dir, cfg: dict, *, pr
             try:
                 after = group_success(study_rollouts(_specs(r, n, seed, "after"), policy, cfg, progress=False))
                 p_after = _p_target(policy, r)
-                drift = _drift_kl(base_lp, policy.action_logprobs(ctxs), skip=k)
+                drift = _drift_kl(base_lp, _logprobs(policy, snaps), skip=k)
             finally:
                 policy.load_adapter(None)
             (bk, bn), (ak, an) = before[(sid, "before")], after[(sid, "after")]

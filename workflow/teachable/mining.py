@@ -25,7 +25,6 @@ import pandas as pd
 from .envs.registry import make_env_from
 from .envs.base import ExpertError
 from .policies import StudentPolicy
-from .policies.base import generates
 from .policies.generated_u import u_columns
 from .rollouts import (
     EXPERT,
@@ -45,8 +44,8 @@ SNAPSHOT_COLUMNS = SNAPSHOTS.names  # declared in teachable.schemas
 
 
 def episode_rows(experiment: str, episode_id: str, r: RolloutResult, sampled_u: bool = False) -> list[dict]:
-    """The rows of one episode; with ``sampled_u`` (a generate-only student) the columns beside
-    U that say how it was estimated (``schemas.SAMPLED_U``)."""
+    """The rows of one episode; with ``sampled_u`` (a student whose U is estimated, not exact:
+    ``StudentPolicy.exact_u``) the columns beside U that say how (``schemas.SAMPLED_U``)."""
     rows = []
     n = len(r.records)
     family = {f"episode_{k}": v for k, v in r.values.items()}  # the family's columns, per episode
@@ -106,7 +105,7 @@ def experiment_rollouts(cfg: dict, student: StudentPolicy, progress: bool = True
         if not r.records:  # the expert could not act at the start state: no step to record
             log.warning("episode %s has no step (expert error %s)", ep, r.expert_error)
             continue
-        rows.extend(episode_rows(exp, ep, r, sampled_u=generates(student)))
+        rows.extend(episode_rows(exp, ep, r, sampled_u=not student.exact_u))
     return pd.DataFrame(rows)
 
 

@@ -1,23 +1,22 @@
 """Lockstep rollout engine: many rollouts (any mix of tasks, start states, patches, forced first
-actions, student or expert actors) advance one step at a time together, so the student scores all
-active states in one batched call. Every phase that rolls out (0, 1, 1B, 3, 5) goes through here
-(``study_rollouts`` reads the study's rollout settings from the config once).
+actions, student or expert actors) advance one step at a time together, so the student acts at all
+active states in one batched call (``StudentPolicy.act``, whatever the backend). Every phase that
+rolls out (0, 1, 1B, 3, 5) goes through here (``study_rollouts`` reads the study's rollout
+settings from the config once).
 
 - A patch (CPT's supervision text) is in the student's context at the rollout's FIRST step only:
   the snapshot step, the moment training supervises. Later steps are unpatched, so a demo that
   names the action for the snapshot's state is never obeyed after it is stale.
-- Random streams: each rollout samples from its own ``rng_seed``. Callers give rollout i of
-  every condition of one start state the same seed (common random numbers).
+- Random streams: each rollout samples from its own ``rng_seed`` (the student's draws at a step:
+  ``policies.base.Draw`` on that stream). Callers give rollout i of every condition of one start
+  state the same seed (common random numbers).
 - An expert that cannot act (``ExpertError``) ends its rollout as a failure and the result
   records the error's kind (``expert_error``: "impossible" or "planner"), so callers count it.
-- A generate-only student (``policies.base.GenerativePolicy``) writes text instead: each step
-  asks for one sample whose key is drawn from the rollout's random stream (so common random
-  numbers still hold and a re-run asks for the same samples), parsed with the env family's
-  lenient parser; an unparseable answer is played as ``INVALID_ACTION`` (a no-op step, counted
-  by the tables as invalid). With ``record_steps`` U is estimated at the state by the policy's
-  ``u_source`` (``policies.generated_u``: k parsed samples, or the answers' token logprobs), and
-  the record keeps the estimate (``StepRecord.u_est``; its columns: ``generated_u.u_columns``);
-  ``action_prob`` is NaN.
+- A generate-only student's answer is read with the env family's lenient parser (given to
+  ``act``); one that parses to no valid action is played as ``INVALID_ACTION`` (a no-op step,
+  counted by the tables as invalid). With ``record_steps`` the student gives U at each state also
+  where it costs requests (a generate-only student's estimate, kept as ``StepRecord.u_est``; its
+  columns: ``generated_u.u_columns``; its ``action_prob`` is NaN).
 """
 
 from __future__ import annotations
@@ -31,15 +30,8 @@ from tqdm.auto import tqdm
 
 from .envs import TextEnv, make_env
 from .envs.registry import env_options
-from .envs.base import INVALID_ACTION, ExpertError
-from .policies.base import (
-    Context,
-    GenerativePolicy,
-    SampleRequest,
-    StudentPolicy,
-    generates,
-)
-from .policies.generated_u import UEstimate, estimate_u
+from .envs.base import ExpertError
+from .policies.base import ActionDistribution, Context, Draw, StudentPolicy
 
 STUDENT = "student"
 EXPERT = "expert"
@@ -70,7 +62,7 @@ class StepRecord:
     U: float  # student entropy at this state (nan where not scored)
     reward: float
     patch: str | None = None  # the patch in the student's context at this step
-    u_est: UEstimate | None = None  # a generate-only student's U estimate (None: U from the student's scores)
+    u_est: ActionDistribution | None = None  # U's estimate where it is not exact (None: U from the student's scores)
 
 
 @dataclass
@@ -103,16 +95,6 @@ class EnvPool:
         self._free[env.env_id].append(env)
 
 
-def sample_action(logprobs: np.ndarray, temperature: float, rng: np.random.Generator) -> int:
-    """Index of an action sampled from softmax(logprobs / T); T == 0 is argmax (first on ties)."""
-    if temperature <= 0:
-        return int(np.argmax(logprobs))
-    z = logprobs / temperature
-    p = np.exp(z - z.max())
-    p /= p.sum()
-    return int(rng.choice(len(p), p=p))
-
-
 class _Active:
     __slots__ = ("spec", "env", "rng", "history", "reward", "steps", "actions", "records", "obs")
 
@@ -143,8 +125,8 @@ def run_rollouts(
 ) -> list[RolloutResult]:
     """Run every spec to success, failure or the step limit; results in the order of ``specs``.
 
-    Rollouts advance in lockstep: each iteration scores all active student states with one
-    ``policy.action_logprobs`` call (a generate-only policy: one ``policy.generate`` call).
+    Rollouts advance in lockstep: each iteration acts at all active student states with one
+    ``policy.act`` call.
     ``max_active`` bounds the number of live envs (memory).
     """
     if policy is None and any(s.actor == STUDENT for s in specs):
@@ -167,7 +149,7 @@ def run_rollouts(
             active[i] = _Active(specs[i], pool.get(specs[i].env_id), history_len)
         # choose actions: forced first, then the expert, then one batched student call
         chosen: dict[int, tuple[str, str, float, float]] = {}
-        u_est: dict[int, UEstimate] = {}  # U's estimate at the state, for a generate-only student
+        u_est: dict[int, ActionDistribution] = {}  # U's estimate at the state, where it is not exact
         need_student: list[int] = []
         for i, a in list(active.items()):
             if a.steps < len(a.spec.forced):
@@ -191,21 +173,13 @@ def run_rollouts(
                 )
                 for i in need_student
             ]
-            if generates(policy):
-                envs = [active[i].env for i in need_student]
-                rngs = [active[i].rng for i in need_student]
-                picks = generated_actions(policy, ctxs, envs, rngs, temperature, record_steps)
-                for i, (action, est) in zip(need_student, picks):
-                    chosen[i] = (action, STUDENT, float("nan"), est.U if est else float("nan"))
-                    if est:
-                        u_est[i] = est
-            else:
-                for i, ctx, lp in zip(need_student, ctxs, policy.action_logprobs(ctxs)):
-                    a = active[i]
-                    j = sample_action(lp, temperature, a.rng)
-                    p = np.exp(lp - np.logaddexp.reduce(lp))
-                    u = float(-(p * np.log(np.clip(p, 1e-300, None))).sum())
-                    chosen[i] = (ctx.valid_actions[j], STUDENT, float(p[j]), u)
+            draws = [Draw(active[i].rng) for i in need_student]
+            parsers = [lambda t, env=active[i].env: env.parse_action(t, "lenient") for i in need_student]
+            acts = policy.act(ctxs, draws, temperature=temperature, parsers=parsers, with_u=record_steps)
+            for i, act in zip(need_student, acts):
+                chosen[i] = (act.action, STUDENT, act.prob, act.U)
+                if act.u_est is not None:
+                    u_est[i] = act.u_est
         for i, (action, source, prob, u) in chosen.items():
             a = active[i]
             if record_steps:
@@ -239,24 +213,6 @@ def run_rollouts(
                 del active[i]
     bar.close()
     return results  # type: ignore[return-value]
-
-
-def generated_actions(policy: GenerativePolicy, ctxs: list[Context], envs: list[TextEnv],
-                      rngs: list[np.random.Generator], temperature: float,
-                      estimate: bool) -> list[tuple[str, UEstimate | None]]:  # fmt: skip
-    """(action, U's estimate) per state of a generate-only policy: the action is the parsed
-    answer of one sample keyed by a draw from the state's rollout stream (``INVALID_ACTION`` when
-    it does not parse to a valid action), all states in one batched ``generate`` call; with
-    ``estimate``, U's estimate at the state (``policies.generated_u.estimate_u``; None otherwise)."""
-    reqs = [SampleRequest(ctx, f"r{int(rng.integers(2**62))}", temperature) for ctx, rng in zip(ctxs, rngs)]
-    texts = policy.generate(reqs)
-    parsers = [lambda t, env=env: env.parse_action(t, "lenient") for env in envs]
-    ests = estimate_u(policy, ctxs, parsers) if estimate else [None] * len(ctxs)
-    out = []
-    for ctx, parse, text, est in zip(ctxs, parsers, texts, ests):
-        action = parse(text)
-        out.append((action if action in ctx.valid_actions else INVALID_ACTION, est))
-    return out
 
 
 def expert_finishes(env: TextEnv, seed: int, prefix: tuple[str, ...] | list[str]) -> tuple[bool, int, str | None]:

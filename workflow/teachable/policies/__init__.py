@@ -1,25 +1,35 @@
-"""Student backends. Heavy/optional backends are imported lazily, only when selected.
+"""Student backends, every one behind the student protocol (``policies.base.StudentPolicy``).
+Heavy/optional backends are imported lazily, only when selected.
 
-``BACKENDS``: what each backend can do. ``hf`` (transformers) and ``vllm`` (vLLM's engine)
-score valid actions on a local model directory, which trains in transformers (``make_trainable``);
-``openai`` only generates text (``policies.base``) and cannot train, so a study, whose phases 1B,
-2 and 5 train, refuses it (``check_trainable``, run when the DAG is built for a job that loads
-the local model: common.smk ``get_student_model``); rule bench benches it.
+``BACKENDS``: what each backend needs and can do before one is built (the DAG is checked with
+it). ``hf`` (transformers) and ``vllm`` (vLLM's engine) score valid actions on a local model
+directory (``LOCAL``), which trains in transformers (``TRAIN``: ``make_trainable``); ``openai``
+only generates text (``policies.base.GenerativePolicy``) and cannot train, so a study, whose
+phases 1B, 2 and 5 train, refuses it (``check_trainable``, run when the DAG is built for a job
+that loads the local model: common.smk ``get_student_model``); rule bench benches it.
 ``BACKEND_SECTIONS``: the config sections of one backend (``student.openai``, ``student.vllm``),
 read only when it is the backend."""
 
 from __future__ import annotations
 
 
-from .base import GENERATE, SCORE, Context, GenerativePolicy, Policy, StudentPolicy
+from .base import Context, GenerativePolicy, Policy, StudentPolicy
 
 __all__ = ["BACKENDS", "BACKEND_SECTIONS", "Context", "GenerativePolicy", "Policy", "StudentPolicy", "check_trainable",
-           "make_student", "make_trainable", "trainer_policy"]  # fmt: skip
+           "loads_model_dir", "make_student", "make_trainable", "trainer_policy"]  # fmt: skip
 
-TRAIN = "train"
-BACKENDS = {"hf": frozenset({SCORE, TRAIN}), "vllm": frozenset({SCORE, TRAIN}), "openai": frozenset({GENERATE})}
+TRAIN = "train"  # LoRA-trains in transformers (phases 1B, 2 and 5)
+LOCAL = "local"  # loads a local HF model directory (student.model_path, a job's --model)
+BACKENDS = {"hf": frozenset({LOCAL, TRAIN}), "vllm": frozenset({LOCAL, TRAIN}), "openai": frozenset()}
 BACKEND_SECTIONS = ("openai", "vllm")
 TRAINING_PHASES = "1B (micro-training), 2 (training) and 5 (selection)"
+
+
+def loads_model_dir(backend: str) -> bool:
+    """Whether config key ``student.backend``'s value ``backend`` loads a local model directory."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown student.backend {backend!r}; expected one of {sorted(BACKENDS)}")
+    return LOCAL in BACKENDS[backend]
 
 
 def check_trainable(student_cfg: dict) -> None:

@@ -1,34 +1,56 @@
-"""Student policy interfaces and the context they act on. A backend declares what it can do
-(``capability``):
+"""The student protocol (``StudentPolicy``): every backend behind one call, as BALROG puts its
+model backends, so that no caller branches on what the backend is. A backend implements:
 
-- ``SCORE`` (``Policy``; HF transformers): for each context, the log-probability of every valid
-  action, normalised over the valid set (each action's sequence log-likelihood under the model).
-  Sampling with a temperature is done by the caller (``teachable.rollouts``), so every scoring
-  backend shares one sampler, and U is the entropy of that distribution.
-- ``GENERATE`` (``GenerativePolicy``; an OpenAI-compatible chat endpoint): only text for a
-  context (with the server's top token logprobs where asked: ``Answer.tokens``). The caller
-  parses it with the env family's lenient parser (unparseable -> ``INVALID_ACTION``, counted).
-  U is estimated at the state (``policies.generated_u``, by the policy's ``u_source``) from
-  ``k_samples`` parsed samples, or from the answers' top token logprobs; tables that carry such
-  a U say which (``U_estimator``, ``U_k``, ``U_logprob_mass``, ``U_logprob_split``).
+- ``act(contexts, draws, temperature=, parsers=, with_u=)``: what the student does at each
+  context (``Act``: the action played, ``INVALID_ACTION`` where an answer parses to no valid
+  action; its probability; U at the state; the answer's text). The random draws are the
+  caller's, one ``Draw`` per context, so the caller decides which contexts share randomness
+  (``teachable.rollouts``: each rollout's own stream).
+- ``distribution(contexts, parsers)``: the student's distribution over each context's valid
+  actions, with how it was estimated (``ActionDistribution.estimator``): exact scores, or a
+  generate-only backend's estimate from its answers.
+- ``usage_summary()``, ``close()``; ``load_adapter`` where the backend serves LoRA adapters.
+- Declared for callers that must know: ``exact_u`` (the distribution is the model's own, so the
+  tables carry no columns saying how U was estimated) and ``metered`` (``usage_summary`` counts
+  API requests, tokens and cost).
+
+Two kinds of backend implement it:
+
+- ``Policy``, a scoring backend (HF transformers, vLLM): for each context, the log-probability
+  of every valid action, normalised over the valid set (each action's sequence log-likelihood
+  under the model). It samples with the temperature by inverse CDF (``sample_action``: one
+  uniform of the context's draw), and U is the entropy of that distribution.
+- ``GenerativePolicy``, a generate-only backend (an OpenAI-compatible chat endpoint): only text
+  for a context (with the server's top token logprobs where asked: ``Answer.tokens``). Each act
+  asks for one sample keyed by the context's draw (so a re-run asks for the same samples) and
+  parses it with the caller's parser (the env family's lenient one; unparseable ->
+  ``INVALID_ACTION``, counted). U is estimated at the state (``policies.generated_u``, by the
+  policy's ``u_source``) from ``k_samples`` parsed samples, or from the answers' top token
+  logprobs; tables that carry such a U say which (``U_estimator``, ``U_k``,
+  ``U_logprob_mass``, ``U_logprob_split``).
 """
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-SCORE = "score"
-GENERATE = "generate"
+from ..envs.base import INVALID_ACTION
+
+U_EXACT = "exact"  # estimator of a scoring backend's distribution: its exact scores (no U_estimator column)
 U_SAMPLES = "samples"  # U_estimator of a U estimated from k parsed samples
 U_LOGPROBS = "logprobs"  # U_estimator of a U from the answers' top token logprobs
 U_AUTO = "auto"  # u_source: logprobs where they resolve the distribution, else samples
 U_SOURCES = (U_AUTO, U_LOGPROBS, U_SAMPLES)
 U_TEMPERATURE = 1.0  # U is the entropy of the model's own distribution (T = 1), as for a scoring backend
+
+Parser = Callable[[str], "str | None"]  # an answer's text -> an action (the family's lenient parser)
 
 
 @dataclass(frozen=True)
@@ -40,16 +62,130 @@ class Context:
     patch: str | None = None  # CPT / supervision text shown with the observation
 
 
-class Policy(ABC):
-    """A scoring backend."""
+class Draw:
+    """The random draws of one context at one step, taken on demand from ``rng``: a scoring
+    backend takes one uniform (none at T = 0), a generate-only backend one sample key. The caller
+    chooses the stream (``teachable.rollouts``: each rollout's own), so a stream keyed by
+    (snapshot, rollout, step) would keep conditions paired whatever a step consumes."""
+
+    __slots__ = ("rng",)
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+
+    def uniform(self) -> float:
+        """A uniform draw in [0, 1)."""
+        return float(self.rng.random())
+
+    def key(self) -> int:
+        """A sample key in [0, 2**62)."""
+        return int(self.rng.integers(2**62))
+
+
+@dataclass(frozen=True)
+class ActionDistribution:
+    """The student's distribution over a context's valid actions and how it was estimated:
+    ``U_EXACT`` (a scoring backend's scores), ``U_SAMPLES`` or ``U_LOGPROBS`` (a generate-only
+    backend's answers, ``policies.generated_u``; the tables' ``U_estimator``)."""
+
+    logprobs: np.ndarray  # log distribution over the valid actions (all NaN: none, e.g. no valid sample)
+    estimator: str  # U_EXACT | U_SAMPLES | U_LOGPROBS
+    k: int = 0  # answers behind it: parsed samples, or answers whose logprobs were merged (0: exact)
+    mass: float = float("nan")  # the resolved logprob mass (NaN unless logprobs)
+    split: float = float("nan")  # the undescended branches' mass split evenly into it (NaN unless logprobs)
+    n_invalid: int = 0  # answers that parsed to no valid action
+
+    @property
+    def U(self) -> float:  # noqa: N802 - the SPEC's name
+        return float("nan") if np.isnan(self.logprobs).any() else entropy_of(self.logprobs)
+
+
+@dataclass(frozen=True)
+class Act:
+    """What the student did at one context (``StudentPolicy.act``)."""
+
+    action: str  # a valid action, or INVALID_ACTION (an answer that parsed to none)
+    prob: float  # the student's probability of it (NaN: not known, a generate-only student)
+    U: float  # entropy (nats) of its distribution at the state (NaN: not estimated)
+    u_est: ActionDistribution | None = None  # U's estimate where it is not exact (asked with with_u)
+    text: str | None = None  # the answer's text (a generate-only student)
+
+
+class StudentPolicy(ABC):
+    """The student protocol (module docstring): what every backend implements and declares."""
 
     name: str
-    capability = SCORE
+    exact_u: bool = True  # distribution() is the model's own; False: estimated, rows say how (generated_u.u_columns)
+    metered: bool = False  # usage_summary() counts API requests, tokens and cost
+
+    @abstractmethod
+    def act(self, contexts: Sequence[Context], draws: Sequence[Draw], *, temperature: float,
+            parsers: Sequence[Parser], with_u: bool = False) -> list[Act]:  # fmt: skip
+        """The student's act at each context at sampling ``temperature``, ``draws[i]`` its random
+        draws and ``parsers[i]`` reading an answer at ``contexts[i]``; with ``with_u``, U at the
+        state also where it costs requests (a backend that estimates U leaves it NaN otherwise).
+        Batched: one call acts at many states."""
+
+    @abstractmethod
+    def distribution(self, contexts: Sequence[Context], parsers: Sequence[Parser]) -> list[ActionDistribution]:
+        """The student's distribution over each context's valid actions, ``parsers[i]`` reading
+        answers at ``contexts[i]``. Batched."""
+
+    def usage_summary(self) -> dict[str, Any]:
+        """What the backend has used so far: its own counts (``metered``: API requests, tokens and
+        cost); empty where it counts nothing."""
+        return {}
+
+    def load_adapter(self, adapter_dir: str | os.PathLike | None, merge: bool = False) -> None:
+        """Act with the LoRA adapter in ``adapter_dir`` from now on (None: the base model); a
+        backend that serves no adapters refuses."""
+        raise ValueError(f"the student {self.name} cannot load LoRA adapters ({adapter_dir}): a trained adapter needs "
+                         "student.backend: hf or vllm")  # fmt: skip
+
+    def close(self) -> None:
+        """Free what the backend holds (an engine, connections); nothing by default."""
+
+
+def sample_action(logprobs: np.ndarray, temperature: float, draw: Draw) -> int:
+    """Index of an action sampled from softmax(logprobs / T) by inverse CDF with one uniform of
+    ``draw`` (the index numpy's ``Generator.choice`` draws from the same stream); T == 0 is
+    argmax (first on ties) and takes no draw."""
+    if temperature <= 0:
+        return int(np.argmax(logprobs))
+    z = logprobs / temperature
+    p = np.exp(z - z.max())
+    p /= p.sum()
+    if not np.isfinite(p).all():
+        raise ValueError(f"cannot sample from the log-probabilities {np.asarray(logprobs).tolist()}")
+    cdf = p.cumsum()
+    cdf /= cdf[-1]
+    return int(cdf.searchsorted(draw.uniform(), side="right"))
+
+
+class Policy(StudentPolicy):
+    """A scoring backend: it implements ``action_logprobs``, and acts by sampling it."""
 
     @abstractmethod
     def action_logprobs(self, contexts: list[Context]) -> list[np.ndarray]:
         """For each context, log p(a | context) for a in context.valid_actions, normalised
         over the valid set (logsumexp == 0). Batched: one call scores many states."""
+
+    def act(self, contexts: Sequence[Context], draws: Sequence[Draw], *, temperature: float,
+            parsers: Sequence[Parser] = (), with_u: bool = False) -> list[Act]:  # fmt: skip
+        """Each context's action sampled from its scores (``sample_action``), with its probability
+        and U under them, from one ``action_logprobs`` call (``parsers``: unused, every action
+        is a valid one; U costs nothing, so it is always there)."""
+        out = []
+        for ctx, draw, lp in zip(contexts, draws, self.action_logprobs(list(contexts))):
+            j = sample_action(lp, temperature, draw)
+            p = np.exp(lp - np.logaddexp.reduce(lp))
+            u = float(-(p * np.log(np.clip(p, 1e-300, None))).sum())
+            out.append(Act(ctx.valid_actions[j], float(p[j]), u))
+        return out
+
+    def distribution(self, contexts: Sequence[Context], parsers: Sequence[Parser] = ()) -> list[ActionDistribution]:
+        """The exact scores (``action_logprobs``; ``parsers`` unused)."""
+        return [ActionDistribution(lp, U_EXACT) for lp in self.action_logprobs(list(contexts))] if contexts else []
 
 
 @dataclass(frozen=True)
@@ -86,14 +222,15 @@ class Answer:
     tokens: tuple[TokenLogprob, ...] | None = None  # None: no logprobs asked, or the server sent none
 
 
-class GenerativePolicy(ABC):
-    """A generate-only backend: text for each request (with token logprobs where asked and
-    the server returns them), nothing else. How U is estimated (``policies.generated_u``):
-    ``u_source`` (``U_SOURCES``), ``k_samples`` answers at most, ``top_logprobs`` alternatives per
-    token and ``min_logprob_mass``; ``config_section`` names the config keys in errors."""
+class GenerativePolicy(StudentPolicy):
+    """A generate-only backend: it implements ``answer`` (text for each request, with token
+    logprobs where asked and the server returns them), and acts by parsing one sample. How U is
+    estimated (``policies.generated_u``): ``u_source`` (``U_SOURCES``), ``k_samples`` answers at
+    most, ``top_logprobs`` alternatives per token and ``min_logprob_mass``; ``config_section``
+    names the config keys in errors."""
 
     name: str
-    capability = GENERATE
+    exact_u = False
     config_section = "student"
     k_samples: int  # answers behind a U estimate at most (written beside U as U_k)
     u_source: str = U_SAMPLES
@@ -105,6 +242,27 @@ class GenerativePolicy(ABC):
     def answer(self, requests: list[SampleRequest]) -> list[Answer]:
         """The model's answer for each request, in order. Batched: the backend runs many
         requests at once."""
+
+    def act(self, contexts: Sequence[Context], draws: Sequence[Draw], *, temperature: float,
+            parsers: Sequence[Parser], with_u: bool = False) -> list[Act]:  # fmt: skip
+        """Each context's action: the parsed answer of one sample keyed by its draw
+        (``INVALID_ACTION`` where it parses to no valid action), all in one batched request;
+        with ``with_u``, U's estimate at the state (``distribution``), else U is NaN."""
+        reqs = [SampleRequest(ctx, f"r{draw.key()}", temperature) for ctx, draw in zip(contexts, draws)]
+        texts = self.generate(reqs)
+        ests = self.distribution(contexts, parsers) if with_u else [None] * len(contexts)
+        out = []
+        for ctx, parse, text, est in zip(contexts, parsers, texts, ests):
+            action = parse(text)
+            out.append(Act(action if action in ctx.valid_actions else INVALID_ACTION, float("nan"),
+                           est.U if est is not None else float("nan"), est, text))  # fmt: skip
+        return out
+
+    def distribution(self, contexts: Sequence[Context], parsers: Sequence[Parser]) -> list[ActionDistribution]:
+        """U's estimate at each state by ``u_source`` (``policies.generated_u.estimate_u``)."""
+        from .generated_u import estimate_u
+
+        return estimate_u(self, contexts, parsers)
 
     def record_u(self, counts: dict[str, int]) -> None:
         """How many states' U came from each source (and why not from logprobs), from one
@@ -119,15 +277,6 @@ class GenerativePolicy(ABC):
         """U's requests ``u<start>``..``u<stop - 1>`` at ``ctx`` (all ``k_samples`` by default)."""
         stop = self.k_samples if stop is None else stop
         return [SampleRequest(ctx, f"u{i}", U_TEMPERATURE, top_logprobs) for i in range(start, stop)]
-
-
-StudentPolicy = Policy | GenerativePolicy
-
-
-def generates(policy: object) -> bool:
-    """Whether ``policy`` is generate-only (any object with ``action_logprobs`` and no declared
-    capability scores)."""
-    return getattr(policy, "capability", SCORE) == GENERATE
 
 
 def sampled_logprobs(parsed: Sequence[str | None], valid_actions: Sequence[str]) -> tuple[np.ndarray, int]:

@@ -83,6 +83,10 @@ class ChatScoringPolicy(Policy):
     def memo_stats(self) -> dict[str, int]:
         return {"hits": self.memo_hits, "misses": self.memo_misses, "size": len(self._memo)}
 
+    def usage_summary(self) -> dict[str, int | str]:
+        """The model, the states scored (memo misses) and the states answered from the memo."""
+        return {"model": self.name, "states_scored": self.memo_misses, "memo_hits": self.memo_hits}
+
     def _memo_put(self, key: tuple[str, tuple[str, ...]], value: np.ndarray) -> None:
         if self.memo_size <= 0:
             return

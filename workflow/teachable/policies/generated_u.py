@@ -43,7 +43,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,17 +53,17 @@ from .base import (
     U_LOGPROBS,
     U_SAMPLES,
     U_SOURCES,
+    ActionDistribution,
     Answer,
     Context,
     GenerativePolicy,
+    Parser,
     TokenLogprob,
-    entropy_of,
     sampled_logprobs,
 )
 
 log = logging.getLogger(__name__)
 
-Parser = Callable[[str], "str | None"]  # an answer's text -> an action (the family's lenient parser)
 _TAIL = " \t\r\n."  # what may follow a complete answer
 
 
@@ -181,21 +181,7 @@ def resolve(paths: Sequence[Sequence[TokenLogprob]], valid_actions: Sequence[str
 # ------------------------------------------------------------------------ U at many states
 
 
-@dataclass(frozen=True)
-class UEstimate:
-    logprobs: np.ndarray  # log distribution over the valid actions (all NaN: no U)
-    estimator: str  # U_SAMPLES | U_LOGPROBS
-    k: int  # answers behind it: parsed samples, or answers whose logprobs were merged
-    mass: float = float("nan")  # the resolved logprob mass (NaN for samples)
-    split: float = float("nan")  # the undescended branches' mass split evenly into it (NaN for samples)
-    n_invalid: int = 0  # answers that parsed to no valid action
-
-    @property
-    def U(self) -> float:  # noqa: N802 - the SPEC's name
-        return float("nan") if np.isnan(self.logprobs).any() else entropy_of(self.logprobs)
-
-
-def u_columns(est: UEstimate | None) -> dict[str, object]:
+def u_columns(est: ActionDistribution | None) -> dict[str, object]:
     """The columns beside U that say how a generate-only student's U was estimated
     (``schemas.SAMPLED_U``), of ``est`` or of a state whose U was not estimated (None)."""
     if est is None:
@@ -208,20 +194,20 @@ def _parsed(parse: Parser, text: str, ctx: Context) -> str | None:
     return a if a in ctx.valid_actions else None
 
 
-def from_samples(texts: Sequence[str], parse: Parser, ctx: Context) -> UEstimate:
+def from_samples(texts: Sequence[str], parse: Parser, ctx: Context) -> ActionDistribution:
     lp, n_invalid = sampled_logprobs([_parsed(parse, t, ctx) for t in texts], ctx.valid_actions)
-    return UEstimate(lp, U_SAMPLES, len(texts), n_invalid=n_invalid)
+    return ActionDistribution(lp, U_SAMPLES, len(texts), n_invalid=n_invalid)
 
 
-def from_logprobs(answers: Sequence[Answer], parse: Parser, ctx: Context) -> tuple[UEstimate, Resolution]:
+def from_logprobs(answers: Sequence[Answer], parse: Parser, ctx: Context) -> tuple[ActionDistribution, Resolution]:
     parsed = [_parsed(parse, a.text, ctx) for a in answers]
     frames = [f for a, p in zip(answers, parsed) if (f := answer_frame(a.text, p))]
     res = resolve([a.tokens or () for a in answers], ctx.valid_actions, frames)
-    est = UEstimate(res.logprobs(), U_LOGPROBS, len(answers), res.mass, res.split_mass, sum(p is None for p in parsed))
+    est = ActionDistribution(res.logprobs(), U_LOGPROBS, len(answers), res.mass, res.split_mass, sum(p is None for p in parsed))
     return est, res
 
 
-def estimate_u(policy: GenerativePolicy, ctxs: Sequence[Context], parsers: Sequence[Parser]) -> list[UEstimate]:
+def estimate_u(policy: GenerativePolicy, ctxs: Sequence[Context], parsers: Sequence[Parser]) -> list[ActionDistribution]:
     """U's estimate at each state (module docstring), ``parsers[i]`` reading answers at
     ``ctxs[i]``; every round of requests is one batched ``policy.answer`` call."""
     source, k, key = policy.u_source, policy.k_samples, policy.config_section
@@ -233,7 +219,7 @@ def estimate_u(policy: GenerativePolicy, ctxs: Sequence[Context], parsers: Seque
         texts = policy.generate([q for ctx in ctxs for q in policy.u_requests(ctx)])
         return [from_samples(texts[n * k:(n + 1) * k], parse, ctx) for n, (ctx, parse) in enumerate(zip(ctxs, parsers))]
     answers: list[list[Answer]] = [[] for _ in ctxs]
-    out: list[UEstimate | None] = [None] * len(ctxs)
+    out: list[ActionDistribution | None] = [None] * len(ctxs)
     fallback: dict[int, str] = {}  # state -> why its U comes from samples
     todo = list(range(len(ctxs)))
     while todo:  # rounds of 1, 1, 2, 4, ... answers per state, up to k

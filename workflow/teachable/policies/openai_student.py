@@ -72,6 +72,7 @@ def _empty_usage() -> dict[str, Any]:
 
 class OpenAIStudent(GenerativePolicy):
     config_section = OpenAIStudentConfig.SECTION
+    metered = True  # usage_summary counts requests, tokens and cost
 
     def __init__(self, cfg: OpenAIStudentConfig | dict[str, Any] | None = None, *, system_prompt: str) -> None:
         if not isinstance(cfg, OpenAIStudentConfig):

@@ -227,6 +227,10 @@ class VLLMPolicy(ChatScoringPolicy):
             k += len(cs)
         return res
 
+    def usage_summary(self) -> dict[str, int | str]:
+        """``ChatScoringPolicy``'s counts and the engine requests (trie nodes or candidates)."""
+        return {**super().usage_summary(), "engine_requests": self.requests}
+
     def close(self) -> None:
         """Free the engine (its GPU memory) now rather than at exit."""
         llm = getattr(self, "llm", None)
