@@ -1,7 +1,7 @@
-"""The repo's measuring scripts: each answers --help; scripts/diff_runs.py (are two runs the
-same?) and scripts/phase_times.py (which phase each rule's time belongs to)."""
+"""The repo's measuring scripts and run tools: each benchmark script (benchmarks/) answers
+--help; `teachable diff-runs` (are two runs the same?) and `teachable phase-times` (which phase
+each rule's time belongs to)."""
 
-import importlib.util
 import json
 import re
 import subprocess
@@ -11,32 +11,32 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from teachable import cli, diff_runs, phase_times
+
 ROOT = Path(__file__).parents[1]
 
 
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-diff_runs = _script("diff_runs")
-
-
-@pytest.mark.parametrize("script", sorted(p.name for p in (ROOT / "scripts").glob("*.py")))
-def test_every_script_answers_help(script):
+@pytest.mark.parametrize("script", sorted(p.name for p in (ROOT / "benchmarks").glob("*.py")))
+def test_every_benchmark_script_answers_help(script):
     """Imports resolve and the usage prints (a script's heavy work starts only after parsing)."""
-    r = subprocess.run([sys.executable, str(ROOT / "scripts" / script), "--help"], capture_output=True, text=True,
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--help"], capture_output=True, text=True,
                        timeout=120, cwd=ROOT)  # fmt: skip
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.startswith("usage:")
 
 
+@pytest.mark.parametrize("tool", sorted(cli.RUN_TOOLS))
+def test_every_run_tool_is_a_teachable_subcommand_with_its_own_help(tool, capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main([tool, "--help"])
+    assert e.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: teachable {tool} ")
+
+
 def test_phase_times_knows_the_phase_of_every_rule():
     rules = {m for f in (ROOT / "workflow" / "rules").glob("*.smk")
              for m in re.findall(r"^(?:rule|checkpoint) (\w+):", f.read_text(), re.M)} - {"all"}  # fmt: skip
-    assert rules and rules <= set(_script("phase_times").PHASES), sorted(rules - set(_script("phase_times").PHASES))
+    assert rules and rules <= set(phase_times.PHASES), sorted(rules - set(phase_times.PHASES))
 
 
 def _run(root: Path, success: float, wall: float, extra_run: bool = False) -> Path:
@@ -54,7 +54,7 @@ def _run(root: Path, success: float, wall: float, extra_run: bool = False) -> Pa
 
 def test_identical_runs_up_to_times_are_the_same(tmp_path, capsys):
     a, b = _run(tmp_path / "a", 0.25, 10.0), _run(tmp_path / "b", 0.25, 99.0)
-    assert diff_runs.main([str(a), str(b)]) == 0
+    assert cli.main(["diff-runs", str(a), str(b)]) == 0  # the exit code reaches the CLI
     out = capsys.readouterr().out
     assert "phase3/overall.csv\tsame" in out and "phase3/plan.json\tsame" in out and "x.log" not in out
 

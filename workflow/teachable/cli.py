@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import json
 import logging
 import sys
@@ -690,8 +691,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+# tools that read a finished run, each a module with its own parser: ``main(argv)``
+RUN_TOOLS = {"phase-times": "phase_times", "diff-runs": "diff_runs"}
+
+
+def main(argv: list[str] | None = None) -> int | None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in RUN_TOOLS:
+        return importlib.import_module(f"{__package__}.{RUN_TOOLS[argv[0]]}").main(argv[1:])
+    parser = build_parser()
+    parser.epilog = f"tools on a finished run (each with its own --help): {', '.join(RUN_TOOLS)}"
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     t0 = time.time()
@@ -707,4 +717,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -10,7 +10,7 @@ likely action is not the expert's (where supervision has something to correct).
 in the patch-free context before and after training on the demo example with and without the
 demo patch in its prompt (the choice documented in ``teachable.training``).
 
-  python scripts/bench_training.py --model results/pilot/student/model --repeats 3
+  python benchmarks/bench_training.py --model results/pilot/student/model --repeats 3
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
-#!/usr/bin/env python3
-"""Per-rule and per-phase times of a run, read from the rules' `benchmark:` files.
+"""`teachable phase-times`: per-rule and per-phase times of a run, read from the rules'
+`benchmark:` files.
 
-    python scripts/phase_times.py results/pilot
+    teachable phase-times results/pilot
 
 prints one row per rule (phase, jobs, summed and max job seconds, max RSS), then per phase the
 summed job seconds and the span from its first job's start to its last job's end (phases
@@ -44,10 +44,11 @@ def collect(results_dir: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="teachable phase-times", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("results_dir", type=Path, help="a run's results_dir, e.g. results/pilot")
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     df = collect(a.results_dir)
     t = df.groupby("rule").agg(phase=("phase", "first"), jobs=("s", "size"), total_s=("s", "sum"),
                                max_s=("s", "max"), max_rss_mb=("max_rss_mb", "max"))

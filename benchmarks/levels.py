@@ -4,7 +4,7 @@ would) and print one Markdown row per level: whether it reached the report, the 
 success, the snapshots mined and labeled, the quadrant sizes, the runs not trained and the wall
 time. The README's "Levels tried" table is this script's output.
 
-    .venv/bin/python scripts/levels.py BabyAI-PickupLoc-v0 BabyAI-OpenDoor-v0 --out results/levels
+    .venv/bin/python benchmarks/levels.py BabyAI-PickupLoc-v0 BabyAI-OpenDoor-v0 --out results/levels
 
 Each level runs in ``<out>/<env id>/`` with ``profiles/local`` and ``config/pilot.yaml``; a level
 that already finished is not run again (Snakemake sees nothing to do), so the script resumes.

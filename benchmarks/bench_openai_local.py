@@ -4,7 +4,7 @@ OpenAI-compatible endpoint (``student.backend: openai`` against the repo's local
 ``tests/openai_server.py``, which serves the same model's own answers); then ``teachable compare
 --bench`` of the two, and the OpenAI side's requests per second.
 
-    PYTHONPATH=workflow .venv/bin/python scripts/bench_openai_local.py \\
+    PYTHONPATH=workflow .venv/bin/python benchmarks/bench_openai_local.py \\
         --model results/pilot/student/model --config config/config.yaml config/pilot.yaml
 
 Both benches play the bench split of the config (``bench.tasks`` x ``bench.rollouts_per_task``,

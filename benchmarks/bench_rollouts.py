@@ -3,7 +3,7 @@
 ``rollouts.run_rollouts`` (the engine of every phase that rolls out) on BabyAI and on Crafter,
 and their ratio (issue target: Crafter >= 0.5x BabyAI).
 
-    PYTHONPATH=workflow .venv/bin/python scripts/bench_rollouts.py --batch 64 --rollouts 128
+    PYTHONPATH=workflow .venv/bin/python benchmarks/bench_rollouts.py --batch 64 --rollouts 128
 
 Each family plays ``--rollouts`` rollouts from reset on seeds ``--seed-start``.., at most
 ``--batch`` alive at once (``max_active`` and ``student.batch_size`` both ``--batch``), sampling

@@ -1,5 +1,5 @@
-#!/usr/bin/env python
-"""Compare two results directories file by file: are two runs of the study the same?
+"""`teachable diff-runs`: are two runs of the study the same? Two results directories compared
+file by file.
 
 Tables (Parquet, CSV) are compared by content (columns, then values; floats exactly unless
 ``--rtol``), JSON by content with timing keys dropped (wall times, durations, dates), model
@@ -7,7 +7,7 @@ weights (``*.safetensors``) byte for byte. Logs, benchmarks, figures and reports
 they carry times. Where B is a newer version that writes more (columns added, rows of a run that
 A does not have), the shared part is compared and the additions are listed.
 
-    .venv/bin/python scripts/diff_runs.py results/pilot /path/to/other/results/pilot
+    teachable diff-runs results/pilot /path/to/other/results/pilot
 
 Prints one line per file (``same``, ``superset: …``, ``differs: …``, ``only in A``/``only in
 B``) and the counts; exit code 1 when a shared file differs.
@@ -138,7 +138,8 @@ def compared_files(root: Path) -> set[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="teachable diff-runs", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("a", type=Path, help="results directory A (e.g. the reference run)")
     ap.add_argument("b", type=Path, help="results directory B")
     ap.add_argument("--rtol", type=float, default=0.0, help="relative tolerance on floats (default: exact)")

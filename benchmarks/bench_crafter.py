@@ -2,7 +2,7 @@
 """Benchmark the Crafter family: the privileged expert over whole episodes, the env's speed, and
 the time to restore a 1,000-step prefix.
 
-    PYTHONPATH=workflow .venv/bin/python scripts/bench_crafter.py --episodes 50 --out crafter_bench.json
+    PYTHONPATH=workflow .venv/bin/python benchmarks/bench_crafter.py --episodes 50 --out crafter_bench.json
 
 - Expert: ``--episodes`` episodes of ``--steps`` steps (crafter's 10,000) on eval-like seeds
   ``--seed-start``.. with ``goal=collect_wood`` and ``end_on_success=False``: the episode goes on
