@@ -112,7 +112,7 @@ PLAN = Document("training plan", "phase2/plan.json", "matrix.plan_training (rule
     skipped_runs="run -> why it is not trained", selection="Phase 5: run (bool), reason, k, candidates, steps",
 ))  # fmt: skip
 TRAIN_LOG = Document("train log", "phase2/{run}/train_log.json", "training.train_lora (rules train_run, select_train)", keys(
-    "examples:int epochs:int optimizer_steps:int", examples="training examples", epochs="epochs",
+    "examples:int epochs:float optimizer_steps:int", examples="training examples", epochs="epochs",
     optimizer_steps="optimizer steps taken",
 ))  # fmt: skip
 TRAIN_SET = Document("train set", "phase2/{run}/train_set.json", "matrix.train_matrix_run (rule train_run)", keys(
