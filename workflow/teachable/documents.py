@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .schemas import parse_spec
+
 KINDS = {"dict": (dict,), "list": (list, tuple), "str": (str,), "int": (int,), "float": (int, float), "bool": (bool,)}
 
 
@@ -42,13 +44,7 @@ class Document:
 
 def keys(spec: str, **meanings: str) -> dict[str, Key]:
     """Keys from ``"name:kind name:kind ..."``, each meaning given as a keyword."""
-    out = {}
-    for item in spec.split():
-        name, kind = item.split(":")
-        if name not in meanings:
-            raise ValueError(f"key {name!r} has no meaning")
-        out[name] = Key(kind, meanings[name])
-    return out
+    return parse_spec(spec, meanings, Key, "key")
 
 
 def check_doc(obj: Any, doc: Document, where: str) -> None:
