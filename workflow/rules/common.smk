@@ -94,11 +94,18 @@ def step_input(cmd, **given):
 
 
 def step_output(cmd, **given):
-    """Step ``cmd``'s outputs for its rule, each declared file at its path under results_dir, or as
-    ``given`` (wildcards filled in, a list, a ``report()``)."""
+    """Step ``cmd``'s outputs for its rule, each declared file at its path under results_dir (a
+    declared directory flagged ``directory()``), or as ``given`` (a list, a ``report()``).
+    """
     ports = STEPS[cmd].outputs
     _check_ports(cmd, "output", given, ports)
-    return {k: given[k] if k in given else R(p.path) for k, p in ports.items()}
+    return {
+        k: given[k] if k in given else _out(R(p.path), p.what) for k, p in ports.items()
+    }
+
+
+def _out(path, what):
+    return directory(path) if getattr(what, "is_dir", False) else path
 
 
 def _check_ports(cmd, kind, given, ports):

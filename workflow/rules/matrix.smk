@@ -22,7 +22,7 @@ rule train_run:
         **get_gate_input(),
         **step_input("train-run", model=get_student_model),
     output:
-        **step_output("train-run", adapter=directory(R(ADAPTER.path))),
+        **step_output("train-run"),
     log:
         LOG("train_run", "{run}"),
     benchmark:

@@ -6,7 +6,7 @@ rule predictor:
     input:
         **step_input("predictor"),
     output:
-        **step_output("predictor", predictor=directory(R(PREDICTOR_DIR.path))),
+        **step_output("predictor"),
     log:
         LOG("predictor"),
     benchmark:

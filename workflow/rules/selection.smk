@@ -5,7 +5,7 @@ rule select_train:
     input:
         unpack(get_selection_inputs),
     output:
-        **step_output("select-train", adapter=directory(R(SELECTION, "adapter"))),
+        **step_output("select-train"),
     log:
         LOG("select_train", "{method}"),
     benchmark:

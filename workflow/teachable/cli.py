@@ -1,7 +1,10 @@
 """`teachable` command line: one subcommand per phase step; Snakemake rules call these.
 
-Rules pass the config sections a step depends on as one JSON argument (``--config-json``), so a
-change to one phase's settings makes only that phase's jobs stale."""
+Each step's flags are built from its declaration (``teachable.steps``: its files and the config
+it reads); a handler here, ``cmd_<step>``, reads them. Rules pass the config sections a step
+depends on as one JSON argument (``--config-json``), so a change to one phase's settings makes
+only that phase's jobs stale. A tool that parses its own arguments (a module of this package
+with ``main(argv)``) is one row of ``TOOLS``."""
 
 from __future__ import annotations
 

@@ -30,6 +30,7 @@ class Artifact:
 
     name: str
     path: str  # relative to results_dir; "{...}" marks a per-job part
+    is_dir: bool = False
 
 
 @dataclass(frozen=True)
@@ -62,11 +63,11 @@ def port(flag, what, help="", **kw) -> Port:
     return Port(flag, what, help, **kw)
 
 
-STUDENT_MODEL = Artifact("student model", "student/model")
-ADAPTER = Artifact("LoRA adapter", "phase2/{run}/adapter")
+STUDENT_MODEL = Artifact("student model", "student/model", is_dir=True)
+ADAPTER = Artifact("LoRA adapter", "phase2/{run}/adapter", is_dir=True)
 LABELED_JSONL = Artifact("labeled snapshots (JSON lines)", "phase1/labeled_snapshots.jsonl")
 THRESHOLD_PLOT = Artifact("threshold plot", "phase1/threshold_plots/{plot}.png")
-PREDICTOR_DIR = Artifact("predictor", "phase4/predictor")
+PREDICTOR_DIR = Artifact("predictor", "phase4/predictor", is_dir=True)
 OOF = Artifact("out-of-fold predictions", "phase4/oof_predictions.parquet")
 COMPARISON_MD = Artifact("comparison (Markdown)", "phase3/compare/{run}_vs_base.md")
 FIGURE = Artifact("figure", "figures/{name}.png")
