@@ -24,6 +24,7 @@ ENV = "BabyAI-GoToLocal-v0"
 EASY = "BabyAI-GoToRedBallNoDists-v0"
 SPLITS = {"train": {"start": 0, "count": 20}, "eval": {"start": 1000, "count": 20},
           "bench": {"start": 2000, "count": 20}, "demo": {"start": 3000, "count": 20}}  # fmt: skip
+N200 = json.dumps({"phase3": {"n_bootstrap": 200}})  # a statistics step's --config-json
 
 
 def config(**bench) -> dict:
@@ -152,7 +153,7 @@ def test_compare_of_two_bench_results_lists_improvements_and_regressions(tmp_pat
     b = json.loads(open(base).read())["metrics"]["success_rate"]  # a real interval around 0.25
     assert b["value"] == 0.25 and b["lo"] < 0.25 < b["hi"] and b["n"] == 96 and b["n_tasks"] == 24
     # the CLI writes the same report
-    main(["compare", "--bench", base, model, "--n-bootstrap", "200", "--out-json", str(tmp_path / "c.json"),
+    main(["compare", "--bench", base, model, "--config-json", N200, "--out-json", str(tmp_path / "c.json"),
           "--out-md", str(tmp_path / "c.md")])  # fmt: skip
     assert json.loads((tmp_path / "c.json").read_text())["improvements"] == rep["improvements"]
     assert "B3_traces vs base" in (tmp_path / "c.md").read_text()
@@ -196,7 +197,7 @@ def test_compare_of_phase3_rollouts_still_works_from_the_cli(tmp_path):
                      ignore_index=True)  # fmt: skip
     write_table(rows[[*ALL_EVAL_ROLLOUTS.columns]], ALL_EVAL_ROLLOUTS, tmp_path / "rollouts.parquet")
     main(["compare", "--rollouts", str(tmp_path / "rollouts.parquet"), "--baseline", "base", "--model", "B3_traces",
-          "--n-bootstrap", "200", "--out-dir", str(tmp_path / "cmp")])  # fmt: skip
+          "--config-json", N200, "--out-dir", str(tmp_path / "cmp")])  # fmt: skip
     rep = json.loads((tmp_path / "cmp" / "B3_traces_vs_base.json").read_text())
     assert "overall_success" in rep["improvements"] and (tmp_path / "cmp" / "B3_traces_vs_base.md").exists()
     with pytest.raises(SystemExit):  # neither form given
@@ -214,7 +215,7 @@ def test_bench_rollouts_then_bench_results_equal_one_bench(tiny_student, tmp_pat
     run = json.loads((d / RUN_FILE).read_text())
     assert run["model"] == "base" and run["usage"]["backend"] == "hf" and run["about"]["levels"] == [ENV]
     assert not (d / "bench_results.json").exists()
-    main(["bench-results", "--run", str(d / RUN_FILE), "--n-bootstrap", "200", "--out", str(d / "bench_results.json")])
+    main(["bench-results", "--run", str(d / RUN_FILE), "--config-json", N200, "--out", str(d / "bench_results.json")])
     two = json.loads((d / "bench_results.json").read_text())
     for k in ("metrics", "by_level", "by_archetype", "pass_rate", "n", "levels", "split"):
         assert two[k] == one[k], k
@@ -230,7 +231,8 @@ def test_bench_results_at_another_confidence_reads_the_same_episodes(tmp_path):
     before = (tmp_path / EPISODES_FILE).stat().st_mtime_ns
     out = {}
     for conf in ("0.95", "0.5"):
-        main(["bench-results", "--run", str(tmp_path / RUN_FILE), "--confidence", conf, "--n-bootstrap", "300",
+        main(["bench-results", "--run", str(tmp_path / RUN_FILE), "--config-json",
+              json.dumps({"phase3": {"confidence": float(conf), "n_bootstrap": 300}}),
               "--out", str(tmp_path / "bench_results.json")])  # fmt: skip
         out[conf] = json.loads((tmp_path / "bench_results.json").read_text())["metrics"]["success_rate"]
     wide, narrow = out["0.95"], out["0.5"]

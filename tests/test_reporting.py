@@ -209,6 +209,10 @@ def study(tmp_path):
     return paths
 
 
+def _report_cfg(threshold: float) -> str:
+    return json.dumps({"report": {"retention_threshold": threshold}})
+
+
 def _args(study, *names) -> list[str]:
     return [a for k in names for a in (f"--{k.replace('_', '-')}", str(study[k]))]
 
@@ -229,14 +233,14 @@ SUMMARY_INPUTS = ("correlation", "transfer", "retention", "overall", "thresholds
 
 def _summary(study, threshold=0.05) -> dict:
     out = study["out"]
-    main(["summary", *_args(study, *SUMMARY_INPUTS), "--retention-threshold", str(threshold),
+    main(["summary", *_args(study, *SUMMARY_INPUTS), "--config-json", _report_cfg(threshold),
           "--out-json", str(out / "summary.json"), "--out-md", str(out / "summary.md")])  # fmt: skip
     return json.loads((out / "summary.json").read_text())
 
 
 # ------------------------------------------------------------------------------------ figures
 def test_figures_writes_every_figure_as_a_nonempty_png(study):
-    main(["figures", *_args(study, *FIG_INPUTS), "--retention-threshold", "0.05", "--out-dir", str(study["out"])])
+    main(["figures", *_args(study, *FIG_INPUTS), "--config-json", _report_cfg(0.05), "--out-dir", str(study["out"])])
     for name in rp.FIGURES:
         p = study["out"] / name
         data = p.read_bytes()
@@ -451,7 +455,7 @@ def test_skipped_runs_and_a_skipped_phase5_are_reported_not_crashed(study):
     main(["tables", *_args(study, *TABLE_INPUTS), "--out-dir", str(study["out"])])
     assert pd.read_csv(study["out"] / "selection_summary.csv").empty
     assert reason in (study["out"] / "selection_summary.md").read_text()
-    main(["figures", *_args(study, *FIG_INPUTS), "--retention-threshold", "0.05", "--out-dir", str(study["out"])])
+    main(["figures", *_args(study, *FIG_INPUTS), "--config-json", _report_cfg(0.05), "--out-dir", str(study["out"])])
     assert (study["out"] / "selection_frontier.png").read_bytes()[:8] == PNG_SIGNATURE
 
 

@@ -8,8 +8,7 @@ rule bench_rollouts:
     input:
         unpack(get_bench_inputs),
     output:
-        episodes=R(BENCH_EPISODES.path),
-        run=R("bench", "{model_id}", "bench_run.json"),
+        **step_output("bench-rollouts"),
     log:
         LOG("bench_rollouts", "{model_id}"),
     benchmark:
@@ -24,26 +23,21 @@ rule bench_rollouts:
         mem_mb=8000,
         runtime=240,
     params:
-        cfg=lambda wc: bench_cfg_json(),
-        model=lambda wc, input: (
-            f"--model {input.model}" if "model" in input.keys() else ""
-        ),
-        adapter=lambda wc, input: (
-            f"--adapter {input.adapter}" if "adapter" in input.keys() else ""
-        ),
-        out_dir=lambda wc, output: os.path.dirname(output.run),
+        **step_params("bench-rollouts"),
     shell:
-        "OMP_NUM_THREADS={threads} teachable bench-rollouts --config-json {params.cfg:q} "
-        "{params.model} {params.adapter} --model-id {wildcards.model_id} "
-        "--out-dir {params.out_dir} 2> {log}"
+        step_shell(
+            "bench-rollouts",
+            "--model-id {wildcards.model_id}",
+            env="OMP_NUM_THREADS={threads}",
+        )
 
 
 rule bench:
     input:
+        **step_input("bench-results"),
         episodes=R(BENCH_EPISODES.path),
-        run=R("bench", "{model_id}", "bench_run.json"),
     output:
-        R("bench", "{model_id}", "bench_results.json"),
+        **step_output("bench-results"),
     log:
         LOG("bench", "{model_id}"),
     wildcard_constraints:
@@ -54,9 +48,6 @@ rule bench:
         mem_mb=2000,
         runtime=30,
     params:
-        confidence=config["phase3"]["confidence"],
-        n_bootstrap=config["phase3"]["n_bootstrap"],
-        seed=config["seed"],
+        **step_params("bench-results"),
     shell:
-        "teachable bench-results --run {input.run} --confidence {params.confidence} "
-        "--n-bootstrap {params.n_bootstrap} --seed {params.seed} --out {output} 2> {log}"
+        step_shell("bench-results")

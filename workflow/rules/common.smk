@@ -6,9 +6,9 @@ import sys
 
 from teachable.constants import BASE_MODEL_ID, FIGURE_CATEGORIES, RUN_IDS, TABLES
 from teachable.constants import SELECTION_METHODS as METHODS
-from teachable.envs.registry import check_env_id, env_options
-from teachable.policies import BACKEND_SECTIONS, check_trainable
-from teachable.predictor import FIT_KEYS as PREDICTOR_FIT_KEYS
+from teachable.envs.registry import check_env_id
+from teachable.io import read_doc
+from teachable.policies import check_trainable
 from teachable.schemas import (
     ALL_EVAL_ROLLOUTS,
     BENCH_EPISODES,
@@ -23,7 +23,36 @@ from teachable.schemas import (
     SNAPSHOTS,
     TEACHER_FAILURES,
 )
-from teachable.splits import check_disjoint, split_seeds
+from teachable.documents import (
+    BENCHMARK,
+    EVAL_SUMMARY,
+    GATE,
+    HELDOUT,
+    HINT_AUDIT,
+    MINING_SUMMARY,
+    PLAN,
+    SELECTION_SUMMARY,
+    SELECTED,
+    SUMMARY,
+    THRESHOLDS,
+    TRAIN_LOG,
+    TRAINING_RESULT,
+    TRAINING_SUMMARY,
+)
+from teachable.splits import check_disjoint
+from teachable.steps import (
+    ADAPTER,
+    COMPARISON_MD,
+    FIGURE,
+    LABELED_JSONL,
+    PREDICTOR_DIR,
+    SELECTION,
+    STEPS,
+    SUMMARY_MD,
+    TABLE_CSV,
+    TABLE_MD,
+    THRESHOLD_PLOT,
+)
 
 RESULTS = config["results_dir"]
 # Rules find `teachable` next to the interpreter that runs Snakemake (the venv's bin/), so
@@ -36,9 +65,6 @@ try:
     check_env_id(config["env"]["id"])
 except (ValueError, NotImplementedError, ImportError) as e:
     raise ValueError(f"config key env.id: {e}") from None
-ENV_OPTIONS = env_options(
-    config["env"]
-)  # the family's constructor options set in the config
 
 
 def R(*parts):
@@ -54,31 +80,82 @@ def BENCH(step, name=None):
     return os.path.join(RESULTS, "benchmarks", step, f"{name or step}.tsv")
 
 
-def cfg_json(**sections):
-    """A stable JSON of exactly the config a step uses (a job's params: changing anything
-    else does not make the step stale)."""
-    return json.dumps(sections, sort_keys=True)
-
-
-def student_runtime():
-    """Student settings that matter at inference time (not the embedded student's recipe, nor
-    model_path: the model directory is the job's input; a backend's own section (openai,
-    vllm) only when it is the backend)."""
-    backend = config["student"]["backend"]
+def step_input(cmd, **given):
+    """Step ``cmd``'s inputs (``teachable.steps``) for its rule, each declared file at its path under
+    results_dir, or as ``given`` (a path, a list, a function of wildcards) where the rule resolves
+    it; an optional input (a flag the step may go without) only when given."""
+    ports = STEPS[cmd].inputs
+    _check_ports(cmd, "input", given, ports)
     return {
-        k: v
-        for k, v in config["student"].items()
-        if k not in ("init", "eval_tasks", "model_path")
-        and (k not in BACKEND_SECTIONS or k == backend)
+        k: given[k] if k in given else R(p.path)
+        for k, p in ports.items()
+        if k in given or not p.optional
     }
 
 
-def env_cfg():
-    """The environment settings the steps read (a family option only when it is set, so
-    another family's jobs do not see it)."""
+def step_output(cmd, **given):
+    """Step ``cmd``'s outputs for its rule, each declared file at its path under results_dir (a
+    declared directory flagged ``directory()``), or as ``given`` (a list, a ``report()``).
+    """
+    ports = STEPS[cmd].outputs
+    _check_ports(cmd, "output", given, ports)
     return {
-        k: config["env"][k] for k in ("id", "max_steps", "history_len")
-    } | ENV_OPTIONS
+        k: given[k] if k in given else _out(R(p.path), p.what) for k, p in ports.items()
+    }
+
+
+def _out(path, what):
+    return directory(path) if getattr(what, "is_dir", False) else path
+
+
+def _check_ports(cmd, kind, given, ports):
+    unknown = sorted(set(given) - set(ports))
+    if unknown:
+        raise ValueError(f"step {cmd!r} declares no {kind} {unknown} (teachable.steps)")
+    lists = [k for k, p in ports.items() if p.many and k not in given]
+    if lists:
+        raise ValueError(f"step {cmd!r}: the rule must give its {kind} lists {lists}")
+
+
+def step_params(cmd, **extra):
+    """The params of step ``cmd``'s rule: ``cfg``, the step's config slice as a stable JSON (so
+    changing any other setting does not make the step stale); ``out_dir``, the directory of the
+    outputs written under the step's directory flag; ``opt_<input>``, the flag of an optional
+    input, or nothing where the rule has no such input; then ``extra``."""
+    step = STEPS[cmd]
+    params = {}
+    if step.config:
+        params["cfg"] = lambda wc: json.dumps(step.config_of(config), sort_keys=True)
+    if step.out_dir:
+        first = next(k for k, p in step.outputs.items() if not p.flag)
+        params["out_dir"] = lambda wc, output: os.path.dirname(
+            output[first] if isinstance(output[first], str) else output[first][0]
+        )
+    for k, p in step.inputs.items():
+        if p.optional:
+            params[f"opt_{k}"] = lambda wc, input, k=k, flag=p.flag: (
+                f"{flag} {input[k]}" if k in input.keys() else ""
+            )
+    return params | extra
+
+
+def step_shell(cmd, *args, env=""):
+    """The shell command of step ``cmd``'s rule: ``env`` (variables), ``teachable cmd`` with its
+    config, each declared file's flag and rule file, ``args`` (the step's other arguments), and
+    its log. Read with ``step_params``."""
+    step = STEPS[cmd]
+    words = [f"{env} teachable {cmd}".strip()]
+    if step.config:
+        words.append("--config-json {params.cfg:q}")
+    for kind, ports in (("input", step.inputs), ("output", step.outputs)):
+        for k, p in ports.items():
+            if p.optional and kind == "input":
+                words.append(f"{{params.opt_{k}}}")
+            elif p.flag:
+                words.append(f"{p.flag} {{{kind}.{k}}}")
+    if step.out_dir:
+        words.append(f"{step.out_dir} {{params.out_dir}}")
+    return " ".join([*words, *args, "2> {log}"])
 
 
 def get_student_dir():
@@ -112,26 +189,6 @@ def get_student_model(wildcards=None):
     return get_student_dir()
 
 
-def get_student_init_cfg():
-    """The embedded student's recipe; its demonstrations come from the demo split."""
-    init = dict(config["student"]["init"])
-    n = init.pop("demo_tasks")
-    demo = split_seeds(config["splits"], "demo")
-    if n > len(demo):
-        raise ValueError(
-            f"student.init.demo_tasks={n} exceeds splits.demo.count={len(demo)}"
-        )
-    return dict(
-        init,
-        env_id=config["env"]["id"],
-        env_options=ENV_OPTIONS,
-        max_steps=config["env"]["max_steps"],
-        history_len=config["env"]["history_len"],
-        demo_seeds={"start": demo[0], "count": n},
-        seed=config["seed"],
-    )
-
-
 def get_snapshot_files():
     return [
         R(SNAPSHOTS.path.format(kind="failure")),
@@ -139,46 +196,23 @@ def get_snapshot_files():
     ]
 
 
-def get_label_shards(kind="labels"):
-    n = config["phase1"]["n_shards"]
-    return [R("phase1", "shards", f"{kind}_{i}.parquet") for i in range(n)]
+def get_label_shards(port):
+    """The label shards' files of merge-labels' input ``port`` (shards or failures)."""
+    path = STEPS["merge-labels"].inputs[port].path
+    return expand(R(path), shard=range(config["phase1"]["n_shards"]))
 
 
 def get_micro_shards():
-    n = config["phase1b"]["n_shards"]
-    return [R("phase1b", "shards", f"micro_{i}.parquet") for i in range(n)]
-
-
-MICROTRAIN_KEYS = (
-    "per_quadrant",
-    "n_validation_rollouts",
-    "lora",
-)  # what the jobs read
-
-
-def micro_cfg_json():
-    """The config Phase 1B's micro-training jobs use (no statistic: those are the merge's)."""
-    return cfg_json(
-        seed=config["seed"],
-        env=env_cfg(),
-        student=student_runtime(),
-        phase1b={k: config["phase1b"][k] for k in MICROTRAIN_KEYS},
-    )
-
-
-def micro_merge_cfg_json():
-    """The statistics of Phase 1B's merge."""
-    p1b = config["phase1b"]
-    return cfg_json(
-        seed=config["seed"],
-        phase1={"confidence": config["phase1"]["confidence"]},
-        phase1b={
-            k: v for k, v in p1b.items() if k not in MICROTRAIN_KEYS + ("n_shards",)
-        },
-    )
+    return expand(R(MICRO_SHARD.path), shard=range(config["phase1b"]["n_shards"]))
 
 
 PHASE1_PLOTS = ["hist_U", "hist_L", "scatter_U_L"]
+
+
+def get_threshold_plots():
+    return expand(R(THRESHOLD_PLOT.path), plot=PHASE1_PLOTS)
+
+
 EVAL_MODELS = [BASE_MODEL_ID, *RUN_IDS]
 
 
@@ -186,8 +220,7 @@ def get_plan():
     """phase2/plan.json, once the checkpoint rule plan_training has run (it decides which
     runs are trained; a quadrant too small for phase2.min_budget is skipped, with the reason)
     """
-    with open(checkpoints.plan_training.get().output.plan) as f:
-        return json.load(f)
+    return read_doc(checkpoints.plan_training.get().output.plan, PLAN)
 
 
 def get_trained_runs(wildcards=None):
@@ -201,28 +234,10 @@ def get_selection_methods(wildcards=None):
 
 def get_eval_inputs(wildcards):
     """A model to evaluate: the student, plus the run's LoRA adapter unless it is the base."""
-    inputs = {
-        "model": get_student_model(),
-        "labeled": R(LABELED.path),
-        "heldout": R("phase2", "heldout.json"),
-    }
+    adapter = {}
     if wildcards.model != BASE_MODEL_ID:
-        inputs["adapter"] = R("phase2", wildcards.model, "adapter")
-    return inputs
-
-
-def eval_cfg_json():
-    """The config an evaluation job uses (Phase 3 models and Phase 5 selection models alike)."""
-    return cfg_json(
-        seed=config["seed"],
-        env=env_cfg(),
-        splits=config["splits"],
-        student=student_runtime(),
-        phase3={
-            k: config["phase3"][k]
-            for k in ("eval_tasks", "rollouts_per_task", "rollouts_per_snapshot")
-        },
-    )
+        adapter["adapter"] = R("phase2", wildcards.model, "adapter")
+    return step_input("eval-model", model=get_student_model(), **adapter)
 
 
 def get_bench_inputs(wildcards):
@@ -243,57 +258,41 @@ def get_bench_inputs(wildcards):
     return inputs
 
 
-def bench_cfg_json():
-    """The config `teachable bench-rollouts` reads (bench.py: CONFIG_SECTIONS, seed and splits;
-    not phase3's statistics: those are rule bench's params)."""
-    return cfg_json(
-        seed=config["seed"],
-        env=env_cfg(),
-        splits=config["splits"],
-        student=student_runtime(),
-        bench=config["bench"],
-    )
-
-
 def get_gate_input():
     """With phase1b.gate: stop, training waits for the gate (which fails when the CPT check
     does); with warn, the gate's statistics do not hold training up or make it stale."""
     if config["phase1b"]["gate"] == "stop":
-        return {"gate": R("phase1b", "gate.json")}
+        return {"gate": R(GATE.path)}
     return {}
 
 
 def get_selection_inputs(wildcards):
     """A Phase 5 method's inputs; only PREDICTOR reads the Phase 4 predictor."""
-    inputs = {
-        "model": get_student_model(),
-        "labeled": R(LABELED.path),
-        "heldout": R("phase2", "heldout.json"),
-        "plan": R("phase2", "plan.json"),
-        **get_gate_input(),
-    }
+    predictor = {}
     if wildcards.method == "PREDICTOR":
-        inputs["predictor"] = R("phase4", "predictor")
-    return inputs
+        predictor["predictor"] = R(PREDICTOR_DIR.path)
+    return get_gate_input() | step_input(
+        "select-train", model=get_student_model(), **predictor
+    )
 
 
 def get_static_outputs():
     """The study's outputs that do not depend on the training plan (a dry-run lists their jobs
     before phase 1 has run)."""
     return [
-        R("student", "eval_summary.json"),
+        R(EVAL_SUMMARY.path),
         R(ROLLOUT_STEPS.path),
-        R("phase0", "mining_summary.json"),
+        R(MINING_SUMMARY.path),
         *get_snapshot_files(),
         R(LABELED.path),
-        R("phase1", "labeled_snapshots.jsonl"),
-        R("phase1", "quadrant_thresholds.json"),
+        R(LABELED_JSONL.path),
+        R(THRESHOLDS.path),
         R(LABEL_INTERVALS.path),
-        R("phase1", "hint_audit.json"),
-        *[R("phase1", "threshold_plots", f"{p}.png") for p in PHASE1_PLOTS],
+        R(HINT_AUDIT.path),
+        *get_threshold_plots(),
         R(MICRO_RESULTS.path),
-        R("phase1b", "gate.json"),
-        R("phase4", "training_result.json"),
+        R(GATE.path),
+        R(TRAINING_RESULT.path),
     ]
 
 
@@ -301,19 +300,17 @@ def get_planned_outputs(wildcards):
     """The outputs of the runs the training plan trains (known once the checkpoint has run)."""
     runs = get_trained_runs()
     return [
-        R("phase2", "training_summary.json"),
-        *[R("phase2", run, "adapter") for run in runs],
+        R(TRAINING_SUMMARY.path),
+        *expand(R(ADAPTER.path), run=runs),
         R(ALL_EVAL_ROLLOUTS.path),
         *[R(t.path) for t in PHASE3_TABLES.values()],
-        *[R("phase3", "models", m, "benchmark.json") for m in [BASE_MODEL_ID, *runs]],
-        *[R("phase3", "compare", f"{run}_vs_base.md") for run in runs],
-        *[
-            R("phase5", "selection", m, "benchmark.json")
-            for m in get_selection_methods()
-        ],
-        R("phase5", "selection_summary.json"),
-        *[R("figures", f"{name}.png") for name in FIGURE_CATEGORIES],
-        *[R("tables", f"{t}.{ext}") for t in TABLES for ext in ("csv", "md")],
-        R("summary.json"),
-        R("summary.md"),
+        *expand(R(BENCHMARK.path), model=[BASE_MODEL_ID, *runs]),
+        *expand(R(COMPARISON_MD.path), run=runs),
+        *expand(R(SELECTION, "benchmark.json"), method=get_selection_methods()),
+        R(SELECTION_SUMMARY.path),
+        *expand(R(FIGURE.path), name=FIGURE_CATEGORIES),
+        *expand(R(TABLE_CSV.path), table=TABLES),
+        *expand(R(TABLE_MD.path), table=TABLES),
+        R(SUMMARY.path),
+        R(SUMMARY_MD.path),
     ]

@@ -4,42 +4,25 @@
 
 checkpoint plan_training:
     input:
-        labeled=R(LABELED.path),
-        rollouts=R(ROLLOUT_STEPS.path),
+        **step_input("plan-training"),
     output:
-        heldout=R("phase2", "heldout.json"),
-        plan=R("phase2", "plan.json"),
+        **step_output("plan-training"),
     log:
         LOG("plan_training"),
     conda:
         "../../envs/teachable.yaml"
     params:
-        cfg=lambda wc: cfg_json(
-            seed=config["seed"],
-            phase2={
-                k: config["phase2"][k]
-                for k in ("heldout_frac", "budget", "min_budget", "lora", "traces")
-            },
-            phase5={"budget": config["phase5"]["budget"]},
-        ),
+        **step_params("plan-training"),
     shell:
-        "teachable plan-training --config-json {params.cfg:q} --labeled {input.labeled} "
-        "--rollouts {input.rollouts} "
-        "--out-heldout {output.heldout} --out-plan {output.plan} 2> {log}"
+        step_shell("plan-training")
 
 
 rule train_run:
     input:
         **get_gate_input(),
-        model=get_student_model,
-        labeled=R(LABELED.path),
-        rollouts=R(ROLLOUT_STEPS.path),
-        heldout=R("phase2", "heldout.json"),
-        plan=R("phase2", "plan.json"),
+        **step_input("train-run", model=get_student_model),
     output:
-        adapter=directory(R("phase2", "{run}", "adapter")),
-        log_json=R("phase2", "{run}", "train_log.json"),
-        train_set=R("phase2", "{run}", "train_set.json"),
+        **step_output("train-run"),
     log:
         LOG("train_run", "{run}"),
     benchmark:
@@ -52,32 +35,24 @@ rule train_run:
         mem_mb=8000,
         runtime=240,
     params:
-        cfg=lambda wc: cfg_json(
-            seed=config["seed"],
-            env=env_cfg(),
-            student=student_runtime(),
-            phase2={k: config["phase2"][k] for k in ("lora", "traces")},
-        ),
-        out_dir=lambda wc, output: os.path.dirname(output.log_json),
+        **step_params("train-run"),
     shell:
-        "OMP_NUM_THREADS={threads} teachable train-run --config-json {params.cfg:q} "
-        "--model {input.model} --labeled {input.labeled} --heldout {input.heldout} "
-        "--plan {input.plan} --run-id {wildcards.run} --rollouts {input.rollouts} "
-        "--out-dir {params.out_dir} 2> {log}"
+        step_shell(
+            "train-run", "--run-id {wildcards.run}", env="OMP_NUM_THREADS={threads}"
+        )
 
 
 rule training_summary:
     input:
-        plan=R("phase2", "plan.json"),
-        logs=lambda wc: expand(
-            R("phase2", "{run}", "train_log.json"), run=get_trained_runs()
+        **step_input(
+            "training-summary",
+            logs=lambda wc: expand(R(TRAIN_LOG.path), run=get_trained_runs()),
         ),
     output:
-        R("phase2", "training_summary.json"),
+        **step_output("training-summary"),
     log:
         LOG("training_summary"),
     conda:
         "../../envs/teachable.yaml"
     shell:
-        "teachable training-summary --plan {input.plan} --train-logs {input.logs} "
-        "--out {output} 2> {log}"
+        step_shell("training-summary")

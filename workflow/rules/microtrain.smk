@@ -3,10 +3,9 @@
 
 rule microtrain:
     input:
-        model=get_student_model,
-        labeled=R(LABELED.path),
+        **step_input("microtrain", model=get_student_model),
     output:
-        R(MICRO_SHARD.path),
+        **step_output("microtrain"),
     log:
         LOG("microtrain", "{shard}"),
     benchmark:
@@ -19,20 +18,20 @@ rule microtrain:
         mem_mb=8000,
         runtime=240,
     params:
-        cfg=lambda wc: micro_cfg_json(),
-        n_shards=config["phase1b"]["n_shards"],
+        **step_params("microtrain", n_shards=config["phase1b"]["n_shards"]),
     shell:
-        "OMP_NUM_THREADS={threads} teachable microtrain --config-json {params.cfg:q} "
-        "--model {input.model} --labeled {input.labeled} --shard {wildcards.shard} "
-        "--n-shards {params.n_shards} --out {output} 2> {log}"
+        step_shell(
+            "microtrain",
+            "--shard {wildcards.shard} --n-shards {params.n_shards}",
+            env="OMP_NUM_THREADS={threads}",
+        )
 
 
 rule micro_merge:
     input:
-        get_micro_shards(),
+        **step_input("micro-merge", shards=get_micro_shards()),
     output:
-        results=R(MICRO_RESULTS.path),
-        correlation=R("phase1b", "cpt_correlation.json"),
+        **step_output("micro-merge"),
     log:
         LOG("micro_merge"),
     benchmark:
@@ -40,22 +39,21 @@ rule micro_merge:
     conda:
         "../../envs/teachable.yaml"
     params:
-        cfg=lambda wc: micro_merge_cfg_json(),
+        **step_params("micro-merge"),
     shell:
-        "teachable micro-merge --config-json {params.cfg:q} --shards {input} "
-        "--out {output.results} --out-correlation {output.correlation} 2> {log}"
+        step_shell("micro-merge")
 
 
 rule cpt_gate:
     input:
-        R("phase1b", "cpt_correlation.json"),
+        **step_input("cpt-gate"),
     output:
-        R("phase1b", "gate.json"),
+        **step_output("cpt-gate"),
     log:
         LOG("cpt_gate"),
     conda:
         "../../envs/teachable.yaml"
     params:
-        gate=config["phase1b"]["gate"],
+        **step_params("cpt-gate"),
     shell:
-        "teachable cpt-gate --correlation {input} --gate {params.gate} --out {output} 2> {log}"
+        step_shell("cpt-gate")

@@ -3,9 +3,9 @@
 
 rule rollouts:
     input:
-        model=get_student_model,
+        **step_input("rollouts", model=get_student_model),
     output:
-        R(ROLLOUT_STEPS.path),
+        **step_output("rollouts"),
     log:
         LOG("rollouts"),
     benchmark:
@@ -17,28 +17,16 @@ rule rollouts:
         mem_mb=4000,
         runtime=120,
     params:
-        cfg=lambda wc: cfg_json(
-            seed=config["seed"],
-            env=env_cfg(),
-            splits={"train": config["splits"]["train"]},
-            student=student_runtime(),
-            phase0={
-                k: config["phase0"][k]
-                for k in ("a_tasks", "a_episodes_per_task", "b_tasks")
-            },
-        ),
+        **step_params("rollouts"),
     shell:
-        "OMP_NUM_THREADS={threads} teachable rollouts --config-json {params.cfg:q} "
-        "--model {input.model} --out {output} 2> {log}"
+        step_shell("rollouts", env="OMP_NUM_THREADS={threads}")
 
 
 rule mine_snapshots:
     input:
-        R(ROLLOUT_STEPS.path),
+        **step_input("mine"),
     output:
-        failure=R(SNAPSHOTS.path.format(kind="failure")),
-        expert=R(SNAPSHOTS.path.format(kind="expert")),
-        summary=R("phase0", "mining_summary.json"),
+        **step_output("mine"),
     log:
         LOG("mine_snapshots"),
     benchmark:
@@ -49,14 +37,6 @@ rule mine_snapshots:
         mem_mb=2000,
         runtime=60,
     params:
-        cfg=lambda wc: cfg_json(
-            seed=config["seed"],
-            env=env_cfg(),
-            phase0={
-                k: config["phase0"][k] for k in ("mining", "b_rate", "b_per_episode")
-            },
-        ),
+        **step_params("mine"),
     shell:
-        "teachable mine --config-json {params.cfg:q} --rollouts {input} "
-        "--out-failure {output.failure} --out-expert {output.expert} "
-        "--out-summary {output.summary} 2> {log}"
+        step_shell("mine")

@@ -4,10 +4,9 @@
 
 rule predictor:
     input:
-        R(LABELED.path),
+        **step_input("predictor"),
     output:
-        predictor=directory(R("phase4", "predictor")),
-        oof=R("phase4", "oof_predictions.parquet"),
+        **step_output("predictor"),
     log:
         LOG("predictor"),
     benchmark:
@@ -19,21 +18,16 @@ rule predictor:
         mem_mb=4000,
         runtime=60,
     params:
-        cfg=lambda wc: cfg_json(
-            seed=config["seed"],
-            phase4={k: config["phase4"][k] for k in PREDICTOR_FIT_KEYS},
-        ),
+        **step_params("predictor"),
     shell:
-        "OMP_NUM_THREADS={threads} teachable predictor --config-json {params.cfg:q} "
-        "--labeled {input} --out-dir {output.predictor} --out-oof {output.oof} 2> {log}"
+        step_shell("predictor", env="OMP_NUM_THREADS={threads}")
 
 
 rule predictor_metrics:
     input:
-        oof=R("phase4", "oof_predictions.parquet"),
-        predictor=R("phase4", "predictor"),
+        **step_input("predictor-metrics"),
     output:
-        R("phase4", "training_result.json"),
+        **step_output("predictor-metrics"),
     log:
         LOG("predictor_metrics"),
     benchmark:
@@ -41,14 +35,6 @@ rule predictor_metrics:
     conda:
         "../../envs/teachable.yaml"
     params:
-        cfg=lambda wc: cfg_json(
-            seed=config["seed"],
-            phase4={
-                k: v
-                for k, v in config["phase4"].items()
-                if k not in PREDICTOR_FIT_KEYS
-            },
-        ),
+        **step_params("predictor-metrics"),
     shell:
-        "teachable predictor-metrics --config-json {params.cfg:q} --oof {input.oof} "
-        "--predictor {input.predictor} --out {output} 2> {log}"
+        step_shell("predictor-metrics")

@@ -1,25 +1,22 @@
 # Figures, tables and the summary of the study's checks; `snakemake --report` collects them.
+# Their inputs are the report's inputs declared in teachable.steps (REPORT).
 
 
 rule figures:
     input:
-        labeled=R(LABELED.path),
-        thresholds=R("phase1", "quadrant_thresholds.json"),
-        micro=R(MICRO_RESULTS.path),
-        correlation=R("phase1b", "cpt_correlation.json"),
-        transfer=R(PHASE3_TABLES["transfer"].path),
-        overall=R(PHASE3_TABLES["overall"].path),
-        retention=R(PHASE3_TABLES["retention"].path),
-        selection=R("phase5", "selection_summary.json"),
+        **step_input("figures"),
     output:
-        **{
-            name: report(
-                R("figures", f"{name}.png"),
-                caption=f"../report/{name}.rst",
-                category=category,
-            )
-            for name, category in FIGURE_CATEGORIES.items()
-        },
+        **step_output(
+            "figures",
+            figures=[
+                report(
+                    R(FIGURE.path.format(name=name)),
+                    caption=f"../report/{name}.rst",
+                    category=category,
+                )
+                for name, category in FIGURE_CATEGORIES.items()
+            ],
+        ),
     log:
         LOG("figures"),
     benchmark:
@@ -27,39 +24,28 @@ rule figures:
     conda:
         "../../envs/teachable.yaml"
     params:
-        confidence=config["phase3"]["confidence"],
-        threshold=config["report"]["retention_threshold"],
-        out_dir=lambda wc, output: os.path.dirname(output[0]),
+        **step_params("figures"),
     shell:
-        "MPLBACKEND=Agg teachable figures --labeled {input.labeled} "
-        "--thresholds {input.thresholds} --micro {input.micro} "
-        "--correlation {input.correlation} --transfer {input.transfer} "
-        "--overall {input.overall} --retention {input.retention} "
-        "--selection {input.selection} --confidence {params.confidence} "
-        "--retention-threshold {params.threshold} --out-dir {params.out_dir} 2> {log}"
+        step_shell("figures", env="MPLBACKEND=Agg")
 
 
 rule tables:
     input:
-        labeled=R(LABELED.path),
-        transfer=R(PHASE3_TABLES["transfer"].path),
-        overall=R(PHASE3_TABLES["overall"].path),
-        retention=R(PHASE3_TABLES["retention"].path),
-        stuckness=R(PHASE3_TABLES["stuckness"].path),
-        family=R(PHASE3_TABLES["family"].path),
-        predictor=R("phase4", "training_result.json"),
-        selection=R("phase5", "selection_summary.json"),
+        **step_input("tables"),
     output:
-        csv=[
-            report(
-                R("tables", f"{t}.csv"),
-                caption="../report/table.rst",
-                category="Tables",
-                labels={"table": t},
-            )
-            for t in TABLES
-        ],
-        md=[R("tables", f"{t}.md") for t in TABLES],
+        **step_output(
+            "tables",
+            csv=[
+                report(
+                    R(TABLE_CSV.path.format(table=t)),
+                    caption="../report/table.rst",
+                    category="Tables",
+                    labels={"table": t},
+                )
+                for t in TABLES
+            ],
+            md=expand(R(TABLE_MD.path), table=TABLES),
+        ),
     log:
         LOG("tables"),
     benchmark:
@@ -67,34 +53,21 @@ rule tables:
     conda:
         "../../envs/teachable.yaml"
     params:
-        confidence=config["phase3"]["confidence"],
-        out_dir=lambda wc, output: os.path.dirname(output.csv[0]),
+        **step_params("tables"),
     shell:
-        "teachable tables --labeled {input.labeled} --transfer {input.transfer} "
-        "--overall {input.overall} --retention {input.retention} "
-        "--stuckness {input.stuckness} --family {input.family} --predictor {input.predictor} "
-        "--selection {input.selection} --confidence {params.confidence} "
-        "--out-dir {params.out_dir} 2> {log}"
+        step_shell("tables")
 
 
 rule summary:
     input:
-        labeled=R(LABELED.path),
-        hint_audit=R("phase1", "hint_audit.json"),
-        training=R("phase2", "training_summary.json"),
-        mining=R("phase0", "mining_summary.json"),
-        base_rollouts=R(EVAL_ROLLOUTS.path.format(model=BASE_MODEL_ID)),
-        teacher_failures=R(TEACHER_FAILURES.path),
-        correlation=R("phase1b", "cpt_correlation.json"),
-        transfer=R(PHASE3_TABLES["transfer"].path),
-        retention=R(PHASE3_TABLES["retention"].path),
-        overall=R(PHASE3_TABLES["overall"].path),
-        thresholds=R("phase1", "quadrant_thresholds.json"),
-        predictor=R("phase4", "training_result.json"),
-        selection=R("phase5", "selection_summary.json"),
+        **step_input("summary"),
     output:
-        json=R("summary.json"),
-        md=report(R("summary.md"), caption="../report/summary.rst", category="Summary"),
+        **step_output(
+            "summary",
+            md=report(
+                R(SUMMARY_MD.path), caption="../report/summary.rst", category="Summary"
+            ),
+        ),
     log:
         LOG("summary"),
     benchmark:
@@ -102,19 +75,6 @@ rule summary:
     conda:
         "../../envs/teachable.yaml"
     params:
-        threshold=config["report"]["retention_threshold"],
-        alpha=config["phase3"]["alpha"],
-        confidence=config["phase3"]["confidence"],
-        n_bootstrap=config["phase3"]["n_bootstrap"],
-        seed=config["seed"],
+        **step_params("summary"),
     shell:
-        "teachable summary --correlation {input.correlation} --transfer {input.transfer} "
-        "--retention {input.retention} --overall {input.overall} "
-        "--thresholds {input.thresholds} --predictor {input.predictor} "
-        "--selection {input.selection} --labeled {input.labeled} "
-        "--hint-audit {input.hint_audit} --training {input.training} "
-        "--mining {input.mining} --base-rollouts {input.base_rollouts} "
-        "--teacher-failures {input.teacher_failures} "
-        "--retention-threshold {params.threshold} --alpha {params.alpha} "
-        "--confidence {params.confidence} --n-bootstrap {params.n_bootstrap} "
-        "--seed {params.seed} --out-json {output.json} --out-md {output.md} 2> {log}"
+        step_shell("summary")

@@ -4,7 +4,7 @@
 
 rule student_init:
     output:
-        directory(R("student", "model")),
+        **step_output("student-init"),
     log:
         LOG("student_init"),
     benchmark:
@@ -16,17 +16,16 @@ rule student_init:
         mem_mb=4000,
         runtime=60,
     params:
-        cfg=lambda wc: cfg_json(**get_student_init_cfg()),
+        **step_params("student-init"),
     shell:
-        "OMP_NUM_THREADS={threads} teachable student-init --config-json {params.cfg:q} "
-        "--out {output} 2> {log}"
+        step_shell("student-init", env="OMP_NUM_THREADS={threads}")
 
 
 rule student_eval:
     input:
-        model=get_student_model,
+        **step_input("eval-student", model=get_student_model),
     output:
-        R("student", "eval_summary.json"),
+        **step_output("eval-student"),
     log:
         LOG("student_eval"),
     benchmark:
@@ -38,13 +37,10 @@ rule student_eval:
         mem_mb=4000,
         runtime=60,
     params:
-        n=config["student"]["eval_tasks"],
-        cfg=lambda wc: cfg_json(
-            seed=config["seed"],
-            env=env_cfg(),
-            splits={"eval": config["splits"]["eval"]},
-            student=student_runtime(),
-        ),
+        **step_params("eval-student", n=config["student"]["eval_tasks"]),
     shell:
-        "OMP_NUM_THREADS={threads} teachable eval-student --config-json {params.cfg:q} "
-        "--model {input.model} --split eval --n-tasks {params.n} --out {output} 2> {log}"
+        step_shell(
+            "eval-student",
+            "--split eval --n-tasks {params.n}",
+            env="OMP_NUM_THREADS={threads}",
+        )

@@ -199,7 +199,8 @@ def play_bench(cfg: dict, model_dir: str | None, adapter_dir: str | None, model_
     (``bench_episodes.parquet``) and ``bench_run.json`` (``RUN_FILE``: the model, its usage and
     what was benched), everything ``bench_results.json`` needs besides the statistics settings
     (rule bench_rollouts; ``summarize_bench`` is rule bench)."""
-    from .io import write_json, write_table
+    from .documents import BENCH_RUN
+    from .io import write_doc, write_table
     from .policies import loads_model_dir, make_student
 
     cfg = bench_config(cfg)
@@ -224,18 +225,20 @@ def play_bench(cfg: dict, model_dir: str | None, adapter_dir: str | None, model_
                      "tasks_per_level": int(b["tasks"])}}  # fmt: skip
     out_dir = Path(out_dir)
     write_table(episodes, BENCH_EPISODES, out_dir / EPISODES_FILE)
-    write_json(run, out_dir / RUN_FILE)
+    write_doc(run, BENCH_RUN, out_dir / RUN_FILE)
     return episodes, run
 
 
 def _read_with_episodes(path: str | Path, suite: str, noun: str, what: str) -> tuple[dict, pd.DataFrame]:
     """A bench JSON of ``suite`` (a ``noun``) and its episodes (the Parquet it names, beside it);
     errors name the file (``what``: the file it should have been)."""
+    from .documents import BENCH_RESULTS, BENCH_RUN, check_doc
     from .io import read_json, read_table
 
     doc = read_json(path)
     if not isinstance(doc, dict) or doc.get("suite") != suite or "episodes" not in doc:
         raise ValueError(f"{path} is not a {noun} (expected {what})")
+    check_doc(doc, BENCH_RUN if suite == "bench_run" else BENCH_RESULTS, str(path))
     ep_path = Path(path).parent / doc["episodes"]
     eps = read_table(ep_path, BENCH_EPISODES)
     if set(eps["model_id"]) != {doc["model"]}:
@@ -253,14 +256,15 @@ def summarize_bench(run_path: str | Path, out: str | Path, confidence: float = 0
                     seed: int = 0) -> dict:  # fmt: skip
     """bench_results.json (``out``, beside the run: it names the episodes by file name) from a
     bench run's episodes and usage, with the statistics settings alone (rule bench)."""
-    from .io import write_json
+    from .documents import BENCH_RESULTS
+    from .io import write_doc
 
     if Path(out).resolve().parent != Path(run_path).resolve().parent:
         raise ValueError(f"--out {out} must lie beside the bench run {run_path} (bench_results.json names its "
                          "episodes by file name)")  # fmt: skip
     run, episodes = read_run(run_path)
     res = bench_results(episodes, run["model"], run["usage"], confidence, n_bootstrap, seed, run["about"])
-    write_json(res, out)
+    write_doc(res, BENCH_RESULTS, out)
     return res
 
 

@@ -1,7 +1,10 @@
 """`teachable` command line: one subcommand per phase step; Snakemake rules call these.
 
-Rules pass the config sections a step depends on as one JSON argument (``--config-json``), so a
-change to one phase's settings makes only that phase's jobs stale."""
+Each step's flags are built from its declaration (``teachable.steps``: its files and the config
+it reads); a handler here, ``cmd_<step>``, reads them. Rules pass the config sections a step
+depends on as one JSON argument (``--config-json``), so a change to one phase's settings makes
+only that phase's jobs stale. A tool that parses its own arguments (a module of this package
+with ``main(argv)``) is one row of ``TOOLS``."""
 
 from __future__ import annotations
 
@@ -13,46 +16,62 @@ import logging
 import sys
 import time
 
-from .constants import SELECTION_METHODS
+from . import documents as D
 from .gpu_slots import gpu_slot_for
+from .steps import STEPS
 
 log = logging.getLogger("teachable")
 
-# subcommands that run the student (torch, maybe CUDA): each holds a GPU slot while it runs, with
-# CUDA_VISIBLE_DEVICES set to its own GPU (a no-op without GPUs; README "Running on a cluster")
-GPU_COMMANDS = {"student-init", "rollouts", "eval-student", "label-shard", "microtrain",
-                "train-run", "eval-model", "select-train", "bench", "bench-rollouts"}
-BENCH_CONFIG_COMMANDS = {"bench", "bench-rollouts"}  # --config-json or --config YAML files (_bench_cfg)
+# tools that parse their own arguments: subcommand -> (module of teachable with main(argv), help)
+TOOLS: dict[str, tuple[str, str]] = {
+    "phase-times": ("phase_times", "per-rule wall times of a finished run (its benchmark files) and the run's wall time"),
+    "diff-runs": ("diff_runs", "compare two finished runs' outputs (exit 1 where they differ)"),
+}
 
 
-def _gpu_slot(args):
-    if args.cmd not in GPU_COMMANDS:
-        return contextlib.nullcontext()
-    cfg = args.bench_cfg if args.cmd in BENCH_CONFIG_COMMANDS else _cfg(args.config_json) if getattr(args, "config_json", None) else {}
-    return gpu_slot_for((cfg.get("student") or {}).get("device", "auto"))
+def _config(a) -> dict:
+    """The step's config: ``--config-json`` (a rule's slice), or YAML config files (``--config``,
+    later over earlier), or none (a statistics step run by hand: the schema's defaults)."""
+    if getattr(a, "config", None):
+        from .config import read_config_files
 
-
-def _cfg(s: str) -> dict:
+        return read_config_files(a.config)
+    if not getattr(a, "config_json", None):
+        return {}
     try:
-        return json.loads(s)
+        return json.loads(a.config_json)
     except json.JSONDecodeError as e:
         raise SystemExit(f"--config-json is not valid JSON: {e}") from e
 
 
-def _bench_cfg(a) -> dict:
-    """The bench's config: ``--config-json`` (a rule's), or YAML config files (``--config``),
-    later files over earlier ones (e.g. config/config.yaml config/pilot.yaml)."""
-    if a.config_json:
-        return _cfg(a.config_json)
-    from .config import read_config_files
+def _section(a, name: str) -> dict:
+    """A config section of the step's config with the schema's defaults filled in and checked."""
+    from .config import section
 
-    return read_config_files(a.config)
+    return section(name, a.cfg.get(name))
+
+
+def _seed(a) -> int:
+    from .config import subschema
+
+    return int(a.cfg.get("seed", subschema("seed")["default"]))
+
+
+def _stats(a) -> dict:
+    """The phase 3 / 5 statistics settings: confidence, n_bootstrap (phase3) and the seed."""
+    p3 = _section(a, "phase3")
+    return {"confidence": float(p3["confidence"]), "n_bootstrap": int(p3["n_bootstrap"]), "seed": _seed(a)}
+
+
+def _inputs(a) -> dict:
+    """The step's input files by their declared names (the report's inputs: ``steps.REPORT``)."""
+    return {k: getattr(a, p.dest) for k, p in STEPS[a.cmd].inputs.items()}
 
 
 def cmd_student_init(a) -> None:
     from .student_init import train_student
 
-    train_student(_cfg(a.config_json), a.out)
+    train_student(a.cfg, a.out)
 
 
 def _student(cfg: dict, model: str, adapter: str | None = None):
@@ -70,7 +89,7 @@ def cmd_rollouts(a) -> None:
     from .mining import experiment_rollouts
     from .schemas import ROLLOUT_STEPS
 
-    cfg = _cfg(a.config_json)
+    cfg = a.cfg
     df = experiment_rollouts(cfg, _student(cfg, a.model), progress=not a.no_progress)
     for exp, g in df.groupby("experiment"):
         eps = g.drop_duplicates("episode_id")
@@ -80,24 +99,24 @@ def cmd_rollouts(a) -> None:
 
 
 def cmd_eval_student(a) -> None:
-    from .io import write_json
+    from .io import write_doc
     from .mining import evaluate_student
 
-    cfg = _cfg(a.config_json)
+    cfg = a.cfg
     res = evaluate_student(cfg, _student(cfg, a.model), a.split, a.n_tasks, progress=not a.no_progress)
     log.info("student success on %s: %.3f (n=%d, 95%% CI %.3f-%.3f)", a.split, res["success_rate"],
              res["n"], *res["ci95"])
-    write_json(res, a.out)
+    write_doc(res, D.EVAL_SUMMARY, a.out)
 
 
 def cmd_mine(a) -> None:
-    from .io import read_table, write_json, write_table
+    from .io import read_table, write_doc, write_table
     from .mining import mine
     from .schemas import ROLLOUT_STEPS, SNAPSHOTS
 
-    fa, fb, summary = mine(read_table(a.rollouts, ROLLOUT_STEPS), _cfg(a.config_json), a.rollouts)
+    fa, fb, summary = mine(read_table(a.rollouts, ROLLOUT_STEPS), a.cfg, a.rollouts)
     log.info("mined %d failure snapshots (A) and %d expert snapshots (B); %s", len(fa), len(fb), summary)
-    write_json(summary, a.out_summary)
+    write_doc(summary, D.MINING_SUMMARY, a.out_summary)
     write_table(fa, SNAPSHOTS, a.out_failure)
     write_table(fb, SNAPSHOTS, a.out_expert)
 
@@ -111,7 +130,7 @@ def cmd_label_shard(a) -> None:
     from .schemas import RAW_LABELS, SNAPSHOTS, TEACHER_FAILURES
     from .teachers import make_teacher
 
-    cfg = _cfg(a.config_json)
+    cfg = a.cfg
     snaps = pd.concat([read_table(p, SNAPSHOTS) for p in a.snapshots], ignore_index=True)
     shard = select_shard(snaps, cfg["phase1"], a.shard, a.n_shards, cfg["seed"])
     log.info("shard %d/%d: %d of %d snapshots", a.shard, a.n_shards, len(shard), len(snaps))
@@ -126,29 +145,29 @@ def cmd_label_shard(a) -> None:
 def cmd_merge_labels(a) -> None:
     import pandas as pd
 
-    from .io import read_table, write_json, write_jsonl, write_table
+    from .io import read_table, write_doc, write_jsonl, write_table
     from .labeling import merge_labels
     from .reporting.figures import threshold_plots
     from .schemas import LABELED, RAW_LABELS, TEACHER_FAILURES
 
     raw = pd.concat([read_table(p, RAW_LABELS) for p in a.shards], ignore_index=True)
     fails = pd.concat([read_table(p, TEACHER_FAILURES) for p in a.failures], ignore_index=True)
-    df, thr = merge_labels(raw, fails, _cfg(a.config_json)["phase1"]["quadrants"])
+    df, thr = merge_labels(raw, fails, a.cfg["phase1"]["quadrants"])
     log.info("quadrant sizes %s (thresholds U>%.4f, L>%.4f)", thr["sizes"], thr["U_threshold"], thr["L_threshold"])
     threshold_plots(df, thr, a.plots_dir)
     write_table(fails, TEACHER_FAILURES, a.out_failures)
-    write_json(thr, a.thresholds)
+    write_doc(thr, D.THRESHOLDS, a.thresholds)
     write_jsonl(df, a.out_jsonl)
     write_table(df, LABELED, a.out)
 
 
 def cmd_label_report(a) -> None:
     from .hint_audit import hint_audit
-    from .io import read_table, write_json, write_table
+    from .io import read_table, write_doc, write_table
     from .labeling import label_intervals
     from .schemas import LABEL_INTERVALS, LABELED
 
-    cfg = _cfg(a.config_json)
+    cfg = a.cfg
     p1, seed = cfg["phase1"], int(cfg["seed"])
     df = read_table(a.labeled, LABELED)
     audit = hint_audit(df, seed=seed, confidence=float(p1["confidence"]))
@@ -157,37 +176,29 @@ def cmd_label_report(a) -> None:
              ("hint_action_accuracy", "demo_action_accuracy", "majority_accuracy")))  # fmt: skip
     write_table(label_intervals(df, float(p1["confidence"]), int(p1["n_bootstrap"]), seed), LABEL_INTERVALS,
                 a.out_intervals)
-    write_json(audit, a.out_hint_audit)
+    write_doc(audit, D.HINT_AUDIT, a.out_hint_audit)
 
 
 def cmd_figures(a) -> None:
     from .reporting import figures_from_files
 
-    paths = figures_from_files(labeled=a.labeled, thresholds=a.thresholds, micro=a.micro, correlation=a.correlation,
-                               transfer=a.transfer, overall=a.overall, retention=a.retention, selection=a.selection,
-                               out_dir=a.out_dir, confidence=a.confidence,
-                               retention_threshold=a.retention_threshold)  # fmt: skip
+    paths = figures_from_files(**_inputs(a), out_dir=a.out_dir, confidence=_section(a, "phase3")["confidence"],
+                               retention_threshold=(a.cfg.get("report") or {}).get("retention_threshold"))
     log.info("wrote %d figures to %s", len(paths), a.out_dir)
 
 
 def cmd_tables(a) -> None:
     from .reporting import tables_from_files
 
-    paths = tables_from_files(labeled=a.labeled, transfer=a.transfer, overall=a.overall, retention=a.retention,
-                              stuckness=a.stuckness, predictor=a.predictor, selection=a.selection,
-                              out_dir=a.out_dir, confidence=a.confidence, family=a.family)  # fmt: skip
+    paths = tables_from_files(**_inputs(a), out_dir=a.out_dir, confidence=_section(a, "phase3")["confidence"])
     log.info("wrote %d table files to %s", len(paths), a.out_dir)
 
 
 def cmd_summary(a) -> None:
     from .reporting import summary_from_files
 
-    summary_from_files(correlation=a.correlation, transfer=a.transfer, retention=a.retention, overall=a.overall,
-                       thresholds=a.thresholds, predictor=a.predictor, selection=a.selection, labeled=a.labeled,
-                       hint_audit=a.hint_audit, training=a.training, mining=a.mining, base_rollouts=a.base_rollouts,
-                       teacher_failures=a.teacher_failures,
-                       retention_threshold=a.retention_threshold, alpha=a.alpha, confidence=a.confidence,
-                       n_bootstrap=a.n_bootstrap, seed=a.seed, out_json=a.out_json, out_md=a.out_md)  # fmt: skip
+    summary_from_files(**_inputs(a), retention_threshold=_section(a, "report")["retention_threshold"],
+                       alpha=_section(a, "phase3")["alpha"], **_stats(a), out_json=a.out_json, out_md=a.out_md)
 
 
 def cmd_traces(a) -> None:
@@ -209,48 +220,49 @@ def cmd_microtrain(a) -> None:
     from .microtrain import run_micro_training, shard_sample
     from .schemas import LABELED, MICRO_SHARD
 
-    cfg = _cfg(a.config_json)
+    cfg = a.cfg
     mine = shard_sample(read_table(a.labeled, LABELED), cfg["phase1b"]["per_quadrant"], cfg["seed"], a.shard,
                         a.n_shards)  # fmt: skip
     write_table(run_micro_training(mine, a.model, cfg, progress=not a.no_progress), MICRO_SHARD, a.out)
 
 
 def cmd_micro_merge(a) -> None:
-    from .io import read_table, write_json, write_table
+    from .io import read_table, write_doc, write_table
     from .microtrain import merge_results
     from .schemas import MICRO_RESULTS, MICRO_SHARD
 
-    results, report = merge_results([read_table(p, MICRO_SHARD) for p in a.shards], _cfg(a.config_json))
+    results, report = merge_results([read_table(p, MICRO_SHARD) for p in a.shards], a.cfg)
     log.info("CPT vs micro-training: rho=%s CI=%s p=%s pass=%s", report.get("rho"), report.get("rho_ci"),
              report.get("p_value"), report.get("pass"))
     write_table(results, MICRO_RESULTS, a.out)
-    write_json(report, a.out_correlation)
+    write_doc(report, D.CPT_CORRELATION, a.out_correlation)
 
 
 def cmd_cpt_gate(a) -> None:
-    from .io import read_json, write_json
+    from .io import read_doc, write_doc
     from .microtrain import gate_verdict
 
-    write_json(gate_verdict(read_json(a.correlation), a.gate, a.correlation), a.out)
+    verdict = gate_verdict(read_doc(a.correlation, D.CPT_CORRELATION), a.cfg["phase1b"]["gate"], a.correlation)
+    write_doc(verdict, D.GATE, a.out)
 
 
 def cmd_plan_training(a) -> None:
-    from .io import read_table, write_json
+    from .io import read_table, write_doc
     from .matrix import plan_training
     from .schemas import LABELED
 
-    heldout, plan = plan_training(read_table(a.labeled, LABELED), _cfg(a.config_json), rollouts=a.rollouts)
+    heldout, plan = plan_training(read_table(a.labeled, LABELED), a.cfg, rollouts=a.rollouts)
     log.info("held out %d snapshots of %d tasks; budget K=%s, %s optimizer steps; trained runs %s; skipped %s",
              len(heldout["snapshot_ids"]), len(heldout["task_ids"]), plan["budget"], plan["optimizer_steps"],
              plan["trained_runs"], plan["skipped_runs"])  # fmt: skip
-    write_json(heldout, a.out_heldout)
-    write_json(plan, a.out_plan)
+    write_doc(heldout, D.HELDOUT, a.out_heldout)
+    write_doc(plan, D.PLAN, a.out_plan)
 
 
 def cmd_train_run(a) -> None:
     from .matrix import train_matrix_run
 
-    cfg = _cfg(a.config_json)
+    cfg = a.cfg
     res = train_matrix_run(a.run_id, a.labeled, a.heldout, a.plan, a.model, cfg, a.out_dir, rollouts_path=a.rollouts)
     log.info("run %s: %s examples, %.1fs, final loss %s", a.run_id, res.get("examples"),
              res.get("seconds", float("nan")), res.get("final_loss"))
@@ -259,16 +271,17 @@ def cmd_train_run(a) -> None:
 def cmd_training_summary(a) -> None:
     from pathlib import Path
 
-    from .io import read_json, write_json
+    from .io import read_doc, write_doc
     from .matrix import training_summary
 
-    write_json(training_summary([str(Path(p).parent) for p in a.train_logs], read_json(a.plan)), a.out)
+    summary = training_summary([str(Path(p).parent) for p in a.train_logs], read_doc(a.plan, D.PLAN))
+    write_doc(summary, D.TRAINING_SUMMARY, a.out)
 
 
 def cmd_select_train(a) -> None:
     from .selection import train_selected
 
-    cfg = _cfg(a.config_json)
+    cfg = a.cfg
     res = train_selected(a.method, a.labeled, a.heldout, a.plan, a.model, cfg, a.out_dir, predictor_dir=a.predictor,
                          progress=not a.no_progress)  # fmt: skip
     log.info("selection %s: %s examples, %.1fs, final loss %s", a.method, res.get("examples"),
@@ -278,51 +291,52 @@ def cmd_select_train(a) -> None:
 def cmd_selection_summary(a) -> None:
     import pandas as pd
 
-    from .io import read_json, read_table, write_json
+    from .io import read_doc, read_table, write_doc
     from .schemas import EVAL_ROLLOUTS
     from .selection import summarize_selection
 
     if len(a.selected) != len(a.rollouts):
         raise ValueError("give one --selected file per --rollouts file (same order)")
     rows = pd.concat([read_table(p, EVAL_ROLLOUTS) for p in (a.base_rollouts, *a.rollouts)], ignore_index=True)
-    selected = {sel["method"]: sel for sel in map(read_json, a.selected)}
-    write_json(summarize_selection(rows, selected, read_json(a.plan)["selection"], a.confidence, a.n_bootstrap,
-                                   a.seed), a.out)  # fmt: skip
+    selected = {sel["method"]: sel for sel in (read_doc(p, D.SELECTED) for p in a.selected)}
+    st = _stats(a)
+    summary = summarize_selection(rows, selected, read_doc(a.plan, D.PLAN)["selection"], st["confidence"],
+                                  st["n_bootstrap"], st["seed"])  # fmt: skip
+    write_doc(summary, D.SELECTION_SUMMARY, a.out)
 
 
 def cmd_eval_model(a) -> None:
     from .evaluation import eval_model
-    from .io import read_json, read_table, write_table
+    from .io import read_doc, read_table, write_table
     from .schemas import EVAL_ROLLOUTS, LABELED
     from .splits import heldout_snapshots
 
-    cfg = _cfg(a.config_json)
-    heldout = heldout_snapshots(read_table(a.labeled, LABELED), read_json(a.heldout))
+    cfg = a.cfg
+    heldout = heldout_snapshots(read_table(a.labeled, LABELED), read_doc(a.heldout, D.HELDOUT))
     rows = eval_model(a.model_id, a.model, a.adapter or None, heldout, cfg, progress=not a.no_progress)
     write_table(rows, EVAL_ROLLOUTS, a.out)
 
 
 def cmd_benchmark(a) -> None:
     from .evaluation_tables import benchmark_json
-    from .io import read_table, write_json
+    from .io import read_table, write_doc
     from .schemas import EVAL_ROLLOUTS
 
-    bench = benchmark_json(read_table(a.rollouts, EVAL_ROLLOUTS), a.model_id, confidence=a.confidence, n_bootstrap=a.n_bootstrap,
-                           seed=a.seed)  # fmt: skip
+    bench = benchmark_json(read_table(a.rollouts, EVAL_ROLLOUTS), a.model_id, **_stats(a))
     log.info("model %s: pass rate %.3f (n=%d)", a.model_id, bench["pass_rate"], bench["n"])
-    write_json(bench, a.out)
+    write_doc(bench, D.BENCHMARK, a.out)
 
 
 def cmd_bench(a) -> None:
     from .bench import run_bench
 
-    _log_bench(run_bench(a.bench_cfg, a.model or None, a.adapter or None, a.model_id, a.out, progress=not a.no_progress))
+    _log_bench(run_bench(a.cfg, a.model or None, a.adapter or None, a.model_id, a.out, progress=not a.no_progress))
 
 
 def cmd_bench_rollouts(a) -> None:
     from .bench import play_bench
 
-    eps, run = play_bench(a.bench_cfg, a.model or None, a.adapter or None, a.model_id, a.out_dir,
+    eps, run = play_bench(a.cfg, a.model or None, a.adapter or None, a.model_id, a.out_dir,
                           progress=not a.no_progress)  # fmt: skip
     log.info("bench %s: %d episodes, success %.3f; usage %s", a.model_id, len(eps), eps["success"].mean(),
              {k: run["usage"][k] for k in ("backend", "requests", "prompt_tokens", "completion_tokens", "cost_usd")})
@@ -331,7 +345,8 @@ def cmd_bench_rollouts(a) -> None:
 def cmd_bench_results(a) -> None:
     from .bench import summarize_bench
 
-    _log_bench(summarize_bench(a.run, a.out, a.confidence, a.n_bootstrap, a.seed))
+    st = _stats(a)
+    _log_bench(summarize_bench(a.run, a.out, st["confidence"], st["n_bootstrap"], st["seed"]))
 
 
 def _log_bench(res: dict) -> None:
@@ -349,7 +364,8 @@ def cmd_eval_summary(a) -> None:
     from .schemas import ALL_EVAL_ROLLOUTS, EVAL_ROLLOUTS
 
     rows = pd.concat([read_table(p, EVAL_ROLLOUTS) for p in a.rollouts], ignore_index=True)
-    write_summaries(summarize(rows, a.confidence, n_bootstrap=a.n_bootstrap, seed=a.seed), a.out_tables)
+    st = _stats(a)
+    write_summaries(summarize(rows, st["confidence"], n_bootstrap=st["n_bootstrap"], seed=st["seed"]), a.out_tables)
     write_table(rows, ALL_EVAL_ROLLOUTS, a.out)
 
 
@@ -358,324 +374,31 @@ def cmd_predictor(a) -> None:
     from .predictor import fit_predictor
     from .schemas import LABELED
 
-    oof = fit_predictor(read_table(a.labeled, LABELED), _cfg(a.config_json), a.out_dir, a.out_oof)
+    oof = fit_predictor(read_table(a.labeled, LABELED), a.cfg, a.out_dir, a.out_oof)
     log.info("phase 4: out-of-fold predictions of %d snapshots in %d folds", len(oof), oof["fold"].nunique())
 
 
 def cmd_predictor_metrics(a) -> None:
     from pathlib import Path
 
-    from .io import read_json, read_parquet, write_json
+    from .io import read_json, read_parquet, write_doc
     from .predictor_metrics import predictor_metrics, summary_lines
 
     one_class = read_json(Path(a.predictor) / "crossfit.json")["folds_with_one_class"]
-    res = predictor_metrics(read_parquet(a.oof), one_class, _cfg(a.config_json))
+    res = predictor_metrics(read_parquet(a.oof), one_class, a.cfg)
     for line in summary_lines(res):
         log.info("%s", line)
-    write_json(res, a.out)
+    write_doc(res, D.TRAINING_RESULT, a.out)
 
 
 def cmd_compare(a) -> None:
-    from pathlib import Path
+    from .compare import compare_command
 
-    from .compare import compare
-    from .io import read_table
-    from .schemas import EVAL_ROLLOUTS
-
-    if a.bench:
-        from .compare import compare_bench
-
-        if a.rollouts or a.baseline or a.model or a.out_dir:
-            raise ValueError("--bench BASELINE MODEL compares two bench results: leave out --rollouts, --baseline, "
-                             "--model and --out-dir")  # fmt: skip
-        rep = compare_bench(*a.bench, confidence=a.confidence, alpha=a.alpha, n_bootstrap=a.n_bootstrap, seed=a.seed)
-        _write_report(rep, a.out_json, a.out_md)
-        return
-    if not (a.rollouts and a.baseline and a.model):
-        raise ValueError("give --rollouts, --baseline and --model (phase 3 rollouts), or --bench BASELINE MODEL")
-    rows = read_table(a.rollouts, EVAL_ROLLOUTS)
-    for m in (a.baseline, *a.model):
-        if m not in set(rows["model_id"]):
-            raise ValueError(f"model {m!r} is not in {a.rollouts} (models: {sorted(set(rows['model_id']))})")
-    if len(a.model) > 1 and (a.out_json or a.out_md):
-        raise ValueError("with several --model, write the reports with --out-dir")
-    for m in a.model:
-        rep = compare(rows, a.baseline, m, confidence=a.confidence, alpha=a.alpha, n_bootstrap=a.n_bootstrap,
-                      seed=a.seed)  # fmt: skip
-        out_json, out_md = a.out_json, a.out_md
-        if a.out_dir:
-            out_json = out_json or Path(a.out_dir) / f"{m}_vs_{a.baseline}.json"
-            out_md = out_md or Path(a.out_dir) / f"{m}_vs_{a.baseline}.md"
-        _write_report(rep, out_json, out_md)
+    compare_command(rollouts=a.rollouts, baseline=a.baseline, models=a.model, bench=a.bench, out_json=a.out_json,
+                    out_md=a.out_md, out_dir=a.out_dir, alpha=float(_section(a, "phase3")["alpha"]), **_stats(a))
 
 
-def _write_report(rep: dict, out_json, out_md) -> None:
-    """A compare report to JSON and/or Markdown; Markdown to stdout when neither is given."""
-    from .compare import to_markdown
-    from .io import atomic_path, write_json
-
-    if out_json:
-        write_json(rep, out_json)
-    if out_md:
-        with atomic_path(out_md) as tmp:
-            tmp.write_text(to_markdown(rep))
-    if not out_json and not out_md:
-        print(to_markdown(rep))
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="teachable", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
-
-    def add(name, fn, help_):
-        sp = sub.add_parser(name, help=help_, description=help_)
-        sp.set_defaults(fn=fn)
-        return sp
-
-    def cfg_arg(sp):
-        sp.add_argument("--config-json", required=True, help="the config sections this step uses, as JSON")
-
-    def prog_arg(sp):
-        sp.add_argument("--no-progress", action="store_true", help="hide progress bars")
-
-    def boot_args(sp):
-        sp.add_argument("--n-bootstrap", type=int, default=2000,
-                        help="resamples of the cluster bootstrap over tasks/snapshots (config phase3.n_bootstrap)")
-        sp.add_argument("--seed", type=int, default=0, help="seed of the resampling (config seed)")
-
-    sp = add("student-init", cmd_student_init, "Build and train the embedded default student offline.")
-    cfg_arg(sp)
-    sp.add_argument("--out", required=True, help="model directory to write (save_pretrained)")
-
-    sp = add("rollouts", cmd_rollouts, "Experiment A (student) and B (expert) rollouts on train tasks.")
-    cfg_arg(sp), prog_arg(sp)
-    sp.add_argument("--model", required=True, help="student model directory")
-    sp.add_argument("--out", required=True, help="rollouts.parquet (one row per step)")
-
-    sp = add("eval-student", cmd_eval_student, "Success rate of the student from reset on one split's tasks.")
-    cfg_arg(sp), prog_arg(sp)
-    sp.add_argument("--model", required=True)
-    sp.add_argument("--split", choices=["train", "eval", "bench"], default="eval")
-    sp.add_argument("--n-tasks", type=int, required=True)
-    sp.add_argument("--out", required=True, help="JSON summary")
-
-    sp = add("mine", cmd_mine, "Mine failure (A) and expert (B) snapshots from rollouts.")
-    cfg_arg(sp)
-    sp.add_argument("--rollouts", required=True)
-    sp.add_argument("--out-failure", required=True)
-    sp.add_argument("--out-expert", required=True)
-    sp.add_argument("--out-summary", required=True, help="mining_summary.json (counts, expert errors by kind)")
-
-    sp = add("label-shard", cmd_label_shard, "Label one shard of snapshots: U, leverage, CPT.")
-    cfg_arg(sp), prog_arg(sp)
-    sp.add_argument("--model", required=True)
-    sp.add_argument("--snapshots", nargs="+", required=True, help="snapshot parquet files")
-    sp.add_argument("--shard", type=int, required=True)
-    sp.add_argument("--n-shards", type=int, required=True)
-    sp.add_argument("--out", required=True)
-    sp.add_argument("--out-failures", required=True, help="teacher failures of this shard")
-
-    sp = add("merge-labels", cmd_merge_labels, "Merge label shards, assign quadrants, plot thresholds.")
-    cfg_arg(sp)
-    sp.add_argument("--shards", nargs="+", required=True)
-    sp.add_argument("--failures", nargs="+", required=True)
-    sp.add_argument("--out", required=True)
-    sp.add_argument("--out-jsonl", required=True)
-    sp.add_argument("--out-failures", required=True)
-    sp.add_argument("--thresholds", required=True)
-    sp.add_argument("--plots-dir", required=True)
-
-    sp = add("label-report", cmd_label_report, "Phase 1: the labels' intervals and the hint audit (statistics only).")
-    cfg_arg(sp)
-    sp.add_argument("--labeled", required=True, help="phase1/labeled_snapshots.parquet")
-    sp.add_argument("--out-intervals", required=True, help="label_intervals.parquet (p_*_lo/hi, ELP_net_lo/hi)")
-    sp.add_argument("--out-hint-audit", required=True,
-                    help="hint_audit.json (does the hint's wording give the action away?)")
-
-    sp = add("microtrain", cmd_microtrain, "Phase 1B: micro-train one LoRA per sampled snapshot (one shard).")
-    cfg_arg(sp), prog_arg(sp)
-    sp.add_argument("--model", required=True)
-    sp.add_argument("--labeled", required=True, help="phase1/labeled_snapshots.parquet")
-    sp.add_argument("--shard", type=int, default=0, help="this shard's index (sampled snapshots i::n)")
-    sp.add_argument("--n-shards", type=int, default=1)
-    sp.add_argument("--out", required=True, help="this shard's results parquet")
-
-    sp = add("micro-merge", cmd_micro_merge, "Phase 1B: merge micro-training shards; Spearman of CPT vs utility.")
-    cfg_arg(sp)
-    sp.add_argument("--shards", nargs="+", required=True, help="the shards' results parquets")
-    sp.add_argument("--out", required=True, help="micro_training_results.parquet")
-    sp.add_argument("--out-correlation", required=True, help="cpt_correlation.json")
-
-    sp = add("cpt-gate", cmd_cpt_gate, "Phase 1B gate: stop (exit 1) or warn when the CPT check fails.")
-    sp.add_argument("--correlation", required=True)
-    sp.add_argument("--gate", choices=["stop", "warn"], required=True)
-    sp.add_argument("--out", required=True)
-
-    sp = add("plan-training", cmd_plan_training,
-             "Phase 2: the held-out split (by task), the budget and which runs are trained.")
-    cfg_arg(sp)
-    sp.add_argument("--labeled", required=True, help="phase1/labeled_snapshots.parquet")
-    sp.add_argument("--rollouts", required=True, help="phase0/rollouts.parquet (B3_traces' source)")
-    sp.add_argument("--out-heldout", required=True, help="phase2/heldout.json")
-    sp.add_argument("--out-plan", required=True, help="phase2/plan.json")
-
-    sp = add("train-run", cmd_train_run, "Phase 2: train one run of the LoRA matrix.")
-    cfg_arg(sp)
-    sp.add_argument("--model", required=True)
-    sp.add_argument("--labeled", required=True)
-    sp.add_argument("--heldout", required=True, help="phase2/heldout.json")
-    sp.add_argument("--plan", required=True, help="phase2/plan.json")
-    sp.add_argument("--run-id", required=True)
-    sp.add_argument("--rollouts", required=True, help="phase0/rollouts.parquet (B3_traces' source)")
-    sp.add_argument("--out-dir", required=True, help="phase2/<run_id>/")
-
-    sp = add("training-summary", cmd_training_summary, "Phase 2: summary of all runs' train logs.")
-    sp.add_argument("--plan", required=True, help="phase2/plan.json (the runs not trained, and why)")
-    sp.add_argument("--train-logs", nargs="*", default=[], help="the trained runs' train_log.json")
-    sp.add_argument("--out", required=True)
-
-    sp = add("eval-model", cmd_eval_model, "Phase 3: evaluate one model (base or a run's adapter).")
-    cfg_arg(sp), prog_arg(sp)
-    sp.add_argument("--model", required=True, help="student model directory")
-    sp.add_argument("--adapter", default="", help="LoRA adapter directory ('' = the base model)")
-    sp.add_argument("--model-id", required=True)
-    sp.add_argument("--labeled", required=True)
-    sp.add_argument("--heldout", required=True, help="phase2/heldout.json (the held-out snapshots)")
-    sp.add_argument("--out", required=True, help="per-rollout parquet")
-
-    sp = add("benchmark", cmd_benchmark, "Phase 3/5: a model's benchmark JSON (pass rate with n and interval) from its rollouts.")
-    sp.add_argument("--rollouts", required=True, help="the model's eval rollouts.parquet")
-    sp.add_argument("--model-id", required=True)
-    sp.add_argument("--confidence", type=float, default=0.95)
-    boot_args(sp)
-    sp.add_argument("--out", required=True, help="benchmark.json")
-
-    def bench_student_args(sp):
-        prog_arg(sp)
-        src = sp.add_mutually_exclusive_group(required=True)
-        src.add_argument("--config-json", help="the config sections the bench reads (seed, env, splits, student, "
-                         "bench, phase3), as JSON")
-        src.add_argument("--config", nargs="+", metavar="YAML", help="config files, later over earlier (e.g. "
-                         "config/config.yaml config/pilot.yaml); defaults from the schema")
-        sp.add_argument("--model", default="", help="student model directory (student.backend: hf or vllm)")
-        sp.add_argument("--adapter", default="", help="LoRA adapter directory ('' = the model alone)")
-        sp.add_argument("--model-id", required=True, help="the result's name, e.g. base or B3_traces")
-
-    sp = add("bench", cmd_bench, "Bench a student (HF model with an optional adapter, or student.backend: openai) "
-             "on the bench split: bench_results.json, with the episodes' Parquet and bench_run.json beside it "
-             "(bench-rollouts then bench-results in one command).")
-    bench_student_args(sp)
-    sp.add_argument("--out", required=True, help="bench/<model_id>/bench_results.json")
-
-    sp = add("bench-rollouts", cmd_bench_rollouts, "Bench, first half (rule bench_rollouts): play the bench "
-             "rollouts of a student; write the episodes' Parquet and bench_run.json (usage, what was benched).")
-    bench_student_args(sp)
-    sp.add_argument("--out-dir", required=True, help="bench/<model_id>/ (writes bench_episodes.parquet, bench_run.json)")
-
-    sp = add("bench-results", cmd_bench_results, "Bench, second half (rule bench): bench_results.json (metrics with "
-             "intervals over tasks, per level and archetype) from a bench run; plays nothing.")
-    sp.add_argument("--run", required=True, help="bench/<model_id>/bench_run.json (its episodes beside it)")
-    sp.add_argument("--confidence", type=float, default=0.95, help="interval level (config phase3.confidence)")
-    boot_args(sp)
-    sp.add_argument("--out", required=True, help="bench/<model_id>/bench_results.json (beside the run)")
-
-    sp = add("select-train", cmd_select_train, "Phase 5: one selection method picks K snapshots; train on them.")
-    cfg_arg(sp), prog_arg(sp)
-    sp.add_argument("--method", required=True, help=", ".join(SELECTION_METHODS))
-    sp.add_argument("--model", required=True, help="student model directory")
-    sp.add_argument("--labeled", required=True, help="phase1/labeled_snapshots.parquet")
-    sp.add_argument("--heldout", required=True, help="phase2/heldout.json (never selected)")
-    sp.add_argument("--plan", required=True, help="phase2/plan.json (whether Phase 5 runs)")
-    sp.add_argument("--predictor", help="phase4/predictor directory (required for PREDICTOR)")
-    sp.add_argument("--out-dir", required=True, help="writes selected.json, adapter/, train_log.json")
-
-    sp = add("selection-summary", cmd_selection_summary, "Phase 5: gain and retention per selection method.")
-    sp.add_argument("--base-rollouts", required=True, help="the base model's phase 3 rollouts.parquet")
-    sp.add_argument("--plan", required=True, help="phase2/plan.json (whether Phase 5 ran, and why not)")
-    sp.add_argument("--rollouts", nargs="*", default=[], help="each method's eval rollouts.parquet")
-    sp.add_argument("--selected", nargs="*", default=[], help="each method's selected.json, same order")
-    sp.add_argument("--confidence", type=float, default=0.95)
-    boot_args(sp)
-    sp.add_argument("--out", required=True, help="phase5/selection_summary.json")
-
-    sp = add("eval-summary", cmd_eval_summary, "Phase 3: merge models' rollouts; write the result CSVs.")
-    sp.add_argument("--rollouts", nargs="+", required=True)
-    sp.add_argument("--confidence", type=float, default=0.95)
-    boot_args(sp)
-    sp.add_argument("--out", required=True)
-    sp.add_argument("--out-tables", nargs="+", required=True)
-
-    sp = add("compare", cmd_compare, "Compare a model with a baseline: improvements and regressions (two models' "
-             "phase 3 rollouts, or two bench results).")
-    sp.add_argument("--rollouts", help="phase3/rollouts.parquet")
-    sp.add_argument("--baseline", help="model id, e.g. base")
-    sp.add_argument("--model", nargs="+", help="model id(s), e.g. Q1_highU_highL_demo")
-    sp.add_argument("--bench", nargs=2, metavar=("BASELINE_JSON", "MODEL_JSON"),
-                    help="instead: two bench_results.json of `teachable bench` (baseline, then model)")
-    sp.add_argument("--alpha", type=float, default=0.05)
-    sp.add_argument("--confidence", type=float, default=0.95)
-    boot_args(sp)
-    sp.add_argument("--out-json", help="the report as JSON (one --model)")
-    sp.add_argument("--out-md", help="the report as Markdown (one --model)")
-    sp.add_argument("--out-dir", help="write MODEL_vs_BASELINE.{json,md} here for each --model")
-
-    # the phase outputs the report reads, by argument name
-    report_inputs = {
-        "labeled": "phase1/labeled_snapshots.parquet", "thresholds": "phase1/quadrant_thresholds.json",
-        "micro": "phase1b/micro_training_results.parquet", "correlation": "phase1b/cpt_correlation.json",
-        "transfer": "phase3/transfer_matrix.csv", "overall": "phase3/overall_task_results.csv",
-        "retention": "phase3/retention_results.csv", "stuckness": "phase3/stuckness_results.csv",
-        "predictor": "phase4/training_result.json", "selection": "phase5/selection_summary.json",
-        "hint_audit": "phase1/hint_audit.json", "training": "phase2/training_summary.json",
-        "mining": "phase0/mining_summary.json", "base_rollouts": "phase3/models/base/rollouts.parquet",
-        "teacher_failures": "phase1/teacher_failures.parquet", "family": "phase3/family_metrics.csv",
-    }  # fmt: skip
-
-    def report_args(sp, *names):
-        for n in names:
-            sp.add_argument(f"--{n.replace('_', '-')}", required=True, help=report_inputs[n])
-
-    sp = add("figures", cmd_figures, "Report: the study's figures (PNG), every number read from the phase outputs.")
-    report_args(sp, "labeled", "thresholds", "micro", "correlation", "transfer", "overall", "retention", "selection")
-    sp.add_argument("--confidence", type=float, default=0.95, help="level of the computed gain-vs-base intervals")
-    sp.add_argument("--retention-threshold", type=float, default=None,
-                    help="draw this retention-drop threshold on the frontier (optional)")
-    sp.add_argument("--out-dir", required=True, help="writes reporting.FIGURES there")
-
-    sp = add("tables", cmd_tables, "Report: the study's tables as CSV and Markdown, read from the phase outputs.")
-    report_args(sp, "labeled", "transfer", "overall", "retention", "stuckness", "predictor", "selection", "family")
-    sp.add_argument("--confidence", type=float, default=0.95,
-                    help="level of the computed intervals (gain vs base, mean ELP_net)")
-    sp.add_argument("--out-dir", required=True, help="writes reporting.TABLE_FILES there")
-
-    sp = add("summary", cmd_summary, "Report: the study's checks, each computed from the phase outputs (JSON + Markdown).")
-    report_args(sp, "correlation", "transfer", "retention", "overall", "thresholds", "predictor", "selection",
-                "labeled", "hint_audit", "training", "mining", "base_rollouts", "teacher_failures")
-    sp.add_argument("--confidence", type=float, default=0.95, help="level of the intervals of the protocol numbers")
-    boot_args(sp)
-    sp.add_argument("--retention-threshold", type=float, required=True,
-                    help="the largest retention drop of the Phase 2 runs must be under this (e.g. 0.05)")
-    sp.add_argument("--alpha", type=float, default=0.05, help="level of the transfer diagonal test")
-    sp.add_argument("--out-json", required=True, help="summary.json")
-    sp.add_argument("--out-md", required=True, help="summary.md")
-
-    sp = add("predictor", cmd_predictor, "Phase 4: fit the teachability predictor from cheap observables, CV grouped "
-             "by task (models and out-of-fold predictions).")
-    cfg_arg(sp)
-    sp.add_argument("--labeled", required=True, help="phase1/labeled_snapshots.parquet")
-    sp.add_argument("--out-dir", required=True, help="phase4/predictor/ (models, feature_config.json, folds.json)")
-    sp.add_argument("--out-oof", required=True, help="phase4/oof_predictions.parquet")
-
-    sp = add("predictor-metrics", cmd_predictor_metrics, "Phase 4: metrics of the out-of-fold predictions beside "
-             "the entropy baseline, with intervals.")
-    cfg_arg(sp)
-    sp.add_argument("--oof", required=True, help="phase4/oof_predictions.parquet")
-    sp.add_argument("--predictor", required=True, help="phase4/predictor/ (its crossfit.json)")
-    sp.add_argument("--out", required=True, help="phase4/training_result.json")
-
-    sp = add("traces", cmd_traces, "Filter rollouts with DuckDB; export SFT JSONL (chat messages).")
+def _traces_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("rollouts", help="rollouts.parquet")
     sp.add_argument("--min-reward", type=float, help="keep episodes with return >= this")
     sp.add_argument("--max-turns", type=int, help="keep episodes with at most this many steps")
@@ -688,27 +411,43 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--source", choices=["student", "expert"], help="keep episodes acted by this source")
     sp.add_argument("--stats-only", action="store_true", help="print stats, write nothing")
     sp.add_argument("--out", help="SFT JSONL to write")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """One subcommand per step of ``steps.STEPS`` (its flags built from the declaration), plus
+    ``traces`` and the ``TOOLS``."""
+    p = argparse.ArgumentParser(prog="teachable", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+    for step in STEPS.values():
+        sp = sub.add_parser(step.cmd, help=step.help, description=step.help)
+        sp.set_defaults(fn=globals()["cmd_" + step.cmd.replace("-", "_")])
+        step.add_arguments(sp)
+    sp = sub.add_parser("traces", help=(h := "Filter rollouts with DuckDB; export SFT JSONL (chat messages)."),
+                        description=h)
+    sp.set_defaults(fn=cmd_traces)
+    _traces_arguments(sp)
+    for name, (_, help_) in TOOLS.items():
+        sub.add_parser(name, help=help_, add_help=False)  # listed here; main() hands it its arguments
     return p
 
 
-# tools that read a finished run, each a module with its own parser: ``main(argv)``
-RUN_TOOLS = {"phase-times": "phase_times", "diff-runs": "diff_runs"}
-
-
-def main(argv: list[str] | None = None) -> int | None:
+def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv and argv[0] in RUN_TOOLS:
-        return importlib.import_module(f"{__package__}.{RUN_TOOLS[argv[0]]}").main(argv[1:])
-    parser = build_parser()
-    parser.epilog = f"tools on a finished run (each with its own --help): {', '.join(RUN_TOOLS)}"
-    args = parser.parse_args(argv)
+    if argv and argv[0] in TOOLS:
+        raise SystemExit(importlib.import_module(f".{TOOLS[argv[0]][0]}", __package__).main(argv[1:]))
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     t0 = time.time()
+    step = STEPS.get(args.cmd)
     try:
-        if args.cmd in BENCH_CONFIG_COMMANDS:
-            args.bench_cfg = _bench_cfg(args)  # read once: the GPU slot and the command both use it
-        with _gpu_slot(args):
+        args.cfg = _config(args)  # read once: the GPU slot and the command both use it
+        # a step that runs the student holds a GPU slot, with CUDA_VISIBLE_DEVICES set to its own GPU
+        # (a no-op without GPUs; README "Running on a cluster")
+        slot = gpu_slot_for((args.cfg.get("student") or {}).get("device", "auto")) if step and step.gpu else None
+        with slot or contextlib.nullcontext():
             args.fn(args)
     except (FileNotFoundError, ValueError, NotImplementedError) as e:
         log.error("%s", e)

@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -372,3 +373,48 @@ def to_markdown(report: dict) -> str:
         )
     lines += ["", *[f"- {n}" for n in report["notes"]], ""]
     return "\n".join(lines)
+
+
+def compare_command(*, rollouts, baseline, models, bench, out_json, out_md, out_dir, alpha: float, confidence: float,
+                    n_bootstrap: int, seed: int) -> None:  # fmt: skip
+    """`teachable compare`: two bench results (``bench``: baseline, model), or ``models`` against
+    ``baseline`` in phase 3 ``rollouts``; each report to ``out_json`` / ``out_md``, or
+    MODEL_vs_BASELINE.{json,md} under ``out_dir``, or Markdown to stdout."""
+    from .io import read_table
+    from .schemas import EVAL_ROLLOUTS
+
+    stats = dict(confidence=confidence, alpha=alpha, n_bootstrap=n_bootstrap, seed=seed)
+    if bench:
+        if rollouts or baseline or models or out_dir:
+            raise ValueError("--bench BASELINE MODEL compares two bench results: leave out --rollouts, --baseline, "
+                             "--model and --out-dir")  # fmt: skip
+        _write_report(compare_bench(*bench, **stats), out_json, out_md)
+        return
+    if not (rollouts and baseline and models):
+        raise ValueError("give --rollouts, --baseline and --model (phase 3 rollouts), or --bench BASELINE MODEL")
+    rows = read_table(rollouts, EVAL_ROLLOUTS)
+    for m in (baseline, *models):
+        if m not in set(rows["model_id"]):
+            raise ValueError(f"model {m!r} is not in {rollouts} (models: {sorted(set(rows['model_id']))})")
+    if len(models) > 1 and (out_json or out_md):
+        raise ValueError("with several --model, write the reports with --out-dir")
+    for m in models:
+        mj, mm = out_json, out_md
+        if out_dir:
+            mj = mj or Path(out_dir) / f"{m}_vs_{baseline}.json"
+            mm = mm or Path(out_dir) / f"{m}_vs_{baseline}.md"
+        _write_report(compare(rows, baseline, m, **stats), mj, mm)
+
+
+def _write_report(rep: dict, out_json, out_md) -> None:
+    """A compare report to JSON and/or Markdown; Markdown to stdout when neither is given."""
+    from .documents import COMPARISON
+    from .io import atomic_path, write_doc
+
+    if out_json:
+        write_doc(rep, COMPARISON, out_json)
+    if out_md:
+        with atomic_path(out_md) as tmp:
+            tmp.write_text(to_markdown(rep))
+    if not out_json and not out_md:
+        print(to_markdown(rep))

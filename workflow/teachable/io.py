@@ -145,6 +145,25 @@ def write_json(obj: Any, path: str | os.PathLike) -> None:
         tmp.write_text(json.dumps(_finite(obj), indent=2, default=_default, allow_nan=False) + "\n")
 
 
+def write_doc(obj: Any, doc, path: str | os.PathLike) -> None:
+    """A declared JSON document (``documents``): checked against its declaration (as it will
+    read back: NaN as null), then written atomically."""
+    from .documents import check_doc
+
+    obj = _finite(obj)
+    check_doc(obj, doc, str(path))
+    write_json(obj, path)
+
+
+def read_doc(path: str | os.PathLike, doc) -> dict:
+    """A declared JSON document, checked against its declaration (errors name the file)."""
+    from .documents import check_doc
+
+    obj = read_json(path)
+    check_doc(obj, doc, str(path))
+    return obj
+
+
 def write_jsonl(df: pd.DataFrame, path: str | os.PathLike) -> None:
     with atomic_path(path) as tmp:
         df.to_json(tmp, orient="records", lines=True, force_ascii=False)

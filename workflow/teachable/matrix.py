@@ -183,11 +183,12 @@ def train_matrix_run(run_id: str, labeled_path, heldout_path, plan_path, model_d
     """One phase 2 job: the plan's split and budget, select, write ``train_set.json`` (ids used,
     tasks used, held out), train (``adapter/`` and ``train_log.json``, resuming from
     ``checkpoints/`` if a job was killed)."""
-    from .io import read_json, read_parquet, write_json
+    from .documents import HELDOUT, PLAN, TRAIN_SET
+    from .io import read_doc, read_parquet, write_doc
     from .training import train_lora
 
     seed = int(cfg["seed"])
-    plan, heldout = read_json(plan_path), read_json(heldout_path)
+    plan, heldout = read_doc(plan_path, PLAN), read_doc(heldout_path, HELDOUT)
     entry = plan["runs"].get(run_id)
     if entry is None or not entry["trained"]:
         why = entry["reason"] if entry else "not in the plan"
@@ -219,7 +220,7 @@ def train_matrix_run(run_id: str, labeled_path, heldout_path, plan_path, model_d
         "heldout_snapshot_ids": sorted(held["snapshot_id"]), "heldout_task_ids": heldout["task_ids"],
         "train_pools": plan["train_pools"], "labeled_snapshots": int(len(split)),
     }  # fmt: skip
-    write_json(train_set, Path(out_dir) / "train_set.json")
+    write_doc(train_set, TRAIN_SET, Path(out_dir) / "train_set.json")
     lora = {k: v for k, v in cfg["phase2"]["lora"].items()}
     meta = {k: train_set[k] for k in ("run_id", "quadrant", "format", "kind", "budget")}
     out = train_lora(model_dir, examples, lora, out_dir, progress=progress, trainer=trainer, meta=meta,
@@ -235,13 +236,14 @@ def training_summary(run_dirs, plan: dict) -> dict[str, Any]:
     steps, tokens, seconds, losses; the runs the plan did not train, with the reason; audits:
     equal examples and steps for all budgeted runs, one held-out set, no held-out snapshot or task
     in any training set."""
-    from .io import read_json
+    from .documents import TRAIN_LOG, TRAIN_SET
+    from .io import read_doc
 
     runs: dict[str, dict[str, Any]] = {}
     heldout_sets, leaks = set(), []
     for d in run_dirs:
         d = Path(d)
-        tl, ts = read_json(d / "train_log.json"), read_json(d / "train_set.json")
+        tl, ts = read_doc(d / "train_log.json", TRAIN_LOG), read_doc(d / "train_set.json", TRAIN_SET)
         rid = ts["run_id"]
         runs[rid] = {
             "examples": tl["examples"], "epochs": tl["epochs"], "optimizer_steps": tl["optimizer_steps"],

@@ -50,15 +50,20 @@ class Table:
         return Table(name, path, writer, {**self.columns, **columns})
 
 
-def cols(spec: str, **meanings: str) -> dict[str, Column]:
-    """Columns from ``"name:kind name:kind ..."``, each meaning given as a keyword."""
+def parse_spec(spec: str, meanings: dict[str, str], make, noun: str = "column") -> dict:
+    """``make(kind, meaning)`` for each ``name:kind`` of ``spec``; every name needs a meaning."""
     out = {}
     for item in spec.split():
         name, kind = item.split(":")
         if name not in meanings:
-            raise ValueError(f"column {name!r} has no meaning")
-        out[name] = Column(kind, meanings[name])
+            raise ValueError(f"{noun} {name!r} has no meaning")
+        out[name] = make(kind, meanings[name])
     return out
+
+
+def cols(spec: str, **meanings: str) -> dict[str, Column]:
+    """Columns from ``"name:kind name:kind ..."``, each meaning given as a keyword."""
+    return parse_spec(spec, meanings, Column)
 
 
 # ------------------------------------------------------------------------------------ phase 0

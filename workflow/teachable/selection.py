@@ -132,15 +132,16 @@ def select(cands: pd.DataFrame, method: str, k: int, seed: int, predictor_dir=No
 def train_selected(method: str, labeled_path, heldout_path, plan_path, model_dir, cfg: dict, out_dir,
                    predictor_dir=None, progress: bool = True) -> dict[str, Any]:  # fmt: skip
     """One Phase 5 job: select, write ``selected.json``, train (``adapter/``, ``train_log.json``)."""
-    from .io import read_json, read_parquet, write_json
+    from .documents import HELDOUT, PLAN, SELECTED
+    from .io import read_doc, read_parquet, write_doc
     from .matrix import training_examples
     from .training import train_lora
 
     p5, seed = cfg["phase5"], int(cfg["seed"])
-    plan = read_json(plan_path)["selection"]
+    plan = read_doc(plan_path, PLAN)["selection"]
     if not plan["run"]:
         raise ValueError(f"the plan {plan_path} does not run Phase 5: {plan['reason']}")
-    cands = candidates(read_parquet(labeled_path), read_json(heldout_path))
+    cands = candidates(read_parquet(labeled_path), read_doc(heldout_path, HELDOUT))
     k = budget(p5, len(cands))
     chosen = select(cands, method, k, seed, predictor_dir)
     out_dir = Path(out_dir)
@@ -155,7 +156,7 @@ def train_selected(method: str, labeled_path, heldout_path, plan_path, model_dir
         "quadrants": chosen["quadrant"].value_counts().sort_index().to_dict(),
         "predictor": str(predictor_dir) if method == "PREDICTOR" else None,
     }  # fmt: skip
-    write_json(sel, out_dir / "selected.json")
+    write_doc(sel, SELECTED, out_dir / "selected.json")
     log.info("%s: %d of %d candidates, mean true ELP_net %.3f, oracle overlap %.2f", method, k, len(cands),
              sel["mean_true_elp"], sel["oracle_overlap"])
     examples = training_examples(chosen, p5["format"])

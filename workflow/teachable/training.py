@@ -333,7 +333,8 @@ class LoraTrainer:
         import transformers
         import trl
 
-        from .io import atomic_dir, write_json
+        from .documents import TRAIN_LOG
+        from .io import atomic_dir, write_doc, write_json
 
         t0 = time.time()
         out_dir = Path(out_dir)
@@ -392,7 +393,7 @@ class LoraTrainer:
                          "trl": trl.__version__, "peft": peft.__version__},  # fmt: skip
             **({"meta": meta} if meta else {}),
         }
-        write_json(log_dict, out_dir / "train_log.json")
+        write_doc(log_dict, TRAIN_LOG, out_dir / "train_log.json")
         shutil.rmtree(ckpt_dir, ignore_errors=True)
         return log_dict
 

@@ -17,6 +17,7 @@ from ..constants import (
     QUADRANTS,
     RUN_IDS,
 )
+from ..documents import CPT_CORRELATION, THRESHOLDS
 from ..io import atomic_path
 from ..schemas import LABELED, MICRO_RESULTS, PHASE3_TABLES
 from .inputs import (
@@ -369,9 +370,9 @@ def figures_from_files(*, labeled, thresholds, micro, correlation, transfer, ove
                        confidence: float = 0.95, retention_threshold: float | None = None) -> list[Path]:  # fmt: skip
     """Reads every input (errors name the file) and writes ``FIGURES`` under ``out_dir``."""
     lab = read_input(labeled, LABELED, "labeled snapshots")
-    thr = read_report(thresholds, ("U_threshold", "L_threshold"), "quadrant thresholds")
+    thr = read_report(thresholds, THRESHOLDS)
     mic = read_input(micro, MICRO_RESULTS, "micro-training results")
-    corr = read_report(correlation, ("rho", "n"), "CPT correlation report")
+    corr = read_report(correlation, CPT_CORRELATION)
     tr = read_input(transfer, PHASE3_TABLES["transfer"], "transfer matrix")
     ov = read_input(overall, PHASE3_TABLES["overall"], "overall task results")
     ret = read_input(retention, PHASE3_TABLES["retention"], "retention results")

@@ -18,7 +18,8 @@ from ..constants import (
     RUN_IDS,
     TABLES,
 )
-from ..io import read_json, read_table
+from ..documents import SELECTION_SUMMARY, TRAINING_RESULT
+from ..io import read_doc, read_table
 from ..schemas import TEACHER_FAILURES
 
 log = logging.getLogger(__name__)
@@ -43,24 +44,19 @@ def read_input(path, table, what: str, allow_empty: bool = False) -> pd.DataFram
     return df
 
 
-def read_report(path, keys: Sequence[str], what: str) -> dict:
-    """A JSON phase output with at least ``keys``; ValueError naming the file otherwise."""
+def read_report(path, doc) -> dict:
+    """A declared JSON phase output (``documents``): ValueError naming the file when it is not
+    a JSON object with the declared keys."""
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"{what}: expected phase output {p} does not exist")
-    obj = read_json(p)
-    if not isinstance(obj, dict) or not obj:
-        raise ValueError(f"{what} {p} is empty or not a JSON object")
-    missing = [k for k in keys if k not in obj]
-    if missing:
-        raise ValueError(f"{what} {p} lacks keys {missing}")
-    return obj
+        raise FileNotFoundError(f"{doc.name}: expected phase output {p} does not exist")
+    return read_doc(p, doc)
 
 
 def read_selection(path) -> dict:
     """phase5/selection_summary.json; a Phase 5 that the plan skipped carries ``skipped`` (the
     reason) and no methods, and every selection figure, table and check reports that reason."""
-    sel = read_report(path, ("k", "methods"), "phase 5 selection summary")
+    sel = read_report(path, SELECTION_SUMMARY)
     if sel.get("skipped"):
         return sel
     if "base" not in sel:
@@ -71,7 +67,7 @@ def read_selection(path) -> dict:
 
 
 def read_predictor(path) -> dict:
-    res = read_report(path, ("targets",), "phase 4 training result")
+    res = read_report(path, TRAINING_RESULT)
     if not res["targets"]:
         raise ValueError(f"phase 4 training result {path} has no targets: nothing to report")
     return res

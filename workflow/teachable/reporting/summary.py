@@ -12,7 +12,8 @@ from ..constants import (
     FORMATS,
     RUN_IDS,
 )
-from ..io import atomic_path, write_json
+from ..documents import CPT_CORRELATION, HINT_AUDIT, MINING_SUMMARY, SUMMARY, THRESHOLDS, TRAINING_SUMMARY
+from ..io import atomic_path, write_doc
 from ..schemas import EVAL_ROLLOUTS, LABELED, PHASE3_TABLES
 from .checks import (
     check_beyond_headroom,
@@ -215,13 +216,13 @@ def summary_from_files(*, correlation, transfer, retention, overall, thresholds,
               "thresholds": thresholds, "predictor": predictor, "selection": selection, "labeled": labeled,
               "hint_audit": hint_audit, "training": training, "mining": mining, "base_rollouts": base_rollouts,
               "teacher_failures": teacher_failures}  # fmt: skip
-    corr = read_report(correlation, ("rho", "rho_threshold"), "CPT correlation report")
+    corr = read_report(correlation, CPT_CORRELATION)
     sel = read_selection(selection)
-    train = read_report(training, ("runs", "skipped_runs"), "training summary")
+    train = read_report(training, TRAINING_SUMMARY)
     protocol = protocol_numbers(
         labeled=read_input(labeled, LABELED, "labeled snapshots"),
-        hint_audit=read_report(hint_audit, ("n", "diagnoses_naming_action"), "hint audit"), corr=corr, training=train,
-        mining=read_report(mining, ("A", "B"), "mining summary"),
+        hint_audit=read_report(hint_audit, HINT_AUDIT), corr=corr, training=train,
+        mining=read_report(mining, MINING_SUMMARY),
         base_rollouts=read_input(base_rollouts, EVAL_ROLLOUTS, "base rollouts"),
         selection=sel, teacher_failures=read_failures(teacher_failures), confidence=confidence,
         n_bootstrap=n_bootstrap, seed=seed,
@@ -231,11 +232,11 @@ def summary_from_files(*, correlation, transfer, retention, overall, thresholds,
         transfer=read_input(transfer, PHASE3_TABLES["transfer"], "transfer matrix"),
         retention=read_input(retention, PHASE3_TABLES["retention"], "retention results"),
         overall=read_input(overall, PHASE3_TABLES["overall"], "overall task results"),
-        thresholds=read_report(thresholds, ("U_threshold", "L_threshold"), "quadrant thresholds"),
+        thresholds=read_report(thresholds, THRESHOLDS),
         predictor=read_predictor(predictor), selection=sel, retention_threshold=retention_threshold, alpha=alpha,
         inputs={k: str(v) for k, v in inputs.items()}, protocol=protocol, trained_runs=sorted(train["runs"]),
     )  # fmt: skip
-    write_json(summary, out_json)
+    write_doc(summary, SUMMARY, out_json)
     with atomic_path(out_md) as tmp:
         tmp.write_text(summary_markdown(summary))
     for c in summary["checks"]:
