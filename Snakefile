@@ -1,5 +1,5 @@
 # teachable: find, validate and use the teachable moments of an LLM agent.
-# The protocol is in README.md ("Protocol"); each phase is one rule file below.
+# The protocol is in docs/protocol.md; each phase is one rule file below.
 from snakemake.utils import min_version, validate
 
 min_version("9.0")

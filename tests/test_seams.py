@@ -152,7 +152,7 @@ def test_family_options_pass_through():
     assert registry.env_options({"id": CRAFTER, "goal": "collect_wood", "max_steps": 5, "history_len": 2}) == {
         "goal": "collect_wood"}
     assert registry.env_options({"id": CRAFTER, "goal": None}) == {}
-    assert registry.env_options({"id": BABYAI, "max_steps": 5, "parse_mode": "strict"}) == {}
+    assert registry.env_options({"id": BABYAI, "max_steps": 5, "history_len": 2}) == {}
 
 
 def test_family_metrics_need_the_familys_columns():

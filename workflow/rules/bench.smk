@@ -1,4 +1,4 @@
-# Bench: a student on the bench split (README "Benchmark a student"). Not part of rule all:
+# Bench: a student on the bench split (docs/workflow.md "Benchmark a student"). Not part of rule all:
 # ask for results_dir/bench/{model_id}/bench_results.json by target. Two jobs: the rollouts
 # (the student plays; its usage), and the statistics of them (so changing phase3.confidence or
 # phase3.n_bootstrap replays nothing).

@@ -445,7 +445,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         args.cfg = _config(args)  # read once: the GPU slot and the command both use it
         # a step that runs the student holds a GPU slot, with CUDA_VISIBLE_DEVICES set to its own GPU
-        # (a no-op without GPUs; README "Running on a cluster")
+        # (a no-op without GPUs; docs/cluster.md)
         slot = gpu_slot_for((args.cfg.get("student") or {}).get("device", "auto")) if step and step.gpu else None
         with slot or contextlib.nullcontext():
             args.fn(args)

@@ -88,7 +88,7 @@ HINT_AUDIT = Document("hint audit", "phase1/hint_audit.json", "hint_audit.hint_a
 CPT_CORRELATION = Document("CPT correlation", "phase1b/cpt_correlation.json", "microtrain.merge_results (rule micro_merge)", keys(
     "n:int rho:float? rho_threshold:float pass:bool", n="micro-trained snapshots",
     rho="Spearman rho(ELP_net, micro-training delta)", rho_threshold="phase1b.rho_threshold",
-    **{"pass": "the CPT check's one rule (README)"},
+    **{"pass": "the CPT check's one rule (docs/protocol.md)"},
 ))  # fmt: skip
 GATE = Document("CPT gate", "phase1b/gate.json", "microtrain.gate_verdict (rule cpt_gate)", keys(
     "pass:bool gate:str correlation:str", **{"pass": "the CPT check passed"}, gate="phase1b.gate: stop | warn",

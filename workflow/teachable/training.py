@@ -27,7 +27,7 @@ behaviour-cloning baseline. Delivered as the target, the demo's information (the
 the patch-free context directly, as CPT's demo condition delivered it in context. Hint and
 contrast carry information that is not the action (the diagnosis, the rejected action), which a
 target equal to the action cannot carry, so it can only be in the prompt. (The measured
-comparison of the two demo definitions is in ``scripts/bench_training.py --compare-demo``.)
+comparison of the two demo definitions is in ``benchmarks/bench_training.py --compare-demo``.)
 
 Training (``train_lora`` / ``LoraTrainer``)
 -------------------------------------------

