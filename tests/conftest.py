@@ -40,12 +40,30 @@ def tiny_student(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def micro_run(tmp_path_factory) -> Path:
-    """The micro DAG (tests/micro.yaml) run once per session, or found finished in
-    ``$TEACHABLE_MICRO_RUN`` (``dag.micro_run``): its results directory."""
-    from dag import micro_run as run
+def micro_workdir(tmp_path_factory) -> Path:
+    """The work directory of the session's micro run (``dag.micro_workdir``)."""
+    from dag import micro_workdir as workdir
 
-    return run(tmp_path_factory)
+    return workdir(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def micro_labels(micro_workdir) -> Path:
+    """Phases 0-1 of the micro DAG (tests/micro.yaml; ``dag.PHASE01``), run once: its results dir."""
+    from dag import PHASE01, smk
+
+    smk(micro_workdir, "--cores", "2", *PHASE01)
+    return micro_workdir / "results"
+
+
+@pytest.fixture(scope="session")
+def micro_run(micro_workdir) -> Path:
+    """The whole micro DAG, run once (after ``micro_labels`` it adds the later phases in the same
+    directory): its results dir."""
+    from dag import smk
+
+    smk(micro_workdir, "--cores", "2")
+    return micro_workdir / "results"
 
 
 @dataclass(frozen=True)
