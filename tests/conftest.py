@@ -1,10 +1,14 @@
-"""Shared test helpers: the one tiny-student fixture, and complete tables from partial ones."""
+"""Shared test helpers: the one tiny-student fixture, the ``family`` fixture that runs a generic
+phase test on every environment family, the micro DAG run that several modules read, and complete
+tables from partial ones."""
 
 from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -33,3 +37,72 @@ def tiny_student(tmp_path_factory):
     from teachable.student_init import build_random_student
 
     return build_random_student(tmp_path_factory.mktemp("tiny_student"))
+
+
+@pytest.fixture(scope="session")
+def micro_workdir(tmp_path_factory) -> Path:
+    """The work directory of the session's micro run (``dag.micro_workdir``)."""
+    from dag import micro_workdir as workdir
+
+    return workdir(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def micro_labels(micro_workdir) -> Path:
+    """Phases 0-1 of the micro DAG (tests/micro.yaml; ``dag.PHASE01``), run once: its results dir."""
+    from dag import PHASE01, smk
+
+    smk(micro_workdir, "--cores", "2", *PHASE01)
+    return micro_workdir / "results"
+
+
+@pytest.fixture(scope="session")
+def micro_run(micro_workdir) -> Path:
+    """The whole micro DAG, run once (after ``micro_labels`` it adds the later phases in the same
+    directory): its results dir."""
+    from dag import smk
+
+    smk(micro_workdir, "--cores", "2")
+    return micro_workdir / "results"
+
+
+@dataclass(frozen=True)
+class FamilyCase:
+    """One environment family as a generic phase test sees it: an env id, the family's options
+    (its ``env`` config keys, passed to ``make_env``), a seed whose episode runs a while, and a
+    step limit within which the expert finishes that family's tasks."""
+
+    name: str
+    env_id: str
+    seed: int
+    horizon: int
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def env(self, max_steps: int | None = None):
+        from teachable.envs import make_env
+
+        return make_env(self.env_id, max_steps=max_steps, **self.options)
+
+    def env_cfg(self, **keys: Any) -> dict[str, Any]:
+        """The ``env`` config section of this family, with ``keys`` (max_steps, history_len...)."""
+        return {"id": self.env_id, **self.options, **keys}
+
+    @property
+    def actions(self) -> tuple[str, ...]:
+        """The valid actions at the start of ``seed``'s episode."""
+        return tuple(self.env().reset(self.seed).valid_actions)
+
+
+FAMILY_CASES = {c.name: c for c in (
+    FamilyCase("babyai", "BabyAI-GoToLocal-v0", seed=3, horizon=12),
+    FamilyCase("crafter", "CrafterReward-v1", seed=100003, horizon=40, options={"goal": "collect_stone"}),
+)}  # fmt: skip
+
+
+@pytest.fixture(params=list(FAMILY_CASES))
+def family(request) -> FamilyCase:
+    """Each implemented family in turn (``FAMILY_CASES``), for the generic phase tests. A test
+    whose run on a family is slow puts that family in the integration tier:
+    ``@pytest.mark.parametrize("family", ["babyai", pytest.param("crafter", marks=pytest.mark.integration)],
+    indirect=True)``."""
+    return FAMILY_CASES[request.param]

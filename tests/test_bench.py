@@ -94,6 +94,7 @@ def test_crafter_bench_has_per_achievement_rates(tmp_path):
         eps["achievements"].map(list).tolist()  # fmt: skip
 
 
+@pytest.mark.integration  # an HTTP student
 def test_the_openai_student_benches_through_the_local_server_and_reports_tokens(tiny_student, tmp_path):
     from teachable.policies.hf import HFPolicy
 

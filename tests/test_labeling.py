@@ -108,11 +108,11 @@ def test_zero_true_gain_naive_max_is_biased_crossfit_is_not():
     assert abs(cf.mean()) < 3 * se + 0.005
 
 
-def test_every_condition_of_a_snapshot_shares_rollout_i_random_stream():
-    row = pd.Series({"snapshot_id": "s1", "env_id": ENV, "seed": 3, "actions": ["turn left"],
-                     "valid_actions": ["turn left", "turn right", "go forward"], "student_action": "turn left",
-                     "_logprobs": np.log([0.5, 0.3, 0.2])})
-    adv = Advice("go forward", "The box is at your 12 o'clock.", "wrong_turn")
+def test_every_condition_of_a_snapshot_shares_rollout_i_random_stream(family):
+    a = family.actions  # BabyAI: turn left, turn right, go forward, ...
+    row = pd.Series({"snapshot_id": "s1", "env_id": family.env_id, "seed": family.seed, "actions": [a[0]],
+                     "valid_actions": list(a[:3]), "student_action": a[0], "_logprobs": np.log([0.5, 0.3, 0.2])})
+    adv = Advice(a[2], "The box is at your 12 o'clock.", "wrong_turn")
     specs = condition_specs(row, adv, {"seed": 0, "phase1": {"n_rollouts": 4, "n_rollouts_expert": 1}})
     student = [s for s in specs if s.key[1] != "expert"]
     assert {s.key[1] for s in student} == set(STUDENT_CONDITIONS)
@@ -120,9 +120,9 @@ def test_every_condition_of_a_snapshot_shares_rollout_i_random_stream():
         assert len({s.rng_seed for s in student if s.key[2] == i}) == 1
     assert len({s.rng_seed for s in student}) == 4
     force = [s for s in student if s.key[1] == "force"]
-    assert all(s.forced == ("go forward",) and s.patch is None for s in force)
+    assert all(s.forced == (a[2],) and s.patch is None for s in force)
     patched = {s.key[1]: s.patch for s in student if s.key[2] == 0}
-    assert patched["policy"] is None and "go forward" in patched["demo"]
+    assert patched["policy"] is None and a[2] in patched["demo"]
 
 
 def test_split_threshold_on_a_mass_point():

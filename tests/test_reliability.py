@@ -1,7 +1,7 @@
 """Reliability: phase 1 against a misbehaving teacher API (a local OpenAI-compatible server that
 injects faults: the network boundary), no API key in any output, and bad data met with errors
-that name the file or the condition. Kill-and-resume and determinism of the whole DAG are in
-tests/test_workflow.py."""
+that name the file or the condition. The faulty teacher API's tests are in the integration tier.
+Kill-and-resume and determinism of the whole DAG are in tests/test_workflow.py."""
 
 from __future__ import annotations
 
@@ -138,6 +138,7 @@ def faulty_phase1(tmp_path_factory, student_dir):
     return tmp, results, snaps, script, requests
 
 
+@pytest.mark.integration
 def test_phase1_completes_and_records_every_fault_with_its_kind(faulty_phase1):
     tmp, results, snaps, script, requests = faulty_phase1
     labels = pd.read_parquet(results / "labels_0.parquet")
@@ -159,6 +160,7 @@ def test_phase1_completes_and_records_every_fault_with_its_kind(faulty_phase1):
     assert requests == sum(script.count.values())
 
 
+@pytest.mark.integration
 def test_failure_counts_by_kind_reach_the_merged_table_and_summary(faulty_phase1, tmp_path):
     from teachable.reporting import read_failures
 
@@ -174,6 +176,7 @@ def test_failure_counts_by_kind_reach_the_merged_table_and_summary(faulty_phase1
     assert counts == {k: 1 for _, _, k in FAULTS if k}
 
 
+@pytest.mark.integration
 def test_no_api_key_value_in_any_output_log_or_cache(faulty_phase1):
     tmp, *_ = faulty_phase1
     files = [p for p in tmp.rglob("*") if p.is_file()]

@@ -1,12 +1,10 @@
-"""The lockstep rollout engine on the real BabyAI env with a real (uniform-random) policy."""
+"""The lockstep rollout engine on every family's real env (the ``family`` fixture) with a real
+(uniform-random) policy; an expert error on a BabyAI level."""
 import numpy as np
 import pytest
 
 from teachable.policies.base import Draw, Policy, sample_action
 from teachable.rollouts import EXPERT, RolloutSpec, group_success, run_rollouts
-
-ENV = "BabyAI-GoToLocal-v0"
-
 
 class UniformPolicy(Policy):
     """A real policy: every valid action equally likely. Counts its batched calls."""
@@ -27,49 +25,54 @@ def run(specs, policy=None, **kw):
                         max_steps=20, progress=False, **kw)
 
 
-def test_same_rng_seed_gives_identical_rollouts():
-    specs = [RolloutSpec(ENV, 3, rng_seed=11), RolloutSpec(ENV, 3, rng_seed=11), RolloutSpec(ENV, 3, rng_seed=12)]
-    a, b, c = run(specs)
+def test_same_rng_seed_gives_identical_rollouts(family):
+    env, seed = family.env_id, family.seed
+    specs = [RolloutSpec(env, seed, rng_seed=11), RolloutSpec(env, seed, rng_seed=11), RolloutSpec(env, seed, rng_seed=12)]
+    a, b, c = run(specs, env_options=family.options)
     assert a.actions == b.actions
     assert a.actions != c.actions
 
 
-def test_results_do_not_depend_on_batch_composition():
-    spec = RolloutSpec(ENV, 5, rng_seed=7)
-    alone = run([spec])[0]
-    crowd = run([RolloutSpec(ENV, s, rng_seed=s) for s in range(6)] + [spec])[-1]
+def test_results_do_not_depend_on_batch_composition(family):
+    spec = RolloutSpec(family.env_id, 5, rng_seed=7)
+    alone = run([spec], env_options=family.options)[0]
+    crowd = run([RolloutSpec(family.env_id, s, rng_seed=s) for s in range(6)] + [spec], env_options=family.options)[-1]
     assert alone.actions == crowd.actions and alone.success == crowd.success
 
 
-def test_lockstep_batches_all_active_states():
+def test_lockstep_batches_all_active_states(family):
     pol = UniformPolicy()
-    res = run([RolloutSpec(ENV, s, rng_seed=s) for s in range(8)], pol)
+    res = run([RolloutSpec(family.env_id, s, rng_seed=s) for s in range(8)], pol, env_options=family.options)
     assert pol.states == sum(r.steps for r in res)
     assert pol.calls == max(r.steps for r in res)  # one call per lockstep iteration
 
 
-def test_forced_action_is_taken_first_and_prefix_is_replayed():
-    prefix = ("turn left", "go forward")
-    res = run([RolloutSpec(ENV, 2, prefix=prefix, forced=("turn right",), rng_seed=1)], record_steps=True)[0]
-    assert res.actions[0] == "turn right" and res.records[0].source == "forced"
+def test_forced_action_is_taken_first_and_prefix_is_replayed(family):
+    a = family.actions  # BabyAI: turn left, turn right, go forward, ...
+    prefix = (a[0], a[2])
+    res = run([RolloutSpec(family.env_id, 2, prefix=prefix, forced=(a[1],), rng_seed=1)], record_steps=True,
+              env_options=family.options)[0]  # fmt: skip
+    assert res.actions[0] == a[1] and res.records[0].source == "forced"
     assert res.records[0].step_idx == len(prefix)
     assert res.records[0].history == prefix
 
 
-def test_expert_actor_succeeds_and_needs_no_student():
-    res = run_rollouts([RolloutSpec(ENV, s, actor=EXPERT) for s in range(10)], None, temperature=1.0,
-                       history_len=2, max_steps=40, progress=False)
+def test_expert_actor_succeeds_and_needs_no_student(family):
+    res = run_rollouts([RolloutSpec(family.env_id, s, actor=EXPERT) for s in range(10)], None, temperature=1.0,
+                       history_len=2, max_steps=40, progress=False, env_options=family.options)
     assert sum(r.success for r in res) >= 9
 
 
-def test_student_rollouts_without_a_policy_are_an_error():
+def test_student_rollouts_without_a_policy_are_an_error(family):
     with pytest.raises(ValueError, match="no student policy"):
-        run_rollouts([RolloutSpec(ENV, 0)], None, temperature=1.0, history_len=0, progress=False)
+        run_rollouts([RolloutSpec(family.env_id, 0)], None, temperature=1.0, history_len=0, progress=False,
+                     env_options=family.options)
 
 
-def test_group_success_counts_per_key():
-    specs = [RolloutSpec(ENV, s, actor=EXPERT, key="k") for s in range(3)]
-    res = run_rollouts(specs, None, temperature=1.0, history_len=0, max_steps=40, progress=False)
+def test_group_success_counts_per_key(family):
+    specs = [RolloutSpec(family.env_id, s, actor=EXPERT, key="k") for s in range(3)]
+    res = run_rollouts(specs, None, temperature=1.0, history_len=0, max_steps=40, progress=False,
+                       env_options=family.options)
     k, n = group_success(res)["k"]
     assert n == 3 and k == sum(r.success for r in res)
 
@@ -104,15 +107,18 @@ class RecordingUniform(UniformPolicy):
         return super().action_logprobs(contexts)
 
 
-def test_patch_is_in_context_at_the_snapshot_step_only():
+def test_patch_is_in_context_at_the_snapshot_step_only(family):
+    a = family.actions
     pol = RecordingUniform()
-    spec = RolloutSpec(ENV, 4, prefix=("turn left",), patch="The best action now is: go forward.", rng_seed=3)
-    res = run([spec], pol, record_steps=True)[0]
+    spec = RolloutSpec(family.env_id, 4, prefix=(a[0],), patch=f"The best action now is: {a[2]}.", rng_seed=3)
+    res = run([spec], pol, record_steps=True, env_options=family.options)[0]
     assert res.steps >= 2
     assert res.records[0].patch == spec.patch and all(r.patch is None for r in res.records[1:])
     assert [c.patch for c in pol.contexts] == [spec.patch] + [None] * (res.steps - 1)
     # the unpatched rollout with the same stream differs only where the patch was shown
-    assert pol.contexts[0].observation == run([RolloutSpec(ENV, 4, prefix=("turn left",), rng_seed=3)], record_steps=True)[0].records[0].observation
+    unpatched = run([RolloutSpec(family.env_id, 4, prefix=(a[0],), rng_seed=3)], record_steps=True,
+                    env_options=family.options)[0]  # fmt: skip
+    assert pol.contexts[0].observation == unpatched.records[0].observation
 
 
 def _impossible_state(env_id: str = "BabyAI-PickupLoc-v0", tries: int = 200):

@@ -5,7 +5,6 @@ reruns, the full-study config's DAG).
 The SLURM tests need root (they run slurmctld, slurmd and munged) and install the Debian packages
 when missing; they are skipped, with the reason, only without root or without a reachable apt."""
 import json
-import os
 import re
 import signal
 import subprocess
@@ -19,10 +18,9 @@ import pandas as pd
 import pytest
 import yaml
 
+from dag import MICRO, ROOT, planned_jobs, smk_env
 from slurm_cluster import PARTITION, LocalSlurm, unavailable_reason
 
-ROOT = Path(__file__).resolve().parents[1]
-MICRO = ROOT / "tests" / "micro.yaml"
 pytestmark = pytest.mark.integration
 
 # the micro config with a quicker embedded student: the point here is the scheduling, not the model
@@ -32,16 +30,6 @@ FAST = "student:\n  init:\n    train_steps: 4\n"
 SLICE = ["results/phase1/labeled_snapshots.parquet", "results/student/eval_summary.json"]
 SLURM_RULES = {("student_init", ""), ("student_eval", ""), ("rollouts", ""), ("mine_snapshots", ""),
                ("label_shard", "0"), ("label_shard", "1"), ("merge_labels", "")}
-
-
-def smk_env(**extra) -> dict:
-    """The environment without the venv's bin/ on PATH: the SLURM jobs find `teachable` next to
-    the interpreter that runs them (as `.venv/bin/snakemake --profile profiles/slurm` does)."""
-    venv_bin = str(Path(sys.executable).parent)
-    path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if p != venv_bin)
-    env = dict(os.environ, PATH=path, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", **extra)
-    env.pop("TEACHABLE_MODEL_PATH", None)
-    return env
 
 
 def smk(workdir: Path, *args: str, env=None, timeout=900) -> subprocess.CompletedProcess:
@@ -62,14 +50,6 @@ def smk(workdir: Path, *args: str, env=None, timeout=900) -> subprocess.Complete
                 out, err = p.communicate()
             return subprocess.CompletedProcess(cmd, None, out, f"{err}\n[timed out after {timeout}s]")
     return subprocess.CompletedProcess(cmd, p.returncode, out, err)
-
-
-def planned_jobs(out: str) -> dict[str, int]:
-    """Job counts from a dry-run's 'Job stats' table."""
-    m = re.search(r"Job stats:\n.*?\n-+\s+-+\n(.*?)\ntotal", out, re.S)
-    if not m:
-        return {}
-    return {line.split()[0]: int(line.split()[1]) for line in m.group(1).splitlines() if line.strip()}
 
 
 def rule_of(comment: str) -> tuple[str, str]:

@@ -128,6 +128,7 @@ def overlap(k1, n1, k2, n2) -> bool:
     return lo1 <= hi2 and lo2 <= hi1
 
 
+@pytest.mark.integration  # trains a student of its own
 def test_success_and_actions_agree_with_the_hf_backend_within_intervals(trained_student, tmp_path):
     """Sampled at T = 1 on the same tasks of an easy level: the success rates and the rate of
     each action taken agree within their Wilson intervals."""
@@ -386,6 +387,7 @@ def parsers(ctxs, env=EASY):
     return [lambda t: parse_action(env, t)] * len(ctxs)
 
 
+@pytest.mark.integration  # trains a student of its own
 def test_U_from_token_logprobs_through_http_equals_the_hf_students_U(sharp_student, tmp_path):
     """The server returns the HF student's own token logprobs (top 20); U reconstructed from
     them agrees with the HF backend's U (entropy of action_logprobs) at the states of its own
@@ -414,6 +416,7 @@ def test_U_from_token_logprobs_through_http_equals_the_hf_students_U(sharp_stude
     assert np.ptp([u for _, u in lp_states]) > 0.3  # the states differ in U: agreement is not a constant
 
 
+@pytest.mark.integration  # trains a student of its own
 def test_logprob_U_of_another_model_does_not_agree(sharp_student, tmp_path):
     """The agreement test can fail: the same answers with the token logprobs of another model
     (the student's weights perturbed) give another U."""
@@ -451,6 +454,7 @@ def one_snapshot(seed: int = 3, env: str = EASY) -> pd.DataFrame:
                           "valid_actions": list(obs.valid_actions), "student_action": None}])  # fmt: skip
 
 
+@pytest.mark.integration  # trains a student of its own
 def test_rows_carry_a_U_from_logprobs_with_its_resolved_mass(sharp_student, tmp_path):
     """Rollout steps and labels say U_estimator logprobs, with U_k and U_logprob_mass, and fit
     their declared tables; a re-run is answered from the cache (logprobs included)."""
@@ -496,6 +500,7 @@ def test_logprobs_mode_without_logprobs_is_an_error_naming_the_key(make, server)
         score_snapshots(one_snapshot(), make(u_source="logprobs"))
 
 
+@pytest.mark.integration  # trains a student of its own
 def test_logprobs_that_resolve_too_little_are_samples_in_auto_and_an_error_in_logprobs_mode(trained_student, tmp_path):
     """The briefly trained student spells actions in characters and leaves much of its
     probability on no valid action's text: auto takes its k answers (asked with logprobs) as

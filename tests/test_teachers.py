@@ -401,12 +401,10 @@ def test_extract_json_variants():
 # ------------------------------------------------------------------------------ oracle
 
 
-def test_oracle_teacher_gives_a_valid_action_and_a_hint_that_does_not_name_it():
-    from teachable.envs import make_env
-
-    env_id = "BabyAI-GoToRedBallGrey-v0"
-    env = make_env(env_id, max_steps=64)
-    obs = env.reset(3)
+def test_oracle_teacher_gives_a_valid_action_and_a_hint_that_does_not_name_it(family):
+    env_id, seed = family.env_id, family.seed
+    env = family.env(max_steps=64)
+    obs = env.reset(seed)
     prefix = []
     for _ in range(2):  # a couple of student-ish steps into the episode
         res = env.step(obs.valid_actions[0])
@@ -414,15 +412,15 @@ def test_oracle_teacher_gives_a_valid_action_and_a_hint_that_does_not_name_it():
             break
         prefix.append(obs.valid_actions[0])
         obs = res.observation
-    obs = env.restore(3, prefix)
-    req = AdviceRequest(env_id=env_id, seed=3, actions=tuple(prefix), instruction=obs.instruction,
+    obs = env.restore(seed, prefix)
+    req = AdviceRequest(env_id=env_id, seed=seed, actions=tuple(prefix), instruction=obs.instruction,
                         observation=obs.text, valid_actions=obs.valid_actions,
                         history=tuple(prefix), student_action=obs.valid_actions[0])
-    teacher = make_teacher({"backend": "oracle"}, env_max_steps=64)
+    teacher = make_teacher({"backend": "oracle"}, env_max_steps=64, env_options=family.options)
     adv = teacher.advise(req)
     assert adv.ok, adv.failure_reason
     assert adv.suggested_action in obs.valid_actions
-    env.restore(3, prefix)
+    env.restore(seed, prefix)
     assert adv.suggested_action == env.expert_action()  # the expert's action at that very state
     assert validate_advice(adv, obs.valid_actions, env.mentioned_actions) is None
     assert env.mentioned_actions(adv.diagnosis) == {}

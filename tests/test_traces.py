@@ -1,3 +1,4 @@
+"""Trace queries and the SFT export, on every family's actions (the ``family`` fixture)."""
 import json
 
 import pandas as pd
@@ -9,10 +10,10 @@ from teachable.traces import export_sft_jsonl, query_traces
 VA = ["turn left", "turn right", "go forward"]
 
 
-def _episode(eid, success, ret, actions, experiment="A", source="student"):
+def _episode(eid, success, ret, actions, experiment="A", source="student", env_id="BabyAI-GoToLocal-v0", va=VA):
     return [
-        dict(experiment=experiment, episode_id=eid, task_id=f"env:{eid}", env_id="BabyAI-GoToLocal-v0", seed=1,
-             step_idx=i, instruction="go to the box", observation=f"obs {i}", valid_actions=VA,
+        dict(experiment=experiment, episode_id=eid, task_id=f"env:{eid}", env_id=env_id, seed=1,
+             step_idx=i, instruction="go to the box", observation=f"obs {i}", valid_actions=va,
              history=actions[max(0, i - 2):i], action=a, source=source, action_prob=0.5, U=1.0,
              reward=ret if (success and i == len(actions) - 1) else 0.0, done=i == len(actions) - 1,
              episode_success=success, episode_return=ret, episode_length=len(actions))
@@ -21,11 +22,18 @@ def _episode(eid, success, ret, actions, experiment="A", source="student"):
 
 
 @pytest.fixture
-def rollouts(tmp_path):
-    rows = (_episode("e1", True, 0.9, ["go forward", "turn left"])
-            + _episode("e2", False, 0.0, ["turn left"] * 5)
-            + _episode("e3", True, 0.5, ["go forward", "<invalid>", "go forward", "turn right"])
-            + _episode("b1", True, 0.95, ["go forward"], experiment="B", source="expert"))
+def va(family):
+    return list(family.actions[:3])  # BabyAI: VA
+
+
+@pytest.fixture
+def rollouts(tmp_path, family, va):
+    left, right, forward = va
+    ep = dict(env_id=family.env_id, va=va)
+    rows = (_episode("e1", True, 0.9, [forward, left], **ep)
+            + _episode("e2", False, 0.0, [left] * 5, **ep)
+            + _episode("e3", True, 0.5, [forward, "<invalid>", forward, right], **ep)
+            + _episode("b1", True, 0.95, [forward], experiment="B", source="expert", **ep))
     p = tmp_path / "rollouts.parquet"
     pd.DataFrame(rows).to_parquet(p)
     return p
@@ -42,7 +50,7 @@ def test_filters_by_reward_turns_and_success(rollouts):
     assert set(steps["episode_id"]) == {"b1"}
 
 
-def test_export_is_chat_messages_and_skips_invalid_actions(rollouts, tmp_path):
+def test_export_is_chat_messages_and_skips_invalid_actions(rollouts, va, tmp_path):
     steps, _ = query_traces(rollouts, experiment="A", success_only=True)
     out = tmp_path / "sft.jsonl"
     n = export_sft_jsonl(steps, out)
@@ -51,7 +59,7 @@ def test_export_is_chat_messages_and_skips_invalid_actions(rollouts, tmp_path):
     for r in recs:
         roles = [m["role"] for m in r["messages"]]
         assert roles == ["system", "user", "assistant"]
-        assert r["messages"][-1]["content"] in VA
+        assert r["messages"][-1]["content"] in va
 
 
 def test_cli_stats_only_writes_nothing(rollouts, tmp_path, capsys):

@@ -1,8 +1,13 @@
-"""Integration: the real DAG through phase 1 on the micro config in a temp dir, then checks of
-the outputs' invariants and of Snakemake's re-run behaviour."""
+"""The real DAG on the micro config (tests/micro.yaml) in a temp dir: checks of the outputs'
+invariants and of Snakemake's re-run behaviour, on the one micro run the session shares
+(``conftest.micro_labels``: phases 0-1; ``conftest.micro_run``: the whole DAG, same directory).
+
+Unit tier (``make test``): the phase 0-1 run and its invariants, and the checks of the DAG as it is
+built. Integration tier (``make test-all``, marked ``integration``): everything past phase 1,
+re-run planning on the finished run, kill and resume, shard counts, the bench with an HTTP
+student."""
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,50 +16,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.integration
+from dag import MICRO, PHASE01, ROOT, planned_jobs, smk, smk_cmd, smk_env
+
+integration = pytest.mark.integration
 
 
-def _env() -> dict:
-    """The test's environment WITHOUT the venv's bin/ on PATH (as a newcomer runs
-    `.venv/bin/snakemake ...` without activating): rules must find `teachable` themselves."""
-    venv_bin = str(Path(sys.executable).parent)
-    path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if p != venv_bin)
-    return dict(os.environ, PATH=path, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-
-
-def smk_cmd(workdir: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
-            "--directory", str(workdir), "--configfile", str(ROOT / "tests/micro.yaml"), *args]  # fmt: skip
-
-
-def smk(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    p = subprocess.run(smk_cmd(workdir, *args), capture_output=True, text=True, env=_env())
-    if check and p.returncode != 0:
-        logs = "\n".join(f"--- {f}\n{f.read_text()[-3000:]}" for f in workdir.glob("results/logs/**/*.log"))
-        pytest.fail(f"snakemake {' '.join(args)} failed ({p.returncode}):\n{p.stderr[-5000:]}\n{logs}")
-    return p
-
-
-def planned_jobs(out: str) -> dict[str, int]:
-    """Job counts from a dry-run's 'Job stats' table."""
-    m = re.search(r"Job stats:\n.*?\n-+\s+-+\n(.*?)\ntotal", out, re.S)
-    if not m:
-        return {}
-    return {line.split()[0]: int(line.split()[1]) for line in m.group(1).splitlines() if line.strip()}
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """The micro DAG, run once per session (TEACHABLE_REUSE_RUN=<dir> reuses a finished run's
-    work directory while developing the checks)."""
-    reuse = os.environ.get("TEACHABLE_REUSE_RUN")
-    wd = Path(reuse) if reuse else tmp_path_factory.mktemp("micro")
-    smk(wd, "--cores", "2")
-    return wd / "results"
-
-
-def test_outputs_exist(run):
+def test_outputs_exist(micro_labels):
+    run = micro_labels
     for f in ["phase0/rollouts.parquet", "phase0/failure_snapshots.parquet", "phase0/expert_snapshots.parquet",
               "phase1/labeled_snapshots.parquet", "phase1/labeled_snapshots.jsonl",
               "phase1/quadrant_thresholds.json", "phase1/threshold_plots/hist_U.png",
@@ -65,7 +33,8 @@ def test_outputs_exist(run):
     assert (run / "benchmarks/label_shard/0.tsv").exists()
 
 
-def test_experiment_a_snapshots_come_only_from_failed_episodes(run):
+def test_experiment_a_snapshots_come_only_from_failed_episodes(micro_labels):
+    run = micro_labels
     r = pd.read_parquet(run / "phase0/rollouts.parquet")
     fa = pd.read_parquet(run / "phase0/failure_snapshots.parquet")
     assert len(fa) > 0, "micro run mined no failure snapshots"
@@ -80,7 +49,8 @@ def test_experiment_a_snapshots_come_only_from_failed_episodes(run):
     assert mining["A"]["snapshots"] == len(fa) and mining["A"]["failed_episodes"] >= fa["episode_id"].nunique()
 
 
-def test_labeled_snapshot_invariants(run):
+def test_labeled_snapshot_invariants(micro_labels):
+    run = micro_labels
     df = pd.read_parquet(run / "phase1/labeled_snapshots.parquet")
     assert len(df) > 0
     required = ("snapshot_id task_id env_id seed step_idx valid_actions student_action suggested_action "
@@ -124,7 +94,9 @@ RUN_IDS = [f"{q}_{f}" for q in ("Q1_highU_highL", "Q2_highU_lowL", "Q3_lowU_lowL
            for f in ("demo", "hint", "contrast")] + ["B1_uniform", "B2_all", "B3_traces"]
 
 
-def test_cpt_rho_is_the_spearman_of_the_two_columns(run):
+@integration
+def test_cpt_rho_is_the_spearman_of_the_two_columns(micro_run):
+    run = micro_run
     from scipy.stats import spearmanr
 
     res = pd.read_parquet(run / "phase1b/micro_training_results.parquet")
@@ -141,7 +113,9 @@ def test_cpt_rho_is_the_spearman_of_the_two_columns(run):
     assert json.loads((run / "phase1b/gate.json").read_text())["pass"] == rep["pass"]
 
 
-def test_trained_adapters_load_with_equal_compute_and_no_heldout_task(run):
+@integration
+def test_trained_adapters_load_with_equal_compute_and_no_heldout_task(micro_run):
+    run = micro_run
     from peft import PeftConfig
 
     plan = json.loads((run / "phase2/plan.json").read_text())
@@ -179,7 +153,9 @@ def test_trained_adapters_load_with_equal_compute_and_no_heldout_task(run):
     assert pol.adapter_dir is not None
 
 
-def test_phase3_tables_and_eval_seed_disjointness(run):
+@integration
+def test_phase3_tables_and_eval_seed_disjointness(micro_run):
+    run = micro_run
     cols = {
         "overall_task_results": ["model_id", "n", "success_rate", "success_lo", "success_hi", "mean_return"],
         "per_quadrant_results": ["model_id", "quadrant", "n", "success_rate", "lo", "hi"],
@@ -207,7 +183,9 @@ def test_phase3_tables_and_eval_seed_disjointness(run):
     assert list(fam.columns) == ["model_id", "metric", "value", "lo", "hi", "n", "n_tasks"] and fam.empty
 
 
-def test_predictor_outputs_and_grouped_folds(run):
+@integration
+def test_predictor_outputs_and_grouped_folds(micro_run):
+    run = micro_run
     res = json.loads((run / "phase4/training_result.json").read_text())
     assert {"U", "L_local", "ELP_net", "quadrant", "route_net"} <= set(res["targets"])
     assert "uncertainty" not in res["targets"]["U"]["inputs"]  # U is not predicted from itself
@@ -217,7 +195,9 @@ def test_predictor_outputs_and_grouped_folds(run):
     assert oof.groupby("task_id")["fold"].nunique().max() == 1  # no task in two folds
 
 
-def test_selection_sets_and_summary(run):
+@integration
+def test_selection_sets_and_summary(micro_run):
+    run = micro_run
     lab = pd.read_parquet(run / "phase1/labeled_snapshots.parquet")
     heldout = set(json.loads((run / "phase2/heldout.json").read_text())["snapshot_ids"])
     cands = lab[~lab["snapshot_id"].isin(heldout)]
@@ -241,7 +221,9 @@ def test_selection_sets_and_summary(run):
     assert ent.min() >= np.sort(cands["U"].to_numpy())[::-1][k - 1] - 1e-12
 
 
-def test_figures_tables_and_summary_numbers(run):
+@integration
+def test_figures_tables_and_summary_numbers(micro_run):
+    run = micro_run
     for name in ("landscape", "in_quadrant_heatmap", "transfer_matrix", "reliability_retention_frontier",
                  "selection_frontier", "cpt_vs_microtraining"):
         data = (run / f"figures/{name}.png").read_bytes()
@@ -260,7 +242,14 @@ def test_figures_tables_and_summary_numbers(run):
     assert "ρ" in md or "rho" in md
 
 
-def test_second_run_does_nothing(run):
+def test_a_second_phase01_run_does_nothing(micro_labels):
+    out = smk(micro_labels.parent, "-n", *PHASE01).stdout
+    assert "Nothing to be done" in out, out[-2000:]
+
+
+@integration
+def test_second_run_does_nothing(micro_run):
+    run = micro_run
     out = smk(run.parent, "-n").stdout
     assert "Nothing to be done" in out, out[-2000:]
 
@@ -268,10 +257,12 @@ def test_second_run_does_nothing(run):
 def _planned(run, text: str) -> set[str]:
     override = run.parent / "override.yaml"
     override.write_text(text)
-    return set(planned_jobs(smk(run.parent, "-n", "--configfile", str(ROOT / "tests/micro.yaml"), str(override)).stdout))
+    return set(planned_jobs(smk(run.parent, "-n", "--configfile", str(MICRO), str(override)).stdout))
 
 
-def test_changing_a_phase1_setting_reruns_only_phase1(run):
+@integration
+def test_changing_a_phase1_setting_reruns_only_phase1(micro_run):
+    run = micro_run
     jobs = _planned(run, "phase1:\n  quadrants:\n    mode: manual\n    u_threshold: 0.5\n    l_threshold: 0.0\n")
     assert jobs and "merge_labels" in jobs and not {"student_init", "rollouts", "mine_snapshots", "label_shard"} & jobs, jobs
     jobs = _planned(run, "phase1:\n  n_rollouts: 2\n")
@@ -285,13 +276,15 @@ SUMMARY_RULES = {"label_report", "micro_merge", "cpt_gate", "predictor_metrics",
                  "summary", "all"}  # fmt: skip
 
 
+@integration
 @pytest.mark.parametrize("setting", [
     "phase1:\n  confidence: 0.9\n", "phase1:\n  n_bootstrap: 200\n", "phase1b:\n  alpha: 0.1\n",
     "phase1b:\n  bootstrap_resamples: 300\n", "phase3:\n  confidence: 0.9\n", "phase3:\n  alpha: 0.1\n",
     "phase3:\n  n_bootstrap: 150\n", "phase4:\n  n_bootstrap: 200\n", "phase4:\n  top_k: 2\n",
     "report:\n  retention_threshold: 0.1\n",
 ])  # fmt: skip
-def test_a_statistic_only_setting_reruns_only_summaries(run, setting):
+def test_a_statistic_only_setting_reruns_only_summaries(micro_run, setting):
+    run = micro_run
     jobs = _planned(run, setting)
     assert jobs and jobs <= SUMMARY_RULES, (setting, jobs - SUMMARY_RULES)
 
@@ -310,7 +303,7 @@ def test_rule_files_are_snakefmt_formatted():
 def test_pilot_dry_run_shows_the_dag(tmp_path):
     p = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--snakefile", str(ROOT / "Snakefile"),
                         "--directory", str(tmp_path), "--configfile", str(ROOT / "config/pilot.yaml")],
-                       capture_output=True, text=True, env=_env())  # fmt: skip
+                       capture_output=True, text=True, env=smk_env())  # fmt: skip
     assert p.returncode == 0, p.stderr[-3000:]
     jobs = planned_jobs(p.stdout)
     assert jobs["label_shard"] == 2 and jobs["student_init"] == 1 and jobs["merge_labels"] == 1
@@ -321,14 +314,14 @@ def test_pilot_dry_run_shows_the_dag(tmp_path):
 def test_bad_config_names_the_key(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("phase1:\n  n_rollouts: -1\n")
-    p = smk(tmp_path, "-n", "--configfile", str(ROOT / "tests/micro.yaml"), str(bad), check=False)
+    p = smk(tmp_path, "-n", "--configfile", str(MICRO), str(bad), check=False)
     assert p.returncode != 0 and "n_rollouts" in p.stdout + p.stderr
 
 
 def test_missing_model_dir_is_named(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(f"student:\n  model_path: {tmp_path}/no_such_model\n")
-    p = smk(tmp_path, "-n", "--configfile", str(ROOT / "tests/micro.yaml"), str(bad), check=False)
+    p = smk(tmp_path, "-n", "--configfile", str(MICRO), str(bad), check=False)
     out = p.stdout + p.stderr
     assert p.returncode != 0 and "no_such_model" in out and "student.model_path" in out
 
@@ -336,7 +329,7 @@ def test_missing_model_dir_is_named(tmp_path):
 def test_unknown_env_id_is_named(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("env:\n  id: BabyAI-GoToNowhere-v0\n")
-    p = smk(tmp_path, "-n", "--configfile", str(ROOT / "tests/micro.yaml"), str(bad), check=False)
+    p = smk(tmp_path, "-n", "--configfile", str(MICRO), str(bad), check=False)
     out = p.stdout + p.stderr
     assert p.returncode != 0 and "BabyAI-GoToNowhere-v0" in out and "env.id" in out
 
@@ -348,7 +341,7 @@ def _run_until_killed(workdir: Path, started: str, timeout_s: float = 600) -> No
     import signal
     import time
 
-    proc = subprocess.Popen(smk_cmd(workdir, "--cores", "2"), env=_env(), stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(smk_cmd(workdir, "--cores", "2"), env=smk_env(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
     t0 = time.time()
     try:
@@ -389,7 +382,9 @@ def resumed(tmp_path_factory):
     return wd / "results", out.stdout + out.stderr
 
 
-def test_killed_twice_and_resumed_equals_an_uninterrupted_run(run, resumed):
+@integration
+def test_killed_twice_and_resumed_equals_an_uninterrupted_run(micro_run, resumed):
+    run = micro_run
     results, log = resumed
     _same_frames(pd.read_parquet(run / "phase1/labeled_snapshots.parquet"),
                  pd.read_parquet(results / "phase1/labeled_snapshots.parquet"), ["snapshot_id"])  # fmt: skip
@@ -405,9 +400,12 @@ def test_killed_twice_and_resumed_equals_an_uninterrupted_run(run, resumed):
     assert (results / "summary.md").is_file()
 
 
-def test_labels_do_not_depend_on_the_number_of_shards(run, tmp_path):
+@integration
+def test_labels_do_not_depend_on_the_number_of_shards(micro_labels, tmp_path):
     """phase1.n_shards 1 and 3 label the same snapshots with the same outcomes as the run's 2."""
     import shutil
+
+    run = micro_labels
 
     ref = pd.read_parquet(run / "phase1/labeled_snapshots.parquet")
     for n in (1, 3):
@@ -416,7 +414,7 @@ def test_labels_do_not_depend_on_the_number_of_shards(run, tmp_path):
             shutil.copytree(run / part, wd / "results" / part)
         cfg = wd / "shards.yaml"
         cfg.write_text(f"phase1:\n  n_shards: {n}\n")
-        smk(wd, "--configfile", str(ROOT / "tests/micro.yaml"), str(cfg), "--cores", "2", "--until", "merge_labels")
+        smk(wd, "--configfile", str(MICRO), str(cfg), "--cores", "2", "--until", "merge_labels")
         got = pd.read_parquet(wd / "results/phase1/labeled_snapshots.parquet")
         _same_frames(ref, got, ["snapshot_id"])
 
@@ -434,9 +432,10 @@ def _openai_student(workdir: Path, base_url: str) -> Path:
     return f
 
 
+@integration
 def test_the_bench_dag_takes_an_openai_student_and_the_study_refuses_it(tmp_path):
     cfg = _openai_student(tmp_path, "http://127.0.0.1:9/v1")
-    micro = str(ROOT / "tests/micro.yaml")
+    micro = str(MICRO)
     p = smk(tmp_path, "-n", "-p", "--configfile", micro, str(cfg), "--", BENCH_TARGET)
     assert planned_jobs(p.stdout) == {"bench_rollouts": 1, "bench": 1}, p.stdout[-2000:]
     assert "student_init" not in p.stdout and "--model " not in p.stdout  # no local model for an API student
@@ -465,14 +464,15 @@ def openai_bench(tmp_path_factory, tiny_student):
     hf = HFPolicy(tiny_student, device="cpu", system_prompt=system_prompt(env))
     with FakeOpenAIServer(responder=StudentResponder(hf, system_prompt(env))) as server:
         cfg = _openai_student(wd, server.base_url)
-        smk(wd, "--configfile", str(ROOT / "tests/micro.yaml"), str(cfg), "--cores", "1", "--", BENCH_TARGET)
+        smk(wd, "--configfile", str(MICRO), str(cfg), "--cores", "1", "--", BENCH_TARGET)
         n_http = len(server.requests)
     return wd, cfg, n_http
 
 
+@integration
 def test_rule_bench_benches_an_openai_student(openai_bench):
     wd, cfg, n_http = openai_bench
-    assert "Nothing to be done" in smk(wd, "-n", "--configfile", str(ROOT / "tests/micro.yaml"), str(cfg), "--",
+    assert "Nothing to be done" in smk(wd, "-n", "--configfile", str(MICRO), str(cfg), "--",
                                        BENCH_TARGET).stdout  # fmt: skip
     res = json.loads((wd / BENCH_TARGET).read_text())
     eps = pd.read_parquet(wd / "results/bench/base/bench_episodes.parquet")
@@ -484,10 +484,11 @@ def test_rule_bench_benches_an_openai_student(openai_bench):
     assert not (wd / "results/student").exists()  # no local student was built
 
 
+@integration
 @pytest.mark.parametrize("setting", ["phase3:\n  confidence: 0.9\n", "phase3:\n  n_bootstrap: 150\n"])
 def test_a_bench_statistic_reruns_only_the_bench_statistics(openai_bench, setting):
     wd, cfg, _ = openai_bench
-    micro = str(ROOT / "tests/micro.yaml")
+    micro = str(MICRO)
     override = wd / "stat.yaml"
     override.write_text(setting)
     p = smk(wd, "-n", "--configfile", micro, str(cfg), str(override), "--", BENCH_TARGET)
