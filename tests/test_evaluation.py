@@ -34,9 +34,10 @@ from teachable.evaluation_tables import (
     solved_tasks,
     summarize,
     trained_on,
+    transfer_locality,
     write_summaries,
 )
-from teachable.stats import cluster_bootstrap_rate, paired_cluster_bootstrap_diff
+from teachable.stats import cluster_bootstrap_rate, cluster_sums, paired_cluster_bootstrap_diff
 
 ENV = "BabyAI-GoToLocal-v0"
 Q = ("Q1_highU_highL", "Q2_highU_lowL", "Q3_lowU_lowL", "Q4_lowU_highL")
@@ -198,15 +199,20 @@ def test_invalid_rate_and_wasted_steps_definitions():
 
 
 # ------------------------------------------------------------------------------------ synthetic tables
+def _snapshot_task(unit: str) -> str:
+    """Snapshot s<quadrant><j> comes from task j: each task has one snapshot in every quadrant."""
+    return f"{ENV}:{unit[-1]}"
+
+
 def _rows(model_id: str, task_success: dict[str, list[bool]], suite="overall", quadrant_of=None, steps=10,
-          actions=None) -> list[dict]:
+          actions=None, task_of=_snapshot_task) -> list[dict]:
     rows = []
     for unit, succ in task_success.items():
         for i, s in enumerate(succ):
             acts = list(actions) if actions is not None else ["go forward"] * (steps // 2) + ["turn left"] * (steps - steps // 2)
             rows.append({
                 "model_id": model_id, "suite": suite, "env_id": ENV, "seed": 0,
-                "task_id": unit if suite == "overall" else f"{ENV}:0",
+                "task_id": unit if suite == "overall" else task_of(unit),
                 "snapshot_id": None if suite == "overall" else unit,
                 "quadrant": None if suite == "overall" else quadrant_of[unit], "rollout_idx": i,
                 "success": bool(s), "return": 0.9 if s else 0.0, "steps": len(acts), "actions": acts,
@@ -317,6 +323,40 @@ def test_retention_chooses_tasks_on_the_first_half_and_measures_on_the_second():
     assert (ret.loc["M1", "drop_lo"], ret.loc["M1", "drop_hi"]) == pytest.approx((d["lo"], d["hi"]))
 
 
+def test_retention_simultaneous_intervals_are_bonferroni_over_the_runs_and_wider():
+    """"No run forgets" covers every run at once: each drop's simultaneous interval is the same
+    paired bootstrap at 1 - alpha / m, m = the models other than the base, so it contains the
+    per-run interval."""
+    base = _tasks({f"t{i}": 4 for i in range(8)})
+    runs = {f"M{i}": _tasks({f"t{j}": 4 - (i + j) % 3 for j in range(8)}) for i in range(4)}
+    df = _synthetic({"base": (base, BASE_SN), **{m: (ov, BASE_SN) for m, ov in runs.items()}})
+    ret = summarize(df, 0.95, n_bootstrap=1000, seed=2)["retention"].set_index("model_id")
+    assert (ret["n_family"] == 4).all() and np.allclose(ret["sim_confidence"], 1 - 0.05 / 4)
+    m = ret.drop(index="base")
+    assert (m["drop_sim_lo"] <= m["drop_lo"]).all() and (m["drop_sim_hi"] >= m["drop_hi"]).all()
+    assert ((m["drop_sim_hi"] - m["drop_sim_lo"]) > (m["drop_hi"] - m["drop_lo"])).any()
+    g = df[(df["suite"] == "overall") & (df["rollout_idx"] >= 2)]
+    a, b = (cluster_sums(g.loc[g["model_id"] == k, "success"], g.loc[g["model_id"] == k, "task_id"]) for k in ("base", "M1"))
+    d = paired_cluster_bootstrap_diff(a["sum"], a["count"], b["sum"], b["count"], 1 - 0.05 / 4, 1000, 2)
+    assert (m.loc["M1", "drop_sim_lo"], m.loc["M1", "drop_sim_hi"]) == pytest.approx((d["lo"], d["hi"]))
+
+
+def test_transfer_locality_is_bootstrapped_over_tasks():
+    local = {k: ([True, True, True, False] if k.startswith(f"s{Q[0]}") else [True, False, False, False])
+             for k in BASE_SN}  # fmt: skip
+    df = _synthetic({"base": (BASE_OV, BASE_SN), "Q1_highU_highL_demo": (BASE_OV, local),
+                     "Q2_highU_lowL_demo": (BASE_OV, BASE_SN), "B2_all": (BASE_OV, local)})
+    loc = transfer_locality(df, 0.95, n_bootstrap=400, seed=0)
+    assert loc["models"] == ["Q1_highU_highL_demo", "Q2_highU_lowL_demo"]  # B2_all is no quadrant run
+    assert loc["n_diagonal_cells"] == 2 and loc["n_off_diagonal_cells"] == 6 and loc["n_tasks"] == 3
+    assert loc["value"] == pytest.approx(0.25)  # in-quadrant (0.5 + 0) / 2 minus cross-quadrant 0
+    assert loc["n_defined"] == 400 and loc["lo"] == pytest.approx(0.25) and loc["hi"] == pytest.approx(0.25)
+    one = transfer_locality(df[df["model_id"] != "Q2_highU_lowL_demo"], 0.95, n_bootstrap=100)
+    assert one["n_diagonal_cells"] == 1 and one["reason"] is None
+    none = transfer_locality(df, 0.95, n_bootstrap=100, models=["B2_all"])
+    assert none["models"] == [] and "no quadrant run" in none["reason"] and math.isnan(none["lo"])
+
+
 def test_retention_with_three_rollouts_selects_on_one_and_measures_on_two():
     base = {"a": [True, False, False], "b": [False, True, True]}
     df = _synthetic({"base": (base, BASE_SN)})
@@ -371,6 +411,25 @@ def test_gain_and_transfer_are_paired_over_tasks_and_snapshots():
     assert (tr["lo"] == 0.25).all() and (tr["hi"] == 0.25).all()
     pq = t["per_quadrant"]
     assert (pq["n_snapshots"] == 3).all() and (pq["n_rollouts"] == 12).all()
+    assert (pq["n_tasks"] == 3).all() and (tr["n_tasks"] == 3).all()
+
+
+def test_snapshot_suite_intervals_cluster_by_task_not_snapshot():
+    """Three snapshots of one task are one cluster: no interval (a bootstrap needs 2 tasks), where a
+    bootstrap over snapshots would have pretended to three independent units."""
+    sn = {f"s{Q[0]}{j}": [j == 0, j == 1, False, False] for j in range(3)}
+    q_of = dict.fromkeys(sn, Q[0])
+    rows = []
+    for m, succ in (("base", sn), ("Q1_highU_highL_demo", {k: [True] * 4 for k in sn})):
+        rows += _rows(m, BASE_OV) + _rows(m, succ, suite="snapshot", quadrant_of=q_of, task_of=lambda u: f"{ENV}:7")
+    t = summarize(pd.DataFrame(rows, columns=ROLLOUT_COLUMNS), 0.95, n_bootstrap=200)
+    pq, tr = t["per_quadrant"], t["transfer"]
+    assert (pq["n_snapshots"] == 3).all() and (pq["n_tasks"] == 1).all()
+    assert pq["lo"].isna().all() and pq["hi"].isna().all()
+    assert tr["n_tasks"].tolist() == [1] and math.isnan(tr["lo"].iloc[0]) and tr["delta_success"].iloc[0] == pytest.approx(5 / 6)
+    rows = [{**r, "task_id": f"{ENV}:{r['snapshot_id'][-1]}"} if r["suite"] == "snapshot" else r for r in rows]
+    two = summarize(pd.DataFrame(rows, columns=ROLLOUT_COLUMNS), 0.95, n_bootstrap=200)["per_quadrant"]
+    assert (two["n_tasks"] == 3).all() and two["lo"].notna().all()  # one task per snapshot: three clusters
 
 
 def test_summary_needs_the_base_model():

@@ -6,7 +6,8 @@ import pytest
 from teachable.constants import FORMATS, QUADRANTS
 from teachable.envs.base import Advice
 from teachable.labeling import (
-    STUDENT_CONDITIONS, condition_specs, crossfit_elp, label_snapshots, label_intervals, label_stats, raw_rows,
+    STUDENT_CONDITIONS, condition_specs, crossfit_elp, crossfit_halves, elp_interval, elp_resamples, label_snapshots,
+    label_intervals, label_stats, raw_rows,
 )  # fmt: skip
 from teachable.patches import PLACEBOS
 from teachable.policies.base import Policy
@@ -106,6 +107,32 @@ def test_zero_true_gain_naive_max_is_biased_crossfit_is_not():
     se = cf.std() / np.sqrt(n_snap)
     assert naive.mean() > 0.15
     assert abs(cf.mean()) < 3 * se + 0.005
+
+
+def test_elp_resampling_never_puts_a_rollout_in_both_halves():
+    for n in (2, 7, 16):
+        a, b = crossfit_halves(n)
+        idx = elp_resamples(n, 300, np.random.default_rng(n))
+        assert idx.shape == (300, n)
+        assert np.isin(idx[:, a], a).all() and np.isin(idx[:, b], b).all()  # each half drawn from itself only
+        assert all(not set(r[a]) & set(r[b]) for r in idx)
+        assert len(np.unique(idx[:, b])) == len(b)  # with replacement over the whole half
+
+
+def test_elp_interval_resamples_within_halves():
+    """The first half says demo, the second says hint; a resample within halves keeps that, so
+    every resample routes demo on half 1 and gets hint's (zero) gain on half 2 and vice versa:
+    ELP_net = 0 with no spread. Resampling all rollouts together (one rollout in both halves)
+    would spread it."""
+    y = {f"placebo_{m}": np.zeros(8) for m in FORMATS}
+    y["demo"], y["hint"], y["contrast"] = np.repeat([1.0, 0.0], 4), np.repeat([0.0, 1.0], 4), np.zeros(8)
+    assert elp_interval(y, 400, 0.95, seed=0) == (0.0, 0.0)
+    rng = np.random.default_rng(1)
+    y = {k: (rng.random(16) < 0.5).astype(float) for k in (*FORMATS, *PLACEBOS)}
+    lo, hi = elp_interval(y, 1000, 0.9, seed=2)
+    assert lo < hi and (lo, hi) == elp_interval(y, 1000, 0.9, seed=2)
+    wide = elp_interval(y, 1000, 0.99, seed=2)
+    assert wide[0] <= lo and wide[1] >= hi
 
 
 def test_every_condition_of_a_snapshot_shares_rollout_i_random_stream(family):

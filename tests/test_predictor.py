@@ -164,7 +164,7 @@ def test_ranking_difference_of_a_score_with_itself_is_zero():
     d = ranking_difference(true, score, score, ids, groups, 5, 100, 0.9, 0)
     for m in ("precision_at_k", "ndcg_at_k"):
         assert (d[m]["value"], d[m]["lo"], d[m]["hi"]) == (0, 0, 0)
-    assert beats_by_interval(d) is None  # an interval at 0 neither beats nor loses
+    assert beats_by_interval(d) is False  # an interval [0, 0] excludes a gain: the claim "ranks better" is not held
 
 
 def test_beats_by_interval_has_three_outcomes():
@@ -174,6 +174,7 @@ def test_beats_by_interval_has_three_outcomes():
     assert beats_by_interval(d((0.05, 0.3), (-0.3, -0.01))) is False  # NDCG clearly worse
     assert beats_by_interval(d((-0.1, 0.3), (0.01, 0.2))) is None  # precision straddles 0
     assert beats_by_interval(d((None, 0.3), (0.01, 0.2))) is None
+    assert beats_by_interval(d((-0.1, 0.3), (-0.2, 0.0))) is False  # NDCG's interval excludes a gain
 
 
 def test_no_task_is_in_both_train_and_test(trained):

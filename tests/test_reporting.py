@@ -14,7 +14,7 @@ from teachable.cli import main
 from teachable.constants import FORMATS, QUADRANTS, RUN_IDS
 from conftest import complete
 from teachable.evaluation_tables import SUMMARY_COLUMNS
-from teachable.schemas import EVAL_ROLLOUTS, LABELED, MICRO_RESULTS, TEACHER_FAILURES
+from teachable.schemas import ALL_EVAL_ROLLOUTS, LABELED, MICRO_RESULTS, TEACHER_FAILURES
 from teachable.stats import proportion
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -57,6 +57,7 @@ def _overall() -> pd.DataFrame:
 
 
 RET_HALF_WIDTH = 0.025  # drop intervals: MAX_DROP_RUN [0.058, 0.108]; every other run's upper bound <= 0.075
+RET_SIM_HALF_WIDTH = 0.03  # simultaneous (Bonferroni) intervals: MAX_DROP_RUN [0.053, 0.113]; others' <= 0.08
 
 
 def _retention() -> pd.DataFrame:
@@ -67,11 +68,32 @@ def _retention() -> pd.DataFrame:
         d = (kb - km) / nb
         b, mo = _rate(kb, nb), _rate(km, nb)
         lo, hi = (d - RET_HALF_WIDTH, d + RET_HALF_WIDTH) if m != "base" else (0.0, 0.0)
+        slo, shi = (d - RET_SIM_HALF_WIDTH, d + RET_SIM_HALF_WIDTH) if m != "base" else (0.0, 0.0)
         rows.append(dict(model_id=m, n_base_solved_tasks=20, base_success=b["p"], model_success=mo["p"], drop=d,
-                         drop_lo=lo, drop_hi=hi, n=nb, base_lo=b["lo"], base_hi=b["hi"], model_lo=mo["lo"],
-                         model_hi=mo["hi"], n_tasks=20, n_rollouts=nb, rollouts_per_task=6, selection_rollouts=3,
-                         reason=None))  # fmt: skip
+                         drop_lo=lo, drop_hi=hi, drop_sim_lo=slo, drop_sim_hi=shi, n=nb, base_lo=b["lo"],
+                         base_hi=b["hi"], model_lo=mo["lo"], model_hi=mo["hi"], n_tasks=20, n_rollouts=nb,
+                         rollouts_per_task=6, selection_rollouts=3, n_family=len(RUN_IDS),
+                         sim_confidence=1 - 0.05 / len(RUN_IDS), reason=None))  # fmt: skip
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS["retention"])
+
+
+def _eval_rollouts(transfer: pd.DataFrame) -> pd.DataFrame:
+    """Phase 3 rollouts the transfer matrix ``transfer`` summarises: per quadrant 4 held-out
+    snapshots (snapshot k from task k, so each task has one per quadrant) x 10 rollouts,
+    base_success x 40 (model_success x 40 for a run) of them successes, spread evenly over the
+    snapshots; and the base's overall
+    suite (one start with an expert error)."""
+    rows = [dict(model_id="base", suite="overall", task_id=t, snapshot_id=None, quadrant=None, rollout_idx=i,
+                 success=True, expert_error=e)
+            for i, (t, e) in enumerate((("t0", None), ("t0", None), ("t1", "impossible"), ("t2", None)))]  # fmt: skip
+    cells = [("base", q, r["base_success"]) for q, r in transfer.groupby("evaluated_on").first().iterrows()]
+    cells += [(r["model_id"], r["evaluated_on"], r["model_success"]) for _, r in transfer.iterrows()]
+    for m, q, rate in cells:
+        k = round(rate * 40)
+        rows += [dict(model_id=m, suite="snapshot", task_id=f"task{i // 10}", snapshot_id=f"{q}/s{i // 10}",
+                      quadrant=q, rollout_idx=i % 10, success=(i % 10) * 4 + i // 10 < k, expert_error=None)
+                 for i in range(40)]  # fmt: skip
+    return complete(pd.DataFrame(rows), ALL_EVAL_ROLLOUTS)
 
 
 def _stuckness() -> pd.DataFrame:
@@ -178,9 +200,6 @@ def study(tmp_path):
     training = {"runs": {r: {} for r in RUN_IDS}, "skipped_runs": {}, "budget": 8, "epochs": 4.0, "optimizer_steps": 4,
                 "b2_all_compute_ratio": 3.5, "equal_budgets": True, "heldout_leaks": []}  # fmt: skip
     mining = {"A": {"failed_episodes": 30, "expert_error_planner": 1}, "B": {"episodes": 10}}
-    base_rollouts = pd.DataFrame({"suite": ["overall"] * 4 + ["snapshot"] * 2, "task_id": ["t0", "t0", "t1", "t2", "t3", "t3"],
-                                  "snapshot_id": [None] * 4 + ["s6", "s6"],
-                                  "expert_error": [None, None, "impossible", None, None, None]})  # fmt: skip
     thr = {"mode": "auto", "n": n, "U_threshold": 0.95, "L_threshold": 0.0,
            "sizes": {q: int((labeled["quadrant"] == q).sum()) for q in QUADRANTS}}  # fmt: skip
     paths = {k: tmp_path / "in" / v for k, v in {
@@ -190,7 +209,7 @@ def study(tmp_path):
         "retention": "retention_results.csv", "stuckness": "stuckness_results.csv",
         "predictor": "training_result.json", "selection": "selection_summary.json", "hint_audit": "hint_audit.json",
         "training": "training_summary.json", "mining": "mining_summary.json",
-        "base_rollouts": "base_rollouts.parquet", "teacher_failures": "teacher_failures.parquet",
+        "eval_rollouts": "rollouts.parquet", "teacher_failures": "teacher_failures.parquet",
         "family": "family_metrics.csv"}.items()}  # fmt: skip
     paths["labeled"].parent.mkdir()
     complete(labeled, LABELED).to_parquet(paths["labeled"])
@@ -198,7 +217,7 @@ def study(tmp_path):
     for k, obj in (("thresholds", thr), ("correlation", corr), ("predictor", _predictor()), ("selection", _selection()),
                    ("hint_audit", hint), ("training", training), ("mining", mining)):  # fmt: skip
         paths[k].write_text(json.dumps(obj))
-    complete(base_rollouts, EVAL_ROLLOUTS).to_parquet(paths["base_rollouts"])
+    _eval_rollouts(_transfer()).to_parquet(paths["eval_rollouts"])
     complete(pd.DataFrame({"snapshot_id": ["s900", "s901", "s902"], "failure_reason": ["transport: HTTP 429", "x", "y"],
                            "failure_kind": ["rate_limited", "malformed_json", "rate_limited"]}),
              TEACHER_FAILURES).to_parquet(paths["teacher_failures"])  # fmt: skip
@@ -228,7 +247,7 @@ def _family() -> pd.DataFrame:
             (("progression", 0.2), ("crafter_score", 3.5), ("success:place_table", 0.6))]  # fmt: skip
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS["family"])
 SUMMARY_INPUTS = ("correlation", "transfer", "retention", "overall", "thresholds", "predictor", "selection", "labeled",
-                  "hint_audit", "training", "mining", "base_rollouts", "teacher_failures")
+                  "hint_audit", "training", "mining", "eval_rollouts", "teacher_failures")
 
 
 def _summary(study, threshold=0.05) -> dict:
@@ -372,8 +391,9 @@ def test_summary_numbers_equal_the_input_files(study):
     c = checks["retention_drop"]["values"]
     top = ret.loc[ret["drop"].idxmax()]
     assert c["run"] == MAX_DROP_RUN == top["model_id"]
-    assert (c["max_drop"], c["lo"], c["hi"], c["n"]) == (top["drop"], top["drop_lo"], top["drop_hi"], top["n"])
-    assert checks["retention_drop"]["held"] is False  # its lower bound 0.058 >= 0.05
+    assert (c["max_drop"], c["lo"], c["hi"], c["n"]) == (top["drop"], top["drop_sim_lo"], top["drop_sim_hi"], top["n"])
+    assert checks["retention_drop"]["held"] is False  # its simultaneous lower bound 0.053 >= 0.05
+    assert c["n_family"] == len(RUN_IDS) and "Bonferroni" in checks["retention_drop"]["detail"]
 
     tr = pd.read_csv(study["transfer"])
     q = tr[tr["trained_on"].isin(QUADRANTS)]
@@ -382,6 +402,7 @@ def test_summary_numbers_equal_the_input_files(study):
     assert b["mean_diagonal"] == pytest.approx(q.loc[diag, "delta_success"].mean())
     assert b["mean_off_diagonal"] == pytest.approx(q.loc[~diag, "delta_success"].mean())
     assert (b["n_diagonal_cells"], b["n_off_diagonal_cells"]) == (12, 36)
+    assert b["n_tasks"] == 4 and b["lo"] > 0 and b["lo"] <= b["difference"] <= b["hi"]  # bootstrap over 4 tasks
     assert checks["transfer_diagonal"]["held"] is True
 
     d = checks["predictor_beats_entropy"]
@@ -409,7 +430,8 @@ def test_summary_numbers_equal_the_input_files(study):
     assert marks == ["✔", "✔", "✔", "✘", "✔", "✔", "✔"]
     assert f"{corr['rho']:.3f}" in md and MAX_DROP_RUN in md
 
-    assert _summary(study, threshold=0.1)["checks"][3]["held"] is None  # 0.1 inside [0.058, 0.108]
+    assert _summary(study, threshold=0.1)["checks"][3]["held"] is None  # 0.1 inside [0.053, 0.113]
+    assert _summary(study, threshold=0.055)["checks"][3]["held"] is None  # per run 0.058 >= 0.055; not all at once
     assert _summary(study, threshold=0.15)["checks"][3]["held"] is True  # every upper bound < 0.15
 
 
@@ -466,7 +488,7 @@ def test_a_nan_input_makes_its_check_null_never_guessed(study):
     study["correlation"].write_text(json.dumps(corr))
     ret = pd.read_csv(study["retention"])
     # (the run whose interval alone would show "not held": with it unknown, nothing is decided)
-    ret.loc[ret["model_id"] == MAX_DROP_RUN, ["drop", "drop_lo", "drop_hi"]] = np.nan
+    ret.loc[ret["model_id"] == MAX_DROP_RUN, ["drop", "drop_lo", "drop_hi", "drop_sim_lo", "drop_sim_hi"]] = np.nan
     ret["reason"] = ret["reason"].astype(object)
     ret.loc[ret["model_id"] == MAX_DROP_RUN, "reason"] = "phase3.rollouts_per_task = 1"
     ret.to_csv(study["retention"], index=False)
@@ -502,22 +524,30 @@ def test_a_missing_phase2_run_makes_the_retention_check_null(study):
     assert _summary(study, threshold=0.05)["checks"][3]["held"] is False
 
 
-def test_diagonal_vs_off_diagonal_matches_a_hand_computation_on_a_2x2_toy():
+def test_transfer_check_has_three_outcomes_by_its_interval_over_tasks():
     toy = pd.DataFrame({
         "trained_on": ["A", "A", "B", "B"], "evaluated_on": ["A", "B", "A", "B"],
         "model_id": ["A_demo", "A_demo", "B_demo", "B_demo"], "delta_success": [0.3, 0.0, -0.1, 0.2],
         "lo": [0.1, -0.2, -0.3, 0.0], "hi": [0.5, 0.2, 0.1, 0.4], "n": [20] * 4,
     })  # fmt: skip
-    c = rp.check_transfer_diagonal(toy, alpha=0.2, expected_models=None)
+
+    def check(lo, hi, value=0.30):
+        loc = {"value": value, "lo": lo, "hi": hi, "n_tasks": 6, "n_defined": 900, "n_resamples": 1000}
+        return rp.check_transfer_diagonal(toy, loc, expected_models=None)
+
+    c = check(0.05, 0.5)
     v = c["values"]
     assert v["mean_diagonal"] == pytest.approx(0.25)  # (0.3 + 0.2) / 2
     assert v["mean_off_diagonal"] == pytest.approx(-0.05)  # (0.0 - 0.1) / 2
     assert v["difference"] == pytest.approx(0.30)
     assert (v["n_diagonal_cells"], v["n_off_diagonal_cells"]) == (2, 2)
-    # 6 ways to label 2 of the 4 cells "diagonal"; only the observed one reaches a difference of 0.30
-    assert v["exact"] is True and v["p_value"] == pytest.approx(1 / 6)
-    assert c["held"] is True
-    assert rp.check_transfer_diagonal(toy, alpha=0.05, expected_models=None)["held"] is False
+    assert c["held"] is True and "[0.050, 0.500]" in c["detail"]
+    c = check(-0.1, 0.5)  # a positive difference whose interval straddles 0: undetermined, never "not held"
+    assert c["held"] is None and "includes 0" in c["detail"] and "[-0.100, 0.500]" in c["detail"]
+    assert check(-0.4, 0.0)["held"] is False  # the interval excludes a positive difference
+    assert rp.check_transfer_diagonal(toy, None, expected_models=None)["held"] is None  # no interval: undetermined
+    with pytest.raises(ValueError, match="stale"):
+        check(0.05, 0.5, value=0.1)
 
 
 def test_cpt_check_has_three_outcomes_by_its_interval(study):
@@ -529,14 +559,18 @@ def test_cpt_check_has_three_outcomes_by_its_interval(study):
     assert rp.check_cpt({**corr, "rho_ci": [None, None]})["held"] is None
 
 
-def test_retention_check_has_three_outcomes_by_the_intervals():
-    def table(*bounds):
-        return pd.DataFrame([dict(model_id=f"m{i}", drop=(lo + hi) / 2, drop_lo=lo, drop_hi=hi, n=40,
-                                  n_base_solved_tasks=10) for i, (lo, hi) in enumerate(bounds)])  # fmt: skip
+def test_retention_check_has_three_outcomes_by_the_simultaneous_intervals():
+    def table(*bounds, widen=0.0):  # per-run bounds; the simultaneous ones ``widen`` each side
+        return pd.DataFrame([dict(model_id=f"m{i}", drop=(lo + hi) / 2, drop_lo=lo, drop_hi=hi, drop_sim_lo=lo - widen,
+                                  drop_sim_hi=hi + widen, n=40, n_base_solved_tasks=10, n_family=len(bounds),
+                                  sim_confidence=1 - 0.05 / len(bounds)) for i, (lo, hi) in enumerate(bounds)])  # fmt: skip
     assert rp.check_retention(table((-0.02, 0.03), (0.0, 0.04)), 0.05, None)["held"] is True
     assert rp.check_retention(table((-0.02, 0.03), (0.06, 0.12)), 0.05, None)["held"] is False
     c = rp.check_retention(table((-0.02, 0.03), (0.01, 0.09)), 0.05, None)  # point 0.05 >= 0.05, but unsure
     assert c["held"] is None and "straddles" in c["detail"] and c["values"]["max_upper_run"] == "m1"
+    # per run each interval decides; all runs at once (Bonferroni, wider) they do not
+    assert rp.check_retention(table((-0.02, 0.03), (0.0, 0.04), widen=0.02), 0.05, None)["held"] is None
+    assert rp.check_retention(table((-0.02, 0.03), (0.06, 0.12), widen=0.02), 0.05, None)["held"] is None
 
 
 def _with_best(sel: dict, diff: tuple, p_holm: float | None) -> dict:
@@ -551,11 +585,12 @@ def _with_best(sel: dict, diff: tuple, p_holm: float | None) -> dict:
 def test_selection_check_rests_on_the_holm_p_against_the_best_baseline(study):
     sel = json.loads(study["selection"].read_text())
     assert rp.check_selection_predictor(sel)["held"] is True
-    # point gains still say PREDICTOR > every baseline, but the Holm p vs the best is 0.09
+    # point gains still say PREDICTOR > every baseline, but the Holm p vs the best is 0.09 and the
+    # interval straddles 0: undetermined, not "not held"
     c = rp.check_selection_predictor(_with_best(json.loads(study["selection"].read_text()), (0.07, -0.01, 0.15), 0.09))
-    assert c["held"] is False and "0.0900" in c["detail"]
+    assert c["held"] is None and "0.0900" in c["detail"] and "[-0.010, 0.150]" in c["detail"]
     c = rp.check_selection_predictor(_with_best(json.loads(study["selection"].read_text()), (-0.07, -0.13, -0.01), 0.01))
-    assert c["held"] is False  # significant, but the wrong way
+    assert c["held"] is False  # the interval excludes a gain
     c = rp.check_selection_predictor(_with_best(json.loads(study["selection"].read_text()), (0.07, None, None), None))
     assert c["held"] is None and "at least 2" in c["detail"]
     old = json.loads(study["selection"].read_text())
@@ -568,7 +603,10 @@ def test_oracle_vs_learnability_check(study):
     o = sel["comparisons"]["oracle_vs_learnability"]
     assert rp.check_oracle_vs_learnability(sel)["held"] is True
     o.update(p_value=0.2)
-    assert rp.check_oracle_vs_learnability(sel)["held"] is False
+    assert rp.check_oracle_vs_learnability(sel)["held"] is None  # p 0.2, interval [0.04, 0.2]: undetermined
+    o["difference"].update(value=-0.02, lo=-0.08, hi=0.0)
+    assert rp.check_oracle_vs_learnability(sel)["held"] is False  # the interval excludes a gain
+    o["difference"].update(value=0.12, lo=0.04, hi=0.2)
     o["difference"].update(value=0.0, lo=0.0, hi=0.0)
     o.update(p_value=None)
     assert rp.check_oracle_vs_learnability(sel)["held"] is False  # no difference at all

@@ -4,12 +4,14 @@ import numpy as np
 import pytest
 
 from teachable.stats import (
+    bonferroni_confidence,
     cluster_bootstrap_diff,
     cluster_bootstrap_rate,
     cluster_bootstrap_statistic,
     cluster_sums,
     entropy_features,
     holm,
+    interval_verdict,
     paired_cluster_bootstrap_diff,
     paired_permutation_test,
     proportion,
@@ -192,3 +194,30 @@ def test_paired_permutation_test_matches_scipy_and_explains_a_null_p():
 def test_holm_adjustment():
     assert holm([0.01, 0.04, None, 0.03]) == pytest.approx([0.03, 0.06, None, 0.06], nan_ok=True)
     assert holm([0.5, 0.01]) == pytest.approx([0.5, 0.02])
+
+
+def test_a_verdict_is_undetermined_when_the_interval_straddles_and_not_held_only_when_it_excludes_the_claim():
+    assert interval_verdict(0.01, 0.2) is True  # claim "> 0": the whole interval supports it
+    assert interval_verdict(-0.05, 0.2) is None  # a positive point estimate is not enough
+    assert interval_verdict(-0.3, -0.01) is False and interval_verdict(-0.3, 0.0) is False  # excludes "> 0"
+    assert interval_verdict(0.3, 0.6, 0.3, ">=") is True and interval_verdict(0.1, 0.29, 0.3, ">=") is False
+    assert interval_verdict(0.1, 0.31, 0.3, ">=") is None
+    # "< threshold" (a drop below it): not held only when the lower bound reaches the threshold
+    assert interval_verdict(0.0, 0.04, 0.05, "<") is True and interval_verdict(0.05, 0.1, 0.05, "<") is False
+    assert interval_verdict(0.01, 0.09, 0.05, "<") is None and interval_verdict(0.0, 0.05, 0.05, "<=") is True
+    assert interval_verdict(None, 0.2) is None and interval_verdict(float("nan"), 0.2) is None
+    with pytest.raises(ValueError, match="claim"):
+        interval_verdict(0.0, 1.0, claim="!=")
+    with pytest.raises(ValueError, match="lower bound above"):
+        interval_verdict(0.3, 0.1)
+
+
+def test_bonferroni_widens_intervals():
+    assert bonferroni_confidence(0.95, 1) == 0.95 and bonferroni_confidence(0.95, 10) == pytest.approx(0.995)
+    with pytest.raises(ValueError, match="m=0"):
+        bonferroni_confidence(0.95, 0)
+    rng = np.random.default_rng(3)
+    sums, counts = rng.integers(0, 9, 12).astype(float), np.full(12, 8.0)
+    one = cluster_bootstrap_rate(sums, counts, 0.95, 2000, 0)
+    sim = cluster_bootstrap_rate(sums, counts, bonferroni_confidence(0.95, 14), 2000, 0)
+    assert sim["lo"] < one["lo"] and sim["hi"] > one["hi"]

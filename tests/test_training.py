@@ -21,7 +21,7 @@ from teachable.labeling import snapshot_context
 from teachable.matrix import (
     plan_training, run_spec, run_training_set, train_matrix_run, training_examples, training_summary,
 )  # fmt: skip
-from teachable.splits import apply_heldout, heldout_split
+from teachable.splits import apply_heldout, heldout_record, heldout_split
 from teachable.microtrain import (
     RESULT_COLUMNS, SHARD_COLUMNS, correlation_report, partial_spearman, run_micro_training, select_micro_snapshots,
     success_intervals,
@@ -244,8 +244,31 @@ def test_epochs_give_equal_optimizer_steps_for_equal_budgets(trainer, tiny_dir, 
 
 
 # ------------------------------------------------------------------------------------ phase 2 data
-P2 = {"heldout_frac": 0.25, "budget": None, "min_budget": 2,
+P2 = {"heldout_frac": 0.25, "min_heldout_tasks": 1, "budget": None, "min_budget": 2,
       "lora": {k: v for k, v in LORA.items() if k != "steps"} | {"epochs": 2, "batch_size": 2}}  # fmt: skip
+
+
+def test_heldout_split_keeps_min_heldout_tasks_per_stratum_and_reports_a_short_one():
+    sizes = dict(zip(QUADRANTS, (6, 3, 1, 2)))  # tasks per stratum
+    lab = pd.DataFrame([{"snapshot_id": f"{q}/t{t}/s{i}", "task_id": f"{q}/t{t}", "quadrant": q}
+                        for q, n in sizes.items() for t in range(n) for i in range(2)])  # fmt: skip
+
+    def held(split):
+        return {q: split.loc[split.heldout & (split.quadrant == q), "task_id"].nunique() for q in QUADRANTS}
+
+    one, two = heldout_split(lab, 0.2, 0, min_tasks=1), heldout_split(lab, 0.2, 0, min_tasks=2)
+    assert list(held(one).values()) == [1, 1, 0, 1]
+    assert list(held(two).values()) == [2, 2, 0, 1]  # Q3: its only task trains; Q4: one of two stays for training
+    rec = heldout_record(two, 0.2, 0, min_tasks=2)
+    assert rec["min_heldout_tasks"] == 2 and set(rec["short_strata"]) == {"Q3_lowU_lowL", "Q4_lowU_highL"}
+    assert "holds out 1 task(s) < phase2.min_heldout_tasks=2" in rec["short_strata"]["Q4_lowU_highL"]
+    assert heldout_record(one, 0.2, 0, min_tasks=1)["short_strata"] == {"Q3_lowU_lowL": (
+        "holds out 0 task(s) < phase2.min_heldout_tasks=1: the stratum has 1 task(s), of which one stays for training")}
+    _, plan = plan_training(lab, {"seed": 0, "phase2": {**P2, "heldout_frac": 0.2, "min_heldout_tasks": 2},
+                                  "phase5": {"budget": 3}})  # fmt: skip
+    assert plan["short_strata"] == rec["short_strata"]
+    with pytest.raises(ValueError, match="min_heldout_tasks"):
+        heldout_split(lab, 0.2, 0, min_tasks=0)
 
 
 def test_heldout_split_is_by_task_stratified_and_deterministic(demos):

@@ -4,9 +4,9 @@ one model's benchmark-style result (``benchmark_json``).
 
 Summary definitions (``summarize``; every interval from ``stats.ClusterBootstrap``):
 
-- Rollouts of one task (snapshot) share it and are not independent, so every interval is a
-  percentile bootstrap over *clusters*: tasks for the ``overall`` suite, snapshots for the
-  ``snapshot`` suite. A resample draws as many clusters as there are, with replacement, and
+- Rollouts of one task share it and are not independent, so every interval is a percentile
+  bootstrap over *clusters*: tasks, for both suites (the snapshots of one task share its layout,
+  so the ``snapshot`` suite clusters them by task too, not by snapshot). A resample draws as many clusters as there are, with replacement, and
   keeps all rollouts of each; the statistic is the per-rollout mean of the resample (sum of
   values / number of rollouts), so success, loop and invalid rates and the means of return,
   steps, repeat rate and wasted steps are all computed the same way (NaN values left out).
@@ -16,8 +16,13 @@ Summary definitions (``summarize``; every interval from ``stats.ClusterBootstrap
   both models played the same clusters with the same random streams, so a resample draws the
   clusters once for both models. A model evaluated on other tasks than the base is compared
   unpaired (each side resampled on its own; ``gain_paired`` says which).
-- Every row carries ``n_tasks`` (or ``n_snapshots``) and ``n_rollouts``; ``n`` is kept and is
-  the number of rollouts.
+- Every row carries ``n_tasks`` (the clusters; snapshot-suite rows also ``n_snapshots``) and
+  ``n_rollouts``; ``n`` is kept and is the number of rollouts.
+- Transfer locality (``transfer_locality``, the summary's transfer check): the mean
+  delta_success of the quadrant runs' in-quadrant cells (trained_on == evaluated_on) minus the
+  mean of their cross-quadrant cells, every cell recomputed on each resample of the snapshot
+  suite's tasks (base and runs drawn together); a resample that misses a cell is left out and
+  counted (``n_defined``).
 - Stuckness is measured on the ``overall`` suite (every model on the same tasks, from reset).
 - Family metrics (``family_metrics_table``), on the ``overall`` suite: the metrics the family
   declares (``Family.metrics``, e.g. a progression, a score, each achievement's success rate),
@@ -36,18 +41,23 @@ Retention (``retention_split``), free of the winner's curse:
   rollouts that chose a task never measure it, so the base's success there is not optimistic.
 - With R < 2 there is no second half: retention is undefined (NaN, with ``reason``), never
   measured on the selecting rollouts. No solved task: NaN with its reason, too.
+- "No run forgets" is a claim about every run at once, so each drop also has a simultaneous
+  interval (``drop_sim_lo``/``drop_sim_hi``): Bonferroni over the ``n_family`` models other than
+  the base in the table, each at confidence 1 - (1 - confidence) / n_family
+  (``sim_confidence``), from the same resamples.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from .envs.registry import family_metrics
 from .evaluation import ROLLOUT_COLUMNS, SUITES
 from .schemas import PHASE3_TABLES
-from .stats import DEFAULT_N_BOOTSTRAP, ClusterBootstrap
+from .stats import DEFAULT_N_BOOTSTRAP, ClusterBootstrap, bonferroni_confidence, cluster_bootstrap_statistic
 
 BASE_ID = "base"
 QUADRANT_PREFIXES = ("Q1_highU_highL", "Q2_highU_lowL", "Q3_lowU_lowL", "Q4_lowU_highL")
@@ -122,22 +132,28 @@ def measured_half(g: pd.DataFrame, split: RetentionSplit, who: str = "model") ->
 
 
 def retention_row(bs: ClusterBootstrap, base: pd.DataFrame, model: pd.DataFrame, split: RetentionSplit,
-                  who: str) -> dict:  # fmt: skip
+                  who: str, n_family: int = 1) -> dict:  # fmt: skip
     """Base and model success on the measurement half of the base-solved tasks and drop = base -
-    model (paired over tasks); NaN numbers with ``reason`` when retention is undefined."""
+    model (paired over tasks), its interval and its simultaneous interval over ``n_family``
+    models (Bonferroni, module docstring); NaN numbers with ``reason`` when retention is
+    undefined."""
+    sim = ClusterBootstrap(bonferroni_confidence(bs.confidence, n_family), bs.n_resamples, bs.seed)
     row = dict(n_base_solved_tasks=len(split.tasks) if split.rollouts_per_task >= 2 else None,
-               rollouts_per_task=split.rollouts_per_task, selection_rollouts=split.half, reason=split.reason)
+               rollouts_per_task=split.rollouts_per_task, selection_rollouts=split.half, reason=split.reason,
+               n_family=int(n_family), sim_confidence=sim.confidence)  # fmt: skip
     if split.reason is not None:
         nan = float("nan")
         return {**row, "base_success": nan, "model_success": nan, "drop": nan, "drop_lo": nan, "drop_hi": nan,
-                "n": 0, "base_lo": nan, "base_hi": nan, "model_lo": nan, "model_hi": nan, "n_tasks": 0,
-                "n_rollouts": 0}  # fmt: skip
+                "drop_sim_lo": nan, "drop_sim_hi": nan, "n": 0, "base_lo": nan, "base_hi": nan, "model_lo": nan,
+                "model_hi": nan, "n_tasks": 0, "n_rollouts": 0}  # fmt: skip
     gb, gm = measured_half(base, split, "the base"), measured_half(model, split, who)
     b, m = rate_of(bs, gb, "success", "task_id"), rate_of(bs, gm, "success", "task_id")
-    d = bs.diff(gb["success"].astype(float), gb["task_id"], gm["success"].astype(float), gm["task_id"], paired=True)
+    pair = (gb["success"].astype(float), gb["task_id"], gm["success"].astype(float), gm["task_id"])
+    d, ds = bs.diff(*pair, paired=True), sim.diff(*pair, paired=True)
     return {**row, "base_success": b["value"], "model_success": m["value"], "drop": d["value"], "drop_lo": d["lo"],
-            "drop_hi": d["hi"], "n": m["n"], "base_lo": b["lo"], "base_hi": b["hi"], "model_lo": m["lo"],
-            "model_hi": m["hi"], "n_tasks": m["n_clusters"], "n_rollouts": m["n"]}  # fmt: skip
+            "drop_hi": d["hi"], "drop_sim_lo": ds["lo"], "drop_sim_hi": ds["hi"], "n": m["n"], "base_lo": b["lo"],
+            "base_hi": b["hi"], "model_lo": m["lo"], "model_hi": m["hi"], "n_tasks": m["n_clusters"],
+            "n_rollouts": m["n"]}  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------ summaries
@@ -187,23 +203,24 @@ def overall_table(df: pd.DataFrame, confidence: float, n_bootstrap: int = DEFAUL
 
 def per_quadrant_table(df: pd.DataFrame, confidence: float, n_bootstrap: int = DEFAULT_N_BOOTSTRAP,
                        seed: int = 0) -> pd.DataFrame:  # fmt: skip
-    """Per model and quadrant: success from the held-out snapshots, interval over snapshots."""
+    """Per model and quadrant: success from the held-out snapshots, interval over their tasks."""
     bs = ClusterBootstrap(confidence, n_bootstrap, seed)
     sn = df[df["suite"] == "snapshot"]
     rows = []
     for m in _models(sn):
         g = sn[sn["model_id"] == m]
         for q, gq in sorted(g.groupby("quadrant"), key=lambda t: t[0]):
-            r = rate_of(bs, gq, "success", "snapshot_id")
+            r = rate_of(bs, gq, "success", "task_id")
             rows.append(dict(model_id=m, quadrant=q, n=len(gq), success_rate=r["value"], lo=r["lo"], hi=r["hi"],
-                             n_snapshots=int(gq["snapshot_id"].nunique()), n_rollouts=len(gq)))
+                             n_snapshots=int(gq["snapshot_id"].nunique()), n_tasks=r["n_clusters"],
+                             n_rollouts=len(gq)))  # fmt: skip
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS["per_quadrant"])
 
 
 def transfer_table(df: pd.DataFrame, confidence: float, n_bootstrap: int = DEFAULT_N_BOOTSTRAP,
                    seed: int = 0) -> pd.DataFrame:  # fmt: skip
     """delta_success = model's per-quadrant success - base's, on the same held-out snapshots
-    (paired bootstrap over snapshots)."""
+    (paired bootstrap over their tasks)."""
     bs = ClusterBootstrap(confidence, n_bootstrap, seed)
     sn = df[df["suite"] == "snapshot"]
     if sn.empty:
@@ -219,12 +236,56 @@ def transfer_table(df: pd.DataFrame, confidence: float, n_bootstrap: int = DEFAU
             gm, gb = g[g["quadrant"] == q], base[base["quadrant"] == q]
             if set(gm["snapshot_id"]) != set(gb["snapshot_id"]):
                 raise ValueError(f"model {m} and the base were evaluated on different {q} snapshots")
-            d = diff_of(bs, gm, gb, "success", "snapshot_id")
+            d = diff_of(bs, gm, gb, "success", "task_id")
             rows.append(dict(trained_on=trained_on(m), evaluated_on=q, model_id=m, delta_success=d["value"],
                              lo=d["lo"], hi=d["hi"], n=len(gm), base_success=float(gb["success"].mean()),
-                             model_success=float(gm["success"].mean()), n_snapshots=d["n_clusters"],
-                             n_rollouts=len(gm)))  # fmt: skip
+                             model_success=float(gm["success"].mean()), n_snapshots=int(gm["snapshot_id"].nunique()),
+                             n_tasks=d["n_clusters"], n_rollouts=len(gm)))  # fmt: skip
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS["transfer"])
+
+
+def transfer_locality(df: pd.DataFrame, confidence: float, n_bootstrap: int = DEFAULT_N_BOOTSTRAP, seed: int = 0,
+                      models=None) -> dict:  # fmt: skip
+    """Mean delta_success of the in-quadrant cells (trained_on == evaluated_on) minus that of the
+    cross-quadrant cells, over the quadrant runs ``models`` (None: every model whose trained_on
+    is a quadrant) on the snapshot suite, with a percentile interval over a bootstrap of its
+    tasks (module docstring). Returns {"value", "lo", "hi", "n_tasks", "n_defined",
+    "n_resamples", "n_diagonal_cells", "n_off_diagonal_cells", "models", "reason"}."""
+    sn = df[df["suite"] == "snapshot"]
+    runs = sorted(m for m in set(sn["model_id"]) if m != BASE_ID and trained_on(m) in QUADRANT_PREFIXES
+                  and (models is None or m in set(models)))  # fmt: skip
+    quads = sorted(sn["quadrant"].dropna().unique())
+    out = {"value": float("nan"), "lo": float("nan"), "hi": float("nan"), "n_tasks": int(sn["task_id"].nunique()),
+           "n_defined": 0, "n_resamples": int(n_bootstrap), "n_diagonal_cells": 0, "n_off_diagonal_cells": 0,
+           "models": runs, "reason": None}  # fmt: skip
+    if not runs:
+        return {**out, "reason": "no quadrant run has snapshot-suite rollouts"}
+    _require_base(sn, "transfer locality")
+    sn = sn[sn["model_id"].isin([BASE_ID, *runs])]
+    for m in runs:
+        if set(sn.loc[sn["model_id"] == m, "snapshot_id"]) != set(sn.loc[sn["model_id"] == BASE_ID, "snapshot_id"]):
+            raise ValueError(f"model {m} and the base were evaluated on different held-out snapshots")
+    mi = sn["model_id"].map({m: i for i, m in enumerate([BASE_ID, *runs])}).to_numpy()
+    qi = sn["quadrant"].map({q: i for i, q in enumerate(quads)}).to_numpy()
+    cell, y, size = mi * len(quads) + qi, sn["success"].astype(float).to_numpy(), (len(runs) + 1) * len(quads)
+    diag = np.array([[trained_on(m) == q for q in quads] for m in runs])
+    out.update(n_diagonal_cells=int(diag.sum()), n_off_diagonal_cells=int((~diag).sum()))
+    if not diag.any() or diag.all():
+        return {**out, "reason": f"{out['n_diagonal_cells']} in-quadrant and {out['n_off_diagonal_cells']} "
+                                 "cross-quadrant cells: locality needs both"}  # fmt: skip
+
+    def locality(rows) -> float:  # rows (with repeats) -> in-quadrant minus cross-quadrant mean delta
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rate = (np.bincount(cell[rows], y[rows], size) / np.bincount(cell[rows], minlength=size))
+        rate = rate.reshape(len(runs) + 1, len(quads))
+        delta = rate[1:] - rate[0]
+        return float(delta[diag].mean() - delta[~diag].mean())  # NaN when a resample misses a cell
+
+    out["value"] = locality(np.arange(len(sn)))
+    if out["n_tasks"] < 2:
+        return {**out, "reason": f"{out['n_tasks']} held-out task(s): a bootstrap over tasks needs at least 2"}
+    ((lo, hi, n_def),) = cluster_bootstrap_statistic(locality, sn["task_id"].to_numpy(), confidence, n_bootstrap, seed)
+    return {**out, "lo": lo, "hi": hi, "n_defined": n_def}
 
 
 def retention_table(df: pd.DataFrame, confidence: float, n_bootstrap: int = DEFAULT_N_BOOTSTRAP,
@@ -238,7 +299,8 @@ def retention_table(df: pd.DataFrame, confidence: float, n_bootstrap: int = DEFA
     _require_base(ov, "retention")
     split = retention_split(ov)
     base = ov[ov["model_id"] == BASE_ID]
-    rows = [dict(model_id=m, **retention_row(bs, base, ov[ov["model_id"] == m], split, f"model {m}"))
+    family = max(1, len(_models(ov)) - 1)  # the models other than the base: "no run forgets" covers them all
+    rows = [dict(model_id=m, **retention_row(bs, base, ov[ov["model_id"] == m], split, f"model {m}", family))
             for m in _models(ov)]  # fmt: skip
     out = pd.DataFrame(rows, columns=SUMMARY_COLUMNS["retention"])
     return out.astype({"n_base_solved_tasks": "Int64"})

@@ -16,8 +16,9 @@
 - ELP_net is cross-fitted (``crossfit_elp``): the route is chosen on one half of the rollouts
   (indices < n // 2), its gain_net measured on the other half, halves swapped and the two
   estimates averaged, so the max over formats is not biased upward by noise. ``ELP_net_lo`` /
-  ``ELP_net_hi``: percentile bootstrap over rollouts (rollout i of every condition resampled
-  together, as they share a stream). The naive max over formats of the full-sample gains is kept
+  ``ELP_net_hi``: percentile bootstrap over rollouts, stratified by half (each half resampled
+  from its own rollouts, so no rollout chooses the route and measures it too; rollout i of every
+  condition resampled together, as they share a stream). The naive max over formats of the full-sample gains is kept
   as ``ELP_net_naive``; ``route_net`` is the full-sample argmax (ties broken in the fixed order
   demo, hint, contrast; all tied formats in ``route_ties``) and is the format Phase 1B trains.
 - Quadrants on (U, L_local) are assigned when the shards merge (``merge_labels``, with
@@ -31,7 +32,6 @@ from functools import partial
 
 import numpy as np
 import pandas as pd
-from scipy import stats as st
 
 from .constants import FORMATS, PLACEBOS
 from .patches import make_patch
@@ -174,39 +174,60 @@ def outcomes(results: list[RolloutResult]) -> dict[tuple[str, str], np.ndarray]:
 
 
 # ------------------------------------------------------------------------------------ ELP
-def _gains(y: dict[str, np.ndarray], sl: slice) -> np.ndarray:
-    """gain_net of each format (last axis, in FORMATS order) on the rollouts ``sl`` of ``y``."""
-    return np.stack([y[m][..., sl].mean(-1) - y[f"placebo_{m}"][..., sl].mean(-1) for m in FORMATS], -1)
+def crossfit_halves(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The rollout indices of the two cross-fitting halves of n rollouts: < n // 2 and the rest."""
+    h = n // 2
+    if h < 1:
+        raise ValueError(f"cross-fitting ELP_net needs at least 2 rollouts per condition, got {n}")
+    return np.arange(h), np.arange(h, n)
+
+
+def _gains(y: dict[str, np.ndarray], idx: np.ndarray) -> np.ndarray:
+    """gain_net of each format (last axis, in FORMATS order) on the rollouts ``idx`` of ``y``."""
+    return np.stack([y[m][..., idx].mean(-1) - y[f"placebo_{m}"][..., idx].mean(-1) for m in FORMATS], -1)
 
 
 def crossfit_elp(y: dict[str, np.ndarray]) -> np.ndarray:
     """Cross-fitted ELP_net from 0/1 outcome arrays ``y[condition]`` (rollouts on the last axis,
     rollout i of every condition sharing a random stream): route = argmax of gain_net on one half
-    (ties: FORMATS order), gain of that route on the other half; both ways, averaged."""
-    n = y[FORMATS[0]].shape[-1]
-    h = n // 2
-    if h < 1:
-        raise ValueError(f"cross-fitting ELP_net needs at least 2 rollouts per condition, got {n}")
-    g1, g2 = _gains(y, slice(0, h)), _gains(y, slice(h, n))
+    (``crossfit_halves``; ties: FORMATS order), gain of that route on the other half; both ways,
+    averaged."""
+    a, b = crossfit_halves(y[FORMATS[0]].shape[-1])
+    g1, g2 = _gains(y, a), _gains(y, b)
     r1 = np.argmax(g1, axis=-1)[..., None]  # first maximum: the fixed order on ties
     r2 = np.argmax(g2, axis=-1)[..., None]
     return 0.5 * (np.take_along_axis(g2, r1, -1)[..., 0] + np.take_along_axis(g1, r2, -1)[..., 0])
 
 
+ELP_BATCH = 500  # resamples of ``elp_interval`` held in memory at once
+
+
+def elp_resamples(n: int, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """(n_resamples, n) rollout indices of a bootstrap stratified by cross-fitting half: the
+    positions of each half (``crossfit_halves``) are drawn with replacement from that half only,
+    so a resampled rollout never lands in both halves (its route and its gain stay apart)."""
+    out = np.empty((int(n_resamples), n), dtype=np.intp)
+    for half in crossfit_halves(n):
+        out[:, half] = rng.choice(half, size=(int(n_resamples), len(half)), replace=True)
+    return out
+
+
 def elp_interval(y: dict[str, np.ndarray], n_resamples: int, confidence: float, seed: int) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``crossfit_elp`` over rollouts (paired across conditions)."""
+    """Percentile bootstrap interval of ``crossfit_elp`` over rollouts, resampled within each
+    cross-fitting half (``elp_resamples``) and paired across conditions (rollout i of every
+    condition drawn together, as they share a stream)."""
     names = (*FORMATS, *PLACEBOS)
-
-    def stat(*arrays, axis=-1):
-        return crossfit_elp({k: np.moveaxis(a, axis, -1) for k, a in zip(names, arrays)})
-
-    data = tuple(np.asarray(y[k], float) for k in names)
-    if all(np.ptp(a) == 0 for a in data):  # every rollout of every condition alike: no spread
-        v = float(crossfit_elp(dict(zip(names, data))))
+    data = {k: np.asarray(y[k], float) for k in names}
+    if all(np.ptp(a) == 0 for a in data.values()):  # every rollout of every condition alike: no spread
+        v = float(crossfit_elp(data))
         return v, v
-    res = st.bootstrap(data, stat, paired=True, vectorized=True, n_resamples=int(n_resamples),
-                       confidence_level=confidence, method="percentile", rng=np.random.default_rng(seed))  # fmt: skip
-    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+    rng, n, dist = np.random.default_rng(seed), len(data[FORMATS[0]]), []
+    for start in range(0, int(n_resamples), ELP_BATCH):
+        idx = elp_resamples(n, min(ELP_BATCH, int(n_resamples) - start), rng)
+        dist.append(crossfit_elp({k: v[idx] for k, v in data.items()}))
+    tail = (1 - confidence) / 2
+    lo, hi = np.quantile(np.concatenate(dist), [tail, 1 - tail])
+    return float(lo), float(hi)
 
 
 def raw_rows(scored: pd.DataFrame, advice: list, outs: dict, contrast_diagnoses: list | None = None) -> pd.DataFrame:

@@ -13,7 +13,9 @@ The plan (``plan_training``, rule ``plan_training``: ``phase2/heldout.json`` and
 Phases 2, 3 and 5:
 
 - Held-out split (``splits.heldout_split``), by TASK: every snapshot of a task on one side,
-  stratified by quadrant (its rule is in ``teachable.splits``). Held-out snapshots never enter
+  stratified by quadrant, at least ``phase2.min_heldout_tasks`` tasks per stratum where it has
+  more (its rule is in ``teachable.splits``; a stratum short of it is listed in heldout.json's and
+  plan.json's ``short_strata`` and logged). Held-out snapshots never enter
   any run's training set (Phase 3 evaluates on them; Phase 5 never selects them); a training task
   that is also a held-out task is an error.
 - Budget K: min(phase2.budget if set, the smallest train pool among the quadrants whose pool
@@ -93,7 +95,11 @@ def plan_training(labeled: pd.DataFrame, cfg: dict, rollouts=None) -> tuple[dict
     from .training import optimizer_steps
 
     p2, seed = cfg["phase2"], int(cfg["seed"])
-    split = heldout_split(labeled, float(p2["heldout_frac"]), seed)
+    min_held = int(p2["min_heldout_tasks"])
+    split = heldout_split(labeled, float(p2["heldout_frac"]), seed, min_held)
+    heldout = heldout_record(split, float(p2["heldout_frac"]), seed, min_held)
+    for q, why in heldout["short_strata"].items():
+        log.warning("phase 2: held-out stratum %s %s", q, why)
     held_tasks = sorted(set(split.loc[split["heldout"], "task_id"]))
     traces = None
     if rollouts is not None:
@@ -138,7 +144,7 @@ def plan_training(labeled: pd.DataFrame, cfg: dict, rollouts=None) -> tuple[dict
     plan = {
         "seed": seed, "budget": k, "epochs": epochs, "batch_size": bs, "optimizer_steps": steps,
         "min_budget": min_budget, "configured_budget": cap, "train_pools": pools, "n_train": n_train,
-        "n_heldout": int(split["heldout"].sum()),
+        "n_heldout": int(split["heldout"].sum()), "short_strata": heldout["short_strata"],
         "b2_all_compute_ratio": (n_train / k) if k else None,
         "traces": traces,
         "b3_traces_compute_ratio": (traces["examples"] / k) if traces and k else None,
@@ -152,7 +158,7 @@ def plan_training(labeled: pd.DataFrame, cfg: dict, rollouts=None) -> tuple[dict
         log.warning("phase 2: run %s is not trained: %s", r, why)
     if sel_reason:
         log.warning("phase 5 is not run: %s", sel_reason)
-    return heldout_record(split, float(p2["heldout_frac"]), seed), plan
+    return heldout, plan
 
 
 def run_training_set(split_df: pd.DataFrame, run_id: str, budget: int, seed: int) -> pd.DataFrame:

@@ -19,7 +19,7 @@ beats ranking by U.
   point estimates only. The verdict is ``beats_by_interval`` (``INTERVAL_RULE``), from
   ``difference``: predictor - entropy in Precision@K and in NDCG@K with percentile intervals of
   a cluster bootstrap over tasks (``ranking_difference``; both rankings scored on each
-  resample): held iff both lower bounds are > 0, not held iff either upper bound is < 0, else
+  resample): held iff both lower bounds are > 0, not held iff either upper bound is <= 0, else
   null (undetermined).
 - An undefined metric (constant truth or prediction, ...) is null with its reason in
   ``null_reasons``, never a made-up number.
@@ -147,7 +147,8 @@ def ranking_metrics(true, score, ids, k: int) -> dict[str, Any]:
 
 BEATS_RULE = "strictly higher precision_at_k and strictly higher ndcg_at_k; null if any of the four is undefined"
 INTERVAL_RULE = ("held iff the lower bounds of both differences (predictor - entropy in precision_at_k and in "
-                 "ndcg_at_k) are > 0; not held iff either upper bound is < 0; else undetermined (null)")  # fmt: skip
+                 "ndcg_at_k) are > 0; not held iff either upper bound is <= 0 (that interval excludes a gain); else "
+                 "undetermined (null)")  # fmt: skip
 RANKING_METRICS = ("precision_at_k", "ndcg_at_k")
 
 
@@ -165,15 +166,13 @@ def beats_by_interval(difference: dict) -> bool | None:
     """The study's verdict "the predictor ranks better than entropy" (Phase 4 and the summary),
     from the cluster-bootstrap intervals of the two differences (``ranking_difference``):
     ``INTERVAL_RULE``."""
-    bounds = [(difference.get(m) or {}).get(b) for m in RANKING_METRICS for b in ("lo", "hi")]
-    if not all(v is not None and np.isfinite(v) for v in bounds):
-        return None
-    lo_p, hi_p, lo_n, hi_n = bounds
-    if lo_p > 0 and lo_n > 0:
-        return True
-    if hi_p < 0 or hi_n < 0:
+    from .stats import interval_verdict
+
+    each = [interval_verdict((difference.get(m) or {}).get("lo"), (difference.get(m) or {}).get("hi"), 0.0, ">")
+            for m in RANKING_METRICS]  # fmt: skip
+    if False in each:
         return False
-    return None
+    return True if all(each) else None
 
 
 def ranking_difference(true, pred, ent, ids, groups, k: int, n_boot: int, confidence: float,

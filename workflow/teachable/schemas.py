@@ -221,25 +221,30 @@ PHASE3_TABLES = {
         mean_steps="mean steps", steps_lo="bound", steps_hi="bound", gain_vs_base="success - base's",
         gain_lo="paired cluster bootstrap bound", gain_hi="bound", gain_paired="paired with the base by task"),
     "per_quadrant": _csv("per-quadrant results", "phase3/per_quadrant_results.csv",
-        "model_id:str quadrant:str n:int success_rate:float lo:float hi:float n_snapshots:int n_rollouts:int",
+        "model_id:str quadrant:str n:int success_rate:float lo:float hi:float n_snapshots:int n_tasks:int "
+        "n_rollouts:int",
         model_id="the model", quadrant="the held-out snapshots' quadrant", **_N,
-        success_rate="success from those snapshots", lo="bootstrap over snapshots", hi="bound",
-        n_snapshots="snapshots (clusters)"),
+        success_rate="success from those snapshots", lo="bootstrap over their tasks", hi="bound",
+        n_snapshots="snapshots"),
     "transfer": _csv("transfer matrix", "phase3/transfer_matrix.csv",
         "trained_on:str evaluated_on:str model_id:str delta_success:float lo:float hi:float n:int "
-        "base_success:float model_success:float n_snapshots:int n_rollouts:int",
+        "base_success:float model_success:float n_snapshots:int n_tasks:int n_rollouts:int",
         trained_on="the run's quadrant (or the run id)", evaluated_on="the held-out snapshots' quadrant",
-        model_id="the run", delta_success="model - base success", lo="paired bootstrap over snapshots",
+        model_id="the run", delta_success="model - base success", lo="paired bootstrap over their tasks",
         hi="bound", **_N, base_success="the base's", model_success="the model's", n_snapshots="snapshots"),
     "retention": _csv("retention results", "phase3/retention_results.csv",
         "model_id:str n_base_solved_tasks:int base_success:float model_success:float drop:float drop_lo:float "
-        "drop_hi:float n:int base_lo:float base_hi:float model_lo:float model_hi:float n_tasks:int n_rollouts:int "
-        "rollouts_per_task:int selection_rollouts:int reason:str?",
+        "drop_hi:float drop_sim_lo:float drop_sim_hi:float n:int base_lo:float base_hi:float model_lo:float "
+        "model_hi:float n_tasks:int n_rollouts:int rollouts_per_task:int selection_rollouts:int n_family:int "
+        "sim_confidence:float reason:str?",
         model_id="the model", n_base_solved_tasks="tasks the base solves on its first half of rollouts",
         base_success="on the other half", model_success="on the same half", drop="base - model",
-        drop_lo="paired bootstrap bound", drop_hi="bound", **_N, base_lo="bound", base_hi="bound", model_lo="bound",
+        drop_lo="paired bootstrap bound", drop_hi="bound",
+        drop_sim_lo="simultaneous bound (Bonferroni over n_family)", drop_sim_hi="simultaneous bound", **_N, base_lo="bound", base_hi="bound", model_lo="bound",
         model_hi="bound", rollouts_per_task="phase3.rollouts_per_task",
-        selection_rollouts="rollouts per task that chose the base-solved tasks", reason="why undefined, if so"),
+        selection_rollouts="rollouts per task that chose the base-solved tasks",
+        n_family="models (other than the base) the simultaneous intervals cover",
+        sim_confidence="each simultaneous interval's confidence", reason="why undefined, if so"),
     "stuckness": _csv("stuckness results", "phase3/stuckness_results.csv",
         "model_id:str n:int repeat_rate:float repeat_rate_lo:float repeat_rate_hi:float n_repeat:int "
         "loop_rate:float loop_rate_lo:float loop_rate_hi:float wasted_steps:float wasted_steps_lo:float "

@@ -6,7 +6,10 @@ The held-out split (``heldout_split``): every snapshot of a task (both experimen
 episode) is on one side. Each task is put in the stratum of the quadrant most of its snapshots
 fall in (ties: quadrant order); within a stratum the tasks are ordered by
 derive_seed(seed, "heldout", task_id) (ties by id) and the first round(frac x tasks) are held
-out, at least 1 and at most tasks - 1 when the stratum has >= 2 tasks, none when it has 1.
+out, at least ``phase2.min_heldout_tasks`` (the snapshot suite's intervals are a bootstrap over
+held-out tasks, which needs >= 2) and at most tasks - 1 (one task stays for training), none
+when the stratum has 1 task. A stratum (quadrant) that holds out fewer than the minimum is
+listed in heldout.json's ``short_strata`` with the reason, never silently short.
 """
 
 from __future__ import annotations
@@ -75,10 +78,13 @@ def task_strata(labeled: pd.DataFrame) -> pd.Series:
     return counts.idxmax(axis=1)  # first maximum = quadrant order
 
 
-def heldout_split(labeled: pd.DataFrame, frac: float, seed: int) -> pd.DataFrame:
-    """A copy of ``labeled`` with a bool column ``heldout``, chosen by task (module docstring)."""
+def heldout_split(labeled: pd.DataFrame, frac: float, seed: int, min_tasks: int = 1) -> pd.DataFrame:
+    """A copy of ``labeled`` with a bool column ``heldout``, chosen by task, at least
+    ``min_tasks`` held-out tasks per stratum where it has more (module docstring)."""
     if not 0 <= frac < 1:
         raise ValueError(f"phase2.heldout_frac must be in [0, 1), got {frac}")
+    if int(min_tasks) != min_tasks or min_tasks < 1:
+        raise ValueError(f"phase2.min_heldout_tasks must be a positive integer, got {min_tasks!r}")
     if labeled["snapshot_id"].duplicated().any():
         raise ValueError("labeled snapshots have duplicate snapshot_id values")
     out = labeled.copy()
@@ -90,24 +96,39 @@ def heldout_split(labeled: pd.DataFrame, frac: float, seed: int) -> pd.DataFrame
     for _, tasks in strata.groupby(strata, sort=True):
         ids = pd.Series(tasks.index, index=tasks.index)
         n = len(ids)
-        k = min(n - 1, max(1, int(frac * n + 0.5))) if n >= 2 and frac > 0 else 0
+        k = min(n - 1, max(int(min_tasks), int(frac * n + 0.5))) if n >= 2 and frac > 0 else 0
         held_tasks += list(ids.loc[seeded_order(ids, int(seed), "heldout")[:k]])
     out["heldout"] = out["task_id"].isin(held_tasks)
     return out
 
 
-def heldout_record(split: pd.DataFrame, frac: float, seed: int) -> dict[str, Any]:
-    """phase2/heldout.json: the held-out snapshot and task ids, and the strata."""
+def short_strata(strata: dict[str, dict[str, int]], min_tasks: int) -> dict[str, str]:
+    """Quadrant -> why its stratum holds out fewer than ``min_tasks`` tasks (``heldout_record``'s
+    ``strata``); empty when every stratum has its minimum."""
+    out = {}
+    for q, st in strata.items():
+        n, k = st["tasks"], st["heldout_tasks"]
+        if k < min_tasks:
+            why = "no task" if n == 0 else f"{n} task(s), of which one stays for training" if k == n - 1 else f"{n} task(s)"
+            out[q] = f"holds out {k} task(s) < phase2.min_heldout_tasks={min_tasks}: the stratum has {why}"
+    return out
+
+
+def heldout_record(split: pd.DataFrame, frac: float, seed: int, min_tasks: int = 1) -> dict[str, Any]:
+    """phase2/heldout.json: the held-out snapshot and task ids, the strata, and the strata
+    short of ``min_tasks`` held-out tasks (``short_strata``)."""
     held = split[split["heldout"]]
     strata = task_strata(split) if len(split) else pd.Series(dtype=object)
     held_tasks = set(held["task_id"])
+    by_stratum = {q: {"tasks": int((strata == q).sum()),
+                      "heldout_tasks": int(sum(1 for t in strata.index[strata == q] if t in held_tasks))}
+                  for q in QUADRANTS}  # fmt: skip
     return {
         "by": "task", "seed": int(seed), "heldout_frac": float(frac),
         "snapshot_ids": sorted(held["snapshot_id"]), "task_ids": sorted(held_tasks),
         "n_snapshots": int(len(split)), "n_tasks": int(split["task_id"].nunique()),
-        "strata": {q: {"tasks": int((strata == q).sum()),
-                       "heldout_tasks": int(sum(1 for t in strata.index[strata == q] if t in held_tasks))}
-                   for q in QUADRANTS},
+        "strata": by_stratum, "min_heldout_tasks": int(min_tasks),
+        "short_strata": short_strata(by_stratum, int(min_tasks)),
         "heldout_snapshots_by_quadrant": {q: int((held["quadrant"] == q).sum()) for q in QUADRANTS},
     }  # fmt: skip
 

@@ -1,8 +1,9 @@
 """Statistics used across phases: intervals for success rates (Wilson for independent trials,
 cluster bootstrap for rollouts grouped by task or snapshot) and for any statistic of rows grouped
 by task (the same cluster bootstrap), Student-t intervals of means, paired tests, Holm's
-adjustment, (partial) Spearman correlations vectorized for resampling, and the uncertainty of
-action distributions. Library calls where a library does it (scipy.stats)."""
+adjustment, (partial) Spearman correlations vectorized for resampling, the uncertainty of
+action distributions, and the three-valued verdict of a claim on an interval (with Bonferroni's
+simultaneous level for a family of intervals). Library calls where a library does it (scipy.stats)."""
 
 from __future__ import annotations
 
@@ -262,6 +263,43 @@ class ClusterBootstrap:
         else:
             out = cluster_bootstrap_diff(a["sum"], a["count"], b["sum"], b["count"], *args)
         return {**out, "paired": paired}
+
+
+# ------------------------------------------------------------------------------------ verdicts
+# A claim "value <op> threshold" is held when its whole interval lies on the claim's side, not held
+# when the whole interval lies on the other side, and undetermined (None) when it straddles the
+# threshold or a bound is missing: never two point estimates.
+CLAIMS = (">", ">=", "<", "<=")
+
+
+def interval_verdict(lo, hi, threshold: float = 0.0, claim: str = ">") -> bool | None:
+    """The three-valued verdict on "value ``claim`` ``threshold``" from the interval [lo, hi]:
+    True when every value of the interval satisfies the claim, False when none does (the interval
+    excludes the claim in its direction), None otherwise or when a bound is None / NaN."""
+    if claim not in CLAIMS:
+        raise ValueError(f"claim {claim!r} must be one of {CLAIMS}")
+    if lo is None or hi is None or not (np.isfinite(lo) and np.isfinite(hi)):
+        return None
+    if lo > hi:
+        raise ValueError(f"interval [{lo}, {hi}] has its lower bound above its upper bound")
+    holds = {">": lambda v: v > threshold, ">=": lambda v: v >= threshold,
+             "<": lambda v: v < threshold, "<=": lambda v: v <= threshold}[claim]  # fmt: skip
+    low_side, high_side = holds(lo), holds(hi)  # the claim is monotone: its truth changes once
+    if low_side and high_side:
+        return True
+    if not low_side and not high_side:
+        return False
+    return None
+
+
+def bonferroni_confidence(confidence: float, m: int) -> float:
+    """The per-interval confidence that makes ``m`` intervals simultaneous at ``confidence``
+    (Bonferroni: each misses with probability (1 - confidence) / m)."""
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence={confidence!r} must be in (0, 1)")
+    if int(m) != m or m < 1:
+        raise ValueError(f"a family of m={m!r} intervals: m must be a positive integer")
+    return 1 - (1 - confidence) / int(m)
 
 
 # ------------------------------------------------------------------------------------ tests

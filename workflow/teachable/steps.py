@@ -219,7 +219,7 @@ REPORT = {
     "family": port("--family", S.PHASE3_TABLES["family"]), "predictor": port("--predictor", D.TRAINING_RESULT),
     "selection": port("--selection", D.SELECTION_SUMMARY), "hint_audit": port("--hint-audit", D.HINT_AUDIT),
     "training": port("--training", D.TRAINING_SUMMARY), "mining": port("--mining", D.MINING_SUMMARY),
-    "base_rollouts": port("--base-rollouts", S.EVAL_ROLLOUTS, fill={"model": "base"}),
+    "eval_rollouts": port("--eval-rollouts", S.ALL_EVAL_ROLLOUTS, "the transfer check's bootstrap over tasks"),
     "teacher_failures": port("--teacher-failures", S.TEACHER_FAILURES),
 }  # fmt: skip
 
@@ -378,7 +378,7 @@ STEPS = {s.cmd: s for s in (
     Step("summary", "Report: the study's checks, each computed from the phase outputs (JSON + Markdown).",
           config=(SEED, keys("phase3", "alpha", "confidence", "n_bootstrap"), keys("report", "retention_threshold")),
           config_required=False,
-          inputs=_report("labeled", "hint_audit", "training", "mining", "base_rollouts", "teacher_failures",
+          inputs=_report("labeled", "hint_audit", "training", "mining", "eval_rollouts", "teacher_failures",
                          "correlation", "transfer", "retention", "overall", "thresholds", "predictor", "selection"),
           outputs={"json": port("--out-json", D.SUMMARY), "md": port("--out-md", SUMMARY_MD)}),
 )}  # fmt: skip

@@ -12,7 +12,7 @@ Inputs (tables declared in ``teachable.schemas``, read and checked with ``io.rea
 - phase1b/micro_training_results.parquet, phase1b/cpt_correlation.json
 - phase2/training_summary.json
 - phase3/{overall_task_results,transfer_matrix,retention_results,stuckness_results}.csv,
-  phase3/models/base/rollouts.parquet
+  phase3/rollouts.parquet (every model's eval rollouts: the transfer check's bootstrap)
 - phase4/training_result.json, phase5/selection_summary.json
 
 Derived numbers (the only ones not copied from a file):
@@ -25,35 +25,35 @@ Gains vs base (main_results, the frontier) are read from overall_task_results.cs
 
 Checks of ``summary.json`` (each ``{"id", "claim", "held", "values", "detail"}``). A verdict
 rests on an interval or on a (Holm-adjusted where there is a family) p-value, never on two point
-estimates. ``held`` is True (held), False (not held) or null (undetermined: an input is missing
-or NaN, or the interval straddles the threshold; ``detail`` says which):
+estimates, and ``detail`` always shows the interval. ``held`` is True (held: the interval
+supports the claim), False (not held: only when the interval excludes the claim in its
+direction, ``stats.interval_verdict``) or null (undetermined: the interval straddles the
+threshold, or an input is missing or NaN; ``detail`` says which):
 - ``cpt_rho``: Spearman rho(ELP_net, micro-training delta) against rho_threshold, from
   cpt_correlation.json and its CI: held iff the CI's lower bound >= the threshold; not held
   iff its upper bound < the threshold; else undetermined (the interval straddles it).
-- ``transfer_diagonal``: over the 12 quadrant runs' transfer cells, mean delta_success where
-  trained_on == evaluated_on minus the mean where they differ; held iff the difference is > 0
-  and a one-sided permutation test of the cell labels (statistic = difference of means,
-  ``scipy.stats.permutation_test``, exact when the arrangements fit in the resamples) gives
-  p <= alpha; not held otherwise. The verdict rests on that p; no interval of the difference is
-  computed (the cells share models and snapshots, so a bootstrap over cells would not be a
-  bootstrap over the independent units, and the CSV has no rollouts); for the same reason the
-  p-value is a descriptive guide, not an exact error rate.
-- ``retention_drop``: "no Phase 2 run drops retention by the threshold or more", from each
-  run's paired cluster-bootstrap interval of the drop: not held iff some run's lower bound >=
-  the threshold; held iff every run's upper bound < the threshold (the largest drop's too);
-  else undetermined. A missing run or NaN drop (e.g. fewer than 2 rollouts per task) makes it
-  undetermined unless another run already shows it is not held. The intervals are per run, not
-  adjusted for the 14 runs.
+- ``transfer_diagonal``: over the trained quadrant runs' transfer cells, mean delta_success
+  where trained_on == evaluated_on minus the mean where they differ, with its interval over a
+  bootstrap of the held-out tasks (every cell recomputed from Phase 3's rollouts on each
+  resample, ``evaluation_tables.transfer_locality``): held iff the lower bound > 0, not held iff
+  the upper bound <= 0, else undetermined.
+- ``retention_drop``: "no Phase 2 run drops retention by the threshold or more", from the
+  runs' simultaneous intervals of the drop (``drop_sim_lo/_hi``: Bonferroni over the models of
+  Phase 3, paired cluster bootstrap over tasks): not held iff some run's lower bound >= the
+  threshold; held iff every run's upper bound < the threshold; else undetermined. A missing run
+  or NaN drop (e.g. fewer than 2 rollouts per task) makes it undetermined unless another run
+  already shows it is not held.
 - ``predictor_beats_entropy``: Phase 4's cluster-bootstrap intervals of predictor - entropy in
-  Precision@K and NDCG@K: held iff both lower bounds > 0, not held iff either upper bound < 0,
+  Precision@K and NDCG@K: held iff both lower bounds > 0, not held iff either upper bound <= 0,
   else undetermined (``predictor_metrics.beats_by_interval``).
 - ``selection_predictor``: PREDICTOR vs the best baseline (highest point gain of RANDOM,
   ENTROPY, LEARNABILITY) from selection_summary.json's ``comparisons``: held iff the
   Holm-adjusted p (over PREDICTOR vs each baseline) < alpha and the difference in success > 0;
-  not held otherwise; undetermined when the p is null for a reason other than a zero difference.
+  not held iff the difference's paired bootstrap interval over tasks is <= 0 (excludes a gain);
+  else undetermined.
 - ``selection_oracle_vs_learnability``: ORACLE (CPT's full labels) vs LEARNABILITY (one rollout
-  condition): held iff p < alpha and the difference > 0; not held otherwise; undetermined when
-  p is null for a reason other than a zero difference.
+  condition): held iff p < alpha and the difference > 0; not held iff the difference's interval
+  is <= 0; else undetermined.
 """
 
 from .checks import (

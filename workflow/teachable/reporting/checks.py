@@ -6,7 +6,6 @@ import logging
 import math
 from typing import Any, Sequence
 
-import numpy as np
 import pandas as pd
 
 from ..constants import (
@@ -14,9 +13,8 @@ from ..constants import (
     RUN_IDS,
 )
 from ..predictor_metrics import beats, beats_by_interval
+from ..stats import interval_verdict
 from .inputs import (
-    PERMUTATION_RESAMPLES,
-    PERMUTATION_SEED,
     QUADRANT_RUNS,
     fmt,
     fmt_ci,
@@ -33,8 +31,9 @@ def _check(id_: str, claim: str, held: bool | None, values: dict, detail: str) -
 
 
 def check_cpt(corr: dict) -> dict:
-    """(a) rho(ELP_net, micro-training delta) against rho_threshold by its CI: held iff the lower
-    bound >= the threshold, not held iff the upper bound < it, else undetermined."""
+    """(a) rho(ELP_net, micro-training delta) against rho_threshold by its CI
+    (``stats.interval_verdict``): held iff the lower bound >= the threshold, not held iff the
+    upper bound < it, else undetermined."""
     ci = corr.get("rho_ci") or [None, None]
     v = {
         "rho": num(corr.get("rho")), "rho_lo": num(ci[0]), "rho_hi": num(ci[1]),
@@ -56,20 +55,20 @@ def check_cpt(corr: dict) -> dict:
                  else "significance undetermined") + f" at alpha = {fmt(v['alpha'], 2)}")  # fmt: skip
     if v["rho_lo"] is None or v["rho_hi"] is None:
         return _check("cpt_rho", claim, None, v, "undetermined: no interval of rho; " + detail)
-    if v["rho_lo"] >= v["rho_threshold"]:
-        return _check("cpt_rho", claim, True, v, detail + " (the interval's lower bound reaches the threshold)")
-    if v["rho_hi"] < v["rho_threshold"]:
-        return _check("cpt_rho", claim, False, v, detail + " (the interval's upper bound is below the threshold)")
-    return _check("cpt_rho", claim, None, v, "undetermined: the interval straddles the threshold; " + detail)
+    held = interval_verdict(v["rho_lo"], v["rho_hi"], v["rho_threshold"], ">=")
+    if held is None:
+        return _check("cpt_rho", claim, None, v, "undetermined: the interval straddles the threshold; " + detail)
+    return _check("cpt_rho", claim, held, v, detail + (" (the interval's lower bound reaches the threshold)" if held
+                                                       else " (the interval's upper bound is below the threshold)"))
 
 
-def check_transfer_diagonal(transfer: pd.DataFrame, alpha: float = 0.05,
+def check_transfer_diagonal(transfer: pd.DataFrame, locality: dict | None,
                             expected_models: Sequence[str] | None = QUADRANT_RUNS) -> dict:  # fmt: skip
-    """(b) mean delta_success of in-quadrant cells (trained_on == evaluated_on) vs cross-quadrant
-    cells, over the quadrant runs (``expected_models``; None = every model whose trained_on is one
-    of the evaluated_on labels). One-sided permutation test of the cell labels."""
-    from scipy import stats as st
-
+    """(b) mean delta_success of in-quadrant cells (trained_on == evaluated_on) minus that of
+    cross-quadrant cells, over the quadrant runs (``expected_models``; None = every model whose
+    trained_on is one of the evaluated_on labels), by its interval over a bootstrap of the
+    held-out tasks (``locality``: ``evaluation_tables.transfer_locality`` of Phase 3's rollouts):
+    held iff the lower bound > 0, not held iff the upper bound <= 0, else undetermined."""
     claim = ("transfer is local: mean delta_success when trained_on == evaluated_on exceeds the mean "
              "when they differ (quadrant runs)")  # fmt: skip
     evals = set(transfer["evaluated_on"])
@@ -83,13 +82,14 @@ def check_transfer_diagonal(transfer: pd.DataFrame, alpha: float = 0.05,
     d = runs.loc[diag_mask, "delta_success"].astype(float).to_numpy()
     o = runs.loc[~diag_mask, "delta_success"].astype(float).to_numpy()
     nan_cells = runs.loc[runs["delta_success"].map(num).isna(), ["model_id", "evaluated_on"]]
+    loc = locality or {}
     v: dict[str, Any] = {
-        "mean_diagonal": None, "mean_off_diagonal": None, "difference": None, "p_value": None,
-        "n_diagonal_cells": int(len(d)), "n_off_diagonal_cells": int(len(o)),
+        "mean_diagonal": None, "mean_off_diagonal": None, "difference": None, "lo": num(loc.get("lo")),
+        "hi": num(loc.get("hi")), "n_tasks": loc.get("n_tasks"), "n_defined": loc.get("n_defined"),
+        "n_resamples": loc.get("n_resamples"), "n_diagonal_cells": int(len(d)), "n_off_diagonal_cells": int(len(o)),
         "n_models": int(runs["model_id"].nunique()), "missing_models": missing,
-        "nan_cells": [f"{m} on {e}" for m, e in nan_cells.itertuples(index=False)], "alpha": alpha,
-        "test": "permutation test of cell labels, one-sided (diagonal > off-diagonal), statistic = "
-                "difference of means (scipy.stats.permutation_test, independent)",
+        "nan_cells": [f"{m} on {e}" for m, e in nan_cells.itertuples(index=False)],
+        "interval": "percentile bootstrap over the held-out tasks (every cell recomputed on each resample)",
         "cell_n": ({"min": int(runs["n"].min()), "max": int(runs["n"].max())}
                    if len(runs) and runs["n"].notna().all() else None),
     }  # fmt: skip
@@ -100,22 +100,20 @@ def check_transfer_diagonal(transfer: pd.DataFrame, alpha: float = 0.05,
                       f"undetermined: {len(d)} diagonal and {len(o)} off-diagonal cells")
     v["mean_diagonal"], v["mean_off_diagonal"] = float(d.mean()), float(o.mean())
     v["difference"] = v["mean_diagonal"] - v["mean_off_diagonal"]
-    res = st.permutation_test((d, o), lambda x, y, axis: np.mean(x, axis=axis) - np.mean(y, axis=axis),
-                              permutation_type="independent", alternative="greater", vectorized=True,
-                              n_resamples=PERMUTATION_RESAMPLES, random_state=np.random.default_rng(PERMUTATION_SEED))  # fmt: skip
-    v["p_value"] = float(res.pvalue)
-    n_arr = math.comb(len(d) + len(o), len(d))
-    v["exact"] = bool(n_arr <= PERMUTATION_RESAMPLES)
+    if locality is not None and num(loc.get("value")) is not None and not math.isclose(
+            loc["value"], v["difference"], abs_tol=1e-9):  # fmt: skip
+        raise ValueError(f"the transfer matrix's in- minus cross-quadrant difference {v['difference']} disagrees with "
+                         f"the one recomputed from Phase 3's rollouts ({loc['value']}): one of them is stale")
     detail = (f"mean diagonal {fmt(v['mean_diagonal'])} ({len(d)} cells) vs off-diagonal "
-              f"{fmt(v['mean_off_diagonal'])} ({len(o)} cells): difference {fmt(v['difference'])}, "
-              f"one-sided permutation p = {fmt(v['p_value'], 4)} ({'exact' if v['exact'] else f'{PERMUTATION_RESAMPLES} resamples'}); "
-              f"rollouts per cell {n_text(runs['n'])}")  # fmt: skip
+              f"{fmt(v['mean_off_diagonal'])} ({len(o)} cells): difference {fmt(v['difference'])} "
+              f"{fmt_ci(v['lo'], v['hi'])} (bootstrap over {v['n_tasks']} held-out tasks, {v['n_defined']} of "
+              f"{v['n_resamples']} resamples with every cell); rollouts per cell {n_text(runs['n'])}")  # fmt: skip
     if missing:
         return _check("transfer_diagonal", claim, None, v, f"undetermined: runs missing {missing}; " + detail)
-    held = v["difference"] > 0 and v["p_value"] <= alpha
-    return _check("transfer_diagonal", claim, bool(held), v,
-                  detail + f" (held iff difference > 0 and p <= {alpha}; the verdict rests on this p: no interval "
-                           "of the difference, the cells share models and snapshots)")  # fmt: skip
+    held = interval_verdict(v["lo"], v["hi"], 0.0, ">")
+    why = {True: "the interval's lower bound is > 0", False: "not held: the interval's upper bound is <= 0",
+           None: f"undetermined: {loc.get('reason') or 'the interval includes 0'}"}[held]  # fmt: skip
+    return _check("transfer_diagonal", claim, held, v, f"{why}; {detail}")
 
 
 def _expected_runs(table: pd.DataFrame, expected_models: Sequence[str] | None) -> tuple[pd.DataFrame, list[str]]:
@@ -127,17 +125,23 @@ def _expected_runs(table: pd.DataFrame, expected_models: Sequence[str] | None) -
 
 def check_retention(retention: pd.DataFrame, threshold: float,
                     expected_models: Sequence[str] | None = RUN_IDS) -> dict:  # fmt: skip
-    """(c) no Phase 2 run drops retention by ``threshold`` or more, by each run's interval."""
+    """(c) no Phase 2 run drops retention by ``threshold`` or more, by the runs' simultaneous
+    intervals (``drop_sim_lo/_hi``, Bonferroni over the runs): not held iff some run's lower
+    bound >= the threshold; held iff every run's upper bound < it; else undetermined."""
     claim = (f"training does not cause forgetting: no Phase 2 run's retention drop reaches {threshold} "
-             f"(by its interval)")  # fmt: skip
+             f"(by simultaneous intervals)")  # fmt: skip
     runs, missing = _expected_runs(retention, expected_models)
-    drops = {m: {"drop": num(d), "lo": num(lo), "hi": num(hi)}
-             for m, d, lo, hi in zip(runs["model_id"], runs["drop"], runs["drop_lo"], runs["drop_hi"])}  # fmt: skip
-    over = [m for m, d in drops.items() if d["lo"] is not None and d["lo"] >= threshold]
+    drops = {m: {"drop": num(d), "lo": num(lo), "hi": num(hi), "sim_lo": num(slo), "sim_hi": num(shi)}
+             for m, d, lo, hi, slo, shi in zip(runs["model_id"], runs["drop"], runs["drop_lo"], runs["drop_hi"],
+                                               runs["drop_sim_lo"], runs["drop_sim_hi"])}  # fmt: skip
+    verdicts = {m: interval_verdict(d["sim_lo"], d["sim_hi"], threshold, "<") for m, d in drops.items()}
+    over = [m for m, ok in verdicts.items() if ok is False]
     nan_runs = [m for m, d in drops.items() if None in d.values()]
     v: dict[str, Any] = {"threshold": threshold, "max_drop": None, "run": None, "lo": None, "hi": None, "n": None,
                          "n_base_solved_tasks": None, "n_runs": int(len(runs)), "missing_runs": missing,
                          "drops": drops, "max_upper_bound": None, "max_upper_run": None,
+                         "n_family": int(runs["n_family"].max()) if len(runs) else None,
+                         "sim_confidence": num(runs["sim_confidence"].min()) if len(runs) else None,
                          "runs_lower_bound_over_threshold": over}  # fmt: skip
     if runs.empty:
         return _check("retention_drop", claim, None, v, "undetermined: no Phase 2 run in the retention results")
@@ -147,25 +151,27 @@ def check_retention(retention: pd.DataFrame, threshold: float,
         order = {m: i for i, m in enumerate(model_order(ok["model_id"]))}
         top = ok.assign(_o=ok["model_id"].map(order), _neg=-ok["drop"].astype(float))
         top = top.sort_values(["_neg", "_o"], kind="mergesort").iloc[0]
-        upper = ok.loc[ok["drop_hi"].astype(float).idxmax()]
-        v.update(max_drop=float(top["drop"]), run=str(top["model_id"]), lo=num(top["drop_lo"]),
-                 hi=num(top["drop_hi"]), n=int(top["n"]), n_base_solved_tasks=int(top["n_base_solved_tasks"]),
-                 max_upper_bound=float(upper["drop_hi"]), max_upper_run=str(upper["model_id"]))  # fmt: skip
+        upper = ok.loc[ok["drop_sim_hi"].astype(float).idxmax()]
+        v.update(max_drop=float(top["drop"]), run=str(top["model_id"]), lo=num(top["drop_sim_lo"]),
+                 hi=num(top["drop_sim_hi"]), n=int(top["n"]), n_base_solved_tasks=int(top["n_base_solved_tasks"]),
+                 max_upper_bound=float(upper["drop_sim_hi"]), max_upper_run=str(upper["model_id"]))  # fmt: skip
+        conf = f"{fmt(100 * v['sim_confidence'], 2)}% each" if v["sim_confidence"] is not None else "n/a"
         detail = (f"largest drop {fmt(v['max_drop'])} {fmt_ci(v['lo'], v['hi'])} for {v['run']} "
                   f"(n = {v['n']} rollouts on {v['n_base_solved_tasks']} base-solved tasks, measured on the half of "
                   f"the rollouts that did not select them); highest upper bound {fmt(v['max_upper_bound'])} "
-                  f"({v['max_upper_run']}); threshold {threshold}; intervals are per run, paired bootstrap over "
-                  f"tasks")  # fmt: skip
+                  f"({v['max_upper_run']}); threshold {threshold}; simultaneous intervals over {v['n_family']} runs "
+                  f"(Bonferroni, {conf}), paired bootstrap over tasks")  # fmt: skip
     if over:
-        return _check("retention_drop", claim, False, v, f"not held: the lower bound of {over} is >= {threshold}; "
-                      + detail)  # fmt: skip
+        return _check("retention_drop", claim, False, v, f"not held: the simultaneous lower bound of {over} is >= "
+                      f"{threshold}; " + detail)  # fmt: skip
     if nan_runs or missing:
         why = "; ".join(x for x in (f"runs missing {missing}" if missing else "",
                                     f"NaN retention drop for {nan_runs}" + _reasons(runs, nan_runs) if nan_runs else "")
                         if x)  # fmt: skip
         return _check("retention_drop", claim, None, v, f"undetermined: {why}" + (f"; {detail}" if detail else ""))
-    if v["max_upper_bound"] < threshold:
-        return _check("retention_drop", claim, True, v, f"every run's upper bound is < {threshold}; " + detail)
+    if all(verdicts.values()):
+        return _check("retention_drop", claim, True, v, f"every run's simultaneous upper bound is < {threshold}; "
+                      + detail)  # fmt: skip
     return _check("retention_drop", claim, None, v, f"undetermined: an interval straddles {threshold}; " + detail)
 
 
@@ -238,22 +244,25 @@ def _comparison_text(c: dict) -> str:
 
 
 def _p_verdict(c: dict, p_key: str, alpha: float) -> tuple[bool | None, str]:
-    """held iff p < alpha and difference > 0; null p: not held for a zero difference, else
-    undetermined."""
+    """held iff p < alpha and the difference > 0; not held iff the difference's interval excludes
+    a gain (upper bound <= 0); else undetermined."""
     p, d = c[p_key], c["difference"]
     name = {"p_holm": "Holm-adjusted p", "p_value": "p"}[p_key]
     if d is None:
         return None, "undetermined: no difference"
-    if p is None:
-        return (False, "not held: no difference") if d == 0 else (None, f"undetermined: no p ({c['reason']})")
-    if p < alpha and d > 0:
+    if p is not None and p < alpha and d > 0:
         return True, f"held: {name} < {alpha} and the difference > 0"
-    return False, f"not held: {name} = {fmt(p, 4)} (alpha {alpha}), difference {fmt(d)}"
+    if interval_verdict(c["lo"], c["hi"], 0.0, ">") is False:
+        return False, f"not held: the difference's interval {fmt_ci(c['lo'], c['hi'])} excludes a gain (upper bound <= 0)"
+    if p is None:
+        return None, f"undetermined: no p ({c['reason']}) and the interval {fmt_ci(c['lo'], c['hi'])} is not <= 0"
+    return None, (f"undetermined: {name} = {fmt(p, 4)} (alpha {alpha}), difference {fmt(d)} with its interval "
+                  f"{fmt_ci(c['lo'], c['hi'])} including 0")  # fmt: skip
 
 
 def check_selection_predictor(sel: dict, alpha: float = 0.05) -> dict:
-    """(e) PREDICTOR vs the best baseline by the Holm-adjusted paired p (selection_summary's
-    ``comparisons``)."""
+    """(e) PREDICTOR vs the best baseline (selection_summary's ``comparisons``): held by the
+    Holm-adjusted paired p, not held by the difference's interval (``_p_verdict``)."""
     claim = ("selection by the predictor trains a more reliable model than the best of RANDOM, ENTROPY and "
              "LEARNABILITY (paired difference in success, Holm-adjusted p)")  # fmt: skip
     comp = sel.get("comparisons") or {}
@@ -274,7 +283,8 @@ def check_selection_predictor(sel: dict, alpha: float = 0.05) -> dict:
 
 
 def check_oracle_vs_learnability(sel: dict, alpha: float = 0.05) -> dict:
-    """(f) ORACLE (CPT's full labels) vs LEARNABILITY (one rollout condition), by its paired p."""
+    """(f) ORACLE (CPT's full labels) vs LEARNABILITY (one rollout condition): held by its paired
+    p, not held by the difference's interval (``_p_verdict``)."""
     claim = ("CPT's full labelling is worth its cost: ORACLE (top ELP_net) trains a more reliable model than "
              "LEARNABILITY (top p_policy(1 - p_policy))")  # fmt: skip
     comp = sel.get("comparisons") or {}
@@ -300,7 +310,7 @@ def check_beyond_headroom(corr: dict) -> dict:
     if None in (v["partial_rho"], v["lo"], v["hi"]):
         return _check("cpt_beyond_headroom", claim, None, v,
                       f"undetermined: {pr.get('reason') or 'no partial rho in cpt_correlation.json'} (n = {v['n']})")
-    held = True if v["lo"] > 0 else False if v["hi"] <= 0 else None
+    held = interval_verdict(v["lo"], v["hi"], 0.0, ">")
     detail = (f"partial rho = {fmt(v['partial_rho'])} {fmt_ci(v['lo'], v['hi'])}, one-sided p = {fmt(v['p_value'], 4)}, "
               f"n = {v['n']} snapshots (rho of headroom 1 - p_policy alone: {fmt(v['headroom_rho'])})")  # fmt: skip
     if held is None:

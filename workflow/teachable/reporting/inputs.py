@@ -28,8 +28,6 @@ FIGURES = tuple(f"{name}.png" for name in FIGURE_CATEGORIES)
 TABLE_FILES = tuple(f"{t}.{ext}" for t in TABLES for ext in ("csv", "md"))
 QUADRANT_RUNS = tuple(f"{q}_{f}" for q in QUADRANTS for f in FORMATS)
 DPI = 120
-PERMUTATION_RESAMPLES = 9999
-PERMUTATION_SEED = 0
 
 # ------------------------------------------------------------------------------------ reading
 def read_input(path, table, what: str, allow_empty: bool = False) -> pd.DataFrame:

@@ -13,8 +13,9 @@ from ..constants import (
     RUN_IDS,
 )
 from ..documents import CPT_CORRELATION, HINT_AUDIT, MINING_SUMMARY, SUMMARY, THRESHOLDS, TRAINING_SUMMARY
+from ..evaluation_tables import transfer_locality
 from ..io import atomic_path, write_doc
-from ..schemas import EVAL_ROLLOUTS, LABELED, PHASE3_TABLES
+from ..schemas import ALL_EVAL_ROLLOUTS, LABELED, PHASE3_TABLES
 from .checks import (
     check_beyond_headroom,
     check_cpt,
@@ -50,11 +51,13 @@ def gain_numbers(labeled: pd.DataFrame, confidence: float, n_bootstrap: int, see
 
 
 def protocol_numbers(*, labeled: pd.DataFrame, hint_audit: dict, corr: dict, training: dict, mining: dict,
-                     base_rollouts: pd.DataFrame, selection: dict, teacher_failures: pd.DataFrame,
+                     eval_rollouts: pd.DataFrame, selection: dict, teacher_failures: pd.DataFrame,
                      confidence: float = 0.95, n_bootstrap: int = 2000, seed: int = 0) -> dict:  # fmt: skip
     """The numbers that say whether the study's comparisons are sound: the hint audit, gains per
-    format, the gate's baselines, the training plan (skipped runs, compute) and expert errors."""
-    eval_errors = base_rollouts.drop_duplicates(["suite", "task_id", "snapshot_id"])["expert_error"]
+    format, the gate's baselines, the training plan (skipped runs, compute) and expert errors
+    (Phase 3's from the base's rollouts)."""
+    base = eval_rollouts[eval_rollouts["model_id"] == BASE_MODEL_ID]
+    eval_errors = base.drop_duplicates(["suite", "task_id", "snapshot_id"])["expert_error"]
     return {
         "hint_audit": {k: hint_audit.get(k) for k in ("n", "n_tasks", "diagnoses_naming_action",
                                                       "hint_action_accuracy", "demo_action_accuracy",
@@ -124,6 +127,11 @@ def protocol_markdown(p: dict) -> list[str]:
     return lines
 
 
+def quadrant_runs(trained: Sequence[str]) -> tuple[str, ...]:
+    """The quadrant x format runs among ``trained`` (the transfer check's family)."""
+    return tuple(r for r in QUADRANT_RUNS if r in set(trained))
+
+
 STUDENT_RANGE = (0.05, 0.95)  # a base student outside it gives a degenerate study (no / only failures)
 
 
@@ -153,12 +161,14 @@ def key_numbers(overall: pd.DataFrame, thresholds: dict, corr: dict, predictor: 
 def build_summary(*, correlation: dict, transfer: pd.DataFrame, retention: pd.DataFrame, overall: pd.DataFrame,
                   thresholds: dict, predictor: dict, selection: dict, retention_threshold: float,
                   alpha: float = 0.05, inputs: dict | None = None, protocol: dict | None = None,
-                  trained_runs: Sequence[str] | None = None) -> dict:  # fmt: skip
+                  trained_runs: Sequence[str] | None = None, locality: dict | None = None) -> dict:  # fmt: skip
+    """The checks (``checks``), the key numbers and the protocol numbers; ``locality``: the
+    transfer check's interval (``evaluation_tables.transfer_locality``), None = undetermined."""
     trained = RUN_IDS if trained_runs is None else tuple(trained_runs)
     checks = [
         check_cpt(correlation),
         check_beyond_headroom(correlation),
-        check_transfer_diagonal(transfer, alpha, tuple(r for r in QUADRANT_RUNS if r in trained)),
+        check_transfer_diagonal(transfer, locality, quadrant_runs(trained)),
         check_retention(retention, retention_threshold, trained),
         check_predictor(predictor),
         check_selection_predictor(selection, alpha),
@@ -174,7 +184,8 @@ MARK = {True: "✔", False: "✘", None: "—"}
 
 def summary_markdown(summary: dict) -> str:
     lines = ["# Study summary", "",
-             "Each check is computed from the phase outputs (✔ held, ✘ did not hold, — undetermined).", ""]  # fmt: skip
+             "Each check is computed from the phase outputs: ✔ held (its interval supports the claim), ✘ not held "
+             "(its interval excludes the claim), — undetermined (neither; the interval is shown).", ""]  # fmt: skip
     for i, c in enumerate(summary["checks"]):
         lines.append(f"- {MARK[c['held']]} **({'abcdefgh'[i]}) {c['claim']}**: {c['detail']}")
     k = summary["key_numbers"]
@@ -201,29 +212,30 @@ def summary_markdown(summary: dict) -> str:
     if summary.get("protocol"):
         lines += protocol_markdown(summary["protocol"])
     st = summary.get("settings", {})
-    lines += ["", f"Settings: retention threshold {st.get('retention_threshold')}, alpha {st.get('alpha')} (transfer "
-              "diagonal, selection comparisons). Verdicts rest on intervals or (Holm-adjusted) p-values, never on two "
-              "point estimates (reporting module docstring).", ""]
+    lines += ["", f"Settings: retention threshold {st.get('retention_threshold')}, alpha {st.get('alpha')} (selection "
+              "comparisons). Verdicts rest on intervals or (Holm-adjusted) p-values, never on two point estimates "
+              "(reporting module docstring).", ""]
     return "\n".join(lines)
 
 
 def summary_from_files(*, correlation, transfer, retention, overall, thresholds, predictor, selection,
-                       labeled, hint_audit, training, mining, base_rollouts, teacher_failures,
+                       labeled, hint_audit, training, mining, eval_rollouts, teacher_failures,
                        retention_threshold: float, out_json,
                        out_md, alpha: float = 0.05, confidence: float = 0.95, n_bootstrap: int = 2000,
                        seed: int = 0) -> dict:  # fmt: skip
     inputs = {"correlation": correlation, "transfer": transfer, "retention": retention, "overall": overall,
               "thresholds": thresholds, "predictor": predictor, "selection": selection, "labeled": labeled,
-              "hint_audit": hint_audit, "training": training, "mining": mining, "base_rollouts": base_rollouts,
+              "hint_audit": hint_audit, "training": training, "mining": mining, "eval_rollouts": eval_rollouts,
               "teacher_failures": teacher_failures}  # fmt: skip
     corr = read_report(correlation, CPT_CORRELATION)
     sel = read_selection(selection)
     train = read_report(training, TRAINING_SUMMARY)
+    rollouts = read_input(eval_rollouts, ALL_EVAL_ROLLOUTS, "Phase 3 rollouts")
     protocol = protocol_numbers(
         labeled=read_input(labeled, LABELED, "labeled snapshots"),
         hint_audit=read_report(hint_audit, HINT_AUDIT), corr=corr, training=train,
         mining=read_report(mining, MINING_SUMMARY),
-        base_rollouts=read_input(base_rollouts, EVAL_ROLLOUTS, "base rollouts"),
+        eval_rollouts=rollouts,
         selection=sel, teacher_failures=read_failures(teacher_failures), confidence=confidence,
         n_bootstrap=n_bootstrap, seed=seed,
     )  # fmt: skip
@@ -235,6 +247,7 @@ def summary_from_files(*, correlation, transfer, retention, overall, thresholds,
         thresholds=read_report(thresholds, THRESHOLDS),
         predictor=read_predictor(predictor), selection=sel, retention_threshold=retention_threshold, alpha=alpha,
         inputs={k: str(v) for k, v in inputs.items()}, protocol=protocol, trained_runs=sorted(train["runs"]),
+        locality=transfer_locality(rollouts, confidence, n_bootstrap, seed, quadrant_runs(train["runs"])),
     )  # fmt: skip
     write_doc(summary, SUMMARY, out_json)
     with atomic_path(out_md) as tmp:
