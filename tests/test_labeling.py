@@ -117,8 +117,8 @@ def test_every_condition_of_a_snapshot_shares_rollout_i_random_stream(family):
     student = [s for s in specs if s.key[1] != "expert"]
     assert {s.key[1] for s in student} == set(STUDENT_CONDITIONS)
     for i in range(4):
-        assert len({s.rng_seed for s in student if s.key[2] == i}) == 1
-    assert len({s.rng_seed for s in student}) == 4
+        assert len({s.stream for s in student if s.key[2] == i}) == 1
+    assert len({s.stream for s in student}) == 4
     force = [s for s in student if s.key[1] == "force"]
     assert all(s.forced == (a[2],) and s.patch is None for s in force)
     patched = {s.key[1]: s.patch for s in student if s.key[2] == 0}

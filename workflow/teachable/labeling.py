@@ -12,7 +12,9 @@
   p_base == p_policy by construction. Each format m has its own placebo (``teachable.patches``);
   gain_raw[m] = p_m - p_base, gain_net[m] = p_m - p_placebo_m.
 - Common random numbers: rollout i of every student condition of a snapshot (policy, force,
-  the placebos and the formats) samples from one random stream, derive_seed(seed, snapshot, i).
+  the placebos and the formats) has one key, ``rollout_key(seed, "phase1", snapshot, i)``, and
+  its step t draws from (snapshot, i, t) (``seeding.RolloutKey``), so the conditions stay paired
+  whatever a step consumes (a forced step draws nothing). ``outcome_pairing`` measures it.
 - ELP_net is cross-fitted (``crossfit_elp``): the route is chosen on one half of the rollouts
   (indices < n // 2), its gain_net measured on the other half, halves swapped and the two
   estimates averaged, so the max over formats is not biased upward by noise. ``ELP_net_lo`` /
@@ -43,7 +45,7 @@ from .policies.generated_u import u_columns
 from .quadrants import add_quadrants
 from .rollouts import EXPERT, RolloutResult, RolloutSpec, study_rollouts
 from .schemas import OUTCOME_CONDITIONS, PROB_NAMES, STUDENT_CONDITIONS
-from .seeding import derive_seed
+from .seeding import derive_seed, rollout_key
 from .stats import entropy_features, proportion
 from .teachers.base import AdviceRequest, Teacher
 
@@ -143,18 +145,18 @@ def condition_patches(row, advice, contrast_diagnosis: str | None = None) -> dic
 
 
 def condition_specs(row, advice, cfg: dict, contrast_diagnosis: str | None = None) -> list[RolloutSpec]:
-    """All rollouts of one snapshot: for i < n_rollouts, every student condition with the random
-    stream derive_seed(seed, snapshot_id, i) (common random numbers); then the expert's."""
+    """All rollouts of one snapshot: for i < n_rollouts, every student condition with the key
+    rollout_key(seed, "phase1", snapshot_id, i) (common random numbers); then the expert's."""
     p1, seed = cfg["phase1"], cfg["seed"]
     sid, prefix = row["snapshot_id"], tuple(row["actions"])
     common = dict(env_id=row["env_id"], seed=int(row["seed"]), prefix=prefix)
     patches = condition_patches(row, advice, contrast_diagnosis)
     specs = []
     for i in range(p1["n_rollouts"]):
-        rs = derive_seed(seed, sid, "rollout", i)
+        stream = rollout_key(seed, "phase1", sid, i)
         for cond in STUDENT_CONDITIONS:
             forced = (advice.suggested_action,) if cond == "force" else ()
-            specs.append(RolloutSpec(**common, patch=patches[cond], forced=forced, key=(sid, cond, i), rng_seed=rs))
+            specs.append(RolloutSpec(**common, patch=patches[cond], forced=forced, key=(sid, cond, i), stream=stream))
     for j in range(p1["n_rollouts_expert"]):
         specs.append(RolloutSpec(**common, actor=EXPERT, key=(sid, "expert", j)))
     return specs

@@ -186,7 +186,8 @@ EVAL_ROLLOUTS = Table("eval rollouts", "phase3/models/{model}/rollouts.parquet",
     n_invalid="invalid outputs (no-op steps)", repeat_rate="share of consecutive equal actions",
     loop="an n-gram (n = 2..4) repeated 3 times back to back", wasted_steps="steps beyond the expert's",
     invalid_rate="n_invalid / steps", expert_steps="the expert's steps from the same start (NaN: it failed)",
-    expert_error="ExpertError kind of that expert rollout, else null", rng_seed="the rollout's random stream",
+    expert_error="ExpertError kind of that expert rollout, else null",
+    rng_seed="digest of the rollout's key (seeding.RolloutKey.seed): the same draws for every model",
 ))  # fmt: skip
 
 
