@@ -7,7 +7,7 @@ from teachable.constants import FORMATS, QUADRANTS
 from teachable.envs.base import Advice
 from teachable.labeling import (
     STUDENT_CONDITIONS, condition_specs, crossfit_elp, label_snapshots, label_intervals, label_stats, raw_rows,
-    select_shard,
+    outcome_pairing, select_shard,
 )  # fmt: skip
 from teachable.patches import PLACEBOS
 from teachable.policies.base import Policy
@@ -235,3 +235,26 @@ def test_labels_do_not_depend_on_shards_or_order():
     assert len(one) == 5 and 0 < np.mean(np.concatenate(one["y_policy"].tolist())) < 1  # outcomes vary
     pd.testing.assert_frame_equal(one, two)
     pd.testing.assert_frame_equal(one[two.columns], reversed_[two.columns])
+
+
+def test_outcome_pairing_is_the_mean_within_snapshot_correlation():
+    """policy~force on a hand-made table: snapshot a, outcomes identical (rho 1); b, opposite on one
+    rollout of four (rho 1/sqrt(3)); c, force constant (left out, counted); d, the reverse of each
+    other (rho -1). Mean of 1, 1/sqrt(3) and -1 over n = 3."""
+    y = {"a": ([1, 0, 1, 0], [1, 0, 1, 0]), "b": ([1, 1, 0, 0], [1, 1, 1, 0]), "c": ([1, 0, 0, 0], [1, 1, 1, 1]),
+         "d": ([1, 0, 0, 1], [0, 1, 1, 0])}
+    rows = []
+    for sid, (pol, force) in y.items():
+        row = {"snapshot_id": sid, **{f"y_{c}": [0.0, 1.0, 0.0, 1.0] for c in STUDENT_CONDITIONS}}
+        row.update(y_policy=[float(v) for v in pol], y_force=[float(v) for v in force])
+        rows.append(row)
+    out = outcome_pairing(pd.DataFrame(rows), 0.95).set_index("pair")
+    pf = out.loc["policy~force"]
+    assert pf["rho"] == pytest.approx((1 + 1 / np.sqrt(3) - 1) / 3)
+    assert pf["n"] == 3 and pf["n_constant"] == 1 and pf["n_snapshots"] == 4
+    assert pf["rho_lo"] < pf["rho"] < pf["rho_hi"]
+    # demo and its placebo share the outcomes [0, 1, 0, 1] everywhere: perfectly paired
+    assert out.loc["demo~placebo_demo", "rho"] == pytest.approx(1.0) and out.loc["demo~placebo_demo", "n"] == 4
+    # base is the unpatched student: p_policy's outcomes against [0, 1, 0, 1]: -1, 0, -1/sqrt(3), 0
+    assert out.loc["base~placebo_hint", "rho"] == pytest.approx((-1 - 1 / np.sqrt(3)) / 4)
+    assert out.loc["base~placebo_hint", "n"] == 4 and "base~contrast" in out.index

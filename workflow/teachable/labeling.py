@@ -46,7 +46,7 @@ from .quadrants import add_quadrants
 from .rollouts import EXPERT, RolloutResult, RolloutSpec, study_rollouts
 from .schemas import OUTCOME_CONDITIONS, PROB_NAMES, STUDENT_CONDITIONS
 from .seeding import derive_seed, rollout_key
-from .stats import entropy_features, proportion
+from .stats import entropy_features, mean_interval, proportion
 from .teachers.base import AdviceRequest, Teacher
 
 log = logging.getLogger(__name__)
@@ -373,3 +373,33 @@ def merge_labels(raw: pd.DataFrame, failures: pd.DataFrame, qcfg: dict) -> tuple
     df, thr = add_quadrants(df, qcfg)
     thr["teacher_failures"] = int(len(failures))
     return df, thr
+
+
+# ------------------------------------------------------------------------------------ pairing
+# the condition pairs whose rollouts share keys and are compared: leverage, each format against
+# its placebo (gain_net), the unpatched student (base) against each placebo and each format
+OUTCOME_PAIRS = (("policy", "force"), *((m, f"placebo_{m}") for m in FORMATS), *(("base", p) for p in PLACEBOS),
+                 *(("base", m) for m in FORMATS))  # fmt: skip
+
+
+def outcome_pairing(labeled: pd.DataFrame, confidence: float) -> pd.DataFrame:
+    """How paired the conditions of a snapshot are, per pair of ``OUTCOME_PAIRS``: the mean over
+    snapshots of the Pearson correlation across rollout indices i of the two conditions' 0/1
+    outcomes (rollout i of both shares its draws, so the more the pairing holds, the higher),
+    with its Student-t interval over snapshots (``stats.mean_interval``) and n. A snapshot where
+    either condition is constant over its rollouts has no correlation: left out, counted in
+    ``n_constant``. ``base`` is the unpatched student (p_policy's rollouts)."""
+    rows = []
+    for a, b in OUTCOME_PAIRS:
+        ya, yb = (labeled[f"y_{'policy' if c == 'base' else c}"] for c in (a, b))
+        rhos = []
+        for sid, va, vb in zip(labeled["snapshot_id"], ya, yb):
+            va, vb = np.asarray(va, float), np.asarray(vb, float)
+            if len(va) != len(vb):
+                raise ValueError(f"snapshot {sid!r}: {len(va)} rollouts of {a} but {len(vb)} of {b}, cannot pair them")
+            if len(va) > 1 and np.ptp(va) > 0 and np.ptp(vb) > 0:
+                rhos.append(float(np.corrcoef(va, vb)[0, 1]))
+        m = mean_interval(rhos, confidence)
+        rows.append(dict(pair=f"{a}~{b}", a=a, b=b, rho=m["mean"], rho_lo=m["lo"], rho_hi=m["hi"], n=m["n"],
+                         n_constant=len(labeled) - len(rhos), n_snapshots=len(labeled)))  # fmt: skip
+    return pd.DataFrame(rows)

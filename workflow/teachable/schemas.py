@@ -151,6 +151,13 @@ LABEL_INTERVALS = Table("label intervals", "phase1/label_intervals.parquet", "la
     "ELP_net_lo": Column("float", "percentile bootstrap lower bound of ELP_net (rollouts resampled)"),
     "ELP_net_hi": Column("float", "upper bound"),
 })  # fmt: skip
+OUTCOME_PAIRING = Table("outcome pairing", "phase1/outcome_pairing.csv", "labeling.outcome_pairing (rule label_report)", cols(
+    "pair:str a:str b:str rho:float rho_lo:float rho_hi:float n:int n_constant:int n_snapshots:int",
+    pair="a~b (base: the unpatched student, p_policy's rollouts)", a="a condition", b="the condition paired with it",
+    rho="mean over snapshots of the Pearson correlation, across rollout indices, of a's and b's 0/1 outcomes",
+    rho_lo="Student-t bound over snapshots", rho_hi="bound", n="snapshots with a correlation",
+    n_constant="snapshots left out: a or b constant over its rollouts", n_snapshots="labeled snapshots",
+))  # fmt: skip
 
 # ------------------------------------------------------------------------------------ phase 1B
 MICRO_SHARD = Table("micro-training shard", "phase1b/shards/micro_{shard}.parquet",
@@ -259,6 +266,7 @@ PHASE3_TABLES = {
 }  # fmt: skip
 
 TABLES = {t.name: t for t in (ROLLOUT_STEPS, SNAPSHOTS, RAW_LABELS, TEACHER_FAILURES, LABELED, LABEL_INTERVALS,
+                              OUTCOME_PAIRING,
                               MICRO_SHARD, MICRO_RESULTS, EVAL_ROLLOUTS, ALL_EVAL_ROLLOUTS, BENCH_EPISODES,
                               *PHASE3_TABLES.values())}  # fmt: skip
 
