@@ -110,6 +110,7 @@ def u_agreement(policy, cfg: dict, n: int) -> None:
     from teachable.policies.generated_u import estimate_u
     from teachable.policies.openai_student import OpenAIStudent
     from teachable.rollouts import STUDENT, RolloutSpec, run_rollouts
+    from teachable.seeding import rollout_key
     from teachable.splits import first_seeds
 
     env_id = cfg["env"]["id"]
@@ -117,7 +118,8 @@ def u_agreement(policy, cfg: dict, n: int) -> None:
     seeds = iter(first_seeds(cfg["splits"], "bench", max(n, 1), "bench.tasks"))
     while len(ctxs) < n:
         s = next(seeds)
-        (r,) = run_rollouts([RolloutSpec(env_id, int(s), actor=STUDENT, rng_seed=int(s))], policy, temperature=1.0,
+        spec = RolloutSpec(env_id, int(s), actor=STUDENT, stream=rollout_key(0, "u_agreement", int(s), 0))
+        (r,) = run_rollouts([spec], policy, temperature=1.0,
                             history_len=int(cfg["env"].get("history_len", 4)), max_steps=int(cfg["env"]["max_steps"]),
                             progress=False, record_steps=True, env_options=env_options(cfg["env"]))  # fmt: skip
         ctxs += [Context(x.instruction, x.observation, x.history, x.valid_actions) for x in r.records]

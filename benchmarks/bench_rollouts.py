@@ -64,11 +64,13 @@ def time_family(env_id: str, options: dict, model_dir: str, args, student_cfg: d
     backend with ``args.device``/``args.dtype``) on ``model_dir``: steps, seconds, steps/s."""
     from teachable.policies import make_student
     from teachable.rollouts import STUDENT, RolloutSpec, run_rollouts
+    from teachable.seeding import rollout_key
 
     if student_cfg is None:
         student_cfg = {"backend": "hf", "device": args.device, "dtype": args.dtype, "batch_size": args.batch}
     policy = make_student(student_cfg, model_dir, None, env_id=env_id)
-    specs = [RolloutSpec(env_id, args.seed_start + i, actor=STUDENT, rng_seed=i) for i in range(args.rollouts)]
+    specs = [RolloutSpec(env_id, args.seed_start + i, actor=STUDENT, stream=rollout_key(0, "bench_rollouts", i, 0))
+             for i in range(args.rollouts)]
     best, results = float("inf"), []
     for _ in range(max(1, args.repeats)):
         t0 = time.perf_counter()

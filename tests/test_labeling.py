@@ -7,7 +7,7 @@ from teachable.constants import FORMATS, QUADRANTS
 from teachable.envs.base import Advice
 from teachable.labeling import (
     STUDENT_CONDITIONS, condition_specs, crossfit_elp, crossfit_halves, elp_interval, elp_resamples, label_snapshots,
-    label_intervals, label_stats, raw_rows,
+    label_intervals, label_stats, outcome_pairing, raw_rows, select_shard,
 )  # fmt: skip
 from teachable.patches import PLACEBOS
 from teachable.policies.base import Policy
@@ -144,8 +144,8 @@ def test_every_condition_of_a_snapshot_shares_rollout_i_random_stream(family):
     student = [s for s in specs if s.key[1] != "expert"]
     assert {s.key[1] for s in student} == set(STUDENT_CONDITIONS)
     for i in range(4):
-        assert len({s.rng_seed for s in student if s.key[2] == i}) == 1
-    assert len({s.rng_seed for s in student}) == 4
+        assert len({s.stream for s in student if s.key[2] == i}) == 1
+    assert len({s.stream for s in student}) == 4
     force = [s for s in student if s.key[1] == "force"]
     assert all(s.forced == (a[2],) and s.patch is None for s in force)
     patched = {s.key[1]: s.patch for s in student if s.key[2] == 0}
@@ -207,3 +207,80 @@ def test_contrast_of_a_correct_student_gets_the_diagnosis_of_the_action_it_calls
     assert row["contrast_action"] == "turn right"
     env.reset(seed)
     assert row["contrast_diagnosis"] == env.diagnose("turn right") != row["diagnosis"] == env.diagnose("turn left")
+
+
+class ContextPolicy(Policy):
+    """A real student whose distribution depends on the state, the history and the patch (a
+    stable digest of them), so conditions and snapshots differ."""
+
+    name = "context"
+
+    def action_logprobs(self, contexts):
+        import zlib
+
+        out = []
+        for c in contexts:
+            h = zlib.crc32(f"{c.observation}|{c.history}|{c.patch}".encode())
+            z = np.array([(h >> (3 * k)) % 7 for k in range(len(c.valid_actions))], dtype=float) / 2
+            out.append(z - np.logaddexp.reduce(z))
+        return out
+
+
+def _snapshots(n: int) -> pd.DataFrame:
+    """``n`` real snapshots of ENV: the state after two actions from seed s."""
+    from teachable.envs import make_env
+
+    env, rows = make_env(ENV, max_steps=12), []
+    for seed in range(n):
+        env.reset(seed)
+        prefix = ["turn left", "go forward"][: 1 + seed % 2]
+        obs = env.restore(seed, prefix)
+        rows.append({"snapshot_id": f"{ENV}/A-{seed}/t{len(prefix)}", "experiment": "A", "task_id": f"{ENV}:{seed}",
+                     "env_id": ENV, "seed": seed, "step_idx": len(prefix), "actions": prefix,
+                     "instruction": obs.instruction, "observation": obs.text, "history": prefix,
+                     "valid_actions": list(obs.valid_actions), "student_action": "go forward"})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_labels_do_not_depend_on_shards_or_order():
+    """Labeling snapshots in one shard, in two shards, or in another order gives identical rows:
+    every rollout's draws are keyed by (snapshot, rollout index, step), never by its batch."""
+    from teachable.teachers.oracle import OracleTeacher
+
+    snaps = _snapshots(5)
+    cfg = {"seed": 3, "env": {"id": ENV, "max_steps": 30, "history_len": 2}, "student": {"temperature": 1.0},
+           "phase1": {"n_rollouts": 4, "n_rollouts_expert": 1, "experiments": ["A"]}}  # fmt: skip
+
+    def label(parts):
+        raw = [label_snapshots(p, ContextPolicy(), OracleTeacher(30), cfg, progress=False)[0] for p in parts]
+        return pd.concat(raw).sort_values("snapshot_id").reset_index(drop=True)
+
+    one = label([select_shard(snaps, cfg["phase1"], 0, 1, 3)])
+    two = label([select_shard(snaps, cfg["phase1"], k, 2, 3) for k in (1, 0)])
+    reversed_ = label([snaps.iloc[::-1].reset_index(drop=True)])
+    assert len(one) == 5 and 0 < np.mean(np.concatenate(one["y_policy"].tolist())) < 1  # outcomes vary
+    pd.testing.assert_frame_equal(one, two)
+    pd.testing.assert_frame_equal(one[two.columns], reversed_[two.columns])
+
+
+def test_outcome_pairing_is_the_mean_within_snapshot_correlation():
+    """policy~force on a hand-made table: snapshot a, outcomes identical (rho 1); b, opposite on one
+    rollout of four (rho 1/sqrt(3)); c, force constant (left out, counted); d, the reverse of each
+    other (rho -1). Mean of 1, 1/sqrt(3) and -1 over n = 3."""
+    y = {"a": ([1, 0, 1, 0], [1, 0, 1, 0]), "b": ([1, 1, 0, 0], [1, 1, 1, 0]), "c": ([1, 0, 0, 0], [1, 1, 1, 1]),
+         "d": ([1, 0, 0, 1], [0, 1, 1, 0])}
+    rows = []
+    for sid, (pol, force) in y.items():
+        row = {"snapshot_id": sid, **{f"y_{c}": [0.0, 1.0, 0.0, 1.0] for c in STUDENT_CONDITIONS}}
+        row.update(y_policy=[float(v) for v in pol], y_force=[float(v) for v in force])
+        rows.append(row)
+    out = outcome_pairing(pd.DataFrame(rows), 0.95).set_index("pair")
+    pf = out.loc["policy~force"]
+    assert pf["rho"] == pytest.approx((1 + 1 / np.sqrt(3) - 1) / 3)
+    assert pf["n"] == 3 and pf["n_constant"] == 1 and pf["n_snapshots"] == 4
+    assert pf["rho_lo"] < pf["rho"] < pf["rho_hi"]
+    # demo and its placebo share the outcomes [0, 1, 0, 1] everywhere: perfectly paired
+    assert out.loc["demo~placebo_demo", "rho"] == pytest.approx(1.0) and out.loc["demo~placebo_demo", "n"] == 4
+    # base is the unpatched student: p_policy's outcomes against [0, 1, 0, 1]: -1, 0, -1/sqrt(3), 0
+    assert out.loc["base~placebo_hint", "rho"] == pytest.approx((-1 - 1 / np.sqrt(3)) / 4)
+    assert out.loc["base~placebo_hint", "n"] == 4 and "base~contrast" in out.index

@@ -23,6 +23,7 @@ from teachable.policies import check_trainable, make_student
 from teachable.policies.base import Context, entropy_of, sampled_logprobs
 from teachable.policies.openai_student import OpenAIStudent, StudentRequestError
 from teachable.rollouts import RolloutSpec, run_rollouts
+from teachable.seeding import rollout_key
 from teachable.schemas import RAW_LABELS, ROLLOUT_STEPS, check_frame
 from teachable.stats import wilson_interval
 
@@ -85,7 +86,7 @@ def trained_student(tmp_path_factory):
 
 
 def play(policy, seeds, temperature=1.0, max_steps=12, env=ENV, **kw):
-    specs = [RolloutSpec(env, s, rng_seed=1000 + s) for s in seeds]
+    specs = [RolloutSpec(env, s, stream=rollout_key(0, "test", s, 0)) for s in seeds]
     return run_rollouts(specs, policy, temperature=temperature, history_len=2, max_steps=max_steps,
                         progress=False, **kw)  # fmt: skip
 

@@ -8,8 +8,8 @@ openai`` with ``student.openai``). The design is Phase 3's overall suite on anot
   demo: ``splits.check_disjoint``) on every level (``bench.levels``: env ids of ``env.id``'s
   family; empty = ``env.id``), each played ``bench.rollouts_per_task`` times from reset
   through ``rollouts.study_rollouts``.
-- Common random numbers: rollout i of task t samples with ``derive_seed(seed, "bench", t, i)``
-  whatever the model, so two benches of one config play the same tasks with the same streams
+- Common random numbers: rollout i of task t draws with ``rollout_key(seed, "bench", t, i)``
+  (step s: (t, i, s)) whatever the model, so two benches of one config play the same tasks with the same streams
   and ``teachable compare`` pairs them by task.
 - One expert rollout per task gives ``expert_steps`` (for ``wasted_steps``), as in Phase 3.
 - Per-episode rows: ``schemas.BENCH_EPISODES`` (the definitions of ``evaluation.rollout_rows``,
@@ -52,7 +52,7 @@ from .evaluation import rollout_rows
 from .evaluation_tables import benchmark_json, family_metrics_table, rate_of
 from .rollouts import EXPERT, STUDENT, RolloutSpec, study_rollouts
 from .schemas import BENCH_EPISODES
-from .seeding import derive_seed
+from .seeding import rollout_key
 from .splits import check_disjoint, first_seeds, task_id
 from .stats import ClusterBootstrap
 
@@ -114,10 +114,10 @@ def bench_specs(cfg: dict) -> tuple[list[RolloutSpec], list[dict]]:
         for s in bench_seeds(cfg):
             tid = task_id(env_id, s)
             for i in range(r):
-                rs = derive_seed(seed0, "bench", tid, i)
-                specs.append(RolloutSpec(env_id, int(s), actor=STUDENT, key=("bench", tid, i), rng_seed=rs))
+                rk = rollout_key(seed0, "bench", tid, i)
+                specs.append(RolloutSpec(env_id, int(s), actor=STUDENT, key=("bench", tid, i), stream=rk))
                 meta.append(dict(suite="overall", env_id=env_id, seed=int(s), task_id=tid, snapshot_id=None,
-                                 quadrant=None, rollout_idx=i, rng_seed=rs, start=(env_id, int(s), ())))  # fmt: skip
+                                 quadrant=None, rollout_idx=i, rng_seed=rk.seed, start=(env_id, int(s), ())))  # fmt: skip
     for e, s, prefix in dict.fromkeys(m["start"] for m in meta):
         specs.append(RolloutSpec(e, s, prefix=prefix, actor=EXPERT, key=("expert", (e, s, prefix))))
     return specs, meta

@@ -164,8 +164,8 @@ def cmd_merge_labels(a) -> None:
 def cmd_label_report(a) -> None:
     from .hint_audit import hint_audit
     from .io import read_table, write_doc, write_table
-    from .labeling import label_intervals
-    from .schemas import LABEL_INTERVALS, LABELED
+    from .labeling import label_intervals, outcome_pairing
+    from .schemas import LABEL_INTERVALS, LABELED, OUTCOME_PAIRING
 
     cfg = a.cfg
     p1, seed = cfg["phase1"], int(cfg["seed"])
@@ -176,6 +176,10 @@ def cmd_label_report(a) -> None:
              ("hint_action_accuracy", "demo_action_accuracy", "majority_accuracy")))  # fmt: skip
     write_table(label_intervals(df, float(p1["confidence"]), int(p1["n_bootstrap"]), seed), LABEL_INTERVALS,
                 a.out_intervals)
+    pairing = outcome_pairing(df, float(p1["confidence"]))
+    log.info("within-snapshot correlation of outcomes (mean over snapshots, n; constant left out):\n%s",
+             pairing[["pair", "rho", "rho_lo", "rho_hi", "n", "n_constant"]].to_string(index=False))
+    write_table(pairing, OUTCOME_PAIRING, a.out_pairing)
     write_doc(audit, D.HINT_AUDIT, a.out_hint_audit)
 
 

@@ -10,9 +10,10 @@ Suites (all rollouts of one model go through ONE ``run_rollouts`` call, lockstep
 - one expert rollout per distinct start state (the oracle and the env are deterministic), used
   only as the reference length of ``wasted_steps``.
 
-Common random numbers: rollout ``i`` of a unit (task or snapshot) samples with
-``derive_seed(seed, "phase3", suite, unit_id, i)`` whatever the model, so every model sees the
-same random streams; the same model evaluated twice gives identical rows.
+Common random numbers: rollout ``i`` of a unit (task or snapshot) draws with
+``rollout_key(seed, "phase3/<suite>", unit_id, i)`` (step t: (unit, i, t)) whatever the model, so
+every model sees the same random draws; the same model evaluated twice gives identical rows.
+``rng_seed`` is the key's digest.
 
 Per-rollout definitions (``actions`` are the rollout's own actions; the prefix of a snapshot is
 not part of them):
@@ -51,7 +52,7 @@ import pandas as pd
 from .envs.base import INVALID_ACTION
 from .rollouts import EXPERT, STUDENT, RolloutResult, RolloutSpec, study_rollouts
 from .schemas import EVAL_ROLLOUTS
-from .seeding import derive_seed
+from .seeding import rollout_key
 from .splits import check_disjoint, first_seeds, split_seeds, task_id
 
 log = logging.getLogger(__name__)
@@ -162,18 +163,18 @@ def eval_specs(heldout: pd.DataFrame, cfg: dict) -> tuple[list[RolloutSpec], lis
     for s in eval_seeds(cfg):
         tid = task_id(env_id, s)
         for i in range(int(p3["rollouts_per_task"])):
-            rs = derive_seed(seed0, "phase3", "overall", tid, i)
-            specs.append(RolloutSpec(env_id, int(s), actor=STUDENT, key=("overall", tid, i), rng_seed=rs))
+            rk = rollout_key(seed0, "phase3/overall", tid, i)
+            specs.append(RolloutSpec(env_id, int(s), actor=STUDENT, key=("overall", tid, i), stream=rk))
             meta.append(dict(suite="overall", env_id=env_id, seed=int(s), task_id=tid, snapshot_id=None,
-                             quadrant=None, rollout_idx=i, rng_seed=rs, start=(env_id, int(s), ())))
+                             quadrant=None, rollout_idx=i, rng_seed=rk.seed, start=(env_id, int(s), ())))
     for _, r in heldout.sort_values("snapshot_id").iterrows():
         sid, e, s, prefix = str(r["snapshot_id"]), str(r["env_id"]), int(r["seed"]), tuple(r["actions"])
         tid = str(r["task_id"]) if "task_id" in heldout.columns else task_id(e, s)
         for i in range(int(p3["rollouts_per_snapshot"])):
-            rs = derive_seed(seed0, "phase3", "snapshot", sid, i)
-            specs.append(RolloutSpec(e, s, prefix=prefix, actor=STUDENT, key=("snapshot", sid, i), rng_seed=rs))
+            rk = rollout_key(seed0, "phase3/snapshot", sid, i)
+            specs.append(RolloutSpec(e, s, prefix=prefix, actor=STUDENT, key=("snapshot", sid, i), stream=rk))
             meta.append(dict(suite="snapshot", env_id=e, seed=s, task_id=tid, snapshot_id=sid,
-                             quadrant=str(r["quadrant"]), rollout_idx=i, rng_seed=rs, start=(e, s, prefix)))
+                             quadrant=str(r["quadrant"]), rollout_idx=i, rng_seed=rk.seed, start=(e, s, prefix)))
     starts = list(dict.fromkeys(m["start"] for m in meta))
     for e, s, prefix in starts:
         specs.append(RolloutSpec(e, s, prefix=prefix, actor=EXPERT, key=("expert", (e, s, prefix))))

@@ -12,7 +12,9 @@
   p_base == p_policy by construction. Each format m has its own placebo (``teachable.patches``);
   gain_raw[m] = p_m - p_base, gain_net[m] = p_m - p_placebo_m.
 - Common random numbers: rollout i of every student condition of a snapshot (policy, force,
-  the placebos and the formats) samples from one random stream, derive_seed(seed, snapshot, i).
+  the placebos and the formats) has one key, ``rollout_key(seed, "phase1", snapshot, i)``, and
+  its step t draws from (snapshot, i, t) (``seeding.RolloutKey``), so the conditions stay paired
+  whatever a step consumes (a forced step draws nothing). ``outcome_pairing`` measures it.
 - ELP_net is cross-fitted (``crossfit_elp``): the route is chosen on one half of the rollouts
   (indices < n // 2), its gain_net measured on the other half, halves swapped and the two
   estimates averaged, so the max over formats is not biased upward by noise. ``ELP_net_lo`` /
@@ -43,8 +45,8 @@ from .policies.generated_u import u_columns
 from .quadrants import add_quadrants
 from .rollouts import EXPERT, RolloutResult, RolloutSpec, study_rollouts
 from .schemas import OUTCOME_CONDITIONS, PROB_NAMES, STUDENT_CONDITIONS
-from .seeding import derive_seed
-from .stats import entropy_features, proportion
+from .seeding import derive_seed, rollout_key
+from .stats import entropy_features, mean_interval, proportion
 from .teachers.base import AdviceRequest, Teacher
 
 log = logging.getLogger(__name__)
@@ -143,18 +145,18 @@ def condition_patches(row, advice, contrast_diagnosis: str | None = None) -> dic
 
 
 def condition_specs(row, advice, cfg: dict, contrast_diagnosis: str | None = None) -> list[RolloutSpec]:
-    """All rollouts of one snapshot: for i < n_rollouts, every student condition with the random
-    stream derive_seed(seed, snapshot_id, i) (common random numbers); then the expert's."""
+    """All rollouts of one snapshot: for i < n_rollouts, every student condition with the key
+    rollout_key(seed, "phase1", snapshot_id, i) (common random numbers); then the expert's."""
     p1, seed = cfg["phase1"], cfg["seed"]
     sid, prefix = row["snapshot_id"], tuple(row["actions"])
     common = dict(env_id=row["env_id"], seed=int(row["seed"]), prefix=prefix)
     patches = condition_patches(row, advice, contrast_diagnosis)
     specs = []
     for i in range(p1["n_rollouts"]):
-        rs = derive_seed(seed, sid, "rollout", i)
+        stream = rollout_key(seed, "phase1", sid, i)
         for cond in STUDENT_CONDITIONS:
             forced = (advice.suggested_action,) if cond == "force" else ()
-            specs.append(RolloutSpec(**common, patch=patches[cond], forced=forced, key=(sid, cond, i), rng_seed=rs))
+            specs.append(RolloutSpec(**common, patch=patches[cond], forced=forced, key=(sid, cond, i), stream=stream))
     for j in range(p1["n_rollouts_expert"]):
         specs.append(RolloutSpec(**common, actor=EXPERT, key=(sid, "expert", j)))
     return specs
@@ -392,3 +394,33 @@ def merge_labels(raw: pd.DataFrame, failures: pd.DataFrame, qcfg: dict) -> tuple
     df, thr = add_quadrants(df, qcfg)
     thr["teacher_failures"] = int(len(failures))
     return df, thr
+
+
+# ------------------------------------------------------------------------------------ pairing
+# the condition pairs whose rollouts share keys and are compared: leverage, each format against
+# its placebo (gain_net), the unpatched student (base) against each placebo and each format
+OUTCOME_PAIRS = (("policy", "force"), *((m, f"placebo_{m}") for m in FORMATS), *(("base", p) for p in PLACEBOS),
+                 *(("base", m) for m in FORMATS))  # fmt: skip
+
+
+def outcome_pairing(labeled: pd.DataFrame, confidence: float) -> pd.DataFrame:
+    """How paired the conditions of a snapshot are, per pair of ``OUTCOME_PAIRS``: the mean over
+    snapshots of the Pearson correlation across rollout indices i of the two conditions' 0/1
+    outcomes (rollout i of both shares its draws, so the more the pairing holds, the higher),
+    with its Student-t interval over snapshots (``stats.mean_interval``) and n. A snapshot where
+    either condition is constant over its rollouts has no correlation: left out, counted in
+    ``n_constant``. ``base`` is the unpatched student (p_policy's rollouts)."""
+    rows = []
+    for a, b in OUTCOME_PAIRS:
+        ya, yb = (labeled[f"y_{'policy' if c == 'base' else c}"] for c in (a, b))
+        rhos = []
+        for sid, va, vb in zip(labeled["snapshot_id"], ya, yb):
+            va, vb = np.asarray(va, float), np.asarray(vb, float)
+            if len(va) != len(vb):
+                raise ValueError(f"snapshot {sid!r}: {len(va)} rollouts of {a} but {len(vb)} of {b}, cannot pair them")
+            if len(va) > 1 and np.ptp(va) > 0 and np.ptp(vb) > 0:
+                rhos.append(float(np.corrcoef(va, vb)[0, 1]))
+        m = mean_interval(rhos, confidence)
+        rows.append(dict(pair=f"{a}~{b}", a=a, b=b, rho=m["mean"], rho_lo=m["lo"], rho_hi=m["hi"], n=m["n"],
+                         n_constant=len(labeled) - len(rhos), n_snapshots=len(labeled)))  # fmt: skip
+    return pd.DataFrame(rows)

@@ -43,7 +43,7 @@ from .constants import FORMATS, QUADRANTS
 from .labeling import snapshot_context, snapshot_parsers
 from .rollouts import RolloutSpec, group_success, study_rollouts
 from .schemas import MICRO_RESULTS, MICRO_SHARD
-from .seeding import derive_seed
+from .seeding import derive_seed, rollout_key
 from .stats import mean_interval, partial_spearman, proportion, spearman_along
 from .training import LoraTrainer, supervision_example
 
@@ -115,7 +115,7 @@ def _specs(row, n: int, seed: int, key: str) -> list[RolloutSpec]:
     sid = row["snapshot_id"]
     return [
         RolloutSpec(env_id=row["env_id"], seed=int(row["seed"]), prefix=tuple(row["actions"]), key=(sid, key),
-                    rng_seed=derive_seed(int(seed), "phase1b", sid, i))  # fmt: skip
+                    stream=rollout_key(int(seed), "phase1b", sid, i))  # fmt: skip
         for i in range(n)
     ]
 

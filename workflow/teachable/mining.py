@@ -35,7 +35,7 @@ from .rollouts import (
     study_rollouts,
 )
 from .schemas import SNAPSHOTS
-from .seeding import derive_seed, rng_for
+from .seeding import rng_for, rollout_key
 from .splits import split_seeds, task_id
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ def experiment_rollouts(cfg: dict, student: StudentPolicy, progress: bool = True
     for s in train[: p0["a_tasks"]]:
         for e in range(p0["a_episodes_per_task"]):
             specs.append(RolloutSpec(env_id, s, actor=STUDENT, key=("A", f"A-{s}-{e}"),
-                                     rng_seed=derive_seed(cfg["seed"], "phase0A", s, e)))
+                                     stream=rollout_key(cfg["seed"], "phase0A", s, e)))
     for s in train[: p0["b_tasks"]]:
         specs.append(RolloutSpec(env_id, s, actor=EXPERT, key=("B", f"B-{s}-0")))
     results = study_rollouts(specs, student, cfg, record_steps=True, desc="phase0 rollouts", progress=progress)
@@ -248,7 +248,7 @@ def evaluate_student(cfg: dict, student: StudentPolicy, split: str, n_tasks: int
     from .stats import proportion
 
     seeds = split_seeds(cfg["splits"], split)[:n_tasks]
-    specs = [RolloutSpec(cfg["env"]["id"], s, key=s, rng_seed=derive_seed(cfg["seed"], "eval_student", s))
+    specs = [RolloutSpec(cfg["env"]["id"], s, key=s, stream=rollout_key(cfg["seed"], "eval_student", s, 0))
              for s in seeds]
     res = study_rollouts(specs, student, cfg, desc=f"student on {split}", progress=progress)
     k = sum(r.success for r in res)

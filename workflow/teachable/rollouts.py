@@ -7,9 +7,13 @@ settings from the config once).
 - A patch (CPT's supervision text) is in the student's context at the rollout's FIRST step only:
   the snapshot step, the moment training supervises. Later steps are unpatched, so a demo that
   names the action for the snapshot's state is never obeyed after it is stale.
-- Random streams: each rollout samples from its own ``rng_seed`` (the student's draws at a step:
-  ``policies.base.Draw`` on that stream). Callers give rollout i of every condition of one start
-  state the same seed (common random numbers).
+- Random draws are keyed (SPEC "Paired randomness"): a student rollout's ``stream``
+  (``seeding.rollout_key``: run seed, scope, unit, rollout index) gives its step t the draws of
+  ``stream.step_rng(t)`` (``policies.base.Draw``: a uniform, or a generate-only backend's sample
+  key), whatever earlier steps drew. Callers give rollout i of every condition of one start state
+  (and of every model) the same key, so they stay paired step by step: a forced step, a patch or
+  an invalid answer shifts no later draw, and the results do not depend on the batch, the shard
+  or the order. The env's own randomness is the env's (``restore(seed, prefix)``).
 - An expert that cannot act (``ExpertError``) ends its rollout as a failure and the result
   records the error's kind (``expert_error``: "impossible" or "planner"), so callers count it.
 - A generate-only student's answer is read with the env family's lenient parser (given to
@@ -25,13 +29,13 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Hashable
 
-import numpy as np
 from tqdm.auto import tqdm
 
 from .envs import TextEnv, make_env
 from .envs.registry import env_options
 from .envs.base import ExpertError
 from .policies.base import ActionDistribution, Context, Draw, StudentPolicy
+from .seeding import RolloutKey
 
 STUDENT = "student"
 EXPERT = "expert"
@@ -46,7 +50,7 @@ class RolloutSpec:
     patch: str | None = None  # in the student's context at the first step only (the snapshot step)
     forced: tuple[str, ...] = ()  # actions forced at the first steps, then the actor continues
     key: Hashable = None  # the caller's grouping key (snapshot id, condition, ...)
-    rng_seed: int = 0
+    stream: RolloutKey | None = None  # the key of its random draws (required for a student rollout)
 
 
 @dataclass
@@ -96,12 +100,11 @@ class EnvPool:
 
 
 class _Active:
-    __slots__ = ("spec", "env", "rng", "history", "reward", "steps", "actions", "records", "obs")
+    __slots__ = ("spec", "env", "history", "reward", "steps", "actions", "records", "obs")
 
     def __init__(self, spec: RolloutSpec, env: TextEnv, history_len: int):
         self.spec = spec
         self.env = env
-        self.rng = np.random.default_rng(spec.rng_seed)
         self.obs = env.restore(spec.seed, spec.prefix)
         self.history = list(spec.prefix[-history_len:]) if history_len else []
         self.reward = 0.0
@@ -131,6 +134,10 @@ def run_rollouts(
     """
     if policy is None and any(s.actor == STUDENT for s in specs):
         raise ValueError("student rollouts requested but no student policy was given")
+    unkeyed = next((s for s in specs if s.actor == STUDENT and s.stream is None), None)
+    if unkeyed is not None:
+        raise ValueError(f"student rollout {unkeyed.key!r} has no stream (seeding.rollout_key): its draws would "
+                         "be unpaired")  # fmt: skip
     pool = EnvPool(max_steps, env_options)
     results: list[RolloutResult | None] = [None] * len(specs)
     pending = list(range(len(specs)))[::-1]
@@ -173,7 +180,7 @@ def run_rollouts(
                 )
                 for i in need_student
             ]
-            draws = [Draw(active[i].rng) for i in need_student]
+            draws = [Draw(active[i].spec.stream.step_rng(active[i].steps)) for i in need_student]
             parsers = [lambda t, env=active[i].env: env.parse_action(t, "lenient") for i in need_student]
             acts = policy.act(ctxs, draws, temperature=temperature, parsers=parsers, with_u=record_steps)
             for i, act in zip(need_student, acts):

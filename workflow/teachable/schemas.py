@@ -151,6 +151,13 @@ LABEL_INTERVALS = Table("label intervals", "phase1/label_intervals.parquet", "la
     "ELP_net_lo": Column("float", "percentile bootstrap lower bound of ELP_net (rollouts resampled)"),
     "ELP_net_hi": Column("float", "upper bound"),
 })  # fmt: skip
+OUTCOME_PAIRING = Table("outcome pairing", "phase1/outcome_pairing.csv", "labeling.outcome_pairing (rule label_report)", cols(
+    "pair:str a:str b:str rho:float rho_lo:float rho_hi:float n:int n_constant:int n_snapshots:int",
+    pair="a~b (base: the unpatched student, p_policy's rollouts)", a="a condition", b="the condition paired with it",
+    rho="mean over snapshots of the Pearson correlation, across rollout indices, of a's and b's 0/1 outcomes",
+    rho_lo="Student-t bound over snapshots", rho_hi="bound", n="snapshots with a correlation",
+    n_constant="snapshots left out: a or b constant over its rollouts", n_snapshots="labeled snapshots",
+))  # fmt: skip
 
 # ------------------------------------------------------------------------------------ phase 1B
 MICRO_SHARD = Table("micro-training shard", "phase1b/shards/micro_{shard}.parquet",
@@ -186,7 +193,8 @@ EVAL_ROLLOUTS = Table("eval rollouts", "phase3/models/{model}/rollouts.parquet",
     n_invalid="invalid outputs (no-op steps)", repeat_rate="share of consecutive equal actions",
     loop="an n-gram (n = 2..4) repeated 3 times back to back", wasted_steps="steps beyond the expert's",
     invalid_rate="n_invalid / steps", expert_steps="the expert's steps from the same start (NaN: it failed)",
-    expert_error="ExpertError kind of that expert rollout, else null", rng_seed="the rollout's random stream",
+    expert_error="ExpertError kind of that expert rollout, else null",
+    rng_seed="digest of the rollout's key (seeding.RolloutKey.seed): the same draws for every model",
 ))  # fmt: skip
 
 
@@ -263,6 +271,7 @@ PHASE3_TABLES = {
 }  # fmt: skip
 
 TABLES = {t.name: t for t in (ROLLOUT_STEPS, SNAPSHOTS, RAW_LABELS, TEACHER_FAILURES, LABELED, LABEL_INTERVALS,
+                              OUTCOME_PAIRING,
                               MICRO_SHARD, MICRO_RESULTS, EVAL_ROLLOUTS, ALL_EVAL_ROLLOUTS, BENCH_EPISODES,
                               *PHASE3_TABLES.values())}  # fmt: skip
 

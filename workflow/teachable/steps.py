@@ -263,9 +263,10 @@ STEPS = {s.cmd: s for s in (
                    "thresholds": port("--thresholds", D.THRESHOLDS),
                    "failures": port("--out-failures", S.TEACHER_FAILURES),
                    "plots": port(None, THRESHOLD_PLOT, many="+")}, out_dir="--plots-dir"),
-    Step("label-report", "Phase 1: the labels' intervals and the hint audit (statistics only).",
+    Step("label-report", "Phase 1: the labels' intervals, their pairing and the hint audit (statistics only).",
           config=(SEED, keys("phase1", "confidence", "n_bootstrap")), inputs={"labeled": LABELED_IN},
           outputs={"intervals": port("--out-intervals", S.LABEL_INTERVALS),
+                   "pairing": port("--out-pairing", S.OUTCOME_PAIRING, "are the conditions of a snapshot paired?"),
                    "hint_audit": port("--out-hint-audit", D.HINT_AUDIT, "does the hint give the action away?")}),
     # ---------------------------------------------------------------- phase 1B
     Step("microtrain", "Phase 1B: micro-train one LoRA per sampled snapshot (one shard).",

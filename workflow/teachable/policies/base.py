@@ -5,7 +5,7 @@ model backends, so that no caller branches on what the backend is. A backend imp
   context (``Act``: the action played, ``INVALID_ACTION`` where an answer parses to no valid
   action; its probability; U at the state; the answer's text). The random draws are the
   caller's, one ``Draw`` per context, so the caller decides which contexts share randomness
-  (``teachable.rollouts``: each rollout's own stream).
+  (``teachable.rollouts``: keyed by (snapshot or task, rollout index, step)).
 - ``distribution(contexts, parsers)``: the student's distribution over each context's valid
   actions, with how it was estimated (``ActionDistribution.estimator``): exact scores, or a
   generate-only backend's estimate from its answers.
@@ -65,8 +65,10 @@ class Context:
 class Draw:
     """The random draws of one context at one step, taken on demand from ``rng``: a scoring
     backend takes one uniform (none at T = 0), a generate-only backend one sample key. The caller
-    chooses the stream (``teachable.rollouts``: each rollout's own), so a stream keyed by
-    (snapshot, rollout, step) would keep conditions paired whatever a step consumes."""
+    chooses the stream: ``teachable.rollouts`` gives each step of a rollout its own generator,
+    keyed by (snapshot or task, rollout index, step) (``seeding.RolloutKey``), so conditions stay
+    paired whatever a step consumes, and a generate-only backend's sample key is the same for
+    every condition at that (snapshot, rollout, step)."""
 
     __slots__ = ("rng",)
 
