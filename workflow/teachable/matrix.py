@@ -186,9 +186,9 @@ def training_examples(train_df: pd.DataFrame, fmt: str) -> list:
 
 def train_matrix_run(run_id: str, labeled_path, heldout_path, plan_path, model_dir, cfg: dict, out_dir, *,
                      progress: bool = True, trainer=None, rollouts_path=None) -> dict[str, Any]:  # fmt: skip
-    """One phase 2 job: the plan's split and budget, select, write ``train_set.json`` (ids used,
-    tasks used, held out), train (``adapter/`` and ``train_log.json``, resuming from
-    ``checkpoints/`` if a job was killed)."""
+    """One phase 2 job: the plan's split and budget, select, train (``adapter/`` and
+    ``train_log.json``, resuming from ``checkpoints/`` if a job was killed), then write
+    ``train_set.json`` (ids used, tasks used, held out)."""
     from .documents import HELDOUT, PLAN, TRAIN_SET
     from .io import read_doc, read_parquet, write_doc
     from .training import train_lora
@@ -226,7 +226,6 @@ def train_matrix_run(run_id: str, labeled_path, heldout_path, plan_path, model_d
         "heldout_snapshot_ids": sorted(held["snapshot_id"]), "heldout_task_ids": heldout["task_ids"],
         "train_pools": plan["train_pools"], "labeled_snapshots": int(len(split)),
     }  # fmt: skip
-    write_doc(train_set, TRAIN_SET, Path(out_dir) / "train_set.json")
     lora = {k: v for k, v in cfg["phase2"]["lora"].items()}
     meta = {k: train_set[k] for k in ("run_id", "quadrant", "format", "kind", "budget")}
     out = train_lora(model_dir, examples, lora, out_dir, progress=progress, trainer=trainer, meta=meta,
@@ -234,6 +233,9 @@ def train_matrix_run(run_id: str, labeled_path, heldout_path, plan_path, model_d
     if out["optimizer_steps"] != entry["optimizer_steps"]:
         raise AssertionError(f"run {run_id} trained {out['optimizer_steps']} steps, the plan says "
                              f"{entry['optimizer_steps']}")
+    # written last, beside the adapter and the train log: a job killed mid-training leaves none of its
+    # outputs, so the same command resumes it (Snakemake flags an output left by a killed job)
+    write_doc(train_set, TRAIN_SET, Path(out_dir) / "train_set.json")
     return out
 
 

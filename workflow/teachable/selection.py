@@ -156,13 +156,14 @@ def train_selected(method: str, labeled_path, heldout_path, plan_path, model_dir
         "quadrants": chosen["quadrant"].value_counts().sort_index().to_dict(),
         "predictor": str(predictor_dir) if method == "PREDICTOR" else None,
     }  # fmt: skip
-    write_doc(sel, SELECTED, out_dir / "selected.json")
     log.info("%s: %d of %d candidates, mean true ELP_net %.3f, oracle overlap %.2f", method, k, len(cands),
              sel["mean_true_elp"], sel["oracle_overlap"])
     examples = training_examples(chosen, p5["format"])
     meta = {"run_id": model_id(method), "method": method, "format": p5["format"], "budget": k}
-    return train_lora(model_dir, examples, cfg["phase2"]["lora"], out_dir, progress=progress, meta=meta,
-                      student=cfg.get("student"), env_id=cfg["env"]["id"])  # fmt: skip
+    out = train_lora(model_dir, examples, cfg["phase2"]["lora"], out_dir, progress=progress, meta=meta,
+                     student=cfg.get("student"), env_id=cfg["env"]["id"])  # fmt: skip
+    write_doc(sel, SELECTED, out_dir / "selected.json")  # last: a killed job leaves none of its outputs
+    return out
 
 
 def _overall(rollouts: pd.DataFrame, method: str) -> pd.DataFrame:
