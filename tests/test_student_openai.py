@@ -477,9 +477,11 @@ def test_rows_carry_a_U_from_logprobs_with_its_resolved_mass(sharp_student, tmp_
         rescored = score_snapshots(one_snapshot(), again)
         assert len(server.requests) == n and again.usage["cache_hits"] == row["U_k"]
         assert rescored.iloc[0]["U"] == row["U"]
-    entry = json.loads(next((tmp_path / "cache").glob("*.json")).read_text())
-    assert entry["request"]["params"]["logprobs"] is True and entry["request"]["params"]["top_logprobs"] == 20
-    assert entry["logprobs"][0]["top_logprobs"] and {"token", "logprob"} <= set(entry["logprobs"][0])
+    # the cache holds the rollouts' requests (no logprobs) and U's (with them): U's were stored with their params
+    entries = [json.loads(f.read_text()) for f in sorted((tmp_path / "cache").glob("*.json"))]
+    u_entries = [e for e in entries if e["request"]["params"].get("logprobs") is True]
+    assert u_entries and all(e["request"]["params"]["top_logprobs"] == 20 for e in u_entries)
+    assert all(e["logprobs"][0]["top_logprobs"] and {"token", "logprob"} <= set(e["logprobs"][0]) for e in u_entries)
     assert again.usage_summary()["u_states"]["logprobs"] == 1
 
 

@@ -282,7 +282,7 @@ STEPS = {s.cmd: s for s in (
           outputs={"gate": port("--out", D.GATE)}),
     # ---------------------------------------------------------------- phase 2
     Step("plan-training", "Phase 2: the held-out split (by task), the budget and which runs are trained.",
-          config=(SEED, keys("phase2", "heldout_frac", "budget", "min_budget", "lora", "traces"),
+          config=(SEED, keys("phase2", "heldout_frac", "min_heldout_tasks", "budget", "min_budget", "lora", "traces"),
                   keys("phase5", "budget")),
           inputs={"labeled": LABELED_IN, "rollouts": ROLLOUTS_IN},
           outputs={"heldout": port("--out-heldout", D.HELDOUT), "plan": port("--out-plan", D.PLAN)}),
