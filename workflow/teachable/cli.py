@@ -163,8 +163,9 @@ def cmd_merge_labels(a) -> None:
 
 def cmd_label_report(a) -> None:
     from .hint_audit import hint_audit
-    from .io import read_table, write_doc, write_table
+    from .io import read_doc, read_table, write_doc, write_table
     from .labeling import label_intervals, outcome_pairing
+    from .reliability import label_report
     from .schemas import LABEL_INTERVALS, LABELED, OUTCOME_PAIRING
 
     cfg = a.cfg
@@ -174,8 +175,14 @@ def cmd_label_report(a) -> None:
     log.info("hint audit: %d diagnoses naming an action; action accuracy from the hint %s, demo %s, majority %s",
              audit["diagnoses_naming_action"], *(audit[k] and round(audit[k]["p"], 3) for k in
              ("hint_action_accuracy", "demo_action_accuracy", "majority_accuracy")))  # fmt: skip
-    write_table(label_intervals(df, float(p1["confidence"]), int(p1["n_bootstrap"]), seed), LABEL_INTERVALS,
+    bands, rel = label_report(df, read_doc(a.thresholds, D.THRESHOLDS), float(p1["confidence"]),
+                              int(p1["n_bootstrap"]), seed, float(p1["reliability_floor"]))  # fmt: skip
+    log.info("split-half reliability (floor %s; flagged %s): %s; quadrant bands %s", rel["floor"], rel["flagged"],
+             {k: round(v["reliability"], 3) for k, v in rel["labels"].items()}, rel["bands"]["per_quadrant"])
+    intervals = label_intervals(df, float(p1["confidence"]), int(p1["n_bootstrap"]), seed)
+    write_table(intervals.merge(bands, on="snapshot_id", how="left", validate="one_to_one"), LABEL_INTERVALS,
                 a.out_intervals)
+    write_doc(rel, D.LABEL_RELIABILITY, a.out_reliability)
     pairing = outcome_pairing(df, float(p1["confidence"]))
     log.info("within-snapshot correlation of outcomes (mean over snapshots, n; constant left out):\n%s",
              pairing[["pair", "rho", "rho_lo", "rho_hi", "n", "n_constant"]].to_string(index=False))
@@ -225,19 +232,19 @@ def cmd_microtrain(a) -> None:
     from .schemas import LABELED, MICRO_SHARD
 
     cfg = a.cfg
-    mine = shard_sample(read_table(a.labeled, LABELED), cfg["phase1b"]["per_quadrant"], cfg["seed"], a.shard,
-                        a.n_shards)  # fmt: skip
+    mine = shard_sample(read_table(a.labeled, LABELED), cfg["phase1b"], cfg["seed"], a.shard, a.n_shards)
     write_table(run_micro_training(mine, a.model, cfg, progress=not a.no_progress), MICRO_SHARD, a.out)
 
 
 def cmd_micro_merge(a) -> None:
     from .io import read_table, write_doc, write_table
     from .microtrain import merge_results
-    from .schemas import MICRO_RESULTS, MICRO_SHARD
+    from .schemas import LABELED, MICRO_RESULTS, MICRO_SHARD
 
-    results, report = merge_results([read_table(p, MICRO_SHARD) for p in a.shards], a.cfg)
-    log.info("CPT vs micro-training: rho=%s CI=%s p=%s pass=%s", report.get("rho"), report.get("rho_ci"),
-             report.get("p_value"), report.get("pass"))
+    results, report = merge_results([read_table(p, MICRO_SHARD) for p in a.shards], a.cfg,
+                                    labeled=read_table(a.labeled, LABELED))  # fmt: skip
+    log.info("CPT vs micro-training: rho=%s CI=%s p=%s: %s", report.get("rho"), report.get("rho_ci"),
+             report.get("p_value"), report.get("reason"))
     write_table(results, MICRO_RESULTS, a.out)
     write_doc(report, D.CPT_CORRELATION, a.out_correlation)
 

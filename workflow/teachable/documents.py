@@ -84,14 +84,28 @@ HINT_AUDIT = Document("hint audit", "phase1/hint_audit.json", "hint_audit.hint_a
     demo_action_accuracy="from the demo", majority_accuracy="from the state alone (majority action)",
 ))  # fmt: skip
 
+LABEL_RELIABILITY = Document("label reliability", "phase1/label_reliability.json",
+                             "reliability.label_report (rule label_report)", keys(
+    "n_snapshots:int n_rollouts:int floor:float labels:dict U:dict flagged:list unmeasured:list gate_bound:dict "
+    "quadrants_reliable:bool bands:dict", n_snapshots="labeled snapshots", n_rollouts="rollouts per condition",
+    floor="phase1.reliability_floor", labels="per label: split-half reliability (Spearman-Brown) with its interval",
+    U="exact (not applicable) or not measured, with the reason", flagged="labels below the floor",
+    unmeasured="labels whose reliability could not be measured (reason in labels)",
+    gate_bound="the largest observable rho(ELP_net, delta) with a perfectly reliable delta",
+    quadrants_reliable="L_local's reliability reaches the floor", bands="decided / uncertain snapshots per quadrant",
+))  # fmt: skip
+
 # ------------------------------------------------------------------------------------ phase 1B
 CPT_CORRELATION = Document("CPT correlation", "phase1b/cpt_correlation.json", "microtrain.merge_results (rule micro_merge)", keys(
-    "n:int rho:float? rho_threshold:float pass:bool", n="micro-trained snapshots",
-    rho="Spearman rho(ELP_net, micro-training delta)", rho_threshold="phase1b.rho_threshold",
-    **{"pass": "the CPT check's one rule (docs/protocol.md)"},
+    "n:int rho:float? rho_ci:list rho_threshold:float verdict:str pass:bool reliability:dict",
+    n="micro-trained snapshots", rho="Spearman rho(ELP_net, micro-training delta)", rho_ci="its bootstrap interval",
+    rho_threshold="phase1b.rho_threshold", verdict="gate.gate_rule: pass | fail | undetermined",
+    **{"pass": "verdict == pass (the one rule: gate.py, docs/protocol.md)"},
+    reliability="split-half reliability of delta (and the gate sample's labels) and the attenuation of rho",
 ))  # fmt: skip
 GATE = Document("CPT gate", "phase1b/gate.json", "microtrain.gate_verdict (rule cpt_gate)", keys(
-    "pass:bool gate:str correlation:str", **{"pass": "the CPT check passed"}, gate="phase1b.gate: stop | warn",
+    "pass:bool verdict:str gate:str correlation:str", **{"pass": "the CPT check passed"},
+    verdict="gate.gate_rule: pass | fail | undetermined", gate="phase1b.gate: stop | warn",
     correlation="the correlation report it judged",
 ))  # fmt: skip
 
@@ -158,6 +172,6 @@ SUMMARY = Document("study summary", "summary.json", "reporting.summary_from_file
     "checks:list", checks="the study's checks: id, claim, held (true | false | null), values, detail",
 ))  # fmt: skip
 
-DOCUMENTS = {d.name: d for d in (EVAL_SUMMARY, MINING_SUMMARY, THRESHOLDS, HINT_AUDIT, CPT_CORRELATION, GATE, HELDOUT,
+DOCUMENTS = {d.name: d for d in (EVAL_SUMMARY, MINING_SUMMARY, THRESHOLDS, HINT_AUDIT, LABEL_RELIABILITY, CPT_CORRELATION, GATE, HELDOUT,
                                  PLAN, TRAIN_LOG, TRAIN_SET, TRAINING_SUMMARY, BENCHMARK, COMPARISON, TRAINING_RESULT,
                                  SELECTED, SELECTION_SUMMARY, BENCH_RUN, BENCH_RESULTS, SUMMARY)}  # fmt: skip

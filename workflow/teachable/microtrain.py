@@ -1,20 +1,29 @@
 """Phase 1B: does the cheap CPT signal predict real training utility?
 
-For snapshots sampled per quadrant: success of the student from the snapshot (no patch) before
+For the gate sample (``select_gate_sample``: ``phase1b.sample`` uniform, the default, or per
+quadrant): success of the student from the snapshot (no patch) before
 and after training a fresh LoRA adapter on that one snapshot's route-matched supervision
 (``training.supervision_example(row, row.route_net)``, prompt tokens masked, a few high-LR steps).
 Δ = after - before. Then Spearman ρ(ELP_net, Δ) with a bootstrap CI and a permutation p-value,
-where ELP_net is Phase 1's cross-fitted estimate.
+where ELP_net is Phase 1's cross-fitted estimate. The verdict is ``gate.gate_rule``'s: pass,
+fail or undetermined.
 
 A gate that discriminates: the same ρ (CI, p) for the trivial predictors of Δ (``baselines``:
 L_local, headroom = 1 - p_policy, U), the partial Spearman ρ(ELP_net, Δ | p_policy) with its CI
 and p (``partial_rho``: Pearson correlation of the rank residuals after regressing the ranks of
-ELP_net and of Δ on the ranks of p_policy), and ρ per route (``per_route``). CPT adds information
-beyond headroom when the partial ρ's interval lies above 0 (``adds_beyond_headroom``).
+ELP_net and of Δ on the ranks of p_policy) and given L_local (``partial_rho_L_local``),
+ρ(ELP_net, Δ) - ρ(L_local, Δ) with its paired interval (``rho_minus_L_local``), and ρ per route
+(``per_route``). CPT adds information beyond headroom when the partial ρ's interval lies above 0
+(``adds_beyond_headroom``). How precise the gate can be: the split-half reliability of Δ and, on
+the gate sample, of ELP_net and L_local, with the attenuation they put on ρ
+(``reliability.gate_reliability``).
 
 Choices:
 - before and after use the same rollout seeds per snapshot (common random numbers): each is an
-  ordinary binomial sample, and Δ has less noise than with independent seeds.
+  ordinary binomial sample, and Δ has less noise than with independent seeds. Each rollout's
+  outcome is kept (``y_before``, ``y_after``, in rollout order) for Δ's split-half reliability.
+- a per-quadrant sample over-represents the small quadrants; its ρ is reported unweighted (the
+  report says so, ``weighting``): only a uniform sample estimates ρ over the labeled snapshots.
 - ``before`` rollouts of all sampled snapshots run in one batched ``run_rollouts`` call; every
   ``after`` needs its own adapter, so it runs per snapshot.
 - p_target_before / p_target_after: the student's probability of the teacher's action at the
@@ -41,7 +50,9 @@ from tqdm.auto import tqdm
 
 from .constants import FORMATS, QUADRANTS
 from .labeling import snapshot_context, snapshot_parsers
-from .rollouts import RolloutSpec, group_success, study_rollouts
+from .gate import RULE, gate_reason, gate_rule
+from .reliability import gate_reliability
+from .rollouts import RolloutSpec, study_rollouts
 from .schemas import MICRO_RESULTS, MICRO_SHARD
 from .seeding import derive_seed, rollout_key
 from .stats import mean_interval, partial_spearman, proportion, spearman_along
@@ -77,34 +88,69 @@ def select_micro_snapshots(labeled: pd.DataFrame, per_quadrant: int, seed: int) 
     return pd.concat(parts, ignore_index=True) if parts else df.iloc[:0].copy()
 
 
-def shard_sample(labeled: pd.DataFrame, per_quadrant: int, seed: int, shard: int, n_shards: int) -> pd.DataFrame:
-    """One microtrain job's share (rows ``shard::n_shards``) of the per-quadrant sample."""
+def select_uniform(labeled: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    """Up to ``n`` snapshots drawn uniformly from all quadrants, in the order of
+    derive_seed(seed, "phase1b", snapshot_id) (``select_micro_snapshots``'s order), then sorted
+    by quadrant and id. Rows with ``heldout == True`` are skipped when that column exists."""
+    if n < 1:
+        raise ValueError(f"phase1b.n_snapshots must be >= 1, got {n}")
+    df = labeled[~labeled["heldout"].astype(bool)] if "heldout" in labeled.columns else labeled
+    if len(df) < n:
+        log.warning("phase 1B: %d labeled snapshots, fewer than n_snapshots=%d: all are sampled", len(df), n)
+    order = df["snapshot_id"].map(lambda s: (derive_seed(int(seed), "phase1b", str(s)), str(s)))
+    return df.loc[order.sort_values().index[:n]].sort_values(["quadrant", "snapshot_id"]).reset_index(drop=True)
+
+
+SAMPLES = ("uniform", "per_quadrant")
+
+
+def select_gate_sample(labeled: pd.DataFrame, p1b: dict, seed: int) -> pd.DataFrame:
+    """The gate sample: ``phase1b.sample`` uniform (``n_snapshots``, ``select_uniform``) or
+    per_quadrant (``per_quadrant`` each, ``select_micro_snapshots``)."""
+    how = p1b.get("sample", "uniform")
+    if how == "uniform":
+        return select_uniform(labeled, int(p1b["n_snapshots"]), seed)
+    if how == "per_quadrant":
+        return select_micro_snapshots(labeled, int(p1b["per_quadrant"]), seed)
+    raise ValueError(f"phase1b.sample={how!r}: expected one of {SAMPLES}")
+
+
+def shard_sample(labeled: pd.DataFrame, p1b: dict, seed: int, shard: int, n_shards: int) -> pd.DataFrame:
+    """One microtrain job's share (rows ``shard::n_shards``) of the gate sample."""
     from .splits import shard_rows
 
-    sample = select_micro_snapshots(labeled, per_quadrant, seed)
+    sample = select_gate_sample(labeled, p1b, seed)
     mine = shard_rows(sample, shard, n_shards)
-    log.info("micro-training %d of %d sampled snapshots (shard %d/%d; sample per quadrant %s)", len(mine),
-             len(sample), shard, n_shards, sample["quadrant"].value_counts().to_dict())  # fmt: skip
+    log.info("micro-training %d of %d sampled snapshots (shard %d/%d; %s sample, per quadrant %s)", len(mine),
+             len(sample), shard, n_shards, p1b.get("sample", "uniform"), sample["quadrant"].value_counts().to_dict())
     return mine
 
 
-def merge_results(shards: list[pd.DataFrame], cfg: dict) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The merged shards with their success intervals, and the correlation report."""
+def merge_results(shards: list[pd.DataFrame], cfg: dict,
+                  labeled: pd.DataFrame | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:  # fmt: skip
+    """The merged shards with their success intervals, and the correlation report (with the
+    reliability of the gate sample's labels when ``labeled`` is given)."""
     results = pd.concat(shards, ignore_index=True)
     if results["snapshot_id"].duplicated().any():
         raise ValueError("micro-training shards overlap: a snapshot appears twice")
     results = success_intervals(results.sort_values(["quadrant", "snapshot_id"]).reset_index(drop=True),
                                 float(cfg["phase1"]["confidence"]))  # fmt: skip
-    return results, correlation_report(results, cfg["phase1b"], cfg["seed"])
+    return results, correlation_report(results, cfg["phase1b"], cfg["seed"], labeled=labeled,
+                                       reliability_floor=float(cfg["phase1"]["reliability_floor"]))  # fmt: skip
 
 
 def gate_verdict(report: dict, gate: str, source: str) -> dict[str, Any]:
-    """The gate's verdict on a correlation report: pass, or fail with a warning (gate "warn") or
-    an error that stops the downstream phases (gate "stop")."""
-    verdict = {"pass": bool(report.get("pass")), "gate": gate, "correlation": source}
+    """The gate's verdict on a correlation report (``gate.gate_rule``, recomputed from its ρ and
+    interval): pass, or, when it fails or is undetermined, a warning (gate "warn") or an error
+    that stops the downstream phases (gate "stop": they rest on CPT predicting utility, which an
+    undetermined gate has not shown)."""
+    ci = report.get("rho_ci") or [None, None]
+    thr = float(report["rho_threshold"])
+    v = gate_rule(report.get("rho"), ci[0], ci[1], thr)
+    verdict = {"pass": v == "pass", "verdict": v, "gate": gate, "correlation": source,
+               "reason": gate_reason(v, report.get("rho"), ci[0], ci[1], thr)}  # fmt: skip
     if not verdict["pass"]:
-        msg = (f"CPT gate failed: rho={report.get('rho')} (threshold {report.get('rho_threshold')}), "
-               f"p={report.get('p_value')} (alpha {report.get('alpha')}); see {source}")  # fmt: skip
+        msg = f"CPT gate {v}: {verdict['reason']} (n = {report.get('n')}); see {source}"
         if gate == "stop":
             raise ValueError(msg + " -- phase1b.gate is 'stop', so downstream phases do not run")
         log.warning("%s -- phase1b.gate is 'warn', continuing", msg)
@@ -114,10 +160,19 @@ def gate_verdict(report: dict, gate: str, source: str) -> dict[str, Any]:
 def _specs(row, n: int, seed: int, key: str) -> list[RolloutSpec]:
     sid = row["snapshot_id"]
     return [
-        RolloutSpec(env_id=row["env_id"], seed=int(row["seed"]), prefix=tuple(row["actions"]), key=(sid, key),
+        RolloutSpec(env_id=row["env_id"], seed=int(row["seed"]), prefix=tuple(row["actions"]), key=(sid, key, i),
                     stream=rollout_key(int(seed), "phase1b", sid, i))  # fmt: skip
         for i in range(n)
     ]
+
+
+def _outcomes(results) -> dict[tuple[str, str], list[float]]:
+    """0/1 success of every rollout per (snapshot, before | after), in rollout order."""
+    by: dict[tuple[str, str], dict[int, float]] = {}
+    for r in results:
+        sid, side, i = r.spec.key
+        by.setdefault((sid, side), {})[i] = float(r.success)
+    return {k: [v[i] for i in sorted(v)] for k, v in by.items()}
 
 
 def _logprobs(policy, rows: list) -> list[np.ndarray]:
@@ -157,7 +212,7 @@ def run_micro_training(labeled_sample: pd.DataFrame, model_dir, cfg: dict, *, pr
         return pd.DataFrame(columns=list(SHARD_COLUMNS))
 
     before_specs = [s for _, r in rows for s in _specs(r, n, seed, "before")]
-    before = group_success(study_rollouts(before_specs, policy, cfg, desc="phase1b before", progress=progress))
+    before = _outcomes(study_rollouts(before_specs, policy, cfg, desc="phase1b before", progress=progress))
     p_before = {r["snapshot_id"]: _p_target(policy, r) for _, r in rows}
     snaps = [r for _, r in rows]
     base_lp = _logprobs(policy, snaps)
@@ -174,19 +229,20 @@ def run_micro_training(labeled_sample: pd.DataFrame, model_dir, cfg: dict, *, pr
             train_seconds = time.time() - t0
             policy.load_adapter(f"{run_dir}/adapter")
             try:
-                after = group_success(study_rollouts(_specs(r, n, seed, "after"), policy, cfg, progress=False))
+                after = _outcomes(study_rollouts(_specs(r, n, seed, "after"), policy, cfg, progress=False))
                 p_after = _p_target(policy, r)
                 drift = _drift_kl(base_lp, _logprobs(policy, snaps), skip=k)
             finally:
                 policy.load_adapter(None)
-            (bk, bn), (ak, an) = before[(sid, "before")], after[(sid, "after")]
+            yb, ya = before[(sid, "before")], after[(sid, "after")]
+            (bk, bn), (ak, an) = (int(sum(yb)), len(yb)), (int(sum(ya)), len(ya))
             out.append({
                 "snapshot_id": sid, "quadrant": r["quadrant"], "ELP_net": float(r["ELP_net"]),
                 "route": r["route_net"], "before_k": bk, "before_n": bn, "after_k": ak, "after_n": an,
                 "delta": ak / an - bk / bn, "train_seconds": round(train_seconds, 3),
                 "p_target_before": p_before[sid], "p_target_after": p_after, "drift_kl": drift,
                 "final_loss": tlog["final_loss"], "first_loss": tlog["loss_curve"][0][1] if tlog["loss_curve"] else math.nan,
-                **{c: r[c] for c in CARRIED if c in r.index},
+                **{c: r[c] for c in CARRIED if c in r.index}, "y_before": yb, "y_after": ya,
             })  # fmt: skip
             bar.set_postfix(delta=f"{ak / an - bk / bn:+.2f}")
     return pd.DataFrame(out)
@@ -209,10 +265,11 @@ def _finite(*cols: np.ndarray) -> np.ndarray:
     return np.all([np.isfinite(c) for c in cols], axis=0)
 
 
-def rho_test(cols: tuple[np.ndarray, ...], stat, cfg: dict, seed: int, tag: str) -> dict[str, Any]:
+def rho_test(cols: tuple[np.ndarray, ...], stat, cfg: dict, seed: int, tag: str, permute: bool = True) -> dict[str, Any]:
     """``stat`` (Spearman or partial Spearman) of paired columns over snapshots: value, percentile
     bootstrap CI (resamples with an undefined value are left out and counted), one-sided
-    permutation p-value (the first column permuted against the others). NaN with ``reason``
+    permutation p-value (the first column permuted against the others; None without ``permute``,
+    for a statistic with no null of independence, e.g. a difference of two ρ). NaN with ``reason``
     when fewer than 3 snapshots or a constant column make it undefined."""
     alpha = float(cfg["alpha"])
     ok = _finite(*cols)
@@ -240,6 +297,9 @@ def rho_test(cols: tuple[np.ndarray, ...], stat, cfg: dict, seed: int, tag: str)
     rep["bootstrap_degenerate"] = int((~good).sum())
     if good.any():
         rep["rho_ci"] = [float(v) for v in np.percentile(dist[good], [100 * alpha / 2, 100 * (1 - alpha / 2)])]
+    if not permute:
+        rep["p_value"] = None
+        return rep
     rng = np.random.default_rng(derive_seed(int(seed), "phase1b", tag, "permutation"))
     perm = st.permutation_test(cols, stat, permutation_type="pairings", vectorized=True,
                                n_resamples=int(cfg["permutation_resamples"]), alternative="greater", rng=rng)  # fmt: skip
@@ -247,11 +307,20 @@ def rho_test(cols: tuple[np.ndarray, ...], stat, cfg: dict, seed: int, tag: str)
     return rep
 
 
-def correlation_report(results: pd.DataFrame, p1b_cfg: dict, seed: int) -> dict[str, Any]:
+def rho_minus(x, other, y, axis: int = -1):
+    """Spearman ρ(x, y) - ρ(other, y) along ``axis`` (vectorized for the paired bootstrap)."""
+    return spearman_along(x, y, axis) - spearman_along(other, y, axis)
+
+
+def correlation_report(results: pd.DataFrame, p1b_cfg: dict, seed: int, labeled: pd.DataFrame | None = None,
+                       reliability_floor: float | None = None) -> dict[str, Any]:  # fmt: skip
     """Spearman ρ(ELP_net, delta) with a paired percentile-bootstrap CI and a one-sided
-    permutation p-value, the pass flag ρ >= rho_threshold and p <= alpha, per-quadrant mean Δ
-    with t intervals; the trivial predictors' ρ (``baselines``), the partial ρ given p_policy
-    and ρ per route (module docstring). Undefined statistics are NaN with a ``reason``."""
+    permutation p-value, the gate's verdict (``gate.gate_rule``: pass | fail | undetermined;
+    ``pass`` is verdict == pass), per-quadrant mean Δ with t intervals; the trivial predictors'
+    ρ (``baselines``), the partial ρ given p_policy and given L_local, ρ(ELP_net) - ρ(L_local)
+    with its interval, ρ per route, and the reliability of Δ (and, with ``labeled``, of the gate
+    sample's ELP_net and L_local) with the attenuation it implies (module docstring). Undefined
+    statistics are NaN with a ``reason``."""
     alpha = float(p1b_cfg["alpha"])
     thr = float(p1b_cfg["rho_threshold"])
     conf = 1.0 - alpha
@@ -265,11 +334,16 @@ def correlation_report(results: pd.DataFrame, p1b_cfg: dict, seed: int) -> dict[
         "permutation_resamples": int(p1b_cfg["permutation_resamples"]),
         "rho_threshold": thr, "alpha": alpha, "gate": p1b_cfg["gate"], "pass": False,
     }  # fmt: skip
-    if math.isfinite(rep["rho"]):
-        rep["pass"] = bool(rep["rho"] >= thr and rep["p_value"] <= alpha)
-        if not rep["pass"]:
-            rep["reason"] = f"rho = {rep['rho']:.3f} (threshold {thr}), p = {rep['p_value']:.4f} (alpha {alpha})"
+    rep["rule"] = RULE
+    rep["verdict"] = gate_rule(rep["rho"], *rep["rho_ci"], thr)
+    rep["pass"] = rep["verdict"] == "pass"
+    rep["reason"] = rep["reason"] or gate_reason(rep["verdict"], rep["rho"], *rep["rho_ci"], thr)
     rep["blocks_downstream"] = bool(not rep["pass"] and rep["gate"] == "stop")
+    how = p1b_cfg.get("sample", "uniform")
+    rep["sample"] = how
+    rep["weighting"] = ("none needed: a uniform sample of the labeled snapshots" if how == "uniform" else
+                        "unweighted: a per-quadrant sample over-represents small quadrants (no inverse-probability "
+                        "weights), so rho describes the sample, not all labeled snapshots")  # fmt: skip
     rep["baselines"] = {}
     for name in BASELINES:
         col = "p_policy" if name == "headroom" else name
@@ -285,6 +359,16 @@ def correlation_report(results: pd.DataFrame, p1b_cfg: dict, seed: int) -> dict[
         rep["partial_rho"]["given"] = "p_policy"
     else:
         rep["partial_rho"] = {"rho": math.nan, "reason": "column p_policy missing from the results"}
+    if "L_local" in results.columns:
+        ll = results["L_local"].to_numpy(float)
+        rep["partial_rho_L_local"] = rho_test((results["ELP_net"].to_numpy(float), delta, ll), partial_spearman,
+                                              p1b_cfg, seed, "partial_L_local")  # fmt: skip
+        rep["partial_rho_L_local"]["given"] = "L_local"
+        rep["rho_minus_L_local"] = rho_test((results["ELP_net"].to_numpy(float), ll, delta), rho_minus, p1b_cfg,
+                                            seed, "rho_minus_L_local", permute=False)  # fmt: skip
+    else:
+        why = {"rho": math.nan, "reason": "column L_local missing from the results"}
+        rep["partial_rho_L_local"], rep["rho_minus_L_local"] = dict(why), dict(why)
     lo = rep["partial_rho"].get("rho_ci", [math.nan])[0]
     rep["adds_beyond_headroom"] = bool(lo > 0) if math.isfinite(lo) else None
     rep["per_route"] = {}
@@ -306,4 +390,7 @@ def correlation_report(results: pd.DataFrame, p1b_cfg: dict, seed: int) -> dict[
         d["mean_after"] = float(sub["after"].mean()) if len(sub) else math.nan
         rep["per_quadrant"][q] = d
     rep["routes"] = {k: int(v) for k, v in results["route"].value_counts().items()} if len(results) else {}
+    rep["reliability"] = gate_reliability(results, labeled, {"ELP_net": rep["rho"],
+                                                             "L_local": rep["baselines"]["L_local"].get("rho")},
+                                          conf, int(p1b_cfg["bootstrap_resamples"]), int(seed), reliability_floor)
     return rep

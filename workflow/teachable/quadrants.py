@@ -92,3 +92,17 @@ def add_quadrants(df: pd.DataFrame, qcfg: dict) -> tuple[pd.DataFrame, dict]:
         log.warning("quadrant %s has %d snapshots, under phase1.quadrants.min_size=%d",
                     q, thr["sizes"][q], qcfg["min_size"])
     return out, thr
+
+
+# ------------------------------------------------------------------------------------ bands
+BANDS = ("decided", "uncertain")
+
+
+def quadrant_bands(lo, hi, l_thr: float) -> np.ndarray:
+    """Whether each snapshot's L side is decided by its L_local interval [lo, hi]: ``decided``
+    when the whole interval lies on one side of the threshold (all > l_thr, or all <= l_thr),
+    ``uncertain`` when it straddles it or a bound is missing (``stats.interval_verdict``). The
+    quadrant itself is not changed: the band says how far to trust its L side."""
+    from .stats import interval_verdict
+
+    return np.array([BANDS[interval_verdict(a, b, l_thr, ">") is None] for a, b in zip(lo, hi)], dtype=object)

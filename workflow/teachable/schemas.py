@@ -146,10 +146,15 @@ LABELED = RAW_LABELS.extend("labeled snapshots", "phase1/labeled_snapshots.parqu
         quadrant="Q1..Q4 on (U, L_local), high = strictly above the threshold"),
 })  # fmt: skip
 _INTERVALS = {f"p_{p}_{b}": Column("float", f"Wilson {b} bound of p_{p}") for p in PROB_NAMES for b in ("lo", "hi")}
-LABEL_INTERVALS = Table("label intervals", "phase1/label_intervals.parquet", "labeling.label_intervals (rule label_report)", {
+LABEL_INTERVALS = Table("label intervals", "phase1/label_intervals.parquet",
+                        "labeling.label_intervals, reliability.label_report (rule label_report)", {
     "snapshot_id": Column("str", "the labeled snapshot"), **_INTERVALS,
     "ELP_net_lo": Column("float", "percentile bootstrap lower bound of ELP_net (rollouts resampled)"),
     "ELP_net_hi": Column("float", "upper bound"),
+    "L_local_lo": Column("float", "paired percentile bootstrap lower bound of L_local (rollout indices resampled)"),
+    "L_local_hi": Column("float", "upper bound"),
+    "quadrant_band": Column("str", "decided | uncertain: the L_local interval straddles the L threshold "
+                                   "(the quadrant column is unchanged)"),
 })  # fmt: skip
 OUTCOME_PAIRING = Table("outcome pairing", "phase1/outcome_pairing.csv", "labeling.outcome_pairing (rule label_report)", cols(
     "pair:str a:str b:str rho:float rho_lo:float rho_hi:float n:int n_constant:int n_snapshots:int",
@@ -172,6 +177,9 @@ MICRO_SHARD = Table("micro-training shard", "phase1b/shards/micro_{shard}.parque
     p_target_after="p(teacher action) after", drift_kl="mean KL(base || tuned) at the other sampled snapshots",
     final_loss="last training loss", first_loss="first training loss", task_id="env_id:seed",
     ELP_net_naive="the naive max", p_policy="its p_policy", L_local="its L_local", U="its U",
+) | cols(
+    "y_before:list[float] y_after:list[float]", y_before="0/1 success of every rollout before, in rollout order",
+    y_after="after, in rollout order (rollout i of both on one stream)",
 ))  # fmt: skip
 MICRO_RESULTS = MICRO_SHARD.extend("micro-training results", "phase1b/micro_training_results.parquet",
                                    "microtrain.success_intervals (rule micro_merge)", cols(

@@ -388,3 +388,80 @@ def partial_spearman(x, y, z, axis: int = -1):
             return rc - np.where(zz > 0, (zc * rc).sum(-1, keepdims=True) / np.where(zz > 0, zz, 1.0), 0.0) * zc
 
     return _pearson_last(resid(rx), resid(ry))
+
+
+# ------------------------------------------------------------------------------------ reliability
+# Split-half reliability of a per-unit measure: the measure computed on two disjoint halves of each
+# unit's observations (e.g. even and odd rollouts of a snapshot), the Pearson r of the halves across
+# units, stepped up to the full length by Spearman-Brown, 2r / (1 + r); a percentile bootstrap over
+# units gives its interval. By attenuation, the observable correlation of two measures is at most
+# sqrt(rel_x * rel_y) times their true one.
+
+
+def spearman_brown(r):
+    """The reliability of a measure of twice the length of two halves correlated ``r``:
+    2r / (1 + r) (NaN where r is NaN or -1)."""
+    r = np.asarray(r, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(r > -1, 2 * r / (1 + r), np.nan)
+    return float(out) if out.ndim == 0 else out
+
+
+def _split_half(a, b, axis=-1):
+    return spearman_brown(_pearson_last(np.moveaxis(np.asarray(a, float), axis, -1),
+                                        np.moveaxis(np.asarray(b, float), axis, -1)))  # fmt: skip
+
+
+def split_half_reliability(half_a, half_b, confidence: float = 0.95, n_resamples: int = DEFAULT_N_BOOTSTRAP,
+                           seed: int = 0) -> dict:  # fmt: skip
+    """Split-half reliability of a measure from its values on two halves of each unit's
+    observations (``half_a[i]``, ``half_b[i]``: unit i): Spearman-Brown of the Pearson r of the
+    halves across units, with a percentile bootstrap interval over units (pairs resampled
+    together; resamples where r is undefined are left out and counted). Units with a non-finite
+    half are dropped. Returns {"reliability", "lo", "hi", "r_half", "n", "n_undefined", "reason"};
+    NaN with ``reason`` under 3 units or when a half is constant."""
+    a, b = np.asarray(half_a, dtype=float), np.asarray(half_b, dtype=float)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"the two halves must be 1-d arrays of one length, got {a.shape} and {b.shape}")
+    ok = np.isfinite(a) & np.isfinite(b)
+    a, b = a[ok], b[ok]
+    out = {"reliability": math.nan, "lo": math.nan, "hi": math.nan, "r_half": math.nan, "n": int(len(a)),
+           "n_undefined": None, "reason": None}  # fmt: skip
+    if len(a) < 3:
+        out["reason"] = f"{len(a)} unit(s) with both halves: a split-half correlation needs at least 3"
+        return out
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
+        out["reason"] = "a half is constant across units: no correlation"
+        return out
+    r = float(_pearson_last(a, b))
+    out.update(r_half=r, reliability=spearman_brown(r))
+    with warnings.catch_warnings():  # resamples with a constant half are NaN: counted below
+        warnings.simplefilter("ignore", st.DegenerateDataWarning)
+        res = _bootstrap((a, b), _split_half, confidence, n_resamples, seed)
+    dist = np.asarray(res.bootstrap_distribution, dtype=float)
+    good = np.isfinite(dist)
+    out["n_undefined"] = int((~good).sum())
+    if good.any():
+        tail = (1 - confidence) / 2
+        out["lo"], out["hi"] = (float(v) for v in np.quantile(dist[good], [tail, 1 - tail]))
+    return out
+
+
+def attenuation(rho_observed, rel_x, rel_y) -> dict:
+    """What the reliabilities of two measures allow of their correlation (Spearman's correction
+    for attenuation): the largest observable correlation sqrt(rel_x * rel_y) (with a true
+    correlation of 1) and the true correlation implied by ``rho_observed``, rho / sqrt(rel_x *
+    rel_y) (not clipped, so a value over 1 shows the reliabilities are underestimated). NaN with
+    ``reason`` where a reliability is missing or not positive."""
+    vals = [None if v is None else float(v) for v in (rho_observed, rel_x, rel_y)]
+    out = {"max_observable": math.nan, "implied_true": math.nan, "reason": None}
+    rx, ry = vals[1], vals[2]
+    if rx is None or ry is None or not (np.isfinite(rx) and np.isfinite(ry)):
+        out["reason"] = "a reliability is not measured"
+    elif rx <= 0 or ry <= 0:
+        out["reason"] = f"a reliability is not positive ({rx:.3f}, {ry:.3f}): the measure is noise at this n"
+    else:
+        out["max_observable"] = math.sqrt(rx * ry)
+        if vals[0] is not None and np.isfinite(vals[0]):
+            out["implied_true"] = vals[0] / out["max_observable"]
+    return out

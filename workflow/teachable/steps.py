@@ -140,7 +140,8 @@ def _fit_keys() -> tuple[str, ...]:
     return FIT_KEYS
 
 
-MICROTRAIN_KEYS = ("per_quadrant", "n_validation_rollouts", "lora")  # what the micro-training jobs read
+MICROTRAIN_KEYS = ("sample", "per_quadrant", "n_snapshots", "n_validation_rollouts", "lora")  # the microtrain jobs'
+MERGE_SKIPS = ("per_quadrant", "n_snapshots", "n_validation_rollouts", "lora", "n_shards")  # micro-merge reads the rest
 SEED = Part("seed", lambda c: {"seed": c["seed"]})
 ENV = Part("env.{id,max_steps,history_len} + the family's options", _env)
 STUDENT = Part("student (inference settings)", _student)
@@ -218,6 +219,7 @@ REPORT = {
     "stuckness": port("--stuckness", S.PHASE3_TABLES["stuckness"]),
     "family": port("--family", S.PHASE3_TABLES["family"]), "predictor": port("--predictor", D.TRAINING_RESULT),
     "selection": port("--selection", D.SELECTION_SUMMARY), "hint_audit": port("--hint-audit", D.HINT_AUDIT),
+    "reliability": port("--reliability", D.LABEL_RELIABILITY),
     "training": port("--training", D.TRAINING_SUMMARY), "mining": port("--mining", D.MINING_SUMMARY),
     "eval_rollouts": port("--eval-rollouts", S.ALL_EVAL_ROLLOUTS, "the transfer check's bootstrap over tasks"),
     "teacher_failures": port("--teacher-failures", S.TEACHER_FAILURES),
@@ -263,9 +265,11 @@ STEPS = {s.cmd: s for s in (
                    "thresholds": port("--thresholds", D.THRESHOLDS),
                    "failures": port("--out-failures", S.TEACHER_FAILURES),
                    "plots": port(None, THRESHOLD_PLOT, many="+")}, out_dir="--plots-dir"),
-    Step("label-report", "Phase 1: the labels' intervals, their pairing and the hint audit (statistics only).",
-          config=(SEED, keys("phase1", "confidence", "n_bootstrap")), inputs={"labeled": LABELED_IN},
+    Step("label-report", "Phase 1: the labels' intervals, reliability, pairing and the hint audit (statistics only).",
+          config=(SEED, keys("phase1", "confidence", "n_bootstrap", "reliability_floor")),
+          inputs={"labeled": LABELED_IN, "thresholds": port("--thresholds", D.THRESHOLDS, "the L threshold of the bands")},
           outputs={"intervals": port("--out-intervals", S.LABEL_INTERVALS),
+                   "reliability": port("--out-reliability", D.LABEL_RELIABILITY, "split-half, bands, the gate's bound"),
                    "pairing": port("--out-pairing", S.OUTCOME_PAIRING, "are the conditions of a snapshot paired?"),
                    "hint_audit": port("--out-hint-audit", D.HINT_AUDIT, "does the hint give the action away?")}),
     # ---------------------------------------------------------------- phase 1B
@@ -273,9 +277,10 @@ STEPS = {s.cmd: s for s in (
           config=(SEED, ENV, STUDENT, keys("phase1b", *MICROTRAIN_KEYS)), inputs={"model": MODEL, "labeled": LABELED_IN},
           outputs={"results": port("--out", S.MICRO_SHARD)}, args=SHARDS, progress=True, gpu=True),
     Step("micro-merge", "Phase 1B: merge micro-training shards; Spearman of CPT vs utility.",
-          config=(SEED, keys("phase1", "confidence"),
-                  without("phase1b", lambda: (*MICROTRAIN_KEYS, "n_shards"), "the micro-training keys")),
-          inputs={"shards": port("--shards", S.MICRO_SHARD, many="+")},
+          config=(SEED, keys("phase1", "confidence", "reliability_floor"),
+                  without("phase1b", lambda: MERGE_SKIPS, "the micro-training keys")),
+          inputs={"shards": port("--shards", S.MICRO_SHARD, many="+"),
+                  "labeled": port("--labeled", S.LABELED, "the gate sample's labels, for their reliability")},
           outputs={"results": port("--out", S.MICRO_RESULTS), "correlation": port("--out-correlation", D.CPT_CORRELATION)}),
     Step("cpt-gate", "Phase 1B gate: stop (exit 1) or warn when the CPT check fails.",
           config=(keys("phase1b", "gate"),), inputs={"correlation": port("--correlation", D.CPT_CORRELATION)},
@@ -379,7 +384,7 @@ STEPS = {s.cmd: s for s in (
     Step("summary", "Report: the study's checks, each computed from the phase outputs (JSON + Markdown).",
           config=(SEED, keys("phase3", "alpha", "confidence", "n_bootstrap"), keys("report", "retention_threshold")),
           config_required=False,
-          inputs=_report("labeled", "hint_audit", "training", "mining", "eval_rollouts", "teacher_failures",
+          inputs=_report("labeled", "hint_audit", "reliability", "training", "mining", "eval_rollouts", "teacher_failures",
                          "correlation", "transfer", "retention", "overall", "thresholds", "predictor", "selection"),
           outputs={"json": port("--out-json", D.SUMMARY), "md": port("--out-md", SUMMARY_MD)}),
 )}  # fmt: skip

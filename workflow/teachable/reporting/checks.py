@@ -12,6 +12,7 @@ from ..constants import (
     BASE_MODEL_ID,
     RUN_IDS,
 )
+from ..gate import gate_reason, gate_rule
 from ..predictor_metrics import beats, beats_by_interval
 from ..stats import interval_verdict
 from .inputs import (
@@ -31,9 +32,10 @@ def _check(id_: str, claim: str, held: bool | None, values: dict, detail: str) -
 
 
 def check_cpt(corr: dict) -> dict:
-    """(a) rho(ELP_net, micro-training delta) against rho_threshold by its CI
-    (``stats.interval_verdict``): held iff the lower bound >= the threshold, not held iff the
-    upper bound < it, else undetermined."""
+    """(a) rho(ELP_net, micro-training delta) by the gate's one rule (``gate.gate_rule``, the
+    rule micro-merge and the cpt-gate step apply): held iff it passes (the interval's lower bound
+    > 0 and rho >= rho_threshold), not held iff it fails (the upper bound < rho_threshold), else
+    undetermined."""
     ci = corr.get("rho_ci") or [None, None]
     v = {
         "rho": num(corr.get("rho")), "rho_lo": num(ci[0]), "rho_hi": num(ci[1]),
@@ -43,7 +45,8 @@ def check_cpt(corr: dict) -> dict:
     }  # fmt: skip
     v["significant"] = (v["p_value"] <= v["alpha"]) if None not in (v["p_value"], v["alpha"]) else None
     v["ci_excludes_zero"] = (v["rho_lo"] > 0 or v["rho_hi"] < 0) if None not in (v["rho_lo"], v["rho_hi"]) else None
-    claim = "CPT predicts training utility: Spearman rho(ELP_net, micro-training delta) >= threshold"
+    claim = ("CPT predicts training utility: Spearman rho(ELP_net, micro-training delta) >= threshold with its "
+             "interval above 0 (the gate's rule)")  # fmt: skip
     if v["rho"] is None or v["rho_threshold"] is None:
         why = corr.get("reason") or "rho or rho_threshold missing/NaN"
         return _check("cpt_rho", claim, None, v, f"undetermined: {why} (n = {v['n']})")
@@ -55,11 +58,11 @@ def check_cpt(corr: dict) -> dict:
                  else "significance undetermined") + f" at alpha = {fmt(v['alpha'], 2)}")  # fmt: skip
     if v["rho_lo"] is None or v["rho_hi"] is None:
         return _check("cpt_rho", claim, None, v, "undetermined: no interval of rho; " + detail)
-    held = interval_verdict(v["rho_lo"], v["rho_hi"], v["rho_threshold"], ">=")
-    if held is None:
-        return _check("cpt_rho", claim, None, v, "undetermined: the interval straddles the threshold; " + detail)
-    return _check("cpt_rho", claim, held, v, detail + (" (the interval's lower bound reaches the threshold)" if held
-                                                       else " (the interval's upper bound is below the threshold)"))
+    verdict = gate_rule(v["rho"], v["rho_lo"], v["rho_hi"], v["rho_threshold"])
+    v["verdict"] = verdict
+    held = {"pass": True, "fail": False, "undetermined": None}[verdict]
+    return _check("cpt_rho", claim, held, v, gate_reason(verdict, v["rho"], v["rho_lo"], v["rho_hi"],
+                                                         v["rho_threshold"]) + "; " + detail)  # fmt: skip
 
 
 def check_transfer_diagonal(transfer: pd.DataFrame, locality: dict | None,

@@ -12,7 +12,15 @@ from ..constants import (
     FORMATS,
     RUN_IDS,
 )
-from ..documents import CPT_CORRELATION, HINT_AUDIT, MINING_SUMMARY, SUMMARY, THRESHOLDS, TRAINING_SUMMARY
+from ..documents import (
+    CPT_CORRELATION,
+    HINT_AUDIT,
+    LABEL_RELIABILITY,
+    MINING_SUMMARY,
+    SUMMARY,
+    THRESHOLDS,
+    TRAINING_SUMMARY,
+)
 from ..evaluation_tables import transfer_locality
 from ..io import atomic_path, write_doc
 from ..schemas import ALL_EVAL_ROLLOUTS, LABELED, PHASE3_TABLES
@@ -127,6 +135,66 @@ def protocol_markdown(p: dict) -> list[str]:
     return lines
 
 
+# ------------------------------------------------------------------------------------ reliability
+def reliability_numbers(rel: dict, corr: dict) -> dict:
+    """The reliability section: the labels' split-half reliabilities (``label_reliability.json``),
+    the gate sample's (Δ, ELP_net, L_local) and the attenuation of the gate's ρ
+    (``cpt_correlation.json``), the quadrant bands and the gate's verdict."""
+    g = corr.get("reliability") or {}
+    return {"labels": rel["labels"], "U": rel["U"], "floor": rel["floor"], "n_snapshots": rel["n_snapshots"],
+            "n_rollouts": rel["n_rollouts"], "confidence": rel.get("confidence"), "flagged": rel["flagged"],
+            "quadrants_reliable": rel["quadrants_reliable"], "bands": rel["bands"], "label_bound": rel["gate_bound"],
+            "gate": {"n": corr.get("n"), "rho": num(corr.get("rho")), "rho_ci": corr.get("rho_ci"),
+                     "verdict": corr.get("verdict"), "reason": corr.get("reason"), "rule": corr.get("rule"),
+                     "sample": corr.get("sample"), "weighting": corr.get("weighting"), "delta": g.get("delta"),
+                     "labels": g.get("labels") or {}, "attenuation": g.get("attenuation_ELP_net"),
+                     "rho_minus_L_local": corr.get("rho_minus_L_local"),
+                     "partial_rho_L_local": corr.get("partial_rho_L_local")}}  # fmt: skip
+
+
+def _rel(r: dict | None, floor) -> str:
+    if not r or num(r.get("reliability")) is None:
+        return "not measured" + (f" ({r['reason']})" if r and r.get("reason") else "")
+    flag = " ⚠ below the floor" if floor is not None and r["reliability"] < floor else ""
+    return f"{fmt(r['reliability'])} {fmt_ci(r.get('lo'), r.get('hi'))}{flag}"
+
+
+def reliability_markdown(p: dict) -> list[str]:
+    floor, g = p["floor"], p["gate"]
+    lines = ["", "## Reliability of the labels", "",
+             f"Split-half reliability (even / odd rollout indices, Spearman-Brown, percentile bootstrap over "
+             f"snapshots); a label under the floor {fmt(floor, 2)} is flagged.", ""]  # fmt: skip
+    lines.append(f"- Phase 1 ({p['n_snapshots']} snapshots, {p['n_rollouts']} rollouts per condition): "
+                 + "; ".join(f"{k} {_rel(v, floor)}" for k, v in p["labels"].items()))
+    lines.append(f"- U: {p['U'].get('reason')}")
+    if not p["quadrants_reliable"]:
+        lines.append(f"- ⚠ The quadrants rest on an unreliable label: L_local's reliability is "
+                     f"{_rel(p['labels'].get('L_local'), floor)} (floor {fmt(floor, 2)}); read the quadrant "
+                     "comparisons of phases 2, 3 and 5 as comparisons of noisy groups.")  # fmt: skip
+    b = p["bands"]
+    lines.append(f"- Quadrant bands ({b.get('interval')}; threshold L_local > {fmt(b.get('L_threshold'))}): "
+                 + ", ".join(f"{short(q)} {c['decided']} decided / {c['uncertain']} uncertain"
+                             for q, c in b["per_quadrant"].items()))  # fmt: skip
+    lines.append(f"- Gate sample ({g.get('sample')}, n = {g.get('n')}; {g.get('weighting')}): delta "
+                 f"{_rel(g.get('delta'), floor)}; " + "; ".join(f"{k} {_rel(v, floor)}"
+                                                                 for k, v in (g.get("labels") or {}).items()))
+    att = g.get("attenuation") or {}
+    if num(att.get("max_observable")) is not None:
+        lines.append(f"- Attenuation: the largest observable rho(ELP_net, delta) is sqrt(rel(ELP_net) x rel(delta)) = "
+                     f"{fmt(att['max_observable'])}; the observed rho {fmt(g.get('rho'))} implies a true rho of about "
+                     f"{fmt(att.get('implied_true'))}")  # fmt: skip
+    else:
+        lb = p.get("label_bound") or {}
+        lines.append(f"- Attenuation on the gate sample: {att.get('reason') or 'not measured'}; over all labeled "
+                     f"snapshots, with a perfectly reliable delta, rho(ELP_net, delta) could reach at most "
+                     f"{fmt(lb.get('max_observable'))}" + (f" ({lb['reason']})" if lb.get("reason") else ""))
+    diff, part = g.get("rho_minus_L_local") or {}, g.get("partial_rho_L_local") or {}
+    lines.append(f"- Gate: {g.get('reason')}. rho(ELP_net) - rho(L_local) {fmt(num(diff.get('rho')))} "
+                 f"{fmt_ci(*(diff.get('rho_ci') or [None, None]))}; partial rho given L_local "
+                 f"{fmt(num(part.get('rho')))} {fmt_ci(*(part.get('rho_ci') or [None, None]))}. Rule: {g.get('rule')}")
+    return lines
+
+
 def quadrant_runs(trained: Sequence[str]) -> tuple[str, ...]:
     """The quadrant x format runs among ``trained`` (the transfer check's family)."""
     return tuple(r for r in QUADRANT_RUNS if r in set(trained))
@@ -211,6 +279,8 @@ def summary_markdown(summary: dict) -> str:
                  f"format {k.get('selection_format')}")  # fmt: skip
     if summary.get("protocol"):
         lines += protocol_markdown(summary["protocol"])
+    if summary.get("reliability"):
+        lines += reliability_markdown(summary["reliability"])
     st = summary.get("settings", {})
     lines += ["", f"Settings: retention threshold {st.get('retention_threshold')}, alpha {st.get('alpha')} (selection "
               "comparisons). Verdicts rest on intervals or (Holm-adjusted) p-values, never on two point estimates "
@@ -220,7 +290,7 @@ def summary_markdown(summary: dict) -> str:
 
 def summary_from_files(*, correlation, transfer, retention, overall, thresholds, predictor, selection,
                        labeled, hint_audit, training, mining, eval_rollouts, teacher_failures,
-                       retention_threshold: float, out_json,
+                       retention_threshold: float, out_json, reliability=None,
                        out_md, alpha: float = 0.05, confidence: float = 0.95, n_bootstrap: int = 2000,
                        seed: int = 0) -> dict:  # fmt: skip
     inputs = {"correlation": correlation, "transfer": transfer, "retention": retention, "overall": overall,
@@ -249,6 +319,9 @@ def summary_from_files(*, correlation, transfer, retention, overall, thresholds,
         inputs={k: str(v) for k, v in inputs.items()}, protocol=protocol, trained_runs=sorted(train["runs"]),
         locality=transfer_locality(rollouts, confidence, n_bootstrap, seed, quadrant_runs(train["runs"])),
     )  # fmt: skip
+    if reliability is not None:
+        summary["inputs"]["reliability"] = str(reliability)
+        summary["reliability"] = reliability_numbers(read_report(reliability, LABEL_RELIABILITY), corr)
     write_doc(summary, SUMMARY, out_json)
     with atomic_path(out_md) as tmp:
         tmp.write_text(summary_markdown(summary))
