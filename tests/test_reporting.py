@@ -192,7 +192,21 @@ def study(tmp_path):
                           "headroom": {"n": 16, "rho": 0.3, "rho_ci": [-0.1, 0.6], "p_value": 0.1},
                           "U": {"n": 16, "rho": -0.1, "rho_ci": [-0.5, 0.3], "p_value": 0.6}},
             "partial_rho": {"n": 16, "rho": 0.45, "rho_ci": [0.12, 0.7], "p_value": 0.02, "given": "p_policy"},
-            "per_route": {"demo": {"n": 16, "rho": 0.51, "rho_ci": [0.32, 0.7], "p_value": 0.0104}}}  # fmt: skip
+            "per_route": {"demo": {"n": 16, "rho": 0.51, "rho_ci": [0.32, 0.7], "p_value": 0.0104}},
+            "verdict": "pass", "rule": "pass iff ...", "sample": "uniform", "weighting": "none needed",
+            "partial_rho_L_local": {"n": 16, "rho": 0.4, "rho_ci": [0.05, 0.7], "given": "L_local"},
+            "rho_minus_L_local": {"n": 16, "rho": 0.41, "rho_ci": [-0.1, 0.9], "p_value": None},
+            "reliability": {"delta": {"reliability": 0.54, "lo": 0.3, "hi": 0.7, "n": 16, "below_floor": False},
+                            "labels": {"ELP_net": {"reliability": 0.19, "lo": -0.2, "hi": 0.5, "below_floor": True}},
+                            "attenuation_ELP_net": {"max_observable": 0.32, "implied_true": 1.59, "reason": None}}}
+    reliability = {"n_snapshots": n, "n_rollouts": 8, "floor": 0.5, "confidence": 0.95, "flagged": ["L_local"],
+                   "unmeasured": [], "quadrants_reliable": False,
+                   "labels": {"p_policy": {"reliability": 0.56, "lo": 0.4, "hi": 0.7, "n": n, "below_floor": False},
+                              "L_local": {"reliability": 0.1, "lo": -0.2, "hi": 0.4, "n": n, "below_floor": True}},
+                   "U": {"reliability": None, "exact": True, "reason": "not applicable: U is exact"},
+                   "gate_bound": {"max_observable": 0.52, "implied_true": None, "reason": None},
+                   "bands": {"interval": "paired bootstrap", "L_threshold": 0.0, "n_uncertain": 30,
+                             "per_quadrant": {q: {"decided": 2, "uncertain": 8} for q in QUADRANTS}}}  # fmt: skip
     hint = {"n": n, "n_tasks": 20, "diagnoses_naming_action": 0,
             "hint_action_accuracy": {"p": 0.6, "n": n, "lo": 0.45, "hi": 0.73},
             "demo_action_accuracy": {"p": 1.0, "n": n, "lo": 0.91, "hi": 1.0},
@@ -208,14 +222,14 @@ def study(tmp_path):
         "transfer": "transfer_matrix.csv", "overall": "overall_task_results.csv",
         "retention": "retention_results.csv", "stuckness": "stuckness_results.csv",
         "predictor": "training_result.json", "selection": "selection_summary.json", "hint_audit": "hint_audit.json",
-        "training": "training_summary.json", "mining": "mining_summary.json",
+        "training": "training_summary.json", "mining": "mining_summary.json", "reliability": "label_reliability.json",
         "eval_rollouts": "rollouts.parquet", "teacher_failures": "teacher_failures.parquet",
         "family": "family_metrics.csv"}.items()}  # fmt: skip
     paths["labeled"].parent.mkdir()
     complete(labeled, LABELED).to_parquet(paths["labeled"])
     complete(micro, MICRO_RESULTS).to_parquet(paths["micro"])
     for k, obj in (("thresholds", thr), ("correlation", corr), ("predictor", _predictor()), ("selection", _selection()),
-                   ("hint_audit", hint), ("training", training), ("mining", mining)):  # fmt: skip
+                   ("hint_audit", hint), ("training", training), ("mining", mining), ("reliability", reliability)):
         paths[k].write_text(json.dumps(obj))
     _eval_rollouts(_transfer()).to_parquet(paths["eval_rollouts"])
     complete(pd.DataFrame({"snapshot_id": ["s900", "s901", "s902"], "failure_reason": ["transport: HTTP 429", "x", "y"],
@@ -247,7 +261,7 @@ def _family() -> pd.DataFrame:
             (("progression", 0.2), ("crafter_score", 3.5), ("success:place_table", 0.6))]  # fmt: skip
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS["family"])
 SUMMARY_INPUTS = ("correlation", "transfer", "retention", "overall", "thresholds", "predictor", "selection", "labeled",
-                  "hint_audit", "training", "mining", "eval_rollouts", "teacher_failures")
+                  "hint_audit", "reliability", "training", "mining", "eval_rollouts", "teacher_failures")
 
 
 def _summary(study, threshold=0.05) -> dict:
@@ -550,13 +564,26 @@ def test_transfer_check_has_three_outcomes_by_its_interval_over_tasks():
         check(0.05, 0.5, value=0.1)
 
 
-def test_cpt_check_has_three_outcomes_by_its_interval(study):
+def test_cpt_check_is_the_gates_rule_with_three_outcomes(study):
     corr = json.loads(study["correlation"].read_text())
-    assert rp.check_cpt({**corr, "rho_ci": [0.3, 0.6]})["held"] is True  # lower bound reaches 0.3
-    assert rp.check_cpt({**corr, "rho": 0.2, "rho_ci": [0.05, 0.29]})["held"] is False
-    c = rp.check_cpt({**corr, "rho": 0.41, "rho_ci": [0.05, 0.7]})  # rho > 0.3, but the interval straddles it
-    assert c["held"] is None and "straddles" in c["detail"]
+    c = rp.check_cpt({**corr, "rho": 0.41, "rho_ci": [0.05, 0.7]})  # lower bound > 0 and rho >= 0.3: the gate passes
+    assert c["held"] is True and c["values"]["verdict"] == "pass"
+    assert rp.check_cpt({**corr, "rho": 0.2, "rho_ci": [0.05, 0.29]})["held"] is False  # upper bound < 0.3
+    c = rp.check_cpt({**corr, "rho": 0.41, "rho_ci": [-0.05, 0.7]})  # strong, but the interval reaches 0
+    assert c["held"] is None and "cannot decide" in c["detail"] and "[-0.050, 0.700]" in c["detail"]
     assert rp.check_cpt({**corr, "rho_ci": [None, None]})["held"] is None
+
+
+def test_summary_reports_reliability_bands_and_an_unreliable_quadrant_label(study):
+    s = _summary(study)
+    assert s["reliability"]["flagged"] == ["L_local"] and s["reliability"]["gate"]["verdict"] == "pass"
+    md = (study["out"] / "summary.md").read_text()
+    sec = md[md.index("## Reliability of the labels"):]
+    assert "L_local 0.100 [-0.200, 0.400] ⚠ below the floor" in sec and "p_policy 0.560" in sec
+    assert "⚠ The quadrants rest on an unreliable label" in sec
+    assert "2 decided / 8 uncertain" in sec and "delta 0.540 [0.300, 0.700]" in sec
+    assert "largest observable rho(ELP_net, delta) is sqrt(rel(ELP_net) x rel(delta)) = 0.320" in sec
+    assert "implies a true rho of about 1.590" in sec
 
 
 def test_retention_check_has_three_outcomes_by_the_simultaneous_intervals():

@@ -23,7 +23,8 @@ from teachable.matrix import (
 )  # fmt: skip
 from teachable.splits import apply_heldout, heldout_record, heldout_split
 from teachable.microtrain import (
-    RESULT_COLUMNS, SHARD_COLUMNS, correlation_report, partial_spearman, run_micro_training, select_micro_snapshots,
+    RESULT_COLUMNS, SHARD_COLUMNS, correlation_report, gate_verdict, partial_spearman, run_micro_training,
+    select_gate_sample, select_micro_snapshots, select_uniform,
     success_intervals,
 )  # fmt: skip
 from teachable.training import (
@@ -442,6 +443,21 @@ def test_select_micro_snapshots_per_quadrant(demos):
     assert not select_micro_snapshots(lab2, 100, seed=0)["heldout"].any()
 
 
+def test_the_gate_sample_is_uniform_by_default(demos):
+    lab = _labeled(demos)
+    s = select_uniform(lab, 8, seed=0)
+    assert len(s) == 8 and s.equals(select_uniform(lab.iloc[::-1], 8, seed=0))
+    assert s["snapshot_id"].isin(select_uniform(lab, 12, seed=0)["snapshot_id"]).all()  # a prefix of one order
+    assert s["quadrant"].value_counts().max() < 8  # drawn from all quadrants, whatever their sizes
+    assert len(select_uniform(lab, 100, seed=0)) == len(lab)
+    assert not select_uniform(lab.assign(heldout=lab.index % 2 == 0), 100, seed=0)["heldout"].any()
+    assert select_gate_sample(lab, {"n_snapshots": 8}, 0).equals(s)
+    assert select_gate_sample(lab, {"sample": "per_quadrant", "per_quadrant": 2}, 0).equals(
+        select_micro_snapshots(lab, 2, seed=0))
+    with pytest.raises(ValueError, match="phase1b.sample='stratified'"):
+        select_gate_sample(lab, {"sample": "stratified"}, 0)
+
+
 def test_run_micro_training_rows(trainer, tiny_dir):
     from teachable.envs import make_env
 
@@ -463,6 +479,7 @@ def test_run_micro_training_rows(trainer, tiny_dir):
     res = run_micro_training(pd.DataFrame(rows), tiny_dir, cfg, progress=False, policy=trainer.policy)
     assert list(res.columns[: len(SHARD_COLUMNS)]) == list(SHARD_COLUMNS) and len(res) == 2
     assert (res["before_n"] == 3).all() and (res["after_n"] == 3).all()
+    assert [sum(y) for y in res["y_before"]] == res["before_k"].tolist() and all(len(y) == 3 for y in res["y_after"])
     res = success_intervals(res, 0.95)  # what micro_merge adds
     assert list(res.columns[: len(RESULT_COLUMNS)]) == list(RESULT_COLUMNS)
     assert np.allclose(res["delta"], res["after"] - res["before"])
@@ -492,14 +509,14 @@ def test_correlation_report_matches_scipy_and_is_deterministic():
     assert rep["rho"] == pytest.approx(st.spearmanr(x, y).statistic)
     assert rep["rho_ci"][0] <= rep["rho"] <= rep["rho_ci"][1]
     assert 0 < rep["p_value"] <= 1 and rep["n"] == 16
-    assert rep["pass"] == (rep["rho"] >= 0.3 and rep["p_value"] <= 0.05) and rep["pass"]
+    assert rep["pass"] == (rep["rho_ci"][0] > 0 and rep["rho"] >= 0.3) and rep["pass"] and rep["verdict"] == "pass"
     assert rep == correlation_report(df, P1B, seed=1)
     for q, g in df.groupby("quadrant"):
         pq = rep["per_quadrant"][q]
         assert pq["n"] == len(g) and pq["mean"] == pytest.approx(g["delta"].mean())
         assert pq["lo"] <= pq["mean"] <= pq["hi"] and pq["method"] == "t"
     anti = correlation_report(_report_df(x, -y), P1B, seed=1)
-    assert not anti["pass"] and anti["blocks_downstream"] and anti["p_value"] > 0.5
+    assert not anti["pass"] and anti["verdict"] == "fail" and anti["blocks_downstream"] and anti["p_value"] > 0.5
     # the trivial predictors, scored the same way; headroom = 1 - p_policy
     for name, col in (("L_local", df["L_local"]), ("headroom", 1 - df["p_policy"]), ("U", df["U"])):
         b = rep["baselines"][name]
@@ -508,6 +525,46 @@ def test_correlation_report_matches_scipy_and_is_deterministic():
     for route, g in df.groupby("route"):
         assert rep["per_route"][route]["rho"] == pytest.approx(st.spearmanr(g["ELP_net"], g["delta"]).statistic)
     assert rep["partial_rho"]["given"] == "p_policy" and np.isfinite(rep["partial_rho"]["p_value"])
+    assert rep["partial_rho_L_local"]["rho"] == pytest.approx(partial_spearman(x, y, df["L_local"]))
+    diff = rep["rho_minus_L_local"]
+    assert diff["rho"] == pytest.approx(rep["rho"] - rep["baselines"]["L_local"]["rho"])
+    assert diff["rho_ci"][0] <= diff["rho"] <= diff["rho_ci"][1] and diff["p_value"] is None
+    assert rep["sample"] == "uniform" and rep["reliability"]["delta"]["reason"]  # no per-rollout outcomes here
+
+
+def test_the_gate_has_three_outcomes_and_one_rule():
+    from teachable.gate import gate_rule
+
+    assert gate_rule(0.35, 0.05, 0.6, 0.3) == "pass"  # lower bound > 0 and rho >= the threshold
+    assert gate_rule(0.1, -0.2, 0.29, 0.3) == "fail"  # the interval excludes the threshold
+    assert gate_rule(0.25, 0.05, 0.5, 0.3) == "undetermined"  # positive, but not as strong as required
+    assert gate_rule(0.4, -0.1, 0.7, 0.3) == "undetermined"  # strong, but the interval reaches 0
+    assert gate_rule(float("nan"), None, None, 0.3) == "undetermined"
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=10)
+    small = correlation_report(_report_df(x, np.round(0.3 * x + rng.normal(size=10), 1)), P1B, seed=0)
+    assert small["verdict"] == "undetermined" and not small["pass"] and "cannot decide" in small["reason"]
+    assert "[" in small["reason"]  # the interval is shown
+    with pytest.raises(ValueError, match="undetermined"):  # gate "stop": not shown to pass stops the downstream
+        gate_verdict(small, "stop", "cpt_correlation.json")
+    warn = gate_verdict(small, "warn", "cpt_correlation.json")
+    assert warn["verdict"] == "undetermined" and warn["pass"] is False
+    per_q = correlation_report(_report_df(x, x), dict(P1B, sample="per_quadrant"), seed=0)
+    assert per_q["sample"] == "per_quadrant" and per_q["weighting"].startswith("unweighted")
+
+
+def test_gate_reliability_of_the_sample_and_attenuation():
+    rng = np.random.default_rng(4)
+    n = 40
+    x = rng.normal(size=n)
+    before = (rng.random((n, 16)) < 0.5).astype(float)
+    after = (rng.random((n, 16)) < np.clip(0.5 + 0.2 * x, 0, 1)[:, None]).astype(float)
+    df = _report_df(x, after.mean(1) - before.mean(1)).assign(snapshot_id=[f"s{i}" for i in range(n)],
+                                                               y_before=list(before), y_after=list(after))
+    rep = correlation_report(df, P1B, seed=0, reliability_floor=0.5)["reliability"]
+    d = rep["delta"]
+    assert np.isfinite(d["reliability"]) and d["lo"] <= d["reliability"] <= d["hi"]
+    assert d["below_floor"] == (d["reliability"] < 0.5) and rep["labels"] == {}  # no labeled rows given
 
 
 def test_partial_rho_removes_what_headroom_explains():

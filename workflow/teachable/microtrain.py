@@ -150,7 +150,7 @@ def gate_verdict(report: dict, gate: str, source: str) -> dict[str, Any]:
     verdict = {"pass": v == "pass", "verdict": v, "gate": gate, "correlation": source,
                "reason": gate_reason(v, report.get("rho"), ci[0], ci[1], thr)}  # fmt: skip
     if not verdict["pass"]:
-        msg = f"CPT gate {v}: {verdict['reason']} (n = {report.get('n')}); see {source}"
+        msg = f"CPT gate {verdict['reason']} (n = {report.get('n')}); see {source}"
         if gate == "stop":
             raise ValueError(msg + " -- phase1b.gate is 'stop', so downstream phases do not run")
         log.warning("%s -- phase1b.gate is 'warn', continuing", msg)
