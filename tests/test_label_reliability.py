@@ -6,7 +6,7 @@ import pytest
 from teachable.constants import QUADRANTS
 from teachable.quadrants import quadrant_bands
 from teachable.reliability import (
-    LABELS, delta_halves, gate_reliability, l_local_interval, label_reliability, label_report, n_rollouts,
+    LABELS, delta_halves, gate_reliability, half_rows, l_local_interval, label_reliability, label_report, n_rollouts,
     restrict_rollouts, split_halves,
 )  # fmt: skip
 from teachable.schemas import OUTCOME_CONDITIONS
@@ -41,9 +41,13 @@ def test_restrict_rollouts_slices_the_last_axis_of_every_y_column():
     assert odd["y_policy"][0] == [0.0, 1.0] and odd["y_cells"][0] == [[0.0, 1.0], [1.0, 0.0]]
     assert odd["y_expert"][0] == [1.0] and odd["cell_actions"][0] == ["x", "y"] and odd["U"][0] == 0.5
     assert df["y_policy"][0] == [1.0, 0.0, 1.0, 1.0]  # the input is not changed
-    assert n_rollouts(df) == 4
-    with pytest.raises(ValueError, match="'b'.*y_policy has 3 rollouts"):
-        n_rollouts(pd.concat([df, df.assign(snapshot_id="b", y_policy=[[1.0, 0.0, 1.0]])], ignore_index=True))
+    two = pd.concat([df, df.assign(snapshot_id="b", y_policy=[[1.0, 0.0, 1.0]], y_cells=[[[1.0, 0.0, 0.0]] * 2])],
+                    ignore_index=True)  # fmt: skip
+    assert n_rollouts(two).tolist() == [4, 3]  # rows may differ (adaptive allocation)
+    odd = half_rows(two, 1)
+    assert odd["y_policy"].tolist() == [[0.0, 1.0], [0.0]] and odd["y_cells"][1] == [[0.0], [0.0]]
+    with pytest.raises(ValueError, match="'a'.*differ in rollouts"):
+        n_rollouts(df.assign(y_policy=[[1.0, 0.0, 1.0]]))
 
 
 # ------------------------------------------------------------------------------------ split-half
@@ -96,6 +100,7 @@ def test_too_few_rollouts_and_u_are_reported_with_their_reason():
     y = _conditions(rng, 10, 3, lambda c: np.full(10, 0.5))
     rel = label_reliability(_labeled(y), 0.95, 100, seed=0, floor=0.5)
     assert rel["unmeasured"] == list(LABELS) and "at least 4" in rel["labels"]["L_local"]["reason"]
+    assert rel["n_too_few"] == 10
     assert rel["U"]["exact"] is True and "by construction" in rel["U"]["reason"]
     gen = label_reliability(_labeled(y, U_estimator=["samples"] * 10), 0.95, 100, seed=0, floor=0.5)
     assert gen["U"]["exact"] is False and "not stored" in gen["U"]["reason"]

@@ -52,25 +52,28 @@ def outcome_columns(df: pd.DataFrame) -> list[str]:
     return [c for c in df.columns if c.startswith("y_") and c not in UNINDEXED]
 
 
-def n_rollouts(df: pd.DataFrame) -> int:
-    """The rollouts per condition of every row (the last axis of every ``outcome_columns``);
-    ValueError naming the snapshot and column when they differ."""
+def n_rollouts(df: pd.DataFrame) -> np.ndarray:
+    """The rollouts per condition of each row (the last axis of its ``outcome_columns``; rows
+    may differ, e.g. under adaptive allocation); ValueError naming the snapshot and column where
+    a row's columns differ."""
     cols = outcome_columns(df)
     if not cols:
         raise ValueError(f"no y_* outcome column among {list(df.columns)}: nothing to split")
-    ns = {(sid, c): np.shape(np.asarray(v, dtype=float))[-1] for c in cols
-          for sid, v in zip(df["snapshot_id"], df[c])}  # fmt: skip
-    if len(set(ns.values())) != 1:
-        (sid, c), n = min(ns.items(), key=lambda kv: kv[1])
-        raise ValueError(f"snapshot {sid!r}: {c} has {n} rollouts, others up to {max(ns.values())}: the rows do not "
-                         "share one rollout count, so their halves would differ")  # fmt: skip
-    return int(next(iter(ns.values())))
+    out = []
+    for k, sid in enumerate(df["snapshot_id"]):
+        ns = {c: np.shape(np.asarray(df[c].iloc[k], dtype=float))[-1] for c in cols}
+        if len(set(ns.values())) != 1:
+            raise ValueError(f"snapshot {sid!r}: its outcome columns differ in rollouts ({ns}): rollout i of every "
+                             "condition must share a stream")  # fmt: skip
+        out.append(next(iter(ns.values())))
+    return np.asarray(out, dtype=int)
 
 
 def restrict_rollouts(df: pd.DataFrame, idx) -> pd.DataFrame:
     """``df`` with every rollout-indexed ``y_*`` column restricted to the rollout indices ``idx``
-    (the last axis sliced: a list per condition, or cells x rollouts), other columns unchanged."""
-    idx = np.asarray(idx, dtype=np.intp)
+    (indices, or a slice applied to each row's own rollouts; the last axis sliced: a list per
+    condition, or cells x rollouts), other columns unchanged."""
+    idx = idx if isinstance(idx, slice) else np.asarray(idx, dtype=np.intp)
     out = df.copy()
     for c in outcome_columns(df):
         out[c] = [np.asarray(v, dtype=float)[..., idx].tolist() for v in df[c]]
@@ -78,8 +81,15 @@ def restrict_rollouts(df: pd.DataFrame, idx) -> pd.DataFrame:
 
 
 def split_halves(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """The even and the odd rollout indices of n rollouts."""
+    """The even and the odd rollout indices of n rollouts (``half_rows``'s halves)."""
     return np.arange(0, n, 2), np.arange(1, n, 2)
+
+
+def half_rows(df: pd.DataFrame, parity: int) -> pd.DataFrame:
+    """Every row restricted (``restrict_rollouts``) to its own even (parity 0) or odd (1)
+    rollout indices, whatever its rollout count."""
+    n_rollouts(df)  # each row's conditions share its rollout indices
+    return restrict_rollouts(df, slice(parity, None, 2)).reset_index(drop=True)
 
 
 # ------------------------------------------------------------------------------------ Phase 1 labels
@@ -87,8 +97,7 @@ def half_labels(labeled: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The labels (``labeling.label_stats``) of every snapshot on its even and on its odd rollouts."""
     from .labeling import label_stats
 
-    return tuple(label_stats(restrict_rollouts(labeled, h).reset_index(drop=True))
-                 for h in split_halves(n_rollouts(labeled)))  # fmt: skip
+    return label_stats(half_rows(labeled, 0)), label_stats(half_rows(labeled, 1))
 
 
 def u_reliability(labeled: pd.DataFrame) -> dict[str, Any]:
@@ -113,16 +122,21 @@ def _flag(rep: dict, floor: float | None) -> dict:
 def label_reliability(labeled: pd.DataFrame, confidence: float, n_resamples: int, seed: int,
                       floor: float | None) -> dict[str, Any]:  # fmt: skip
     """Split-half reliability (module docstring) of every label of ``LABELS`` over the labeled
-    snapshots, each flagged when below ``floor``, and U's (``u_reliability``)."""
-    n = n_rollouts(labeled)
-    out: dict[str, Any] = {"n_snapshots": int(len(labeled)), "n_rollouts": n, "split": SPLIT, "floor": floor,
-                           "confidence": float(confidence), "U": u_reliability(labeled), "labels": {}}  # fmt: skip
-    if n < MIN_SPLIT:
-        why = f"{n} rollouts per condition: splitting needs at least {MIN_SPLIT} (2 per half)"
-        out["labels"] = {k: {"reliability": math.nan, "lo": math.nan, "hi": math.nan, "n": 0, "reason": why,
-                             "below_floor": None} for k in LABELS}  # fmt: skip
+    snapshots with at least ``MIN_SPLIT`` rollouts (the others are counted in ``n_too_few``),
+    each flagged when below ``floor``, and U's (``u_reliability``)."""
+    ns = n_rollouts(labeled)
+    keep = ns >= MIN_SPLIT
+    out: dict[str, Any] = {"n_snapshots": int(len(labeled)), "n_rollouts": int(ns.min()) if len(ns) else 0,
+                           "n_rollouts_max": int(ns.max()) if len(ns) else 0, "n_too_few": int((~keep).sum()),
+                           "split": SPLIT, "floor": floor, "confidence": float(confidence), "U": u_reliability(labeled),
+                           "labels": {}}  # fmt: skip
+    if keep.sum() < 3:
+        why = (f"{int(keep.sum())} snapshot(s) with at least {MIN_SPLIT} rollouts per condition (2 per half): a "
+               "split-half correlation needs 3")  # fmt: skip
+        out["labels"] = {k: {"reliability": math.nan, "lo": math.nan, "hi": math.nan, "n": int(keep.sum()),
+                             "reason": why, "below_floor": None} for k in LABELS}  # fmt: skip
     else:
-        a, b = half_labels(labeled)
+        a, b = half_labels(labeled.loc[keep].reset_index(drop=True))
         for k in LABELS:
             rep = split_half_reliability(a[k], b[k], confidence, n_resamples, derive_seed(seed, "reliability", k))
             out["labels"][k] = _flag(rep, floor)
