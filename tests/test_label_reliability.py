@@ -114,7 +114,8 @@ def test_l_local_interval_is_paired_and_bands_straddling_snapshots():
     y["force"][1] = y["policy"][1]  # identical rollouts: L_local = 0 with zero width (paired)
     lab = _labeled(y).assign(quadrant=list(QUADRANTS))
     iv = l_local_interval(lab, 0.95, 500, seed=0)
-    assert (iv["L_local_lo"][0], iv["L_local_hi"][0]) == (1.0, 1.0) and (iv["L_local_lo"][1], iv["L_local_hi"][1]) == (0, 0)
+    assert iv.loc[0, ["L_local_lo", "L_local_hi"]].tolist() == [1.0, 1.0]
+    assert iv.loc[1, ["L_local_lo", "L_local_hi"]].tolist() == [0.0, 0.0]
     assert (iv["L_local_lo"] <= lab["L_local"]).all() and (lab["L_local"] <= iv["L_local_hi"]).all()
     assert iv.equals(l_local_interval(lab.iloc[::-1].reset_index(drop=True), 0.95, 500, seed=0).iloc[::-1]
                      .reset_index(drop=True))  # per snapshot, whatever the order
@@ -150,5 +151,6 @@ def test_delta_halves_and_gate_reliability():
 def test_attenuation_bounds_the_observable_rho():
     a = attenuation(0.2, 0.25, 0.64)
     assert a["max_observable"] == pytest.approx(0.4) and a["implied_true"] == pytest.approx(0.5)
-    assert np.isnan(attenuation(0.2, -0.1, 0.5)["max_observable"]) and "not positive" in attenuation(0.2, -0.1, 0.5)["reason"]
+    noise = attenuation(0.2, -0.1, 0.5)
+    assert np.isnan(noise["max_observable"]) and "not positive" in noise["reason"]
     assert "not measured" in attenuation(0.2, None, 0.5)["reason"]

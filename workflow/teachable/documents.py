@@ -172,6 +172,6 @@ SUMMARY = Document("study summary", "summary.json", "reporting.summary_from_file
     "checks:list", checks="the study's checks: id, claim, held (true | false | null), values, detail",
 ))  # fmt: skip
 
-DOCUMENTS = {d.name: d for d in (EVAL_SUMMARY, MINING_SUMMARY, THRESHOLDS, HINT_AUDIT, LABEL_RELIABILITY, CPT_CORRELATION, GATE, HELDOUT,
-                                 PLAN, TRAIN_LOG, TRAIN_SET, TRAINING_SUMMARY, BENCHMARK, COMPARISON, TRAINING_RESULT,
+DOCUMENTS = {d.name: d for d in (EVAL_SUMMARY, MINING_SUMMARY, THRESHOLDS, HINT_AUDIT, LABEL_RELIABILITY, CPT_CORRELATION,
+                                 GATE, HELDOUT, PLAN, TRAIN_LOG, TRAIN_SET, TRAINING_SUMMARY, BENCHMARK, COMPARISON, TRAINING_RESULT,
                                  SELECTED, SELECTION_SUMMARY, BENCH_RUN, BENCH_RESULTS, SUMMARY)}  # fmt: skip

@@ -265,7 +265,8 @@ def _finite(*cols: np.ndarray) -> np.ndarray:
     return np.all([np.isfinite(c) for c in cols], axis=0)
 
 
-def rho_test(cols: tuple[np.ndarray, ...], stat, cfg: dict, seed: int, tag: str, permute: bool = True) -> dict[str, Any]:
+def rho_test(cols: tuple[np.ndarray, ...], stat, cfg: dict, seed: int, tag: str,
+             permute: bool = True) -> dict[str, Any]:  # fmt: skip
     """``stat`` (Spearman or partial Spearman) of paired columns over snapshots: value, percentile
     bootstrap CI (resamples with an undefined value are left out and counted), one-sided
     permutation p-value (the first column permuted against the others; None without ``permute``,
