@@ -283,7 +283,7 @@ STEPS = {s.cmd: s for s in (
           inputs={"shards": port("--shards", S.MICRO_SHARD, many="+"),
                   "labeled": port("--labeled", S.LABELED, "the gate sample's labels, for their reliability")},
           outputs={"results": port("--out", S.MICRO_RESULTS), "correlation": port("--out-correlation", D.CPT_CORRELATION)}),
-    Step("cpt-gate", "Phase 1B gate: stop (exit 1) or warn when the CPT check fails.",
+    Step("cpt-gate", "Phase 1B gate (gate.gate_rule): stop (exit 1) or warn unless the CPT check passes.",
           config=(keys("phase1b", "gate"),), inputs={"correlation": port("--correlation", D.CPT_CORRELATION)},
           outputs={"gate": port("--out", D.GATE)}),
     # ---------------------------------------------------------------- phase 2
