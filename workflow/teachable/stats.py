@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import special
 from scipy import stats as st
 
 
@@ -31,6 +32,58 @@ def proportion(successes: int, n: int, confidence: float = 0.95) -> dict[str, fl
     """Point estimate with its n and Wilson interval."""
     lo, hi = wilson_interval(successes, n, confidence)
     return {"p": successes / n if n else float("nan"), "n": int(n), "lo": lo, "hi": hi}
+
+
+def clopper_pearson(successes, n, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """Clopper-Pearson (exact) interval at level 1 - alpha of binomial proportions, elementwise:
+    for one look at a number of trials fixed in advance (``bernoulli_confseq`` for any look)."""
+    s, n = np.asarray(successes, dtype=float), np.asarray(n, dtype=float)
+    with np.errstate(invalid="ignore"):
+        lo = np.where(s > 0, st.beta.ppf(alpha / 2, s, n - s + 1), 0.0)
+        hi = np.where(s < n, st.beta.ppf(1 - alpha / 2, s + 1, n - s), 1.0)
+    return lo, hi
+
+
+CONFSEQ_PRIOR = (0.5, 0.5)  # the Beta mixing distribution of ``bernoulli_confseq`` (Jeffreys)
+_BISECTIONS = 60
+
+
+def bernoulli_confseq(successes, n, alpha: float, prior: tuple[float, float] = CONFSEQ_PRIOR):
+    """Anytime-valid confidence sequence for a Bernoulli mean m at level 1 - alpha (a betting CS),
+    elementwise over arrays of (successes, n): the set of m where the mixture wealth
+
+        M_n(m) = B(a + S, b + n - S) / B(a, b) / (m^S (1 - m)^(n - S)),   (a, b) = ``prior``
+
+    is below 1 / alpha. M_n(m) is a Beta(a, b)-mixture of the wealths of bettors who stake a constant
+    fraction on x - m (the bet with odds p / m is the likelihood ratio of Bernoulli(p)), a
+    nonnegative martingale when the mean is m, so by Ville's inequality the sequence covers m at
+    every n at once with probability >= 1 - alpha, whatever rule chose the looks or the stopping
+    time (Robbins 1970; Howard et al. 2021, "Time-uniform, nonparametric, nonasymptotic
+    confidence sequences", Ann. Statist., conjugate mixtures; Waudby-Smith & Ramdas 2023,
+    "Estimating means of bounded random variables by betting", JRSS-B). The set is an interval
+    around S / n (-log of the denominator is convex in m); its ends are found by bisection and
+    rounded outward (to the nearest point shown outside). It depends on (S, n) only, not on the order of the outcomes. n == 0: [0, 1]."""
+    if not 0 < alpha < 1:
+        raise ValueError(f"bernoulli_confseq: alpha must lie in (0, 1), got {alpha}")
+    s, n = np.broadcast_arrays(np.asarray(successes, dtype=float), np.asarray(n, dtype=float))
+    if np.any((s < 0) | (s > n)):
+        raise ValueError("bernoulli_confseq: successes must lie in [0, n]")
+    a, b = prior
+    budget = math.log(1 / alpha) - special.betaln(a + s, b + n - s) + special.betaln(a, b)
+
+    def excess(m):  # log M_n(m) - log(1/alpha) (> 0: m is outside), for m in (0, 1)
+        return -special.xlogy(s, m) - special.xlog1py(n - s, -m) - budget
+
+    centre = np.where(n > 0, s / np.maximum(n, 1), 0.5)
+    out = []
+    for inside, outside in ((centre, np.zeros_like(centre)), (centre, np.ones_like(centre))):
+        for _ in range(_BISECTIONS):
+            mid = (inside + outside) / 2
+            out_mid = excess(mid) > 0
+            outside, inside = np.where(out_mid, mid, outside), np.where(out_mid, inside, mid)
+        out.append(outside)  # a point shown outside (the end lies between), or 0 / 1 where no m is
+    lo, hi = out
+    return np.where(n > 0, lo, 0.0), np.where(n > 0, hi, 1.0)
 
 
 def entropy_features(logprobs: np.ndarray) -> dict[str, float]:
