@@ -28,7 +28,7 @@ def complete(df: pd.DataFrame, table) -> pd.DataFrame:
     for name, col in table.columns.items():
         if name not in out.columns and not col.optional:
             out[name] = [[] for _ in range(len(out))] if col.kind.startswith("list") else _FILL[col.kind]
-    return out[[*table.columns, *[c for c in out.columns if c not in table.columns]]]
+    return out[[*(c for c in table.columns if c in out.columns), *[c for c in out.columns if c not in table.columns]]]
 
 
 @pytest.fixture(scope="session")
