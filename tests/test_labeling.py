@@ -416,6 +416,8 @@ def test_first_action_tables_round_trip_and_record_the_estimator(tmp_path):
     assert thr["estimator"] == "first_action" and merge_labels(raw["direct"], back.iloc[:0], q)[1]["estimator"] == "direct"
     pd.testing.assert_frame_equal(lab[["p_policy", "ELP_net"]], label_stats(f)[["p_policy", "ELP_net"]])
     write_table(lab, LABELED, tmp_path / "lab.parquet")
+    pairing = outcome_pairing(read_table(tmp_path / "lab.parquet", LABELED), 0.95).set_index("pair")
+    assert pairing.loc["policy~force", "n_snapshots"] == 3 and pairing["n"].sum() > 0
     with pytest.raises(ValueError, match="mix the estimators"):
         merge_labels(pd.concat([raw["direct"], f], ignore_index=True), back.iloc[:0], q)
 
