@@ -203,8 +203,9 @@ def main(argv=None) -> int:
         v = {e: per_rollout(e, stat).var(axis=1, ddof=1) / args.n for e in budget}
         cols = np.stack([v[DIRECT] * budget[DIRECT], v[FIRST_ACTION] * budget[FIRST_ACTION],
                          v[DIRECT], v[FIRST_ACTION]], 1)  # fmt: skip
-        r, lo, hi = boot(cols, lambda x: x[:, 0].sum() / x[:, 1].sum(), args.n_bootstrap, args.confidence, 2)
-        raw_ratio = float(cols[:, 2].sum() / cols[:, 3].sum())
+        with np.errstate(divide="ignore", invalid="ignore"):  # no spread at all (a degenerate student): NaN
+            r, lo, hi = boot(cols, lambda x: x[:, 0].sum() / x[:, 1].sum(), args.n_bootstrap, args.confidence, 2)
+            raw_ratio = float(cols[:, 2].sum() / cols[:, 3].sum())
         report["variance_ratio"][stat] = {"ratio": r, "lo": lo, "hi": hi, "ratio_same_n": raw_ratio}
         print(f"  {stat:17s} {r:.2f} [{lo:.2f}, {hi:.2f}]  (at the same n per condition/cell: {raw_ratio:.2f})")
     write_table(raw[FIRST_ACTION], RAW_LABELS, out / "reference_first_action.parquet")
