@@ -21,13 +21,14 @@ _FILL = {"str": "", "str?": None, "int": 0, "float": 0.0, "bool": False}
 
 
 def complete(df: pd.DataFrame, table) -> pd.DataFrame:
-    """``df`` with every column ``table`` (a ``teachable.schemas.Table``) declares and ``df``
-    lacks, filled with an empty value of its kind (a test builds only the columns it checks)."""
+    """``df`` with every (not optional) column ``table`` (a ``teachable.schemas.Table``) declares
+    and ``df`` lacks, filled with an empty value of its kind (a test builds only the columns it
+    checks)."""
     out = df.copy()
     for name, col in table.columns.items():
-        if name not in out.columns:
+        if name not in out.columns and not col.optional:
             out[name] = [[] for _ in range(len(out))] if col.kind.startswith("list") else _FILL[col.kind]
-    return out[[*table.columns, *[c for c in out.columns if c not in table.columns]]]
+    return out[[*(c for c in table.columns if c in out.columns), *[c for c in out.columns if c not in table.columns]]]
 
 
 @pytest.fixture(scope="session")

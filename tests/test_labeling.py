@@ -242,14 +242,15 @@ def _snapshots(n: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def test_labels_do_not_depend_on_shards_or_order():
+@pytest.mark.parametrize("estimator", ["direct", "first_action"])
+def test_labels_do_not_depend_on_shards_or_order(estimator):
     """Labeling snapshots in one shard, in two shards, or in another order gives identical rows:
     every rollout's draws are keyed by (snapshot, rollout index, step), never by its batch."""
     from teachable.teachers.oracle import OracleTeacher
 
     snaps = _snapshots(5)
     cfg = {"seed": 3, "env": {"id": ENV, "max_steps": 30, "history_len": 2}, "student": {"temperature": 1.0},
-           "phase1": {"n_rollouts": 4, "n_rollouts_expert": 1, "experiments": ["A"]}}  # fmt: skip
+           "phase1": {"n_rollouts": 4, "n_rollouts_expert": 1, "experiments": ["A"], "estimator": estimator}}
 
     def label(parts):
         raw = [label_snapshots(p, ContextPolicy(), OracleTeacher(30), cfg, progress=False)[0] for p in parts]
@@ -258,7 +259,8 @@ def test_labels_do_not_depend_on_shards_or_order():
     one = label([select_shard(snaps, cfg["phase1"], 0, 1, 3)])
     two = label([select_shard(snaps, cfg["phase1"], k, 2, 3) for k in (1, 0)])
     reversed_ = label([snaps.iloc[::-1].reset_index(drop=True)])
-    assert len(one) == 5 and 0 < np.mean(np.concatenate(one["y_policy"].tolist())) < 1  # outcomes vary
+    outs = one["y_policy"] if estimator == "direct" else one["y_cells"].map(lambda v: np.concatenate(list(v)))
+    assert len(one) == 5 and 0 < np.mean(np.concatenate(outs.tolist())) < 1  # outcomes vary
     pd.testing.assert_frame_equal(one, two)
     pd.testing.assert_frame_equal(one[two.columns], reversed_[two.columns])
 
@@ -284,3 +286,155 @@ def test_outcome_pairing_is_the_mean_within_snapshot_correlation():
     # base is the unpatched student: p_policy's outcomes against [0, 1, 0, 1]: -1, 0, -1/sqrt(3), 0
     assert out.loc["base~placebo_hint", "rho"] == pytest.approx((-1 - 1 / np.sqrt(3)) / 4)
     assert out.loc["base~placebo_hint", "n"] == 4 and "base~contrast" in out.index
+
+
+# ------------------------------------------------------------------------------------ first action
+def _label_both(snaps, student, n: int, floor: float = 0.0, max_steps: int = 30, seed: int = 5):
+    """Raw rows of ``snaps`` labeled by each estimator (same seed: the same streams)."""
+    from teachable.teachers.oracle import OracleTeacher
+
+    out = {}
+    for est in ("direct", "first_action"):
+        cfg = {"seed": seed, "env": {"id": ENV, "max_steps": max_steps, "history_len": 2},
+               "student": {"temperature": 1.0},
+               "phase1": {"n_rollouts": n, "n_rollouts_expert": 1, "estimator": est, "first_action_floor": floor}}
+        out[est] = label_snapshots(snaps, student, OracleTeacher(max_steps), cfg, progress=False)[0]
+    return out, seed
+
+
+def test_first_action_cells_replay_the_direct_rollouts_exactly():
+    """With the shared streams, the direct rollout i of condition c whose first draw (inverse CDF
+    of pi_c with step 0's uniform) picks a IS cell a's rollout i from step 1 on, so its outcome is
+    the cell's: the identity p_c = sum_a pi_c(a) q(a) holds rollout by rollout, and force is the
+    teacher's cell."""
+    from teachable.policies.base import Draw
+    from teachable.seeding import rollout_key
+
+    raw, seed = _label_both(_snapshots(4), ContextPolicy(), n=6)
+    d, f = (raw[k].set_index("snapshot_id") for k in ("direct", "first_action"))
+    successes = []
+    for sid, r in f.iterrows():
+        assert list(r["cell_actions"]) == list(r["valid_actions"])  # floor 0: every action has a cell
+        cells = np.array([list(v) for v in r["y_cells"]])
+        successes.append(cells.mean())
+        for c in STUDENT_CONDITIONS:  # force: pi all on the teacher's action, which force takes without a draw
+            cdf = np.cumsum(r[f"pi_{c}"])
+            for i in range(6):
+                u = Draw(rollout_key(seed, "phase1", sid, i).step_rng(0)).uniform()
+                a = int(np.searchsorted(cdf / cdf[-1], u, side="right"))
+                assert d.loc[sid, f"y_{c}"][i] == cells[a, i], (sid, c, i)
+    assert 0 < np.mean(successes) < 1  # the outcomes vary: the identity is not 0 == 0
+
+
+def test_first_action_and_direct_agree_within_their_intervals(tiny_student):
+    """On the real tiny student at n = 24: every condition's first-action and direct intervals
+    overlap, the estimates differ by 0.1 at most on average, force (the teacher's cell) is the
+    same number, and ELP_net and the gains are computed for both with the same columns."""
+    from teachable.envs.registry import system_prompt
+    from teachable.policies.hf import HFPolicy
+
+    student = HFPolicy(tiny_student, device="cpu", system_prompt=system_prompt(ENV))
+    raw, _ = _label_both(_snapshots(3), student, n=24, floor=0.02, max_steps=12)
+    d, f = (label_stats(raw[k]).set_index("snapshot_id") for k in ("direct", "first_action"))
+    di, fi = (label_intervals(x.reset_index(), 0.95, 200, seed=0).set_index("snapshot_id") for x in (d, f))
+    assert set(d.columns) - set(f.columns) == {f"y_{c}" for c in STUDENT_CONDITIONS}
+    diffs = []
+    for sid in f.index:
+        for name in ("policy", "force", "base", *PLACEBOS, *FORMATS):
+            assert fi.loc[sid, f"p_{name}_lo"] <= f.loc[sid, f"p_{name}"] <= fi.loc[sid, f"p_{name}_hi"]
+            assert fi.loc[sid, f"p_{name}_lo"] <= di.loc[sid, f"p_{name}_hi"], (sid, name)
+            assert di.loc[sid, f"p_{name}_lo"] <= fi.loc[sid, f"p_{name}_hi"], (sid, name)
+            diffs.append(f.loc[sid, f"p_{name}"] - d.loc[sid, f"p_{name}"])
+        assert fi.loc[sid, "ELP_net_lo"] <= f.loc[sid, "ELP_net"] <= fi.loc[sid, "ELP_net_hi"]
+        assert f.loc[sid, "p_force"] == d.loc[sid, "p_force"]  # the teacher's cell is force's rollouts
+        assert f.loc[sid, "p_policy_n"] == 24 and f.loc[sid, "n_cells"] == len(f.loc[sid, "cell_actions"])
+    assert np.mean(np.abs(diffs)) < 0.1 and 0 < f["p_policy"].mean() < 1, diffs
+
+
+class SharpPolicy(Policy):
+    """A real student with a peaked distribution set by the state, nudged by the patch: most
+    conditions agree on the likely actions, so a floor leaves the unlikely ones without a cell."""
+
+    name = "sharp"
+
+    def action_logprobs(self, contexts):
+        import zlib
+
+        out = []
+        for c in contexts:
+            h, g = (zlib.crc32(t.encode()) for t in (f"{c.observation}|{c.history}", f"{c.patch}"))
+            z = np.array([3.0 - 1.2 * ((h >> (3 * k)) % 5) + 0.3 * ((g >> k) % 3) for k in range(len(c.valid_actions))])
+            out.append(z - np.logaddexp.reduce(z))
+        return out
+
+
+def test_first_action_floor_leaves_mass_that_bounds_p():
+    """A high floor leaves actions without a cell: the teacher's action and every condition's most
+    likely action still have one, each other cell has some pi >= floor, pi_rest is the mass of the
+    rest, and p lies in [p_min, p_max] = [covered, covered + pi_rest] inside its interval."""
+    floor = 0.3
+    raw, _ = _label_both(_snapshots(4), SharpPolicy(), n=4, floor=floor)
+    f = raw["first_action"]
+    lab = label_stats(f)
+    iv = label_intervals(lab, 0.95, 100, seed=0)
+    rests = []
+    for (_, r), (_, lr), (_, ir) in zip(f.iterrows(), lab.iterrows(), iv.iterrows()):
+        cells = list(r["cell_actions"])
+        assert r["suggested_action"] in cells
+        pis = np.array([r[f"pi_{c}"] for c in STUDENT_CONDITIONS])
+        for j, a in enumerate(cells):
+            assert a == r["suggested_action"] or pis[:, j].max() >= floor or any(
+                pis[k, j] == pis[k].max() for k in range(len(pis)))
+        for c in STUDENT_CONDITIONS:
+            rest = r[f"pi_rest_{c}"]
+            assert sum(r[f"pi_{c}"]) + rest == pytest.approx(1.0)
+            rests.append(rest)
+        for name in ("policy", "force", *PLACEBOS, *FORMATS):
+            rest = r[f"pi_rest_{name}"]
+            assert lr[f"p_{name}_max"] - lr[f"p_{name}_min"] == pytest.approx(rest)
+            assert lr[f"p_{name}_min"] <= lr[f"p_{name}"] <= lr[f"p_{name}_max"]
+            assert ir[f"p_{name}_lo"] <= lr[f"p_{name}_min"] and lr[f"p_{name}_max"] <= ir[f"p_{name}_hi"]
+        assert r["pi_rest_force"] == 0.0 and max(r["pi_force"]) == 1.0
+    assert max(rests) > 0.05 and (f["cell_actions"].map(len) < f["valid_actions"].map(len)).all()  # mass uncovered
+
+
+def test_first_action_tables_round_trip_and_record_the_estimator(tmp_path):
+    """A first-action shard is a valid raw-labels table (its nested y_cells survive Parquet), the
+    labels read back are the labels written, merge_labels names the estimator, and shards of two
+    estimators do not merge."""
+    from conftest import complete
+    from teachable.io import read_table, write_table
+    from teachable.labeling import merge_labels
+    from teachable.schemas import LABELED, RAW_LABELS
+
+    raw, _ = _label_both(_snapshots(3), ContextPolicy(), n=4, floor=0.1)
+    f = complete(raw["first_action"], RAW_LABELS)
+    write_table(f, RAW_LABELS, tmp_path / "raw.parquet")
+    back = read_table(tmp_path / "raw.parquet", RAW_LABELS)
+    q = {"mode": "manual", "u_threshold": 0.5, "l_threshold": 0.0, "min_size": 0}
+    lab, thr = merge_labels(back, back.iloc[:0], q)
+    assert thr["estimator"] == "first_action" and merge_labels(raw["direct"], back.iloc[:0], q)[1]["estimator"] == "direct"
+    pd.testing.assert_frame_equal(lab[["p_policy", "ELP_net"]], label_stats(f)[["p_policy", "ELP_net"]])
+    write_table(lab, LABELED, tmp_path / "lab.parquet")
+    pairing = outcome_pairing(read_table(tmp_path / "lab.parquet", LABELED), 0.95).set_index("pair")
+    assert pairing.loc["policy~force", "n_snapshots"] == 3 and pairing["n"].sum() > 0
+    with pytest.raises(ValueError, match="mix the estimators"):
+        merge_labels(pd.concat([raw["direct"], f], ignore_index=True), back.iloc[:0], q)
+
+
+def test_estimator_config_errors_name_the_key():
+    from types import SimpleNamespace
+
+    from teachable.config import section
+    from teachable.labeling import resolve_estimator
+
+    with pytest.raises(ValueError, match="phase1.estimator"):
+        section("phase1", {"estimator": "sometimes"})
+    with pytest.raises(ValueError, match="phase1.first_action_floor"):
+        section("phase1", {"first_action_floor": 1.0})
+    scorer, generator = SimpleNamespace(exact_u=True, name="hf"), SimpleNamespace(exact_u=False, name="openai")
+    auto = section("phase1", {})
+    assert resolve_estimator(auto, scorer) == "first_action" and resolve_estimator(auto, generator) == "direct"
+    assert resolve_estimator(section("phase1", {"estimator": "direct"}), scorer) == "direct"
+    with pytest.raises(ValueError, match="phase1.estimator: first_action .* 'openai' is generate-only"):
+        resolve_estimator(section("phase1", {"estimator": "first_action"}), generator)

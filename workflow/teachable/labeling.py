@@ -15,6 +15,20 @@
   the placebos and the formats) has one key, ``rollout_key(seed, "phase1", snapshot, i)``, and
   its step t draws from (snapshot, i, t) (``seeding.RolloutKey``), so the conditions stay paired
   whatever a step consumes (a forced step draws nothing). ``outcome_pairing`` measures it.
+- Estimators (``phase1.estimator``, resolved by ``resolve_estimator``): ``direct`` rolls out every
+  student condition (``y_<condition>``). ``first_action`` uses that a patch or a forced action acts
+  at the snapshot step only: p_c = sum_a pi_c(a) q(a), pi_c the student's exact first-step
+  sampling distribution under condition c (``pi_<c>``, one forward pass with c's patch) and q(a)
+  the success of rollouts whose first action is forced to a, then the unpatched student: one cell
+  per first action with some pi_c(a) >= ``phase1.first_action_floor`` (plus the teacher's action
+  and every condition's most likely one), ``y_cells`` (cells x rollouts, aligned with
+  ``cell_actions``), shared by every condition; force = q(teacher's action). The mass without a
+  cell (``pi_rest_<c>``) bounds p_c in [p_<c>_min, p_<c>_max] = [covered, covered + rest]; the
+  point estimate p_<c> assumes the uncovered actions succeed as the covered ones do on average
+  (covered / (1 - rest)). Every label is then computed as for ``direct`` from the per-rollout
+  values z_c[i] = sum_a pi_c(a) y[a, i] / (1 - rest) (``outcome_vectors``), rollout i of every
+  cell sharing a stream. A probability's interval: Wilson (direct); the pi_c-weighted Wilson
+  bounds of the cells, the rest added to the upper one (first_action).
 - ELP_net is cross-fitted (``crossfit_elp``): the route is chosen on one half of the rollouts
   (indices < n // 2), its gain_net measured on the other half, halves swapped and the two
   estimates averaged, so the max over formats is not biased upward by noise. ``ELP_net_lo`` /
@@ -39,18 +53,21 @@ from .constants import FORMATS, PLACEBOS
 from .patches import make_patch
 from .envs.action_space import ActionSpace
 from .envs.registry import action_space, parse_action
+from .config import section
 from .policies import Context, StudentPolicy
-from .policies.base import Parser
+from .policies.base import Parser, sampling_probs
 from .policies.generated_u import u_columns
 from .quadrants import add_quadrants
-from .rollouts import EXPERT, RolloutResult, RolloutSpec, study_rollouts
+from .rollouts import EXPERT, RolloutResult, RolloutSpec, first_contexts, study_rollouts
 from .schemas import OUTCOME_CONDITIONS, PROB_NAMES, STUDENT_CONDITIONS
 from .seeding import derive_seed, rollout_key
-from .stats import entropy_features, mean_interval, proportion
+from .stats import entropy_features, mean_interval, proportion, wilson_interval
 from .teachers.base import AdviceRequest, Teacher
 
 log = logging.getLogger(__name__)
 
+DIRECT, FIRST_ACTION = "direct", "first_action"  # the resolved values of phase1.estimator
+CELL = "cell"  # the condition of a first-action cell's rollouts in their keys: (snapshot, (CELL, j), i)
 
 
 def snapshot_context(row, patch: str | None = None) -> Context:
@@ -144,16 +161,23 @@ def condition_patches(row, advice, contrast_diagnosis: str | None = None) -> dic
     return patches
 
 
-def condition_specs(row, advice, cfg: dict, contrast_diagnosis: str | None = None) -> list[RolloutSpec]:
-    """All rollouts of one snapshot: for i < n_rollouts, every student condition with the key
+def condition_specs(row, advice, cfg: dict, contrast_diagnosis: str | None = None,
+                    cells: list[str] | None = None) -> list[RolloutSpec]:  # fmt: skip
+    """All rollouts of one snapshot: for i < n_rollouts, every student condition (direct) or,
+    given ``cells`` (first_action), every first-action cell (its action forced, then the
+    unpatched student; key (snapshot, (CELL, j), i)), with the key
     rollout_key(seed, "phase1", snapshot_id, i) (common random numbers); then the expert's."""
     p1, seed = cfg["phase1"], cfg["seed"]
     sid, prefix = row["snapshot_id"], tuple(row["actions"])
     common = dict(env_id=row["env_id"], seed=int(row["seed"]), prefix=prefix)
-    patches = condition_patches(row, advice, contrast_diagnosis)
+    patches = condition_patches(row, advice, contrast_diagnosis) if cells is None else {}
     specs = []
     for i in range(p1["n_rollouts"]):
         stream = rollout_key(seed, "phase1", sid, i)
+        if cells is not None:
+            specs.extend(RolloutSpec(**common, forced=(a,), key=(sid, (CELL, j), i), stream=stream)
+                         for j, a in enumerate(cells))  # fmt: skip
+            continue
         for cond in STUDENT_CONDITIONS:
             forced = (advice.suggested_action,) if cond == "force" else ()
             specs.append(RolloutSpec(**common, patch=patches[cond], forced=forced, key=(sid, cond, i), stream=stream))
@@ -173,6 +197,131 @@ def outcomes(results: list[RolloutResult]) -> dict[tuple[str, str], np.ndarray]:
             by.setdefault((sid, "expert_error"), {})[i] = r.expert_error
     return {k: np.array([v[i] for i in sorted(v)], dtype=object if k[1] == "expert_error" else float)
             for k, v in by.items()}  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------ first action
+def resolve_estimator(p1: dict, student: StudentPolicy) -> str:
+    """``phase1.estimator`` for ``student``: auto is first_action where the student scores its
+    actions exactly (``exact_u``), direct for a generate-only backend; first_action with a
+    generate-only backend is an error (its first-step distribution is only estimated)."""
+    est = p1["estimator"]
+    if est == "auto":
+        return FIRST_ACTION if student.exact_u else DIRECT
+    if est == FIRST_ACTION and not student.exact_u:
+        raise ValueError(f"phase1.estimator: first_action needs the student's exact first-step distribution, but "
+                         f"the student {student.name!r} is generate-only (its distribution is estimated from its "
+                         "answers); set phase1.estimator to direct or auto")  # fmt: skip
+    return est
+
+
+def first_action_cells(probs: dict[str, np.ndarray], actions: tuple[str, ...], teacher_action: str,
+                       floor: float) -> np.ndarray:  # fmt: skip
+    """Indices (into ``actions``, in its order) of the first actions that get a cell: where some
+    condition's probability (``probs[c]``, over ``actions``) is at least ``floor``, the teacher's
+    action, and each condition's most likely action (so no condition's mass is all uncovered)."""
+    stack = np.stack(list(probs.values()))
+    keep = stack.max(0) >= floor
+    keep[actions.index(teacher_action)] = True
+    keep[stack.argmax(1)] = True
+    return np.flatnonzero(keep)
+
+
+def first_action_design(scored: pd.DataFrame, advice: list, contrast_diagnoses: list, student: StudentPolicy,
+                        cfg: dict, floor: float) -> list[dict]:  # fmt: skip
+    """Per snapshot, the first-action estimator's design: ``cell_actions`` (``first_action_cells``),
+    and per student condition c its exact first-step sampling distribution on them, ``pi_<c>``
+    (``sampling_probs`` at ``student.temperature`` of the student's ``distribution`` of the
+    first context the rollout engine builds with c's patch: ``rollouts.first_contexts``; force:
+    all mass on the teacher's action) and the mass on the actions without a cell, ``pi_rest_<c>``.
+    One batched ``distribution`` call for all snapshots and conditions."""
+    patched = [c for c in STUDENT_CONDITIONS if c != "force"]
+    specs, parsers = [], []
+    for (_, r), adv, cdiag in zip(scored.iterrows(), advice, contrast_diagnoses, strict=True):
+        patches = condition_patches(r, adv, cdiag)
+        specs += [RolloutSpec(r["env_id"], int(r["seed"]), tuple(r["actions"]), patch=patches[c]) for c in patched]
+        parsers += snapshot_parsers([r["env_id"]] * len(patched))
+    ctxs = first_contexts(specs, cfg)
+    dists = student.distribution(ctxs, parsers)
+    temperature, out = float(cfg["student"]["temperature"]), []
+    for k, ((_, r), adv) in enumerate(zip(scored.iterrows(), advice)):
+        actions = ctxs[k * len(patched)].valid_actions
+        if adv.suggested_action not in actions:
+            raise ValueError(f"snapshot {r['snapshot_id']!r}: the teacher's action {adv.suggested_action!r} is not "
+                             f"one of the restored state's valid actions {list(actions)}")  # fmt: skip
+        block = dists[k * len(patched):(k + 1) * len(patched)]
+        probs = {c: sampling_probs(d.logprobs, temperature) for c, d in zip(patched, block)}
+        probs["force"] = (np.asarray(actions) == adv.suggested_action).astype(float)
+        cells = first_action_cells(probs, actions, adv.suggested_action, floor)
+        rest = np.ones(len(actions), dtype=bool)
+        rest[cells] = False
+        row = {"cell_actions": [actions[j] for j in cells]}
+        for c in STUDENT_CONDITIONS:
+            row[f"pi_{c}"] = [float(v) for v in probs[c][cells]]
+            row[f"pi_rest_{c}"] = float(probs[c][rest].sum())
+        out.append(row)
+    return out
+
+
+def cell_outcomes(y_cells) -> np.ndarray:
+    """``y_cells`` (a list of per-cell lists, as written or as read back from Parquet) as a
+    (cells, rollouts) float array."""
+    return np.array([np.asarray(v, float) for v in y_cells], dtype=float).reshape(len(y_cells), -1)
+
+
+def estimator_of(df: pd.DataFrame) -> str:
+    """The estimator whose outcome columns ``df`` carries: first_action (``y_cells``) or direct
+    (``y_<condition>``); a table with both mixes shards of two estimators, an error."""
+    if "y_cells" not in df.columns:
+        return DIRECT
+    if any(f"y_{c}" in df.columns for c in STUDENT_CONDITIONS):
+        raise ValueError("the label rows mix the estimators direct (y_<condition>) and first_action (y_cells): "
+                         "label every shard with one phase1.estimator")  # fmt: skip
+    return FIRST_ACTION
+
+
+def outcome_vectors(r, estimator: str, conditions=OUTCOME_CONDITIONS) -> dict[str, np.ndarray]:
+    """Per condition of ``conditions``, one value per rollout index i (every label is a function
+    of them): direct, the 0/1 outcomes ``y_<c>``; first_action, for a student condition
+    z_c[i] = sum_a pi_c(a) y_cells[a, i] / sum_a pi_c(a) (the covered actions' outcomes of
+    rollout i, weighted by c's first-step distribution and renormalised over them: the
+    uncovered mass is assumed to succeed as the covered does), the expert's ``y_expert``."""
+    if estimator == DIRECT:
+        return {c: np.asarray(r[f"y_{c}"], float) for c in conditions}
+    cells = cell_outcomes(r["y_cells"])
+    out = {}
+    for c in conditions:
+        if c == "expert":
+            out[c] = np.asarray(r["y_expert"], float)
+        else:
+            pi = np.asarray(r[f"pi_{c}"], float)
+            out[c] = pi @ cells / pi.sum()
+    return out
+
+
+def _first_step(r, name: str) -> tuple[np.ndarray, np.ndarray, float]:
+    """Row ``r``'s cell outcomes, and condition ``name``'s (base: policy) pi on the cells and
+    mass without a cell."""
+    c = "policy" if name == "base" else name
+    return cell_outcomes(r["y_cells"]), np.asarray(r[f"pi_{c}"], float), float(r[f"pi_rest_{c}"])
+
+
+def first_action_bounds(r, name: str) -> tuple[float, float]:
+    """The bounds of p_<name> (a student condition; base: policy) of first-action row ``r``
+    whatever the actions without a cell do: the covered sum sum_a pi(a) q(a) (all of them
+    failing) and the covered sum + pi_rest (all succeeding)."""
+    cells, pi, rest = _first_step(r, name)
+    covered = float(pi @ cells.mean(1))
+    return covered, covered + rest
+
+
+def first_action_interval(r, name: str, confidence: float) -> tuple[float, float]:
+    """The interval of p_<name> of first-action row ``r``: the pi-weighted Wilson bounds of the
+    cells' success rates, pi_rest added to the upper one; it holds the estimate and both bounds
+    (``first_action_bounds``). For force (all mass on one cell) it is that cell's Wilson interval."""
+    cells, pi, rest = _first_step(r, name)
+    n = cells.shape[1]
+    wilson = np.array([wilson_interval(int(k), n, confidence) for k in cells.sum(1)]).reshape(-1, 2)
+    return float(pi @ wilson[:, 0]), float(pi @ wilson[:, 1]) + rest
 
 
 # ------------------------------------------------------------------------------------ ELP
@@ -232,14 +381,17 @@ def elp_interval(y: dict[str, np.ndarray], n_resamples: int, confidence: float, 
     return float(lo), float(hi)
 
 
-def raw_rows(scored: pd.DataFrame, advice: list, outs: dict, contrast_diagnoses: list | None = None) -> pd.DataFrame:
+def raw_rows(scored: pd.DataFrame, advice: list, outs: dict, contrast_diagnoses: list | None = None,
+             design: list[dict] | None = None) -> pd.DataFrame:  # fmt: skip
     """A label shard's rows: per scored snapshot, its columns, the teacher's advice and the
-    outcome of every rollout, ``y_<condition>`` (0/1 per rollout, in rollout order) and the
-    expert's ``expert_errors`` (ExpertError kind or None per expert rollout). No statistic:
-    ``label_stats`` computes them when the shards are merged."""
+    outcome of every rollout, ``y_<condition>`` (0/1 per rollout, in rollout order; given the
+    first-action ``design`` instead: its columns and ``y_cells``, one such list per cell), the
+    expert's ``y_expert`` and ``expert_errors`` (ExpertError kind or None per expert rollout). No
+    statistic: ``label_stats`` computes them when the shards are merged."""
     rows = []
     contrast_diagnoses = contrast_diagnoses or [None] * len(advice)
-    for (_, r), adv, cdiag in zip(scored.iterrows(), advice, contrast_diagnoses, strict=True):
+    design = design or [None] * len(advice)
+    for (_, r), adv, cdiag, cells in zip(scored.iterrows(), advice, contrast_diagnoses, design, strict=True):
         sid = r["snapshot_id"]
         row = {k: r[k] for k in scored.columns if not k.startswith("_")}
         lp = r["_logprobs"]
@@ -252,28 +404,36 @@ def raw_rows(scored: pd.DataFrame, advice: list, outs: dict, contrast_diagnoses:
             contrast_diagnosis=cdiag or adv.diagnosis,
             p_teacher_action=float(np.exp(lp[cands.index(adv.suggested_action)])),
         )
-        for c in OUTCOME_CONDITIONS:
-            row[f"y_{c}"] = [float(v) for v in outs[(sid, c)]]
+        if cells is None:
+            for c in OUTCOME_CONDITIONS:
+                row[f"y_{c}"] = [float(v) for v in outs[(sid, c)]]
+        else:
+            row.update(cells)
+            row["y_cells"] = [[float(v) for v in outs[(sid, (CELL, j))]] for j in range(len(cells["cell_actions"]))]
+            row["y_expert"] = [float(v) for v in outs[(sid, "expert")]]
         row["expert_errors"] = list(outs[(sid, "expert_error")])
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def _outcomes_of(r) -> dict[str, np.ndarray]:
-    return {c: np.asarray(r[f"y_{c}"], float) for c in OUTCOME_CONDITIONS}
-
-
 def label_stats(raw: pd.DataFrame) -> pd.DataFrame:
-    """The labels of raw shard rows (``raw_rows``): every probability with its n, leverage,
-    gains, the cross-fitted ELP_net, the naive max and the route (module docstring). Their
-    intervals depend on a confidence level, so they are ``label_intervals``'s."""
-    rows = []
+    """The labels of raw shard rows (``raw_rows``) of either estimator (``estimator_of``): every
+    probability with its n (rollouts; first_action: per cell), leverage, gains, the cross-fitted
+    ELP_net, the naive max and the route (module docstring), from ``outcome_vectors``; with
+    first_action also each student probability's bounds ``p_<name>_min``/``_max``
+    (``first_action_bounds``) and ``n_cells``. Their intervals depend on a confidence level,
+    so they are ``label_intervals``'s."""
+    est, rows = estimator_of(raw), []
     for _, r in raw.iterrows():
         row = r.to_dict()
-        y = _outcomes_of(r)
+        y = outcome_vectors(r, est)
         for name in PROB_NAMES:
             v = y["policy" if name == "base" else name]
             row[f"p_{name}"], row[f"p_{name}_n"] = float(v.mean()), int(len(v))
+            if est == FIRST_ACTION and name != "expert":
+                row[f"p_{name}_min"], row[f"p_{name}_max"] = first_action_bounds(r, name)
+        if est == FIRST_ACTION:
+            row["n_cells"] = len(r["cell_actions"])
         errors = [e for e in r["expert_errors"] if isinstance(e, str)]
         row["p_expert_errors"] = len(errors)
         row["p_expert_impossible"] = sum(e == "impossible" for e in errors)
@@ -296,13 +456,17 @@ def label_stats(raw: pd.DataFrame) -> pd.DataFrame:
 
 
 def label_intervals(labeled: pd.DataFrame, confidence: float, n_bootstrap: int, seed: int) -> pd.DataFrame:
-    """Per labeled snapshot: the Wilson interval of every probability (``p_<name>_lo/_hi``) and
-    the bootstrap interval of the cross-fitted ELP_net (``ELP_net_lo/_hi``), at ``confidence``."""
-    rows = []
+    """Per labeled snapshot: the interval of every probability (``p_<name>_lo/_hi``: Wilson;
+    first_action, a student condition's: ``first_action_interval``) and the bootstrap interval of
+    the cross-fitted ELP_net (``ELP_net_lo/_hi``), at ``confidence``."""
+    est, rows = estimator_of(labeled), []
     for _, r in labeled.iterrows():
-        y = _outcomes_of(r)
+        y = outcome_vectors(r, est)
         row = {"snapshot_id": r["snapshot_id"]}
         for name in PROB_NAMES:
+            if est == FIRST_ACTION and name != "expert":
+                row[f"p_{name}_lo"], row[f"p_{name}_hi"] = first_action_interval(r, name, confidence)
+                continue
             v = y["policy" if name == "base" else name]
             pr = proportion(int(v.sum()), len(v), confidence)
             row[f"p_{name}_lo"], row[f"p_{name}_hi"] = pr["lo"], pr["hi"]
@@ -337,7 +501,14 @@ def label_snapshots(snaps: pd.DataFrame, student: StudentPolicy, teacher: Teache
     unparseable answer), the contrast calls the student's most likely other action worse, so the
     teacher is asked a second time, about that action, and its diagnosis (``contrast_diagnosis``)
     is the contrast's "because"; a failure of that second answer is a teacher failure of the
-    snapshot."""
+    snapshot.
+
+    The estimator (``resolve_estimator``) is logged; with first_action the rollouts are the
+    first-action cells (``first_action_design``) instead of the student conditions."""
+    p1 = section("phase1", cfg["phase1"])
+    estimator = resolve_estimator(p1, student)
+    log.info("phase1 estimator: %s (phase1.estimator %s, student %s %s)", estimator, p1["estimator"], student.name,
+             "scores actions exactly" if student.exact_u else "is generate-only")  # fmt: skip
     scored = score_snapshots(snaps, student)
     reqs = [advice_request(r, r["student_action"]) for _, r in scored.iterrows()]
     advice = teacher.advise_many(reqs)
@@ -363,9 +534,12 @@ def label_snapshots(snaps: pd.DataFrame, student: StudentPolicy, teacher: Teache
     good = scored.loc[ok]
     good_adv = [a for a, k in zip(advice, ok) if k]
     cdiags = [contrast_advice[k].diagnosis if k in contrast_advice else None for k in np.flatnonzero(ok)]
-    specs = [s for (_, r), a, c in zip(good.iterrows(), good_adv, cdiags) for s in condition_specs(r, a, cfg, c)]
+    design = (first_action_design(good, good_adv, cdiags, student, cfg, float(p1["first_action_floor"]))
+              if estimator == FIRST_ACTION else [None] * len(good_adv))  # fmt: skip
+    specs = [s for (_, r), a, c, d in zip(good.iterrows(), good_adv, cdiags, design)
+             for s in condition_specs(r, a, cfg, c, d and d["cell_actions"])]  # fmt: skip
     results = study_rollouts(specs, student, cfg, desc="phase1 label rollouts", progress=progress)
-    return raw_rows(good, good_adv, outcomes(results), cdiags), failures
+    return raw_rows(good, good_adv, outcomes(results), cdiags, design if estimator == FIRST_ACTION else None), failures
 
 
 def select_shard(snaps: pd.DataFrame, p1: dict, shard: int, n_shards: int, seed: int) -> pd.DataFrame:
@@ -386,13 +560,15 @@ def select_shard(snaps: pd.DataFrame, p1: dict, shard: int, n_shards: int, seed:
 
 def merge_labels(raw: pd.DataFrame, failures: pd.DataFrame, qcfg: dict) -> tuple[pd.DataFrame, dict]:
     """The labels of the merged shards (``label_stats``) with their quadrants, and the
-    thresholds record (which counts the teacher failures)."""
+    thresholds record (which counts the teacher failures and names the shards' estimator)."""
     if raw.empty:
         raise ValueError("no labeled snapshot in any shard: nothing to assign to quadrants (check phase 0's counts "
                          "and the teacher failures)")  # fmt: skip
     df = label_stats(raw.sort_values("snapshot_id").reset_index(drop=True))
     df, thr = add_quadrants(df, qcfg)
     thr["teacher_failures"] = int(len(failures))
+    thr["estimator"] = estimator_of(raw)
+    log.info("labels estimated by %s", thr["estimator"])
     return df, thr
 
 
@@ -409,13 +585,14 @@ def outcome_pairing(labeled: pd.DataFrame, confidence: float) -> pd.DataFrame:
     outcomes (rollout i of both shares its draws, so the more the pairing holds, the higher),
     with its Student-t interval over snapshots (``stats.mean_interval``) and n. A snapshot where
     either condition is constant over its rollouts has no correlation: left out, counted in
-    ``n_constant``. ``base`` is the unpatched student (p_policy's rollouts)."""
-    rows = []
+    ``n_constant``. ``base`` is the unpatched student (p_policy's rollouts). First_action: the
+    conditions' per-rollout values (``outcome_vectors``) in place of 0/1 outcomes."""
+    est, rows = estimator_of(labeled), []
+    vectors = [outcome_vectors(r, est, STUDENT_CONDITIONS) for _, r in labeled.iterrows()]
     for a, b in OUTCOME_PAIRS:
-        ya, yb = (labeled[f"y_{'policy' if c == 'base' else c}"] for c in (a, b))
         rhos = []
-        for sid, va, vb in zip(labeled["snapshot_id"], ya, yb):
-            va, vb = np.asarray(va, float), np.asarray(vb, float)
+        for sid, y in zip(labeled["snapshot_id"], vectors):
+            va, vb = (y["policy" if c == "base" else c] for c in (a, b))
             if len(va) != len(vb):
                 raise ValueError(f"snapshot {sid!r}: {len(va)} rollouts of {a} but {len(vb)} of {b}, cannot pair them")
             if len(va) > 1 and np.ptp(va) > 0 and np.ptp(vb) > 0:

@@ -22,7 +22,7 @@ the attenuation it puts on the gate's ρ, and the L_local interval that bands ea
 - A label whose reliability is below ``phase1.reliability_floor`` is flagged; where it is
   L_local, the quadrants rest on an unreliable label (the summary says so).
 - Quadrant band: a snapshot whose L_local interval (a paired percentile bootstrap over rollout
-  indices of y_force - y_policy, whose mean is the direct estimator's L_local) straddles the L
+  indices of force - policy, ``labeling.outcome_vectors``, whose mean is L_local) straddles the L
   threshold is ``uncertain`` (``quadrants.quadrant_bands``); its quadrant is not changed.
 """
 
@@ -61,7 +61,7 @@ def n_rollouts(df: pd.DataFrame) -> np.ndarray:
         raise ValueError(f"no y_* outcome column among {list(df.columns)}: nothing to split")
     out = []
     for k, sid in enumerate(df["snapshot_id"]):
-        ns = {c: np.shape(np.asarray(df[c].iloc[k], dtype=float))[-1] for c in cols}
+        ns = {c: np.shape(_outcome_array(df[c].iloc[k]))[-1] for c in cols}
         if len(set(ns.values())) != 1:
             raise ValueError(f"snapshot {sid!r}: its outcome columns differ in rollouts ({ns}): rollout i of every "
                              "condition must share a stream")  # fmt: skip
@@ -76,8 +76,17 @@ def restrict_rollouts(df: pd.DataFrame, idx) -> pd.DataFrame:
     idx = idx if isinstance(idx, slice) else np.asarray(idx, dtype=np.intp)
     out = df.copy()
     for c in outcome_columns(df):
-        out[c] = [np.asarray(v, dtype=float)[..., idx].tolist() for v in df[c]]
+        out[c] = [_outcome_array(v)[..., idx].tolist() for v in df[c]]
     return out
+
+
+def _outcome_array(v) -> np.ndarray:
+    """One row's ``y_*`` value as a float array: a list over rollouts, or cells x rollouts (read back
+    from Parquet as an object array of arrays: ``labeling.cell_outcomes``)."""
+    from .labeling import cell_outcomes
+
+    a = np.asarray(v, dtype=object)
+    return cell_outcomes(v) if a.dtype == object and a.ndim == 1 and len(a) and np.ndim(a[0]) else np.asarray(v, float)
 
 
 def split_halves(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -148,18 +157,22 @@ def label_reliability(labeled: pd.DataFrame, confidence: float, n_resamples: int
 # ------------------------------------------------------------------------------------ quadrant bands
 def l_local_interval(labeled: pd.DataFrame, confidence: float, n_resamples: int, seed: int) -> pd.DataFrame:
     """Per snapshot, the paired percentile bootstrap interval of L_local over its rollout indices
-    (rollout i of policy and force drawn together: they share a stream): ``L_local_lo/_hi``.
-    ValueError where a row has no y_force / y_policy or its L_local is not their mean
-    difference (another estimator: its interval needs that estimator's resampling)."""
-    missing = [c for c in ("y_force", "y_policy") if c not in labeled.columns]
-    if missing:
-        raise ValueError(f"L_local's interval needs the columns {missing} (the direct estimator's outcomes)")
+    (rollout i of policy and force drawn together: they share a stream): ``L_local_lo/_hi``. The
+    per-index values are the estimator's (``labeling.outcome_vectors``: direct, the 0/1 outcomes;
+    first_action, the pi-weighted cell outcomes), whose mean difference is L_local; ValueError
+    naming the snapshot where it is not."""
+    from .labeling import estimator_of, outcome_vectors
+
+    estimator = estimator_of(labeled)
     tail = (1 - confidence) / 2
     rows = []
-    for sid, yf, yp, L in zip(labeled["snapshot_id"], labeled["y_force"], labeled["y_policy"], labeled["L_local"]):
-        d = np.asarray(yf, float) - np.asarray(yp, float)
+    for _, r in labeled.iterrows():
+        sid, L = r["snapshot_id"], r["L_local"]
+        z = outcome_vectors(r, estimator, ("policy", "force"))
+        d = z["force"] - z["policy"]
         if d.ndim != 1 or not len(d) or not np.isclose(d.mean(), L):
-            raise ValueError(f"snapshot {sid!r}: L_local = {L} is not mean(y_force - y_policy) over its rollouts")
+            raise ValueError(f"snapshot {sid!r}: L_local = {L} is not the mean over rollout indices of force - policy "
+                             f"({estimator} estimator)")  # fmt: skip
         if np.ptp(d) == 0:
             lo = hi = float(d[0])
         else:

@@ -112,6 +112,11 @@ class _Active:
         self.actions: list[str] = []
         self.records: list[StepRecord] = []
 
+    def context(self) -> Context:
+        """What the student sees at the current state (the patch at the first step only)."""
+        return Context(instruction=self.obs.instruction, observation=self.obs.text, history=tuple(self.history),
+                       valid_actions=self.obs.valid_actions, patch=self.spec.patch if self.steps == 0 else None)
+
 
 def run_rollouts(
     specs: list[RolloutSpec],
@@ -170,16 +175,7 @@ def run_rollouts(
             else:
                 need_student.append(i)
         if need_student:
-            ctxs = [
-                Context(
-                    instruction=active[i].obs.instruction,
-                    observation=active[i].obs.text,
-                    history=tuple(active[i].history),
-                    valid_actions=active[i].obs.valid_actions,
-                    patch=active[i].spec.patch if active[i].steps == 0 else None,
-                )
-                for i in need_student
-            ]
+            ctxs = [active[i].context() for i in need_student]
             draws = [Draw(active[i].spec.stream.step_rng(active[i].steps)) for i in need_student]
             parsers = [lambda t, env=active[i].env: env.parse_action(t, "lenient") for i in need_student]
             acts = policy.act(ctxs, draws, temperature=temperature, parsers=parsers, with_u=record_steps)
@@ -247,6 +243,19 @@ def study_rollouts(specs: list[RolloutSpec], policy: StudentPolicy | None, cfg: 
         history_len=int(cfg["env"]["history_len"]), max_steps=cfg["env"].get("max_steps"),
         env_options=env_options(cfg["env"]), **kwargs,
     )  # fmt: skip
+
+
+def first_contexts(specs: list[RolloutSpec], cfg: dict) -> list[Context]:
+    """The context the student sees at the first step of each (student) spec, as ``run_rollouts``
+    builds it (restored state, history from the prefix, the spec's patch): its first-step
+    distribution is the student's ``distribution`` of it, sampled at ``student.temperature``."""
+    pool = EnvPool(cfg["env"].get("max_steps"), env_options(cfg["env"]))
+    out = []
+    for spec in specs:
+        a = _Active(spec, pool.get(spec.env_id), int(cfg["env"]["history_len"]))
+        out.append(a.context())
+        pool.put(a.env)
+    return out
 
 
 def group_success(results: list[RolloutResult]) -> dict[Any, tuple[int, int]]:

@@ -4,8 +4,9 @@ declaration (``io.write_table``), readers rely on it (``io.read_table``); the Sn
 paths and the report's inputs take their names from here. "Where is column X defined and who
 writes it?": here, in the table that declares it.
 
-Kinds: ``str``, ``int``, ``float``, ``bool``, ``list[str]``, ``list[float]``, ``str?`` (a string
-or null). A family declares the columns it adds (``Family.episode_columns``, gathered in
+Kinds: ``str``, ``int``, ``float``, ``bool``, ``list[str]``, ``list[float]``, ``list[list[float]]``,
+``str?`` (a string or null). An ``optional`` column may be absent (the outcome columns of one
+Phase 1 estimator: a shard carries its estimator's). A family declares the columns it adds (``Family.episode_columns``, gathered in
 ``FAMILY_COLUMNS``): its tables may carry them; a generate-only student's U comes with ``SAMPLED_U``; no other
 undeclared column is accepted.
 """
@@ -18,7 +19,7 @@ from typing import Any
 from .constants import FORMATS, PLACEBOS
 from .envs.registry import episode_columns
 
-KINDS = ("str", "str?", "int", "float", "bool", "list[str]", "list[float]")
+KINDS = ("str", "str?", "int", "float", "bool", "list[str]", "list[float]", "list[list[float]]")
 STUDENT_CONDITIONS = ("policy", "force", *PLACEBOS, *FORMATS)  # rolled out per snapshot
 OUTCOME_CONDITIONS = (*STUDENT_CONDITIONS, "expert")  # y_<condition> of the label shards
 PROB_NAMES = ("policy", "force", "expert", "base", *PLACEBOS, *FORMATS)  # p_<name> of the labels
@@ -28,6 +29,7 @@ PROB_NAMES = ("policy", "force", "expert", "base", *PLACEBOS, *FORMATS)  # p_<na
 class Column:
     kind: str
     meaning: str
+    optional: bool = False  # may be absent (a table still checks its kind where present)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -112,8 +114,21 @@ ADVICE = cols(
     contrast_action="the action the contrast calls worse (the student's, or its likeliest other)",
     contrast_diagnosis="the teacher's diagnosis of contrast_action", p_teacher_action="the student's p(suggested)",
 )  # fmt: skip
-OUTCOMES = {f"y_{c}": Column("list[float]", f"0/1 success of every rollout of condition {c}, in rollout order")
+# direct (phase1.estimator): y_<condition>; first_action: cell_actions, y_cells, pi_<c>, pi_rest_<c>
+OUTCOMES = {f"y_{c}": Column("list[float]", f"0/1 success of every rollout of condition {c}, in rollout order"
+                             + ("" if c == "expert" else " (direct estimator)"), optional=c != "expert")
             for c in OUTCOME_CONDITIONS}  # fmt: skip
+OUTCOMES["cell_actions"] = Column("list[str]", "first_action: the first actions with a cell of rollouts (pi >= "
+                                  "phase1.first_action_floor in some condition, the teacher's, each condition's "
+                                  "most likely)", optional=True)  # fmt: skip
+OUTCOMES["y_cells"] = Column("list[list[float]]", "first_action: per cell (cell_actions order), the 0/1 success of "
+                             "every rollout whose first action is the cell's, then the unpatched student, in rollout "
+                             "order (rollout i of every cell shares a stream)", optional=True)  # fmt: skip
+for _c in STUDENT_CONDITIONS:
+    OUTCOMES[f"pi_{_c}"] = Column("list[float]", f"first_action: the student's first-step sampling probability of "
+                                  f"each cell action under condition {_c}", optional=True)  # fmt: skip
+    OUTCOMES[f"pi_rest_{_c}"] = Column("float", f"first_action: condition {_c}'s first-step mass on actions without "
+                                       "a cell", optional=True)  # fmt: skip
 OUTCOMES["expert_errors"] = Column("list[str]", "per expert rollout: its ExpertError kind, or null")
 
 RAW_LABELS = SNAPSHOTS.extend("raw labels", "phase1/shards/labels_{shard}.parquet",
@@ -126,7 +141,13 @@ TEACHER_FAILURES = SNAPSHOTS.extend("teacher failures", "phase1/teacher_failures
 _PROBS: dict[str, Column] = {}
 for _p in PROB_NAMES:
     _PROBS[f"p_{_p}"] = Column("float", f"success probability of condition {_p} (base: = policy)")
-    _PROBS[f"p_{_p}_n"] = Column("int", f"rollouts of p_{_p}")
+    _PROBS[f"p_{_p}_n"] = Column("int", f"rollouts of p_{_p} (first_action: per cell)")
+for _p in PROB_NAMES:
+    if _p != "expert":
+        _PROBS[f"p_{_p}_min"] = Column("float", f"first_action: p_{_p}'s lower bound (the actions without a cell all "
+                                       "failing: the covered sum)", optional=True)  # fmt: skip
+        _PROBS[f"p_{_p}_max"] = Column("float", f"first_action: p_{_p}'s upper bound (they all succeed: covered + "
+                                       "pi_rest)", optional=True)  # fmt: skip
 _GAINS: dict[str, Column] = {}
 for _m in FORMATS:
     _GAINS[f"gain_raw_{_m}"] = Column("float", f"p_{_m} - p_base")
@@ -138,6 +159,7 @@ LABELED = RAW_LABELS.extend("labeled snapshots", "phase1/labeled_snapshots.parqu
         "p_expert_errors:int p_expert_impossible:int L_local:float L_upper:float",
         p_expert_errors="expert rollouts stopped by an ExpertError", p_expert_impossible="of them: mission impossible",
         L_local="p_force - p_policy", L_upper="p_expert - p_policy"),
+    "n_cells": Column("int", "first_action: cells of rollouts (n_cells x p_policy_n student rollouts)", optional=True),
     **_GAINS, **cols(
         "ELP_net_naive:float route_net:str route_ties:list[str] ELP_net:float quadrant:str",
         ELP_net_naive="max over formats of gain_net (biased up by noise)",
@@ -145,7 +167,8 @@ LABELED = RAW_LABELS.extend("labeled snapshots", "phase1/labeled_snapshots.parqu
         ELP_net="cross-fitted ELP: route on one half of the rollouts, gain on the other, both ways",
         quadrant="Q1..Q4 on (U, L_local), high = strictly above the threshold"),
 })  # fmt: skip
-_INTERVALS = {f"p_{p}_{b}": Column("float", f"Wilson {b} bound of p_{p}") for p in PROB_NAMES for b in ("lo", "hi")}
+_INTERVALS = {f"p_{p}_{b}": Column("float", f"Wilson {b} bound of p_{p} (first_action: the pi-weighted Wilson bound of "
+                                     "the cells, + pi_rest for hi)") for p in PROB_NAMES for b in ("lo", "hi")}
 LABEL_INTERVALS = Table("label intervals", "phase1/label_intervals.parquet",
                         "labeling.label_intervals, reliability.label_report (rule label_report)", {
     "snapshot_id": Column("str", "the labeled snapshot"), **_INTERVALS,
@@ -349,10 +372,10 @@ def _fits(kind: str, seen: str | None) -> bool:
 
 
 def check_frame(df, table: Table, where: str) -> None:
-    """ValueError naming ``where`` (a file) when ``df`` lacks a declared column, carries an
+    """ValueError naming ``where`` (a file) when ``df`` lacks a declared (not optional) column, carries an
     undeclared one, or a column's first non-null value is not of its declared kind."""
     declared = {**table.columns, **family_columns(table)}
-    missing = [c for c in table.columns if c not in df.columns]
+    missing = [c for c, col in table.columns.items() if c not in df.columns and not col.optional]
     extra = [c for c in df.columns if c not in declared]
     if missing or extra:
         raise ValueError(f"{where} ({table.name}): missing columns {missing}, undeclared columns {extra} "

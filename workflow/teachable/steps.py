@@ -252,7 +252,8 @@ STEPS = {s.cmd: s for s in (
     # ---------------------------------------------------------------- phase 1
     Step("label-shard", "Label one shard of snapshots: U, leverage, CPT.",
           config=(SEED, ENV, STUDENT, whole("teacher"),
-                  keys("phase1", "experiments", "max_snapshots", "n_rollouts", "n_rollouts_expert")),
+                  keys("phase1", "experiments", "max_snapshots", "n_rollouts", "n_rollouts_expert", "estimator",
+                       "first_action_floor")),
           inputs={"model": MODEL, "snapshots": port("--snapshots", S.SNAPSHOTS, "failure and expert", many="+")},
           outputs={"labels": port("--out", S.RAW_LABELS),
                    "failures": port("--out-failures", S.TEACHER_FAILURES, path_override=SHARD_FAILURES)},

@@ -148,17 +148,28 @@ class StudentPolicy(ABC):
         """Free what the backend holds (an engine, connections); nothing by default."""
 
 
-def sample_action(logprobs: np.ndarray, temperature: float, draw: Draw) -> int:
-    """Index of an action sampled from softmax(logprobs / T) by inverse CDF with one uniform of
-    ``draw`` (the index numpy's ``Generator.choice`` draws from the same stream); T == 0 is
-    argmax (first on ties) and takes no draw."""
+def sampling_probs(logprobs: np.ndarray, temperature: float) -> np.ndarray:
+    """The distribution ``sample_action`` draws from: softmax(logprobs / T); T == 0 puts all the
+    mass on the argmax (first on ties)."""
     if temperature <= 0:
-        return int(np.argmax(logprobs))
+        p = np.zeros(len(logprobs))
+        p[int(np.argmax(logprobs))] = 1.0
+        return p
     z = logprobs / temperature
     p = np.exp(z - z.max())
     p /= p.sum()
     if not np.isfinite(p).all():
         raise ValueError(f"cannot sample from the log-probabilities {np.asarray(logprobs).tolist()}")
+    return p
+
+
+def sample_action(logprobs: np.ndarray, temperature: float, draw: Draw) -> int:
+    """Index of an action sampled from softmax(logprobs / T) (``sampling_probs``) by inverse CDF
+    with one uniform of ``draw`` (the index numpy's ``Generator.choice`` draws from the same
+    stream); T == 0 is argmax (first on ties) and takes no draw."""
+    if temperature <= 0:
+        return int(np.argmax(logprobs))
+    p = sampling_probs(logprobs, temperature)
     cdf = p.cumsum()
     cdf /= cdf[-1]
     return int(cdf.searchsorted(draw.uniform(), side="right"))
