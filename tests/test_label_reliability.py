@@ -127,7 +127,7 @@ def test_l_local_interval_is_paired_and_bands_straddling_snapshots():
     per_q = rel["bands"]["per_quadrant"]
     assert sum(c["decided"] + c["uncertain"] for c in per_q.values()) == 4
     assert rel["bands"]["n_uncertain"] == int((bands["quadrant_band"] == "uncertain").sum())
-    with pytest.raises(ValueError, match="not mean"):
+    with pytest.raises(ValueError, match="is not the mean"):
         l_local_interval(lab.assign(L_local=lab["L_local"] + 0.5), 0.95, 100, seed=0)
 
 
