@@ -418,6 +418,14 @@ def test_first_action_tables_round_trip_and_record_the_estimator(tmp_path):
     write_table(lab, LABELED, tmp_path / "lab.parquet")
     pairing = outcome_pairing(read_table(tmp_path / "lab.parquet", LABELED), 0.95).set_index("pair")
     assert pairing.loc["policy~force", "n_snapshots"] == 3 and pairing["n"].sum() > 0
+    # the split halves and L_local's interval read the nested y_cells as Parquet gives them back
+    from teachable.reliability import half_rows, l_local_interval
+
+    read = read_table(tmp_path / "lab.parquet", LABELED)
+    even = half_rows(read, 0)
+    assert [np.shape(v) for v in even["y_cells"]] == [(len(c), 2) for c in read["cell_actions"]]
+    iv = l_local_interval(read, 0.95, 200, seed=0)
+    assert ((iv["L_local_lo"] <= read["L_local"] + 1e-12) & (read["L_local"] <= iv["L_local_hi"] + 1e-12)).all()
     with pytest.raises(ValueError, match="mix the estimators"):
         merge_labels(pd.concat([raw["direct"], f], ignore_index=True), back.iloc[:0], q)
 
