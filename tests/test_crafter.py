@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import re
 import subprocess
 import sys
 import time
@@ -495,6 +496,24 @@ def test_diagnosis_reports_low_drink_with_the_nearest_water_and_judges_the_choic
     )
     world[(33, 32)] = "stone"
     assert "yields only to a wood pickaxe" in diagnose(w, "collect_stone", "Do")
+
+
+def test_diagnosis_places_only_what_the_observation_shows():
+    """A tree out of the 9 x 7 view gets no direction or distance, even when it is the nearest on
+    the map; one in view is the one the observation lists, in its words (the privileged map gave
+    the expert's next step away: the Crafter pilot's diagnosis predicted it at 0.899)."""
+    from teachable.envs.crafter.diagnosis import diagnose
+
+    w = _blank_world()
+    world, player = w._world, w._player
+    world[(32, 36)] = "tree"  # 4 cells south: out of view (3 rows south), the nearest tree on the map
+    text = diagnose(w, "collect_wood", "Noop")
+    assert text.startswith("Your goal is wood in your inventory: no tree is in view."), text
+    assert not re.search(r"north|south|east|west|\d+ cells?", text), text
+    world[(35, 33)] = "tree"  # 4 cells south-east: in view, listed by the observation
+    text = diagnose(w, "collect_wood", "Noop")
+    assert "the nearest tree is 4 cells to the south-east" in text, text
+    assert "- tree 4 steps to your south-east" in describe(world, player)
 
 
 def test_env_steps_fast_without_pixels():

@@ -442,12 +442,13 @@ def test_diagnosis_judges_every_action_of_the_env():
     assert set(_CHOICES) == set(ACTIONS)
 
 
-def test_diagnosis_uses_privileged_target_location():
+def test_diagnosis_places_a_target_in_view():
     env = make_env("BabyAI-GoToLocal-v0")
     env.reset(0)
     adv = env.expert_advice("go forward")
     target = env.observation().instruction.removeprefix("go to the ")
-    assert f"The mission's {target} is at your " in adv.diagnosis and "o'clock" in adv.diagnosis
+    assert target in env.observation().text  # the student sees it ...
+    assert f"The mission's {target} is at your " in adv.diagnosis and "o'clock" in adv.diagnosis  # ... so it is placed
 
 
 # -- diagnosis on hand-built scenes ---------------------------------------------------------------
@@ -490,6 +491,19 @@ def test_scene_student_choices_are_judged_from_the_state(scene):
     u.agent_pos = (1, 3)
     assert env.diagnose("go forward").endswith(
         "A wall fills the cell in front of you, so your choice would leave you in place.")
+
+
+def test_scene_target_out_of_view_gets_no_clock_or_distance(scene):
+    """Read from the whole grid, an unseen target's clock position gave the expert's next turn away."""
+    env, u, name = scene
+    u.agent_dir = 2  # facing -x: the target at (5, 3) is behind the agent, out of its view
+    assert u.relative_coords(5, 3) is None  # outside the agent's 7 x 7 view
+    texts = {s: env.diagnose(s) for s in (None, *ACTIONS)}
+    for s, text in texts.items():
+        assert text.startswith(f"The mission's {name.removeprefix('the ')} is out of view. "), (s, text)
+        assert "o'clock" not in text and "cells away" not in text and "nearer" not in text, (s, text)
+    assert texts["go forward"].endswith("The cell in front of you is free, and after your choice you would stand in it.")
+    assert texts["turn left"].endswith("After your choice you would have the cell in front of you empty.")
 
 
 def test_scene_hands_boxes_and_doors(scene):

@@ -1,4 +1,5 @@
-"""The hint audit: naming counted from the text, grouped cross-validated action accuracies."""
+"""The hint audit: naming counted from the text, grouped cross-validated action accuracies, the
+leakage index and its band."""
 
 from __future__ import annotations
 
@@ -7,18 +8,23 @@ import pandas as pd
 import pytest
 
 from teachable.envs.babyai import ACTIONS
-from teachable.hint_audit import ACCURACIES, hint_audit
+from teachable.hint_audit import ACCURACIES, BAND_NAMES, band_of, hint_audit, leakage_index
 
 ENV_ID = "BabyAI-GoToLocal-v0"
 NEUTRAL_WORDS = "alpha beta gamma delta epsilon zeta theta kappa lambda sigma omega".split()
 
 
-def labeled(diagnoses, actions, tasks) -> pd.DataFrame:
+def labeled(diagnoses, actions, tasks, observations=None) -> pd.DataFrame:
+    """Rows of one mission; the observation is ``observations`` (default: one text for all)."""
+    n = len(actions)
     return pd.DataFrame({
-        "snapshot_id": [f"s{i}" for i in range(len(actions))],
+        "snapshot_id": [f"s{i}" for i in range(n)],
         "task_id": tasks,
         "env_id": ENV_ID,
-        "valid_actions": [list(ACTIONS)] * len(actions),
+        "instruction": "go to the red ball",
+        "observation": list(observations) if observations is not None else ["a wall 3 steps forward"] * n,
+        "history": [[]] * n,
+        "valid_actions": [list(ACTIONS)] * n,
         "suggested_action": actions,
         "diagnosis": diagnoses,
     })
@@ -92,6 +98,91 @@ def test_fewer_tasks_than_folds_uses_one_fold_per_task():
     assert out["n_folds"] == 3 and out["hint_action_accuracy"]["n"] == 30
 
 
+# ------------------------------------------------------------------------------------ the leakage index
+CUES = {"go forward": "clear lane", "turn left": "port side", "pick up": "low shelf"}
+
+
+def cued_observations(actions, rng, informative: float = 0.8) -> list[str]:
+    """An observation whose cue matches the action with probability ``informative``, else a
+    random cue: the state alone predicts the action above the majority but not perfectly."""
+    cues = list(CUES.values())
+    return [f"a red ball {CUES[a] if rng.random() < informative else rng.choice(cues)}" for a in actions]
+
+
+def test_a_diagnosis_that_copies_the_action_is_demo_like():
+    actions, tasks, _ = random_rows()
+    leak = hint_audit(labeled(actions, actions, tasks), seed=0)["leakage_index"]
+    assert leak["lambda"] > 0.9 and leak["lo"] >= 0.75 and leak["reason"] is None
+    assert leak["band"] == leak["band_point"] == "demo-like" and leak["bands_spanned"] == ["demo-like"]
+    assert leak["n_defined"] == leak["n_resamples"] == 2000
+
+
+def test_a_diagnosis_independent_of_the_action_is_a_hint():
+    actions, tasks, rng = random_rows(seed=3)
+    observations = cued_observations(actions, rng)
+    colors = ["red", "green", "blue", "purple", "yellow", "grey"]
+    texts = [f"The {rng.choice(colors)} box is {rng.integers(1, 6)} cells away." for _ in actions]
+    out = hint_audit(labeled(texts, actions, tasks, observations), seed=0)
+    state, majority = out["state_action_accuracy"], out["majority_accuracy"]
+    assert state["lo"] > majority["p"]  # the state carries the action ...
+    leak = out["leakage_index"]
+    assert abs(leak["lambda"]) < 0.15 and leak["hi"] < 0.25  # ... and the diagnosis adds none of it
+    assert leak["band"] == leak["band_point"] == "hint"
+
+
+def test_a_diagnosis_restating_the_state_predicts_the_action_yet_is_a_hint():
+    actions, tasks, rng = random_rows(seed=4)
+    observations = cued_observations(actions, rng)
+    out = hint_audit(labeled([f"Look: {o}." for o in observations], actions, tasks, observations), seed=0)
+    assert out["hint_action_accuracy"]["lo"] > out["majority_accuracy"]["p"]  # the hint alone predicts ...
+    assert out["leakage_index"]["band"] == "hint"  # ... what the state already shows
+
+
+def test_a_state_that_gives_the_action_away_leaves_lambda_undefined():
+    actions, tasks, rng = random_rows(seed=5)
+    out = hint_audit(labeled(actions, actions, tasks, [f"the answer is {a}" for a in actions]), seed=0)
+    leak = out["leakage_index"]
+    assert out["state_action_accuracy"]["p"] == out["demo_action_accuracy"]["p"] == 1.0
+    assert leak["lambda"] is None and leak["band"] is None and leak["band_point"] is None
+    assert leak["bands_spanned"] == list(BAND_NAMES) and "no better than the state" in leak["reason"]
+
+
+def test_bands_are_fixed_half_open_intervals():
+    assert [band_of(v) for v in (-0.3, 0.0, 0.2499, 0.25, 0.5, 0.7499, 0.75, 1.4)] == [
+        "hint", "hint", "hint", "informative hint", "informative hint", "informative hint", "demo-like",
+        "demo-like"]  # fmt: skip
+
+
+def _hits(share_state_hint: float, n_tasks: int = 40, per_task: int = 5, seed: int = 0):
+    """State hits 0, demo hits 1: lambda is the state + hint hit rate."""
+    rng = np.random.default_rng(seed)
+    n = n_tasks * per_task
+    tasks = np.repeat(np.arange(n_tasks), per_task)
+    return {"state_hint": rng.random(n) < share_state_hint, "state": np.zeros(n), "demo": np.ones(n)}, tasks
+
+
+def test_the_band_is_decided_only_when_the_interval_lies_inside_it():
+    hits, tasks = _hits(0.5)
+    leak = leakage_index(hits, tasks, confidence=0.95, n_bootstrap=500, seed=0)
+    assert leak["lambda"] == pytest.approx(hits["state_hint"].mean())
+    assert 0.25 < leak["lo"] < leak["lambda"] < leak["hi"] < 0.75 and leak["band"] == "informative hint"
+    hits, tasks = _hits(0.25, seed=1)
+    leak = leakage_index(hits, tasks, confidence=0.95, n_bootstrap=500, seed=0)
+    assert leak["lo"] < 0.25 < leak["hi"] < 0.75
+    assert leak["band"] is None and leak["bands_spanned"] == ["hint", "informative hint"]
+    assert leak["band_point"] == band_of(leak["lambda"])
+
+
+def test_an_interval_with_too_many_undefined_resamples_is_not_placed():
+    hits, tasks = _hits(0.5, n_tasks=10)
+    hits["demo"] = np.zeros_like(hits["demo"])
+    hits["demo"][tasks == 0] = 1  # the demo beats the state on one task of ten only
+    leak = leakage_index(hits, tasks, confidence=0.95, n_bootstrap=500, seed=0)
+    assert leak["lambda"] is not None and leak["n_defined"] < 0.95 * 500
+    assert leak["lo"] is None and leak["band"] is None and leak["bands_spanned"] == list(BAND_NAMES)
+    assert "resamples" in leak["reason"]
+
+
 @pytest.mark.parametrize(
     "rows, reason",
     [
@@ -109,7 +200,7 @@ def test_degenerate_inputs_give_null_accuracies_with_a_reason(rows, reason):
         df = labeled(["a b", "c d"], ["go forward", "go forward"], ["t0", "t1"])
     out = hint_audit(df, seed=0)
     assert reason in out["reason"]
-    assert all(out[name] is None for name in ACCURACIES)
+    assert all(out[name] is None for name in ACCURACIES) and out["leakage_index"] is None
 
 
 def test_bad_input_errors_name_the_problem():

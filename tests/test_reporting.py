@@ -210,7 +210,13 @@ def study(tmp_path):
     hint = {"n": n, "n_tasks": 20, "diagnoses_naming_action": 0,
             "hint_action_accuracy": {"p": 0.6, "n": n, "lo": 0.45, "hi": 0.73},
             "demo_action_accuracy": {"p": 1.0, "n": n, "lo": 0.91, "hi": 1.0},
-            "majority_accuracy": {"p": 0.4, "n": n, "lo": 0.26, "hi": 0.55}, "reason": None}  # fmt: skip
+            "majority_accuracy": {"p": 0.4, "n": n, "lo": 0.26, "hi": 0.55},
+            "state_action_accuracy": {"p": 0.5, "n": n, "lo": 0.35, "hi": 0.65},
+            "state_hint_action_accuracy": {"p": 0.9, "n": n, "lo": 0.78, "hi": 0.96},
+            "leakage_index": {"lambda": 0.8, "lo": 0.77, "hi": 0.93, "band": "demo-like", "band_point": "demo-like",
+                              "bands_spanned": ["demo-like"], "reason": None,
+                              "bands": {"hint": "lambda < 0.25", "informative hint": "lambda >= 0.25 and lambda < 0.75",
+                                        "demo-like": "lambda >= 0.75"}}, "reason": None}  # fmt: skip
     training = {"runs": {r: {} for r in RUN_IDS}, "skipped_runs": {}, "budget": 8, "epochs": 4.0, "optimizer_steps": 4,
                 "b2_all_compute_ratio": 3.5, "equal_budgets": True, "heldout_leaks": []}  # fmt: skip
     mining = {"A": {"failed_episodes": 30, "expert_error_planner": 1}, "B": {"episodes": 10}}
@@ -447,6 +453,24 @@ def test_summary_numbers_equal_the_input_files(study):
     assert _summary(study, threshold=0.1)["checks"][3]["held"] is None  # 0.1 inside [0.053, 0.113]
     assert _summary(study, threshold=0.055)["checks"][3]["held"] is None  # per run 0.058 >= 0.055; not all at once
     assert _summary(study, threshold=0.15)["checks"][3]["held"] is True  # every upper bound < 0.15
+
+
+def test_summary_names_the_hint_band_and_reads_the_hint_gains_in_its_light(study):
+    line = _hint_line(study)
+    assert 'lambda = 0.800 [0.770, 0.930], band "demo-like"' in line
+    assert "hint's gains are those of a demo-like patch" in line and "hint's gain_net" in line
+    audit = json.loads(study["hint_audit"].read_text())
+    audit["leakage_index"].update(lo=0.6, band=None, bands_spanned=["informative hint", "demo-like"])
+    study["hint_audit"].write_text(json.dumps(audit))
+    line = _hint_line(study)
+    assert 'band "undetermined"' in line and "spans informative hint / demo-like" in line
+    assert 'reads "demo-like"' in line and "is undetermined" in line
+
+
+def _hint_line(study) -> str:
+    _summary(study)
+    md = (study["out"] / "summary.md").read_text()
+    return next(x for x in md.splitlines() if x.startswith("- Hint leakage index"))
 
 
 def test_summary_protocol_numbers_come_from_their_files(study):

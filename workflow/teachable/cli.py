@@ -162,7 +162,7 @@ def cmd_merge_labels(a) -> None:
 
 
 def cmd_label_report(a) -> None:
-    from .hint_audit import hint_audit
+    from .hint_audit import ACCURACIES, hint_audit
     from .io import read_doc, read_table, write_doc, write_table
     from .labeling import label_intervals, outcome_pairing
     from .reliability import label_report
@@ -171,10 +171,15 @@ def cmd_label_report(a) -> None:
     cfg = a.cfg
     p1, seed = cfg["phase1"], int(cfg["seed"])
     df = read_table(a.labeled, LABELED)
-    audit = hint_audit(df, seed=seed, confidence=float(p1["confidence"]))
-    log.info("hint audit: %d diagnoses naming an action; action accuracy from the hint %s, demo %s, majority %s",
-             audit["diagnoses_naming_action"], *(audit[k] and round(audit[k]["p"], 3) for k in
-             ("hint_action_accuracy", "demo_action_accuracy", "majority_accuracy")))  # fmt: skip
+    audit = hint_audit(df, seed=seed, confidence=float(p1["confidence"]), n_bootstrap=int(p1["n_bootstrap"]))
+    log.info("hint audit: %d diagnoses naming an action; action accuracy from the state %s, state + hint %s, "
+             "hint %s, demo %s, majority %s", audit["diagnoses_naming_action"],
+             *(audit[k] and round(audit[k]["p"], 3) for k in ACCURACIES))  # fmt: skip
+    leak = audit["leakage_index"] or {}
+    log.info("leakage index %s [%s, %s]: band %s (point: %s; spans %s)%s",
+             *(None if leak.get(k) is None else round(leak[k], 3) for k in ("lambda", "lo", "hi")),
+             leak.get("band") or "undetermined", leak.get("band_point"), leak.get("bands_spanned"),
+             f" ({leak['reason']})" if leak.get("reason") else "")  # fmt: skip
     bands, rel = label_report(df, read_doc(a.thresholds, D.THRESHOLDS), float(p1["confidence"]),
                               int(p1["n_bootstrap"]), seed, float(p1["reliability_floor"]))  # fmt: skip
     log.info("split-half reliability (floor %s; flagged %s): %s; quadrant bands %s", rel["floor"], rel["flagged"],

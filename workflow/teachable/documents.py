@@ -78,10 +78,14 @@ THRESHOLDS = Document("quadrant thresholds", "phase1/quadrant_thresholds.json",
     L_threshold="high L_local: strictly above this", sizes="snapshots per quadrant",
 ))  # fmt: skip
 HINT_AUDIT = Document("hint audit", "phase1/hint_audit.json", "hint_audit.hint_audit (rule label_report)", keys(
-    "n:int diagnoses_naming_action:int hint_action_accuracy:dict? demo_action_accuracy:dict? majority_accuracy:dict?",
+    "n:int diagnoses_naming_action:int state_action_accuracy:dict? state_hint_action_accuracy:dict? "
+    "hint_action_accuracy:dict? demo_action_accuracy:dict? majority_accuracy:dict? leakage_index:dict?",
     n="labeled snapshots audited", diagnoses_naming_action="diagnoses that name or paraphrase an action",
-    hint_action_accuracy="accuracy of the suggested action predicted from state + diagnosis (p, interval)",
-    demo_action_accuracy="from the demo", majority_accuracy="from the state alone (majority action)",
+    state_action_accuracy="accuracy of the suggested action predicted from the student's state text (p, interval)",
+    state_hint_action_accuracy="from the state text and the diagnosis",
+    hint_action_accuracy="from the diagnosis alone", demo_action_accuracy="from the demo patch (the ceiling)",
+    majority_accuracy="the majority action (the floor)", leakage_index="lambda = (acc(state+hint) - acc(state)) / "
+    "(acc(demo) - acc(state)) with its task-bootstrap interval and band (hint_audit.BANDS)",
 ))  # fmt: skip
 
 LABEL_RELIABILITY = Document("label reliability", "phase1/label_reliability.json",

@@ -68,8 +68,9 @@ def protocol_numbers(*, labeled: pd.DataFrame, hint_audit: dict, corr: dict, tra
     eval_errors = base.drop_duplicates(["suite", "task_id", "snapshot_id"])["expert_error"]
     return {
         "hint_audit": {k: hint_audit.get(k) for k in ("n", "n_tasks", "diagnoses_naming_action",
+                                                      "state_action_accuracy", "state_hint_action_accuracy",
                                                       "hint_action_accuracy", "demo_action_accuracy",
-                                                      "majority_accuracy", "method", "reason")},
+                                                      "majority_accuracy", "leakage_index", "method", "reason")},
         "gains": gain_numbers(labeled, confidence, n_bootstrap, seed),
         "gate": {"rho": num(corr.get("rho")), "rho_ci": corr.get("rho_ci"), "p_value": num(corr.get("p_value")),
                  "n": corr.get("n"), "baselines": corr.get("baselines"), "partial_rho": corr.get("partial_rho"),
@@ -93,14 +94,47 @@ def _acc(a: dict | None) -> str:
     return "n/a" if not a else f"{fmt(a.get('p'))} {fmt_ci(a.get('lo'), a.get('hi'))} (n = {a.get('n')})"
 
 
+def _gain(gains: dict, fmt_: str) -> str:
+    g = gains.get(f"gain_net_{fmt_}")
+    return "n/a" if not g else f"{fmt(g['value'])} {fmt_ci(g['lo'], g['hi'])}"
+
+
+def hint_reading(leak: dict | None, gains: dict) -> str:
+    """The hint format's gains read in the light of the hint audit's leakage index and its band
+    (``hint_audit.leakage_index``): a demo-like diagnosis makes hint's gains a demo's."""
+    gain = f"hint's gain_net {_gain(gains, 'hint')} (demo's {_gain(gains, 'demo')})"
+    if not leak:
+        return f"- Hint leakage index: not computed (see the hint audit); {gain} is read without it"
+    if leak.get("lambda") is None:
+        return f"- Hint leakage index undefined ({leak.get('reason')}); {gain} is read without it"
+    band = leak.get("band")
+    readings = {
+        "demo-like": f"hint's gains are those of a demo-like patch: the diagnosis gives the action away beyond the "
+                     f"state, so {gain} measures telling the action, not hinting",
+        "informative hint": f"the diagnosis carries part of the action beyond the state: {gain} mixes a hint with "
+                            "telling the action",
+        "hint": f"the diagnosis adds little of the action beyond the state: {gain} is a hint's",
+        None: f"the interval spans {' / '.join(leak.get('bands_spanned') or [])}"
+              + (f" ({leak['reason']})" if leak.get("reason") else "")
+              + f"; the point estimate alone reads \"{leak.get('band_point')}\", so whether {gain} is a hint's or "
+              "partly a demo's is undetermined",
+    }  # fmt: skip
+    rules = "; ".join(f"{name}: {rule}" for name, rule in (leak.get("bands") or {}).items())
+    return (f"- Hint leakage index lambda = {fmt(leak['lambda'])} {fmt_ci(leak.get('lo'), leak.get('hi'))}, band "
+            f"\"{band or 'undetermined'}\" (bands fixed in advance: {rules}): {readings[band]}")  # fmt: skip
+
+
 def protocol_markdown(p: dict) -> list[str]:
     h, g, t = p["hint_audit"], p["gate"], p["training"]
     lines = ["", "## Protocol checks", ""]
     lines.append(f"- Hint audit ({h.get('n')} diagnoses, {h.get('n_tasks')} tasks): {h.get('diagnoses_naming_action')} "
                  f"name or paraphrase an action; action predicted from the hint {_acc(h.get('hint_action_accuracy'))}, "
                  f"from the demo patch {_acc(h.get('demo_action_accuracy'))}, majority class "
-                 f"{_acc(h.get('majority_accuracy'))}" + (f" ({h['reason']})" if h.get("reason") else ""))  # fmt: skip
+                 f"{_acc(h.get('majority_accuracy'))}, from the state text {_acc(h.get('state_action_accuracy'))}, "
+                 f"from the state and the hint {_acc(h.get('state_hint_action_accuracy'))}"
+                 + (f" ({h['reason']})" if h.get("reason") else ""))  # fmt: skip
     gains = p["gains"]
+    lines.append(hint_reading(h.get("leakage_index"), gains))
     lines.append("- Mean gain_net per format (vs its own placebo; cluster bootstrap over tasks): " + ", ".join(
         f"{m} {fmt(gains[f'gain_net_{m}']['value'])} {fmt_ci(gains[f'gain_net_{m}']['lo'], gains[f'gain_net_{m}']['hi'])}"
         for m in FORMATS if f"gain_net_{m}" in gains))  # fmt: skip

@@ -12,9 +12,13 @@ Rules (SPEC, "teacher"; every diagnosis passes ``teachers.base.validate_advice``
   advance) appears.
 - Distances are free-path lengths (floor and doors of any state are free; walls and objects
   stop a path at their cell), or Manhattan distances "with no free path" when objects wall a
-  target off. "The nearest" matching object is nearest by that distance.
+  target off. "The nearest" matching object is nearest by that distance, objects in the
+  agent's view first.
+- Places come from the agent's view only: an object out of view is "out of view", with no clock
+  position or distance, and sentence 2 measures nothing to it (read from the whole grid, the
+  clock position of an unseen target gave the expert's next turn away).
 - Sentence 1, the mission (its part still to do, for composite instructions): where its object
-  is, whether it is out of view, what the hands hold when that matters (an object the mission
+  is (or that it is out of view), what the hands hold when that matters (an object the mission
   does not need, the object to place), a door's state and where its key is, both objects of a
   "put next to" mission.
 - Sentence 2, the student's choice ("your choice" = the student's action) judged from the state:
@@ -170,22 +174,30 @@ class World:
             self._vis = self.env.gen_obs_grid()[1]
         return bool(self._vis[coords[0], coords[1]])
 
+    def in_view(self, obj: WorldObj | None) -> bool:
+        """Whether ``obj`` lies on the floor in a cell the agent sees."""
+        return obj is not None and self.on_floor(obj) and self.visible(_cell(obj))
+
     def nearest(self, objs: list[WorldObj]) -> WorldObj | None:
-        """The nearest of ``objs`` lying on the floor (free path first, then Manhattan)."""
+        """The nearest of ``objs`` lying on the floor (in view first, then free path, then
+        Manhattan)."""
         here = [o for o in objs if self.on_floor(o)]
         if not here:
             return None
 
-        def key(o: WorldObj) -> tuple[int, int]:
+        def key(o: WorldObj) -> tuple[int, int, int]:
             n, free = self.distance(_cell(o))
-            return (0 if free else 1, n)
+            return (0 if self.visible(_cell(o)) else 1, 0 if free else 1, n)
 
         return min(here, key=key)
 
     def place(self, obj: WorldObj, pose: Pose | None = None) -> str:
-        """``at your 10 o'clock, 3 cells away``, ``in the cell in front of you``, ``, out of view``."""
+        """``at your 10 o'clock, 3 cells away``, ``in the cell in front of you``; ``out of view``
+        (nothing more) for an object the agent does not see from where it stands."""
         pose = pose or self.pose
         cell = _cell(obj)
+        if pose == self.pose and not self.visible(cell):
+            return "out of view"
         right, ahead = pose.offset(cell)
         if (right, ahead) == (0, 1):
             where = "in the cell in front of you"
@@ -195,7 +207,7 @@ class World:
             n, free = self.distance(cell, None if pose.pos == self.pose.pos else pose.pos)
             where = f"at your {clock(right, ahead)} o'clock, {cells(n)} away"
             where += "" if free else " with no free path"
-        return where if pose != self.pose or self.visible(cell) else where + ", out of view"
+        return where
 
 
 # -------------------------------------------------------------------------------- mission
@@ -354,7 +366,7 @@ def _step_ahead(w: World, m: Mission, action: str) -> str:
     if front is not None and not front.can_overlap():
         return f"{_fills_front(front)}, so your choice would leave you in place."
     after = Pose(w.pose.front, w.pose.dir)
-    target = m.focus
+    target = m.focus if w.in_view(m.focus) else None
     if target is None:
         return "The cell in front of you is free, and after your choice you would stand in it."
     if _cell(target) == after.pos:
@@ -370,7 +382,7 @@ def _rotation(w: World, m: Mission, action: str) -> str:
     front_txt = "the cell in front of you empty"
     if ahead is not None:
         front_txt = f"{thing(ahead)} in the cell in front of you"
-    if m.focus is None or _cell(m.focus) == after.front:
+    if not w.in_view(m.focus) or _cell(m.focus) == after.front:
         return f"After your choice you would have {front_txt}."
     right, fwd = after.offset(_cell(m.focus))
     return (

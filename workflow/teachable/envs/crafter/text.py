@@ -75,15 +75,19 @@ def thing_at(world: Any, x: int, y: int) -> str:
     return _MATERIAL_NAMES[int(world._mat_map[x, y])]
 
 
+def view_offsets(px: int, py: int, area: tuple[int, int]) -> list[tuple[int, int]]:
+    """(dx, dy) of the view's cells inside the map around the player at (px, py), in the
+    observation's order: nearest first, ties north .. south, then west .. east."""
+    w, h = area
+    return [(dx, dy) for dx, dy in _OFFSETS if 0 <= px + dx < w and 0 <= py + dy < h]
+
+
 def visible_things(world: Any, px: int, py: int) -> list[tuple[str, int, int]]:
     """(name, dx, dy) of the nearest cell of each kind of thing in the player's view."""
-    w, h = world.area
     seen: dict[str, tuple[int, int]] = {}
     mat, objmap, objs = world._mat_map, world._obj_map, world._objects
-    for dx, dy in _OFFSETS:
+    for dx, dy in view_offsets(px, py, world.area):
         x, y = px + dx, py + dy
-        if not (0 <= x < w and 0 <= y < h):
-            continue
         idx = objmap[x, y]
         name = type(objs[idx]).__name__.lower() if idx else _MATERIAL_NAMES[mat[x, y]]
         if name not in seen:
