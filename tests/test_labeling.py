@@ -6,8 +6,8 @@ import pytest
 from teachable.constants import FORMATS, QUADRANTS
 from teachable.envs.base import Advice
 from teachable.labeling import (
-    STUDENT_CONDITIONS, condition_specs, crossfit_elp, crossfit_halves, elp_interval, elp_resamples, label_snapshots,
-    label_intervals, label_stats, outcome_pairing, raw_rows, select_shard,
+    STUDENT_CONDITIONS, Rollouts, condition_specs, crossfit_elp, crossfit_halves, elp_interval, label_snapshots,
+    label_intervals, label_stats, outcome_pairing, raw_rows, resamples, select_shard,
 )  # fmt: skip
 from teachable.patches import PLACEBOS
 from teachable.policies.base import Policy
@@ -87,13 +87,13 @@ def test_label_definitions():
 
 def test_crossfit_route_on_one_half_gain_on_the_other():
     y = {f"placebo_{m}": np.zeros(4) for m in FORMATS}
-    y["demo"] = np.array([1.0, 1.0, 0.0, 0.0])  # the best format on the first half, useless on the second
-    y["hint"] = np.array([0.0, 0.0, 1.0, 1.0])  # the reverse
-    y["contrast"] = np.array([1.0, 0.0, 1.0, 0.0])
-    # first half picks demo -> its gain on the second half is 0; the second half picks hint -> 0 on the first
-    assert crossfit_elp(y) == pytest.approx(0.0)
+    y["demo"] = np.array([1.0, 0.0, 1.0, 0.0])  # the best format on the even indices, useless on the odd
+    y["hint"] = np.array([0.0, 1.0, 0.0, 1.0])  # the reverse
+    y["contrast"] = np.array([1.0, 1.0, 0.0, 0.0])
+    # the even half picks demo -> its gain on the odd half is 0; the odd half picks hint -> 0 on the even
+    assert crossfit_elp(Rollouts.direct(y)) == pytest.approx(0.0)
     y["demo"] = np.ones(4)
-    assert crossfit_elp(y) == pytest.approx(1.0)
+    assert crossfit_elp(Rollouts.direct(y)) == pytest.approx(1.0)
 
 
 def test_zero_true_gain_naive_max_is_biased_crossfit_is_not():
@@ -103,7 +103,7 @@ def test_zero_true_gain_naive_max_is_biased_crossfit_is_not():
     n_snap, n = 4000, 8
     y = {k: (rng.random((n_snap, n)) < 0.5).astype(float) for k in (*FORMATS, *PLACEBOS)}
     naive = np.max(np.stack([y[m].mean(-1) - y[f"placebo_{m}"].mean(-1) for m in FORMATS], -1), -1)
-    cf = crossfit_elp(y)
+    cf = crossfit_elp(Rollouts.direct(y))
     se = cf.std() / np.sqrt(n_snap)
     assert naive.mean() > 0.15
     assert abs(cf.mean()) < 3 * se + 0.005
@@ -112,7 +112,9 @@ def test_zero_true_gain_naive_max_is_biased_crossfit_is_not():
 def test_elp_resampling_never_puts_a_rollout_in_both_halves():
     for n in (2, 7, 16):
         a, b = crossfit_halves(n)
-        idx = elp_resamples(n, 300, np.random.default_rng(n))
+        assert a.tolist() == list(range(0, n, 2)) and b.tolist() == list(range(1, n, 2))
+        y = Rollouts.direct({"policy": np.zeros(n)})
+        idx = resamples(y.strata(parity=True), n, 300, np.random.default_rng(n))
         assert idx.shape == (300, n)
         assert np.isin(idx[:, a], a).all() and np.isin(idx[:, b], b).all()  # each half drawn from itself only
         assert all(not set(r[a]) & set(r[b]) for r in idx)
@@ -120,19 +122,46 @@ def test_elp_resampling_never_puts_a_rollout_in_both_halves():
 
 
 def test_elp_interval_resamples_within_halves():
-    """The first half says demo, the second says hint; a resample within halves keeps that, so
-    every resample routes demo on half 1 and gets hint's (zero) gain on half 2 and vice versa:
-    ELP_net = 0 with no spread. Resampling all rollouts together (one rollout in both halves)
-    would spread it."""
+    """The even half says demo, the odd says hint; a resample within halves keeps that, so
+    every resample routes demo on the even half and gets hint's (zero) gain on the odd and vice
+    versa: ELP_net = 0 with no spread. Resampling all rollouts together (one rollout in both
+    halves) would spread it."""
     y = {f"placebo_{m}": np.zeros(8) for m in FORMATS}
-    y["demo"], y["hint"], y["contrast"] = np.repeat([1.0, 0.0], 4), np.repeat([0.0, 1.0], 4), np.zeros(8)
-    assert elp_interval(y, 400, 0.95, seed=0) == (0.0, 0.0)
+    y["demo"], y["hint"], y["contrast"] = np.tile([1.0, 0.0], 4), np.tile([0.0, 1.0], 4), np.zeros(8)
+    assert elp_interval(Rollouts.direct(y), 400, 0.95, seed=0) == (0.0, 0.0)
     rng = np.random.default_rng(1)
-    y = {k: (rng.random(16) < 0.5).astype(float) for k in (*FORMATS, *PLACEBOS)}
+    y = Rollouts.direct({k: (rng.random(16) < 0.5).astype(float) for k in (*FORMATS, *PLACEBOS)})
     lo, hi = elp_interval(y, 1000, 0.9, seed=2)
     assert lo < hi and (lo, hi) == elp_interval(y, 1000, 0.9, seed=2)
     wide = elp_interval(y, 1000, 0.99, seed=2)
     assert wide[0] <= lo and wide[1] >= hi
+
+
+def test_ragged_cells_take_each_cells_own_rate():
+    """Cells of different counts (adaptive allocation: NaN past a cell's last rollout): every
+    probability weights each cell's rate over its own rollouts, its n is the fewest of its cells,
+    the bootstrap keeps every cell's count (strata by the cells an index has and by half), and the
+    pairing correlates over the indices all cells share."""
+    nan = np.nan
+    cells = [[1.0, 0.0, 1.0, 1.0, 0.0, 1.0, nan, nan], [0.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 1.0]]
+    row = {"snapshot_id": "s", "y_cells": cells, "cell_actions": ["a", "b"], "y_expert": [1.0],
+           "expert_errors": [None], **{f"pi_{c}": [0.5, 0.5] for c in STUDENT_CONDITIONS},
+           **{f"pi_rest_{c}": 0.0 for c in STUDENT_CONDITIONS}}  # fmt: skip
+    row.update(pi_policy=[0.25, 0.75], pi_force=[1.0, 0.0], pi_demo=[1.0, 0.0])
+    lab = label_stats(pd.DataFrame([row])).iloc[0]
+    qa, qb = 4 / 6, 4 / 8
+    assert lab["p_policy"] == pytest.approx(0.25 * qa + 0.75 * qb) and lab["p_force"] == pytest.approx(qa)
+    assert lab["p_force_n"] == 6 and lab["p_policy_n"] == 6 and lab["p_placebo_demo_n"] == 6
+    assert lab["gain_net_demo"] == pytest.approx(qa - 0.5 * (qa + qb))
+    y = Rollouts.of(pd.Series(row), "first_action")
+    assert [s.tolist() for s in y.strata(parity=True)] == [[0, 2, 4], [6], [1, 3, 5], [7]]
+    idx = resamples(y.strata(parity=True), y.n, 50, np.random.default_rng(0))
+    assert (np.isnan(y.y[0][idx]).sum(-1) == 2).all()  # cell a keeps its 6 rollouts in every resample
+    assert np.isfinite(lab["ELP_net"])
+    iv = label_intervals(pd.DataFrame([lab]), 0.95, 200, seed=0).iloc[0]
+    assert iv["ELP_net_lo"] <= lab["ELP_net"] <= iv["ELP_net_hi"] and iv["p_force_hi"] < 1
+    pair = outcome_pairing(pd.DataFrame([lab]), 0.95).set_index("pair")
+    assert pair.loc["policy~force", "n"] == 1  # over the 6 indices both cells have
 
 
 def test_every_condition_of_a_snapshot_shares_rollout_i_random_stream(family):
