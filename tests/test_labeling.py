@@ -271,15 +271,18 @@ def _snapshots(n: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-@pytest.mark.parametrize("estimator", ["direct", "first_action"])
+@pytest.mark.parametrize("estimator", ["direct", "first_action", "adaptive"])
 def test_labels_do_not_depend_on_shards_or_order(estimator):
     """Labeling snapshots in one shard, in two shards, or in another order gives identical rows:
-    every rollout's draws are keyed by (snapshot, rollout index, step), never by its batch."""
+    every rollout's draws are keyed by (snapshot, rollout index, step), never by its batch, and
+    adaptive allocation's course of a snapshot depends on its own outcomes only."""
     from teachable.teachers.oracle import OracleTeacher
 
     snaps = _snapshots(5)
     cfg = {"seed": 3, "env": {"id": ENV, "max_steps": 30, "history_len": 2}, "student": {"temperature": 1.0},
            "phase1": {"n_rollouts": 4, "n_rollouts_expert": 1, "experiments": ["A"], "estimator": estimator}}
+    if estimator == "adaptive":
+        cfg["phase1"].update(estimator="first_action", allocation="adaptive", n0=4, n_max=12, batch=8, epsilon=0.0)
 
     def label(parts):
         raw = [label_snapshots(p, ContextPolicy(), OracleTeacher(30), cfg, progress=False)[0] for p in parts]
@@ -289,7 +292,9 @@ def test_labels_do_not_depend_on_shards_or_order(estimator):
     two = label([select_shard(snaps, cfg["phase1"], k, 2, 3) for k in (1, 0)])
     reversed_ = label([snaps.iloc[::-1].reset_index(drop=True)])
     outs = one["y_policy"] if estimator == "direct" else one["y_cells"].map(lambda v: np.concatenate(list(v)))
-    assert len(one) == 5 and 0 < np.mean(np.concatenate(outs.tolist())) < 1  # outcomes vary
+    assert len(one) == 5 and 0 < np.nanmean(np.concatenate(outs.tolist())) < 1  # outcomes vary
+    if estimator == "adaptive":  # some snapshots went past n0, so the rows are ragged
+        assert (one["alloc_rollouts"] > 4 * one["cell_actions"].map(len)).any()
     pd.testing.assert_frame_equal(one, two)
     pd.testing.assert_frame_equal(one[two.columns], reversed_[two.columns])
 
@@ -475,3 +480,92 @@ def test_estimator_config_errors_name_the_key():
     assert resolve_estimator(section("phase1", {"estimator": "direct"}), scorer) == "direct"
     with pytest.raises(ValueError, match="phase1.estimator: first_action .* 'openai' is generate-only"):
         resolve_estimator(section("phase1", {"estimator": "first_action"}), generator)
+
+
+# ------------------------------------------------------------------------------------ adaptive allocation
+class PatchBlindPolicy(ContextPolicy):
+    """A real student whose distribution ignores the patch: every condition but force has the same
+    first-step distribution, so every gain is exactly 0 whatever the cells' rates."""
+
+    name = "patch-blind"
+
+    def action_logprobs(self, contexts):
+        from dataclasses import replace
+
+        return super().action_logprobs([replace(c, patch=None) for c in contexts])
+
+
+def _label_adaptive(snaps, student, n0: int, n_max: int, epsilon: float, **p1):
+    from teachable.teachers.oracle import OracleTeacher
+
+    cfg = {"seed": 5, "env": {"id": ENV, "max_steps": 30, "history_len": 2}, "student": {"temperature": 1.0},
+           "phase1": {"n_rollouts": n0, "n_rollouts_expert": 1, "estimator": "first_action", "first_action_floor": 0.0,
+                      "allocation": "adaptive", "n0": n0, "n_max": n_max, "batch": 8, "epsilon": epsilon, **p1}}
+    return label_snapshots(snaps, student, OracleTeacher(30), cfg, progress=False)[0], cfg
+
+
+def test_adaptive_rows_label_and_count_their_rollouts(tmp_path):
+    """Adaptive rows: each cell's rollouts are indices 0..alloc_n - 1 of the shared streams (its
+    first n0 are the fixed design's), NaN past them; alloc_rollouts counts them all; a snapshot
+    still open at n_max has every cell there and names what straddles; the labels, intervals,
+    pairing and split halves are computed and the tables round-trip through Parquet."""
+    from conftest import complete
+    from teachable.io import read_table, write_table
+    from teachable.labeling import merge_labels
+    from teachable.reliability import label_reliability, l_local_interval
+    from teachable.schemas import LABELED, RAW_LABELS
+
+    snaps = _snapshots(4)
+    raw, cfg = _label_adaptive(snaps, ContextPolicy(), n0=4, n_max=12, epsilon=0.0)
+    fixed = _label_both(snaps, ContextPolicy(), n=4)[0]["first_action"].set_index("snapshot_id")
+    for _, r in raw.iterrows():
+        y = np.array([list(v) for v in r["y_cells"]])
+        n = (~np.isnan(y)).sum(1)
+        assert n.tolist() == list(r["alloc_n"]) and r["alloc_rollouts"] == n.sum() and (n >= 4).all()
+        assert all(np.isfinite(v[:k]).all() and np.isnan(v[k:]).all() for v, k in zip(y, n))  # indices 0..n-1
+        assert np.array_equal(y[:, :4], np.array([list(v) for v in fixed.loc[r["snapshot_id"], "y_cells"]]))
+        assert r["alloc_stop"] in ("decided", "n_max") and r["alloc_rounds"] >= 1
+        if r["alloc_stop"] == "n_max":
+            assert (n == 12).all() and len(r["alloc_open"]) > 0
+    assert (raw["alloc_stop"] == "n_max").any()  # epsilon 0 keeps straddling snapshots open
+    write_table(complete(raw, RAW_LABELS), RAW_LABELS, tmp_path / "raw.parquet")
+    q = {"mode": "manual", "u_threshold": 0.5, "l_threshold": 0.0, "min_size": 0}
+    lab, _ = merge_labels(read_table(tmp_path / "raw.parquet", RAW_LABELS), raw.iloc[:0], q)
+    write_table(lab, LABELED, tmp_path / "lab.parquet")
+    lab = read_table(tmp_path / "lab.parquet", LABELED)
+    assert np.isfinite(lab[["p_policy", "L_local", "ELP_net", *(f"gain_net_{m}" for m in FORMATS)]]).all().all()
+    force_n = [n[list(c).index(a)] for n, c, a in zip(lab["alloc_n"], lab["cell_actions"], lab["suggested_action"])]
+    assert lab["p_force_n"].tolist() == force_n and (lab["p_policy_n"] == lab["alloc_n"].map(min)).all()
+    iv = label_intervals(lab, 0.95, 200, seed=0)
+    assert ((iv["ELP_net_lo"] <= lab["ELP_net"] + 1e-12) & (lab["ELP_net"] <= iv["ELP_net_hi"] + 1e-12)).all()
+    ll = l_local_interval(lab, 0.95, 200, seed=0)
+    assert ((ll["L_local_lo"] <= lab["L_local"] + 1e-12) & (lab["L_local"] <= ll["L_local_hi"] + 1e-12)).all()
+    assert outcome_pairing(lab, 0.95).set_index("pair").loc["policy~force", "n_snapshots"] == 4
+    rel = label_reliability(lab, 0.95, 100, seed=0, floor=0.5)
+    assert rel["n_rollouts"] >= 4 and rel["n_too_few"] == 0
+
+
+def test_adaptive_stops_at_n0_far_from_every_boundary():
+    """A student blind to the patch has every gain exactly 0 (so do the route's gaps), and a manual
+    L threshold beyond any L_local straddles nothing: every snapshot is decided at the first look,
+    with n0 rollouts per cell."""
+    raw, _ = _label_adaptive(_snapshots(3), PatchBlindPolicy(), n0=4, n_max=32, epsilon=0.05,
+                             quadrants={"mode": "manual", "u_threshold": 0.5, "l_threshold": 1.5})  # fmt: skip
+    assert (raw["alloc_stop"] == "decided").all() and (raw["alloc_rounds"] == 1).all()
+    assert (raw["alloc_rollouts"] == 4 * raw["cell_actions"].map(len)).all()
+    assert raw["alloc_open"].map(len).eq(0).all()
+
+
+def test_adaptive_allocation_needs_the_first_action_estimator():
+    from types import SimpleNamespace
+
+    from teachable.config import section
+    from teachable.labeling import resolve_allocation
+
+    p1 = section("phase1", {"allocation": "adaptive", "estimator": "direct"})
+    with pytest.raises(ValueError, match="phase1.allocation: adaptive .* estimator is direct"):
+        resolve_allocation(p1, "direct", SimpleNamespace(exact_u=True, name="hf"))
+    with pytest.raises(ValueError, match="phase1.allocation: adaptive .* 'openai' is generate-only"):
+        resolve_allocation(section("phase1", {"allocation": "adaptive"}), "direct",
+                           SimpleNamespace(exact_u=False, name="openai"))  # fmt: skip
+    assert resolve_allocation(section("phase1", {"allocation": "adaptive"}), "first_action", None) == "adaptive"
