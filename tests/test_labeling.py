@@ -569,3 +569,19 @@ def test_adaptive_allocation_needs_the_first_action_estimator():
         resolve_allocation(section("phase1", {"allocation": "adaptive"}), "direct",
                            SimpleNamespace(exact_u=False, name="openai"))  # fmt: skip
     assert resolve_allocation(section("phase1", {"allocation": "adaptive"}), "first_action", None) == "adaptive"
+
+
+def test_label_shard_config_carries_the_allocation_only_where_adaptive():
+    """A fixed run's label-shard slice (the rule's params) is what it was, so its shards are not
+    re-run; an adaptive run's carries every setting of the design, the L threshold included."""
+    from teachable.config import section
+    from teachable.steps import STEPS
+
+    def slice_of(**p1):
+        cfg = {"seed": 1, "env": {"id": ENV, "max_steps": 30, "history_len": 2}, "student": {}, "teacher": {},
+               "phase1": section("phase1", p1)}
+        return STEPS["label-shard"].config_of(cfg)["phase1"]
+
+    assert "allocation" not in slice_of() and "n0" not in slice_of()
+    adaptive = slice_of(allocation="adaptive", n0=4)
+    assert adaptive["allocation"] == "adaptive" and adaptive["n0"] == 4 and "quadrants" in adaptive
