@@ -6,8 +6,8 @@ import pytest
 from teachable.constants import FORMATS, QUADRANTS
 from teachable.envs.base import Advice
 from teachable.labeling import (
-    STUDENT_CONDITIONS, condition_specs, crossfit_elp, crossfit_halves, elp_interval, elp_resamples, label_snapshots,
-    label_intervals, label_stats, outcome_pairing, raw_rows, select_shard,
+    STUDENT_CONDITIONS, Rollouts, condition_specs, crossfit_elp, crossfit_halves, elp_interval, label_snapshots,
+    label_intervals, label_stats, outcome_pairing, raw_rows, resamples, select_shard,
 )  # fmt: skip
 from teachable.patches import PLACEBOS
 from teachable.policies.base import Policy
@@ -87,13 +87,13 @@ def test_label_definitions():
 
 def test_crossfit_route_on_one_half_gain_on_the_other():
     y = {f"placebo_{m}": np.zeros(4) for m in FORMATS}
-    y["demo"] = np.array([1.0, 1.0, 0.0, 0.0])  # the best format on the first half, useless on the second
-    y["hint"] = np.array([0.0, 0.0, 1.0, 1.0])  # the reverse
-    y["contrast"] = np.array([1.0, 0.0, 1.0, 0.0])
-    # first half picks demo -> its gain on the second half is 0; the second half picks hint -> 0 on the first
-    assert crossfit_elp(y) == pytest.approx(0.0)
+    y["demo"] = np.array([1.0, 0.0, 1.0, 0.0])  # the best format on the even indices, useless on the odd
+    y["hint"] = np.array([0.0, 1.0, 0.0, 1.0])  # the reverse
+    y["contrast"] = np.array([1.0, 1.0, 0.0, 0.0])
+    # the even half picks demo -> its gain on the odd half is 0; the odd half picks hint -> 0 on the even
+    assert crossfit_elp(Rollouts.direct(y)) == pytest.approx(0.0)
     y["demo"] = np.ones(4)
-    assert crossfit_elp(y) == pytest.approx(1.0)
+    assert crossfit_elp(Rollouts.direct(y)) == pytest.approx(1.0)
 
 
 def test_zero_true_gain_naive_max_is_biased_crossfit_is_not():
@@ -103,7 +103,7 @@ def test_zero_true_gain_naive_max_is_biased_crossfit_is_not():
     n_snap, n = 4000, 8
     y = {k: (rng.random((n_snap, n)) < 0.5).astype(float) for k in (*FORMATS, *PLACEBOS)}
     naive = np.max(np.stack([y[m].mean(-1) - y[f"placebo_{m}"].mean(-1) for m in FORMATS], -1), -1)
-    cf = crossfit_elp(y)
+    cf = crossfit_elp(Rollouts.direct(y))
     se = cf.std() / np.sqrt(n_snap)
     assert naive.mean() > 0.15
     assert abs(cf.mean()) < 3 * se + 0.005
@@ -112,7 +112,9 @@ def test_zero_true_gain_naive_max_is_biased_crossfit_is_not():
 def test_elp_resampling_never_puts_a_rollout_in_both_halves():
     for n in (2, 7, 16):
         a, b = crossfit_halves(n)
-        idx = elp_resamples(n, 300, np.random.default_rng(n))
+        assert a.tolist() == list(range(0, n, 2)) and b.tolist() == list(range(1, n, 2))
+        y = Rollouts.direct({"policy": np.zeros(n)})
+        idx = resamples(y.strata(parity=True), n, 300, np.random.default_rng(n))
         assert idx.shape == (300, n)
         assert np.isin(idx[:, a], a).all() and np.isin(idx[:, b], b).all()  # each half drawn from itself only
         assert all(not set(r[a]) & set(r[b]) for r in idx)
@@ -120,19 +122,46 @@ def test_elp_resampling_never_puts_a_rollout_in_both_halves():
 
 
 def test_elp_interval_resamples_within_halves():
-    """The first half says demo, the second says hint; a resample within halves keeps that, so
-    every resample routes demo on half 1 and gets hint's (zero) gain on half 2 and vice versa:
-    ELP_net = 0 with no spread. Resampling all rollouts together (one rollout in both halves)
-    would spread it."""
+    """The even half says demo, the odd says hint; a resample within halves keeps that, so
+    every resample routes demo on the even half and gets hint's (zero) gain on the odd and vice
+    versa: ELP_net = 0 with no spread. Resampling all rollouts together (one rollout in both
+    halves) would spread it."""
     y = {f"placebo_{m}": np.zeros(8) for m in FORMATS}
-    y["demo"], y["hint"], y["contrast"] = np.repeat([1.0, 0.0], 4), np.repeat([0.0, 1.0], 4), np.zeros(8)
-    assert elp_interval(y, 400, 0.95, seed=0) == (0.0, 0.0)
+    y["demo"], y["hint"], y["contrast"] = np.tile([1.0, 0.0], 4), np.tile([0.0, 1.0], 4), np.zeros(8)
+    assert elp_interval(Rollouts.direct(y), 400, 0.95, seed=0) == (0.0, 0.0)
     rng = np.random.default_rng(1)
-    y = {k: (rng.random(16) < 0.5).astype(float) for k in (*FORMATS, *PLACEBOS)}
+    y = Rollouts.direct({k: (rng.random(16) < 0.5).astype(float) for k in (*FORMATS, *PLACEBOS)})
     lo, hi = elp_interval(y, 1000, 0.9, seed=2)
     assert lo < hi and (lo, hi) == elp_interval(y, 1000, 0.9, seed=2)
     wide = elp_interval(y, 1000, 0.99, seed=2)
     assert wide[0] <= lo and wide[1] >= hi
+
+
+def test_ragged_cells_take_each_cells_own_rate():
+    """Cells of different counts (adaptive allocation: NaN past a cell's last rollout): every
+    probability weights each cell's rate over its own rollouts, its n is the fewest of its cells,
+    the bootstrap keeps every cell's count (strata by the cells an index has and by half), and the
+    pairing correlates over the indices all cells share."""
+    nan = np.nan
+    cells = [[1.0, 0.0, 1.0, 1.0, 0.0, 1.0, nan, nan], [0.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 1.0]]
+    row = {"snapshot_id": "s", "y_cells": cells, "cell_actions": ["a", "b"], "y_expert": [1.0],
+           "expert_errors": [None], **{f"pi_{c}": [0.5, 0.5] for c in STUDENT_CONDITIONS},
+           **{f"pi_rest_{c}": 0.0 for c in STUDENT_CONDITIONS}}  # fmt: skip
+    row.update(pi_policy=[0.25, 0.75], pi_force=[1.0, 0.0], pi_demo=[1.0, 0.0])
+    lab = label_stats(pd.DataFrame([row])).iloc[0]
+    qa, qb = 4 / 6, 4 / 8
+    assert lab["p_policy"] == pytest.approx(0.25 * qa + 0.75 * qb) and lab["p_force"] == pytest.approx(qa)
+    assert lab["p_force_n"] == 6 and lab["p_policy_n"] == 6 and lab["p_placebo_demo_n"] == 6
+    assert lab["gain_net_demo"] == pytest.approx(qa - 0.5 * (qa + qb))
+    y = Rollouts.of(pd.Series(row), "first_action")
+    assert [s.tolist() for s in y.strata(parity=True)] == [[0, 2, 4], [6], [1, 3, 5], [7]]
+    idx = resamples(y.strata(parity=True), y.n, 50, np.random.default_rng(0))
+    assert (np.isnan(y.y[0][idx]).sum(-1) == 2).all()  # cell a keeps its 6 rollouts in every resample
+    assert np.isfinite(lab["ELP_net"])
+    iv = label_intervals(pd.DataFrame([lab]), 0.95, 200, seed=0).iloc[0]
+    assert iv["ELP_net_lo"] <= lab["ELP_net"] <= iv["ELP_net_hi"] and iv["p_force_hi"] < 1
+    pair = outcome_pairing(pd.DataFrame([lab]), 0.95).set_index("pair")
+    assert pair.loc["policy~force", "n"] == 1  # over the 6 indices both cells have
 
 
 def test_every_condition_of_a_snapshot_shares_rollout_i_random_stream(family):
@@ -242,15 +271,18 @@ def _snapshots(n: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-@pytest.mark.parametrize("estimator", ["direct", "first_action"])
+@pytest.mark.parametrize("estimator", ["direct", "first_action", "adaptive"])
 def test_labels_do_not_depend_on_shards_or_order(estimator):
     """Labeling snapshots in one shard, in two shards, or in another order gives identical rows:
-    every rollout's draws are keyed by (snapshot, rollout index, step), never by its batch."""
+    every rollout's draws are keyed by (snapshot, rollout index, step), never by its batch, and
+    adaptive allocation's course of a snapshot depends on its own outcomes only."""
     from teachable.teachers.oracle import OracleTeacher
 
     snaps = _snapshots(5)
     cfg = {"seed": 3, "env": {"id": ENV, "max_steps": 30, "history_len": 2}, "student": {"temperature": 1.0},
            "phase1": {"n_rollouts": 4, "n_rollouts_expert": 1, "experiments": ["A"], "estimator": estimator}}
+    if estimator == "adaptive":
+        cfg["phase1"].update(estimator="first_action", allocation="adaptive", n0=4, n_max=12, batch=8, epsilon=0.0)
 
     def label(parts):
         raw = [label_snapshots(p, ContextPolicy(), OracleTeacher(30), cfg, progress=False)[0] for p in parts]
@@ -260,7 +292,9 @@ def test_labels_do_not_depend_on_shards_or_order(estimator):
     two = label([select_shard(snaps, cfg["phase1"], k, 2, 3) for k in (1, 0)])
     reversed_ = label([snaps.iloc[::-1].reset_index(drop=True)])
     outs = one["y_policy"] if estimator == "direct" else one["y_cells"].map(lambda v: np.concatenate(list(v)))
-    assert len(one) == 5 and 0 < np.mean(np.concatenate(outs.tolist())) < 1  # outcomes vary
+    assert len(one) == 5 and 0 < np.nanmean(np.concatenate(outs.tolist())) < 1  # outcomes vary
+    if estimator == "adaptive":  # some snapshots went past n0, so the rows are ragged
+        assert (one["alloc_rollouts"] > 4 * one["cell_actions"].map(len)).any()
     pd.testing.assert_frame_equal(one, two)
     pd.testing.assert_frame_equal(one[two.columns], reversed_[two.columns])
 
@@ -446,3 +480,108 @@ def test_estimator_config_errors_name_the_key():
     assert resolve_estimator(section("phase1", {"estimator": "direct"}), scorer) == "direct"
     with pytest.raises(ValueError, match="phase1.estimator: first_action .* 'openai' is generate-only"):
         resolve_estimator(section("phase1", {"estimator": "first_action"}), generator)
+
+
+# ------------------------------------------------------------------------------------ adaptive allocation
+class PatchBlindPolicy(ContextPolicy):
+    """A real student whose distribution ignores the patch: every condition but force has the same
+    first-step distribution, so every gain is exactly 0 whatever the cells' rates."""
+
+    name = "patch-blind"
+
+    def action_logprobs(self, contexts):
+        from dataclasses import replace
+
+        return super().action_logprobs([replace(c, patch=None) for c in contexts])
+
+
+def _label_adaptive(snaps, student, n0: int, n_max: int, epsilon: float, **p1):
+    from teachable.teachers.oracle import OracleTeacher
+
+    cfg = {"seed": 5, "env": {"id": ENV, "max_steps": 30, "history_len": 2}, "student": {"temperature": 1.0},
+           "phase1": {"n_rollouts": n0, "n_rollouts_expert": 1, "estimator": "first_action", "first_action_floor": 0.0,
+                      "allocation": "adaptive", "n0": n0, "n_max": n_max, "batch": 8, "epsilon": epsilon, **p1}}
+    return label_snapshots(snaps, student, OracleTeacher(30), cfg, progress=False)[0], cfg
+
+
+def test_adaptive_rows_label_and_count_their_rollouts(tmp_path):
+    """Adaptive rows: each cell's rollouts are indices 0..alloc_n - 1 of the shared streams (its
+    first n0 are the fixed design's), NaN past them; alloc_rollouts counts them all; a snapshot
+    still open at n_max has every cell there and names what straddles; the labels, intervals,
+    pairing and split halves are computed and the tables round-trip through Parquet."""
+    from conftest import complete
+    from teachable.io import read_table, write_table
+    from teachable.labeling import merge_labels
+    from teachable.reliability import label_reliability, l_local_interval
+    from teachable.schemas import LABELED, RAW_LABELS
+
+    snaps = _snapshots(4)
+    raw, cfg = _label_adaptive(snaps, ContextPolicy(), n0=4, n_max=12, epsilon=0.0)
+    fixed = _label_both(snaps, ContextPolicy(), n=4)[0]["first_action"].set_index("snapshot_id")
+    for _, r in raw.iterrows():
+        y = np.array([list(v) for v in r["y_cells"]])
+        n = (~np.isnan(y)).sum(1)
+        assert n.tolist() == list(r["alloc_n"]) and r["alloc_rollouts"] == n.sum() and (n >= 4).all()
+        assert all(np.isfinite(v[:k]).all() and np.isnan(v[k:]).all() for v, k in zip(y, n))  # indices 0..n-1
+        assert np.array_equal(y[:, :4], np.array([list(v) for v in fixed.loc[r["snapshot_id"], "y_cells"]]))
+        assert r["alloc_stop"] in ("decided", "n_max") and r["alloc_rounds"] >= 1
+        if r["alloc_stop"] == "n_max":
+            assert (n == 12).all() and len(r["alloc_open"]) > 0
+    assert (raw["alloc_stop"] == "n_max").any()  # epsilon 0 keeps straddling snapshots open
+    write_table(complete(raw, RAW_LABELS), RAW_LABELS, tmp_path / "raw.parquet")
+    q = {"mode": "manual", "u_threshold": 0.5, "l_threshold": 0.0, "min_size": 0}
+    lab, _ = merge_labels(read_table(tmp_path / "raw.parquet", RAW_LABELS), raw.iloc[:0], q)
+    write_table(lab, LABELED, tmp_path / "lab.parquet")
+    lab = read_table(tmp_path / "lab.parquet", LABELED)
+    assert np.isfinite(lab[["p_policy", "L_local", "ELP_net", *(f"gain_net_{m}" for m in FORMATS)]]).all().all()
+    force_n = [n[list(c).index(a)] for n, c, a in zip(lab["alloc_n"], lab["cell_actions"], lab["suggested_action"])]
+    assert lab["p_force_n"].tolist() == force_n and (lab["p_policy_n"] == lab["alloc_n"].map(min)).all()
+    iv = label_intervals(lab, 0.95, 200, seed=0)
+    assert ((iv["ELP_net_lo"] <= lab["ELP_net"] + 1e-12) & (lab["ELP_net"] <= iv["ELP_net_hi"] + 1e-12)).all()
+    ll = l_local_interval(lab, 0.95, 200, seed=0)
+    assert ((ll["L_local_lo"] <= lab["L_local"] + 1e-12) & (lab["L_local"] <= ll["L_local_hi"] + 1e-12)).all()
+    assert outcome_pairing(lab, 0.95).set_index("pair").loc["policy~force", "n_snapshots"] == 4
+    rel = label_reliability(lab, 0.95, 100, seed=0, floor=0.5)
+    assert rel["n_rollouts"] >= 4 and rel["n_too_few"] == 0
+
+
+def test_adaptive_stops_at_n0_far_from_every_boundary():
+    """A student blind to the patch has every gain exactly 0 (so do the route's gaps), and a manual
+    L threshold beyond any L_local straddles nothing: every snapshot is decided at the first look,
+    with n0 rollouts per cell."""
+    raw, _ = _label_adaptive(_snapshots(3), PatchBlindPolicy(), n0=4, n_max=32, epsilon=0.05,
+                             quadrants={"mode": "manual", "u_threshold": 0.5, "l_threshold": 1.5})  # fmt: skip
+    assert (raw["alloc_stop"] == "decided").all() and (raw["alloc_rounds"] == 1).all()
+    assert (raw["alloc_rollouts"] == 4 * raw["cell_actions"].map(len)).all()
+    assert raw["alloc_open"].map(len).eq(0).all()
+
+
+def test_adaptive_allocation_needs_the_first_action_estimator():
+    from types import SimpleNamespace
+
+    from teachable.config import section
+    from teachable.labeling import resolve_allocation
+
+    p1 = section("phase1", {"allocation": "adaptive", "estimator": "direct"})
+    with pytest.raises(ValueError, match="phase1.allocation: adaptive .* estimator is direct"):
+        resolve_allocation(p1, "direct", SimpleNamespace(exact_u=True, name="hf"))
+    with pytest.raises(ValueError, match="phase1.allocation: adaptive .* 'openai' is generate-only"):
+        resolve_allocation(section("phase1", {"allocation": "adaptive"}), "direct",
+                           SimpleNamespace(exact_u=False, name="openai"))  # fmt: skip
+    assert resolve_allocation(section("phase1", {"allocation": "adaptive"}), "first_action", None) == "adaptive"
+
+
+def test_label_shard_config_carries_the_allocation_only_where_adaptive():
+    """A fixed run's label-shard slice (the rule's params) is what it was, so its shards are not
+    re-run; an adaptive run's carries every setting of the design, the L threshold included."""
+    from teachable.config import section
+    from teachable.steps import STEPS
+
+    def slice_of(**p1):
+        cfg = {"seed": 1, "env": {"id": ENV, "max_steps": 30, "history_len": 2}, "student": {}, "teacher": {},
+               "phase1": section("phase1", p1)}
+        return STEPS["label-shard"].config_of(cfg)["phase1"]
+
+    assert "allocation" not in slice_of() and "n0" not in slice_of()
+    adaptive = slice_of(allocation="adaptive", n0=4)
+    assert adaptive["allocation"] == "adaptive" and adaptive["n0"] == 4 and "quadrants" in adaptive

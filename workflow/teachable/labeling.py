@@ -25,18 +25,27 @@
   ``cell_actions``), shared by every condition; force = q(teacher's action). The mass without a
   cell (``pi_rest_<c>``) bounds p_c in [p_<c>_min, p_<c>_max] = [covered, covered + rest]; the
   point estimate p_<c> assumes the uncovered actions succeed as the covered ones do on average
-  (covered / (1 - rest)). Every label is then computed as for ``direct`` from the per-rollout
-  values z_c[i] = sum_a pi_c(a) y[a, i] / (1 - rest) (``outcome_vectors``), rollout i of every
-  cell sharing a stream. A probability's interval: Wilson (direct); the pi_c-weighted Wilson
-  bounds of the cells, the rest added to the upper one (first_action).
-- ELP_net is cross-fitted (``crossfit_elp``): the route is chosen on one half of the rollouts
-  (indices < n // 2), its gain_net measured on the other half, halves swapped and the two
-  estimates averaged, so the max over formats is not biased upward by noise. ``ELP_net_lo`` /
-  ``ELP_net_hi``: percentile bootstrap over rollouts, stratified by half (each half resampled
-  from its own rollouts, so no rollout chooses the route and measures it too; rollout i of every
-  condition resampled together, as they share a stream). The naive max over formats of the full-sample gains is kept
-  as ``ELP_net_naive``; ``route_net`` is the full-sample argmax (ties broken in the fixed order
-  demo, hint, contrast; all tied formats in ``route_ties``) and is the format Phase 1B trains.
+  (covered / (1 - rest)). Every label is computed from ``Rollouts``: units x rollout index and
+  each condition's weights on the units (direct: one unit per condition; first_action: one per
+  cell, weights pi_c / sum pi_c), a condition's estimate the weighted mean of its units' success
+  rates, rollout i of every unit sharing a stream. A probability's interval: Wilson (direct); the
+  pi_c-weighted Wilson bounds of the cells, the rest added to the upper one (first_action).
+- Allocation (``phase1.allocation``, ``resolve_allocation``): fixed, n_rollouts per condition or
+  cell; adaptive (first_action only), the cells' counts set by ``teachable.allocation`` (every
+  cell from n0 up to n_max, its rollouts indices 0..n-1): ``y_cells`` is NaN past a cell's last
+  rollout and every statistic takes each cell's rate over the rollouts it has (the per-index
+  values of a condition exist only where all its cells have that index: ``outcome_vectors``,
+  the pairing); the allocation's record is in ``alloc_*``.
+- ELP_net is cross-fitted (``crossfit_elp``): the route is chosen on the even rollout indices,
+  its gain_net measured on the odd ones, halves swapped and the two estimates averaged, so the
+  max over formats is not biased upward by noise (even / odd, not first / second half: a cell that
+  adaptive allocation stopped early has both halves). ``ELP_net_lo`` / ``ELP_net_hi``: percentile
+  bootstrap over rollout indices, stratified by half and by the cells that have the index
+  (``Rollouts.strata``: no rollout chooses the route and measures it too, every cell keeps its
+  count; rollout i of every unit resampled together, as they share a stream). The naive max over
+  formats of the full-sample gains is kept as ``ELP_net_naive``; ``route_net`` is the
+  full-sample argmax (ties broken in the fixed order demo, hint, contrast; all tied formats in
+  ``route_ties``) and is the format Phase 1B trains.
 - Quadrants on (U, L_local) are assigned when the shards merge (``merge_labels``, with
   ``teachable.quadrants``).
 """
@@ -44,6 +53,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
@@ -57,6 +67,7 @@ from .config import section
 from .policies import Context, StudentPolicy
 from .policies.base import Parser, sampling_probs
 from .policies.generated_u import u_columns
+from .allocation import allocate_rows
 from .quadrants import add_quadrants
 from .rollouts import EXPERT, RolloutResult, RolloutSpec, first_contexts, study_rollouts
 from .schemas import OUTCOME_CONDITIONS, PROB_NAMES, STUDENT_CONDITIONS
@@ -67,6 +78,7 @@ from .teachers.base import AdviceRequest, Teacher
 log = logging.getLogger(__name__)
 
 DIRECT, FIRST_ACTION = "direct", "first_action"  # the resolved values of phase1.estimator
+ADAPTIVE = "adaptive"  # phase1.allocation's adaptive design (``teachable.allocation``)
 CELL = "cell"  # the condition of a first-action cell's rollouts in their keys: (snapshot, (CELL, j), i)
 
 
@@ -181,9 +193,13 @@ def condition_specs(row, advice, cfg: dict, contrast_diagnosis: str | None = Non
         for cond in STUDENT_CONDITIONS:
             forced = (advice.suggested_action,) if cond == "force" else ()
             specs.append(RolloutSpec(**common, patch=patches[cond], forced=forced, key=(sid, cond, i), stream=stream))
-    for j in range(p1["n_rollouts_expert"]):
-        specs.append(RolloutSpec(**common, actor=EXPERT, key=(sid, "expert", j)))
-    return specs
+    return specs + expert_specs(row, cfg)
+
+
+def expert_specs(row, cfg: dict) -> list[RolloutSpec]:
+    """The expert's rollouts of one snapshot (``phase1.n_rollouts_expert``, key (snapshot, "expert", j))."""
+    return [RolloutSpec(env_id=row["env_id"], seed=int(row["seed"]), prefix=tuple(row["actions"]), actor=EXPERT,
+                        key=(row["snapshot_id"], "expert", j)) for j in range(cfg["phase1"]["n_rollouts_expert"])]  # fmt: skip
 
 
 def outcomes(results: list[RolloutResult]) -> dict[tuple[str, str], np.ndarray]:
@@ -262,9 +278,36 @@ def first_action_design(scored: pd.DataFrame, advice: list, contrast_diagnoses: 
     return out
 
 
+def resolve_allocation(p1: dict, estimator: str, student: StudentPolicy) -> str:
+    """``phase1.allocation``: adaptive needs the first_action estimator (its cells are what it
+    allocates), an error otherwise naming why the estimator is direct."""
+    if p1["allocation"] == ADAPTIVE and estimator != FIRST_ACTION:
+        why = ("generate-only (no exact first-step distribution)" if not student.exact_u
+               else f"run with phase1.estimator {p1['estimator']}")  # fmt: skip
+        raise ValueError(f"phase1.allocation: adaptive allocates first-action cells and needs the first_action "
+                         f"estimator, but the estimator is {estimator} (the student {student.name!r} is {why}); set "
+                         "phase1.allocation to fixed, or phase1.estimator to first_action with a scoring student")  # fmt: skip
+    return p1["allocation"]
+
+
+def adaptive_design(scored: pd.DataFrame, advice: list, design: list[dict], student: StudentPolicy, cfg: dict,
+                    progress: bool) -> list[dict]:  # fmt: skip
+    """The first-action ``design`` of each scored snapshot with the rollouts of adaptive allocation
+    (``allocation.allocate_rows``: forced-first-action rollouts on the shared streams, each cell's
+    indices from 0, one ``study_rollouts`` call per round): ``y_cells`` (NaN past a cell's last
+    rollout) and the allocation's record (``alloc_*``)."""
+    rows = pd.DataFrame([{"snapshot_id": r["snapshot_id"], "env_id": r["env_id"], "seed": r["seed"],
+                          "actions": r["actions"], "suggested_action": a.suggested_action, **d}
+                         for (_, r), a, d in zip(scored.iterrows(), advice, design, strict=True)])  # fmt: skip
+    if rows.empty:
+        return []
+    got = allocate_rows(rows, student, cfg, progress).drop(columns="snapshot_id")
+    return [{**d, **rec} for d, rec in zip(design, got.to_dict("records"))]
+
+
 def cell_outcomes(y_cells) -> np.ndarray:
     """``y_cells`` (a list of per-cell lists, as written or as read back from Parquet) as a
-    (cells, rollouts) float array."""
+    (cells, rollouts) float array (NaN where a cell has no rollout of that index)."""
     return np.array([np.asarray(v, float) for v in y_cells], dtype=float).reshape(len(y_cells), -1)
 
 
@@ -279,72 +322,136 @@ def estimator_of(df: pd.DataFrame) -> str:
     return FIRST_ACTION
 
 
+@dataclass(frozen=True)
+class Rollouts:
+    """A row's student rollouts, the one view every label is computed from: ``y``, units x rollout
+    index (NaN: the unit has no rollout of that index), and each condition's weights on the units,
+    ``w[c]``. Direct: one unit per condition (its ``y_<c>``), weight 1. First_action: one unit per
+    cell (``y_cells``; under adaptive allocation the cells differ in rollouts, NaN past a cell's
+    last one), weights pi_c / sum pi_c (the uncovered mass assumed to succeed as the covered does).
+    Rollout i of every unit shares a stream. A condition's estimate on some rollout indices
+    (``means``) weights each unit's success rate over the indices it has, so it is right whatever
+    the cells' counts; with equal counts it is the mean of the per-index values (``vectors``)."""
+
+    y: np.ndarray
+    w: dict[str, np.ndarray]
+
+    @classmethod
+    def of(cls, r, estimator: str, conditions=STUDENT_CONDITIONS) -> Rollouts:
+        """Row ``r``'s rollouts of the student ``conditions`` under ``estimator``."""
+        if estimator == DIRECT:
+            return cls.direct({c: r[f"y_{c}"] for c in conditions})
+        pis = {c: np.asarray(r[f"pi_{c}"], float) for c in conditions}
+        return cls(cell_outcomes(r["y_cells"]), {c: p / p.sum() for c, p in pis.items()})
+
+    @classmethod
+    def direct(cls, y: dict) -> Rollouts:
+        """One unit per condition of ``y`` (0/1 outcomes per rollout on the last axis; leading axes
+        are carried through ``means``)."""
+        eye = np.eye(len(y))
+        return cls(np.stack([np.asarray(v, float) for v in y.values()]), {c: eye[k] for k, c in enumerate(y)})
+
+    @property
+    def n(self) -> int:
+        """Rollout indices (the last axis)."""
+        return self.y.shape[-1]
+
+    def counts(self) -> np.ndarray:
+        """Rollouts of each unit."""
+        return (~np.isnan(self.y)).sum(-1)
+
+    def fewest(self, c: str) -> int:
+        """The fewest rollouts of a unit of condition ``c`` (weight > 0): its n per cell."""
+        return int(self.counts()[self.w[c] > 0].min())
+
+    def means(self, idx=slice(None)) -> dict[str, np.ndarray]:
+        """Each condition's success rate on the rollout indices ``idx`` (an index array may carry
+        leading resample axes): sum_a w_c(a) x unit a's mean over those of ``idx`` it has; NaN where
+        a unit with weight has none of them."""
+        y = self.y[..., idx]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            m = np.nansum(y, -1) / (~np.isnan(y)).sum(-1)
+        return {c: np.tensordot(w[w > 0], m[w > 0], 1) for c, w in self.w.items()}
+
+    def vectors(self) -> dict[str, np.ndarray]:
+        """Each condition's value per rollout index, sum_a w_c(a) y[a, i]; NaN where a unit with
+        weight has no rollout i."""
+        return {c: np.tensordot(w[w > 0], self.y[w > 0], 1) for c, w in self.w.items()}
+
+    def constant(self) -> bool:
+        """Every unit has one outcome over all its rollouts (a bootstrap has no spread)."""
+        return bool(np.all(np.nanmax(self.y, -1) == np.nanmin(self.y, -1)))
+
+    def strata(self, parity: bool) -> list[np.ndarray]:
+        """The rollout indices grouped by the units that have them and, with ``parity``, by the
+        cross-fitting half (``crossfit_halves``): resampling within each (``resamples``) keeps
+        every unit's count and each index's half. One group of all indices where every unit has
+        them all and ``parity`` is off."""
+        groups: dict[tuple, list[int]] = {}
+        for i in range(self.n):
+            groups.setdefault((i % 2 if parity else 0, *np.isnan(self.y[:, i])), []).append(i)
+        return [np.asarray(v) for _, v in sorted(groups.items())]
+
+
 def outcome_vectors(r, estimator: str, conditions=OUTCOME_CONDITIONS) -> dict[str, np.ndarray]:
-    """Per condition of ``conditions``, one value per rollout index i (every label is a function
-    of them): direct, the 0/1 outcomes ``y_<c>``; first_action, for a student condition
-    z_c[i] = sum_a pi_c(a) y_cells[a, i] / sum_a pi_c(a) (the covered actions' outcomes of
-    rollout i, weighted by c's first-step distribution and renormalised over them: the
-    uncovered mass is assumed to succeed as the covered does), the expert's ``y_expert``."""
-    if estimator == DIRECT:
-        return {c: np.asarray(r[f"y_{c}"], float) for c in conditions}
-    cells = cell_outcomes(r["y_cells"])
-    out = {}
-    for c in conditions:
-        if c == "expert":
-            out[c] = np.asarray(r["y_expert"], float)
-        else:
-            pi = np.asarray(r[f"pi_{c}"], float)
-            out[c] = pi @ cells / pi.sum()
+    """Per condition of ``conditions``, one value per rollout index i (``Rollouts.vectors``):
+    direct, the 0/1 outcomes ``y_<c>``; first_action, for a student condition
+    z_c[i] = sum_a pi_c(a) y_cells[a, i] / sum_a pi_c(a), NaN where a cell of c has no rollout i
+    (adaptive allocation); the expert's ``y_expert``."""
+    out = Rollouts.of(r, estimator, [c for c in conditions if c != "expert"]).vectors()
+    if "expert" in conditions:
+        out["expert"] = np.asarray(r["y_expert"], float)
     return out
 
 
-def _first_step(r, name: str) -> tuple[np.ndarray, np.ndarray, float]:
-    """Row ``r``'s cell outcomes, and condition ``name``'s (base: policy) pi on the cells and
-    mass without a cell."""
+def _first_step(r, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Row ``r``'s successes and rollouts per cell, and condition ``name``'s (base: policy) pi on
+    the cells and mass without a cell."""
     c = "policy" if name == "base" else name
-    return cell_outcomes(r["y_cells"]), np.asarray(r[f"pi_{c}"], float), float(r[f"pi_rest_{c}"])
+    cells = cell_outcomes(r["y_cells"])
+    return np.nansum(cells, 1), (~np.isnan(cells)).sum(1), np.asarray(r[f"pi_{c}"], float), float(r[f"pi_rest_{c}"])
 
 
 def first_action_bounds(r, name: str) -> tuple[float, float]:
     """The bounds of p_<name> (a student condition; base: policy) of first-action row ``r``
     whatever the actions without a cell do: the covered sum sum_a pi(a) q(a) (all of them
     failing) and the covered sum + pi_rest (all succeeding)."""
-    cells, pi, rest = _first_step(r, name)
-    covered = float(pi @ cells.mean(1))
+    k, n, pi, rest = _first_step(r, name)
+    covered = float(pi @ (k / n))
     return covered, covered + rest
 
 
 def first_action_interval(r, name: str, confidence: float) -> tuple[float, float]:
     """The interval of p_<name> of first-action row ``r``: the pi-weighted Wilson bounds of the
-    cells' success rates, pi_rest added to the upper one; it holds the estimate and both bounds
-    (``first_action_bounds``). For force (all mass on one cell) it is that cell's Wilson interval."""
-    cells, pi, rest = _first_step(r, name)
-    n = cells.shape[1]
-    wilson = np.array([wilson_interval(int(k), n, confidence) for k in cells.sum(1)]).reshape(-1, 2)
+    cells' success rates (each at its own n), pi_rest added to the upper one; it holds the
+    estimate and both bounds (``first_action_bounds``). For force (all mass on one cell) it is
+    that cell's Wilson interval."""
+    k, n, pi, rest = _first_step(r, name)
+    wilson = np.array([wilson_interval(int(a), int(b), confidence) for a, b in zip(k, n)]).reshape(-1, 2)
     return float(pi @ wilson[:, 0]), float(pi @ wilson[:, 1]) + rest
 
 
 # ------------------------------------------------------------------------------------ ELP
 def crossfit_halves(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """The rollout indices of the two cross-fitting halves of n rollouts: < n // 2 and the rest."""
-    h = n // 2
-    if h < 1:
+    """The rollout indices of the two cross-fitting halves of n rollouts: even and odd (a cell
+    that adaptive allocation stopped early still has both)."""
+    if n < 2:
         raise ValueError(f"cross-fitting ELP_net needs at least 2 rollouts per condition, got {n}")
-    return np.arange(h), np.arange(h, n)
+    return np.arange(0, n, 2), np.arange(1, n, 2)
 
 
-def _gains(y: dict[str, np.ndarray], idx: np.ndarray) -> np.ndarray:
-    """gain_net of each format (last axis, in FORMATS order) on the rollouts ``idx`` of ``y``."""
-    return np.stack([y[m][..., idx].mean(-1) - y[f"placebo_{m}"][..., idx].mean(-1) for m in FORMATS], -1)
+def _gains(means: dict[str, np.ndarray]) -> np.ndarray:
+    """gain_net of each format (last axis, in FORMATS order) from the conditions' ``means``."""
+    return np.stack([means[m] - means[f"placebo_{m}"] for m in FORMATS], -1)
 
 
-def crossfit_elp(y: dict[str, np.ndarray]) -> np.ndarray:
-    """Cross-fitted ELP_net from 0/1 outcome arrays ``y[condition]`` (rollouts on the last axis,
-    rollout i of every condition sharing a random stream): route = argmax of gain_net on one half
-    (``crossfit_halves``; ties: FORMATS order), gain of that route on the other half; both ways,
-    averaged."""
-    a, b = crossfit_halves(y[FORMATS[0]].shape[-1])
-    g1, g2 = _gains(y, a), _gains(y, b)
+def crossfit_elp(y: Rollouts, idx: np.ndarray | None = None) -> np.ndarray:
+    """Cross-fitted ELP_net of the rollouts ``y`` (at the rollout indices ``idx``: resamples x
+    positions, each position keeping its half; default all): route = argmax of gain_net on one
+    half (``crossfit_halves``; ties: FORMATS order), gain of that route on the other half; both
+    ways, averaged."""
+    idx = np.arange(y.n) if idx is None else idx
+    g1, g2 = (_gains(y.means(idx[..., h])) for h in crossfit_halves(idx.shape[-1]))
     r1 = np.argmax(g1, axis=-1)[..., None]  # first maximum: the fixed order on ties
     r2 = np.argmax(g2, axis=-1)[..., None]
     return 0.5 * (np.take_along_axis(g2, r1, -1)[..., 0] + np.take_along_axis(g1, r2, -1)[..., 0])
@@ -353,29 +460,26 @@ def crossfit_elp(y: dict[str, np.ndarray]) -> np.ndarray:
 ELP_BATCH = 500  # resamples of ``elp_interval`` held in memory at once
 
 
-def elp_resamples(n: int, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
-    """(n_resamples, n) rollout indices of a bootstrap stratified by cross-fitting half: the
-    positions of each half (``crossfit_halves``) are drawn with replacement from that half only,
-    so a resampled rollout never lands in both halves (its route and its gain stay apart)."""
+def resamples(strata: list[np.ndarray], n: int, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """(n_resamples, n) rollout indices of a bootstrap stratified by ``strata`` (``Rollouts.strata``):
+    the positions of each stratum are drawn with replacement from that stratum only."""
     out = np.empty((int(n_resamples), n), dtype=np.intp)
-    for half in crossfit_halves(n):
-        out[:, half] = rng.choice(half, size=(int(n_resamples), len(half)), replace=True)
+    for s in strata:
+        out[:, s] = rng.choice(s, size=(int(n_resamples), len(s)), replace=True)
     return out
 
 
-def elp_interval(y: dict[str, np.ndarray], n_resamples: int, confidence: float, seed: int) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``crossfit_elp`` over rollouts, resampled within each
-    cross-fitting half (``elp_resamples``) and paired across conditions (rollout i of every
-    condition drawn together, as they share a stream)."""
-    names = (*FORMATS, *PLACEBOS)
-    data = {k: np.asarray(y[k], float) for k in names}
-    if all(np.ptp(a) == 0 for a in data.values()):  # every rollout of every condition alike: no spread
-        v = float(crossfit_elp(data))
+def elp_interval(y: Rollouts, n_resamples: int, confidence: float, seed: int) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``crossfit_elp`` over rollout indices, resampled within
+    each cross-fitting half and among the indices the same cells have (``Rollouts.strata``: no
+    rollout both chooses the route and measures it, every cell keeps its count), rollout i of
+    every unit drawn together (they share a stream)."""
+    if y.constant():  # every rollout of every unit alike: no spread
+        v = float(crossfit_elp(y))
         return v, v
-    rng, n, dist = np.random.default_rng(seed), len(data[FORMATS[0]]), []
+    rng, strata, dist = np.random.default_rng(seed), y.strata(parity=True), []
     for start in range(0, int(n_resamples), ELP_BATCH):
-        idx = elp_resamples(n, min(ELP_BATCH, int(n_resamples) - start), rng)
-        dist.append(crossfit_elp({k: v[idx] for k, v in data.items()}))
+        dist.append(crossfit_elp(y, resamples(strata, y.n, min(ELP_BATCH, int(n_resamples) - start), rng)))
     tail = (1 - confidence) / 2
     lo, hi = np.quantile(np.concatenate(dist), [tail, 1 - tail])
     return float(lo), float(hi)
@@ -385,8 +489,9 @@ def raw_rows(scored: pd.DataFrame, advice: list, outs: dict, contrast_diagnoses:
              design: list[dict] | None = None) -> pd.DataFrame:  # fmt: skip
     """A label shard's rows: per scored snapshot, its columns, the teacher's advice and the
     outcome of every rollout, ``y_<condition>`` (0/1 per rollout, in rollout order; given the
-    first-action ``design`` instead: its columns and ``y_cells``, one such list per cell), the
-    expert's ``y_expert`` and ``expert_errors`` (ExpertError kind or None per expert rollout). No
+    first-action ``design`` instead: its columns and ``y_cells``, one such list per cell, from
+    ``outs`` unless the design carries them, as adaptive allocation's does), the expert's
+    ``y_expert`` and ``expert_errors`` (ExpertError kind or None per expert rollout). No
     statistic: ``label_stats`` computes them when the shards are merged."""
     rows = []
     contrast_diagnoses = contrast_diagnoses or [None] * len(advice)
@@ -409,7 +514,8 @@ def raw_rows(scored: pd.DataFrame, advice: list, outs: dict, contrast_diagnoses:
                 row[f"y_{c}"] = [float(v) for v in outs[(sid, c)]]
         else:
             row.update(cells)
-            row["y_cells"] = [[float(v) for v in outs[(sid, (CELL, j))]] for j in range(len(cells["cell_actions"]))]
+            if "y_cells" not in cells:
+                row["y_cells"] = [[float(v) for v in outs[(sid, (CELL, j))]] for j in range(len(cells["cell_actions"]))]
             row["y_expert"] = [float(v) for v in outs[(sid, "expert")]]
         row["expert_errors"] = list(outs[(sid, "expert_error")])
         rows.append(row)
@@ -418,19 +524,24 @@ def raw_rows(scored: pd.DataFrame, advice: list, outs: dict, contrast_diagnoses:
 
 def label_stats(raw: pd.DataFrame) -> pd.DataFrame:
     """The labels of raw shard rows (``raw_rows``) of either estimator (``estimator_of``): every
-    probability with its n (rollouts; first_action: per cell), leverage, gains, the cross-fitted
-    ELP_net, the naive max and the route (module docstring), from ``outcome_vectors``; with
-    first_action also each student probability's bounds ``p_<name>_min``/``_max``
-    (``first_action_bounds``) and ``n_cells``. Their intervals depend on a confidence level,
-    so they are ``label_intervals``'s."""
+    probability with its n (rollouts; first_action: per cell, the fewest of the condition's cells
+    under adaptive allocation), leverage, gains, the cross-fitted ELP_net, the naive max and the
+    route (module docstring), from ``Rollouts``; with first_action also each student probability's
+    bounds ``p_<name>_min``/``_max`` (``first_action_bounds``) and ``n_cells``. Their intervals
+    depend on a confidence level, so they are ``label_intervals``'s."""
     est, rows = estimator_of(raw), []
     for _, r in raw.iterrows():
         row = r.to_dict()
-        y = outcome_vectors(r, est)
+        y = Rollouts.of(r, est)
+        p = y.means()
         for name in PROB_NAMES:
-            v = y["policy" if name == "base" else name]
-            row[f"p_{name}"], row[f"p_{name}_n"] = float(v.mean()), int(len(v))
-            if est == FIRST_ACTION and name != "expert":
+            if name == "expert":
+                v = np.asarray(r["y_expert"], float)
+                row["p_expert"], row["p_expert_n"] = float(v.mean()), int(len(v))
+                continue
+            c = "policy" if name == "base" else name
+            row[f"p_{name}"], row[f"p_{name}_n"] = float(p[c]), y.fewest(c)
+            if est == FIRST_ACTION:
                 row[f"p_{name}_min"], row[f"p_{name}_max"] = first_action_bounds(r, name)
         if est == FIRST_ACTION:
             row["n_cells"] = len(r["cell_actions"])
@@ -458,20 +569,19 @@ def label_stats(raw: pd.DataFrame) -> pd.DataFrame:
 def label_intervals(labeled: pd.DataFrame, confidence: float, n_bootstrap: int, seed: int) -> pd.DataFrame:
     """Per labeled snapshot: the interval of every probability (``p_<name>_lo/_hi``: Wilson;
     first_action, a student condition's: ``first_action_interval``) and the bootstrap interval of
-    the cross-fitted ELP_net (``ELP_net_lo/_hi``), at ``confidence``."""
+    the cross-fitted ELP_net (``ELP_net_lo/_hi``, ``elp_interval``), at ``confidence``."""
     est, rows = estimator_of(labeled), []
     for _, r in labeled.iterrows():
-        y = outcome_vectors(r, est)
         row = {"snapshot_id": r["snapshot_id"]}
         for name in PROB_NAMES:
             if est == FIRST_ACTION and name != "expert":
                 row[f"p_{name}_lo"], row[f"p_{name}_hi"] = first_action_interval(r, name, confidence)
                 continue
-            v = y["policy" if name == "base" else name]
+            v = np.asarray(r[f"y_{'policy' if name == 'base' else name}"], float)
             pr = proportion(int(v.sum()), len(v), confidence)
             row[f"p_{name}_lo"], row[f"p_{name}_hi"] = pr["lo"], pr["hi"]
         row["ELP_net_lo"], row["ELP_net_hi"] = elp_interval(
-            y, n_bootstrap, confidence, derive_seed(seed, "elp", r["snapshot_id"]))
+            Rollouts.of(r, est), n_bootstrap, confidence, derive_seed(seed, "elp", r["snapshot_id"]))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -504,11 +614,14 @@ def label_snapshots(snaps: pd.DataFrame, student: StudentPolicy, teacher: Teache
     snapshot.
 
     The estimator (``resolve_estimator``) is logged; with first_action the rollouts are the
-    first-action cells (``first_action_design``) instead of the student conditions."""
+    first-action cells (``first_action_design``) instead of the student conditions, and with
+    ``phase1.allocation: adaptive`` (``resolve_allocation``) their counts are adaptive
+    allocation's (``adaptive_design``)."""
     p1 = section("phase1", cfg["phase1"])
     estimator = resolve_estimator(p1, student)
     log.info("phase1 estimator: %s (phase1.estimator %s, student %s %s)", estimator, p1["estimator"], student.name,
              "scores actions exactly" if student.exact_u else "is generate-only")  # fmt: skip
+    adaptive = resolve_allocation(p1, estimator, student) == ADAPTIVE
     scored = score_snapshots(snaps, student)
     reqs = [advice_request(r, r["student_action"]) for _, r in scored.iterrows()]
     advice = teacher.advise_many(reqs)
@@ -536,8 +649,12 @@ def label_snapshots(snaps: pd.DataFrame, student: StudentPolicy, teacher: Teache
     cdiags = [contrast_advice[k].diagnosis if k in contrast_advice else None for k in np.flatnonzero(ok)]
     design = (first_action_design(good, good_adv, cdiags, student, cfg, float(p1["first_action_floor"]))
               if estimator == FIRST_ACTION else [None] * len(good_adv))  # fmt: skip
-    specs = [s for (_, r), a, c, d in zip(good.iterrows(), good_adv, cdiags, design)
-             for s in condition_specs(r, a, cfg, c, d and d["cell_actions"])]  # fmt: skip
+    if adaptive:
+        design = adaptive_design(good, good_adv, design, student, {**cfg, "phase1": p1}, progress)
+        specs = [s for _, r in good.iterrows() for s in expert_specs(r, cfg)]
+    else:
+        specs = [s for (_, r), a, c, d in zip(good.iterrows(), good_adv, cdiags, design)
+                 for s in condition_specs(r, a, cfg, c, d and d["cell_actions"])]  # fmt: skip
     results = study_rollouts(specs, student, cfg, desc="phase1 label rollouts", progress=progress)
     return raw_rows(good, good_adv, outcomes(results), cdiags, design if estimator == FIRST_ACTION else None), failures
 
@@ -586,7 +703,8 @@ def outcome_pairing(labeled: pd.DataFrame, confidence: float) -> pd.DataFrame:
     with its Student-t interval over snapshots (``stats.mean_interval``) and n. A snapshot where
     either condition is constant over its rollouts has no correlation: left out, counted in
     ``n_constant``. ``base`` is the unpatched student (p_policy's rollouts). First_action: the
-    conditions' per-rollout values (``outcome_vectors``) in place of 0/1 outcomes."""
+    conditions' per-rollout values (``outcome_vectors``) in place of 0/1 outcomes, over the
+    indices every cell of both has (under adaptive allocation, the shortest cell's)."""
     est, rows = estimator_of(labeled), []
     vectors = [outcome_vectors(r, est, STUDENT_CONDITIONS) for _, r in labeled.iterrows()]
     for a, b in OUTCOME_PAIRS:
@@ -595,6 +713,8 @@ def outcome_pairing(labeled: pd.DataFrame, confidence: float) -> pd.DataFrame:
             va, vb = (y["policy" if c == "base" else c] for c in (a, b))
             if len(va) != len(vb):
                 raise ValueError(f"snapshot {sid!r}: {len(va)} rollouts of {a} but {len(vb)} of {b}, cannot pair them")
+            both = ~(np.isnan(va) | np.isnan(vb))
+            va, vb = va[both], vb[both]
             if len(va) > 1 and np.ptp(va) > 0 and np.ptp(vb) > 0:
                 rhos.append(float(np.corrcoef(va, vb)[0, 1]))
         m = mean_interval(rhos, confidence)

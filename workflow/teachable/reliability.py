@@ -22,7 +22,7 @@ the attenuation it puts on the gate's ρ, and the L_local interval that bands ea
 - A label whose reliability is below ``phase1.reliability_floor`` is flagged; where it is
   L_local, the quadrants rest on an unreliable label (the summary says so).
 - Quadrant band: a snapshot whose L_local interval (a paired percentile bootstrap over rollout
-  indices of force - policy, ``labeling.outcome_vectors``, whose mean is L_local) straddles the L
+  indices of p_force - p_policy, ``labeling.Rollouts``) straddles the L
   threshold is ``uncertain`` (``quadrants.quadrant_bands``); its quadrant is not changed.
 """
 
@@ -53,19 +53,21 @@ def outcome_columns(df: pd.DataFrame) -> list[str]:
 
 
 def n_rollouts(df: pd.DataFrame) -> np.ndarray:
-    """The rollouts per condition of each row (the last axis of its ``outcome_columns``; rows
-    may differ, e.g. under adaptive allocation); ValueError naming the snapshot and column where
-    a row's columns differ."""
+    """The rollouts per condition of each row: the fewest any condition or cell has (rows may
+    differ, and under adaptive allocation the cells of a row too: NaN past a cell's last rollout);
+    ValueError naming the snapshot where a row's columns differ in their last axis (the rollout
+    indices, ``restrict_rollouts``)."""
     cols = outcome_columns(df)
     if not cols:
         raise ValueError(f"no y_* outcome column among {list(df.columns)}: nothing to split")
     out = []
     for k, sid in enumerate(df["snapshot_id"]):
-        ns = {c: np.shape(_outcome_array(df[c].iloc[k]))[-1] for c in cols}
+        ys = {c: _outcome_array(df[c].iloc[k]) for c in cols}
+        ns = {c: y.shape[-1] for c, y in ys.items()}
         if len(set(ns.values())) != 1:
             raise ValueError(f"snapshot {sid!r}: its outcome columns differ in rollouts ({ns}): rollout i of every "
                              "condition must share a stream")  # fmt: skip
-        out.append(next(iter(ns.values())))
+        out.append(min(int((~np.isnan(y)).sum(-1).min()) for y in ys.values()))
     return np.asarray(out, dtype=int)
 
 
@@ -157,28 +159,29 @@ def label_reliability(labeled: pd.DataFrame, confidence: float, n_resamples: int
 # ------------------------------------------------------------------------------------ quadrant bands
 def l_local_interval(labeled: pd.DataFrame, confidence: float, n_resamples: int, seed: int) -> pd.DataFrame:
     """Per snapshot, the paired percentile bootstrap interval of L_local over its rollout indices
-    (rollout i of policy and force drawn together: they share a stream): ``L_local_lo/_hi``. The
-    per-index values are the estimator's (``labeling.outcome_vectors``: direct, the 0/1 outcomes;
-    first_action, the pi-weighted cell outcomes), whose mean difference is L_local; ValueError
+    (rollout i of policy and force drawn together: they share a stream): ``L_local_lo/_hi``, from
+    the estimator's rollouts (``labeling.Rollouts``: direct, the 0/1 outcomes; first_action, the
+    pi-weighted cell rates, resampled among the indices the same cells have, so under adaptive
+    allocation every cell keeps its count), whose p_force - p_policy is L_local; ValueError
     naming the snapshot where it is not."""
-    from .labeling import estimator_of, outcome_vectors
+    from .labeling import Rollouts, estimator_of, resamples
 
     estimator = estimator_of(labeled)
     tail = (1 - confidence) / 2
     rows = []
     for _, r in labeled.iterrows():
         sid, L = r["snapshot_id"], r["L_local"]
-        z = outcome_vectors(r, estimator, ("policy", "force"))
-        d = z["force"] - z["policy"]
-        if d.ndim != 1 or not len(d) or not np.isclose(d.mean(), L):
-            raise ValueError(f"snapshot {sid!r}: L_local = {L} is not the mean over rollout indices of force - policy "
+        y = Rollouts.of(r, estimator, ("policy", "force"))
+        p = y.means()
+        if not np.isclose(p["force"] - p["policy"], L):
+            raise ValueError(f"snapshot {sid!r}: L_local = {L} is not the mean p_force - p_policy of its rollouts "
                              f"({estimator} estimator)")  # fmt: skip
-        if np.ptp(d) == 0:
-            lo = hi = float(d[0])
+        if y.constant():
+            lo = hi = float(p["force"] - p["policy"])
         else:
             rng = np.random.default_rng(derive_seed(seed, "L_local", sid))
-            means = d[rng.integers(0, len(d), size=(int(n_resamples), len(d)))].mean(-1)
-            lo, hi = (float(v) for v in np.quantile(means, [tail, 1 - tail]))
+            m = y.means(resamples(y.strata(parity=False), y.n, int(n_resamples), rng))
+            lo, hi = (float(v) for v in np.quantile(m["force"] - m["policy"], [tail, 1 - tail]))
         rows.append({"snapshot_id": sid, "L_local_lo": lo, "L_local_hi": hi})
     return pd.DataFrame(rows, columns=["snapshot_id", "L_local_lo", "L_local_hi"])
 

@@ -4,7 +4,7 @@ declaration (``io.write_table``), readers rely on it (``io.read_table``); the Sn
 paths and the report's inputs take their names from here. "Where is column X defined and who
 writes it?": here, in the table that declares it.
 
-Kinds: ``str``, ``int``, ``float``, ``bool``, ``list[str]``, ``list[float]``, ``list[list[float]]``,
+Kinds: ``str``, ``int``, ``float``, ``bool``, ``list[str]``, ``list[int]``, ``list[float]``, ``list[list[float]]``,
 ``str?`` (a string or null). An ``optional`` column may be absent (the outcome columns of one
 Phase 1 estimator: a shard carries its estimator's). A family declares the columns it adds (``Family.episode_columns``, gathered in
 ``FAMILY_COLUMNS``): its tables may carry them; a generate-only student's U comes with ``SAMPLED_U``; no other
@@ -19,7 +19,7 @@ from typing import Any
 from .constants import FORMATS, PLACEBOS
 from .envs.registry import episode_columns
 
-KINDS = ("str", "str?", "int", "float", "bool", "list[str]", "list[float]", "list[list[float]]")
+KINDS = ("str", "str?", "int", "float", "bool", "list[str]", "list[int]", "list[float]", "list[list[float]]")
 STUDENT_CONDITIONS = ("policy", "force", *PLACEBOS, *FORMATS)  # rolled out per snapshot
 OUTCOME_CONDITIONS = (*STUDENT_CONDITIONS, "expert")  # y_<condition> of the label shards
 PROB_NAMES = ("policy", "force", "expert", "base", *PLACEBOS, *FORMATS)  # p_<name> of the labels
@@ -123,13 +123,22 @@ OUTCOMES["cell_actions"] = Column("list[str]", "first_action: the first actions 
                                   "most likely)", optional=True)  # fmt: skip
 OUTCOMES["y_cells"] = Column("list[list[float]]", "first_action: per cell (cell_actions order), the 0/1 success of "
                              "every rollout whose first action is the cell's, then the unpatched student, in rollout "
-                             "order (rollout i of every cell shares a stream)", optional=True)  # fmt: skip
+                             "order (rollout i of every cell shares a stream; adaptive allocation: NaN past the cell's "
+                             "alloc_n)", optional=True)  # fmt: skip
 for _c in STUDENT_CONDITIONS:
     OUTCOMES[f"pi_{_c}"] = Column("list[float]", f"first_action: the student's first-step sampling probability of "
                                   f"each cell action under condition {_c}", optional=True)  # fmt: skip
     OUTCOMES[f"pi_rest_{_c}"] = Column("float", f"first_action: condition {_c}'s first-step mass on actions without "
                                        "a cell", optional=True)  # fmt: skip
 OUTCOMES["expert_errors"] = Column("list[str]", "per expert rollout: its ExpertError kind, or null")
+# phase1.allocation adaptive (first_action; teachable.allocation): y_cells NaN past a cell's last rollout, and the record
+OUTCOMES.update({k: Column(kind, f"adaptive allocation: {meaning}", optional=True) for k, kind, meaning in (
+    ("alloc_n", "list[int]", "rollouts per cell (cell_actions order; y_cells is NaN past them)"),
+    ("alloc_rollouts", "int", "student rollouts drawn for the snapshot (the sum of alloc_n)"),
+    ("alloc_rounds", "int", "looks (rounds of rollouts) before it stopped"),
+    ("alloc_stop", "str", "decided (no interval straddles its boundary by more than phase1.epsilon) or n_max"),
+    ("alloc_open", "list[str]", "the intervals still straddling their boundary where it stopped at n_max"),
+)})  # fmt: skip
 
 RAW_LABELS = SNAPSHOTS.extend("raw labels", "phase1/shards/labels_{shard}.parquet",
                               "labeling.label_snapshots (rule label_shard)", {**SCORES, **ADVICE, **OUTCOMES})
@@ -141,7 +150,8 @@ TEACHER_FAILURES = SNAPSHOTS.extend("teacher failures", "phase1/teacher_failures
 _PROBS: dict[str, Column] = {}
 for _p in PROB_NAMES:
     _PROBS[f"p_{_p}"] = Column("float", f"success probability of condition {_p} (base: = policy)")
-    _PROBS[f"p_{_p}_n"] = Column("int", f"rollouts of p_{_p} (first_action: per cell)")
+    _PROBS[f"p_{_p}_n"] = Column("int", f"rollouts of p_{_p} (first_action: per cell; adaptive: the "
+                                                  "fewest of its cells)")
 for _p in PROB_NAMES:
     if _p != "expert":
         _PROBS[f"p_{_p}_min"] = Column("float", f"first_action: p_{_p}'s lower bound (the actions without a cell all "
@@ -164,7 +174,7 @@ LABELED = RAW_LABELS.extend("labeled snapshots", "phase1/labeled_snapshots.parqu
         "ELP_net_naive:float route_net:str route_ties:list[str] ELP_net:float quadrant:str",
         ELP_net_naive="max over formats of gain_net (biased up by noise)",
         route_net="the format of the naive max (ties: demo, hint, contrast)", route_ties="every tied format",
-        ELP_net="cross-fitted ELP: route on one half of the rollouts, gain on the other, both ways",
+        ELP_net="cross-fitted ELP: route on the even (odd) rollout indices, gain on the odd (even), both ways",
         quadrant="Q1..Q4 on (U, L_local), high = strictly above the threshold"),
 })  # fmt: skip
 _INTERVALS = {f"p_{p}_{b}": Column("float", f"Wilson {b} bound of p_{p} (first_action: the pi-weighted Wilson bound of "

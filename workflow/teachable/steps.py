@@ -144,6 +144,18 @@ MICROTRAIN_KEYS = ("sample", "per_quadrant", "n_snapshots", "n_validation_rollou
 MERGE_SKIPS = ("per_quadrant", "n_snapshots", "n_validation_rollouts", "lora", "n_shards")  # micro-merge reads the rest
 SEED = Part("seed", lambda c: {"seed": c["seed"]})
 ENV = Part("env.{id,max_steps,history_len} + the family's options", _env)
+ADAPTIVE_KEYS = ("allocation", "n0", "n_max", "batch", "epsilon", "confidence", "elp_cutoff", "quadrants")
+
+
+def _allocation(c: dict) -> dict:
+    """Adaptive allocation's settings (``allocation.design_of``), only where ``phase1.allocation`` is
+    adaptive: a fixed run's slice, hence its label shards, stays as it was."""
+    p1 = c["phase1"]
+    return {"phase1": {k: p1[k] for k in ADAPTIVE_KEYS if k in p1}} if p1.get("allocation") == "adaptive" else {}
+
+
+ALLOCATION = Part("phase1.{allocation,n0,n_max,batch,epsilon,confidence,elp_cutoff,quadrants} where adaptive",
+                  _allocation)
 STUDENT = Part("student (inference settings)", _student)
 RECIPE = Part("student.init with env, demo split and seed", _student_recipe)
 SPLITS = whole("splits")
@@ -253,7 +265,7 @@ STEPS = {s.cmd: s for s in (
     Step("label-shard", "Label one shard of snapshots: U, leverage, CPT.",
           config=(SEED, ENV, STUDENT, whole("teacher"),
                   keys("phase1", "experiments", "max_snapshots", "n_rollouts", "n_rollouts_expert", "estimator",
-                       "first_action_floor")),
+                       "first_action_floor"), ALLOCATION),
           inputs={"model": MODEL, "snapshots": port("--snapshots", S.SNAPSHOTS, "failure and expert", many="+")},
           outputs={"labels": port("--out", S.RAW_LABELS),
                    "failures": port("--out-failures", S.TEACHER_FAILURES, path_override=SHARD_FAILURES)},
