@@ -70,7 +70,9 @@ def test_labeled_snapshot_invariants(micro_labels):
     for _, r in df.iterrows():
         assert r["suggested_action"] in list(r["valid_actions"])
         assert not mentioned_actions(r["diagnosis"])  # names or paraphrases no action
-        assert iv.loc[r["snapshot_id"], "ELP_net_lo"] <= r["ELP_net"] + 1e-12 <= iv.loc[r["snapshot_id"], "ELP_net_hi"] + 2e-12
+        # a percentile interval of the cross-fitted max (a nonlinear statistic of a few rollouts
+        # per half) need not contain its point estimate; it is an interval within [-1, 1]
+        assert -1 <= iv.loc[r["snapshot_id"], "ELP_net_lo"] <= iv.loc[r["snapshot_id"], "ELP_net_hi"] <= 1
     assert np.allclose(df["L_local"], df["p_force"] - df["p_policy"])
     assert np.allclose(df["L_upper"], df["p_expert"] - df["p_policy"])
     gains = df[["p_demo", "p_hint", "p_contrast"]].to_numpy() - df[
