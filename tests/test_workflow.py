@@ -359,7 +359,19 @@ def _run_until_killed(workdir: Path, started: str, *targets: str, timeout_s: flo
         proc.wait()
 
 
+def _float_arrays(col: pd.Series) -> list[np.ndarray] | None:
+    """The column's values as float arrays where each is a list/array of floats (e.g. the first
+    step's probabilities ``pi_<c>``, or the cells' outcomes), else None."""
+    try:
+        out = [np.asarray(list(v) if np.ndim(v) else v, dtype=float) for v in col]
+    except (TypeError, ValueError):
+        return None
+    return out if all(v.ndim >= 1 for v in out) else None
+
+
 def _same_frames(a: pd.DataFrame, b: pd.DataFrame, key: list[str]) -> None:
+    """The same rows and columns; floats (also inside lists: a forward pass's probabilities) equal
+    up to 1e-6, as a batched matmul's last bits may differ between two processes."""
     a = a.sort_values(key).reset_index(drop=True)
     b = b.sort_values(key).reset_index(drop=True)
     assert list(a.columns) == list(b.columns) and len(a) == len(b)
@@ -367,6 +379,8 @@ def _same_frames(a: pd.DataFrame, b: pd.DataFrame, key: list[str]) -> None:
         x, y = a[c], b[c]
         if pd.api.types.is_float_dtype(x):
             assert np.allclose(x.to_numpy(float), y.to_numpy(float), atol=1e-6, equal_nan=True), c
+        elif x.dtype == object and (fx := _float_arrays(x)) is not None and (fy := _float_arrays(y)) is not None:
+            assert all(u.shape == v.shape and np.allclose(u, v, atol=1e-6, equal_nan=True) for u, v in zip(fx, fy)), c
         else:
             assert x.map(repr).tolist() == y.map(repr).tolist(), c
 
