@@ -585,3 +585,14 @@ def test_label_shard_config_carries_the_allocation_only_where_adaptive():
     assert "allocation" not in slice_of() and "n0" not in slice_of()
     adaptive = slice_of(allocation="adaptive", n0=4)
     assert adaptive["allocation"] == "adaptive" and adaptive["n0"] == 4 and "quadrants" in adaptive
+
+
+def test_the_route_does_not_flip_on_float_noise():
+    """Gains that differ only in their last bits (a forward pass in another process) choose the
+    same route, the first in FORMATS order; a real difference still decides."""
+    from teachable.labeling import ROUTE_TIE, route_of
+
+    g = np.array([0.1, 0.1, 0.05])
+    assert route_of(g) == 0 and route_of(g + np.array([0.0, 1e-9, 0.0])) == 0
+    assert route_of(g + np.array([0.0, 10 * ROUTE_TIE, 0.0])) == 1
+    assert list(route_of(np.array([[0.0, 0.2, 0.2 + 1e-9], [0.3, 0.0, 0.0]]))) == [1, 0]

@@ -44,7 +44,7 @@
   (``Rollouts.strata``: no rollout chooses the route and measures it too, every cell keeps its
   count; rollout i of every unit resampled together, as they share a stream). The naive max over
   formats of the full-sample gains is kept as ``ELP_net_naive``; ``route_net`` is the
-  full-sample argmax (ties broken in the fixed order demo, hint, contrast; all tied formats in
+  full-sample argmax (gains within ``ROUTE_TIE`` tied, ties broken in the fixed order demo, hint, contrast; all tied formats in
   ``route_ties``) and is the format Phase 1B trains.
 - Quadrants on (U, L_local) are assigned when the shards merge (``merge_labels``, with
   ``teachable.quadrants``).
@@ -445,6 +445,18 @@ def _gains(means: dict[str, np.ndarray]) -> np.ndarray:
     return np.stack([means[m] - means[f"placebo_{m}"] for m in FORMATS], -1)
 
 
+# gains closer than this are tied (broken by FORMATS order): a first-action gain is a sum of
+# pi-weighted rates whose last bits differ between two processes (a batched forward pass), and
+# an exact argmax would flip the route, hence ELP_net, on that noise
+ROUTE_TIE = 1e-6
+
+
+def route_of(gains: np.ndarray) -> np.ndarray:
+    """Index (in FORMATS order) of the first format whose gain is within ``ROUTE_TIE`` of the
+    largest, along the last axis."""
+    return np.argmax(gains >= gains.max(axis=-1, keepdims=True) - ROUTE_TIE, axis=-1)
+
+
 def crossfit_elp(y: Rollouts, idx: np.ndarray | None = None) -> np.ndarray:
     """Cross-fitted ELP_net of the rollouts ``y`` (at the rollout indices ``idx``: resamples x
     positions, each position keeping its half; default all): route = argmax of gain_net on one
@@ -452,8 +464,7 @@ def crossfit_elp(y: Rollouts, idx: np.ndarray | None = None) -> np.ndarray:
     ways, averaged."""
     idx = np.arange(y.n) if idx is None else idx
     g1, g2 = (_gains(y.means(idx[..., h])) for h in crossfit_halves(idx.shape[-1]))
-    r1 = np.argmax(g1, axis=-1)[..., None]  # first maximum: the fixed order on ties
-    r2 = np.argmax(g2, axis=-1)[..., None]
+    r1, r2 = route_of(g1)[..., None], route_of(g2)[..., None]
     return 0.5 * (np.take_along_axis(g2, r1, -1)[..., 0] + np.take_along_axis(g1, r2, -1)[..., 0])
 
 
@@ -557,7 +568,7 @@ def label_stats(raw: pd.DataFrame) -> pd.DataFrame:
         for m, g in gains.items():
             row[f"gain_net_{m}"] = g
         best = max(gains.values())
-        ties = [m for m in FORMATS if np.isclose(gains[m], best)]
+        ties = [m for m in FORMATS if gains[m] >= best - ROUTE_TIE]
         row["ELP_net_naive"] = best
         row["route_net"] = ties[0]
         row["route_ties"] = ties
