@@ -480,20 +480,31 @@ def resamples(strata: list[np.ndarray], n: int, n_resamples: int, rng: np.random
     return out
 
 
-def elp_interval(y: Rollouts, n_resamples: int, confidence: float, seed: int) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``crossfit_elp`` over rollout indices, resampled within
-    each cross-fitting half and among the indices the same cells have (``Rollouts.strata``: no
-    rollout both chooses the route and measures it, every cell keeps its count), rollout i of
-    every unit drawn together (they share a stream)."""
-    if y.constant():  # every rollout of every unit alike: no spread
-        v = float(crossfit_elp(y))
+def rollout_interval(y: Rollouts, statistic, *, parity: bool, n_resamples: int, confidence: float, seed: int,
+                     batch: int | None = None) -> tuple[float, float]:  # fmt: skip
+    """Percentile bootstrap interval of ``statistic(y, idx)`` (idx: resamples x positions, None
+    for the sample itself) over rollout indices, resampled within ``Rollouts.strata(parity)``
+    (every unit keeps its count; with ``parity`` each index its cross-fitting half), rollout i of
+    every unit drawn together (they share a stream), ``batch`` resamples at a time (None: all at
+    once). Where every rollout of every unit is alike there is no spread: the point, twice."""
+    if y.constant():
+        v = float(statistic(y, None))
         return v, v
-    rng, strata, dist = np.random.default_rng(seed), y.strata(parity=True), []
-    for start in range(0, int(n_resamples), ELP_BATCH):
-        dist.append(crossfit_elp(y, resamples(strata, y.n, min(ELP_BATCH, int(n_resamples) - start), rng)))
+    rng, strata, dist, n = np.random.default_rng(seed), y.strata(parity=parity), [], int(n_resamples)
+    step = n if batch is None else int(batch)
+    for start in range(0, n, step):
+        dist.append(statistic(y, resamples(strata, y.n, min(step, n - start), rng)))
     tail = (1 - confidence) / 2
     lo, hi = np.quantile(np.concatenate(dist), [tail, 1 - tail])
     return float(lo), float(hi)
+
+
+def elp_interval(y: Rollouts, n_resamples: int, confidence: float, seed: int) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``crossfit_elp`` (``rollout_interval``), resampled within
+    each cross-fitting half and among the indices the same cells have: no rollout both chooses
+    the route and measures it, every cell keeps its count."""
+    return rollout_interval(y, crossfit_elp, parity=True, n_resamples=n_resamples, confidence=confidence,
+                            seed=seed, batch=ELP_BATCH)  # fmt: skip
 
 
 def raw_rows(scored: pd.DataFrame, advice: list, outs: dict, contrast_diagnoses: list | None = None,

@@ -164,24 +164,22 @@ def l_local_interval(labeled: pd.DataFrame, confidence: float, n_resamples: int,
     pi-weighted cell rates, resampled among the indices the same cells have, so under adaptive
     allocation every cell keeps its count), whose p_force - p_policy is L_local; ValueError
     naming the snapshot where it is not."""
-    from .labeling import Rollouts, estimator_of, resamples
+    from .labeling import Rollouts, estimator_of, rollout_interval
+
+    def l_local(y: Rollouts, idx) -> np.ndarray:
+        m = y.means(slice(None) if idx is None else idx)
+        return m["force"] - m["policy"]
 
     estimator = estimator_of(labeled)
-    tail = (1 - confidence) / 2
     rows = []
     for _, r in labeled.iterrows():
         sid, L = r["snapshot_id"], r["L_local"]
         y = Rollouts.of(r, estimator, ("policy", "force"))
-        p = y.means()
-        if not np.isclose(p["force"] - p["policy"], L):
+        if not np.isclose(l_local(y, None), L):
             raise ValueError(f"snapshot {sid!r}: L_local = {L} is not the mean p_force - p_policy of its rollouts "
                              f"({estimator} estimator)")  # fmt: skip
-        if y.constant():
-            lo = hi = float(p["force"] - p["policy"])
-        else:
-            rng = np.random.default_rng(derive_seed(seed, "L_local", sid))
-            m = y.means(resamples(y.strata(parity=False), y.n, int(n_resamples), rng))
-            lo, hi = (float(v) for v in np.quantile(m["force"] - m["policy"], [tail, 1 - tail]))
+        lo, hi = rollout_interval(y, l_local, parity=False, n_resamples=n_resamples, confidence=confidence,
+                                  seed=derive_seed(seed, "L_local", sid))  # fmt: skip
         rows.append({"snapshot_id": sid, "L_local_lo": lo, "L_local_hi": hi})
     return pd.DataFrame(rows, columns=["snapshot_id", "L_local_lo", "L_local_hi"])
 
