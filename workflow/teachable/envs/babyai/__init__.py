@@ -1,11 +1,16 @@
 """The MiniGrid/BabyAI family: levels as a ``TextEnv`` (the BALROG action set, BALROG-style
 observation text), in modules along its seams: ``actions`` (names, parsing, vocabulary, error
 types), ``env`` (the ``TextEnv``), ``expert`` (the privileged bot), ``diagnosis`` (the oracle's
-hint), ``text`` (the observation text).
+hint), ``text`` (the observation text: the study's or BALROG's), ``levels`` (the family's own
+level), ``metrics`` (success per mission kind).
 
 - Actions: ``turn left``, ``turn right``, ``go forward``, ``pick up``, ``drop``, ``toggle`` (BALROG's;
   MiniGrid's ``done`` is not offered). ``step(INVALID_ACTION)`` runs MiniGrid's ``done`` action,
-  which changes nothing in the world but still counts a step (and can truncate the episode).
+  which changes nothing in the world but still counts a step (and can truncate the episode);
+  under ``env.protocol: balrog`` it goes forward, BALROG's rule (``env``).
+- Levels: every BabyAI/MiniGrid id gymnasium knows, and ``BabyAI-MixedLocal-v0`` (``levels``),
+  BALROG's level: five mission kinds, no distractors, the kind recorded per episode
+  (``mission_kind``) and scored per kind (``metrics``).
 - Success (the ONE definition): the mission is completed, i.e. the episode's reward is > 0.
 - Expert: minigrid's ``BabyAIBot``. A bot is created on the current state and cached while the
   trajectory only advances by the bot's own actions; any other action, a reset or a restore drops

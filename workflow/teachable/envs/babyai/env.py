@@ -1,6 +1,12 @@
-"""A MiniGrid/BabyAI level as a ``TextEnv``: reset, step (an invalid output is MiniGrid's no-op
-``done``), observation text, the one success definition, exact state keys; the expert comes from
-``expert.BotExpert`` and the oracle's diagnosis from ``diagnosis``."""
+"""A MiniGrid/BabyAI level as a ``TextEnv``: reset, step, observation text, the one success
+definition, exact state keys; the expert comes from ``expert.BotExpert`` and the oracle's
+diagnosis from ``diagnosis``.
+
+The protocol (``env.protocol``, ``text.PROTOCOLS``) decides two things: the observation text
+(``text``: the study's or BALROG's) and what an invalid output does. ``study``: MiniGrid's no-op
+``done``, which counts a step and changes nothing else. ``balrog``: ``go forward``, BALROG's
+default action for an answer that is not an action. Either way the step is recorded as
+``INVALID_ACTION`` (``info["invalid_action"]``), so a prefix replays exactly under its protocol."""
 
 from __future__ import annotations
 
@@ -15,8 +21,9 @@ from ..base import INVALID_ACTION, Observation, ParseMode, StepResult, TextEnv
 from .actions import _ACTION_TO_IDX, _DONE_IDX, ACTIONS, mentioned_actions, parse_action_text
 from .diagnosis import diagnosis
 from .expert import BotExpert
+from .levels import MIXED_LOCAL_ID
 from .missions import mission_archetype
-from .text import textualize
+from .text import PROTOCOLS, textualize
 
 class _NullWriter:
     """A stdout sink for BabyAI's 'Sampling rejected: ...' prints during level generation."""
@@ -58,10 +65,16 @@ class BabyAITextEnv(BotExpert, TextEnv):
     )
 
     def __init__(
-        self, env_id: str, max_steps: int | None = None, *, omniscient_expert: bool = True
+        self, env_id: str, max_steps: int | None = None, *, omniscient_expert: bool = True,
+        protocol: str = "study",
     ):
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"env.protocol={protocol!r} is not a protocol of {env_id}; expected one of {PROTOCOLS}")
         self.env_id = env_id
         self.omniscient_expert = omniscient_expert
+        self.protocol = protocol
+        # the MiniGrid action an invalid output plays (module docstring)
+        self._invalid_idx = _ACTION_TO_IDX["go forward"] if protocol == "balrog" else _DONE_IDX
         kwargs: dict[str, Any] = {}
         if max_steps is not None:
             if int(max_steps) <= 0:
@@ -97,7 +110,7 @@ class BabyAITextEnv(BotExpert, TextEnv):
         self._version += 1
         self._drop_bot()
         self.max_steps = int(self._env.max_steps)
-        self._obs = Observation(self._env.mission, textualize(obs["image"]), ACTIONS)
+        self._obs = Observation(self._env.mission, textualize(obs["image"], self.protocol), ACTIONS)
         return self._obs
 
     def step(self, action: str) -> StepResult:
@@ -106,7 +119,7 @@ class BabyAITextEnv(BotExpert, TextEnv):
             raise RuntimeError(f"{self.env_id}: the episode is over; reset or restore first")
         invalid = action == INVALID_ACTION
         if invalid:
-            idx = _DONE_IDX
+            idx = self._invalid_idx
         else:
             idx = _ACTION_TO_IDX.get(action, -1)
             if idx < 0:
@@ -120,7 +133,7 @@ class BabyAITextEnv(BotExpert, TextEnv):
         ):
             self._drop_bot()
         env = self._env
-        if invalid and _verifier.use_done_actions and self._is_babyai:
+        if idx == _DONE_IDX and _verifier.use_done_actions and self._is_babyai:
             # BABYAI_DONE_ACTIONS makes `done` end the episode: do the no-op step by hand
             env.step_count += 1
             obs = env.gen_obs()
@@ -131,7 +144,7 @@ class BabyAITextEnv(BotExpert, TextEnv):
         self._expert_cache = None
         reward = float(reward)
         self._done = bool(terminated or truncated)
-        self._obs = Observation(env.mission, textualize(obs["image"]), ACTIONS)
+        self._obs = Observation(env.mission, textualize(obs["image"], self.protocol), ACTIONS)
         info = {
             "success": reward > 0.0,
             "invalid_action": invalid,
@@ -143,6 +156,12 @@ class BabyAITextEnv(BotExpert, TextEnv):
     @property
     def steps_taken(self) -> int:
         return int(self._env.step_count)
+
+    def episode_values(self) -> dict[str, Any]:
+        """``BabyAI-MixedLocal-v0``: the episode's mission kind (``levels.KINDS``, BALROG's task
+        names); other levels add nothing."""
+        self._require_reset("episode_values()")
+        return {"mission_kind": self._env.kind} if self.env_id == MIXED_LOCAL_ID else {}
 
     def is_success(self, total_reward: float, info: dict[str, Any] | None = None) -> bool:
         """Mission completed: the episode's total reward is > 0 (BabyAI pays only on success)."""

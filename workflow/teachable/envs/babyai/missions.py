@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import re
 
+# BALROG's BabyAI tasks, one per mission kind of BabyAI-MixedLocal-v0 (``levels``), in BALROG's order
+BALROG_KINDS = ("goto", "pickup", "open", "putnext", "pick_up_seq_go_to")
 COLORS = ("red", "green", "blue", "purple", "yellow", "grey")
 OBJECT_TYPES = ("door", "key", "ball", "box", "object")
 LOCATIONS = ("in front of you", "behind you", "on your left", "on your right")

@@ -18,11 +18,17 @@ so numbers stay comparable with BALROG-style prompts:
   listed column by column from left to right, and from far to near within a column (BALROG's
   order), which makes the ordering deterministic.
 
-Two deliberate deviations from BabyAI-Text's generator, both towards faithfulness to BabyAI's own
-observation (see flowersteam/Grounding_LLMs_with_online_RL issue #20): a wall is still reported
-when a key/ball/box stands between the agent and it (objects never block the view in BabyAI), and
-an open door is written "an open ..." rather than "a open ...". A ray stops at a door (the door is
-listed as an object) and at an unseen cell (nothing behind it is visible).
+The study's text (``protocol="study"``) deviates from BabyAI-Text's generator twice, both towards
+faithfulness to BabyAI's own observation (see flowersteam/Grounding_LLMs_with_online_RL issue #20):
+a wall is still reported when a key/ball/box stands between the agent and it (objects never block
+the view in BabyAI), and an open door is written "an open ..." rather than "a open ...". Its ray
+stops at a door (the door is listed as an object) and at an unseen cell (nothing behind it is
+visible).
+
+BALROG's text (``protocol="balrog"``, ``PROTOCOLS``) is BabyAI-Text's as BALROG shows it: a ray
+passes empty and unseen cells and stops at the first other one, reporting it only when it is a
+wall (a wall behind a key, ball, box or door goes unreported), and an open door is "a open ...".
+The lines and their order are otherwise the same.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ _DOOR_STATES = {0: "open", 1: "closed", 2: "locked"}
 
 # object types that are never listed as objects (walls get their own ray lines)
 _NOT_OBJECTS = frozenset({_UNSEEN, _EMPTY, _WALL})
+PROTOCOLS = ("study", "balrog")  # the texts (module docstring); ``env.protocol`` picks one
 
 
 def steps(n: int, direction: str) -> str:
@@ -63,21 +70,24 @@ def offset_phrase(right: int, forward: int) -> str:
     return " and ".join(parts)
 
 
-def object_name(type_idx: int, color_idx: int, state: int = 0) -> str:
-    """``a red ball`` / ``a locked purple door`` / ``an open blue door``."""
+def object_name(type_idx: int, color_idx: int, state: int = 0, protocol: str = "study") -> str:
+    """``a red ball`` / ``a locked purple door`` / ``an open blue door`` (balrog: ``a open blue door``)."""
     obj = IDX_TO_OBJECT.get(type_idx, "object")
     color = IDX_TO_COLOR.get(color_idx, "")
     if type_idx == _DOOR:
         st = _DOOR_STATES.get(state, "closed")
-        article = "an" if st == "open" else "a"
+        article = "an" if st == "open" and protocol == "study" else "a"
         return f"{article} {st} {color} door"
     if obj == "lava":
         return "lava"
     return f"a {color} {obj}" if color else f"a {obj}"
 
 
-def describe_view(image: Any) -> list[str]:
-    """The observation lines for one egocentric view (see the module docstring)."""
+def describe_view(image: Any, protocol: str = "study") -> list[str]:
+    """The observation lines for one egocentric view in ``protocol``'s text (module docstring)."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown BabyAI text protocol {protocol!r}; expected one of {PROTOCOLS}")
+    balrog = protocol == "balrog"
     # nested Python lists are much faster to index than a numpy array element by element
     cells = image.tolist() if hasattr(image, "tolist") else image
     width = len(cells)
@@ -88,7 +98,7 @@ def describe_view(image: Any) -> list[str]:
     carried = cells[ax][ay]
     if carried[0] not in _NOT_OBJECTS:
         # BALROG: "You carry a blue key"
-        lines.append("You carry " + object_name(carried[0], carried[1], carried[2]))
+        lines.append("You carry " + object_name(carried[0], carried[1], carried[2], protocol))
 
     # walls straight ahead, to the left, to the right
     rays = (
@@ -102,9 +112,11 @@ def describe_view(image: Any) -> list[str]:
             if kind == _WALL:
                 lines.append("a wall " + steps(dist, direction))
                 break
-            if kind == _UNSEEN or kind == _DOOR:
+            if balrog and kind != _EMPTY and kind != _UNSEEN:
+                break  # balrog: the first thing on the ray hides any wall behind it
+            if not balrog and (kind == _UNSEEN or kind == _DOOR):
                 break
-            # empty floor or a key/ball/box: the view goes on behind it
+            # study: empty floor or a key/ball/box, the view goes on behind it
 
     for i in range(width):
         col = cells[i]
@@ -114,10 +126,10 @@ def describe_view(image: Any) -> list[str]:
             t, c, s = col[j]
             if t in _NOT_OBJECTS:
                 continue
-            lines.append(object_name(t, c, s) + " " + offset_phrase(i - ax, ay - j))
+            lines.append(object_name(t, c, s, protocol) + " " + offset_phrase(i - ax, ay - j))
     return lines
 
 
-def textualize(image: Any) -> str:
+def textualize(image: Any, protocol: str = "study") -> str:
     """The observation text: ``describe_view`` lines joined by newlines."""
-    return "\n".join(describe_view(image))
+    return "\n".join(describe_view(image, protocol))
