@@ -13,17 +13,27 @@ from pathlib import Path
 
 import pytest
 
-from teachable.envs import INVALID_ACTION, make_env
+from teachable.envs import INVALID_ACTION
+from teachable.envs import make_env as _make_env
 from teachable.teachers.base import named_actions, validate_advice
 
 WORKFLOW = Path(__file__).resolve().parents[1] / "workflow"
-# env id -> (seed, the family's valid no-op action that INVALID_ACTION must equal, or None
-# when the family has none and INVALID_ACTION must leave everything but the step count alone)
+# env id (``id:protocol`` for a protocol other than the study's) -> (seed, the valid action that
+# INVALID_ACTION must equal: the family's no-op, or its protocol's default action; or None when
+# there is none and INVALID_ACTION must leave everything but the step count alone)
 FAMILIES = {
     "BabyAI-GoToLocal-v0": (3, None),
+    "BabyAI-MixedLocal-v0": (7, None),
+    "BabyAI-MixedLocal-v0:balrog": (7, "go forward"),
     "CrafterReward-v1": (100003, "Noop"),
 }
 IDS = list(FAMILIES)
+
+
+def make_env(case: str):
+    """The env of a ``FAMILIES`` key."""
+    env_id, _, protocol = case.partition(":")
+    return _make_env(env_id, **({"protocol": protocol} if protocol else {}))
 
 
 def _prefix(env, seed: int, n: int, rng: random.Random) -> list[str]:
@@ -60,7 +70,7 @@ def test_exact_restore(env_id):
 
 
 @pytest.mark.parametrize("env_id", IDS)
-def test_invalid_action_is_a_noop_that_consumes_a_step(env_id):
+def test_invalid_action_consumes_a_step_and_plays_the_default(env_id):
     seed, idle = FAMILIES[env_id]
     env = make_env(env_id)
     prefix = _prefix(env, seed, 10, random.Random(2))
@@ -111,8 +121,9 @@ def test_is_success_is_the_one_success_definition(env_id):
 _HASH = """
 import hashlib, json, sys
 from teachable.envs import make_env
-env_id, seed, prefix = json.load(sys.stdin)
-env = make_env(env_id)
+case, seed, prefix = json.load(sys.stdin)
+env_id, _, protocol = case.partition(":")
+env = make_env(env_id, **({"protocol": protocol} if protocol else {}))
 env.restore(seed, prefix)
 print(hashlib.sha256(repr(env.state_key()).encode()).hexdigest())
 """

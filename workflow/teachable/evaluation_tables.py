@@ -339,8 +339,9 @@ def family_metrics_table(df: pd.DataFrame, confidence: float, n_bootstrap: int =
     for m in _models(ov):
         g = ov[ov["model_id"] == m]
         tasks = int(g["task_id"].nunique())
-        rows.extend(dict(model_id=m, metric=metric, value=r["value"], lo=r["lo"], hi=r["hi"], n=r["n"], n_tasks=tasks)
-                    for metric, r in metrics(g, bs))  # fmt: skip
+        # n_tasks: the tasks behind the metric (a metric over some of the episodes, e.g. one mission kind's)
+        rows.extend(dict(model_id=m, metric=metric, value=r["value"], lo=r["lo"], hi=r["hi"], n=r["n"],
+                         n_tasks=int(r.get("n_clusters", tasks))) for metric, r in metrics(g, bs))  # fmt: skip
     return pd.DataFrame(rows, columns=cols)
 
 
