@@ -299,15 +299,10 @@ class CrafterTextEnv(TextEnv):
         """The goal achievement is unlocked within the episode (``info["achievements"]``, the
         counts since reset, of the episode's last step); under balrog, the player is alive at the
         episode's last step (``info["dead"]``). The reward plays no part."""
-        if not isinstance(info, dict) or "achievements" not in info:
-            raise ValueError(
-                f"{self.env_id}: is_success needs a step's info with 'achievements', got {info!r}"
-            )
-        if self.balrog:
-            if "dead" not in info:
-                raise ValueError(f"{self.env_id}: is_success under balrog needs a step's info with 'dead', got {info!r}")
-            return not info["dead"]
-        return info["achievements"][self.goal] > 0
+        key = "dead" if self.balrog else "achievements"
+        if not isinstance(info, dict) or key not in info:
+            raise ValueError(f"{self.env_id}: is_success ({self.protocol}) needs a step's info with {key!r}, got {info!r}")
+        return not info["dead"] if self.balrog else info["achievements"][self.goal] > 0
 
     @staticmethod
     def parse_action(text: str, mode: ParseMode = "strict") -> str | None:
