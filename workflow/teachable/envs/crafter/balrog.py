@@ -62,7 +62,7 @@ def instruction() -> str:
     listed = "\n".join(f"{i}. {achievement_title(a)}" for i, a in enumerate(ACHIEVEMENT_ORDER, 1))
     return (f"Play Crafter and get as far as you can: unlock as many of these {len(ACHIEVEMENT_ORDER)} "
             f"achievements as possible.\n{listed}\n"
-            f"The observation shows your recent observations and actions, oldest first, then the current one.")  # fmt: skip
+            "The observation shows your recent observations and actions, oldest first, then the current one.")
 
 
 def sightings(world: Any, px: int, py: int) -> list[tuple[str, int, int]]:

@@ -103,12 +103,12 @@ class CrafterTextEnv(TextEnv):
             raise ValueError(f"unknown Crafter env id {env_id!r}; expected one of {sorted(CRAFTER_IDS)}")
         if protocol not in PROTOCOLS:
             raise ValueError(f"unknown Crafter protocol env.protocol={protocol!r}; expected one of {PROTOCOLS}")
-        self.balrog = protocol == "balrog"
-        if self.balrog and (goal is not None or end_on_success):
+        self._balrog = protocol == "balrog"
+        if self._balrog and (goal is not None or end_on_success):
             raise ValueError(f"env.protocol=balrog has no goal and no early end: got env.goal={goal!r}, "
                              f"end_on_success={end_on_success!r}")  # fmt: skip
-        goal = None if self.balrog else DEFAULT_GOAL if goal is None else goal
-        if goal not in ACHIEVEMENTS and not self.balrog:
+        goal = None if self._balrog else DEFAULT_GOAL if goal is None else goal
+        if goal not in ACHIEVEMENTS and not self._balrog:
             raise ValueError(
                 f"unknown Crafter goal {goal!r}; expected one of the achievements {ACHIEVEMENTS}"
             )
@@ -117,14 +117,14 @@ class CrafterTextEnv(TextEnv):
         self.env_id = env_id
         self.protocol = protocol
         self.goal = goal  # None under balrog
-        self.expert_goal = EXPERT_GOAL_BALROG if self.balrog else goal
-        self.end_on_success = not self.balrog and end_on_success is not False
-        default_steps = balrog.MAX_STEPS if self.balrog else DEFAULT_MAX_STEPS
+        self.expert_goal = EXPERT_GOAL_BALROG if self._balrog else goal
+        self.end_on_success = not self._balrog and end_on_success is not False
+        default_steps = balrog.MAX_STEPS if self._balrog else DEFAULT_MAX_STEPS
         self.max_steps = default_steps if max_steps is None else int(max_steps)
-        self.snapshots = snapshots if snapshots is not None else BALROG_SNAPSHOTS if self.balrog else SNAPSHOTS
-        self._hidden = balrog.HIDDEN_NOOPS if self.balrog else 0  # world steps before the first observation
+        self.snapshots = snapshots if snapshots is not None else BALROG_SNAPSHOTS if self._balrog else SNAPSHOTS
+        self._hidden = balrog.HIDDEN_NOOPS if self._balrog else 0  # world steps before the first observation
         self.world = World(reward=CRAFTER_IDS[env_id])
-        self.instruction = balrog.instruction() if self.balrog else instruction(goal)
+        self.instruction = balrog.instruction() if self._balrog else instruction(goal)
         self._turns: list[tuple[str, str]] = []  # balrog: (scene, action) of the states since reset
         self._scene = ""  # balrog: the current state's scene
         self._seed: int | None = None
@@ -152,7 +152,7 @@ class CrafterTextEnv(TextEnv):
         self._seed = seed
         self._prefix = bytearray()
         self._turns = []
-        self._scene = self._scene_now(False) if self.balrog else ""
+        self._scene = self._scene_now(False) if self._balrog else ""
 
     def step(self, action: str) -> StepResult:
         self._require_reset("step()")
@@ -165,10 +165,10 @@ class CrafterTextEnv(TextEnv):
                 f"{action!r} is not a valid action of {self.env_id} (valid: {ACTIONS}); parse model "
                 f"output with parse_action() and step(INVALID_ACTION) when it is None"
             )
-        if self.balrog:
+        if self._balrog:
             self._turns = [*self._turns[1 - balrog.HISTORY:], (self._scene, action)]  # the window's 16 turns
         reward, crafter_info = self._advance(code)
-        if self.balrog:
+        if self._balrog:
             self._scene = self._scene_now(invalid)
         obs = self._settle()
         terminated, truncated = self._ended()
@@ -201,7 +201,7 @@ class CrafterTextEnv(TextEnv):
 
     def _success(self, achievements: dict[str, int]) -> bool:
         """The study: the goal is unlocked; balrog: the player is alive."""
-        return self.world._player.health > 0 if self.balrog else achievements[self.goal] > 0
+        return self.world._player.health > 0 if self._balrog else achievements[self.goal] > 0
 
     def _scene_now(self, after_invalid: bool) -> str:
         """balrog: the current state's scene (``balrog.scene_text``), after an invalid answer or not."""
@@ -219,7 +219,7 @@ class CrafterTextEnv(TextEnv):
     def _text(self) -> str:
         """The observation text: the study's state text, or balrog's prompt history."""
         world, player = self.world._world, self.world._player
-        if not self.balrog:
+        if not self._balrog:
             return describe(world, player)
         status = balrog.vitals_and_inventory(player)
         return balrog.history_text(balrog.window(self._turns), self._scene, status)
@@ -232,7 +232,7 @@ class CrafterTextEnv(TextEnv):
         seed, code = int(seed), encode(actions)
         if len(code) >= self.max_steps:
             raise ValueError(self._early_end(seed, len(code)))
-        if not self.balrog:
+        if not self._balrog:
             return self._restore_code(seed, code)
         cut = max(0, len(code) - (balrog.HISTORY - 1))
         self._restore_code(seed, code[:cut])
@@ -278,8 +278,8 @@ class CrafterTextEnv(TextEnv):
 
     def _early_end(self, seed: int, n: int) -> str:
         return (
-            f"action prefix of length {n} ends the episode of {self.env_id} (goal {self.goal}, protocol {self.protocol}, "
-            f"max_steps {self.max_steps}) seed {seed} early; it cannot be a snapshot"
+            f"action prefix of length {n} ends the episode of {self.env_id} (goal {self.goal}, "
+            f"protocol {self.protocol}, max_steps {self.max_steps}) seed {seed} early; it cannot be a snapshot"
         )
 
     @property
@@ -299,10 +299,11 @@ class CrafterTextEnv(TextEnv):
         """The goal achievement is unlocked within the episode (``info["achievements"]``, the
         counts since reset, of the episode's last step); under balrog, the player is alive at the
         episode's last step (``info["dead"]``). The reward plays no part."""
-        key = "dead" if self.balrog else "achievements"
+        key = "dead" if self._balrog else "achievements"
         if not isinstance(info, dict) or key not in info:
-            raise ValueError(f"{self.env_id}: is_success ({self.protocol}) needs a step's info with {key!r}, got {info!r}")
-        return not info["dead"] if self.balrog else info["achievements"][self.goal] > 0
+            raise ValueError(f"{self.env_id}: is_success ({self.protocol}) needs a step's info with {key!r}, "
+                             f"got {info!r}")
+        return not info["dead"] if self._balrog else info["achievements"][self.goal] > 0
 
     @staticmethod
     def parse_action(text: str, mode: ParseMode = "strict") -> str | None:

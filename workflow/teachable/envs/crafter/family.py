@@ -23,7 +23,8 @@ def config_schema() -> dict[str, Any]:
                          "description": "study: the episode ends at the goal, the study's compact text; balrog: "
                                         "BALROG's evaluation (no goal, no early end but death, a hidden first "
                                         "no-op, its prompt history and text; env.max_steps null = its "
-                                        "2,000-step cap, a number replaces the cap; success = alive at the end)"}}  # fmt: skip
+                                        "2,000-step cap, a number replaces the cap; success = alive at the "
+                                        "end)"}}  # fmt: skip
 
 
 def action_space() -> FiniteActionSpace:

@@ -126,4 +126,5 @@ def vitals_and_inventory(player: Any) -> str:
     inv = player.inventory
     status = "Your status:\n" + "\n".join(f"- {v}: {inv[v]}/9" for v in VITALS)
     items = [f"- {k}: {n}" for k, n in inv.items() if k not in VITALS and n > 0]
-    return status + "\n\n" + ("Your inventory:\n" + "\n".join(items) if items else "You have nothing in your inventory.")
+    inventory = "Your inventory:\n" + "\n".join(items) if items else "You have nothing in your inventory."
+    return f"{status}\n\n{inventory}"
