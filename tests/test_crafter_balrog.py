@@ -206,13 +206,14 @@ def test_a_bench_under_the_protocol_reports_balrogs_metrics(tmp_path):
 
 
 def test_a_random_agents_crafter_score_is_near_crafters_published_one():
-    """32 episodes of the uniform random agent (the benchmark's episodes 0..31): the score lies
-    in [0.6, 2.6] %, the 0.1 % .. 99.9 % range of 32-episode samples of the benchmark's 1,000
-    episodes (benchmarks/README.md); crafter's published random score is 1.55 %."""
+    """24 episodes of the uniform random agent (the benchmark's episodes 0..23): the score lies in
+    [0.85, 2.2] %, about the 0.1 % .. 99.9 % range (0.89 .. 2.16) of 24-episode samples of the
+    benchmark's 1,000 episodes, whose score is 1.52 % [1.44, 1.59] (benchmarks/README.md);
+    crafter's published random score is 1.55 %."""
     hits = []
-    for seed in range(32):
+    for seed in range(24):
         env = balrog_env()
         random_walk(env, seed, 2000)
         hits.append([env.world._player.achievements[a] > 0 for a in ACHIEVEMENTS])
     score = float(crafter_score(100 * np.mean(hits, axis=0)))
-    assert 0.6 <= score <= 2.6, score
+    assert 0.85 <= score <= 2.2, score
