@@ -1,5 +1,5 @@
-"""The Crafter family as the registry lists it (``envs.family.Family``): its two ids, its option
-(``env.goal``), its 17 named actions, its episode columns (the achievements unlocked and the
+"""The Crafter family as the registry lists it (``envs.family.Family``): its two ids, its options
+(``env.goal``, ``env.protocol``), its 17 named actions, its episode columns (the achievements unlocked and the
 progression), its metrics (``metrics``) and its trace filter (``--min-achievements``). Nothing
 here imports crafter until it is used."""
 
@@ -18,7 +18,13 @@ def config_schema() -> dict[str, Any]:
 
     return {"goal": {"enum": [*ACHIEVEMENTS, None], "default": None,
                      "description": "the achievement whose unlock is the task's success (e.g. collect_stone; "
-                                    "null = the family's default, collect_stone)"}}  # fmt: skip
+                                    "null = the family's default, collect_stone); null under protocol balrog"},
+            "protocol": {"enum": ["study", "balrog"], "default": "study",
+                         "description": "study: the episode ends at the goal, the study's compact text; balrog: "
+                                        "BALROG's evaluation (no goal, no early end but death, a hidden first "
+                                        "no-op, its prompt history and text; env.max_steps null = its "
+                                        "2,000-step cap, a number replaces the cap; success = alive at the "
+                                        "end)"}}  # fmt: skip
 
 
 def action_space() -> FiniteActionSpace:

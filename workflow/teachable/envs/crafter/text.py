@@ -30,6 +30,8 @@ Deviations from BALROG's wrapper, and why:
   loop); the same order breaks ties between two nearest cells of one kind.
 - The sleeping line is our own wording; BALROG's first observation comes after an extra noop
   step, ours is the state right after reset (a prefix replays exactly without hidden steps).
+- The BALROG protocol (``env.protocol: balrog``, ``balrog.py``) takes BALROG's scan order, sleeping
+  line and first no-op instead, and adds its prompt history; this text is the study's.
 - It is computed from the world (numpy slices of the material / object maps), not from an RGB
   frame or crafter's semantic map, so no pixels are rendered.
 """
@@ -115,8 +117,14 @@ def describe(world: Any, player: Any) -> str:
         parts.append("You see nothing away from you.")
     fx, fy = int(player.facing[0]), int(player.facing[1])
     parts.append(f"You face {thing_at(world, px + fx, py + fy)} at your front.")
-    inv = player.inventory
-    parts.append("Your status:\n" + "\n".join(f"- {v}: {inv[v]}/9" for v in VITALS))
-    items = [f"- {k}: {n}" for k, n in inv.items() if k not in VITALS and n > 0]
-    parts.append("Your inventory:\n" + "\n".join(items) if items else "You have nothing in your inventory.")
+    parts.append(vitals_and_inventory(player))
     return "\n\n".join(parts)
+
+
+def vitals_and_inventory(player: Any) -> str:
+    """The status lines (health / food / drink / energy out of 9), then the non-zero items."""
+    inv = player.inventory
+    status = "Your status:\n" + "\n".join(f"- {v}: {inv[v]}/9" for v in VITALS)
+    items = [f"- {k}: {n}" for k, n in inv.items() if k not in VITALS and n > 0]
+    inventory = "Your inventory:\n" + "\n".join(items) if items else "You have nothing in your inventory."
+    return f"{status}\n\n{inventory}"
