@@ -274,9 +274,11 @@ def test_ptrace_and_kernel_interfaces_are_refused():
                "process_vm_readv": call(310, 1, 0, 0, 0, 0, 0), "bpf": call(321, 0, 0, 0),
                "keyctl": call(250, 0, 0), "mount": call(165, b"none", b"/tmp", b"tmpfs", 0, 0),
                "perf_event_open": call(298, 0, 0, -1, -1, 0)}
-        print(json.dumps(out))
+        status = dict(line.split(":\t") for line in open("/proc/self/status").read().splitlines() if ":\t" in line)
+        print(json.dumps([out, status["Seccomp"], status["NoNewPrivs"], status["CapEff"]]))
     """)
-    assert all(v == [-1, "Operation not permitted"] for v in got.values()), got
+    assert got[1:] == ["2", "1", "0000000000000000"], got  # a filter, no new privileges, no capability
+    assert all(v == [-1, "Operation not permitted"] for v in got[0].values()), got
 
 
 def test_no_user_namespace_inside():
