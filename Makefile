@@ -28,11 +28,13 @@ $(VENV)/.installed: pyproject.toml
 
 # The HTML family's sandbox (workflow/teachable/envs/html/sandbox.py): Debian's bubblewrap, and a
 # site directory holding only the `html` extra's pins, installed for the sandbox's interpreter
-# (env.sandbox.python) with its own pip and world-readable: the sandbox runs it as an
-# unprivileged uid. As root, what is missing (bwrap, the interpreter's pip, libseccomp) is
-# installed with apt-get; otherwise the target stops naming the command that installs it.
+# (env.sandbox.python) with its own pip and world-readable. A root caller's sandboxes run as
+# unprivileged uids, which may not reach into the repository (a clone in /root), so root's site
+# directory is a system path (sandbox.py's DEFAULT_SITE: the same rule). As root, what is missing
+# (bwrap, the interpreter's pip, libseccomp) is installed with apt-get; otherwise the target
+# stops naming the command that installs it.
 SANDBOX_PYTHON ?= /usr/bin/python3
-SANDBOX_SITE := .sandbox/site
+SANDBOX_SITE := $(if $(filter 0,$(shell id -u)),/opt/teachable-sandbox/site,.sandbox/site)
 HTML_PINS = $(shell $(PYTHON) -c "import tomllib; print(' '.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['html']))")
 
 sandbox: $(SANDBOX_SITE)/.installed
@@ -51,8 +53,9 @@ $(SANDBOX_SITE)/.installed: pyproject.toml
 	  fi; \
 	fi
 	rm -rf $(SANDBOX_SITE)
+	install -d -m 755 $(dir $(SANDBOX_SITE))
 	$(SANDBOX_PYTHON) -m pip install -q --disable-pip-version-check --no-input --target $(SANDBOX_SITE) $(HTML_PINS)
-	chmod -R a+rX $(dir $(SANDBOX_SITE))
+	chmod -R a+rX $(SANDBOX_SITE)
 	touch $@
 
 pilot: venv

@@ -10,8 +10,10 @@
   (``SandboxConfig.python``, default Debian's python3, with its prefix when that is not ``/usr``),
   the site directory at ``/site`` (bs4, lxml, soupsieve and pyseccomp at the ``html`` extra's
   pins, built by ``make sandbox``), the page at ``/page.html`` and the code at ``/code.py``;
-  a size-capped tmpfs at ``/tmp`` is the only writable place. The caller opens each bind source
-  and hands bwrap the descriptor, so a site directory in a private home still binds.
+  a size-capped tmpfs at ``/tmp`` is the only writable place. A bind source must be reachable by
+  the uid bwrap runs as: a root caller's site directory is ``/opt/teachable-sandbox/site``, not
+  the repository (which may sit in a private home), and an interpreter in a private home (a
+  pyenv build in /root) cannot be used.
 - A root caller runs bwrap as an unprivileged uid, one per concurrent sandbox (``UID_BASE`` + a
   slot locked for the call, so sandboxes do not share a task count). Run by root, the sandbox's
   user would own every root-owned file bound in (measured: ``/usr/lib``'s owner reads as the
@@ -58,7 +60,10 @@ VERSION = 1  # the sandbox's behaviour: a cache of its results keys on it
 UID_BASE = 2_000_000_000  # a root caller's sandboxes run as UID_BASE + slot (no account has these uids)
 MAX_SLOTS = 64  # concurrent sandboxes of root callers on one machine
 SLOT_DIR = "/run/teachable-sandbox"  # their slot locks
-DEFAULT_SITE = str(Path(__file__).resolve().parents[4] / ".sandbox" / "site")  # `make sandbox` builds it
+# the site directory `make sandbox` builds (the Makefile's SANDBOX_SITE, by the same rule): for root
+# a system path its sandboxes' unprivileged uids can reach, for anyone else the repository's
+DEFAULT_SITE = ("/opt/teachable-sandbox/site" if os.geteuid() == 0
+                else str(Path(__file__).resolve().parents[4] / ".sandbox" / "site"))  # fmt: skip
 INSIDE_UID = 1000  # the uid the code sees
 # answered EPERM: tracing and other processes' memory, kernel keys, BPF, perf, mounts and
 # namespaces, modules and kexec, running a program, io_uring (its own path around seccomp)
@@ -177,11 +182,6 @@ def run_sandboxed(code: str, html: str, config: SandboxConfig = SandboxConfig())
         uid = stack.enter_context(_uid_slot())
         fds: list[int] = []
 
-        def fd(path: str) -> str:  # an O_PATH descriptor of a bind source, closed after the call
-            fds.append(os.open(path, os.O_PATH | os.O_CLOEXEC))
-            stack.callback(os.close, fds[-1])
-            return str(fds[-1])
-
         def data(name: str, content: str | bytes) -> str:  # a file's content, in a memfd
             fds.append(os.memfd_create(name))
             stack.callback(os.close, fds[-1])
@@ -199,9 +199,9 @@ def run_sandboxed(code: str, html: str, config: SandboxConfig = SandboxConfig())
                 "--hostname", "sandbox"]  # fmt: skip
         python = os.path.realpath(config.python)
         for src in _system_paths(python):
-            argv += ["--ro-bind-fd", fd(src), src]
+            argv += ["--ro-bind", src, src]
         argv += ["--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
-                 "--ro-bind-fd", fd(config.site), "/site",
+                 "--ro-bind", config.site, "/site",
                  "--ro-bind-data", data("page", html), "/page.html", "--ro-bind-data", data("code", code), "/code.py",
                  "--proc", "/proc", "--dev", "/dev", "--remount-ro", "/dev",
                  "--size", str(config.tmpfs_mb << 20), "--tmpfs", "/tmp", "--chdir", "/tmp", "--remount-ro", "/",
