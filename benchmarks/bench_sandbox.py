@@ -5,8 +5,11 @@ Runs N calls, each a fresh sandbox, of
   - a bs4 program on a generated page (a table of --rows rows): parse the page, select a cell,
     count the rows, read an attribute (what an agent's tool call does);
   - an empty program (the floor: bwrap, the interpreter, the rlimits and the seccomp filter);
-and prints, for each, the median with its 95 % distribution-free interval (the order statistics
-of scipy.stats.quantile_test), the 90th percentile and the minimum. With --workers K, the bs4
+and prints, for each, the median wall seconds with its 95 % distribution-free interval (the order
+statistics of scipy.stats.quantile_test), the 90th percentile, the minimum, and the median CPU
+seconds (user + system) of the sandboxed interpreter, from its start to the program's end (what
+its share of the wall time comes down to on an idle machine; bwrap's own is not in it), with the
+load average at the start. With --workers K, the bs4
 program also runs from K threads at once (K sandboxes in parallel, each its own uid when root)
 and the throughput in calls/s is printed. Needs `make sandbox` (bwrap and the site directory).
 
@@ -16,6 +19,7 @@ and the throughput in calls/s is printed. Needs `make sandbox` (bwrap and the si
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -36,27 +40,33 @@ def page(rows: int) -> str:
     return f"<html><body><h1>Catalogue</h1><table><tbody>{body}</tbody></table></body></html>"
 
 
-def timed(code: str, html: str, n: int) -> list[float]:
+CPU = "\nimport resource, sys\nu = resource.getrusage(resource.RUSAGE_SELF)\nprint(u.ru_utime + u.ru_stime, file=sys.stderr)\n"
+
+
+def timed(code: str, html: str, n: int) -> tuple[list[float], list[float]]:
+    """Wall seconds per call, the interpreter's CPU seconds per call."""
     from teachable.envs.html.sandbox import run_sandboxed
 
-    out = []
+    wall, cpu = [], []
     for _ in range(n):
         t = time.perf_counter()
-        r = run_sandboxed(code, html)
-        out.append(time.perf_counter() - t)
+        r = run_sandboxed(code + CPU, html)
+        wall.append(time.perf_counter() - t)
         if r.exit_code != 0:
             raise SystemExit(f"the benchmark program failed in the sandbox: {r.error}\n{r.stderr}")
-    return out
+        cpu.append(float(r.stderr.split()[-1]))
+    return wall, cpu
 
 
-def summary(name: str, seconds: list[float]) -> str:
+def summary(name: str, seconds: list[float], cpu: list[float]) -> str:
     from scipy import stats
 
     med = statistics.median(seconds)
     ci = stats.quantile_test(seconds, q=med, p=0.5).confidence_interval(confidence_level=0.95)
     p90 = statistics.quantiles(seconds, n=10)[-1]
     return (f"{name}: median {med:.3f} s [{ci.low:.3f}, {ci.high:.3f}] (n = {len(seconds)} calls), "
-            f"p90 {p90:.3f} s, min {min(seconds):.3f} s")  # fmt: skip
+            f"p90 {p90:.3f} s, min {min(seconds):.3f} s"
+            f", interpreter CPU {statistics.median(cpu):.3f} s")  # fmt: skip
 
 
 def main(argv=None) -> None:
@@ -67,18 +77,18 @@ def main(argv=None) -> None:
     ap.add_argument("--workers", type=int, default=0, help="also run the bs4 program from this many threads at once")
     a = ap.parse_args(argv)
     html = page(a.rows)
-    timed(PROGRAM, html, a.warmup)
-    print(f"page: {len(html)} characters, {a.rows} rows")
-    print(summary("bs4 program", timed(PROGRAM, html, a.calls)))
-    print(summary("empty program", timed("pass", html, a.calls)))
+    timed(PROGRAM, html, a.warmup)  # the first call compiles the seccomp filter
+    print(f"page: {len(html)} characters, {a.rows} rows; load average {os.getloadavg()[0]:.2f} "
+          f"on {os.cpu_count()} CPUs")
+    print(summary("bs4 program", *timed(PROGRAM, html, a.calls)))
+    print(summary("empty program", *timed("pass", html, a.calls)))
     if a.workers:
         t = time.perf_counter()
         with ThreadPoolExecutor(a.workers) as ex:
             per = list(ex.map(lambda _: timed(PROGRAM, html, a.calls // a.workers), range(a.workers)))
         wall = time.perf_counter() - t
-        calls = sum(map(len, per))
-        print(summary(f"bs4 program, {a.workers} at once", [s for p in per for s in p])
-              + f"; {calls / wall:.2f} calls/s")
+        seconds, cpu = [s for p in per for s in p[0]], [c for p in per for c in p[1]]
+        print(summary(f"bs4 program, {a.workers} at once", seconds, cpu) + f"; {len(seconds) / wall:.2f} calls/s")
 
 
 if __name__ == "__main__":
