@@ -68,6 +68,8 @@ def test_an_exception_is_a_result():
     assert (r.exit_code, r.error) == (1, "KeyError: 'missing'") and 'File "/code.py", line 2' in r.stderr
     assert "RUNNER" not in r.stderr and "<string>" not in r.stderr
     assert run("import sys; sys.exit(3)").exit_code == 3
+    r = run("print('unclosed'")
+    assert r.error.startswith("SyntaxError: ") and 'File "/code.py", line 1' in r.stderr, r
     r = run("import sys; print('bwrap: Creating new namespace failed', file=sys.stderr); sys.exit(1)")
     assert r.error == "bwrap: Creating new namespace failed" and r.exit_code == 1
 

@@ -105,9 +105,10 @@ def make_soup(features="lxml"):
 
 def _run():
     with open("/code.py", encoding="utf-8") as fh:
-        code = compile(fh.read(), "/code.py", "exec")
+        source = fh.read()
     try:
-        exec(code, {"__name__": "__main__", "__builtins__": __builtins__, "make_soup": make_soup})
+        exec(compile(source, "/code.py", "exec"), {"__name__": "__main__", "__builtins__": __builtins__,
+                                                   "make_soup": make_soup})
     except SystemExit:
         raise
     except BaseException as e:
@@ -189,7 +190,11 @@ def run_sandboxed(code: str, html: str, config: SandboxConfig = SandboxConfig())
             os.lseek(fds[-1], 0, os.SEEK_SET)
             return str(fds[-1])
 
-        bpf = data("seccomp", _seccomp_bpf(config.site))  # read by RUNNER, not bound
+        try:
+            bpf = data("seccomp", _seccomp_bpf(config.site))  # read by RUNNER, not bound
+        except (OSError, AttributeError, TypeError, ImportError) as e:
+            raise SandboxUnavailable(f"the seccomp filter did not compile ({config.site}/pyseccomp.py with "
+                                     f"the host's libseccomp.so.2): {e}") from e
         ready_r, ready_w = os.pipe()
         info_r, info_w = os.pipe()  # bwrap's --info-fd: the host pid of the namespace's init
         stack.callback(os.close, ready_r)
