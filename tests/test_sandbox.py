@@ -11,6 +11,7 @@ import re
 import socket
 import tempfile
 import textwrap
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -171,6 +172,22 @@ def test_fork_bomb_makes_no_process():
     """)
     assert got == {"fork": "Operation not permitted", "libc_fork": [-1, "Operation not permitted"],
                    "subprocess": "Operation not permitted", "posix_spawn": "Operation not permitted"}, got  # fmt: skip
+
+
+def test_concurrent_sandboxes_of_root_get_their_own_uids():
+    """A root caller's concurrent sandboxes run as distinct unprivileged uids (a slot lock each,
+    held for the call); a slot is free again once its call ends. Another caller keeps its uid."""
+    if os.geteuid() != 0:
+        with S._uid_slot() as uid:
+            assert uid is None
+        return
+    with S._uid_slot() as a, S._uid_slot() as b:
+        assert a != b and min(a, b) >= S.UID_BASE
+        with ThreadPoolExecutor(2) as ex:  # two sandboxes beside the two held slots
+            results = list(ex.map(lambda _: run("import os; print(os.getuid())"), range(2)))
+        assert [r.stdout for r in results] == [f"{S.INSIDE_UID}\n"] * 2
+    with S._uid_slot() as c:
+        assert c == min(a, b)
 
 
 def test_thread_bomb_stops_at_the_task_limit():
