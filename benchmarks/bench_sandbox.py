@@ -11,7 +11,10 @@ seconds (user + system) of the sandboxed interpreter, from its start to the prog
 its share of the wall time comes down to on an idle machine; bwrap's own is not in it), with the
 load average at the start. With --workers K, the bs4
 program also runs from K threads at once (K sandboxes in parallel, each its own uid when root)
-and the throughput in calls/s is printed. Needs `make sandbox` (bwrap and the site directory).
+and the throughput in calls/s is printed. With --filter-cost, the seccomp filter's share: the
+runner as it is against the runner without the lines that load the filter (a variant built here
+for the measurement only), calls interleaved, the median of each. Needs `make sandbox` (bwrap
+and the site directory).
 
     PYTHONPATH=workflow .venv/bin/python benchmarks/bench_sandbox.py --calls 50
 """
@@ -69,12 +72,34 @@ def summary(name: str, seconds: list[float], cpu: list[float]) -> str:
             f", interpreter CPU {statistics.median(cpu):.3f} s")  # fmt: skip
 
 
+def filter_cost(html: str, n: int) -> None:
+    from teachable.envs.html import sandbox as S
+
+    runner = S.RUNNER
+    start, end = runner.index("prog = os.read(bpf"), runner.index('os.write(ready, b"1")')
+    unfiltered = runner[:start] + runner[end:].replace("SockFprog, bpf, ctypes, libc, limit, name, prog,",
+                                                       "bpf, ctypes, limit, name,")  # fmt: skip
+    assert unfiltered != runner and "prctl" not in unfiltered
+    wall: dict[tuple[str, str], list[float]] = {}
+    try:
+        for _ in range(n):
+            for variant, text in (("filter loaded", runner), ("no filter", unfiltered)):
+                S.RUNNER = text
+                for name, code in (("bs4 program", PROGRAM), ("empty program", "pass")):
+                    wall.setdefault((name, variant), []).append(timed(code, html, 1)[0][0])
+    finally:
+        S.RUNNER = runner
+    for (name, variant), seconds in wall.items():
+        print(f"{name}, {variant}: median {statistics.median(seconds):.3f} s (n = {len(seconds)} calls)")
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--calls", type=int, default=50, help="timed calls per program (default 50)")
     ap.add_argument("--warmup", type=int, default=3, help="untimed calls first (default 3)")
     ap.add_argument("--rows", type=int, default=50, help="table rows of the page (default 50)")
     ap.add_argument("--workers", type=int, default=0, help="also run the bs4 program from this many threads at once")
+    ap.add_argument("--filter-cost", action="store_true", help="also measure the seccomp filter's share of a call")
     a = ap.parse_args(argv)
     html = page(a.rows)
     timed(PROGRAM, html, a.warmup)  # the first call compiles the seccomp filter
@@ -89,6 +114,8 @@ def main(argv=None) -> None:
         wall = time.perf_counter() - t
         seconds, cpu = [s for p in per for s in p[0]], [c for p in per for c in p[1]]
         print(summary(f"bs4 program, {a.workers} at once", seconds, cpu) + f"; {len(seconds) / wall:.2f} calls/s")
+    if a.filter_cost:
+        filter_cost(html, a.calls)
 
 
 if __name__ == "__main__":

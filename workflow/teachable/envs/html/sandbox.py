@@ -22,8 +22,9 @@
   size, open files, no core file) and loads a seccomp filter (``_seccomp_bpf``: compiled once
   per process by libseccomp, handed over as a BPF program) answering EPERM to the ``DENIED``
   calls (``execve`` among them: loaded after the interpreter's own), to a new process and to
-  sockets other than AF_UNIX. Then it writes one byte to a pipe: the sandbox is up. (Compiling
-  the filter inside with pyseccomp, each call, cost 40 ms of a 0.33 s call at load 8 on 2 cores.)
+  sockets other than AF_UNIX. Then it writes one byte to a pipe: the sandbox is up. (Loading
+  the compiled filter costs a few ms a call; compiling it inside with pyseccomp cost 40-50 ms:
+  benchmarks/README.md.)
 - A wall-clock timeout kills the PID namespace's init (bwrap's child; its host pid from
   ``--info-fd``): the kernel kills everything else in the namespace, and bwrap reaps it and exits.
   stdout and stderr are read up to ``output_bytes`` each; past it the sandbox is killed and the
