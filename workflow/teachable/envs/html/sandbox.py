@@ -363,6 +363,11 @@ def _uid_slot():
 
 
 # ----------------------------------------------------------------------------- teachable sandbox-run
+CLI_HELP = ("Run a Python file on a page in a fresh sandbox and print the result as JSON (stdout, stderr, "
+            "error, exit_code, timed_out, output_truncated, seconds). Exit 0 when the code ran, whatever it "
+            "did; 2 with a message for a missing or non-UTF-8 file, a bad timeout or no isolation.")
+
+
 def _read_text(path: Path, flag: str) -> str:
     try:
         return path.read_bytes().decode("utf-8")
@@ -373,10 +378,8 @@ def _read_text(path: Path, flag: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``teachable sandbox-run``: run a file of Python on a page in the sandbox, print the result
-    as JSON. Exit 0 when the code ran (whatever it did); 2 with a message for a missing or
-    non-UTF-8 file, a bad timeout or no isolation."""
-    ap = argparse.ArgumentParser(prog="teachable sandbox-run", description=main.__doc__)
+    """``teachable sandbox-run``: ``CLI_HELP``."""
+    ap = argparse.ArgumentParser(prog="teachable sandbox-run", description=CLI_HELP)
     ap.add_argument("--code", required=True, type=Path, help="the Python file to run (UTF-8)")
     ap.add_argument("--html", required=True, type=Path,
                     help="the page (UTF-8), at /page.html inside; make_soup() returns it parsed")
