@@ -129,8 +129,12 @@ def test_no_network_to_the_hosts_loopback():
         srv.bind(("127.0.0.1", 0))
         srv.listen()
         port = srv.getsockname()[1]
-        usrv.bind(b"\0teachable-sandbox-test")
+        name = f"\0teachable-sandbox-test-{os.getpid()}".encode()
+        usrv.bind(name)
         usrv.listen()
+        for fam, addr in ((socket.AF_INET, ("127.0.0.1", port)), (socket.AF_UNIX, name)):  # both live out here
+            with socket.socket(fam) as c:
+                c.connect(addr)
         got = report(f"""
             import json, socket
             out = {{}}
@@ -140,7 +144,7 @@ def test_no_network_to_the_hosts_loopback():
                 except OSError as e:
                     out[name] = e.strerror
             try:
-                socket.socket(socket.AF_UNIX).connect(b"\\0teachable-sandbox-test"); out["unix"] = "connected"
+                socket.socket(socket.AF_UNIX).connect({name!r}); out["unix"] = "connected"
             except OSError as e:
                 out["unix"] = e.strerror
             out["port_listed"] = "{port:04X}" in open("/proc/net/tcp").read()
