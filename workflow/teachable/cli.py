@@ -26,6 +26,7 @@ log = logging.getLogger("teachable")
 TOOLS: dict[str, tuple[str, str]] = {
     "phase-times": ("phase_times", "per-rule wall times of a finished run (its benchmark files) and the run's wall time"),
     "diff-runs": ("diff_runs", "compare two finished runs' outputs (exit 1 where they differ)"),
+    "sandbox-run": ("envs.html.sandbox", "run a Python file on a page in the sandbox; print the result as JSON"),
 }
 
 
