@@ -271,7 +271,9 @@ def train_selected(method: str, labeled_path, heldout_path, plan_path, model_dir
     from .selection_costs import oracle_rollouts, signal_cost
     from .training import train_lora
 
-    p5, seed = cfg["phase5"], int(cfg["seed"])
+    from .config import section
+
+    p5, seed = section("phase5", cfg["phase5"]), int(cfg["seed"])
     plan = read_doc(plan_path, PLAN)["selection"]
     if not plan["run"]:
         raise ValueError(f"the plan {plan_path} does not run Phase 5: {plan['reason']}")
