@@ -148,8 +148,14 @@ def _comparison(model: str, baseline: str, diff: tuple, p: float | None, p_holm:
 def _selection() -> dict:
     def method(i: int, gain: tuple, drop: float) -> dict:
         s = {**_rate(50 + 5 * i, 100), "n_tasks": 50}
-        return {"selected_ids": [f"s{j:03d}" for j in range(i, i + 8)], "mean_true_elp": 0.05 * i,
-                "oracle_overlap": 0.125 * i, "success": s,
+        return {"selected_ids": [f"s{j:03d}" for j in range(i, i + 8)], "oracle_overlap": 0.125 * i, "success": s,
+                "value": {"gain_net": 0.05 * i, "lo": 0.05 * i - 0.1, "hi": 0.05 * i + 0.1, "n": 128,
+                          "n_snapshots": 8, "n_tasks": 8, "format": "demo"},
+                "cost": {"student_rollouts": 300 * i, "expert_rollouts": 0, "teacher_calls": 10 * i,
+                         "forward_passes": 30, "student_rollouts_per_candidate": 10.0 * i, "tokens": None},
+                "oracle_oof": {"gain_net": 0.3, "lo": 0.1, "hi": 0.5, "n_snapshots": 8, "format": "demo",
+                               "ranked_on": "even rollout indices", "measured_on": "odd rollout indices"}
+                if i == 4 else None,
                 "reliability_gain": {"delta": gain[0], "lo": gain[1], "hi": gain[2], "n_model": 100, "n_tasks": 50},
                 "retention": {"drop": drop, "lo": drop - 0.05, "hi": drop + 0.05, "n": 60, "n_base_solved_tasks": 20}}  # fmt: skip
 
@@ -158,12 +164,14 @@ def _selection() -> dict:
         "base": {"success": {**_rate(50, 100), "n_tasks": 50}},
         "methods": {"RANDOM": method(0, (0.0, -0.1, 0.1), 0.02), "ENTROPY": method(1, (0.05, -0.05, 0.15), 0.03),
                     "LEARNABILITY": method(2, (0.08, -0.02, 0.18), 0.02),
+                    "LEARNABILITY_EQ": method(5, (0.1, 0.0, 0.2), 0.02),
                     "PREDICTOR": method(3, (0.15, 0.05, 0.25), 0.01), "ORACLE": method(4, (0.2, 0.1, 0.3), 0.0)},
         "comparisons": {
             "best_baseline": "LEARNABILITY",
             "predictor_vs_baselines": [_comparison("PREDICTOR", "RANDOM", (0.15, 0.08, 0.22), 0.001, 0.003),
                                        _comparison("PREDICTOR", "ENTROPY", (0.10, 0.03, 0.17), 0.004, 0.008),
                                        _comparison("PREDICTOR", "LEARNABILITY", (0.07, 0.01, 0.13), 0.02, 0.02)],
+            "oracle_vs_learnability_eq": _comparison("ORACLE", "LEARNABILITY_EQ", (0.1, 0.02, 0.18), 0.004),
             "oracle_vs_learnability": _comparison("ORACLE", "LEARNABILITY", (0.12, 0.04, 0.2), 0.003),
         },
     }  # fmt: skip
@@ -371,8 +379,12 @@ def test_tables_have_the_stated_columns_and_numbers_from_the_inputs(study):
     assert pm.loc[(pm["target"] == "U") & (pm["model"] == "entropy_only"), "note"].str.contains("no baseline").all()
 
     ss = t["selection_summary"].set_index("method")
-    assert list(ss.index) == ["base", "RANDOM", "ENTROPY", "LEARNABILITY", "PREDICTOR", "ORACLE"]
+    assert list(ss.index) == ["base", "RANDOM", "ENTROPY", "LEARNABILITY", "LEARNABILITY_EQ", "PREDICTOR", "ORACLE"]
     assert ss.loc["PREDICTOR", "gain"] == 0.15 and ss.loc["ORACLE", "oracle_overlap"] == 0.5
+    assert (ss.loc["ORACLE", "value"], ss.loc["ORACLE", "value_lo"], ss.loc["ORACLE", "value_n"]) == (
+        pytest.approx(0.2), pytest.approx(0.1), 128)
+    assert ss.loc["ORACLE", "student_rollouts"] == 1200 and ss.loc["ORACLE", "teacher_calls"] == 40
+    assert pd.isna(ss.loc["base", "student_rollouts"]) and ss.loc["RANDOM", "student_rollouts"] == 0
     assert (ss["n_tasks"] == 50).all()
     assert mr.loc[m, "gain_lo"] == pytest.approx(ov.loc[m, "gain_lo"]) and (mr["n_tasks"] == 50).all()
 
@@ -438,7 +450,8 @@ def test_summary_numbers_equal_the_input_files(study):
             want["baseline"], want["difference"]["value"], want["difference"]["lo"], want["p_holm"])
     assert e["held"] is True and "LEARNABILITY" in e["detail"]  # Holm p 0.02 < 0.05 vs the best baseline
     f = checks["selection_oracle_vs_learnability"]
-    assert f["held"] is True and f["values"]["comparison"]["p_value"] == 0.003
+    assert f["held"] is True and f["values"]["comparison"]["p_value"] == 0.004  # at equal cost: vs LEARNABILITY_EQ
+    assert f["values"]["cost"]["LEARNABILITY_EQ"]["student_rollouts"] == 1500 and "1500 student rollouts" in f["detail"]
 
     ov = pd.read_csv(study["overall"]).set_index("model_id")
     k = s["key_numbers"]
@@ -448,6 +461,10 @@ def test_summary_numbers_equal_the_input_files(study):
     md = (study["out"] / "summary.md").read_text()
     marks = [line[2] for line in md.splitlines() if line.startswith("- ") and "**(" in line]
     assert marks == ["✔", "✔", "✔", "✘", "✔", "✔", "✔"]
+    cost_line = next(line for line in md.splitlines() if line.startswith("  - ORACLE:"))
+    assert "gain 0.200 [0.100, 0.300]" in cost_line and "1200 student rollouts (40.0 per candidate), 40 teacher" in cost_line
+    assert "fresh gain_net(demo) 0.200 [0.100, 0.300], n = 128 rollouts" in cost_line
+    assert "out of fold (odd rollout indices) 0.300 [0.100, 0.500], n = 8 snapshots" in cost_line
     assert f"{corr['rho']:.3f}" in md and MAX_DROP_RUN in md
 
     assert _summary(study, threshold=0.1)["checks"][3]["held"] is None  # 0.1 inside [0.053, 0.113]
@@ -535,8 +552,8 @@ def test_a_nan_input_makes_its_check_null_never_guessed(study):
     study["predictor"].write_text(json.dumps(pred))
     sel = json.loads(study["selection"].read_text())
     sel["comparisons"]["predictor_vs_baselines"][2].update(p_value=None, p_holm=None)  # vs LEARNABILITY
-    sel["comparisons"]["oracle_vs_learnability"] = None
-    sel["comparisons"]["oracle_reason"] = "needs ORACLE and LEARNABILITY"
+    sel["comparisons"]["oracle_vs_learnability_eq"] = None
+    sel["comparisons"]["oracle_reason_eq"] = "needs ORACLE and LEARNABILITY_EQ"
     study["selection"].write_text(json.dumps(sel))
     tr = pd.read_csv(study["transfer"])
     tr.loc[0, "delta_success"] = np.nan
@@ -548,7 +565,7 @@ def test_a_nan_input_makes_its_check_null_never_guessed(study):
     assert MAX_DROP_RUN in checks["retention_drop"]["detail"] and "rollouts_per_task" in checks["retention_drop"]["detail"]
     assert "entropy_ndcg_at_k" in checks["predictor_beats_entropy"]["detail"]
     assert "no p" in checks["selection_predictor"]["detail"]
-    assert "LEARNABILITY" in checks["selection_oracle_vs_learnability"]["detail"]
+    assert "LEARNABILITY_EQ" in checks["selection_oracle_vs_learnability"]["detail"]
     assert "NaN" in checks["transfer_diagonal"]["detail"]
     assert "— **(a)" in (study["out"] / "summary.md").read_text()
 
@@ -651,8 +668,10 @@ def test_selection_check_rests_on_the_holm_p_against_the_best_baseline(study):
 
 def test_oracle_vs_learnability_check(study):
     sel = json.loads(study["selection"].read_text())
-    o = sel["comparisons"]["oracle_vs_learnability"]
+    o = sel["comparisons"]["oracle_vs_learnability_eq"]  # judged at equal cost
     assert rp.check_oracle_vs_learnability(sel)["held"] is True
+    sel["comparisons"]["oracle_vs_learnability"]["difference"].update(value=-0.1, lo=-0.2, hi=-0.05)
+    assert rp.check_oracle_vs_learnability(sel)["held"] is True  # the unequal-cost comparison is not read
     o.update(p_value=0.2)
     assert rp.check_oracle_vs_learnability(sel)["held"] is None  # p 0.2, interval [0.04, 0.2]: undetermined
     o["difference"].update(value=-0.02, lo=-0.08, hi=0.0)

@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 
 from dag import MICRO, PHASE01, ROOT, planned_jobs, smk, smk_cmd, smk_env
+from teachable.selection import METHODS, oracle_gains
 
 integration = pytest.mark.integration
 
@@ -206,7 +207,7 @@ def test_selection_sets_and_summary(micro_run):
     summary = json.loads((run / "phase5/selection_summary.json").read_text())
     k = summary["k"]
     sets = {}
-    for m in ("RANDOM", "ENTROPY", "LEARNABILITY", "PREDICTOR", "ORACLE"):
+    for m in METHODS:
         sel = json.loads((run / f"phase5/selection/{m}/selected.json").read_text())
         sets[m] = sel["selected_ids"]
         assert len(sel["selected_ids"]) == k and not set(sel["selected_ids"]) & heldout
@@ -215,10 +216,15 @@ def test_selection_sets_and_summary(micro_run):
         got = summary["methods"][m]
         assert got["selected_ids"] == sel["selected_ids"]
         assert got["reliability_gain"]["lo"] <= got["reliability_gain"]["delta"] <= got["reliability_gain"]["hi"]
-    # ORACLE's set holds the top-K true ELP_net of the candidates (ties may swap equal values)
-    top = np.sort(cands["ELP_net"].to_numpy())[::-1][:k]
-    got = np.sort(cands.set_index("snapshot_id").loc[sets["ORACLE"], "ELP_net"].to_numpy())[::-1]
-    assert np.allclose(got, top)
+        # the set's value on fresh rollouts: phase5.value_rollouts per condition at each pick
+        assert got["value"]["n"] == k * sel["value_rollouts"]["n_per_snapshot"] and got["cost"] == sel["cost"]
+    # ORACLE's set holds the top-K even-half gain_net of phase5.format (ties may swap equal values)
+    even = pd.Series(oracle_gains(cands, summary["format"])[0], index=cands["snapshot_id"])
+    assert np.allclose(np.sort(even.loc[sets["ORACLE"]])[::-1], np.sort(even.to_numpy())[::-1][:k])
+    # equal cost: LEARNABILITY_EQ rolled out as many student rollouts as ORACLE's labels hold
+    cost = {m: summary["methods"][m]["cost"] for m in METHODS}
+    assert cost["LEARNABILITY_EQ"]["student_rollouts"] == cost["ORACLE"]["student_rollouts"] > 0
+    assert cost["RANDOM"]["student_rollouts"] == 0 and cost["ORACLE"]["teacher_calls"] >= len(cands)
     ent = cands.set_index("snapshot_id").loc[sets["ENTROPY"], "U"]
     assert ent.min() >= np.sort(cands["U"].to_numpy())[::-1][k - 1] - 1e-12
 

@@ -7,7 +7,9 @@ TRACES_RUN = "B3_traces"  # LoRA SFT on the student's own filtered phase 0 trace
 BASELINE_RUNS = ("B1_uniform", "B2_all", TRACES_RUN)
 RUN_IDS = tuple(f"{q}_{f}" for q in QUADRANTS for f in FORMATS) + BASELINE_RUNS
 BASE_MODEL_ID = "base"
-SELECTION_METHODS = ("RANDOM", "ENTROPY", "LEARNABILITY", "PREDICTOR", "ORACLE")
+SELECTION_METHODS = ("RANDOM", "ENTROPY", "LEARNABILITY", "LEARNABILITY_EQ", "PREDICTOR", "ORACLE")
+# what a selection method's signal cost, counted (teachable.selection_costs)
+SELECTION_COST_KEYS = ("student_rollouts", "expert_rollouts", "teacher_calls", "forward_passes")
 # figures (name -> report category) and tables of the report (files under figures/ and tables/)
 FIGURE_CATEGORIES = {
     "landscape": "1. Labels",

@@ -155,7 +155,9 @@ TRAINING_RESULT = Document("predictor result", "phase4/training_result.json",
     ranking="Precision@K and NDCG@K of predictor and entropy, with intervals",
 ))  # fmt: skip
 SELECTED = Document("selected set", "phase5/selection/{method}/selected.json", "selection.train_selected (rule select_train)",
-                    keys("method:str", method="the selection method"))  # fmt: skip
+                    keys("method:str cost:dict value_rollouts:dict", method="the selection method",
+                         cost="what its signal cost (selection_costs.signal_cost)",
+                         value_rollouts="the fresh rollouts that measure the set's value"))  # fmt: skip
 SELECTION_SUMMARY = Document("selection summary", "phase5/selection_summary.json",
                              "selection.summarize_selection (rule selection_summary)", keys(
     "k:int? methods:dict", k="the budget K", methods="per method: gain and retention with intervals, signal cost",

@@ -165,11 +165,22 @@ def condition_patches(row, advice, contrast_diagnosis: str | None = None) -> dic
     calls worse, when that is not the student's own action."""
     space, cands = candidates_of(row)
     worse = contrast_action(row["student_action"], advice.suggested_action, cands, row["_logprobs"], space)
+    return _patches(cands, advice.suggested_action, worse, advice.diagnosis, contrast_diagnosis or advice.diagnosis)
+
+
+def labeled_patches(row) -> dict[str, str | None]:
+    """The patch of every student condition of a labeled row, rebuilt from the advice it stores
+    (``suggested_action``, ``contrast_action``, ``diagnosis``, ``contrast_diagnosis``): the
+    patches ``condition_patches`` built for its Phase 1 rollouts."""
+    return _patches(candidates_of(row)[1], row["suggested_action"], row["contrast_action"], row["diagnosis"],
+                    row["contrast_diagnosis"])  # fmt: skip
+
+
+def _patches(cands, teacher_action: str, worse: str, diagnosis: str, contrast_diagnosis: str) -> dict[str, str | None]:
     patches: dict[str, str | None] = {"policy": None, "force": None}
     for m in (*PLACEBOS, *FORMATS):
-        diagnosis = contrast_diagnosis if m.endswith("contrast") and contrast_diagnosis else advice.diagnosis
-        patches[m] = make_patch(m, teacher_action=advice.suggested_action, student_action=worse,
-                                diagnosis=diagnosis, candidates=cands)  # fmt: skip
+        patches[m] = make_patch(m, teacher_action=teacher_action, student_action=worse, candidates=cands,
+                                diagnosis=contrast_diagnosis if m.endswith("contrast") else diagnosis)  # fmt: skip
     return patches
 
 

@@ -376,7 +376,7 @@ STEPS = {s.cmd: s for s in (
                    "selected": port(None, D.SELECTED), "log_json": port(None, D.TRAIN_LOG,
                                                                        path_override=SELECTION + "train_log.json")},
           out_dir="--out-dir", args=((("--method",), dict(required=True, help="RANDOM, ENTROPY, LEARNABILITY, "
-                                                           "PREDICTOR or ORACLE")),), progress=True, gpu=True),
+                                                           "LEARNABILITY_EQ, PREDICTOR or ORACLE")),), progress=True, gpu=True),
     Step("selection-summary", "Phase 5: gain and retention per selection method.", config=STATS,
          config_required=False,
           inputs={"base": port("--base-rollouts", S.EVAL_ROLLOUTS, "the base model's", fill={"model": "base"}),

@@ -17,6 +17,7 @@ from ..predictor_metrics import beats, beats_by_interval
 from ..stats import interval_verdict
 from .inputs import (
     QUADRANT_RUNS,
+    cost_text,
     fmt,
     fmt_ci,
     model_order,
@@ -286,20 +287,25 @@ def check_selection_predictor(sel: dict, alpha: float = 0.05) -> dict:
 
 
 def check_oracle_vs_learnability(sel: dict, alpha: float = 0.05) -> dict:
-    """(f) ORACLE (CPT's full labels) vs LEARNABILITY (one rollout condition): held by its paired
-    p, not held by the difference's interval (``_p_verdict``)."""
-    claim = ("CPT's full labelling is worth its cost: ORACLE (top ELP_net) trains a more reliable model than "
-             "LEARNABILITY (top p_policy(1 - p_policy))")  # fmt: skip
+    """(f) At equal cost, ORACLE (CPT's labels) vs LEARNABILITY_EQ (p_policy(1 - p_policy) from as
+    many student rollouts per candidate as ORACLE's): held by its paired p, not held by the
+    difference's interval (``_p_verdict``); the cost of each beside it."""
+    claim = ("CPT's full labelling is worth its cost: at equal student rollouts per candidate, ORACLE (top "
+             "out-of-fold gain_net of the trained format) trains a more reliable model than LEARNABILITY_EQ (top "
+             "p_policy(1 - p_policy) from as many rollouts)")  # fmt: skip
     comp = sel.get("comparisons") or {}
-    c = comp.get("oracle_vs_learnability")
-    v: dict[str, Any] = {"k": sel.get("k"), "alpha": alpha, "comparison": _comparison_values(c) if c else None}
+    c = comp.get("oracle_vs_learnability_eq")
+    costs = {m: (sel["methods"].get(m) or {}).get("cost") for m in ("ORACLE", "LEARNABILITY_EQ")}
+    v: dict[str, Any] = {"k": sel.get("k"), "alpha": alpha, "comparison": _comparison_values(c) if c else None,
+                         "cost": costs}  # fmt: skip
     if not c:
-        why = (f"Phase 5 not run: {sel['skipped']}" if sel.get("skipped") else comp.get("oracle_reason")
-               or "selection_summary.json has no ORACLE vs LEARNABILITY comparison")  # fmt: skip
+        why = (f"Phase 5 not run: {sel['skipped']}" if sel.get("skipped") else comp.get("oracle_reason_eq")
+               or "selection_summary.json has no ORACLE vs LEARNABILITY_EQ comparison")  # fmt: skip
         return _check("selection_oracle_vs_learnability", claim, None, v, f"undetermined: {why}")
     held, why = _p_verdict(v["comparison"], "p_value", alpha)
+    spent = "; ".join(f"{m} spent {cost_text(x)}" for m, x in costs.items() if x)
     return _check("selection_oracle_vs_learnability", claim, held, v,
-                  f"{why}; {_comparison_text(v['comparison'])}; K = {v['k']}")
+                  f"{why}; {_comparison_text(v['comparison'])}; {spent}; K = {v['k']}")
 
 
 def check_beyond_headroom(corr: dict) -> dict:

@@ -311,8 +311,8 @@ def plot_selection_frontier(sel: dict, source: str = "selection summary"):
                     xerr=np.array(_err([r["retention_drop"]], [r["drop_lo"]], [r["drop_hi"]])),
                     yerr=np.array(_err([r["gain"]], [r["gain_lo"]], [r["gain_hi"]])), fmt="o", color=color,
                     ms=9, capsize=3, elinewidth=1,
-                    label=f"{r['method']}: mean true ELP {fmt(r['mean_true_elp'])}, "
-                          f"oracle overlap {fmt(r['oracle_overlap'], 2)}")  # fmt: skip
+                    label=f"{r['method']}: set's fresh gain_net {fmt(r['value'])} (n={n_text([r['value_n']])}), "
+                          f"{n_text([r['student_rollouts']])} rollouts, {n_text([r['teacher_calls']])} teacher calls")  # fmt: skip
     ax.axhline(0, color="grey", lw=0.7)
     ax.axvline(0, color="grey", lw=0.7)
     ax.set_xlabel("retention drop on base-solved tasks (prob.; lower is better)")

@@ -169,6 +169,12 @@ def fmt_ci(lo: Any, hi: Any, digits: int = 3) -> str:
     return f"[{fmt(lo, digits)}, {fmt(hi, digits)}]"
 
 
+def cost_text(cost: dict) -> str:
+    """A selection signal's cost in words (``selection_costs.signal_cost``)."""
+    return (f"{cost.get('student_rollouts')} student rollouts ({fmt(cost.get('student_rollouts_per_candidate'), 1)} "
+            f"per candidate), {cost.get('teacher_calls')} teacher calls, {cost.get('forward_passes')} forward passes")
+
+
 def n_text(ns: Iterable) -> str:
     ns = sorted({int(n) for n in ns if num(n) is not None})
     if not ns:

@@ -35,6 +35,7 @@ from .checks import (
 )
 from .inputs import (
     QUADRANT_RUNS,
+    cost_text,
     fmt,
     fmt_ci,
     num,
@@ -256,8 +257,27 @@ def key_numbers(overall: pd.DataFrame, thresholds: dict, corr: dict, predictor: 
         "n_microtrained": corr.get("n"),
         "predictor": {k: predictor.get(k) for k in ("n_snapshots", "n_tasks", "n_folds")},
         "selection_k": sel.get("k"), "selection_candidates": sel.get("n_candidates"), "selection_format": sel.get("format"),
+        "selection_methods": {m: {"gain": e.get("reliability_gain"), "value": e.get("value"), "cost": e.get("cost"),
+                                  "oracle_oof": e.get("oracle_oof")}
+                              for m, e in (sel.get("methods") or {}).items()},
     }  # fmt: skip
     return out
+
+
+def selection_markdown(methods: dict) -> list[str]:
+    """Per selection method, its gain beside what its signal cost and its set's fresh value."""
+    lines = []
+    for m, e in methods.items():
+        g, v, o = e.get("gain") or {}, e.get("value") or {}, e.get("oracle_oof")
+        line = (f"  - {m}: gain {fmt(g.get('delta'))} {fmt_ci(g.get('lo'), g.get('hi'))} (n = {g.get('n_model')}); "
+                f"signal cost {cost_text(e['cost']) if e.get('cost') else 'n/a'}; the set's fresh gain_net"
+                f"({v.get('format')}) {fmt(v.get('gain_net'))} {fmt_ci(v.get('lo'), v.get('hi'))}, n = {v.get('n')} "
+                f"rollouts per condition on {v.get('n_snapshots')} snapshots")  # fmt: skip
+        if o:
+            line += (f"; out of fold ({o['measured_on']}) {fmt(o.get('gain_net'))} {fmt_ci(o.get('lo'), o.get('hi'))}, "
+                     f"n = {o.get('n_snapshots')} snapshots")  # fmt: skip
+        lines.append(line)
+    return lines
 
 
 def build_summary(*, correlation: dict, transfer: pd.DataFrame, retention: pd.DataFrame, overall: pd.DataFrame,
@@ -310,7 +330,9 @@ def summary_markdown(summary: dict) -> str:
     lines.append(f"- Predictor (Phase 4): {p.get('n_snapshots')} snapshots, {p.get('n_tasks')} tasks, "
                  f"{p.get('n_folds')} task-grouped folds")  # fmt: skip
     lines.append(f"- Selection (Phase 5): K = {k.get('selection_k')} of {k.get('selection_candidates')} candidates, "
-                 f"format {k.get('selection_format')}")  # fmt: skip
+                 f"format {k.get('selection_format')}" + ("; per method, gain beside cost:" if
+                                                         k.get("selection_methods") else ""))  # fmt: skip
+    lines += selection_markdown(k.get("selection_methods") or {})
     if summary.get("protocol"):
         lines += protocol_markdown(summary["protocol"])
     if summary.get("reliability"):

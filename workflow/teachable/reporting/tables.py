@@ -14,6 +14,7 @@ from ..constants import (
     BASE_MODEL_ID,
     FORMATS,
     QUADRANTS,
+    SELECTION_COST_KEYS as COST_COLUMNS,
     SELECTION_METHODS,
     TABLES,
 )
@@ -54,8 +55,9 @@ TABLE_COLUMNS = {
         "precision_at_k", "ndcg_at_k", "note",
     ],
     "selection_summary": [
-        "method", "k", "mean_true_elp", "oracle_overlap", "success", "success_lo", "success_hi", "success_n",
-        "gain", "gain_lo", "gain_hi", "retention_drop", "drop_lo", "drop_hi", "retention_n", "n_tasks",
+        "method", "k", "value", "value_lo", "value_hi", "value_n", "oracle_overlap", "success", "success_lo",
+        "success_hi", "success_n", "gain", "gain_lo", "gain_hi", "retention_drop", "drop_lo", "drop_hi",
+        "retention_n", "n_tasks", *COST_COLUMNS,
     ],
 }  # fmt: skip
 
@@ -193,22 +195,26 @@ def _method_order(methods: Iterable[str]) -> list[str]:
 
 
 def selection_table(sel: dict) -> pd.DataFrame:
-    """Per selection method (and the base's success): k, mean true ELP, oracle overlap, success,
-    gain and retention drop with their intervals, from phase5/selection_summary.json (no row
-    when Phase 5 was skipped)."""
+    """Per selection method (and the base's success): k, the selected set's fresh value
+    (gain_net of the trained format, with its interval and n rollouts per condition), oracle
+    overlap, success, gain and retention drop with their intervals, and the signal's cost
+    (``COST_COLUMNS``), from phase5/selection_summary.json (no row when Phase 5 was skipped)."""
     if sel.get("skipped"):
         return pd.DataFrame(columns=TABLE_COLUMNS["selection_summary"])
     b = sel["base"]["success"]
-    rows = [{"method": BASE_MODEL_ID, "k": None, "mean_true_elp": math.nan, "oracle_overlap": math.nan,
+    rows = [{"method": BASE_MODEL_ID, "k": None, "value": math.nan, "value_lo": math.nan, "value_hi": math.nan,
+             "value_n": None, "oracle_overlap": math.nan,
              "success": nan_of(b.get("p")), "success_lo": nan_of(b.get("lo")), "success_hi": nan_of(b.get("hi")),
              "success_n": b.get("n"), "gain": math.nan, "gain_lo": math.nan, "gain_hi": math.nan,
              "retention_drop": math.nan, "drop_lo": math.nan, "drop_hi": math.nan, "retention_n": None,
-             "n_tasks": b.get("n_tasks")}]  # fmt: skip
+             "n_tasks": b.get("n_tasks"), **dict.fromkeys(COST_COLUMNS)}]  # fmt: skip
     for name in _method_order(sel["methods"]):
         m = sel["methods"][name]
         s, g, r = m.get("success") or {}, m.get("reliability_gain") or {}, m.get("retention") or {}
+        v, cost = m.get("value") or {}, m.get("cost") or {}
         rows.append({
-            "method": name, "k": sel["k"], "mean_true_elp": nan_of(m.get("mean_true_elp")),
+            "method": name, "k": sel["k"], "value": nan_of(v.get("gain_net")), "value_lo": nan_of(v.get("lo")),
+            "value_hi": nan_of(v.get("hi")), "value_n": v.get("n"), **{c: cost.get(c) for c in COST_COLUMNS},
             "oracle_overlap": nan_of(m.get("oracle_overlap")), "success": nan_of(s.get("p")),
             "success_lo": nan_of(s.get("lo")), "success_hi": nan_of(s.get("hi")), "success_n": s.get("n"),
             "gain": nan_of(g.get("delta")), "gain_lo": nan_of(g.get("lo")), "gain_hi": nan_of(g.get("hi")),
@@ -216,7 +222,8 @@ def selection_table(sel: dict) -> pd.DataFrame:
             "retention_n": r.get("n"), "n_tasks": s.get("n_tasks"),
         })  # fmt: skip
     out = pd.DataFrame(rows, columns=TABLE_COLUMNS["selection_summary"])
-    return out.astype({"k": "Int64", "success_n": "Int64", "retention_n": "Int64", "n_tasks": "Int64"})
+    return out.astype({"k": "Int64", "value_n": "Int64", "success_n": "Int64", "retention_n": "Int64",
+                       "n_tasks": "Int64", **dict.fromkeys(COST_COLUMNS, "Int64")})
 
 
 def _cell(v: Any, digits: int = 3) -> str:
