@@ -69,7 +69,8 @@ DAWN = 0.85  # rising daylight below which a sheltered player stays in (the nigh
 # until crafter's despawning clears them above daylight ~0.834)
 SIEGE = 4  # a zombie this near keeps a sheltered player inside (unless drink or food is dire)
 NEAR_SHELTER, BUILD_RADIUS = 15, 6  # a shelter this near beats walling one in within this radius
-DIRE = (0, 0)  # drink, food at which a besieged player leaves its shelter, once at HEALTH_LOW
+DIRE = (0, 0)  # drink, food at which a player in the dark or besieged goes out (at night: once
+# at HEALTH_LOW too)
 DUSK, DUSK_LOW = 0.8, (7, 6)  # fading daylight: drink / eat up to these before the night
 DUSK_REACH = 20  # route cost within which a cow is hunted to fill up at dusk
 ARROW_REACH = 4  # an arrow flying at the player from this near is dodged
@@ -181,8 +182,10 @@ class Planner:
         zombies_near = any(manhattan(s.pos, cell(z)) <= SIEGE for z in s.creatures["zombie"])
         besieged = inside and (night or dawn or zombies_near)
         low = (DRINK_LOW, FOOD_LOW)
-        if night or dawn or besieged:  # waiting costs a health point in 16 steps, a strike 2
+        if night or dawn:  # waiting costs a health point in 16 steps, a zombie's strike 2
             low = DIRE if s.player.health <= HEALTH_LOW else (-1, -1)
+        elif besieged:  # by day the zombies outside stay: better met at full health
+            low = DIRE
         urgent = []
         if inv["drink"] <= low[0]:
             urgent.append((inv["drink"], 0, self.drink))
@@ -194,7 +197,8 @@ class Planner:
             action = rule()
             if action:
                 return action
-        if not (night or inside) and s.daylight < DUSK and not dawning(s.step):  # fill up first
+        healthy = not inside or s.player.health > HEALTH_LOW
+        if not (night or besieged) and healthy and s.daylight < DUSK and not dawning(s.step):  # fill up
             if inv["drink"] <= DUSK_LOW[0]:
                 return self.drink()
             if inv["food"] <= DUSK_LOW[1]:
