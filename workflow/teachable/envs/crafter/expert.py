@@ -62,7 +62,7 @@ CURRICULUM = (
     "make_stone_sword", "place_furnace", "collect_coal", "wake_up", "defeat_zombie", "collect_iron",
     "make_iron_pickaxe", "make_iron_sword", "collect_diamond", "defeat_skeleton", "eat_plant",
 )  # fmt: skip
-DRINK_LOW, FOOD_LOW, ENERGY_LOW, HEALTH_LOW = 4, 4, 2, 5
+DRINK_LOW, FOOD_LOW, ENERGY_LOW, HEALTH_LOW = 4, 4, 2, 6
 HEALTH_SAFE = 8  # a player hiding for its health leaves the shelter at this health
 NIGHT = 0.5  # daylight below which the expert hides in a shelter (crafter keeps 2-3 zombies a chunk)
 DAWN = 0.85  # rising daylight below which a sheltered player stays in (the night's zombies linger
