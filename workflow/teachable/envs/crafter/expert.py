@@ -388,16 +388,18 @@ class Planner:
             return None
         if self.s.enclosed:
             return "Sleep"
-        action = self.shelter(limit)
-        if action:
-            return action
-        return "Sleep" if nap and self.nap_safe() else None
+        return self.get_in(limit) or ("Sleep" if nap and self.nap_safe() else None)
 
     def hide(self, limit: int) -> str | None:
         """Stay in a shelter (asleep when energy is not full), or get into one: a near one, else
         wall one in with stones here, else one within ``limit``."""
         if self.s.enclosed:
             return "Sleep" if self.inv["energy"] < ITEM_MAX["energy"] else "Noop"
+        return self.get_in(limit)
+
+    def get_in(self, limit: int) -> str | None:
+        """The next action into a shelter: a near one, else one walled in here, else one within
+        ``limit``."""
         return self.shelter(min(limit, NEAR_SHELTER)) or self.build_shelter() or self.shelter(limit)
 
     def build_shelter(self) -> str | None:

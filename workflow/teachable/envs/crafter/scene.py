@@ -148,20 +148,21 @@ class Scene:
     # -- safety -------------------------------------------------------------------------------
 
     def line_of_fire(self) -> np.ndarray:
-        """Cells a skeleton within ``SKELETON_RANGE`` of the player can shoot: up to ``ARROW_RANGE``
-        cells along its row and column, over cells an arrow crosses (crafter's skeletons shoot
-        at a player within 5 cells, along one axis; the arrow flies straight)."""
+        """Cells an arrow may cross soon: up to ``ARROW_RANGE`` cells along the row and column of
+        each skeleton within ``SKELETON_RANGE`` of the player (crafter's skeletons shoot at a
+        player within 5 cells, along one axis) and ahead of each arrow in flight (it flies
+        straight, a cell a step), over cells an arrow crosses."""
         out = np.zeros(self.shape, dtype=bool)
+        rays = [(cell(a), DIR_OF[(int(a.facing[0]), int(a.facing[1]))]) for a in self.creatures["arrow"]]
         for sk in self.creatures["skeleton"]:
-            if manhattan(self.pos, cell(sk)) > SKELETON_RANGE:
-                continue
-            for d in range(4):
-                c = cell(sk)
-                for _ in range(ARROW_RANGE):
-                    c = self.ahead(c, d)
-                    if not self.inside(c) or not self.passable_by_arrows[c] or (self.objmap[c] and c != self.pos):
-                        break
-                    out[c] = True
+            if manhattan(self.pos, cell(sk)) <= SKELETON_RANGE:
+                rays += [(cell(sk), d) for d in range(4)]
+        for c, d in rays:
+            for _ in range(ARROW_RANGE):
+                c = self.ahead(c, d)
+                if not self.inside(c) or not self.passable_by_arrows[c] or (self.objmap[c] and c != self.pos):
+                    break
+                out[c] = True
         return out
 
     @functools.cached_property
