@@ -7,33 +7,39 @@ walks one ordered list of rules and returns the first action a rule gives:
 1. asleep: any action is ignored while asleep -> "Noop".
 2. fight: a zombie or skeleton in a 4-neighbour cell -> face it and hit it (fleeing an adjacent
    zombie rarely works: it follows at the player's speed).
-3. keep drinking: facing water with drink < 9 -> drink to the full (hysteresis for rule 4).
-4. needs: drink <= 4 -> nearest water; food <= 4 -> a ripe plant or the nearest cow; energy <= 2
-   -> sleep in a shelter (most urgent first). At night (daylight < 0.35, when crafter's zombies
-   swarm the grass) or at health <= 4 -> hide in a shelter, asleep when energy is not full; a
-   player inside a shelter stays while health < 8 or a zombie is within 4 cells, and then
-   leaves it only for drink or food <= 2. At dusk (daylight < 0.7, fading) drink <= 6 or
-   food <= 5 -> fill up before the night.
-5. arm: standing by a table with no sword and wood beyond the plan's budget -> a wood sword (a
+3. dodge: an arrow flying at the player within 4 cells -> step aside (a free cell with no zombie
+   next to it), else, facing it, place a stone in its way.
+4. keep drinking: facing water with drink < 9 -> drink to the full (hysteresis for rule 5).
+5. needs: drink <= 4 -> nearest water; food <= 4 -> a ripe plant or the nearest cow (any cow on
+   the map at food <= 1); energy <= 2 -> sleep in a shelter (most urgent first). In the dark
+   (daylight < 0.5, when crafter keeps 2-3 zombies a grass chunk, or rising below 0.85, before
+   its despawning clears the night's zombies) drink and food wait until 0 and health <= 6: a
+   wait costs a health point in 16 steps, a zombie's strike 2. At dusk (daylight < 0.8,
+   fading; not from a shelter at health <= 6) drink <= 7 or food <= 6 -> fill up before the
+   night (a cow within 20 steps). At night or at health <= 6 -> hide in a shelter, asleep
+   when energy is not full; a player inside a shelter stays while health < 8, in the dark or
+   while a zombie is within 4 cells (by day it leaves at drink or food 0).
+6. arm: standing by a table with no sword and wood beyond the plan's budget -> a wood sword (a
    zombie then falls before its second strike).
-6. stock up: when a tree / stone / coal / iron the remaining plan needs is within 6 steps and the
+7. stock up: when a tree / stone / coal / iron the remaining plan needs is within 6 steps and the
    inventory is below the plan's budget (``budget``), take it (saves return trips).
-7. the goal, through the tech tree (``achieve``): collect with the right pickaxe, place, make next
+8. the goal, through the tech tree (``achieve``): collect with the right pickaxe, place, make next
    to a table (and furnace), hunt cows / zombies / skeletons, plant and guard a sapling, sleep.
    Tools, materials and stations it lacks are obtained first, recursively; a table or furnace is
    placed anew when none is within 25 steps of route.
-8. after the goal (only when the episode goes on, ``end_on_success=False``): the same for every
-   achievement still locked, in ``CURRICULUM`` order; then rest ("Noop", or sleep when tired).
+9. after the goal (only when the episode goes on, ``end_on_success=False``): the same for every
+   achievement still locked, in ``CURRICULUM`` order; then rest in a shelter (or nap, or "Noop").
 
 Movement: a shortest route over (cell, facing) states (``navigation.search``) through free cells
-(+4 per cell next to a zombie unless hunting zombies), clearing minable cells on the way (cost 3:
+(+4 per cell next to a zombie unless hunting zombies, and per cell an arrow may cross soon:
+``Scene.line_of_fire``), clearing minable cells on the way (cost 3:
 trees, and stone / coal / iron / diamond the player's pickaxe can take), never into lava.
 
 Shelter (to sleep, to hide): two cells P, F = P + d walled on five sides, entered from
 B = P - d; the route clears P and F, steps into F, back into P (now facing B) and places a stone
 on B. Preferred, in order: one within 15 steps of route (by water first: drinking from inside
-saves a trip out at night), one walled in on open ground with the stones held (``build_shelter``),
-one within 40 steps. Walls are cells no creature crosses; water and lava count only with no
+saves a trip out at night), one walled in on open ground with the stones held (``build_shelter``,
+walking only, so that no route mines the stones just placed), one within 40 steps. Walls are cells no creature crosses; water and lava count only with no
 skeleton near, since arrows fly over them. A pocket of at most 12 walkable cells closer than
 crafter's spawn distance with no hostile in it counts as a shelter as it is. In bright daylight
 with no hostile within 12 cells, a short nap (energy >= 6, over by the end of the day) is taken
@@ -329,9 +335,10 @@ class Planner:
     def eat_plant(self) -> str | None:
         """Eat a ripe plant. Else, with a pickaxe and a sword for the long wait, guard the nearest
         plant (a stone on each free side, so no creature can stand next to it: crafter's plants
-        die next to a cow / zombie / skeleton) and stay within 8 cells while it ripens (it only
-        grows while the player is within 18); with no plant near, plant a sapling on grass
-        within 6 cells of a shelter, so the night can be spent close to it."""
+        die next to a cow / zombie / skeleton) and wait while it ripens in a shelter closer than
+        18 cells (it only grows while the player is that near), else within 8 cells, getting into
+        a shelter there; with no plant near, plant a sapling on grass within 6 cells of a shelter,
+        so the night can be spent close to it."""
         s = self.s
         ripe = [p for p in s.creatures["plant"] if p.ripe]
         if ripe:
