@@ -39,8 +39,9 @@ Shelter (to sleep, to hide): two cells P, F = P + d walled on five sides, entere
 B = P - d; the route clears P and F, steps into F, back into P (now facing B) and places a stone
 on B. Preferred, in order: one within 15 steps of route (by water first: drinking from inside
 saves a trip out at night), one walled in on open ground with the stones held (``build_shelter``,
-walking only, so that no route mines the stones just placed), one within 40 steps. Walls are cells no creature crosses; water and lava count only with no
-skeleton near, since arrows fly over them. A pocket of at most 12 walkable cells closer than
+walking only, so that no route mines the stones just placed), one within 40 steps. Walls are
+cells no creature crosses; water and lava count only with no skeleton near, since arrows fly over
+them. A pocket of at most 12 walkable cells closer than
 crafter's spawn distance with no hostile in it counts as a shelter as it is. In bright daylight
 with no hostile within 12 cells, a short nap (energy >= 6, over by the end of the day) is taken
 in the open.
@@ -189,7 +190,7 @@ class Planner:
         besieged = inside and (night or dawn or zombies_near)
         low = (DRINK_LOW, FOOD_LOW)
         if night or dawn:  # waiting costs a health point in 16 steps, a zombie's strike 2
-            low = DIRE if s.player.health <= HEALTH_LOW else (-1, -1)
+            low = DIRE if s.player.health <= HEALTH_LOW else (-1, -1)  # (-1, -1): no trip out
         elif besieged:  # by day the zombies outside stay: better met at full health
             low = DIRE
         urgent = []
