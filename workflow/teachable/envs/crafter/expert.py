@@ -434,7 +434,9 @@ class Planner:
             return None
         if route.action != AT_GOAL:
             return self._step(route)
-        return "Place Stone" if s.free[s.front] and self.inv["stone"] >= 1 else "Do"
+        if s.free[s.front] and self.inv["stone"] < 1:  # nothing to close it with: dig a stone first
+            return self.collect("stone")
+        return "Place Stone" if s.free[s.front] else "Do"
 
     def _digs_stone(self, pocket: np.ndarray) -> np.ndarray:
         """Goal cells whose pocket holds stone to dig (a rough test: stone within the pocket
