@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import crafter
 from crafter import objects  # the crafter extra is part of the test install (make venv)
 
 from teachable.envs import INVALID_ACTION, make_env, registry
@@ -29,7 +30,7 @@ from teachable.envs.crafter.actions import (
 from teachable.envs.crafter.env import CrafterTextEnv
 from teachable.envs.crafter.rules import ACHIEVEMENTS
 from teachable.envs.crafter.text import describe
-from teachable.envs.crafter.world import Snapshots, World
+from teachable.envs.crafter.world import ExactEnv, Snapshots, World
 from teachable.teachers.base import validate_advice
 
 WORKFLOW = Path(__file__).resolve().parents[1] / "workflow"
@@ -332,6 +333,34 @@ def test_balancing_picks_the_despawned_creature_by_position_not_set_order():
             )  # fmt: skip
         keys.append(w.state_key())
     assert keys[0] == keys[1]
+
+
+class _OrderOnly(crafter.Env):  # crafter's Env with World's despawn order, crafter's night noise
+    _balance_object = World._balance_object
+    state_key = World.state_key
+
+
+def test_world_equals_crafters_env_patched_the_same_way_and_only_by_day_unpatched():
+    """The family's world is crafter's own Env with the despawn order fixed and the renderer's
+    night noise on its own generator, step for step through the first night (steps 148-272);
+    crafter's Env with its night noise from the world's generator leaves it at the first night
+    frame, step 148 (2,000 steps: benchmarks/bench_crafter_world.py)."""
+    env = _env("collect_wood", end_on_success=False, snapshots=Snapshots(4))
+    env.reset(SEED)
+    exact, crafters = ExactEnv(seed=SEED), _OrderOnly(seed=SEED)
+    assert exact.reset().shape == (64, 64, 3)  # crafter's pixels, still drawn
+    crafters.reset()
+    parted = None
+    for step in range(1, 301):
+        action = env.expert_action()
+        env.step(action)
+        frame = exact.step(ACTIONS.index(action))[0]
+        crafters.step(ACTIONS.index(action))
+        assert exact.state_key() == env.state_key(), f"ExactEnv left the family's world at step {step}"
+        if parted is None and crafters.state_key() != env.state_key():
+            parted = step
+    assert frame.any() and env.world._player.health > 0
+    assert parted == 148
 
 
 def test_restore_uses_snapshots_and_is_exact():

@@ -7,34 +7,41 @@ walks one ordered list of rules and returns the first action a rule gives:
 1. asleep: any action is ignored while asleep -> "Noop".
 2. fight: a zombie or skeleton in a 4-neighbour cell -> face it and hit it (fleeing an adjacent
    zombie rarely works: it follows at the player's speed).
-3. keep drinking: facing water with drink < 9 -> drink to the full (hysteresis for rule 4).
-4. needs: drink <= 4 -> nearest water; food <= 4 -> a ripe plant or the nearest cow; energy <= 2
-   -> sleep in a shelter (most urgent first). At night (daylight < 0.35, when crafter's zombies
-   swarm the grass) or at health <= 4 -> hide in a shelter, asleep when energy is not full; a
-   player inside a shelter stays while health < 8 or a zombie is within 4 cells, and then
-   leaves it only for drink or food <= 2. At dusk (daylight < 0.7, fading) drink <= 6 or
-   food <= 5 -> fill up before the night.
-5. arm: standing by a table with no sword and wood beyond the plan's budget -> a wood sword (a
+3. dodge: an arrow flying at the player within 4 cells -> step aside (a free cell with no zombie
+   next to it), else, facing it, place a stone in its way.
+4. keep drinking: facing water with drink < 9 -> drink to the full (hysteresis for rule 5).
+5. needs: drink <= 4 -> nearest water; food <= 4 -> a ripe plant or the nearest cow (any cow on
+   the map at food <= 1); energy <= 2 -> sleep in a shelter (most urgent first). In the dark
+   (daylight < 0.5, when crafter keeps 2-3 zombies a grass chunk, or rising below 0.85, before
+   its despawning clears the night's zombies) drink and food wait until 0 and health <= 6: a
+   wait costs a health point in 16 steps, a zombie's strike 2. At dusk (daylight < 0.8,
+   fading; not from a shelter at health <= 6) drink <= 7 or food <= 6 -> fill up before the
+   night (a cow within 20 steps). At night or at health <= 6 -> hide in a shelter, asleep
+   when energy is not full; a player inside a shelter stays while health < 8, in the dark or
+   while a zombie is within 4 cells (by day it leaves at drink or food 0).
+6. arm: standing by a table with no sword and wood beyond the plan's budget -> a wood sword (a
    zombie then falls before its second strike).
-6. stock up: when a tree / stone / coal / iron the remaining plan needs is within 6 steps and the
+7. stock up: when a tree / stone / coal / iron the remaining plan needs is within 6 steps and the
    inventory is below the plan's budget (``budget``), take it (saves return trips).
-7. the goal, through the tech tree (``achieve``): collect with the right pickaxe, place, make next
+8. the goal, through the tech tree (``achieve``): collect with the right pickaxe, place, make next
    to a table (and furnace), hunt cows / zombies / skeletons, plant and guard a sapling, sleep.
    Tools, materials and stations it lacks are obtained first, recursively; a table or furnace is
    placed anew when none is within 25 steps of route.
-8. after the goal (only when the episode goes on, ``end_on_success=False``): the same for every
-   achievement still locked, in ``CURRICULUM`` order; then rest ("Noop", or sleep when tired).
+9. after the goal (only when the episode goes on, ``end_on_success=False``): the same for every
+   achievement still locked, in ``CURRICULUM`` order; then rest in a shelter (or nap, or "Noop").
 
 Movement: a shortest route over (cell, facing) states (``navigation.search``) through free cells
-(+4 per cell next to a zombie unless hunting zombies), clearing minable cells on the way (cost 3:
+(+4 per cell next to a zombie unless hunting zombies, and per cell an arrow may cross soon:
+``Scene.line_of_fire``), clearing minable cells on the way (cost 3:
 trees, and stone / coal / iron / diamond the player's pickaxe can take), never into lava.
 
 Shelter (to sleep, to hide): two cells P, F = P + d walled on five sides, entered from
 B = P - d; the route clears P and F, steps into F, back into P (now facing B) and places a stone
 on B. Preferred, in order: one within 15 steps of route (by water first: drinking from inside
-saves a trip out at night), one walled in on open ground with the stones held (``build_shelter``),
-one within 40 steps. Walls are cells no creature crosses; water and lava count only with no
-skeleton near, since arrows fly over them. A pocket of at most 12 walkable cells closer than
+saves a trip out at night), one walled in on open ground with the stones held (``build_shelter``,
+walking only, so that no route mines the stones just placed), one within 40 steps. Walls are
+cells no creature crosses; water and lava count only with no skeleton near, since arrows fly over
+them. A pocket of at most 12 walkable cells closer than
 crafter's spawn distance with no hostile in it counts as a shelter as it is. In bright daylight
 with no hostile within 12 cells, a short nap (energy >= 6, over by the end of the day) is taken
 in the open.
@@ -53,7 +60,7 @@ from ..base import ExpertError
 from .actions import MOVES
 from .navigation import AT_GOAL, DO, Route, facing_goal, near, neighbours4, search, standing_goal
 from .rules import ACHIEVEMENTS, ITEM_MAX, MAKE, PLACE, REQUIRES, SOURCE, SWORD_DAMAGE, prerequisites
-from .scene import HOSTILE, Scene, cell, daylight, manhattan
+from .scene import HOSTILE, Scene, cell, dawning, daylight, manhattan
 from .world import World
 
 CURRICULUM = (
@@ -62,13 +69,18 @@ CURRICULUM = (
     "make_stone_sword", "place_furnace", "collect_coal", "wake_up", "defeat_zombie", "collect_iron",
     "make_iron_pickaxe", "make_iron_sword", "collect_diamond", "defeat_skeleton", "eat_plant",
 )  # fmt: skip
-DRINK_LOW, FOOD_LOW, ENERGY_LOW, HEALTH_LOW = 4, 4, 2, 4
+DRINK_LOW, FOOD_LOW, ENERGY_LOW, HEALTH_LOW = 4, 4, 2, 6
 HEALTH_SAFE = 8  # a player hiding for its health leaves the shelter at this health
-NIGHT = 0.35  # daylight below which the expert hides in a shelter (crafter's zombies swarm)
+NIGHT = 0.5  # daylight below which the expert hides in a shelter (crafter keeps 2-3 zombies a chunk)
+DAWN = 0.85  # rising daylight below which a sheltered player stays in (the night's zombies linger
+# until crafter's despawning clears them above daylight ~0.834)
 SIEGE = 4  # a zombie this near keeps a sheltered player inside (unless drink or food is dire)
 NEAR_SHELTER, BUILD_RADIUS = 15, 6  # a shelter this near beats walling one in within this radius
-DIRE = (2, 2)  # drink, food at which a sheltered player leaves at night or with zombies near
-DUSK, DUSK_LOW = 0.7, (6, 5)  # fading daylight: drink / eat up to these before the night
+DIRE = (0, 0)  # drink, food at which a player in the dark or besieged goes out (at night: once
+# at HEALTH_LOW too)
+DUSK, DUSK_LOW = 0.8, (7, 6)  # fading daylight: drink / eat up to these before the night
+DUSK_REACH = 20  # route cost within which a cow is hunted to fill up at dusk
+ARROW_REACH = 4  # an arrow flying at the player from this near is dodged
 MINE_COST = 3  # "Do" + the move, +1 so that walking around is preferred at equal length
 ZOMBIE_PENALTY = 4
 STATION_REACH = 25  # route cost beyond which a new table / furnace is placed
@@ -77,6 +89,7 @@ HUNT_REACH = {"cow": 80, "zombie": 40, "skeleton": 80}
 HUNT_HEALTH = {"cow": 0, "zombie": 5, "skeleton": 6}
 NAP_DAYLIGHT = 0.85  # crafter spawns no zombie above daylight ~0.834
 KIT = ("wood_pickaxe", "wood_sword")  # held before a long wait (a plant ripening, a nap to come)
+PLANT_GROWS = 18  # crafter updates objects (a plant ripening) closer than this to the player
 PLANT_STONES = 5  # stones held before planting: up to 3 guard stones, a shelter's closing stone
 WAITS = ("wake_up", "eat_cow", "defeat_zombie", "defeat_skeleton", "eat_plant")
 assert sorted(CURRICULUM) == sorted(ACHIEVEMENTS), "the curriculum lists every achievement once"
@@ -107,17 +120,18 @@ class Planner:
         else:
             self.plan = [a for a in CURRICULUM if done[a] == 0]
         self.mine = np.where(scene.minable(), MINE_COST, 0)
+        self.no_mine = np.zeros_like(self.mine)
         enter = scene.free.astype(np.int64)
         enter[scene.pos] = 1
         enter[scene.is_("lava")] = -1
         self.enter_plain = enter
-        danger = neighbours4(scene.mask_of(scene.creatures["zombie"])) & (enter > 0)
+        danger = (neighbours4(scene.mask_of(scene.creatures["zombie"])) | scene.line_of_fire()) & (enter > 0)
         self.enter = enter + ZOMBIE_PENALTY * danger
 
     # -- the rule list ------------------------------------------------------------------------
 
     def act(self) -> str:
-        for rule in (self.asleep, self.fight, self.keep_drinking, self.needs, self.arm):
+        for rule in (self.asleep, self.fight, self.dodge, self.keep_drinking, self.needs, self.arm):
             action = rule()
             if action:
                 return action
@@ -143,6 +157,27 @@ class Planner:
             return None
         return "Do" if s.facing in hostile else MOVES[hostile[0]]
 
+    def dodge(self) -> str | None:
+        """An arrow flying at the player along a free line within ``ARROW_REACH`` cells: step
+        aside into a free cell with no zombie next to it, else (facing the arrow) put a stone in
+        its way. Crafter's arrows fly straight, one cell a step, and hit what is in front."""
+        s = self.s
+        for arrow in s.creatures["arrow"]:
+            (ax, ay), (fx, fy) = cell(arrow), (int(arrow.facing[0]), int(arrow.facing[1]))
+            k = (s.pos[0] - ax) * fx + (s.pos[1] - ay) * fy
+            if not 0 < k <= ARROW_REACH or (s.pos[0] - ax, s.pos[1] - ay) != (k * fx, k * fy):
+                continue
+            line = [(ax + i * fx, ay + i * fy) for i in range(1, k)]
+            if any(not s.passable_by_arrows[c] or s.objmap[c] for c in line):
+                continue
+            for d in ((2, 3) if fx else (0, 1)):
+                side = s.ahead(s.pos, d)
+                if s.inside(side) and self.enter[side] == 1:
+                    return MOVES[d]
+            if s.front == (s.pos[0] - fx, s.pos[1] - fy) and s.free[s.front] and self.inv["stone"] >= 1:
+                return "Place Stone"
+        return None
+
     def keep_drinking(self) -> str | None:
         s = self.s
         return "Do" if s.material(s.front) == "water" and self.inv["drink"] < ITEM_MAX["drink"] else None
@@ -150,9 +185,14 @@ class Planner:
     def needs(self) -> str | None:
         inv, s = self.inv, self.s
         night, inside = s.daylight < NIGHT, s.enclosed
+        dawn = dawning(s.step) and s.daylight < DAWN
         zombies_near = any(manhattan(s.pos, cell(z)) <= SIEGE for z in s.creatures["zombie"])
-        besieged = inside and (night or zombies_near)
-        low = DIRE if besieged else (DRINK_LOW, FOOD_LOW)  # leave a shelter only when dire
+        besieged = inside and (night or dawn or zombies_near)
+        low = (DRINK_LOW, FOOD_LOW)
+        if night or dawn:  # waiting costs a health point in 16 steps, a zombie's strike 2
+            low = DIRE if s.player.health <= HEALTH_LOW else (-1, -1)  # (-1, -1): no trip out
+        elif besieged:  # by day the zombies outside stay: better met at full health
+            low = DIRE
         urgent = []
         if inv["drink"] <= low[0]:
             urgent.append((inv["drink"], 0, self.drink))
@@ -164,15 +204,18 @@ class Planner:
             action = rule()
             if action:
                 return action
+        healthy = not inside or s.player.health > HEALTH_LOW
+        if not (night or besieged) and healthy and s.daylight < DUSK and not dawning(s.step):  # fill up
+            if inv["drink"] <= DUSK_LOW[0]:
+                return self.drink()
+            if inv["food"] <= DUSK_LOW[1]:
+                action = self.eat(limit=DUSK_REACH)
+                if action:
+                    return action
         if night or s.player.health <= HEALTH_LOW:
             return self.hide(limit=40)
         if besieged or (inside and s.player.health < HEALTH_SAFE):  # out once healed and clear
             return self.hide(limit=0)
-        if s.daylight < DUSK and (s.step % 300) < 210:  # the light is fading: fill up first
-            if inv["drink"] <= DUSK_LOW[0]:
-                return self.drink()
-            if inv["food"] <= DUSK_LOW[1]:
-                return self.eat()
         return None
 
     def arm(self) -> str | None:
@@ -282,19 +325,21 @@ class Planner:
         stone = PLACE["furnace"]["uses"]["stone"] + spec["uses"].get("stone", 0)
         return self.collect("stone") if self.inv["stone"] < stone else self.place("furnace")
 
-    def hunt(self, kind: str) -> str | None:
+    def hunt(self, kind: str, limit: int | None = None) -> str | None:
         objs = self.s.creatures[kind]
         if not objs or self.s.player.health < HUNT_HEALTH[kind]:
             return None
         enter = self.enter_plain if kind == "zombie" else self.enter
-        return self.go(facing_goal(self.s.mask_of(objs)), "Do", limit=HUNT_REACH[kind], enter=enter)
+        limit = HUNT_REACH[kind] if limit is None else limit
+        return self.go(facing_goal(self.s.mask_of(objs)), "Do", limit=limit, enter=enter)
 
     def eat_plant(self) -> str | None:
         """Eat a ripe plant. Else, with a pickaxe and a sword for the long wait, guard the nearest
         plant (a stone on each free side, so no creature can stand next to it: crafter's plants
-        die next to a cow / zombie / skeleton) and stay within 8 cells while it ripens (it only
-        grows while the player is within 18); with no plant near, plant a sapling on grass
-        within 6 cells of a shelter, so the night can be spent close to it."""
+        die next to a cow / zombie / skeleton) and wait while it ripens in a shelter closer than
+        18 cells (it only grows while the player is that near), else within 8 cells, getting into
+        a shelter there; with no plant near, plant a sapling on grass within 6 cells of a shelter,
+        so the night can be spent close to it."""
         s = self.s
         ripe = [p for p in s.creatures["plant"] if p.ripe]
         if ripe:
@@ -311,9 +356,11 @@ class Planner:
             if self.inv["stone"] < 1:
                 return self.collect("stone")
             return self.go(facing_goal(open_sides), "Place Stone", limit=30)
+        if s.enclosed and manhattan(s.pos, where) < PLANT_GROWS:
+            return self.hide(limit=0)
         if manhattan(s.pos, where) > 8:
             return self.go(standing_goal(near(near(near(s.mask_of([plant]))))), "Noop", limit=40)
-        return self.rest()
+        return self.shelter(8) or self.build_shelter() or self.rest()
 
     def plant_sapling(self) -> str | None:
         s = self.s
@@ -332,13 +379,15 @@ class Planner:
     def drink(self) -> str | None:
         return self.go(facing_goal(self.s.is_("water")), "Do")
 
-    def eat(self) -> str | None:
+    def eat(self, limit: int | None = None) -> str | None:
         ripe = [p for p in self.s.creatures["plant"] if p.ripe]
         if ripe:
             action = self.go(facing_goal(self.s.mask_of(ripe)), "Do", limit=20)
             if action:
                 return action
-        return self.hunt("cow")
+        if limit is None and self.inv["food"] <= 1:  # starving: any cow on the map
+            limit = 1 << 20
+        return self.hunt("cow", limit)
 
     def sleep(self, nap: bool, limit: int = 60) -> str | None:
         """Sleep where it is safe: in a shelter (built on the way, see the module docstring), or
@@ -347,16 +396,18 @@ class Planner:
             return None
         if self.s.enclosed:
             return "Sleep"
-        action = self.shelter(limit)
-        if action:
-            return action
-        return "Sleep" if nap and self.nap_safe() else None
+        return self.get_in(limit) or ("Sleep" if nap and self.nap_safe() else None)
 
     def hide(self, limit: int) -> str | None:
         """Stay in a shelter (asleep when energy is not full), or get into one: a near one, else
         wall one in with stones here, else one within ``limit``."""
         if self.s.enclosed:
             return "Sleep" if self.inv["energy"] < ITEM_MAX["energy"] else "Noop"
+        return self.get_in(limit)
+
+    def get_in(self, limit: int) -> str | None:
+        """The next action into a shelter: a near one, else one walled in here, else one within
+        ``limit``."""
         return self.shelter(min(limit, NEAR_SHELTER)) or self.build_shelter() or self.shelter(limit)
 
     def build_shelter(self) -> str | None:
@@ -365,7 +416,8 @@ class Planner:
         walls = self.s.unfinished_shelter(self.inv["stone"], BUILD_RADIUS)
         if walls is None:
             return None
-        return self.go(facing_goal(walls), "Place Stone", limit=2 * BUILD_RADIUS)
+        # walking only: a route that mines would take back the stones just placed
+        return self.go(facing_goal(walls), "Place Stone", limit=2 * BUILD_RADIUS, mine=self.no_mine)
 
     def shelter(self, limit: int) -> str | None:
         """The next action toward a closed two-cell shelter within ``limit`` route cost, one by
@@ -382,7 +434,9 @@ class Planner:
             return None
         if route.action != AT_GOAL:
             return self._step(route)
-        return "Place Stone" if s.free[s.front] and self.inv["stone"] >= 1 else "Do"
+        if s.free[s.front] and self.inv["stone"] < 1:  # nothing to close it with: dig a stone first
+            return self.collect("stone")
+        return "Place Stone" if s.free[s.front] else "Do"
 
     def _digs_stone(self, pocket: np.ndarray) -> np.ndarray:
         """Goal cells whose pocket holds stone to dig (a rough test: stone within the pocket
@@ -415,7 +469,8 @@ class Planner:
         return self.collect("stone") if self.inv["stone"] < 2 else None
 
     def rest(self) -> str:
-        return self.sleep(nap=True) or "Noop"
+        """Nothing left to do now: wait in a shelter, else nap in bright daylight, else "Noop"."""
+        return self.hide(limit=40) or self.sleep(nap=True) or "Noop"
 
     def stuck(self, goal: str) -> str:
         """No action toward the goal: wait where the world may still provide, else an error."""
@@ -442,10 +497,10 @@ class Planner:
     def _step(self, route: Route) -> str:
         return "Do" if route.action == DO else MOVES[route.action]
 
-    def go(self, goal: np.ndarray, act: str, limit: int = 1 << 20, *, enter=None) -> str | None:
+    def go(self, goal: np.ndarray, act: str, limit: int = 1 << 20, *, enter=None, mine=None) -> str | None:
         """The next action toward the nearest goal state, ``act`` once there; ``None`` if none is
         within ``limit``."""
-        route = self.route(goal, limit, enter=enter)
+        route = self.route(goal, limit, enter=enter, mine=mine)
         if route is None:
             return None
         return act if route.action == AT_GOAL else self._step(route)

@@ -26,6 +26,7 @@ PLACE_STONE_ON = tuple(PLACE["stone"]["where"])
 RIPE_AFTER = 300
 POCKET_MAX = 12  # cells of a pocket that counts as a shelter
 SKELETON_RANGE = 12  # a skeleton this near (Manhattan) makes water and lava walls that arrows cross
+ARROW_RANGE = 5  # crafter's skeletons shoot at a player this near (Manhattan)
 SPAWN_DISTANCE = 6  # crafter spawns zombies at least 6 cells (Manhattan) from the player
 
 
@@ -33,6 +34,12 @@ def daylight(step: int) -> float:
     """crafter's daylight at a step (``Env._update_time``): 1 at noon, 0 at midnight, period 300."""
     progress = (step / 300) % 1 + 0.3
     return 1 - abs(math.cos(math.pi * progress)) ** 3
+
+
+def dawning(step: int) -> bool:
+    """Whether crafter's daylight is rising at a step: from midnight (step 210 of each 300) to
+    noon (step 60)."""
+    return not 60 <= step % 300 < 210
 
 
 def cell(obj: Any) -> tuple[int, int]:
@@ -73,7 +80,8 @@ class Scene:
         self.skeleton_near = any(
             manhattan(self.pos, cell(o)) <= SKELETON_RANGE for o in self.creatures["skeleton"]
         )
-        self.passable = self.walkable | self.is_("water", "lava") if self.skeleton_near else self.walkable
+        self.passable_by_arrows = self.walkable | self.is_("water", "lava")
+        self.passable = self.passable_by_arrows if self.skeleton_near else self.walkable
 
     # -- cells ---------------------------------------------------------------------------------
 
@@ -138,6 +146,24 @@ class Scene:
         return [o for o in self.hostiles() if manhattan(self.pos, cell(o)) <= radius]
 
     # -- safety -------------------------------------------------------------------------------
+
+    def line_of_fire(self) -> np.ndarray:
+        """Cells an arrow may cross soon: up to ``ARROW_RANGE`` cells along the row and column of
+        each skeleton within ``SKELETON_RANGE`` of the player (crafter's skeletons shoot at a
+        player within 5 cells, along one axis) and ahead of each arrow in flight (it flies
+        straight, a cell a step), over cells an arrow crosses."""
+        out = np.zeros(self.shape, dtype=bool)
+        rays = [(cell(a), DIR_OF[(int(a.facing[0]), int(a.facing[1]))]) for a in self.creatures["arrow"]]
+        for sk in self.creatures["skeleton"]:
+            if manhattan(self.pos, cell(sk)) <= SKELETON_RANGE:
+                rays += [(cell(sk), d) for d in range(4)]
+        for c, d in rays:
+            for _ in range(ARROW_RANGE):
+                c = self.ahead(c, d)
+                if not self.inside(c) or not self.passable_by_arrows[c] or (self.objmap[c] and c != self.pos):
+                    break
+                out[c] = True
+        return out
 
     @functools.cached_property
     def enclosed(self) -> bool:

@@ -6,6 +6,13 @@ Why a subclass of ``crafter.Env`` (crafter 1.8.3):
   addresses; replaying seed + actions then diverges after a few dozen steps. ``World`` sorts the
   candidates by position (one creature per cell, so the order is total) before drawing the
   index, with the same random draws in the same order as crafter, so the dynamics are crafter's.
+- The world's generator feeds one more consumer in crafter: its renderer draws the night noise
+  (``engine.LocalView._noise``: 63 x 49 uniforms per frame while daylight < 0.5, steps 148-272
+  of every 300) from ``World.random``, so under crafter's own ``Env`` every draw after the first
+  night frame comes out of another place in the stream. ``World`` renders nothing and draws no
+  noise: its world equals crafter's by day only, and equals ``ExactEnv``'s (crafter's ``Env``,
+  pixels and all, with this despawn order and the noise on a generator of its own) at every
+  step (``tests/test_crafter.py``; 2,000 steps: ``benchmarks/bench_crafter_world.py``).
 - The other sources were checked and are deterministic: the world seed is
   ``hash((seed, episode))`` of ints (not salted by PYTHONHASHSEED); objects update in the order
   of ``World._objects`` (a list); chunks are balanced in the insertion order of a dict; every
@@ -142,6 +149,34 @@ class World(crafter.Env):
             w._obj_map.tobytes(),
             (kind, keys.tobytes(), int(pos), int(has_gauss), float(gauss)),
         )
+
+
+class ExactEnv(crafter.Env):
+    """crafter's own ``Env`` (pixels, semantic view, reward, ``done``) patched as ``World`` is:
+    creatures despawn in ``World``'s order, and the renderer's night noise is drawn from a
+    generator of its own, seeded by (seed, episode), instead of from the world's. Its world is
+    ``World``'s step for step for the same seed and actions (module docstring)."""
+
+    _balance_object = World._balance_object
+    state_key = World.state_key
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._noise_random = np.random.RandomState(0)
+        self._local_view._noise = self._night_noise  # the instance's, over crafter's method
+
+    def reset(self) -> np.ndarray:
+        self._noise_random = np.random.RandomState([self._seed % 2**32, self._episode + 1])
+        return super().reset()
+
+    def _night_noise(self, *args: Any) -> np.ndarray:
+        """crafter's ``LocalView._noise``, its draws taken from this env's noise generator."""
+        world = self._world
+        kept, world.random = world.random, self._noise_random
+        try:
+            return engine.LocalView._noise(self._local_view, *args)
+        finally:
+            world.random = kept
 
 
 def _object_fields(o: Any) -> tuple:
