@@ -364,13 +364,15 @@ def test_signal_costs_count_what_each_signal_read():
 
 
 def test_fresh_value_rollouts_play_the_base_student(tiny_student):
-    from teachable.selection import _play
+    from teachable.selection import _play, base_student
 
     cands = _labeled_advice(_candidates().head(1))
     cfg = {"seed": 0, "student": {"temperature": 1.0}, "env": {"id": "BabyAI-GoToLocal-v0", "history_len": 2,
                                                               "max_steps": 4}}  # fmt: skip
     specs = value_specs(cands, "demo", 2, 0)
-    outs = _play(specs, str(tiny_student), cfg, "test", progress=False)
+    with base_student(str(tiny_student), cfg) as policy:
+        outs = _play(specs, policy, cfg, "test", progress=False)
     rec = value_rollouts(cands, "demo", outs)
     assert rec["n_per_snapshot"] == 2 and all(set(s["y_format"]) <= {0.0, 1.0} for s in rec["snapshots"])
-    assert value_rollouts(cands, "demo", _play(specs, str(tiny_student), cfg, "test", progress=False)) == rec
+    with base_student(str(tiny_student), cfg) as policy:
+        assert value_rollouts(cands, "demo", _play(specs, policy, cfg, "test", progress=False)) == rec

@@ -55,6 +55,7 @@ bootstrap over eval tasks, ``evaluation_tables``' rules):
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 import logging
 from pathlib import Path
 from typing import Any
@@ -246,17 +247,24 @@ def set_value(rec: dict, bs: ClusterBootstrap) -> dict[str, Any]:
                       "percentile bootstrap over tasks"}  # fmt: skip
 
 
-def _play(specs: list, model_dir, cfg: dict, desc: str, progress: bool) -> dict:
-    """The base student plays ``specs``: ``labeling.outcomes`` of the results."""
-    from .labeling import outcomes
+@contextmanager
+def base_student(model_dir, cfg: dict):
+    """The base student of a Phase 5 job, loaded once for all its fresh rollouts, closed after."""
     from .policies import make_student
-    from .rollouts import study_rollouts
 
     policy = make_student(cfg["student"], model_dir, env_id=cfg["env"]["id"])
     try:
-        return outcomes(study_rollouts(specs, policy, cfg, desc=desc, progress=progress))
+        yield policy
     finally:
         policy.close()
+
+
+def _play(specs: list, policy, cfg: dict, desc: str, progress: bool) -> dict:
+    """``policy`` (``base_student``) plays ``specs``: ``labeling.outcomes`` of the results."""
+    from .labeling import outcomes
+    from .rollouts import study_rollouts
+
+    return outcomes(study_rollouts(specs, policy, cfg, desc=desc, progress=progress))
 
 
 # ------------------------------------------------------------------------------------ one job
@@ -281,17 +289,18 @@ def train_selected(method: str, labeled_path, heldout_path, plan_path, model_dir
     cands = candidates(labeled, read_doc(heldout_path, HELDOUT))
     k, fmt = budget(p5, len(cands)), p5["format"]
     eq_n = eq = fit = None
-    if method == "LEARNABILITY_EQ":
-        eq_n = oracle_rollouts(cands)
-        eq = _play(eq_specs(cands, eq_n, seed), model_dir, cfg, "phase5 LEARNABILITY_EQ rollouts", progress)
-        eq = {sid: eq[(sid, "policy")] for sid in cands["snapshot_id"]}
     if method == "PREDICTOR" and predictor_dir is not None:
         from .predictor import load_crossfit_predictor
 
         fit = labeled[labeled["task_id"].astype(str).isin(load_crossfit_predictor(predictor_dir).fold_of_task)]
-    chosen = select(cands, method, k, seed, fmt=fmt, predictor_dir=predictor_dir, eq_outcomes=eq)
-    outs = _play(value_specs(chosen, fmt, int(p5["value_rollouts"]), seed), model_dir, cfg,
-                 f"phase5 {method} value rollouts", progress)  # fmt: skip
+    with base_student(model_dir, cfg) as policy:
+        if method == "LEARNABILITY_EQ":
+            eq_n = oracle_rollouts(cands)
+            eq = _play(eq_specs(cands, eq_n, seed), policy, cfg, "phase5 LEARNABILITY_EQ rollouts", progress)
+            eq = {sid: eq[(sid, "policy")] for sid in cands["snapshot_id"]}
+        chosen = select(cands, method, k, seed, fmt=fmt, predictor_dir=predictor_dir, eq_outcomes=eq)
+        outs = _play(value_specs(chosen, fmt, int(p5["value_rollouts"]), seed), policy, cfg,
+                     f"phase5 {method} value rollouts", progress)  # fmt: skip
     out_dir = Path(out_dir)
     oracle_ids = set(select(cands, "ORACLE", k, seed, fmt=fmt)["snapshot_id"])
     sel = {
