@@ -221,3 +221,17 @@ def test_bonferroni_widens_intervals():
     one = cluster_bootstrap_rate(sums, counts, 0.95, 2000, 0)
     sim = cluster_bootstrap_rate(sums, counts, bonferroni_confidence(0.95, 14), 2000, 0)
     assert sim["lo"] < one["lo"] and sim["hi"] > one["hi"]
+
+
+def test_rate_of_single_trials_is_exact_at_zero_and_n():
+    """One 0/1 value per cluster: Clopper-Pearson, so 0 / 10 is not the bootstrap's [0, 0]."""
+    from teachable.stats import ClusterBootstrap
+
+    bs = ClusterBootstrap(0.95, 500, 0)
+    r = bs.rate(np.zeros(10), np.arange(10))
+    assert r["value"] == 0 and r["lo"] == 0 and r["hi"] == pytest.approx(0.3085, abs=1e-3)
+    r = bs.rate(np.ones(10), np.arange(10))
+    assert r["lo"] == pytest.approx(0.6915, abs=1e-3) and r["hi"] == 1
+    # several rollouts per task stay a cluster bootstrap (the exact interval would ignore clustering)
+    r = bs.rate(np.zeros(10), np.repeat(np.arange(5), 2))
+    assert r["lo"] == r["hi"] == 0

@@ -300,9 +300,16 @@ class ClusterBootstrap:
             raise ValueError(f"n_bootstrap={self.n_resamples!r} must be a positive integer")
 
     def rate(self, values, clusters) -> dict:
-        """Mean of the finite ``values`` with its interval over ``clusters``."""
+        """Mean of the finite ``values`` with its interval over ``clusters``. Where the values are
+        0/1 and every cluster holds one of them (independent trials: a bench's one rollout per
+        task), the interval is the exact Clopper-Pearson one: the percentile bootstrap collapses at
+        0 or n successes (0 / 10 would read [0, 0])."""
         cs = cluster_sums(values, clusters)
-        return cluster_bootstrap_rate(cs["sum"], cs["count"], self.confidence, int(self.n_resamples), self.seed)
+        out = cluster_bootstrap_rate(cs["sum"], cs["count"], self.confidence, int(self.n_resamples), self.seed)
+        if len(cs) and (cs["count"] == 1).all() and cs["sum"].isin((0.0, 1.0)).all():
+            lo, hi = clopper_pearson(int(cs["sum"].sum()), len(cs), 1 - self.confidence)
+            out = {**out, "lo": float(lo), "hi": float(hi), "reason": None}
+        return out
 
     def diff(self, values_a, clusters_a, values_b, clusters_b, paired: bool = True) -> dict:
         """mean(a) - mean(b). Paired: over the clusters both have a finite value in (resampled
