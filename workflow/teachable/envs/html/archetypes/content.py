@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from .base import (CITIES, MONTHS, PRODUCTS, SUPPLIERS, Draft, archetype, code, g_attr, g_json, g_text, g_texts,
-                   money, page, parse_number, person, pick, program, read_list)
+                   money, page, parse_number, person, pick, program)
 
 
 # ----------------------------------------------------------------------------- normalisation

@@ -49,13 +49,9 @@ def table_column(rng):
 
 
 def _read_argmax(outs):
-    names, values = (eval_list(line) for line in outs[-1].split("\n"))
+    names, values = (read_list([line]) for line in outs[-1].split("\n"))
     nums = [parse_number(v) for v in values]
     return names[nums.index(max(nums))]
-
-
-def eval_list(line):
-    return read_list([line])
 
 
 @archetype("table_argmax", "tables", "hard",
@@ -81,8 +77,8 @@ def table_argmax(rng):
            norm="number", mvp=True)
 def card_price(rng):
     names = pick(rng, PRODUCTS, 3)
-    prices = [(money(rng, 20, 150), None) for _ in names]
-    prices = [(was, round(was * rng.choice((0.6, 0.75, 0.8, 0.9)), 2)) for was, _ in prices]
+    was = [money(rng, 20, 150) for _ in names]
+    prices = [(w, round(w * rng.choice((0.6, 0.75, 0.8, 0.9)), 2)) for w in was]
     cards = "".join(f"<article class=\"card\"><h3>{n}</h3><s class=\"was\">${w:.2f}</s> <b class=\"now\">${p:.2f}</b>"
                     "</article>" for n, (w, p) in zip(names, prices))
     i = rng.randrange(3)
