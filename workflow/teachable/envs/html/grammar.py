@@ -39,6 +39,7 @@ bench_html_grammar.py measures the identity and the speed (benchmarks/README.md)
 from __future__ import annotations
 
 import ast
+import collections
 import functools
 import importlib.metadata
 import importlib.util
@@ -418,8 +419,8 @@ def menu_programs(html: str, limit: int = 64) -> tuple[str, ...]:
     classes = dict.fromkeys(c for t in tags for c in t.get("class") or () if _CSS_NAME.fullmatch(c))
     for c in classes:
         exprs += [GExpr("texts", f".{c}"), GExpr("count", f".{c}")]
-    names = [t.name for t in tags if t.name not in ("html", "head", "body", "meta", "script", "style", "link")]
-    for name in dict.fromkeys(n for n in names if names.count(n) > 1 and _CSS_NAME.fullmatch(n)):
+    names = collections.Counter(t.name for t in tags if t.name not in ("html", "head", "body", "meta", "script", "style", "link"))
+    for name in (n for n, count in names.items() if count > 1 and _CSS_NAME.fullmatch(n)):
         exprs += [GExpr("count", name), GExpr("texts", name)]
     for css, attr in (("a[href]", "href"), ("img[src]", "src"), ("img[alt]", "alt"), ("input[name]", "name"),
                       ("input[value]", "value")):  # fmt: skip
