@@ -34,7 +34,9 @@ file whose text differs from the sandbox's; a warning (parse or selector: the sa
 on stderr); a chained exception, a RecursionError or MemoryError; an exception inside the
 comprehension; a lone surrogate printed; output over ``output_bytes``; a page over
 ``memory_mb`` KiB or parse + run over ``TIME_SHARE`` of ``timeout_s``. benchmarks/
-bench_html_grammar.py measures the identity and the speed (benchmarks/README.md)."""
+bench_html_grammar.py measures the identity and the speed (benchmarks/README.md). A cached
+page's soup is shared and only read; warnings are caught with ``warnings.catch_warnings``,
+which is process-wide: call it from one thread at a time."""
 
 from __future__ import annotations
 
