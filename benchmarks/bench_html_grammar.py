@@ -11,7 +11,8 @@ interpreter left to the sandbox (None), every mismatch, the errors met by kind, 
 seconds with a 95 % distribution-free interval (scipy.stats.quantile_test's order statistics):
 per sandbox call, per program in process on a page already parsed, and per page's first
 program (the parse included). Sandbox calls run one at a time unless --workers says otherwise.
-Needs `make sandbox`.
+With --tasks N the pairs are instead the first N tasks of --env-id (seeds 0..N-1): each task's
+reference programs (the oracle's tool calls) and two programs of its page's menu. Needs `make sandbox`.
 
     PYTHONPATH=workflow nice -n 10 .venv/bin/python benchmarks/bench_html_grammar.py --pages 30 --per-page 8
 """
@@ -40,11 +41,28 @@ def median_ci(seconds: list[float]) -> str:
     return f"median {med * 1e3:.3f} ms [{ci.low * 1e3:.3f}, {ci.high * 1e3:.3f}] (n = {len(seconds)})"
 
 
+def task_pairs(env_id: str, n: int) -> list[tuple[str, str]]:
+    """Every reference program of the first ``n`` tasks of ``env_id`` and the first and last
+    program of each page's menu."""
+    from teachable.envs.html.grammar import menu_programs
+    from teachable.envs.html.tasks import make_task
+
+    out = []
+    for seed in range(n):
+        t = make_task(env_id, seed)
+        menu = menu_programs(t.html)
+        out += [(t.html, code) for code in (*t.reference_calls, *dict.fromkeys(menu[:1] + menu[-1:]))]
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pages", type=int, default=30, help="seeded pages (default %(default)s)")
     ap.add_argument("--per-page", type=int, default=8, help="programs per page (default %(default)s)")
     ap.add_argument("--seed", type=int, default=7, help="the pairs' seed (default %(default)s)")
+    ap.add_argument("--tasks", type=int, default=0,
+                    help="use the first N tasks of --env-id instead of seeded pages (default: seeded pages)")
+    ap.add_argument("--env-id", default="HTMLExtract-v0", help="the tasks' id with --tasks (default %(default)s)")
     ap.add_argument("--workers", type=int, default=1, help="sandboxes at once (default %(default)s)")
     args = ap.parse_args(argv)
 
@@ -53,9 +71,14 @@ def main(argv=None) -> int:
     from teachable.envs.html import grammar as G
     from teachable.envs.html.sandbox import run_sandboxed
 
-    cases = pairs(args.pages, args.per_page, seed=args.seed)
-    print(f"{len(cases)} (page, program) pairs on {args.pages} pages, seed {args.seed}; load average "
-          f"{os.getloadavg()[0]:.1f}")  # fmt: skip
+    if args.tasks:
+        cases = task_pairs(args.env_id, args.tasks)
+        print(f"{len(cases)} (page, program) pairs on {args.tasks} {args.env_id} tasks; load average "
+              f"{os.getloadavg()[0]:.1f}")  # fmt: skip
+    else:
+        cases = pairs(args.pages, args.per_page, seed=args.seed)
+        print(f"{len(cases)} (page, program) pairs on {args.pages} pages, seed {args.seed}; load average "
+              f"{os.getloadavg()[0]:.1f}")  # fmt: skip
 
     def sandboxed(case):
         t0 = time.perf_counter()
