@@ -19,6 +19,7 @@ import pytest
 
 from teachable.envs.html import grading as G
 from teachable.envs.html import tasks as T
+from teachable.envs.html.grammar import run_in_process
 from teachable.envs.html.sandbox import run_sandboxed
 
 ISSUE_CATEGORIES = {"tables", "cards", "navigation", "attributes", "normalisation", "malformed", "jsonld", "multipage",
@@ -162,6 +163,8 @@ def _outputs(t: T.Task) -> list[str]:
     for c in t.reference_calls:
         r = run_sandboxed(c, t.html)
         assert r.exit_code == 0 and r.error is None, (t.archetype, t.seed, c, r.error, r.stderr)
+        # the oracle runs them in process (grammar.run_in_process): byte-identical to the sandbox
+        assert run_in_process(c, t.html) == {**r.as_dict(), "seconds": 0.0}, (t.archetype, t.seed, c)
         assert r.stdout.endswith("\n")
         outs.append(r.stdout[:-1])
     return outs
