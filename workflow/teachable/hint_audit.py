@@ -7,7 +7,7 @@ the rows:
   actions, by the env family's action vocabulary (``teachers.base.named_actions`` with
   ``ActionSpace.mentions``, the check every teacher passes), and up to five examples.
 - five cross-validated accuracies of predicting ``suggested_action`` (its family's
-  ``ActionSpace.audit_label``: the action itself for BabyAI and Crafter), out of fold, over sklearn's
+  ``ActionSpace.audit_label``: a finite family's action itself), out of fold, over sklearn's
   ``GroupKFold`` by ``task_id`` (a task's snapshots never sit on both sides), with
   ``n_splits = min(n_folds, number of tasks)``, shuffled by ``seed``, each from a bag of words
   (``CountVectorizer`` unigrams + bigrams and ``LogisticRegression``):
@@ -98,8 +98,8 @@ def naming_examples(labeled: pd.DataFrame) -> list[dict[str, str]]:
 
 
 def audit_labels(labeled: pd.DataFrame) -> np.ndarray:
-    """What the audit predicts per row: the suggested action's ``ActionSpace.audit_label`` (BabyAI
-    and Crafter: the action; HTML: its kind, where every suggested line differs)."""
+    """What the audit predicts per row: the suggested action's ``ActionSpace.audit_label`` (a
+    finite family: the action; a free-form family: its kind, where every suggested line differs)."""
     spaces = {e: registry.action_space(e) for e in labeled["env_id"].unique()}
     return np.array([spaces[e].audit_label(a) for e, a in zip(labeled["env_id"], labeled["suggested_action"])],
                     dtype=object)  # fmt: skip
