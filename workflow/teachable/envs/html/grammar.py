@@ -34,11 +34,14 @@ file whose text differs from the sandbox's; a warning (parse or selector: the sa
 on stderr); a chained exception, a RecursionError or MemoryError; an exception inside the
 comprehension; a lone surrogate printed; output over ``output_bytes``; a page over
 ``memory_mb`` KiB or parse + run over ``TIME_SHARE`` of ``timeout_s``. benchmarks/
-bench_html_grammar.py measures the identity and the speed (benchmarks/README.md)."""
+bench_html_grammar.py measures the identity and the speed (benchmarks/README.md). A cached
+page's soup is shared and only read; warnings are caught with ``warnings.catch_warnings``,
+which is process-wide: call it from one thread at a time."""
 
 from __future__ import annotations
 
 import ast
+import collections
 import functools
 import importlib.metadata
 import importlib.util
@@ -418,8 +421,8 @@ def menu_programs(html: str, limit: int = 64) -> tuple[str, ...]:
     classes = dict.fromkeys(c for t in tags for c in t.get("class") or () if _CSS_NAME.fullmatch(c))
     for c in classes:
         exprs += [GExpr("texts", f".{c}"), GExpr("count", f".{c}")]
-    names = [t.name for t in tags if t.name not in ("html", "head", "body", "meta", "script", "style", "link")]
-    for name in dict.fromkeys(n for n in names if names.count(n) > 1 and _CSS_NAME.fullmatch(n)):
+    names = collections.Counter(t.name for t in tags if t.name not in ("html", "head", "body", "meta", "script", "style", "link"))
+    for name in (n for n, count in names.items() if count > 1 and _CSS_NAME.fullmatch(n)):
         exprs += [GExpr("count", name), GExpr("texts", name)]
     for css, attr in (("a[href]", "href"), ("img[src]", "src"), ("img[alt]", "alt"), ("input[name]", "name"),
                       ("input[value]", "value")):  # fmt: skip
