@@ -249,6 +249,7 @@ def test_audit_labels_and_metrics(tmp_path):
                            "run_python:count", "run_python:json"}  # fmt: skip
     assert space.audit_label(answer(1)) == "answer:ok"
     metrics = dict(FAMILY.metrics(pd.DataFrame(rows), ClusterBootstrap(0.95, 200, 0)))
-    assert metrics["reward"]["n"] == N and metrics["success:limit_login"]["value"] == 1.0
-    assert metrics["reward:limit_login"]["value"] == 0.5 and metrics["perfect:table_cell"]["value"] == 1.0
+    assert metrics["reward"]["n"] == N and metrics["archetype_success:limit_login"]["value"] == 1.0
+    assert metrics["archetype_reward:limit_login"]["value"] == 0.5
+    assert metrics["archetype_perfect:table_cell"]["value"] == 1.0 and not any(k.startswith("success:") for k in metrics)
     assert json.dumps(metrics)  # plain numbers

@@ -5,7 +5,8 @@ cluster-bootstrap interval over tasks:
 - ``tool_calls``, ``json_repairs``, ``sandbox_timeouts``: means per episode;
 - where the rollouts carry the task's archetype (the bench's ``archetype`` column, or its
   ``instruction``: ``tasks.archetype_of``), per archetype in ``tasks.ARCHETYPES``' order:
-  ``success:<archetype>``, ``perfect:<archetype>``, ``reward:<archetype>``.
+  ``archetype_success:<archetype>``, ``archetype_perfect:<archetype>``,
+  ``archetype_reward:<archetype>`` (not ``success:``, the prefix of an achievement's rate).
 """
 
 from __future__ import annotations
@@ -40,6 +41,6 @@ def episode_metrics(g: pd.DataFrame, bs):
         if sub.empty:
             continue
         t = sub["task_id"].to_numpy()
-        yield f"success:{a}", bs.rate(sub["success"].astype(float).to_numpy(), t)
-        yield f"perfect:{a}", bs.rate(sub["perfect"].astype(float).to_numpy(), t)
-        yield f"reward:{a}", bs.rate(sub["reward"].astype(float).to_numpy(), t)
+        yield f"archetype_success:{a}", bs.rate(sub["success"].astype(float).to_numpy(), t)
+        yield f"archetype_perfect:{a}", bs.rate(sub["perfect"].astype(float).to_numpy(), t)
+        yield f"archetype_reward:{a}", bs.rate(sub["reward"].astype(float).to_numpy(), t)
