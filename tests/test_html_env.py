@@ -253,3 +253,15 @@ def test_audit_labels_and_metrics(tmp_path):
     assert metrics["archetype_reward:limit_login"]["value"] == 0.5
     assert metrics["archetype_perfect:table_cell"]["value"] == 1.0 and not any(k.startswith("success:") for k in metrics)
     assert json.dumps(metrics)  # plain numbers
+
+
+def test_the_extra_is_checked_by_importing_bs4(monkeypatch):
+    """``html`` is a standard-library module: the family's import check is on bs4."""
+    import importlib.util
+
+    from teachable.envs import registry
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(registry.importlib.util, "find_spec", lambda name, *a: None if name == "bs4" else real(name, *a))
+    with pytest.raises(ModuleNotFoundError, match=r"'html' extra \(module 'bs4'\)"):
+        check_env_id(ID)
