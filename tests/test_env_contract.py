@@ -1,5 +1,7 @@
 """The ``TextEnv`` contract, checked the same way for every implemented family: exact restore,
-invalid actions, oracle advice, the one success definition, process-independent state keys."""
+invalid actions, oracle advice, the one success definition, process-independent state keys. A
+state's actions are its family's candidates (``action_space(id).at(env)``: a finite family's
+valid actions, HTML's menu at that state)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import pytest
 
 from teachable.envs import INVALID_ACTION
 from teachable.envs import make_env as _make_env
+from teachable.envs.registry import action_space
 from teachable.teachers.base import named_actions, validate_advice
 
 WORKFLOW = Path(__file__).resolve().parents[1] / "workflow"
@@ -26,6 +29,7 @@ FAMILIES = {
     "BabyAI-MixedLocal-v0": (7, None),
     "BabyAI-MixedLocal-v0:balrog": (7, "go forward"),
     "CrafterReward-v1": (100003, "Noop"),
+    "HTMLExtract-v0": (24, None),
 }
 IDS = list(FAMILIES)
 
@@ -36,15 +40,22 @@ def make_env(case: str):
     return _make_env(env_id, **({"protocol": protocol} if protocol else {}))
 
 
+def candidates(env) -> tuple[str, ...]:
+    """The actions at ``env``'s state (module docstring)."""
+    return action_space(env.env_id).at(env).candidate_actions(env.valid_actions())
+
+
 def _prefix(env, seed: int, n: int, rng: random.Random) -> list[str]:
-    """Up to ``n`` actions (the expert's, random ones and invalid ones) that keep the episode on."""
+    """Up to ``n`` actions (the expert's, random ones and invalid ones) that keep the episode on:
+    a draw that ends it is taken back (HTML: an answer) and the next one drawn."""
     env.reset(seed)
     prefix: list[str] = []
     for _ in range(n):
         r = rng.random()
-        a = env.expert_action() if r < 0.5 else INVALID_ACTION if r < 0.6 else rng.choice(env.valid_actions())
+        a = env.expert_action() if r < 0.5 else INVALID_ACTION if r < 0.6 else rng.choice(candidates(env))
         if env.step(a).done:
-            break
+            env.restore(seed, prefix)
+            continue
         prefix.append(a)
     return prefix
 
@@ -96,10 +107,13 @@ def test_advice_is_valid_and_its_diagnosis_names_no_action(env_id):
     for n in (0, 3, 8):
         prefix = _prefix(env, seed, n, rng)
         env.restore(seed, prefix)
-        for student in env.valid_actions() + (None, INVALID_ACTION):
+        space = action_space(env.env_id).at(env)
+        valid = space.candidate_actions(env.valid_actions())
+        for student in valid + (None, INVALID_ACTION):
             advice = env.expert_advice(student)
-            assert advice.ok and advice.suggested_action in env.valid_actions()
-            assert validate_advice(advice, env.valid_actions(), env.mentioned_actions) is None
+            assert advice.ok and advice.suggested_action in valid
+            assert validate_advice(advice, valid, space.mentions) is None
+            assert named_actions(advice.diagnosis, valid, space.mentions) == {}
             assert named_actions(advice.diagnosis, env.valid_actions(), env.mentioned_actions) == {}
 
 

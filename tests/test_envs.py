@@ -577,8 +577,8 @@ def test_vocabulary_reachable_by_class_and_by_env_id_without_an_env():
         registry.mentioned_actions("BabyAI-NoSuchLevel-v0", text)
     with pytest.raises(ValueError, match="Crafter-v1"):
         registry.mentioned_actions("Crafter-v1", text)
-    with pytest.raises(NotImplementedError, match="planned"):
-        registry.mentioned_actions("HTMLExtract-v0", text)
+    assert registry.mentioned_actions("HTMLExtract-v0", text) == {}
+    assert registry.mentioned_actions("HTMLExtract-v0", "call make_soup()")  # code names its tool
 
 
 @pytest.mark.parametrize(
@@ -610,10 +610,16 @@ def test_unknown_env_id_error_names_the_id_and_how_to_list_ids():
         make_env("Pong-v5")
 
 
-@pytest.mark.parametrize("env_id", ["HTMLExtract-v0"])
-def test_planned_families_raise_not_implemented(env_id):
+def test_planned_families_raise_not_implemented(monkeypatch):
+    from teachable.envs.family import Family
+
+    planned = Family("planned", ("PlannedFamily",), lambda: [], None, frozenset(), "a planned family")
+    monkeypatch.setattr(registry, "FAMILIES", (*registry.FAMILIES, planned))
+    monkeypatch.setattr(registry, "PLANNED_FAMILIES", {"PlannedFamily": planned.what})
     with pytest.raises(NotImplementedError, match="planned but not implemented"):
-        make_env(env_id)
+        make_env("PlannedFamily-v0")
+    with pytest.raises(ValueError, match="planned: PlannedFamily"):
+        make_env("Pong-v5")
 
 
 def test_level_generation_prints_nothing(capsys):

@@ -6,7 +6,8 @@ the rows:
 - ``diagnoses_naming_action``: how many diagnoses name or paraphrase one of their row's candidate
   actions, by the env family's action vocabulary (``teachers.base.named_actions`` with
   ``ActionSpace.mentions``, the check every teacher passes), and up to five examples.
-- five cross-validated accuracies of predicting ``suggested_action``, out of fold, over sklearn's
+- five cross-validated accuracies of predicting ``suggested_action`` (its family's
+  ``ActionSpace.audit_label``: a finite family's action itself), out of fold, over sklearn's
   ``GroupKFold`` by ``task_id`` (a task's snapshots never sit on both sides), with
   ``n_splits = min(n_folds, number of tasks)``, shuffled by ``seed``, each from a bag of words
   (``CountVectorizer`` unigrams + bigrams and ``LogisticRegression``):
@@ -96,13 +97,21 @@ def naming_examples(labeled: pd.DataFrame) -> list[dict[str, str]]:
     return found
 
 
+def audit_labels(labeled: pd.DataFrame) -> np.ndarray:
+    """What the audit predicts per row: the suggested action's ``ActionSpace.audit_label`` (a
+    finite family: the action; a free-form family: its kind, where every suggested line differs)."""
+    spaces = {e: registry.action_space(e) for e in labeled["env_id"].unique()}
+    return np.array([spaces[e].audit_label(a) for e, a in zip(labeled["env_id"], labeled["suggested_action"])],
+                    dtype=object)  # fmt: skip
+
+
 def _degenerate(labeled: pd.DataFrame) -> str | None:
     if labeled.empty:
         return "no rows"
     n_tasks = labeled["task_id"].nunique()
     if n_tasks < 2:
         return f"{n_tasks} task(s): grouped cross-validation needs at least 2"
-    actions = labeled["suggested_action"].unique()
+    actions = pd.unique(audit_labels(labeled))
     if len(actions) < 2:
         return f"suggested_action has one value only ({actions[0]!r}): nothing to predict"
     return None
@@ -214,7 +223,7 @@ def hint_audit(labeled: pd.DataFrame, *, seed: int, n_folds: int = 5, confidence
     }
     if out["reason"] is not None:
         return out | {name: None for name in ACCURACIES}
-    y = labeled["suggested_action"].to_numpy(dtype=object)
+    y = audit_labels(labeled)
     folds = list(GroupKFold(n_splits=k, shuffle=True, random_state=seed).split(y, y, labeled["task_id"]))
     state, diagnosis = state_texts(labeled), labeled["diagnosis"].to_numpy(dtype=object)
     inputs = {

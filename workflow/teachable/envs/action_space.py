@@ -12,12 +12,23 @@ the action space, never assume a finite action set.
   from and contrasts fall back to. ``menu`` is the state's offered actions
   (``Observation.valid_actions``, stored with every step and snapshot); a finite family offers
   its members, a free-form family its menu of calls at that state.
+- ``at(env)``: the space at ``env``'s current state. A finite family's actions mean the same at
+  every state: the space itself. A free-form family's key (an action's effect), candidates and
+  mentions depend on the state (HTML: a program's key is its result on the page), so callers
+  that hold the env ask ``space.at(env)``; without a state such a space keys an action by its
+  canonical text and has no candidates.
+- ``audit_label(action)``: what the hint audit predicts of a suggested action (a finite family:
+  the action; a free-form family: its kind, where every suggested line differs).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .base import TextEnv
 
 
 class ActionSpace(ABC):
@@ -41,6 +52,15 @@ class ActionSpace(ABC):
     def same(self, a: str, b: str) -> bool:
         """Whether actions ``a`` and ``b`` have the same effect (share a key)."""
         return self.key(a) == self.key(b)
+
+    def at(self, env: TextEnv) -> ActionSpace:
+        """The space at ``env``'s current state (module docstring): itself unless the family's
+        actions depend on the state."""
+        return self
+
+    def audit_label(self, action: str) -> str:
+        """What the hint audit predicts of ``action`` (module docstring): the action itself."""
+        return action
 
 
 class FiniteActionSpace(ActionSpace):

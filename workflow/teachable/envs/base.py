@@ -1,10 +1,11 @@
-"""The one environment interface every family implements (BabyAI and Crafter; HTML planned).
+"""The one environment interface every family implements (BabyAI, Crafter, HTML extraction).
 
 An environment is a *text* environment: observations are strings, actions are strings; the
 observation's ``valid_actions`` is the menu the state offers (BabyAI and Crafter: a fixed
 discrete set; HTML extraction: free-form tool calls, where it lists the tool-call templates).
 Generic code sees actions through the family's ``ActionSpace`` (``registry.action_space``:
-validity, canonical key, mentions, candidates), never as a finite set. A state is identified exactly by
+validity, canonical key, mentions, candidates; ``.at(env)`` at a state, where a free-form
+family's depend on it), never as a finite set. A state is identified exactly by
 ``(env_id, seed, action prefix)``: ``restore`` resets with the seed and replays the prefix.
 
 Invalid model outputs never reach ``step``: the caller parses with ``parse_action`` and, when it

@@ -64,12 +64,13 @@ class Family:
     capabilities: frozenset[str]
     what: str  # for messages
     config_schema: Callable[[], dict[str, Any]] = dict  # env option -> its JSON schema (read on use)
-    extra: str | None = None  # the pip extra (and module) the family needs beyond the base install
+    extra: str | None = None  # the pip extra the family needs beyond the base install
     action_space: Callable[[], ActionSpace] | None = None  # None: planned
     episode_columns: dict[str, tuple[str, str]] = field(default_factory=dict)
     metrics: Metrics | None = None
     headline_metrics: tuple[str, ...] = ()
     trace_filters: tuple[TraceFilter, ...] = ()
+    extra_module: str | None = None  # the module whose import checks the extra (None: the extra's name)
 
     @property
     def planned(self) -> bool:

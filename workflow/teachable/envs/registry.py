@@ -10,7 +10,10 @@ is its package under ``envs/`` plus one row here.
   (the BabyAI bot expert needs a BabyAI level: plain MiniGrid ids have no instruction to plan for).
 - ``crafter``: ``CrafterReward-v1`` / ``CrafterNoReward-v1`` (crafter's reward on / off); success =
   the configured goal achievement (config key ``env.goal``).
-- ``html``: ``HTMLExtract*``, planned (free-form multi-turn tool calls), not implemented yet.
+- ``html``: ``HTMLExtract-v0`` / ``HTMLExtract-{Easy,Medium,Hard}-v0`` (free-form tool calls:
+  run_python in a sandbox, then a JSON answer; success = graded reward >= 0.5; options
+  ``env.mode``, ``env.sandbox``). Its actions depend on the state: generic code that holds the env
+  asks ``action_space(env_id).at(env)`` (``ActionSpace.at``).
 """
 
 from __future__ import annotations
@@ -26,14 +29,10 @@ from .action_space import ActionSpace
 from .babyai.family import FAMILY as BABYAI
 from .base import TextEnv
 from .crafter.family import FAMILY as CRAFTER
+from .html.family import FAMILY as HTML
 from .family import PRIVILEGED_EXPERT, Family, Metrics, TraceFilter  # noqa: F401  (PRIVILEGED_EXPERT: the capability)
 
-FAMILIES = (
-    BABYAI,
-    CRAFTER,
-    Family("html", ("HTMLExtract",), lambda: [], None, frozenset(),
-           "HTML extraction (free-form multi-turn tool calls; success = graded reward >= 0.5)"),
-)  # fmt: skip
+FAMILIES = (BABYAI, CRAFTER, HTML)
 PLANNED_FAMILIES = {f.prefixes[0]: f.what for f in FAMILIES if f.planned}
 DEFAULT_ENV_ID = "BabyAI-GoToLocal-v0"  # the env id of tools and tests given none (a small, fast level)
 
@@ -46,8 +45,8 @@ def family_of(env_id: str) -> Family:
         if env_id.startswith(fam.prefixes):
             return fam
     implemented = "; ".join(f"{'/'.join(p + '*' for p in f.prefixes)}: {f.what}" for f in FAMILIES if not f.planned)
-    raise ValueError(f"unknown env id {env_id!r}: the families are {implemented}; planned: "
-                     f"{', '.join(p + '*' for p in PLANNED_FAMILIES)}")  # fmt: skip
+    planned = f"; planned: {', '.join(p + '*' for p in PLANNED_FAMILIES)}" if PLANNED_FAMILIES else ""
+    raise ValueError(f"unknown env id {env_id!r}: the families are {implemented}{planned}")
 
 
 def known_env_ids(prefix: str = "BabyAI-") -> list[str]:
@@ -60,8 +59,9 @@ def check_env_id(env_id: str) -> str:
     fam = family_of(env_id)
     if fam.planned:
         raise NotImplementedError(f"env id {env_id!r}: the {fam.what} family is planned but not implemented yet")
-    if fam.extra is not None and importlib.util.find_spec(fam.extra) is None:
-        raise ModuleNotFoundError(f"env id {env_id!r}: the {fam.name} family needs the {fam.extra!r} extra, "
+    if fam.extra is not None and importlib.util.find_spec(fam.extra_module or fam.extra) is None:
+        raise ModuleNotFoundError(f"env id {env_id!r}: the {fam.name} family needs the {fam.extra!r} extra "
+                                  f"(module {fam.extra_module or fam.extra!r}), "
                                   f"not installed in this Python ({sys.executable}); install it with "
                                   f"pip install -e '.[{fam.extra}]' (make venv does)")  # fmt: skip
     ids = fam.ids()
@@ -104,7 +104,9 @@ def env_options(env_cfg: dict[str, Any]) -> dict[str, Any]:
             close = difflib.get_close_matches(str(value), [str(v) for v in valid], n=3, cutoff=0.5)
             hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
             what = f"Valid: {', '.join(map(str, valid))}" if valid else e.message
-            raise ValueError(f"config key env.{key}={value!r} is not valid for {env_cfg['id']}.{hint} {what}") from None
+            where = ".".join(["env", key, *map(str, e.absolute_path)])  # env.sandbox.timeout_s: the key inside
+            raise ValueError(f"config key {where}={e.instance if e.absolute_path else value!r} is not valid for "
+                             f"{env_cfg['id']}.{hint} {what}") from None
     return given
 
 

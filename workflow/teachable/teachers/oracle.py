@@ -39,7 +39,7 @@ class OracleTeacher(Teacher):
         meta = {"backend": self.name, **advice.meta}
         if not advice.ok:  # the expert could not act (env.expert_advice says why)
             return failure(advice.failure_reason, meta, "expert_error")
-        space = action_space(req.env_id)
+        space = action_space(req.env_id).at(env)  # a free-form family's candidates and mentions are the state's
         problem = advice_problem(advice, space.candidate_actions(obs.valid_actions), space.mentions)
         if problem is not None:
             meta["rejected_action"] = advice.suggested_action
