@@ -58,7 +58,9 @@ import numpy as np
 
 from ..base import ExpertError
 from .actions import MOVES
-from .navigation import AT_GOAL, DO, Route, facing_goal, near, neighbours4, search, standing_goal
+from .navigation import (
+    AT_GOAL, DO, UNREACHED, Route, costs, facing_costs, facing_goal, near, neighbours4, search, standing_goal,
+)  # fmt: skip
 from .rules import ACHIEVEMENTS, ITEM_MAX, MAKE, PLACE, REQUIRES, SOURCE, SWORD_DAMAGE, prerequisites
 from .scene import HOSTILE, Scene, cell, dawning, daylight, manhattan
 from .world import World
@@ -76,6 +78,7 @@ DAWN = 0.85  # rising daylight below which a sheltered player stays in (the nigh
 # until crafter's despawning clears them above daylight ~0.834)
 SIEGE = 4  # a zombie this near keeps a sheltered player inside (unless drink or food is dire)
 NEAR_SHELTER, BUILD_RADIUS = 15, 6  # a shelter this near beats walling one in within this radius
+WATER_PREF = 8  # route cost a shelter by water may add over one away from water
 DIRE = (0, 0)  # drink, food at which a player in the dark or besieged goes out (at night: once
 # at HEALTH_LOW too)
 DUSK, DUSK_LOW = 0.8, (7, 6)  # fading daylight: drink / eat up to these before the night
@@ -351,11 +354,14 @@ class Planner:
         where = None if plant is None else cell(plant)
         if where is None or manhattan(s.pos, where) > 12:
             return self.plant_sapling()
-        open_sides = neighbours4(s.mask_of([plant])) & s.free
+        sides = neighbours4(s.mask_of([plant]))
+        open_sides = sides & s.free
         if open_sides.any():
             if self.inv["stone"] < 1:
                 return self.collect("stone")
-            return self.go(facing_goal(open_sides), "Place Stone", limit=30)
+            # a route that mines a guard stone just placed would take it back
+            guarded = np.where(sides, 0, self.mine)
+            return self.go(facing_goal(open_sides), "Place Stone", limit=30, mine=guarded)
         if s.enclosed and manhattan(s.pos, where) < PLANT_GROWS:
             return self.hide(limit=0)
         if manhattan(s.pos, where) > 8:
@@ -406,30 +412,66 @@ class Planner:
         return self.get_in(limit)
 
     def get_in(self, limit: int) -> str | None:
-        """The next action into a shelter: a near one, else one walled in here, else one within
-        ``limit``."""
-        return self.shelter(min(limit, NEAR_SHELTER)) or self.build_shelter() or self.shelter(limit)
+        """The next action into a shelter: the cheaper of the nearest shelter within ``limit``
+        (``shelter``) and the nearest pocket walled in here (``build_shelter``), the latter
+        costing ``NEAR_SHELTER`` more. One choice over route costs: a cascade of limits ("a
+        near one, else ...") flips between targets on either side of the player as a zombie's
+        detour cost moves a route across a limit."""
+        near_shelter, build = self._shelter_choice(limit), self._build_choice()
+        if build and (near_shelter is None or NEAR_SHELTER + build[0] < near_shelter[0]):
+            return self.go(facing_goal(build[1]), "Place Stone", limit=2 * BUILD_RADIUS, mine=self.no_mine)
+        return self._enter(near_shelter, limit)
 
     def build_shelter(self) -> str | None:
         """Place a stone on an open wall of the nearest pocket that the stones held can wall in
         (``Scene.unfinished_shelter``); ``shelter`` then closes it."""
-        walls = self.s.unfinished_shelter(self.inv["stone"], BUILD_RADIUS)
-        if walls is None:
+        build = self._build_choice()
+        if build is None:
+            return None
+        return self.go(facing_goal(build[1]), "Place Stone", limit=2 * BUILD_RADIUS, mine=self.no_mine)
+
+    def _build_choice(self) -> tuple[int, np.ndarray] | None:
+        """(route cost to its nearest open wall + 3 per open wall, the open walls) of the pocket
+        ``build_shelter`` walls in, or ``None``."""
+        if self.inv["stone"] < 2:
             return None
         # walking only: a route that mines would take back the stones just placed
-        return self.go(facing_goal(walls), "Place Stone", limit=2 * BUILD_RADIUS, mine=self.no_mine)
+        dist = costs(self.enter, self.no_mine, self.s.pos, self.s.facing, 2 * BUILD_RADIUS)
+        reach = facing_costs(dist)
+        walls = self.s.unfinished_shelter(self.inv["stone"], BUILD_RADIUS, reach)
+        if walls is None:
+            return None
+        return int(reach[walls].min()) + 3 * int(walls.sum()), walls
 
     def shelter(self, limit: int) -> str | None:
-        """The next action toward a closed two-cell shelter within ``limit`` route cost, one by
-        water first (drinking from inside saves a trip out at night)."""
+        """The next action toward the nearest closed two-cell shelter within ``limit`` route
+        cost, one by water ``WATER_PREF`` nearer (drinking from inside saves a trip out at
+        night)."""
+        return self._enter(self._shelter_choice(limit), limit)
+
+    def _shelter_choice(self, limit: int) -> tuple[int, np.ndarray, np.ndarray] | None:
+        """(score, the one goal state of ``shelter``'s choice, the mining costs to get there)."""
         s = self.s
         goal, pocket = s.shelters()
         if self.inv["stone"] < 1:  # the closing stone must come from digging the pocket itself
             goal &= self._digs_stone(pocket)
+        if not goal.any():
+            return None
         mine = np.where(pocket & (self.mine > 0), MINE_COST, 0)
-        by_water = goal & neighbours4(s.is_("water"))[None]
-        route = self.route(by_water, limit, mine=mine) if by_water.any() else None
-        route = route or self.route(goal, limit, mine=mine)
+        dist = costs(self.enter, mine, s.pos, s.facing, limit)
+        score = np.where(goal, dist, UNREACHED) + WATER_PREF * ~neighbours4(s.is_("water"))[None]
+        i = int(np.argmin(score))
+        if score.flat[i] >= UNREACHED:
+            return None
+        state = np.zeros(goal.shape, dtype=bool)
+        state.flat[i] = True
+        return int(score.flat[i]), state, mine
+
+    def _enter(self, choice: tuple[int, np.ndarray, np.ndarray] | None, limit: int) -> str | None:
+        s = self.s
+        if choice is None:
+            return None
+        route = self.route(choice[1], limit, mine=choice[2])
         if route is None:
             return None
         if route.action != AT_GOAL:
