@@ -115,3 +115,26 @@ def test_guarding_a_plant_never_mines_a_guard_stone_back():
     w._player.inventory.update(stone=2, wood_pickaxe=1, wood_sword=1, sapling=0)
     w._player.achievements.update(collect_sapling=1, place_plant=1)
     assert _act(w, "eat_plant") != "Do"
+
+
+def test_by_day_a_cow_at_hand_is_eaten_at_food_5_not_at_6():
+    w = _field()
+    w._world.add(objects.Cow(w._world, np.array((29, 32))))
+    w._world[(35, 32)] = "tree"
+    w._player.inventory.update(wood_sword=1, food=6)
+    assert _act(w) == "Move East"  # the tree
+    w._player.inventory["food"] = 5
+    assert _act(w) == "Move West"  # the cow first
+
+
+def test_at_dusk_it_gets_into_a_shelter_at_noon_it_works_on():
+    for step, enclosed in ((NOON, False), (125, True)):  # daylight 0.99, then 0.76 and fading
+        w = _field(step)
+        _pocket_with_one_open_wall(w)
+        w._world[(34, 33)] = "stone"  # the pocket is whole: only its entrance is open
+        w._world[(28, 32)] = "tree"
+        w._player.inventory.update(stone=3, wood_pickaxe=1, wood_sword=1, wood=9)
+        w._player.achievements.update(collect_wood=1)
+        for _ in range(8):
+            _apply(w, _act(w, "collect_wood" if step == NOON else "make_wood_pickaxe"))
+        assert Scene(w).enclosed == enclosed
