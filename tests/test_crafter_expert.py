@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 from crafter import constants, objects
 
+from test_crafter import _blank_world
+
 from teachable.envs.crafter import expert as expert_mod
 from teachable.envs.crafter.actions import ACTION_INDEX
 from teachable.envs.crafter.navigation import UNREACHED, costs, facing_costs, facing_goal, search
@@ -18,17 +20,9 @@ NOON, MIDNIGHT = 60, 210  # steps of crafter's 300-step day
 def _field(step: int = NOON) -> World:
     """A world whose 21 x 21 square around the player (32, 32) is bare grass, no creature in it, at
     ``step`` of the day (daylight set to match)."""
-    w = World()
-    w.reset_world(0)
-    world, player = w._world, w._player
-    for obj in list(world.objects):
-        if obj is not player and abs(obj.pos[0] - 32) <= 12 and abs(obj.pos[1] - 32) <= 12:
-            world.remove(obj)
-    for x in range(22, 43):
-        for y in range(22, 43):
-            world[(x, y)] = "grass"
+    w = _blank_world((10, 10))
     w._step = step
-    world.daylight = daylight(step)
+    w._world.daylight = daylight(step)
     return w
 
 

@@ -351,10 +351,10 @@ class Planner:
     def eat_plant(self) -> str | None:
         """Eat a ripe plant. Else, with a pickaxe and a sword for the long wait, guard the nearest
         plant (a stone on each free side, so no creature can stand next to it: crafter's plants
-        die next to a cow / zombie / skeleton; no route mines a guard back) and wait while it ripens in a shelter closer than
-        18 cells (it only grows while the player is that near), else within 8 cells, getting into
-        a shelter there; with no plant near, plant a sapling on grass within 6 cells of a shelter,
-        so the night can be spent close to it."""
+        die next to a cow / zombie / skeleton; no route mines a guard back) and wait while it
+        ripens in a shelter closer than 18 cells (it only grows while the player is that near),
+        else within 8 cells, getting into a shelter there; with no plant near, plant a sapling on
+        grass within 6 cells of a shelter, so the night can be spent close to it."""
         s = self.s
         ripe = [p for p in s.creatures["plant"] if p.ripe]
         if ripe:
@@ -527,7 +527,8 @@ class Planner:
         shelter, else nap in bright daylight, else "Noop"."""
         s = self.s
         dark = s.daylight < NIGHT or (dawning(s.step) and s.daylight < DAWN)
-        return (None if dark else self.fill_up(REST_REACH)) or self.hide(limit=40) or self.sleep(nap=True) or "Noop"
+        fill = None if dark else self.fill_up(REST_REACH)
+        return fill or self.hide(limit=40) or self.sleep(nap=True) or "Noop"
 
     def fill_up(self, limit: int) -> str | None:
         """Drink at ``DUSK_LOW`` drink or below (to the full: ``keep_drinking``), eat a ripe plant or
