@@ -44,16 +44,18 @@ def _env(goal: str = "collect_stone", **kw) -> CrafterTextEnv:
 # -- textualizer ---------------------------------------------------------------------------------
 
 
-def _blank_world() -> World:
-    """A world whose 9 x 7 view around the player (32, 32) is grass with nothing on it."""
+def _blank_world(half: tuple[int, int] = (6, 5)) -> World:
+    """A world whose cells within ``half`` (x, y) of the player (32, 32) are grass with no creature
+    on them (the default: the 9 x 7 view and a margin)."""
     w = World()
     w.reset_world(0)
     world, player = w._world, w._player
+    reach = max(half)
     for obj in list(world.objects):
-        if obj is not player and abs(obj.pos[0] - 32) <= 6 and abs(obj.pos[1] - 32) <= 6:
+        if obj is not player and abs(obj.pos[0] - 32) <= reach and abs(obj.pos[1] - 32) <= reach:
             world.remove(obj)
-    for x in range(26, 39):
-        for y in range(27, 38):
+    for x in range(32 - half[0], 33 + half[0]):
+        for y in range(32 - half[1], 33 + half[1]):
             world[(x, y)] = "grass"
     return w
 

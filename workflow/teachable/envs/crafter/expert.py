@@ -14,11 +14,12 @@ walks one ordered list of rules and returns the first action a rule gives:
    the map at food <= 1); energy <= 2 -> sleep in a shelter (most urgent first). In the dark
    (daylight < 0.5, when crafter keeps 2-3 zombies a grass chunk, or rising below 0.85, before
    its despawning clears the night's zombies) drink and food wait until 0 and health <= 6: a
-   wait costs a health point in 16 steps, a zombie's strike 2. At dusk (daylight < 0.8,
-   fading; not from a shelter at health <= 6) drink <= 7 or food <= 6 -> fill up before the
-   night (a cow within 20 steps). At night or at health <= 6 -> hide in a shelter, asleep
-   when energy is not full; a player inside a shelter stays while health < 8, in the dark or
-   while a zombie is within 4 cells (by day it leaves at drink or food 0).
+   wait costs a health point in 16 steps, a zombie's strike 2. By day (not from a shelter at
+   health <= 6) food <= 5 -> a cow within 12 steps. From daylight 0.95, fading, drink <= 7 or
+   food <= 6 -> fill up before the night (water, a ripe plant or a cow within 30 steps). At
+   dusk (daylight < 0.8, fading), at night or at health <= 6 -> hide in a shelter, asleep when
+   energy is not full; a player inside a shelter stays while health < 8, in the dark or while a
+   zombie is within 4 cells (by day it leaves at drink or food 0).
 6. arm: standing by a table with no sword and wood beyond the plan's budget -> a wood sword (a
    zombie then falls before its second strike).
 7. stock up: when a tree / stone / coal / iron the remaining plan needs is within 6 steps and the
@@ -28,7 +29,8 @@ walks one ordered list of rules and returns the first action a rule gives:
    Tools, materials and stations it lacks are obtained first, recursively; a table or furnace is
    placed anew when none is within 25 steps of route.
 9. after the goal (only when the episode goes on, ``end_on_success=False``): the same for every
-   achievement still locked, in ``CURRICULUM`` order; then rest in a shelter (or nap, or "Noop").
+   achievement still locked, in ``CURRICULUM`` order; then, by day, fill up (water, a ripe plant
+   or a cow within 40 steps) and rest in a shelter (or nap, or "Noop").
 
 Movement: a shortest route over (cell, facing) states (``navigation.search``) through free cells
 (+4 per cell next to a zombie unless hunting zombies, and per cell an arrow may cross soon:
@@ -37,9 +39,12 @@ trees, and stone / coal / iron / diamond the player's pickaxe can take), never i
 
 Shelter (to sleep, to hide): two cells P, F = P + d walled on five sides, entered from
 B = P - d; the route clears P and F, steps into F, back into P (now facing B) and places a stone
-on B. Preferred, in order: one within 15 steps of route (by water first: drinking from inside
-saves a trip out at night), one walled in on open ground with the stones held (``build_shelter``,
-walking only, so that no route mines the stones just placed), one within 40 steps. Walls are
+on B. Chosen by route cost, one choice (a cascade of limits, or a straight-line distance, flips
+between targets on either side of the player, and the player walks back and forth until a zombie
+comes): the nearest within 40 steps of route, one by water counting 8 steps nearer (drinking
+from inside saves a trip out at night), or the nearest pocket walled in on open ground with the
+stones held (``build_shelter``, walking only, so that no route mines the stones just placed),
+counting 15 steps more plus its route and 3 per stone. Walls are
 cells no creature crosses; water and lava count only with no skeleton near, since arrows fly over
 them. A pocket of at most 12 walkable cells closer than
 crafter's spawn distance with no hostile in it counts as a shelter as it is. In bright daylight
@@ -58,7 +63,9 @@ import numpy as np
 
 from ..base import ExpertError
 from .actions import MOVES
-from .navigation import AT_GOAL, DO, Route, facing_goal, near, neighbours4, search, standing_goal
+from .navigation import (
+    AT_GOAL, DO, UNREACHED, Route, costs, facing_costs, facing_goal, near, neighbours4, search, standing_goal,
+)  # fmt: skip
 from .rules import ACHIEVEMENTS, ITEM_MAX, MAKE, PLACE, REQUIRES, SOURCE, SWORD_DAMAGE, prerequisites
 from .scene import HOSTILE, Scene, cell, dawning, daylight, manhattan
 from .world import World
@@ -76,10 +83,15 @@ DAWN = 0.85  # rising daylight below which a sheltered player stays in (the nigh
 # until crafter's despawning clears them above daylight ~0.834)
 SIEGE = 4  # a zombie this near keeps a sheltered player inside (unless drink or food is dire)
 NEAR_SHELTER, BUILD_RADIUS = 15, 6  # a shelter this near beats walling one in within this radius
+WATER_PREF = 8  # route cost a shelter by water may add over one away from water
 DIRE = (0, 0)  # drink, food at which a player in the dark or besieged goes out (at night: once
 # at HEALTH_LOW too)
-DUSK, DUSK_LOW = 0.8, (7, 6)  # fading daylight: drink / eat up to these before the night
-DUSK_REACH = 20  # route cost within which a cow is hunted to fill up at dusk
+FILL, DUSK_LOW = 0.95, (7, 6)  # fading daylight: drink / eat up to these before the night
+DUSK_REACH = 30  # route cost within which a cow is hunted to fill up before the night
+DUSK = 0.8  # fading daylight below which the expert gets into a shelter (crafter's zombie target
+# per grass chunk, 3.5 - 3 * daylight, passes 1)
+SNACK_FOOD, SNACK_REACH = 5, 12  # by day, a cow this near is eaten at this food
+REST_REACH = 40  # route cost within which water / a cow is sought with nothing else to do
 ARROW_REACH = 4  # an arrow flying at the player from this near is dodged
 MINE_COST = 3  # "Do" + the move, +1 so that walking around is preferred at equal length
 ZOMBIE_PENALTY = 4
@@ -205,14 +217,17 @@ class Planner:
             if action:
                 return action
         healthy = not inside or s.player.health > HEALTH_LOW
-        if not (night or besieged) and healthy and s.daylight < DUSK and not dawning(s.step):  # fill up
-            if inv["drink"] <= DUSK_LOW[0]:
-                return self.drink()
-            if inv["food"] <= DUSK_LOW[1]:
-                action = self.eat(limit=DUSK_REACH)
-                if action:
-                    return action
-        if night or s.player.health <= HEALTH_LOW:
+        day = not (night or dawn or besieged) and healthy
+        if day and inv["food"] <= SNACK_FOOD:  # a cow at hand, before the food runs low
+            action = self.eat(limit=SNACK_REACH)
+            if action:
+                return action
+        fading = not dawning(s.step)
+        if day and fading and s.daylight < FILL:
+            action = self.fill_up(DUSK_REACH)
+            if action:
+                return action
+        if night or s.player.health <= HEALTH_LOW or (fading and s.daylight < DUSK):
             return self.hide(limit=40)
         if besieged or (inside and s.player.health < HEALTH_SAFE):  # out once healed and clear
             return self.hide(limit=0)
@@ -336,10 +351,10 @@ class Planner:
     def eat_plant(self) -> str | None:
         """Eat a ripe plant. Else, with a pickaxe and a sword for the long wait, guard the nearest
         plant (a stone on each free side, so no creature can stand next to it: crafter's plants
-        die next to a cow / zombie / skeleton) and wait while it ripens in a shelter closer than
-        18 cells (it only grows while the player is that near), else within 8 cells, getting into
-        a shelter there; with no plant near, plant a sapling on grass within 6 cells of a shelter,
-        so the night can be spent close to it."""
+        die next to a cow / zombie / skeleton; no route mines a guard back) and wait while it
+        ripens in a shelter closer than 18 cells (it only grows while the player is that near),
+        else within 8 cells, getting into a shelter there; with no plant near, plant a sapling on
+        grass within 6 cells of a shelter, so the night can be spent close to it."""
         s = self.s
         ripe = [p for p in s.creatures["plant"] if p.ripe]
         if ripe:
@@ -351,11 +366,14 @@ class Planner:
         where = None if plant is None else cell(plant)
         if where is None or manhattan(s.pos, where) > 12:
             return self.plant_sapling()
-        open_sides = neighbours4(s.mask_of([plant])) & s.free
+        sides = neighbours4(s.mask_of([plant]))
+        open_sides = sides & s.free
         if open_sides.any():
             if self.inv["stone"] < 1:
                 return self.collect("stone")
-            return self.go(facing_goal(open_sides), "Place Stone", limit=30)
+            # a route that mines a guard stone just placed would take it back
+            guarded = np.where(sides, 0, self.mine)
+            return self.go(facing_goal(open_sides), "Place Stone", limit=30, mine=guarded)
         if s.enclosed and manhattan(s.pos, where) < PLANT_GROWS:
             return self.hide(limit=0)
         if manhattan(s.pos, where) > 8:
@@ -406,30 +424,66 @@ class Planner:
         return self.get_in(limit)
 
     def get_in(self, limit: int) -> str | None:
-        """The next action into a shelter: a near one, else one walled in here, else one within
-        ``limit``."""
-        return self.shelter(min(limit, NEAR_SHELTER)) or self.build_shelter() or self.shelter(limit)
+        """The next action into a shelter: the cheaper of the nearest shelter within ``limit``
+        (``shelter``) and the nearest pocket walled in here (``build_shelter``), the latter
+        costing ``NEAR_SHELTER`` more. One choice over route costs: a cascade of limits ("a
+        near one, else ...") flips between targets on either side of the player as a zombie's
+        detour cost moves a route across a limit."""
+        near_shelter, build = self._shelter_choice(limit), self._build_choice()
+        if build and (near_shelter is None or NEAR_SHELTER + build[0] < near_shelter[0]):
+            return self.go(facing_goal(build[1]), "Place Stone", limit=2 * BUILD_RADIUS, mine=self.no_mine)
+        return self._enter(near_shelter, limit)
 
     def build_shelter(self) -> str | None:
         """Place a stone on an open wall of the nearest pocket that the stones held can wall in
         (``Scene.unfinished_shelter``); ``shelter`` then closes it."""
-        walls = self.s.unfinished_shelter(self.inv["stone"], BUILD_RADIUS)
-        if walls is None:
+        build = self._build_choice()
+        if build is None:
+            return None
+        return self.go(facing_goal(build[1]), "Place Stone", limit=2 * BUILD_RADIUS, mine=self.no_mine)
+
+    def _build_choice(self) -> tuple[int, np.ndarray] | None:
+        """(route cost to its nearest open wall + 3 per open wall, the open walls) of the pocket
+        ``build_shelter`` walls in, or ``None``."""
+        if self.inv["stone"] < 2:
             return None
         # walking only: a route that mines would take back the stones just placed
-        return self.go(facing_goal(walls), "Place Stone", limit=2 * BUILD_RADIUS, mine=self.no_mine)
+        dist = costs(self.enter, self.no_mine, self.s.pos, self.s.facing, 2 * BUILD_RADIUS)
+        reach = facing_costs(dist)
+        walls = self.s.unfinished_shelter(self.inv["stone"], BUILD_RADIUS, reach)
+        if walls is None:
+            return None
+        return int(reach[walls].min()) + 3 * int(walls.sum()), walls
 
     def shelter(self, limit: int) -> str | None:
-        """The next action toward a closed two-cell shelter within ``limit`` route cost, one by
-        water first (drinking from inside saves a trip out at night)."""
+        """The next action toward the nearest closed two-cell shelter within ``limit`` route
+        cost, one by water ``WATER_PREF`` nearer (drinking from inside saves a trip out at
+        night)."""
+        return self._enter(self._shelter_choice(limit), limit)
+
+    def _shelter_choice(self, limit: int) -> tuple[int, np.ndarray, np.ndarray] | None:
+        """(score, the one goal state of ``shelter``'s choice, the mining costs to get there)."""
         s = self.s
         goal, pocket = s.shelters()
         if self.inv["stone"] < 1:  # the closing stone must come from digging the pocket itself
             goal &= self._digs_stone(pocket)
+        if not goal.any():
+            return None
         mine = np.where(pocket & (self.mine > 0), MINE_COST, 0)
-        by_water = goal & neighbours4(s.is_("water"))[None]
-        route = self.route(by_water, limit, mine=mine) if by_water.any() else None
-        route = route or self.route(goal, limit, mine=mine)
+        dist = costs(self.enter, mine, s.pos, s.facing, limit)
+        score = np.where(goal, dist, UNREACHED) + WATER_PREF * ~neighbours4(s.is_("water"))[None]
+        i = int(np.argmin(score))
+        if score.flat[i] >= UNREACHED:
+            return None
+        state = np.zeros(goal.shape, dtype=bool)
+        state.flat[i] = True
+        return int(score.flat[i]), state, mine
+
+    def _enter(self, choice: tuple[int, np.ndarray, np.ndarray] | None, limit: int) -> str | None:
+        s = self.s
+        if choice is None:
+            return None
+        route = self.route(choice[1], limit, mine=choice[2])
         if route is None:
             return None
         if route.action != AT_GOAL:
@@ -469,8 +523,21 @@ class Planner:
         return self.collect("stone") if self.inv["stone"] < 2 else None
 
     def rest(self) -> str:
-        """Nothing left to do now: wait in a shelter, else nap in bright daylight, else "Noop"."""
-        return self.hide(limit=40) or self.sleep(nap=True) or "Noop"
+        """Nothing left to do now: by day top up drink and food (``fill_up``), then wait in a
+        shelter, else nap in bright daylight, else "Noop"."""
+        s = self.s
+        dark = s.daylight < NIGHT or (dawning(s.step) and s.daylight < DAWN)
+        fill = None if dark else self.fill_up(REST_REACH)
+        return fill or self.hide(limit=40) or self.sleep(nap=True) or "Noop"
+
+    def fill_up(self, limit: int) -> str | None:
+        """Drink at ``DUSK_LOW`` drink or below (to the full: ``keep_drinking``), eat a ripe plant or
+        a cow within ``limit`` at ``DUSK_LOW`` food or below."""
+        if self.inv["drink"] <= DUSK_LOW[0]:
+            action = self.go(facing_goal(self.s.is_("water")), "Do", limit=limit)
+            if action:
+                return action
+        return self.eat(limit=limit) if self.inv["food"] <= DUSK_LOW[1] else None
 
     def stuck(self, goal: str) -> str:
         """No action toward the goal: wait where the world may still provide, else an error."""

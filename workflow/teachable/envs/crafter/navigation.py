@@ -13,7 +13,9 @@ faced cell. So the search state is (x, y, facing) and its transitions are exactl
 A goal is a boolean mask over states [facing, x, y] (e.g. "facing a tree", "standing where a
 table is within the 3 x 3 square"). Dijkstra (a binary heap, compiled with numba) stops at the
 first goal state popped and returns the first action of that route, so one call answers "what
-is the next step toward the nearest goal". Costs are small positive integers.
+is the next step toward the nearest goal". Costs are small positive integers. ``costs`` runs the
+same search to the end and returns every state's route cost (to rank goals by route, not by
+straight-line distance, so that the choice does not flip as the player walks toward it).
 """
 
 from __future__ import annotations
@@ -65,10 +67,9 @@ def _pop(heap, size):
 
 
 @numba.njit(cache=True)
-def _search(enter, mine, goal, sx, sy, sd, limit, dx, dy):
+def _search(enter, mine, goal, sx, sy, sd, limit, dx, dy, dist):
     w, h = enter.shape
     n = w * h * 4
-    dist = np.full(n, 1 << 30, np.int64)
     first = np.full(n, -1, np.int8)
     heap = np.empty(4 * n + 8, np.int64)
     s0 = (sx * h + sy) * 4 + sd
@@ -129,15 +130,35 @@ def search(
     """The route from ``start`` facing ``facing`` to the nearest state of ``goal`` ([4, W, H]
     bool), or ``None`` when none is within ``limit`` cost. ``enter`` / ``mine``: [W, H] int costs
     (0 = not possible)."""
-    if goal.shape != (4, *enter.shape) or mine.shape != enter.shape:
-        raise ValueError(f"search: goal {goal.shape} / mine {mine.shape} do not fit the map {enter.shape}")
-    act, cost, x, y, d = _search(
-        enter.astype(np.int64, copy=False), mine.astype(np.int64, copy=False), goal,
-        int(start[0]), int(start[1]), int(facing), int(limit), _DX, _DY,
-    )  # fmt: skip
+    act, cost, x, y, d = _run(enter, mine, goal, start, facing, limit)[0]
     if act == -2:
         return None
     return Route(int(act), int(cost), (int(x), int(y), int(d)))
+
+
+UNREACHED = 1 << 30  # the cost ``costs`` gives a state no route reaches within its limit
+
+
+def costs(
+    enter: np.ndarray, mine: np.ndarray, start: tuple[int, int], facing: int, limit: int = 1 << 20
+) -> np.ndarray:
+    """The route cost from ``start`` facing ``facing`` to every state [facing, x, y] (int64,
+    ``UNREACHED`` beyond ``limit``), with ``search``'s moves and costs."""
+    goal = np.zeros((4, *enter.shape), dtype=bool)
+    dist = _run(enter, mine, goal, start, facing, limit)[1]
+    dist[dist > limit] = UNREACHED
+    return dist.reshape(enter.shape[0], enter.shape[1], 4).transpose(2, 0, 1)
+
+
+def _run(enter, mine, goal, start, facing, limit) -> tuple[tuple, np.ndarray]:
+    if goal.shape != (4, *enter.shape) or mine.shape != enter.shape:
+        raise ValueError(f"search: goal {goal.shape} / mine {mine.shape} do not fit the map {enter.shape}")
+    dist = np.full(enter.size * 4, UNREACHED, np.int64)
+    found = _search(
+        enter.astype(np.int64, copy=False), mine.astype(np.int64, copy=False), goal,
+        int(start[0]), int(start[1]), int(facing), int(limit), _DX, _DY, dist,
+    )  # fmt: skip
+    return found, dist
 
 
 def facing_goal(target: np.ndarray) -> np.ndarray:
@@ -149,6 +170,18 @@ def facing_goal(target: np.ndarray) -> np.ndarray:
     goal[2, :, 1:] = target[:, :-1]
     goal[3, :, :-1] = target[:, 1:]
     return goal
+
+
+def facing_costs(state_costs: np.ndarray) -> np.ndarray:
+    """The cheapest route cost to face each cell (the inverse of ``facing_goal``) from the
+    [facing, x, y] costs of ``costs``; ``UNREACHED`` where no state faces the cell."""
+    _, w, h = state_costs.shape
+    out = np.full((w, h), UNREACHED, dtype=np.int64)
+    out[:-1, :] = np.minimum(out[:-1, :], state_costs[0, 1:, :])  # facing west from x + 1
+    out[1:, :] = np.minimum(out[1:, :], state_costs[1, :-1, :])
+    out[:, :-1] = np.minimum(out[:, :-1], state_costs[2, :, 1:])
+    out[:, 1:] = np.minimum(out[:, 1:], state_costs[3, :, :-1])
+    return out
 
 
 def standing_goal(cells: np.ndarray) -> np.ndarray:

@@ -206,15 +206,24 @@ class Scene:
         ex, ey = dy, dx  # a side direction
         return ((ex, ey), (-ex, -ey), (dx + ex, dy + ey), (dx - ex, dy - ey), (2 * dx, 2 * dy))
 
-    def unfinished_shelter(self, stones: int, radius: int) -> np.ndarray | None:
+    def unfinished_shelter(self, stones: int, radius: int, reach: np.ndarray) -> np.ndarray | None:
         """The open wall cells of the nearest pocket (as in ``shelters``, within ``radius`` cells
         of the player) that at most ``stones - 1`` placed stones complete, the last stone being
-        kept to close its entrance; ``None`` if there is none. Nearest = Manhattan distance + 3
-        per missing wall; ties go to the first cell in (x, y) order, so the choice is stable
-        while the walls go up."""
+        kept to close its entrance; ``None`` if there is none. ``reach`` [W, H]: the route cost
+        to face each cell (``navigation.facing_costs``). Nearest = the cost to face its nearest
+        open wall + 3 per missing wall: walking that route lowers the chosen pocket's cost by
+        each step's cost and no other pocket's by more, so the choice holds while the player
+        walks (a straight-line distance flips between two pockets on either side of its path);
+        ties go to the first cell in (x, y) order."""
         pad = 2
         cell_ok, walk, solid = self._pocket_masks(pad)
-        placeable = np.pad(self.is_(*PLACE_STONE_ON) & (self.objmap == 0), pad, constant_values=False)
+        # the player's own cell counts as open: it steps off to wall it (else the pocket it stands
+        # at the wall of drops out, and the choice flips with each step)
+        open_cells = self.objmap == 0
+        open_cells[self.pos] = True
+        placeable = np.pad(self.is_(*PLACE_STONE_ON) & open_cells, pad, constant_values=False)
+        far = np.iinfo(np.int64).max // 4
+        reach_p = np.pad(np.minimum(reach, far), pad, constant_values=far)
         w, h = self.shape
         xs, ys = np.meshgrid(np.arange(w), np.arange(h), indexing="ij")
         dist = np.abs(xs - self.pos[0]) + np.abs(ys - self.pos[1])
@@ -226,13 +235,15 @@ class Scene:
         for d, (dx, dy) in enumerate(DIRS):
             ok = at(cell_ok, 0, 0) & at(cell_ok, dx, dy) & at(walk, -dx, -dy) & (dist <= radius)
             missing = np.zeros((w, h), dtype=np.int64)
+            cost = np.full((w, h), far, dtype=np.int64)
             for ox, oy in self._pocket_walls(d):
                 open_wall = at(placeable, ox, oy) & ~at(solid, ox, oy)
                 ok &= at(solid, ox, oy) | open_wall
                 missing += open_wall
-            ok &= (missing >= 1) & (missing <= stones - 1)
+                cost = np.where(open_wall, np.minimum(cost, at(reach_p, ox, oy)), cost)
+            ok &= (missing >= 1) & (missing <= stones - 1) & (cost < far)
             if ok.any():
-                score = np.where(ok, dist + 3 * missing, 1 << 30)
+                score = np.where(ok, cost + 3 * missing, far)
                 i = int(np.argmin(score))
                 if best is None or score.flat[i] < best[0]:
                     best = (int(score.flat[i]), d, divmod(i, h))
