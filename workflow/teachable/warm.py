@@ -172,10 +172,11 @@ def serve(path: str, preload: tuple[str, ...] = PRELOAD) -> None:
     sel.register(lsock, selectors.EVENT_READ)
     jobs: dict[int, socket.socket] = {}  # child pid -> its client's connection (open while the client waits)
     stop: list[int] = []
+    parent = os.getppid()  # `teachable warm`: when it is gone (killed), so is the server
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     signal.signal(signal.SIGINT, lambda *_: stop.append(1))
     try:
-        while not stop:
+        while not stop and os.getppid() == parent:
             for key, _ in sel.select(timeout=0.05):
                 if key.fileobj is lsock:
                     _start(lsock, sel, jobs, torch_rng, threads)
@@ -228,11 +229,15 @@ def _start(lsock: socket.socket, sel: selectors.BaseSelector, jobs: dict, torch_
 def main(argv: list[str]) -> int:
     """`teachable warm [--] COMMAND...`: start the server, run COMMAND with ``$TEACHABLE_WARM``
     set, stop the server; COMMAND's exit status."""
-    if argv[:1] == ["--"]:
-        argv = argv[1:]
-    if not argv or argv[0] in ("-h", "--help"):
-        print(__doc__)
-        return 0 if argv else 2
+    import argparse
+
+    p = argparse.ArgumentParser(prog="teachable warm", description=__doc__.split("\n\n")[0],
+                                epilog="e.g. teachable warm -- snakemake --profile profiles/local --configfile config/pilot.yaml")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="the command and its arguments (after --)")
+    argv = p.parse_args(argv).command
+    argv = argv[1:] if argv[:1] == ["--"] else argv
+    if not argv:
+        p.error("no command given")
     with tempfile.TemporaryDirectory(prefix="teachable-warm-") as d:
         path = os.path.join(d, "sock")
         server = subprocess.Popen([sys.executable, "-c", f"from teachable.warm import serve; serve({path!r})"])
