@@ -39,8 +39,9 @@ import traceback
 ENV = "TEACHABLE_WARM"
 PRELOAD = (  # what the steps import; a module missing here is imported by the child itself
     "torch", "transformers", "peft", "trl", "datasets", "pandas", "pyarrow.parquet", "scipy.stats",
-    "teachable.cli", "teachable.policies.hf", "teachable.training", "teachable.labeling", "teachable.evaluation",
-    "teachable.selection", "teachable.microtrain", "teachable.predictor", "teachable.reporting",
+    "sklearn.linear_model", "matplotlib.pyplot", "teachable.cli", "teachable.policies.hf", "teachable.training",
+    "teachable.labeling", "teachable.evaluation", "teachable.selection", "teachable.microtrain",
+    "teachable.predictor", "teachable.reporting",
 )  # fmt: skip
 _HEAD = struct.Struct("!Q")  # the request's length, sent with the three fds
 _THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
