@@ -59,10 +59,10 @@ $(SANDBOX_SITE)/.installed: pyproject.toml
 	touch $@
 
 pilot: venv
-	$(BIN)/snakemake --profile profiles/local --configfile config/pilot.yaml
+	$(BIN)/teachable warm -- $(BIN)/snakemake --profile profiles/local --configfile config/pilot.yaml
 
 pilot-crafter: venv
-	$(BIN)/snakemake --profile profiles/local --configfile config/pilot-crafter.yaml
+	$(BIN)/teachable warm -- $(BIN)/snakemake --profile profiles/local --configfile config/pilot-crafter.yaml
 
 # BALROG's protocol (config/bench-balrog*.yaml): the embedded students of `make pilot` and
 # `make pilot-crafter` benched on Crafter (2,000-step cap) and BabyAI's mixed local level.

@@ -13,6 +13,7 @@ rule predictor:
         BENCH("predictor")
     conda:
         "../../envs/teachable.yaml"
+    priority: 1
     threads: 1
     resources:
         mem_mb=4000,

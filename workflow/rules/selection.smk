@@ -12,6 +12,7 @@ rule select_train:
         BENCH("select_train", "{method}")
     conda:
         "../../envs/teachable.yaml"
+    priority: 1
     threads: 1
     resources:
         gpu=1,
@@ -42,6 +43,7 @@ rule eval_selection:
         BENCH("eval_selection", "{method}")
     conda:
         "../../envs/teachable.yaml"
+    priority: 1
     threads: 1
     resources:
         gpu=1,

@@ -27,6 +27,7 @@ TOOLS: dict[str, tuple[str, str]] = {
     "phase-times": ("phase_times", "per-rule wall times of a finished run (its benchmark files) and the run's wall time"),
     "diff-runs": ("diff_runs", "compare two finished runs' outputs (exit 1 where they differ)"),
     "sandbox-run": ("envs.html.sandbox", "run a Python file on a page in the sandbox; print the result as JSON"),
+    "warm": ("warm", "run a command (snakemake) with a warm interpreter for its steps: no import per job"),
 }
 
 
@@ -451,7 +452,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """``teachable argv``: a step runs in the warm server where ``teachable warm`` started one,
+    else here."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in STEPS:
+        from .warm import forward
+
+        code = forward(argv)
+        if code is not None:
+            raise SystemExit(code)
+    run(argv)
+
+
+def run(argv: list[str]) -> None:
+    """Run ``teachable argv`` in this process."""
     if argv and argv[0] in TOOLS:
         raise SystemExit(importlib.import_module(f".{TOOLS[argv[0]][0]}", __package__).main(argv[1:]))
     args = build_parser().parse_args(argv)
