@@ -74,7 +74,7 @@ def _labeled(demos, n: int = 22) -> pd.DataFrame:
         ctx = d.context
         wrong = next(a for a in ctx.valid_actions if a != d.target)
         rows.append(dict(
-            snapshot_id=f"{ENV}/s{i:03d}", task_id=f"{ENV}:{i // 2}",
+            snapshot_id=f"{ENV}/s{i:03d}", task_id=f"{ENV}:{i // 2}", episode_id=f"A-{i // 2}-1", step_idx=i % 2,
             quadrant=QUADRANTS[(i // 2) % 4] if i < 19 else QUADRANTS[0],
             instruction=ctx.instruction, observation=ctx.observation, history=list(ctx.history),
             valid_actions=list(ctx.valid_actions), student_action=wrong, suggested_action=d.target,
@@ -343,6 +343,7 @@ def test_matrix_runs_write_audit_files_and_summary(trainer, tiny_dir, demos, tmp
     lab = _labeled(demos)
     path = tmp_path / "labeled.parquet"
     write_parquet(lab, path)
+    write_parquet(_rollouts(demos), tmp_path / "rollouts.parquet")  # the anchor's pairs, the drift states
     cfg = {"seed": 0, "env": {"id": ENV}, "student": {"device": "cpu", "dtype": "float32"}, "phase2": P2,
            "phase5": {"budget": 3}}  # fmt: skip
     heldout, plan = plan_training(lab, cfg)
@@ -352,7 +353,7 @@ def test_matrix_runs_write_audit_files_and_summary(trainer, tiny_dir, demos, tmp
     for rid in ("Q1_highU_highL_hint", "B1_uniform", "B2_all"):
         d = tmp_path / rid
         log = train_matrix_run(rid, path, tmp_path / "heldout.json", tmp_path / "plan.json", tiny_dir, cfg, d,
-                               progress=False, trainer=trainer)  # fmt: skip
+                               progress=False, trainer=trainer, rollouts_path=tmp_path / "rollouts.parquet")  # fmt: skip
         ts = json.loads((d / "train_set.json").read_text())
         assert log["meta"]["run_id"] == rid and log["examples"] == ts["examples"] == len(ts["snapshot_ids"])
         assert log["optimizer_steps"] == plan["runs"][rid]["optimizer_steps"]
