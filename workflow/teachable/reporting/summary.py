@@ -343,7 +343,7 @@ def control_markdown(control: dict | None, checks: list[dict]) -> list[str]:
     if control["held"]:
         return [f"**Positive control held**: {control['detail']}. The checks of trained models are read below.", ""]
     void = [f"({'abcdefgh'[i]})" for i, c in enumerate(checks) if c.get("not_interpretable")]
-    return [f"**⚠ Positive control failed**: {control['detail']}. Training at these settings is not shown to improve "
+    return [f"**⚠ Positive control failed**: {control['detail'].removeprefix('failed: ')}. Training at these settings is not shown to improve "
             f"the base, so the checks that compare trained models, {', '.join(void)}, are not interpretable "
             f"({NOT_INTERPRETABLE}): their numbers are shown, their verdicts are not read.", ""]  # fmt: skip
 
