@@ -87,3 +87,24 @@ def test_where_the_control_fails_the_trained_model_checks_are_not_interpretable(
     marks = [line[2] for line in lines if line.startswith("- ") and "**(" in line]
     assert marks == ["✔", "✔", "⊘", "⊘", "✔", "⊘", "⊘"]
     assert json.loads((study["out"] / "summary.json").read_text())["control"]["id"] == "positive_control"
+
+
+def test_the_summary_shows_each_runs_target_marginal_and_drift(study):  # noqa: F811
+    t = json.loads(study["training"].read_text())
+    t["anchor_share"] = 0.5
+    t["runs"]["B1_uniform"] = {"anchor_examples": 8, "target_marginal": {"turn left": 6, "go forward": 2},
+                               "drift": {"kl": 0.05, "lo": 0.04, "hi": 0.06, "n_states": 200, "n_tasks": 10}}
+    study["training"].write_text(json.dumps(t))
+    sel = json.loads(study["selection"].read_text())
+    sel["methods"]["ORACLE"].update(target_marginal={"turn right": 13, "go forward": 3},
+                                    drift={"kl": 0.37, "lo": 0.3, "hi": 0.45, "n_states": 200, "n_tasks": 10})
+    study["selection"].write_text(json.dumps(sel))
+    s = _summary(study)
+    assert s["protocol"]["training"]["runs"]["B1_uniform"]["drift"]["kl"] == 0.05
+    md = (study["out"] / "summary.md").read_text()
+    assert ("  - B1_uniform: targets turn left 6 (75%), go forward 2 (25%); 8 anchor pairs; drift 0.050 [0.040, 0.060] "
+            "nats (n = 200 states, 10 tasks)") in md
+    assert "- Anchor: 0.50 of each run's examples" in md
+    oracle = next(line for line in md.splitlines() if line.startswith("  - ORACLE:"))
+    assert oracle.endswith("targets turn right 13 (81%), go forward 3 (19%); drift 0.370 [0.300, 0.450] nats "
+                           "(n = 200 states, 10 tasks)")

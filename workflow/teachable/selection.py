@@ -330,6 +330,7 @@ def train_selected(method: str, labeled_path, heldout_path, plan_path, model_dir
                      student=cfg.get("student"), env_id=cfg["env"]["id"], anchor=anchor, drift=drift)  # fmt: skip
     if out["optimizer_steps"] != plan["optimizer_steps"]:
         raise AssertionError(f"{method} trained {out['optimizer_steps']} steps, the plan says {plan['optimizer_steps']}")
+    sel.update(target_marginal=out["target_marginal"], anchor_examples=out["anchor_examples"], drift=out["drift"])
     write_doc(sel, SELECTED, out_dir / "selected.json")  # last: a killed job leaves none of its outputs
     return out
 
@@ -420,6 +421,8 @@ def _method_entry(method: str, sel: dict, ov: pd.Series, ret: pd.Series, n_base:
         "oracle_oof": _oof(sel, bs.confidence),
         "cost": sel["cost"],
         "oracle_overlap": sel["oracle_overlap"],
+        "target_marginal": sel.get("target_marginal"), "anchor_examples": sel.get("anchor_examples"),
+        "drift": sel.get("drift"),
         "success": {"p": float(ov["success_rate"]), "n": int(ov["n"]), "lo": float(ov["success_lo"]),
                     "hi": float(ov["success_hi"]), "n_tasks": int(ov["n_tasks"])},
         "reliability_gain": {"delta": float(ov["gain_vs_base"]), "lo": float(ov["gain_lo"]),

@@ -188,12 +188,18 @@ def training_markdown(t: dict) -> list[str]:
              "(state, action) pairs from other states; per run, its targets' marginal and its drift (mean KL(base || "
              "model) at fixed unrelated states, 95% bootstrap over their tasks):"]  # fmt: skip
     for r in model_order(runs):
-        e, d = runs[r], runs[r].get("drift") or {}
-        drift = (f"drift {fmt(d.get('kl'))} {fmt_ci(d.get('lo'), d.get('hi'))} nats (n = {d.get('n_states')} states, "
-                 f"{d.get('n_tasks')} tasks)" if d.get("kl") is not None else "drift not logged")  # fmt: skip
+        e = runs[r]
         lines.append(f"  - {r}: targets {marginal_text(e.get('target_marginal') or {})}; "
-                     f"{e.get('anchor_examples') or 0} anchor pairs; {drift}")  # fmt: skip
+                     f"{e.get('anchor_examples') or 0} anchor pairs; {drift_text(e.get('drift'))}")  # fmt: skip
     return lines
+
+
+def drift_text(d: dict | None) -> str:
+    """A model's drift (``anchor.drift_kl``) as the summary shows it."""
+    if not d or d.get("kl") is None:
+        return "drift not logged"
+    return (f"drift {fmt(d['kl'])} {fmt_ci(d.get('lo'), d.get('hi'))} nats (n = {d.get('n_states')} states, "
+            f"{d.get('n_tasks')} tasks)")  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------ reliability
@@ -284,7 +290,8 @@ def key_numbers(overall: pd.DataFrame, thresholds: dict, corr: dict, predictor: 
         "predictor": {k: predictor.get(k) for k in ("n_snapshots", "n_tasks", "n_folds")},
         "selection_k": sel.get("k"), "selection_candidates": sel.get("n_candidates"), "selection_format": sel.get("format"),
         "selection_methods": {m: {"gain": e.get("reliability_gain"), "value": e.get("value"), "cost": e.get("cost"),
-                                  "oracle_oof": e.get("oracle_oof")}
+                                  "oracle_oof": e.get("oracle_oof"), "target_marginal": e.get("target_marginal"),
+                                  "drift": e.get("drift")}
                               for m, e in (sel.get("methods") or {}).items()},
     }  # fmt: skip
     return out
@@ -302,6 +309,8 @@ def selection_markdown(methods: dict) -> list[str]:
         if o:
             line += (f"; out of fold ({o['measured_on']}) {fmt(o.get('gain_net'))} {fmt_ci(o.get('lo'), o.get('hi'))}, "
                      f"n = {o.get('n_snapshots')} snapshots")  # fmt: skip
+        if e.get("target_marginal") is not None:
+            line += f"; targets {marginal_text(e['target_marginal'])}; {drift_text(e.get('drift'))}"
         lines.append(line)
     return lines
 
