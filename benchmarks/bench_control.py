@@ -62,7 +62,8 @@ def main(argv=None) -> int:
     p.add_argument("--config", nargs="+", default=[], help="the run's config files after config/config.yaml")
     p.add_argument("--out", required=True)
     p.add_argument("--runs", nargs="+", default=["B1_uniform", "B2_all"])
-    for k, t in (("lr", float), ("epochs", float), ("r", int), ("alpha", float), ("batch_size", int)):
+    for k, t in (("lr", float), ("epochs", float), ("r", int), ("alpha", float), ("batch_size", int),
+                 ("save_steps", int)):
         p.add_argument(f"--{k.replace('_', '-')}", type=t, help=f"phase2.lora.{k}")
     p.add_argument("--share", type=float, help="phase2.anchor.share")
     a = p.parse_args(argv)
@@ -76,7 +77,8 @@ def main(argv=None) -> int:
     from teachable.splits import heldout_snapshots
     from teachable.stats import ClusterBootstrap
 
-    lora = {k: getattr(a, k) for k in ("lr", "epochs", "r", "alpha", "batch_size") if getattr(a, k) is not None}
+    lora = {k: getattr(a, k) for k in ("lr", "epochs", "r", "alpha", "batch_size", "save_steps")
+            if getattr(a, k) is not None}
     anchor = {"share": a.share} if a.share is not None else {}
     cfg = load_config(a.config, {"lora": lora, "anchor": anchor})
     res, out = Path(a.results), Path(a.out)
