@@ -295,7 +295,8 @@ def test_plan_trains_equal_budgets_and_skips_a_too_small_quadrant(demos):
     k = plan["budget"]
     assert k == min((~split.heldout & (split.quadrant == q)).sum() for q in QUADRANTS)
     steps = {r: v["optimizer_steps"] for r, v in plan["runs"].items() if v["trained"] and r != "B2_all"}
-    assert set(steps.values()) == {optimizer_steps(2, k, 2)} and len(steps) == 13
+    # the anchor (phase2.anchor.share, the schema's 0.5 here) adds k pairs: its steps are counted too
+    assert plan["anchor_share"] == 0.5 and set(steps.values()) == {optimizer_steps(2, 2 * k, 2)} and len(steps) == 13
     assert plan["runs"]["B2_all"]["examples"] == (~split.heldout).sum() == plan["n_train"]
     held = set(heldout["snapshot_ids"])
     sets = {}
@@ -404,7 +405,8 @@ def test_b3_traces_trains_on_the_students_kept_episodes_outside_heldout_tasks(tr
     b3 = plan["runs"]["B3_traces"]
     # one successful A episode per task outside the held-out ones; its 3rd step is an invalid output
     assert heldout["task_ids"] and b3["trained"] and b3["examples"] == 2 * len(kept_tasks)
-    assert b3["optimizer_steps"] == optimizer_steps(2, b3["examples"], 2) and "B3_traces" in plan["trained_runs"]
+    assert b3["anchor_examples"] == b3["examples"]  # the schema's anchor share 0.5: as many anchor pairs
+    assert b3["optimizer_steps"] == optimizer_steps(2, 2 * b3["examples"], 2) and "B3_traces" in plan["trained_runs"]
     assert plan["b3_traces_compute_ratio"] == pytest.approx(b3["examples"] / plan["budget"])
     write_json(heldout, tmp_path / "heldout.json")
     write_json(plan, tmp_path / "plan.json")
