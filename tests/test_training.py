@@ -74,7 +74,7 @@ def _labeled(demos, n: int = 22) -> pd.DataFrame:
         ctx = d.context
         wrong = next(a for a in ctx.valid_actions if a != d.target)
         rows.append(dict(
-            snapshot_id=f"{ENV}/s{i:03d}", task_id=f"{ENV}:{i // 2}",
+            snapshot_id=f"{ENV}/s{i:03d}", task_id=f"{ENV}:{i // 2}", episode_id=f"A-{i // 2}-1", step_idx=i % 2,
             quadrant=QUADRANTS[(i // 2) % 4] if i < 19 else QUADRANTS[0],
             instruction=ctx.instruction, observation=ctx.observation, history=list(ctx.history),
             valid_actions=list(ctx.valid_actions), student_action=wrong, suggested_action=d.target,
@@ -295,7 +295,8 @@ def test_plan_trains_equal_budgets_and_skips_a_too_small_quadrant(demos):
     k = plan["budget"]
     assert k == min((~split.heldout & (split.quadrant == q)).sum() for q in QUADRANTS)
     steps = {r: v["optimizer_steps"] for r, v in plan["runs"].items() if v["trained"] and r != "B2_all"}
-    assert set(steps.values()) == {optimizer_steps(2, k, 2)} and len(steps) == 13
+    # the anchor (phase2.anchor.share, the schema's 0.5 here) adds k pairs: its steps are counted too
+    assert plan["anchor_share"] == 0.5 and set(steps.values()) == {optimizer_steps(2, 2 * k, 2)} and len(steps) == 13
     assert plan["runs"]["B2_all"]["examples"] == (~split.heldout).sum() == plan["n_train"]
     held = set(heldout["snapshot_ids"])
     sets = {}
@@ -343,6 +344,7 @@ def test_matrix_runs_write_audit_files_and_summary(trainer, tiny_dir, demos, tmp
     lab = _labeled(demos)
     path = tmp_path / "labeled.parquet"
     write_parquet(lab, path)
+    write_parquet(_rollouts(demos), tmp_path / "rollouts.parquet")  # the anchor's pairs, the drift states
     cfg = {"seed": 0, "env": {"id": ENV}, "student": {"device": "cpu", "dtype": "float32"}, "phase2": P2,
            "phase5": {"budget": 3}}  # fmt: skip
     heldout, plan = plan_training(lab, cfg)
@@ -352,7 +354,7 @@ def test_matrix_runs_write_audit_files_and_summary(trainer, tiny_dir, demos, tmp
     for rid in ("Q1_highU_highL_hint", "B1_uniform", "B2_all"):
         d = tmp_path / rid
         log = train_matrix_run(rid, path, tmp_path / "heldout.json", tmp_path / "plan.json", tiny_dir, cfg, d,
-                               progress=False, trainer=trainer)  # fmt: skip
+                               progress=False, trainer=trainer, rollouts_path=tmp_path / "rollouts.parquet")  # fmt: skip
         ts = json.loads((d / "train_set.json").read_text())
         assert log["meta"]["run_id"] == rid and log["examples"] == ts["examples"] == len(ts["snapshot_ids"])
         assert log["optimizer_steps"] == plan["runs"][rid]["optimizer_steps"]
@@ -403,7 +405,8 @@ def test_b3_traces_trains_on_the_students_kept_episodes_outside_heldout_tasks(tr
     b3 = plan["runs"]["B3_traces"]
     # one successful A episode per task outside the held-out ones; its 3rd step is an invalid output
     assert heldout["task_ids"] and b3["trained"] and b3["examples"] == 2 * len(kept_tasks)
-    assert b3["optimizer_steps"] == optimizer_steps(2, b3["examples"], 2) and "B3_traces" in plan["trained_runs"]
+    assert b3["anchor_examples"] == b3["examples"]  # the schema's anchor share 0.5: as many anchor pairs
+    assert b3["optimizer_steps"] == optimizer_steps(2, 2 * b3["examples"], 2) and "B3_traces" in plan["trained_runs"]
     assert plan["b3_traces_compute_ratio"] == pytest.approx(b3["examples"] / plan["budget"])
     write_json(heldout, tmp_path / "heldout.json")
     write_json(plan, tmp_path / "plan.json")

@@ -139,6 +139,9 @@ def test_trained_adapters_load_with_equal_compute_and_no_heldout_task(micro_run)
         log = json.loads((run / "phase2" / rid / "train_log.json").read_text())
         assert log["loss_curve"] and log["tokens_trained"] > 0
         assert log["optimizer_steps"] == plan["runs"][rid]["optimizer_steps"]
+        # the anchor (phase2.anchor) and what each run logs: its targets' marginal, its drift at fixed states
+        assert log["anchor_examples"] == plan["runs"][rid]["anchor_examples"] == len(ts.get("anchor_step_ids", []))
+        assert sum(log["target_marginal"].values()) == log["examples"] and log["drift"]["n_states"] > 0
         if rid not in ("B2_all", "B3_traces"):
             steps.add((log["examples"], log["optimizer_steps"]))
     assert len(steps) == 1  # equal examples and optimizer steps for every budgeted run
@@ -248,6 +251,11 @@ def test_figures_tables_and_summary_numbers(micro_run):
         assert checks["retention_drop"]["values"]["max_drop"] == pytest.approx(ret["drop"].max())
     md = (run / "summary.md").read_text()
     assert "ρ" in md or "rho" in md
+    # the positive control comes first; where it failed, the trained-model checks are not interpretable
+    control = json.loads((run / "summary.json").read_text())["control"]
+    assert control["id"] == "positive_control" and md.splitlines()[2].startswith(
+        "**Positive control held**" if control["held"] else "**⚠ Positive control failed**")
+    assert any(c.get("not_interpretable") for c in checks.values()) == (control["held"] is False)
 
 
 def test_a_second_phase01_run_does_nothing(micro_labels):

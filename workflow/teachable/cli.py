@@ -301,7 +301,7 @@ def cmd_select_train(a) -> None:
 
     cfg = a.cfg
     res = train_selected(a.method, a.labeled, a.heldout, a.plan, a.model, cfg, a.out_dir, predictor_dir=a.predictor,
-                         progress=not a.no_progress)  # fmt: skip
+                         progress=not a.no_progress, rollouts_path=a.rollouts)  # fmt: skip
     log.info("selection %s: %s examples, %.1fs, final loss %s", a.method, res.get("examples"),
              res.get("seconds", float("nan")), res.get("final_loss"))
 

@@ -244,6 +244,26 @@ def transfer_table(df: pd.DataFrame, confidence: float, n_bootstrap: int = DEFAU
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS["transfer"])
 
 
+def snapshot_gain(df: pd.DataFrame, model_id: str, confidence: float, n_bootstrap: int = DEFAULT_N_BOOTSTRAP,
+                  seed: int = 0) -> dict:  # fmt: skip
+    """``model_id``'s success minus the base's over the whole snapshot suite (every held-out
+    snapshot, quadrants pooled), paired bootstrap over its tasks (the positive control's gain):
+    {"value", "lo", "hi", "n", "n_tasks", "base_success", "model_success"}; NaN with ``reason``
+    when the model or the base has no snapshot-suite rollouts."""
+    sn = df[df["suite"] == "snapshot"]
+    gm, gb = sn[sn["model_id"] == model_id], sn[sn["model_id"] == BASE_ID]
+    if gm.empty or gb.empty:
+        who = model_id if gm.empty else BASE_ID
+        return {"value": float("nan"), "lo": float("nan"), "hi": float("nan"), "n": int(len(gm)), "n_tasks": 0,
+                "base_success": float("nan"), "model_success": float("nan"),
+                "reason": f"{who} has no snapshot-suite rollouts"}  # fmt: skip
+    if set(gm["snapshot_id"]) != set(gb["snapshot_id"]):
+        raise ValueError(f"model {model_id} and the base were evaluated on different held-out snapshots")
+    d = diff_of(ClusterBootstrap(confidence, n_bootstrap, seed), gm, gb, "success", "task_id")
+    return {"value": d["value"], "lo": d["lo"], "hi": d["hi"], "n": int(len(gm)), "n_tasks": d["n_clusters"],
+            "base_success": float(gb["success"].mean()), "model_success": float(gm["success"].mean()), "reason": None}
+
+
 def transfer_locality(df: pd.DataFrame, confidence: float, n_bootstrap: int = DEFAULT_N_BOOTSTRAP, seed: int = 0,
                       models=None) -> dict:  # fmt: skip
     """Mean delta_success of the in-quadrant cells (trained_on == evaluated_on) minus that of the

@@ -23,8 +23,8 @@ Phases 2, 3 and 5:
   three runs are listed under ``skipped`` with the reason, and everything else runs. With no
   quadrant eligible, K = min(phase2.budget, all train snapshots) for B1_uniform.
 - Equal compute: every budgeted run (12 quadrant runs, B1_uniform; Phase 5's methods with their
-  own K) trains ceil(epochs x K / batch_size) optimizer steps (``training.optimizer_steps``,
-  ``phase2.lora.epochs``); B2_all trains the same epochs over all N train snapshots, i.e.
+  own K) trains ceil(epochs x (K + A) / batch_size) optimizer steps, A = the anchor's pairs
+  (``anchor.run_steps``, ``phase2.lora.epochs``, ``phase2.anchor.share``); B2_all trains the same epochs over all N train snapshots, i.e.
   ceil(epochs x N / batch_size) steps, and the plan states its extra compute (N / K); so does
   B3_traces over its kept steps (``b3_traces_compute_ratio``). Too few kept steps (under
   phase2.min_budget) skip it with the reason.
@@ -91,8 +91,8 @@ def plan_training(labeled: pd.DataFrame, cfg: dict, rollouts=None) -> tuple[dict
     """(heldout.json, plan.json) of the study (module docstring); ``rollouts``: phase 0's
     rollouts.parquet, the source of B3_traces (without it B3_traces is not trained, and the plan
     says so)."""
+    from .anchor import anchor_count, run_steps
     from .traces import trace_examples
-    from .training import optimizer_steps
 
     p2, seed = cfg["phase2"], int(cfg["seed"])
     min_held = int(p2["min_heldout_tasks"])
@@ -114,7 +114,8 @@ def plan_training(labeled: pd.DataFrame, cfg: dict, rollouts=None) -> tuple[dict
     if cap is not None:
         k = min(k, int(cap))
     epochs, bs = float(p2["lora"]["epochs"]), int(p2["lora"]["batch_size"])
-    steps = optimizer_steps(epochs, k, bs) if k >= 1 else 0
+    share = anchor_share(cfg)
+    steps = run_steps(epochs, k, bs, share) if k >= 1 else 0
     runs: dict[str, dict[str, Any]] = {}
     for run_id in RUN_IDS:
         q, fmt, kind = run_spec(run_id)
@@ -134,7 +135,7 @@ def plan_training(labeled: pd.DataFrame, cfg: dict, rollouts=None) -> tuple[dict
         runs[run_id] = (
             {"trained": False, "reason": reason} if reason else
             {"trained": True, "quadrant": q, "format": fmt, "kind": kind, "examples": n_ex, "epochs": epochs,
-             "optimizer_steps": optimizer_steps(epochs, n_ex, bs)}
+             "anchor_examples": anchor_count(n_ex, share), "optimizer_steps": run_steps(epochs, n_ex, bs, share)}
         )  # fmt: skip
     k5 = int(cfg["phase5"]["budget"])
     sel_reason = None
@@ -142,7 +143,7 @@ def plan_training(labeled: pd.DataFrame, cfg: dict, rollouts=None) -> tuple[dict
         sel_reason = (f"{n_train} candidate snapshot(s) (labeled, not held out) for phase5.budget={k5}: every "
                       "method would pick the same set; label more snapshots or lower phase5.budget")  # fmt: skip
     plan = {
-        "seed": seed, "budget": k, "epochs": epochs, "batch_size": bs, "optimizer_steps": steps,
+        "seed": seed, "budget": k, "epochs": epochs, "batch_size": bs, "optimizer_steps": steps, "anchor_share": share,
         "min_budget": min_budget, "configured_budget": cap, "train_pools": pools, "n_train": n_train,
         "n_heldout": int(split["heldout"].sum()), "short_strata": heldout["short_strata"],
         "b2_all_compute_ratio": (n_train / k) if k else None,
@@ -152,13 +153,35 @@ def plan_training(labeled: pd.DataFrame, cfg: dict, rollouts=None) -> tuple[dict
         "trained_runs": [r for r in RUN_IDS if runs[r]["trained"]],
         "skipped_runs": {r: v["reason"] for r, v in runs.items() if not v["trained"]},
         "selection": {"run": sel_reason is None, "reason": sel_reason, "k": k5, "n_candidates": n_train,
-                      "epochs": epochs, "optimizer_steps": optimizer_steps(epochs, k5, bs)},
+                      "epochs": epochs, "optimizer_steps": run_steps(epochs, k5, bs, share)},
     }  # fmt: skip
     for r, why in plan["skipped_runs"].items():
         log.warning("phase 2: run %s is not trained: %s", r, why)
     if sel_reason:
         log.warning("phase 5 is not run: %s", sel_reason)
     return heldout, plan
+
+
+def anchor_share(cfg: dict) -> float:
+    """``phase2.anchor.share`` (the schema's default where the section is left out)."""
+    from .config import section
+
+    return float(section("phase2.anchor", cfg["phase2"].get("anchor"))["share"])
+
+
+def anchor_and_drift(rollouts_path, labeled: pd.DataFrame, heldout_task_ids, n_examples: int,
+                     cfg: dict) -> tuple[list, list[str], pd.DataFrame]:  # fmt: skip
+    """(anchor pairs, their step ids, drift states) of a run of ``n_examples`` supervised
+    examples (``teachable.anchor``; the same rule for Phases 2 and 5)."""
+    from .anchor import anchor_examples, anchor_pool, drift_contexts, student_steps
+    from .config import section
+
+    a = section("phase2.anchor", cfg["phase2"].get("anchor"))
+    if rollouts_path is None:
+        raise ValueError("the anchor and the drift states come from phase 0's rollouts: give the rollouts file")
+    steps, seed = student_steps(rollouts_path), int(cfg["seed"])
+    pairs, ids = anchor_examples(anchor_pool(steps, heldout_task_ids, labeled), n_examples, float(a["share"]), seed)
+    return pairs, ids, drift_contexts(steps, heldout_task_ids, int(a["drift_states"]), seed)
 
 
 def run_training_set(split_df: pd.DataFrame, run_id: str, budget: int, seed: int) -> pd.DataFrame:
@@ -189,6 +212,7 @@ def train_matrix_run(run_id: str, labeled_path, heldout_path, plan_path, model_d
     """One phase 2 job: the plan's split and budget, select, train (``adapter/`` and
     ``train_log.json``, resuming from ``checkpoints/`` if a job was killed), then write
     ``train_set.json`` (ids used, tasks used, held out)."""
+    from .anchor import target_marginal
     from .documents import HELDOUT, PLAN, TRAIN_SET
     from .io import read_doc, read_parquet, write_doc
     from .training import train_lora
@@ -226,10 +250,13 @@ def train_matrix_run(run_id: str, labeled_path, heldout_path, plan_path, model_d
         "heldout_snapshot_ids": sorted(held["snapshot_id"]), "heldout_task_ids": heldout["task_ids"],
         "train_pools": plan["train_pools"], "labeled_snapshots": int(len(split)),
     }  # fmt: skip
+    anchor, anchor_ids, drift = anchor_and_drift(rollouts_path, split, heldout["task_ids"], len(examples), cfg)
+    train_set.update(anchor_step_ids=anchor_ids, target_marginal=target_marginal(t for _, t in examples),
+                     anchor_marginal=target_marginal(t for _, t in anchor))  # fmt: skip
     lora = {k: v for k, v in cfg["phase2"]["lora"].items()}
     meta = {k: train_set[k] for k in ("run_id", "quadrant", "format", "kind", "budget")}
     out = train_lora(model_dir, examples, lora, out_dir, progress=progress, trainer=trainer, meta=meta,
-                     student=cfg.get("student"), env_id=cfg["env"]["id"])  # fmt: skip
+                     student=cfg.get("student"), env_id=cfg["env"]["id"], anchor=anchor, drift=drift)  # fmt: skip
     if out["optimizer_steps"] != entry["optimizer_steps"]:
         raise AssertionError(f"run {run_id} trained {out['optimizer_steps']} steps, the plan says "
                              f"{entry['optimizer_steps']}")
@@ -260,6 +287,8 @@ def training_summary(run_dirs, plan: dict) -> dict[str, Any]:
             "format": ts["format"], "quadrant": ts["quadrant"], "kind": ts["kind"], "budget": ts["budget"],
             "n_train_tasks": len(ts["task_ids"]), "n_heldout": len(ts["heldout_snapshot_ids"]),
             "resumed_from": tl.get("resumed_from"), "trainable_params": tl.get("trainable_params"),
+            "anchor_examples": tl.get("anchor_examples", 0), "target_marginal": tl.get("target_marginal"),
+            "anchor_marginal": tl.get("anchor_marginal"), "drift": tl.get("drift"),
             "dir": str(d),
         }  # fmt: skip
         heldout_sets.add(tuple(ts["heldout_snapshot_ids"]))
@@ -272,6 +301,7 @@ def training_summary(run_dirs, plan: dict) -> dict[str, Any]:
         "skipped_runs": plan["skipped_runs"],
         "missing_runs": [r for r in plan["trained_runs"] if r not in runs],
         "budget": plan["budget"], "epochs": plan["epochs"], "optimizer_steps": plan["optimizer_steps"],
+        "anchor_share": plan.get("anchor_share", 0.0),
         "b2_all_compute_ratio": plan["b2_all_compute_ratio"],
         "b3_traces_compute_ratio": plan.get("b3_traces_compute_ratio"),
         "equal_budgets": len(set(budgeted.values())) <= 1,

@@ -269,13 +269,14 @@ def _play(specs: list, policy, cfg: dict, desc: str, progress: bool) -> dict:
 
 # ------------------------------------------------------------------------------------ one job
 def train_selected(method: str, labeled_path, heldout_path, plan_path, model_dir, cfg: dict, out_dir,
-                   predictor_dir=None, progress: bool = True) -> dict[str, Any]:  # fmt: skip
+                   predictor_dir=None, progress: bool = True, rollouts_path=None) -> dict[str, Any]:  # fmt: skip
     """One Phase 5 job: select (LEARNABILITY_EQ: after its policy rollouts), measure the set's
     value on fresh rollouts, count the signal's cost, write ``selected.json``, train
-    (``adapter/``, ``train_log.json``)."""
+    (``adapter/``, ``train_log.json``) with Phase 2's anchor (``matrix.anchor_and_drift`` on phase
+    0's ``rollouts_path``), logging the set's target marginal and the model's drift."""
     from .documents import HELDOUT, PLAN, SELECTED
     from .io import read_doc, read_parquet, write_doc
-    from .matrix import training_examples
+    from .matrix import anchor_and_drift, training_examples
     from .selection_costs import oracle_rollouts, signal_cost
     from .training import train_lora
 
@@ -322,9 +323,14 @@ def train_selected(method: str, labeled_path, heldout_path, plan_path, model_dir
              method, k, len(cands), sel["cost"]["student_rollouts"], sel["cost"]["teacher_calls"],
              sel["oracle_overlap"])  # fmt: skip
     examples = training_examples(chosen, fmt)
+    anchor, _, drift = anchor_and_drift(rollouts_path, labeled, read_doc(heldout_path, HELDOUT)["task_ids"],
+                                        len(examples), cfg)  # fmt: skip
     meta = {"run_id": model_id(method), "method": method, "format": fmt, "budget": k}
     out = train_lora(model_dir, examples, cfg["phase2"]["lora"], out_dir, progress=progress, meta=meta,
-                     student=cfg.get("student"), env_id=cfg["env"]["id"])  # fmt: skip
+                     student=cfg.get("student"), env_id=cfg["env"]["id"], anchor=anchor, drift=drift)  # fmt: skip
+    if out["optimizer_steps"] != plan["optimizer_steps"]:
+        raise AssertionError(f"{method} trained {out['optimizer_steps']} steps, the plan says {plan['optimizer_steps']}")
+    sel.update(target_marginal=out["target_marginal"], anchor_examples=out["anchor_examples"], drift=out["drift"])
     write_doc(sel, SELECTED, out_dir / "selected.json")  # last: a killed job leaves none of its outputs
     return out
 
@@ -415,6 +421,8 @@ def _method_entry(method: str, sel: dict, ov: pd.Series, ret: pd.Series, n_base:
         "oracle_oof": _oof(sel, bs.confidence),
         "cost": sel["cost"],
         "oracle_overlap": sel["oracle_overlap"],
+        "target_marginal": sel.get("target_marginal"), "anchor_examples": sel.get("anchor_examples"),
+        "drift": sel.get("drift"),
         "success": {"p": float(ov["success_rate"]), "n": int(ov["n"]), "lo": float(ov["success_lo"]),
                     "hi": float(ov["success_hi"]), "n_tasks": int(ov["n_tasks"])},
         "reliability_gain": {"delta": float(ov["gain_vs_base"]), "lo": float(ov["gain_lo"]),

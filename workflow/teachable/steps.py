@@ -216,7 +216,7 @@ MODEL = port("--model", STUDENT_MODEL, "the student's HF model directory")
 LABELED_IN = port("--labeled", S.LABELED)
 HELDOUT_IN = port("--heldout", D.HELDOUT, "never trained on")
 PLAN_IN = port("--plan", D.PLAN)
-ROLLOUTS_IN = port("--rollouts", S.ROLLOUT_STEPS, "B3_traces' source")
+ROLLOUTS_IN = port("--rollouts", S.ROLLOUT_STEPS, "B3_traces' source, the anchor's pairs and the drift states")
 MODEL_ID = (("--model-id",), dict(required=True, help="the result's name, e.g. base or B3_traces"))
 SHARDS = (("--shard",), dict(type=int, default=0, help="this shard's index (its items i::n)")), \
          (("--n-shards",), dict(type=int, default=1, help="the number of shards"))  # fmt: skip
@@ -301,12 +301,13 @@ STEPS = {s.cmd: s for s in (
           outputs={"gate": port("--out", D.GATE)}),
     # ---------------------------------------------------------------- phase 2
     Step("plan-training", "Phase 2: the held-out split (by task), the budget and which runs are trained.",
-          config=(SEED, keys("phase2", "heldout_frac", "min_heldout_tasks", "budget", "min_budget", "lora", "traces"),
+          config=(SEED, keys("phase2", "heldout_frac", "min_heldout_tasks", "budget", "min_budget", "lora", "anchor",
+                             "traces"),
                   keys("phase5", "budget")),
           inputs={"labeled": LABELED_IN, "rollouts": ROLLOUTS_IN},
           outputs={"heldout": port("--out-heldout", D.HELDOUT), "plan": port("--out-plan", D.PLAN)}),
     Step("train-run", "Phase 2: train one run of the LoRA matrix.",
-          config=(SEED, ENV, STUDENT, keys("phase2", "lora", "traces")),
+          config=(SEED, ENV, STUDENT, keys("phase2", "lora", "anchor", "traces")),
           inputs={"model": MODEL, "labeled": LABELED_IN, "rollouts": ROLLOUTS_IN, "heldout": HELDOUT_IN,
                   "plan": PLAN_IN},
           outputs={"adapter": port(None, ADAPTER), "log_json": port(None, D.TRAIN_LOG),
@@ -368,8 +369,8 @@ STEPS = {s.cmd: s for s in (
           inputs={"oof": port("--oof", OOF), "predictor": port("--predictor", PREDICTOR_DIR, "its crossfit.json")},
           outputs={"result": port("--out", D.TRAINING_RESULT)}),
     Step("select-train", "Phase 5: one selection method picks K snapshots; train on them.",
-          config=(SEED, ENV, STUDENT, keys("phase2", "lora"), whole("phase5")),
-          inputs={"model": MODEL, "labeled": LABELED_IN, "heldout": HELDOUT_IN,
+          config=(SEED, ENV, STUDENT, keys("phase2", "lora", "anchor"), whole("phase5")),
+          inputs={"model": MODEL, "labeled": LABELED_IN, "rollouts": ROLLOUTS_IN, "heldout": HELDOUT_IN,
                   "plan": port("--plan", D.PLAN, "whether Phase 5 runs"),
                   "predictor": port("--predictor", PREDICTOR_DIR, "required for PREDICTOR", optional=True)},
           outputs={"adapter": port(None, ADAPTER, path_override=SELECTION + "adapter"),

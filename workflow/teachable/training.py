@@ -48,9 +48,11 @@ Config keys: r, alpha, dropout, target_modules, lr,
 batch_size, seed, save_steps and exactly one of ``steps`` (a fixed number of optimizer steps:
 Phase 1B's one-example runs) or ``epochs`` (equal compute: ``optimizer_steps(epochs, K,
 batch_size)`` = ceil(epochs x K / batch_size) steps for K examples, the rule of every budgeted
-run of Phases 2 and 5). ``train_log.json`` records ``examples``, ``epochs`` (configured, or
-steps x batch / examples for a fixed-steps run), ``optimizer_steps`` and ``tokens_trained``
-(non-padding tokens of every training batch, counted by the trainer). Checkpoints go to ``out_dir/checkpoints`` every
+run of Phases 2 and 5, where K counts the anchor's pairs too: ``teachable.anchor``). ``train_log.json``
+records ``examples`` (the supervised ones), ``anchor_examples``, ``epochs`` (configured, or
+steps x batch / examples for a fixed-steps run), ``optimizer_steps``, ``tokens_trained``
+(non-padding tokens of every training batch, counted by the trainer), the targets' and the
+anchor's action marginals and, given drift states, ``drift`` (the adapter's KL to the base there). Checkpoints go to ``out_dir/checkpoints`` every
 ``save_steps`` steps (none when ``save_steps >= steps``); a rerun of a killed job resumes from
 the latest complete one if it belongs to the same examples and config, and they are deleted
 after success. The adapter is written atomically to ``out_dir/adapter`` (peft format).
@@ -324,10 +326,20 @@ class LoraTrainer:
             self._peft = None
             self.policy.clear_memo()
 
+    def base_logprobs(self, contexts: Sequence[Context]) -> list:
+        """The bare base model's action log-probabilities at ``contexts`` (no adapter)."""
+        self.release()
+        if self.policy.model is not self.policy.base_model:
+            self.policy.load_adapter(None)
+        return self.policy.action_logprobs(list(contexts)) if len(contexts) else []
+
     def run(self, examples: Sequence[tuple[Context, str]], cfg: dict, out_dir: str | os.PathLike, *,
-            progress: bool = True, callbacks=None, meta: dict | None = None) -> dict[str, Any]:  # fmt: skip
-        """Train a fresh adapter on ``examples``; write ``adapter/`` and ``train_log.json`` under
-        ``out_dir`` (see the module docstring). Returns the train log."""
+            progress: bool = True, callbacks=None, meta: dict | None = None,
+            anchor: Sequence[tuple[Context, str]] = (), drift=None) -> dict[str, Any]:  # fmt: skip
+        """Train a fresh adapter on ``examples`` plus the ``anchor`` pairs (``teachable.anchor``);
+        write ``adapter/`` and ``train_log.json`` under ``out_dir`` (see the module docstring).
+        ``drift``: ``anchor.drift_contexts``' frame: the log records the adapter's KL to the base
+        there. Returns the train log."""
         import peft
         import torch
         import transformers
@@ -341,7 +353,11 @@ class LoraTrainer:
         out_dir.mkdir(parents=True, exist_ok=True)
         ckpt_dir = out_dir / "checkpoints"
         cfg = check_lora_cfg(cfg)
-        trainer, encoded = self.build_trainer(examples, cfg, ckpt_dir, progress=progress, callbacks=callbacks)
+        from .anchor import drift_kl, target_marginal
+
+        base_lp = self.base_logprobs(drift["context"].tolist()) if drift is not None else None
+        trainer, encoded = self.build_trainer([*examples, *anchor], cfg, ckpt_dir, progress=progress,
+                                              callbacks=callbacks)  # fmt: skip
         try:
             fp = _fingerprint(encoded, cfg, str(self.model_dir))
             resume = latest_checkpoint(ckpt_dir)
@@ -366,12 +382,22 @@ class LoraTrainer:
                 model.save_pretrained(str(tmp))
             trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
             total = sum(p.numel() for p in model.parameters())
+            drift_log = None
+            if drift is not None:  # the adapter's layers sit in the policy's model until release()
+                model.eval()
+                self.policy.clear_memo()
+                tuned_lp = self.policy.action_logprobs(drift["context"].tolist()) if len(drift) else []
+                drift_log = drift_kl(base_lp, tuned_lp, drift["task_id"].tolist(), seed=int(cfg["seed"]))
         finally:
             self.release()
         n_tok = [sum(e["completion_mask"]) for e in encoded]
         _, epochs = resolve_steps(cfg, len(encoded))
         log_dict = {
-            "examples": len(encoded),
+            "examples": len(examples),
+            "anchor_examples": len(anchor),
+            "target_marginal": target_marginal(t for _, t in examples),
+            "anchor_marginal": target_marginal(t for _, t in anchor),
+            "drift": drift_log,
             "epochs": epochs,
             "optimizer_steps": int(state.global_step),
             "tokens_trained": int(state.num_input_tokens_seen),
@@ -401,17 +427,20 @@ class LoraTrainer:
 def train_lora(model_dir: str | os.PathLike, examples: Sequence[tuple[Context, str]], cfg: dict,
                out_dir: str | os.PathLike, *, progress: bool = True, trainer: LoraTrainer | None = None,
                callbacks=None, meta: dict | None = None, student: dict | None = None,
-               env_id: str | None = None) -> dict[str, Any]:  # fmt: skip
+               env_id: str | None = None, anchor: Sequence[tuple[Context, str]] = (),
+               drift=None) -> dict[str, Any]:  # fmt: skip
     """LoRA SFT of the model in ``model_dir`` on ``examples`` (see the module docstring).
 
     ``trainer``: a ``LoraTrainer`` that already holds the model (many runs, one load); else one is
     made from the ``student`` config section (device, dtype; the schema's defaults) for
     ``env_id``'s family (its system prompt renders the examples).
-    ``meta``: run metadata copied into train_log.json. ``callbacks``: transformers callbacks."""
+    ``meta``: run metadata copied into train_log.json. ``callbacks``: transformers callbacks.
+    ``anchor``, ``drift``: ``LoraTrainer.run``'s."""
     if trainer is None:
         from .policies import make_trainable
 
         if env_id is None:
             raise ValueError("train_lora needs env_id (its family's system prompt renders the examples) or a trainer")
         trainer = LoraTrainer(model_dir, policy=make_trainable(student or {}, str(model_dir), env_id=env_id))
-    return trainer.run(examples, cfg, out_dir, progress=progress, callbacks=callbacks, meta=meta)
+    return trainer.run(examples, cfg, out_dir, progress=progress, callbacks=callbacks, meta=meta, anchor=anchor,
+                       drift=drift)

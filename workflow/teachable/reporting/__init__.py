@@ -54,6 +54,15 @@ threshold, or an input is missing or NaN; ``detail`` says which):
 - ``selection_oracle_vs_learnability``: ORACLE (CPT's full labels) vs LEARNABILITY (one rollout
   condition): held iff p < alpha and the difference > 0; not held iff the difference's interval
   is <= 0; else undetermined.
+
+The positive control (``summary.json``'s ``control``, ``checks.check_positive_control``, shown
+first in summary.md): held iff B1_uniform or B2_all gains on the snapshot suite (all held-out
+snapshots pooled, ``evaluation_tables.snapshot_gain``: its interval's lower bound > 0) with its
+retention not "not held" (its own drop interval not at or above the threshold); else failed, and
+then the checks that read trained models (``checks.GATED_CHECKS``: transfer, retention and the
+two selection comparisons; the CPT and predictor checks read no trained model) are not
+interpretable: ``held`` null, ``not_interpretable`` the reason, the verdict they would have had
+in ``values["verdict_if_read"]``, marked ⊘.
 """
 
 from .checks import (

@@ -127,6 +127,71 @@ def _expected_runs(table: pd.DataFrame, expected_models: Sequence[str] | None) -
     return runs, [m for m in expected_models if m not in set(runs["model_id"])]
 
 
+CONTROL_RUNS = ("B1_uniform", "B2_all")
+# the checks that read trained models (Phases 2 and 5): not interpretable when the positive control fails
+GATED_CHECKS = ("transfer_diagonal", "retention_drop", "selection_predictor", "selection_oracle_vs_learnability")
+
+
+def check_positive_control(gains: dict, retention: pd.DataFrame, threshold: float,
+                           runs: Sequence[str] = CONTROL_RUNS) -> dict:  # fmt: skip
+    """The positive control: some plain behaviour-cloning baseline (``runs``) improves the base
+    on the snapshot suite (``gains[run]``: ``evaluation_tables.snapshot_gain``, its interval's
+    lower bound > 0) with retention held, i.e. not shown lost: its own retention drop's interval
+    (``drop_lo/_hi``) does not lie at or above ``threshold`` (``stats.interval_verdict``, claim
+    drop < threshold: held or undetermined, not "not held"). Held iff some run does both; else
+    not held (the control failed: training at these settings is not shown to help, so the
+    checks of trained models cannot be read). Never undetermined: a missing run fails it."""
+    claim = ("positive control: B1_uniform or B2_all improves the base on the snapshot suite (gain interval > 0) "
+             f"with retention held (drop interval not at or above {threshold})")  # fmt: skip
+    per, passing = {}, []
+    for r in runs:
+        g = gains.get(r) or {}
+        row = retention[retention["model_id"] == r]
+        d = {k: num(row.iloc[0][c]) if len(row) else None for k, c in (("drop", "drop"), ("lo", "drop_lo"),
+                                                                           ("hi", "drop_hi"))}  # fmt: skip
+        ret = interval_verdict(d["lo"], d["hi"], threshold, "<") if None not in d.values() else None
+        gain_ok = num(g.get("lo")) is not None and num(g.get("lo")) > 0
+        per[r] = {"gain": num(g.get("value")), "lo": num(g.get("lo")), "hi": num(g.get("hi")), "n": g.get("n"),
+                  "n_tasks": g.get("n_tasks"), "reason": g.get("reason"), "drop": d, "retention_held": ret,
+                  "gain_above_0": gain_ok}  # fmt: skip
+        if gain_ok and ret is not False:
+            passing.append(r)
+    v = {"runs": per, "passing": passing, "threshold": threshold}
+    parts = []
+    for r, e in per.items():
+        if e["gain"] is None:
+            parts.append(f"{r}: not measured ({e['reason'] or 'not trained or not evaluated'})")
+            continue
+        ret = {True: "held", False: "not held", None: "undetermined"}[e["retention_held"]]
+        parts.append(f"{r}: snapshot-suite gain {fmt(e['gain'])} {fmt_ci(e['lo'], e['hi'])} (n = {e['n']} rollouts "
+                     f"on {e['n_tasks']} tasks); retention drop {fmt(e['drop']['drop'])} "
+                     f"{fmt_ci(e['drop']['lo'], e['drop']['hi'])} ({ret})")  # fmt: skip
+    detail = "; ".join(parts) + "; 95% paired bootstrap over tasks"
+    if passing:
+        return _check("positive_control", claim, True, v, f"held by {', '.join(passing)}: " + detail)
+    why = ("no B1/B2 gain interval lies above 0" if not any(e["gain_above_0"] for e in per.values())
+           else "retention not held where the gain interval lies above 0")  # fmt: skip
+    v["reason"] = why
+    return _check("positive_control", claim, False, v, f"failed: {why}: " + detail)
+
+
+def gate_checks(checks: list[dict], control: dict) -> list[dict]:
+    """``checks`` with the trained-model checks (``GATED_CHECKS``) marked not interpretable,
+    their verdict not read (``held`` None, ``not_interpretable`` the reason, the computed verdict
+    kept in ``values["verdict_if_read"]``), when the positive control failed; else unchanged."""
+    if control["held"]:
+        return checks
+    why = f"the positive control failed ({control['values']['reason']})"
+    out = []
+    for c in checks:
+        if c["id"] in GATED_CHECKS:
+            c = {**c, "held": None, "not_interpretable": why,
+                 "values": {**c["values"], "verdict_if_read": c["held"]},
+                 "detail": f"not interpretable: {why}; computed, not read: {c['detail']}"}  # fmt: skip
+        out.append(c)
+    return out
+
+
 def check_retention(retention: pd.DataFrame, threshold: float,
                     expected_models: Sequence[str] | None = RUN_IDS) -> dict:  # fmt: skip
     """(c) no Phase 2 run drops retention by ``threshold`` or more, by the runs' simultaneous

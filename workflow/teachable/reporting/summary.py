@@ -21,23 +21,28 @@ from ..documents import (
     THRESHOLDS,
     TRAINING_SUMMARY,
 )
-from ..evaluation_tables import transfer_locality
+from ..anchor import marginal_text
+from ..evaluation_tables import snapshot_gain, transfer_locality
 from ..io import atomic_path, write_doc
 from ..schemas import ALL_EVAL_ROLLOUTS, LABELED, PHASE3_TABLES
 from .checks import (
+    CONTROL_RUNS,
     check_beyond_headroom,
     check_cpt,
     check_oracle_vs_learnability,
+    check_positive_control,
     check_predictor,
     check_retention,
     check_selection_predictor,
     check_transfer_diagonal,
+    gate_checks,
 )
 from .inputs import (
     QUADRANT_RUNS,
     cost_text,
     fmt,
     fmt_ci,
+    model_order,
     num,
     read_failures,
     read_input,
@@ -76,8 +81,10 @@ def protocol_numbers(*, labeled: pd.DataFrame, hint_audit: dict, corr: dict, tra
         "gate": {"rho": num(corr.get("rho")), "rho_ci": corr.get("rho_ci"), "p_value": num(corr.get("p_value")),
                  "n": corr.get("n"), "baselines": corr.get("baselines"), "partial_rho": corr.get("partial_rho"),
                  "per_route": corr.get("per_route")},
-        "training": {k: training.get(k) for k in ("budget", "epochs", "optimizer_steps", "b2_all_compute_ratio",
-                                                  "skipped_runs", "equal_budgets", "heldout_leaks")},
+        "training": {**{k: training.get(k) for k in ("budget", "epochs", "optimizer_steps", "b2_all_compute_ratio",
+                                                     "skipped_runs", "equal_budgets", "heldout_leaks", "anchor_share")},
+                     "runs": {r: {k: e.get(k) for k in ("anchor_examples", "target_marginal", "drift")}
+                              for r, e in (training.get("runs") or {}).items()}},
         "selection_skipped": selection.get("skipped"),
         "teacher_failures": {str(k): int(v) for k, v in teacher_failures["failure_kind"].value_counts().items()}
         if len(teacher_failures) else {},
@@ -156,6 +163,7 @@ def protocol_markdown(p: dict) -> list[str]:
     lines.append(f"- Training (Phase 2): K = {t.get('budget')} examples, {t.get('epochs')} epochs, "
                  f"{t.get('optimizer_steps')} optimizer steps per budgeted run; B2_all trains "
                  f"{fmt(t.get('b2_all_compute_ratio'), 1)}x their compute; equal budgets: {t.get('equal_budgets')}")
+    lines += training_markdown(t)
     skipped = t.get("skipped_runs") or {}
     lines.append("- Runs not trained: " + ("none" if not skipped else "; ".join(f"{r} ({why})" for r, why in skipped.items())))
     if p.get("selection_skipped"):
@@ -168,6 +176,30 @@ def protocol_markdown(p: dict) -> list[str]:
                  f"{ee['phase1']['expert_rollouts_failed']} expert rollouts stopped ({ee['phase1']['of_which_impossible']} "
                  f"mission impossible); phase 3 starts {ee['phase3_starts'] or 'none'}")  # fmt: skip
     return lines
+
+
+def training_markdown(t: dict) -> list[str]:
+    """The anchor's share, and per trained run its target marginal and its drift (KL to the
+    base at the fixed unrelated states, ``teachable.anchor``)."""
+    runs = t.get("runs") or {}
+    if not runs:
+        return []
+    lines = [f"- Anchor: {fmt(t.get('anchor_share') or 0.0, 2)} of each run's examples are the student's own phase 0 "
+             "(state, action) pairs from other states; per run, its targets' marginal and its drift (mean KL(base || "
+             "model) at fixed unrelated states, 95% bootstrap over their tasks):"]  # fmt: skip
+    for r in model_order(runs):
+        e = runs[r]
+        lines.append(f"  - {r}: targets {marginal_text(e.get('target_marginal') or {})}; "
+                     f"{e.get('anchor_examples') or 0} anchor pairs; {drift_text(e.get('drift'))}")  # fmt: skip
+    return lines
+
+
+def drift_text(d: dict | None) -> str:
+    """A model's drift (``anchor.drift_kl``) as the summary shows it."""
+    if not d or d.get("kl") is None:
+        return "drift not logged"
+    return (f"drift {fmt(d['kl'])} {fmt_ci(d.get('lo'), d.get('hi'))} nats (n = {d.get('n_states')} states, "
+            f"{d.get('n_tasks')} tasks)")  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------ reliability
@@ -258,7 +290,8 @@ def key_numbers(overall: pd.DataFrame, thresholds: dict, corr: dict, predictor: 
         "predictor": {k: predictor.get(k) for k in ("n_snapshots", "n_tasks", "n_folds")},
         "selection_k": sel.get("k"), "selection_candidates": sel.get("n_candidates"), "selection_format": sel.get("format"),
         "selection_methods": {m: {"gain": e.get("reliability_gain"), "value": e.get("value"), "cost": e.get("cost"),
-                                  "oracle_oof": e.get("oracle_oof")}
+                                  "oracle_oof": e.get("oracle_oof"), "target_marginal": e.get("target_marginal"),
+                                  "drift": e.get("drift")}
                               for m, e in (sel.get("methods") or {}).items()},
     }  # fmt: skip
     return out
@@ -276,6 +309,8 @@ def selection_markdown(methods: dict) -> list[str]:
         if o:
             line += (f"; out of fold ({o['measured_on']}) {fmt(o.get('gain_net'))} {fmt_ci(o.get('lo'), o.get('hi'))}, "
                      f"n = {o.get('n_snapshots')} snapshots")  # fmt: skip
+        if e.get("target_marginal") is not None:
+            line += f"; targets {marginal_text(e['target_marginal'])}; {drift_text(e.get('drift'))}"
         lines.append(line)
     return lines
 
@@ -283,9 +318,12 @@ def selection_markdown(methods: dict) -> list[str]:
 def build_summary(*, correlation: dict, transfer: pd.DataFrame, retention: pd.DataFrame, overall: pd.DataFrame,
                   thresholds: dict, predictor: dict, selection: dict, retention_threshold: float,
                   alpha: float = 0.05, inputs: dict | None = None, protocol: dict | None = None,
-                  trained_runs: Sequence[str] | None = None, locality: dict | None = None) -> dict:  # fmt: skip
+                  trained_runs: Sequence[str] | None = None, locality: dict | None = None,
+                  control: dict | None = None) -> dict:  # fmt: skip
     """The checks (``checks``), the key numbers and the protocol numbers; ``locality``: the
-    transfer check's interval (``evaluation_tables.transfer_locality``), None = undetermined."""
+    transfer check's interval (``evaluation_tables.transfer_locality``), None = undetermined;
+    ``control``: the positive control (``checks.check_positive_control``): where it failed, the
+    checks of trained models are marked not interpretable (``checks.gate_checks``)."""
     trained = RUN_IDS if trained_runs is None else tuple(trained_runs)
     checks = [
         check_cpt(correlation),
@@ -296,20 +334,38 @@ def build_summary(*, correlation: dict, transfer: pd.DataFrame, retention: pd.Da
         check_selection_predictor(selection, alpha),
         check_oracle_vs_learnability(selection, alpha),
     ]
-    return {"checks": checks, "key_numbers": key_numbers(overall, thresholds, correlation, predictor, selection),
+    if control is not None:
+        checks = gate_checks(checks, control)
+    return {"control": control, "checks": checks, "key_numbers": key_numbers(overall, thresholds, correlation, predictor, selection),
             "protocol": protocol, "settings": {"retention_threshold": retention_threshold, "alpha": alpha},
             "inputs": inputs or {}}  # fmt: skip
 
 
 MARK = {True: "✔", False: "✘", None: "—"}
+NOT_INTERPRETABLE = "⊘"
+
+
+def control_markdown(control: dict | None, checks: list[dict]) -> list[str]:
+    """The positive control's line, first in the summary; where it failed, which checks it voids."""
+    if control is None:
+        return []
+    if control["held"]:
+        return [f"**Positive control held**: {control['detail']}. The checks of trained models are read below.", ""]
+    void = [f"({'abcdefgh'[i]})" for i, c in enumerate(checks) if c.get("not_interpretable")]
+    return [f"**⚠ Positive control failed**: {control['detail'].removeprefix('failed: ')}. Training at these settings is not shown to improve "
+            f"the base, so the checks that compare trained models, {', '.join(void)}, are not interpretable "
+            f"({NOT_INTERPRETABLE}): their numbers are shown, their verdicts are not read.", ""]  # fmt: skip
 
 
 def summary_markdown(summary: dict) -> str:
-    lines = ["# Study summary", "",
+    lines = ["# Study summary", "", *control_markdown(summary.get("control"), summary["checks"]),
              "Each check is computed from the phase outputs: ✔ held (its interval supports the claim), ✘ not held "
-             "(its interval excludes the claim), — undetermined (neither; the interval is shown).", ""]  # fmt: skip
+             "(its interval excludes the claim), — undetermined (neither; the interval is shown)"
+             + (f", {NOT_INTERPRETABLE} not interpretable (the positive control failed)" if summary.get("control") else "")
+             + ".", ""]  # fmt: skip
     for i, c in enumerate(summary["checks"]):
-        lines.append(f"- {MARK[c['held']]} **({'abcdefgh'[i]}) {c['claim']}**: {c['detail']}")
+        mark = NOT_INTERPRETABLE if c.get("not_interpretable") else MARK[c["held"]]
+        lines.append(f"- {mark} **({'abcdefgh'[i]}) {c['claim']}**: {c['detail']}")
     k = summary["key_numbers"]
     s = k.get("student_success") or {}
     lines += ["", "## Key numbers", ""]
@@ -365,15 +421,18 @@ def summary_from_files(*, correlation, transfer, retention, overall, thresholds,
         selection=sel, teacher_failures=read_failures(teacher_failures), confidence=confidence,
         n_bootstrap=n_bootstrap, seed=seed,
     )  # fmt: skip
+    retention_df = read_input(retention, PHASE3_TABLES["retention"], "retention results")
     summary = build_summary(
         correlation=corr,
         transfer=read_input(transfer, PHASE3_TABLES["transfer"], "transfer matrix"),
-        retention=read_input(retention, PHASE3_TABLES["retention"], "retention results"),
+        retention=retention_df,
         overall=read_input(overall, PHASE3_TABLES["overall"], "overall task results"),
         thresholds=read_report(thresholds, THRESHOLDS),
         predictor=read_predictor(predictor), selection=sel, retention_threshold=retention_threshold, alpha=alpha,
         inputs={k: str(v) for k, v in inputs.items()}, protocol=protocol, trained_runs=sorted(train["runs"]),
         locality=transfer_locality(rollouts, confidence, n_bootstrap, seed, quadrant_runs(train["runs"])),
+        control=check_positive_control({r: snapshot_gain(rollouts, r, confidence, n_bootstrap, seed)
+                                        for r in CONTROL_RUNS}, retention_df, retention_threshold),
     )  # fmt: skip
     if reliability is not None:
         summary["inputs"]["reliability"] = str(reliability)
@@ -381,8 +440,8 @@ def summary_from_files(*, correlation, transfer, retention, overall, thresholds,
     write_doc(summary, SUMMARY, out_json)
     with atomic_path(out_md) as tmp:
         tmp.write_text(summary_markdown(summary))
-    for c in summary["checks"]:
-        log.info("%s %s: %s", MARK[c["held"]], c["id"], c["detail"])
+    for c in [summary["control"], *summary["checks"]]:
+        log.info("%s %s: %s", NOT_INTERPRETABLE if c.get("not_interpretable") else MARK[c["held"]], c["id"], c["detail"])
     return summary
 
 
