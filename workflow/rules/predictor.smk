@@ -11,9 +11,9 @@ rule predictor:
         LOG("predictor"),
     benchmark:
         BENCH("predictor")
+    priority: 1
     conda:
         "../../envs/teachable.yaml"
-    priority: 1
     threads: 1
     resources:
         mem_mb=4000,

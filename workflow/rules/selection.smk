@@ -10,9 +10,9 @@ rule select_train:
         LOG("select_train", "{method}"),
     benchmark:
         BENCH("select_train", "{method}")
+    priority: 1
     conda:
         "../../envs/teachable.yaml"
-    priority: 1
     threads: 1
     resources:
         gpu=1,
@@ -41,9 +41,9 @@ rule eval_selection:
         LOG("eval_selection", "{method}"),
     benchmark:
         BENCH("eval_selection", "{method}")
+    priority: 1
     conda:
         "../../envs/teachable.yaml"
-    priority: 1
     threads: 1
     resources:
         gpu=1,
