@@ -228,10 +228,13 @@ def test_rate_of_single_trials_is_exact_at_zero_and_n():
     from teachable.stats import ClusterBootstrap
 
     bs = ClusterBootstrap(0.95, 500, 0)
-    r = bs.rate(np.zeros(10), np.arange(10))
+    assert bs.rate(np.zeros(10), np.arange(10))["hi"] == 0  # a measure that happens to be 0/1: not a trial
+    r = bs.rate(np.zeros(10), np.arange(10), binary=True)
     assert r["value"] == 0 and r["lo"] == 0 and r["hi"] == pytest.approx(0.3085, abs=1e-3)
-    r = bs.rate(np.ones(10), np.arange(10))
+    r = bs.rate(np.ones(10), np.arange(10), binary=True)
     assert r["lo"] == pytest.approx(0.6915, abs=1e-3) and r["hi"] == 1
     # several rollouts per task stay a cluster bootstrap (the exact interval would ignore clustering)
-    r = bs.rate(np.zeros(10), np.repeat(np.arange(5), 2))
+    r = bs.rate(np.zeros(10), np.repeat(np.arange(5), 2), binary=True)
     assert r["lo"] == r["hi"] == 0
+    with pytest.raises(ValueError, match="other than 0/1"):
+        bs.rate(np.full(10, 2.0), np.arange(10), binary=True)

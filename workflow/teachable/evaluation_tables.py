@@ -70,8 +70,9 @@ CSV_NAMES = {k: t.path.rsplit("/", 1)[-1] for k, t in PHASE3_TABLES.items()}
 
 # ------------------------------------------------------------------------------------ intervals
 def rate_of(bs: ClusterBootstrap, g: pd.DataFrame, col: str, unit: str) -> dict:
-    """``bs.rate`` of column ``col`` of the rollouts ``g``, clustered by ``unit``."""
-    return bs.rate(g[col].astype(float).to_numpy(), g[unit].to_numpy())
+    """``bs.rate`` of column ``col`` of the rollouts ``g``, clustered by ``unit`` (``success`` is a
+    0/1 outcome: ``binary``)."""
+    return bs.rate(g[col].astype(float).to_numpy(), g[unit].to_numpy(), binary=col == "success")
 
 
 def diff_of(bs: ClusterBootstrap, ga: pd.DataFrame, gb: pd.DataFrame, col: str, unit: str) -> dict:

@@ -299,14 +299,17 @@ class ClusterBootstrap:
         if isinstance(self.n_resamples, bool) or int(self.n_resamples) != self.n_resamples or self.n_resamples < 1:
             raise ValueError(f"n_bootstrap={self.n_resamples!r} must be a positive integer")
 
-    def rate(self, values, clusters) -> dict:
-        """Mean of the finite ``values`` with its interval over ``clusters``. Where the values are
-        0/1 and every cluster holds one of them (independent trials: a bench's one rollout per
-        task), the interval is the exact Clopper-Pearson one: the percentile bootstrap collapses at
-        0 or n successes (0 / 10 would read [0, 0])."""
+    def rate(self, values, clusters, binary: bool = False) -> dict:
+        """Mean of the finite ``values`` with its interval over ``clusters``. ``binary``: the values
+        are 0/1 outcomes by definition (a success); where every cluster then holds one of them
+        (independent trials: a bench's one rollout per task), the interval is the exact
+        Clopper-Pearson one, since the percentile bootstrap collapses at 0 or n successes (0 / 10
+        would read [0, 0]). Not for a measure that merely happens to be 0/1 (a count of tool calls)."""
         cs = cluster_sums(values, clusters)
         out = cluster_bootstrap_rate(cs["sum"], cs["count"], self.confidence, int(self.n_resamples), self.seed)
-        if len(cs) and (cs["count"] == 1).all() and cs["sum"].isin((0.0, 1.0)).all():
+        if binary and len(cs) and (cs["count"] == 1).all():
+            if not cs["sum"].isin((0.0, 1.0)).all():
+                raise ValueError(f"binary rate: values other than 0/1 ({sorted(set(cs['sum']) - {0.0, 1.0})[:3]})")
             lo, hi = clopper_pearson(int(cs["sum"].sum()), len(cs), 1 - self.confidence)
             out = {**out, "lo": float(lo), "hi": float(hi), "reason": None}
         return out

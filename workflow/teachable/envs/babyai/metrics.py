@@ -20,4 +20,4 @@ def episode_metrics(g: pd.DataFrame, bs):
     for k in KINDS:
         m = kinds == k
         if m.any():
-            yield f"success_{k}", bs.rate(success[m], tasks[m])
+            yield f"success_{k}", bs.rate(success[m], tasks[m], binary=True)

@@ -33,4 +33,4 @@ def episode_metrics(g: pd.DataFrame, bs):
     yield "crafter_score", cluster_bootstrap_rates_statistic(hits.to_numpy(), tasks, crafter_score, bs.confidence,
                                                              int(bs.n_resamples), bs.seed)  # fmt: skip
     for a in ACHIEVEMENTS:
-        yield f"success:{a}", bs.rate(hits[a].to_numpy(), tasks)
+        yield f"success:{a}", bs.rate(hits[a].to_numpy(), tasks, binary=True)
