@@ -163,6 +163,7 @@ def cmd_merge_labels(a) -> None:
 
 
 def cmd_label_report(a) -> None:
+    from .envs.registry import StateSpaces
     from .hint_audit import ACCURACIES, hint_audit
     from .io import read_doc, read_table, write_doc, write_table
     from .labeling import label_intervals, outcome_pairing
@@ -172,7 +173,8 @@ def cmd_label_report(a) -> None:
     cfg = a.cfg
     p1, seed = cfg["phase1"], int(cfg["seed"])
     df = read_table(a.labeled, LABELED)
-    audit = hint_audit(df, seed=seed, confidence=float(p1["confidence"]), n_bootstrap=int(p1["n_bootstrap"]))
+    audit = hint_audit(df, seed=seed, confidence=float(p1["confidence"]), n_bootstrap=int(p1["n_bootstrap"]),
+                       spaces=StateSpaces.of_config(cfg["env"]))  # fmt: skip
     log.info("hint audit: %d diagnoses naming an action; action accuracy from the state %s, state + hint %s, "
              "hint %s, demo %s, majority %s", audit["diagnoses_naming_action"],
              *(audit[k] and round(audit[k]["p"], 3) for k in ACCURACIES))  # fmt: skip

@@ -279,7 +279,7 @@ STEPS = {s.cmd: s for s in (
                    "failures": port("--out-failures", S.TEACHER_FAILURES),
                    "plots": port(None, THRESHOLD_PLOT, many="+")}, out_dir="--plots-dir"),
     Step("label-report", "Phase 1: the labels' intervals, reliability, pairing and the hint audit (statistics only).",
-          config=(SEED, keys("phase1", "confidence", "n_bootstrap", "reliability_floor")),
+          config=(SEED, ENV, keys("phase1", "confidence", "n_bootstrap", "reliability_floor")),
           inputs={"labeled": LABELED_IN,
                   "thresholds": port("--thresholds", D.THRESHOLDS, "the L threshold of the bands")},
           outputs={"intervals": port("--out-intervals", S.LABEL_INTERVALS),

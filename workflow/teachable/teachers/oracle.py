@@ -40,7 +40,7 @@ class OracleTeacher(Teacher):
         if not advice.ok:  # the expert could not act (env.expert_advice says why)
             return failure(advice.failure_reason, meta, "expert_error")
         space = action_space(req.env_id).at(env)  # a free-form family's candidates and mentions are the state's
-        problem = advice_problem(advice, space.candidate_actions(obs.valid_actions), space.mentions)
+        problem = advice_problem(advice, space.candidate_actions(obs.valid_actions), space.mentions, space.allows)
         if problem is not None:
             meta["rejected_action"] = advice.suggested_action
             meta["rejected_diagnosis"] = advice.diagnosis

@@ -208,6 +208,8 @@ def audit_label(action: str) -> str:
 class HTMLActionSpace(ActionSpace):
     """The family's actions without a state (module docstring); ``at(env)`` binds a state."""
 
+    needs_state = True
+
     def is_valid(self, action: str) -> bool:
         return actions.is_valid(action)
 
@@ -285,6 +287,10 @@ class StateActionSpace(HTMLActionSpace):
         if limit:
             found.update({a: limit for a in self.candidate_actions() if '"status": "limit"' in a})
         return found
+
+    def allows(self, action: str, candidates: Sequence[str]) -> bool:
+        """Any valid action: the candidates are a menu of the state's actions, not all of them."""
+        return isinstance(action, str) and self.is_valid(action)
 
     def candidate_actions(self, menu: Sequence[str] | None = None) -> tuple[str, ...]:
         if menu is not None and tuple(menu) != TEMPLATES:
