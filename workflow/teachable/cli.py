@@ -349,14 +349,15 @@ def cmd_benchmark(a) -> None:
 def cmd_bench(a) -> None:
     from .bench import run_bench
 
-    _log_bench(run_bench(a.cfg, a.model or None, a.adapter or None, a.model_id, a.out, progress=not a.no_progress))
+    _log_bench(run_bench(a.cfg, a.model or None, a.adapter or None, a.model_id, a.out, progress=not a.no_progress,
+                         expert=a.expert))  # fmt: skip
 
 
 def cmd_bench_rollouts(a) -> None:
     from .bench import play_bench
 
     eps, run = play_bench(a.cfg, a.model or None, a.adapter or None, a.model_id, a.out_dir,
-                          progress=not a.no_progress)  # fmt: skip
+                          progress=not a.no_progress, expert=a.expert)  # fmt: skip
     log.info("bench %s: %d episodes, success %.3f; usage %s", a.model_id, len(eps), eps["success"].mean(),
              {k: run["usage"][k] for k in ("backend", "requests", "prompt_tokens", "completion_tokens", "cost_usd")})
 

@@ -223,6 +223,8 @@ SHARDS = (("--shard",), dict(type=int, default=0, help="this shard's index (its 
 BENCH_IN = {"model": port("--model", STUDENT_MODEL, "student.backend hf or vllm", optional=True),
             "adapter": port("--adapter", ADAPTER, "a LoRA adapter ('' = the model alone)", optional=True)}
 BENCH_CONFIG = (SEED, ENV, SPLITS, STUDENT, whole("bench"))
+EXPERT_PLAYER = (("--expert",), dict(action="store_true", help="the env family's privileged expert plays instead of a "
+                                     "student (the oracle's bench numbers; no --model)"))  # fmt: skip
 REPORT = {
     "labeled": LABELED_IN, "thresholds": port("--thresholds", D.THRESHOLDS),
     "micro": port("--micro", S.MICRO_RESULTS), "correlation": port("--correlation", D.CPT_CORRELATION),
@@ -345,13 +347,13 @@ STEPS = {s.cmd: s for s in (
     Step("bench", "Bench a student (HF model with an optional adapter, or student.backend: openai) on the bench "
           "split: bench_results.json, with the episodes' Parquet and bench_run.json beside it (bench-rollouts then "
           "bench-results in one command).", config=(*BENCH_CONFIG, keys("phase3", "confidence", "n_bootstrap")),
-          config_files=True, inputs=BENCH_IN, outputs={"results": port("--out", D.BENCH_RESULTS)}, args=(MODEL_ID,),
-          progress=True, gpu=True),
+          config_files=True, inputs=BENCH_IN, outputs={"results": port("--out", D.BENCH_RESULTS)},
+          args=(MODEL_ID, EXPERT_PLAYER), progress=True, gpu=True),
     Step("bench-rollouts", "Bench, first half (rule bench_rollouts): play the bench rollouts of a student; write "
           "the episodes' Parquet and bench_run.json (usage, what was benched).", config=BENCH_CONFIG,
           config_files=True, inputs=BENCH_IN, outputs={"episodes": port(None, S.BENCH_EPISODES),
                                                        "run": port(None, D.BENCH_RUN)},
-          out_dir="--out-dir", args=(MODEL_ID,), progress=True, gpu=True),
+          out_dir="--out-dir", args=(MODEL_ID, EXPERT_PLAYER), progress=True, gpu=True),
     Step("bench-results", "Bench, second half (rule bench): bench_results.json (metrics with intervals over tasks, "
           "per level and archetype) from a bench run; plays nothing.", config=STATS, config_files=True,
           config_required=False, inputs={"run": port("--run", D.BENCH_RUN, "its episodes beside it")},
