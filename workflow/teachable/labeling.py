@@ -207,11 +207,11 @@ def condition_specs(row, advice, cfg: dict, contrast_diagnosis: str | None = Non
     given ``cells`` (first_action), every first-action cell (its action forced, then the
     unpatched student; key (snapshot, (CELL, j), i)), with the key
     rollout_key(seed, "phase1", snapshot_id, i) (common random numbers); then the expert's.
-    ``spaces``: the states' action spaces (default: the config's ``env``'s)."""
+    ``spaces``: the states' action spaces (default: the config's ``env``'s, where it has one)."""
     p1, seed = cfg["phase1"], cfg["seed"]
     sid, prefix = row["snapshot_id"], tuple(row["actions"])
     common = dict(env_id=row["env_id"], seed=int(row["seed"]), prefix=prefix)
-    spaces = spaces or StateSpaces.of_config(cfg["env"])
+    spaces = spaces or (StateSpaces.of_config(cfg["env"]) if "env" in cfg else None)
     patches = condition_patches(row, advice, contrast_diagnosis, spaces) if cells is None else {}
     specs = []
     for i in range(p1["n_rollouts"]):

@@ -69,6 +69,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from .envs.registry import action_space
 from .labeling import snapshot_context
 from .patches import FORMATS, make_patch
 from .policies.base import Context
@@ -90,7 +91,9 @@ def supervision_example(row, fmt: str) -> tuple[Context, str]:
         raise ValueError(f"unknown supervision format {fmt!r}; expected one of {FORMATS}")
     target = row["suggested_action"]
     valid = tuple(row["valid_actions"])
-    if target not in valid:
+    env_id = row.get("env_id")
+    if target not in valid and not (isinstance(env_id, str) and action_space(env_id).allows(target, valid)):
+        # one of the state's menu, or any valid action of a free-form family (ActionSpace.allows)
         raise ValueError(
             f"snapshot {row.get('snapshot_id', '?')}: suggested_action {target!r} is not one of its "
             f"valid actions {valid}"

@@ -229,6 +229,10 @@ class HTMLActionSpace(ActionSpace):
     def audit_label(self, action: str) -> str:
         return audit_label(action)
 
+    def allows(self, action: str, candidates: Sequence[str]) -> bool:
+        """Any valid action: a state's candidates are a menu of its actions, not all of them."""
+        return isinstance(action, str) and self.is_valid(action)
+
     def at(self, env: HTMLExtractEnv) -> StateActionSpace:
         return env.action_space()
 
@@ -287,10 +291,6 @@ class StateActionSpace(HTMLActionSpace):
         if limit:
             found.update({a: limit for a in self.candidate_actions() if '"status": "limit"' in a})
         return found
-
-    def allows(self, action: str, candidates: Sequence[str]) -> bool:
-        """Any valid action: the candidates are a menu of the state's actions, not all of them."""
-        return isinstance(action, str) and self.is_valid(action)
 
     def candidate_actions(self, menu: Sequence[str] | None = None) -> tuple[str, ...]:
         if menu is not None and tuple(menu) != TEMPLATES:
