@@ -26,8 +26,8 @@ capability). The design is Phase 3's overall suite on another split:
 ``bench_results.json``: ``evaluation_tables.benchmark_json``'s fields (pass rate with n and
 interval, average reward and steps; the family's headline metrics) with ``suite: bench``, plus
 ``metrics`` (success rate, mean reward, mean steps, invalid-output rate, and the mean of each
-numeric episode value the family declares, ``Family.episode_columns``: HTML's reward, perfect,
-tool calls, JSON repairs, sandbox timeouts; Crafter's progression), ``by_level`` (the same
+numeric episode value the family declares, ``Family.episode_columns``, e.g. a graded reward,
+tool calls, a progression), ``by_level`` (the same
 per env id), ``by_archetype`` (the same per task archetype, where the family defines them,
 ``TextEnv.archetype``; tasks without one, if any, under ``NO_ARCHETYPE``), ``achievements``
 (where the family's metrics rate achievements, ``success:<achievement>``: each one's success
