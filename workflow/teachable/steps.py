@@ -112,11 +112,13 @@ def _env(c: dict) -> dict:
 def _student(c: dict) -> dict:
     """Student settings that matter at inference time (not the embedded student's recipe, nor
     model_path: the model directory is the job's input; a backend's own section (openai, vllm)
-    only when it is the backend)."""
+    only when it is the backend; ``generate`` only on a free-form family)."""
+    from .envs.registry import free_form
     from .policies import BACKEND_SECTIONS
 
     s = c["student"]
-    return {"student": {k: v for k, v in s.items() if k not in ("init", "eval_tasks", "model_path")
+    skip = ("init", "eval_tasks", "model_path", *(() if free_form(c["env"]["id"]) else ("generate",)))
+    return {"student": {k: v for k, v in s.items() if k not in skip
                         and (k not in BACKEND_SECTIONS or k == s["backend"])}}  # fmt: skip
 
 

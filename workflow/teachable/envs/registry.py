@@ -190,6 +190,14 @@ class StateSpaces:
         self._envs.clear()
 
 
+def free_form(env_id: str) -> bool:
+    """Whether ``env_id``'s family's actions are free-form text (its action space is no finite set
+    of names: HTML extraction's tool calls), so a student generates its actions there."""
+    from .action_space import FiniteActionSpace
+
+    return not isinstance(action_space(env_id), FiniteActionSpace)
+
+
 def mentioned_actions(env_id: str, text: str) -> dict[str, str]:
     """Every action of ``env_id``'s family that ``text`` names or paraphrases, with the phrase
     found (``ActionSpace.mentions``: the family parser's vocabulary)."""
@@ -248,6 +256,7 @@ __all__ = [
     "env_options",
     "episode_columns",
     "family_metrics",
+    "free_form",
     "known_env_ids",
     "make_env",
     "make_env_from",
