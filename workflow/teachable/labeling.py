@@ -62,10 +62,10 @@ import pandas as pd
 from .constants import FORMATS, PLACEBOS
 from .patches import make_patch
 from .envs.action_space import ActionSpace
-from .envs.registry import StateSpaces, parse_action
+from .envs.registry import StateSpaces, env_class, free_form, parse_action
 from .config import section
 from .policies import Context, StudentPolicy
-from .policies.base import Parser, sampling_probs
+from .policies.base import Parser, StateReader, sampling_probs
 from .policies.generated_u import u_columns
 from .allocation import allocate_rows
 from .quadrants import add_quadrants
@@ -92,22 +92,35 @@ def snapshot_context(row, patch: str | None = None) -> Context:
     )
 
 
-def snapshot_parsers(env_ids) -> list[Parser]:
-    """The family's lenient parser at each snapshot of ``env_ids``: it reads the student's answers."""
-    return [partial(parse_action, env_id) for env_id in env_ids]
+def snapshot_parsers(rows, spaces: StateSpaces | None = None) -> list[Parser]:
+    """The family's lenient parser at each snapshot row: it reads the student's answers. At a
+    free-form family's state (``registry.free_form``) a ``StateReader``: the parse (with its
+    repairs, ``TextEnv.read_action``) and the key of an action's effect there (the space bound at
+    the row's state, ``candidates_of``'s ``spaces``), as the rollouts read it."""
+    out: list[Parser] = []
+    for row in rows:
+        env_id = row["env_id"]
+        if free_form(env_id):
+            key = (spaces or StateSpaces()).of_row(row).key
+            out.append(StateReader(lambda text, cls=env_class(env_id): cls.read_action(text, "lenient"), key))
+        else:
+            out.append(partial(parse_action, env_id))
+    return out
 
 
-def score_snapshots(snaps: pd.DataFrame, student: StudentPolicy) -> pd.DataFrame:
+def score_snapshots(snaps: pd.DataFrame, student: StudentPolicy, spaces: StateSpaces | None = None) -> pd.DataFrame:
     """Uncertainty features of the student's distribution at each snapshot
-    (``StudentPolicy.distribution``, answers read by the family's parser); fills a missing
-    student_action (Experiment B) with the student's most likely action at that state. Where the
-    distribution is estimated (``exact_u`` false: a generate-only student's ``u_source``) each
-    row says how (``generated_u.u_columns``), and a snapshot whose estimate has no distribution
-    (none of k samples a valid action) is left out (counted in the log)."""
+    (``StudentPolicy.distribution``, answers read by the family's parser, ``snapshot_parsers``
+    with ``spaces``); fills a missing student_action (Experiment B) with the student's most likely
+    action at that state. Where the distribution is estimated (``exact_u`` false: a generate-only
+    student's ``u_source``) each row says how (``generated_u.u_columns``), and a snapshot whose
+    estimate has no distribution (none of k samples a valid action) is left out (counted in the
+    log). A free-form state's distribution is over the keys its samples had
+    (``ActionDistribution.actions``: one action per key; ``score_rows``' supports)."""
     ctxs = [snapshot_context(r) for _, r in snaps.iterrows()]
-    dists = student.distribution(ctxs, snapshot_parsers(snaps["env_id"]))
+    dists = student.distribution(ctxs, snapshot_parsers((r for _, r in snaps.iterrows()), spaces))
     if student.exact_u:
-        return score_rows(snaps, ctxs, [d.logprobs for d in dists])
+        return score_rows(snaps, ctxs, [d.logprobs for d in dists], [d.actions for d in dists], spaces)
     keep = np.array([not np.isnan(d.logprobs).any() for d in dists], dtype=bool)
     log.info("U of %d snapshots: %d answers invalid of %d", len(snaps), sum(d.n_invalid for d in dists),
              sum(d.k for d in dists))  # fmt: skip
@@ -115,23 +128,35 @@ def score_snapshots(snaps: pd.DataFrame, student: StudentPolicy) -> pd.DataFrame
         log.warning("%d of %d snapshots left out: none of their %d samples parsed to a valid action",
                     int((~keep).sum()), len(snaps), max(d.k for d, k in zip(dists, keep) if not k))  # fmt: skip
     kept = [d for d, k in zip(dists, keep) if k]
-    out = score_rows(snaps.loc[keep], [c for c, k in zip(ctxs, keep) if k], [d.logprobs for d in kept])
+    out = score_rows(snaps.loc[keep], [c for c, k in zip(ctxs, keep) if k], [d.logprobs for d in kept],
+                     [d.actions for d in kept], spaces)  # fmt: skip
     cols = pd.DataFrame([u_columns(d) for d in kept], index=out.index, columns=list(u_columns(None)))
     for col, values in cols.items():
         out[col] = values
     return out
 
 
-def score_rows(snaps: pd.DataFrame, ctxs: list[Context], lps: list[np.ndarray]) -> pd.DataFrame:
-    """``snaps`` with the uncertainty features of the student's distribution ``lps`` (one per row)."""
+def score_rows(snaps: pd.DataFrame, ctxs: list[Context], lps: list[np.ndarray], supports=None,
+               spaces: StateSpaces | None = None) -> pd.DataFrame:  # fmt: skip
+    """``snaps`` with the uncertainty features of the student's distribution ``lps`` (one per
+    row), over the row's valid actions, or where ``supports`` gives a row's (a free-form state's:
+    one action per key sampled) over those, kept as ``_support``; there the student's action has
+    its key's probability (``action_prob`` at the row's state, ``spaces``)."""
     rows = []
-    for (_, r), ctx, lp in zip(snaps.iterrows(), ctxs, lps):
+    for (_, r), ctx, lp, sup in zip(snaps.iterrows(), ctxs, lps, supports or [None] * len(lps), strict=True):
         feats = entropy_features(lp)
-        sa = r["student_action"] if isinstance(r["student_action"], str) else ctx.valid_actions[int(np.argmax(lp))]
+        if sup is None:
+            sa = r["student_action"] if isinstance(r["student_action"], str) else ctx.valid_actions[int(np.argmax(lp))]
+            # an unparseable answer (INVALID_ACTION, a generate-only student) has no probability
+            # in the distribution over valid actions
+            p = float(np.exp(lp[ctx.valid_actions.index(sa)])) if sa in ctx.valid_actions else np.nan
+        else:
+            sa = r["student_action"] if isinstance(r["student_action"], str) else sup[int(np.argmax(lp))]
+            space = (spaces or StateSpaces()).of_row(r)
+            p = action_prob(sa, sup, lp, space) if space.is_valid(sa) else np.nan
+            feats["_support"] = tuple(sup)
         feats["student_action"] = sa
-        # an unparseable answer (INVALID_ACTION, a generate-only student) has no probability
-        # in the distribution over valid actions
-        feats["p_student_action"] = float(np.exp(lp[ctx.valid_actions.index(sa)])) if sa in ctx.valid_actions else np.nan
+        feats["p_student_action"] = p
         feats["_logprobs"] = lp
         rows.append(feats)
     out = snaps.copy()
@@ -159,6 +184,13 @@ def action_prob(action: str, support, logprobs, space: ActionSpace) -> float:
     return float(np.exp(np.logaddexp.reduce(np.asarray(logprobs)[idx]))) if idx else 0.0
 
 
+def support_of(row):
+    """The actions a scored row's ``_logprobs`` is over where they are not its candidates (a
+    free-form state's ``_support``, ``score_rows``), else None."""
+    sup = row.get("_support") if hasattr(row, "get") else None
+    return tuple(sup) if isinstance(sup, (tuple, list, np.ndarray)) else None
+
+
 def contrast_action(student_action: str, teacher_action: str, candidates, logprobs, space: ActionSpace,
                     support=None) -> str:  # fmt: skip
     """The action a contrast patch calls worse than the teacher's: the student's own action where
@@ -181,7 +213,8 @@ def condition_patches(row, advice, contrast_diagnosis: str | None = None,
     its placebo) uses ``contrast_diagnosis``, the teacher's diagnosis of the action the contrast
     calls worse, when that is not the student's own action. ``spaces``: ``candidates_of``'s."""
     space, cands = candidates_of(row, spaces)
-    worse = contrast_action(row["student_action"], advice.suggested_action, cands, row["_logprobs"], space)
+    worse = contrast_action(row["student_action"], advice.suggested_action, cands, row["_logprobs"], space,
+                            support_of(row))  # fmt: skip
     return _patches(cands, advice.suggested_action, worse, advice.diagnosis, contrast_diagnosis or advice.diagnosis)
 
 
@@ -286,7 +319,7 @@ def first_action_design(scored: pd.DataFrame, advice: list, contrast_diagnoses: 
     for (_, r), adv, cdiag in zip(scored.iterrows(), advice, contrast_diagnoses, strict=True):
         patches = condition_patches(r, adv, cdiag, spaces)
         specs += [RolloutSpec(r["env_id"], int(r["seed"]), tuple(r["actions"]), patch=patches[c]) for c in patched]
-        parsers += snapshot_parsers([r["env_id"]] * len(patched))
+        parsers += snapshot_parsers([r] * len(patched), spaces)
     ctxs = first_contexts(specs, cfg)
     dists = student.distribution(ctxs, parsers)
     temperature, out = float(cfg["student"]["temperature"]), []
@@ -556,13 +589,14 @@ def raw_rows(scored: pd.DataFrame, advice: list, outs: dict, contrast_diagnoses:
         row = {k: r[k] for k in scored.columns if not k.startswith("_")}
         lp = r["_logprobs"]
         space, cands = candidates_of(r, spaces)
+        support = support_of(r)
         row.update(
             suggested_action=adv.suggested_action,
             diagnosis=adv.diagnosis,
             error_type=adv.error_type,
-            contrast_action=contrast_action(r["student_action"], adv.suggested_action, cands, lp, space),
+            contrast_action=contrast_action(r["student_action"], adv.suggested_action, cands, lp, space, support),
             contrast_diagnosis=cdiag or adv.diagnosis,
-            p_teacher_action=action_prob(adv.suggested_action, cands, lp, space),
+            p_teacher_action=action_prob(adv.suggested_action, cands if support is None else support, lp, space),
         )
         if cells is None:
             for c in OUTCOME_CONDITIONS:
@@ -682,7 +716,7 @@ def label_snapshots(snaps: pd.DataFrame, student: StudentPolicy, teacher: Teache
              "scores actions exactly" if student.exact_u else "is generate-only")  # fmt: skip
     adaptive = resolve_allocation(p1, estimator, student) == ADAPTIVE
     spaces = StateSpaces.of_config(cfg["env"])  # the action space at each snapshot's state
-    scored = score_snapshots(snaps, student)
+    scored = score_snapshots(snaps, student, spaces)
     reqs = [advice_request(r, r["student_action"]) for _, r in scored.iterrows()]
     advice = teacher.advise_many(reqs)
     reasons = [None if _valid(a, q, spaces) else (a.failure_reason or "suggested action not valid")
@@ -692,7 +726,8 @@ def label_snapshots(snaps: pd.DataFrame, student: StudentPolicy, teacher: Teache
     for k, ((_, r), a) in enumerate(zip(scored.iterrows(), advice)):
         if reasons[k] is None:
             space, cands = candidates_of(r, spaces)
-            worse = contrast_action(r["student_action"], a.suggested_action, cands, r["_logprobs"], space)
+            worse = contrast_action(r["student_action"], a.suggested_action, cands, r["_logprobs"], space,
+                                    support_of(r))  # fmt: skip
             if worse != r["student_action"]:  # the contrast is not about the student's own action
                 second[k] = advice_request(r, worse)
     contrast_advice = dict(zip(second, teacher.advise_many(list(second.values()))))

@@ -251,7 +251,7 @@ class LoraTrainer:
         limit = getattr(pol.base_model.config, "max_position_embeddings", None)
         out = []
         for (ctx, target), p in zip(examples, prompts):
-            if target not in ctx.valid_actions:
+            if target not in ctx.valid_actions and not pol.free_form:  # a free-form family's: checked by the example
                 raise ValueError(f"target {target!r} is not a valid action {ctx.valid_actions}")
             c = pol.candidate_ids(target)
             if limit is not None and len(p) + len(c) > limit:
