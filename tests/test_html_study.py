@@ -176,3 +176,53 @@ def test_the_bench_with_the_expert_reports_the_familys_values(tmp_path, env_cfg)
     assert res["metrics"]["tool_calls"]["value"] == pytest.approx(eps["tool_calls"].mean())
     with pytest.raises(ValueError, match="--expert.*--model"):
         play_bench(cfg, "some/model", None, "expert", tmp_path, progress=False, expert=True)
+
+
+def test_a_free_form_students_distribution_is_scored_by_key(env_cfg):
+    from teachable.labeling import score_rows, snapshot_parsers
+    from teachable.policies.base import StateReader
+    from teachable.policies.generated_u import from_keyed_samples
+
+    row = html_row(env_cfg, depth=0, student_action=None)
+    spaces = StateSpaces.of_config(env_cfg)
+    babyai = {"env_id": "BabyAI-GoToLocal-v0", "seed": 0, "actions": []}
+    reader, finite = snapshot_parsers([row, babyai], spaces)
+    assert isinstance(reader, StateReader) and not isinstance(finite, StateReader) and finite("drop") == "drop"
+    teacher = row["expert"]
+    same = run("x = 1\n" + __import__("json").loads(teacher)["code"])
+    texts = [teacher, same, "```python\n" + __import__("json").loads(teacher)["code"] + "\n```",
+             answer("not the answer"), "no idea"]  # fmt: skip
+    d = from_keyed_samples(texts, reader)
+    assert len(d.actions) == 2 and d.n_invalid == 1  # three samples of the teacher's effect, one other
+    snaps = pd.DataFrame([{k: v for k, v in row.items() if k not in ("expert", "space")}])
+    out = score_rows(snaps, [None], [d.logprobs], [d.actions], spaces).iloc[0]
+    assert out["student_action"] == teacher  # Experiment B: the most sampled key's action
+    assert out["p_student_action"] == pytest.approx(0.75) and out["_support"] == d.actions
+    assert out["U"] == pytest.approx(-(0.75 * np.log(0.75) + 0.25 * np.log(0.25)))
+    space, cands = candidates_of(out, spaces)
+    assert action_prob(same, out["_support"], out["_logprobs"], space) == pytest.approx(0.75)
+    assert contrast_action(teacher, teacher, cands, out["_logprobs"], space, out["_support"]) == answer("not the answer")
+
+
+def test_one_b_aligns_a_free_form_drift_by_key():
+    from teachable.microtrain import _drift_kl
+    from teachable.policies.base import ActionDistribution
+
+    def dist(shares, keys):
+        return ActionDistribution(np.log(shares), "samples", 4, keys=keys, actions=keys)
+
+    base = [dist([0.5, 0.5], ("a", "b")), dist([1.0], ("a",))]
+    tuned = [dist([1.0], ("b",)), dist([0.25, 0.75], ("c", "a"))]
+    assert _drift_kl(base, tuned, skip=0) == pytest.approx(np.log(1 / 0.75))
+    assert _drift_kl(base, tuned, skip=1) == np.inf  # tuned never sampled key "a"
+
+
+def test_a_free_form_target_is_a_supervision_example(env_cfg):
+    from teachable.training import supervision_example
+
+    row = {k: v for k, v in html_row(env_cfg).items() if k not in ("space",)}
+    row.update(suggested_action=row["expert"], diagnosis=CLEAN, contrast_action=answer("x"), contrast_diagnosis=CLEAN)
+    ctx, target = supervision_example(pd.Series(row), "contrast")
+    assert target == row["expert"] and ctx.valid_actions == TEMPLATES and answer("x") in ctx.patch
+    with pytest.raises(ValueError, match="not one of its valid actions"):
+        supervision_example(pd.Series({**row, "suggested_action": TEMPLATES[0]}), "demo")

@@ -91,9 +91,8 @@ def supervision_example(row, fmt: str) -> tuple[Context, str]:
         raise ValueError(f"unknown supervision format {fmt!r}; expected one of {FORMATS}")
     target = row["suggested_action"]
     valid = tuple(row["valid_actions"])
-    env_id = row.get("env_id")
-    if target not in valid and not (isinstance(env_id, str) and action_space(env_id).allows(target, valid)):
-        # one of the state's menu, or any valid action of a free-form family (ActionSpace.allows)
+    env_id = row.get("env_id")  # the family's check (ActionSpace.allows): a free-form family's is validity
+    if not (action_space(env_id).allows(target, valid) if isinstance(env_id, str) else target in valid):
         raise ValueError(
             f"snapshot {row.get('snapshot_id', '?')}: suggested_action {target!r} is not one of its "
             f"valid actions {valid}"
