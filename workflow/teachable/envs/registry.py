@@ -183,11 +183,16 @@ class StateSpaces:
         return self.at(get("env_id"), get("seed"), get("actions"), get("instruction"), get("observation"))
 
     def close(self) -> None:
-        for env in self._envs.values():
-            close = getattr(env, "close", None)
-            if callable(close):
-                close()
-        self._envs.clear()
+        close_envs(self._envs)
+
+
+def close_envs(envs: dict[str, TextEnv]) -> None:
+    """Close every env of ``envs`` that has ``close`` (a pool of envs by id), and empty it."""
+    for env in envs.values():
+        close = getattr(env, "close", None)
+        if callable(close):
+            close()
+    envs.clear()
 
 
 def free_form(env_id: str) -> bool:

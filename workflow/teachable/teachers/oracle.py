@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from teachable.envs.base import Advice, TextEnv
-from teachable.envs.registry import action_space
+from teachable.envs.registry import action_space, close_envs
 
 from .base import AdviceRequest, Teacher, advice_problem, failure
 
@@ -48,8 +48,4 @@ class OracleTeacher(Teacher):
         return replace(advice, meta=meta)
 
     def close(self) -> None:
-        for env in self._envs.values():
-            close = getattr(env, "close", None)
-            if callable(close):
-                close()
-        self._envs.clear()
+        close_envs(self._envs)
