@@ -70,7 +70,7 @@ from .policies.generated_u import u_columns
 from .allocation import allocate_rows
 from .quadrants import add_quadrants
 from .rollouts import EXPERT, RolloutResult, RolloutSpec, first_contexts, study_rollouts
-from .schemas import OUTCOME_CONDITIONS, PROB_NAMES, STUDENT_CONDITIONS
+from .schemas import OUTCOME_CONDITIONS, PROB_NAMES, RAW_LABELS, STUDENT_CONDITIONS
 from .seeding import derive_seed, rollout_key
 from .stats import entropy_features, mean_interval, proportion, wilson_interval
 from .teachers.base import AdviceRequest, Teacher
@@ -136,6 +136,9 @@ def score_snapshots(snaps: pd.DataFrame, student: StudentPolicy, spaces: StateSp
     return out
 
 
+SCORE_COLUMNS = (*entropy_features(np.zeros(1)), "student_action", "p_student_action", "_logprobs")  # score_rows'
+
+
 def score_rows(snaps: pd.DataFrame, ctxs: list[Context], lps: list[np.ndarray], supports=None,
                spaces: StateSpaces | None = None) -> pd.DataFrame:  # fmt: skip
     """``snaps`` with the uncertainty features of the student's distribution ``lps`` (one per
@@ -160,7 +163,8 @@ def score_rows(snaps: pd.DataFrame, ctxs: list[Context], lps: list[np.ndarray], 
         feats["_logprobs"] = lp
         rows.append(feats)
     out = snaps.copy()
-    extra = pd.DataFrame(rows, index=snaps.index)
+    # no row (every snapshot left out): the columns still, so the tables of an empty shard hold
+    extra = pd.DataFrame(rows, index=snaps.index, columns=None if rows else SCORE_COLUMNS)
     for c in extra.columns:
         out[c] = extra[c]
     return out
@@ -608,6 +612,8 @@ def raw_rows(scored: pd.DataFrame, advice: list, outs: dict, contrast_diagnoses:
             row["y_expert"] = [float(v) for v in outs[(sid, "expert")]]
         row["expert_errors"] = list(outs[(sid, "expert_error")])
         rows.append(row)
+    if not rows:  # an empty shard: the declared columns, no row
+        return pd.DataFrame(columns=[c for c, col in RAW_LABELS.columns.items() if not col.optional])
     return pd.DataFrame(rows)
 
 
