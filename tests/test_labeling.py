@@ -596,3 +596,18 @@ def test_the_route_does_not_flip_on_float_noise():
     assert route_of(g) == 0 and route_of(g + np.array([0.0, 1e-9, 0.0])) == 0
     assert route_of(g + np.array([0.0, 10 * ROUTE_TIE, 0.0])) == 1
     assert list(route_of(np.array([[0.0, 0.2, 0.2 + 1e-9], [0.3, 0.0, 0.0]]))) == [1, 0]
+
+
+def test_a_shard_whose_snapshots_are_all_left_out_writes_its_tables(tmp_path):
+    """A generate-only student whose samples all fail to parse leaves every snapshot out
+    (score_snapshots): the shard's raw labels and teacher failures are still declared tables."""
+    from teachable.io import read_table, write_table
+    from teachable.labeling import raw_rows, score_rows
+    from teachable.schemas import RAW_LABELS, SNAPSHOTS, TEACHER_FAILURES
+
+    snaps = pd.DataFrame(columns=[c for c, col in SNAPSHOTS.columns.items() if not col.optional])
+    scored = score_rows(snaps, [], [])
+    failures = scored[[c for c in scored.columns if not c.startswith("_")]].assign(failure_reason=[], failure_kind=[])
+    write_table(failures, TEACHER_FAILURES, tmp_path / "f.parquet")
+    write_table(raw_rows(scored, [], {}), RAW_LABELS, tmp_path / "r.parquet")
+    assert read_table(tmp_path / "r.parquet", RAW_LABELS).empty and read_table(tmp_path / "f.parquet", TEACHER_FAILURES).empty

@@ -2,7 +2,9 @@
 
 Any student ``policies.make_student`` builds: an HF model directory with an optional LoRA
 adapter (``student.backend: hf``), or the OpenAI-compatible endpoint (``student.backend:
-openai`` with ``student.openai``). The design is Phase 3's overall suite on another split:
+openai`` with ``student.openai``); or, with ``expert`` (``--expert``), the env family's
+privileged expert in the student's place (the oracle's bench numbers; a family with that
+capability). The design is Phase 3's overall suite on another split:
 
 - Tasks: the first ``bench.tasks`` seeds of ``splits.bench`` (disjoint from train, eval and
   demo: ``splits.check_disjoint``) on every level (``bench.levels``: env ids of ``env.id``'s
@@ -23,7 +25,9 @@ openai`` with ``student.openai``). The design is Phase 3's overall suite on anot
 
 ``bench_results.json``: ``evaluation_tables.benchmark_json``'s fields (pass rate with n and
 interval, average reward and steps; the family's headline metrics) with ``suite: bench``, plus
-``metrics`` (success rate, mean reward, mean steps, invalid-output rate), ``by_level`` (the same
+``metrics`` (success rate, mean reward, mean steps, invalid-output rate, and the mean of each
+numeric episode value the family declares, ``Family.episode_columns``, e.g. a graded reward,
+tool calls, a progression), ``by_level`` (the same
 per env id), ``by_archetype`` (the same per task archetype, where the family defines them,
 ``TextEnv.archetype``; tasks without one, if any, under ``NO_ARCHETYPE``), ``achievements``
 (where the family's metrics rate achievements, ``success:<achievement>``: each one's success
@@ -47,7 +51,7 @@ from typing import Any
 
 import pandas as pd
 
-from .envs.registry import check_env_id, family_of, task_archetype
+from .envs.registry import PRIVILEGED_EXPERT, check_env_id, family_of, task_archetype
 from .evaluation import rollout_rows
 from .evaluation_tables import benchmark_json, family_metrics_table, rate_of
 from .rollouts import EXPERT, STUDENT, RolloutSpec, study_rollouts
@@ -67,6 +71,7 @@ USAGE_KEYS = ("requests", "cache_hits", "prompt_tokens", "completion_tokens", "c
               "failures")  # fmt: skip
 CONFIG_SECTIONS = ("env", "student", "bench", "phase3")
 NO_ARCHETYPE = "(no archetype)"  # by_archetype's group of tasks whose instruction has none (a family that has some)
+NUMERIC_KINDS = ("float", "int", "bool")  # the kinds of episode values the bench averages
 
 
 def bench_config(cfg: dict) -> dict:
@@ -105,9 +110,10 @@ def bench_seeds(cfg: dict) -> list[int]:
     return first_seeds(cfg["splits"], "bench", cfg["bench"]["tasks"], "bench.tasks")
 
 
-def bench_specs(cfg: dict) -> tuple[list[RolloutSpec], list[dict]]:
-    """Student specs (with the row metadata ``evaluation.rollout_rows`` reads) followed by one
-    expert spec per task. Model-independent: the same list for every student."""
+def bench_specs(cfg: dict, player: str = STUDENT) -> tuple[list[RolloutSpec], list[dict]]:
+    """The player's specs (``player``: the student, or ``EXPERT`` in its place; with the row
+    metadata ``evaluation.rollout_rows`` reads) followed by one expert spec per task.
+    Model-independent: the same list for every student."""
     seed0, r = int(cfg["seed"]), int(cfg["bench"]["rollouts_per_task"])
     specs, meta = [], []
     for env_id in bench_levels(cfg):
@@ -115,7 +121,7 @@ def bench_specs(cfg: dict) -> tuple[list[RolloutSpec], list[dict]]:
             tid = task_id(env_id, s)
             for i in range(r):
                 rk = rollout_key(seed0, "bench", tid, i)
-                specs.append(RolloutSpec(env_id, int(s), actor=STUDENT, key=("bench", tid, i), stream=rk))
+                specs.append(RolloutSpec(env_id, int(s), actor=player, key=("bench", tid, i), stream=rk))
                 meta.append(dict(suite="overall", env_id=env_id, seed=int(s), task_id=tid, snapshot_id=None,
                                  quadrant=None, rollout_idx=i, rng_seed=rk.seed, start=(env_id, int(s), ())))  # fmt: skip
     for e, s, prefix in dict.fromkeys(m["start"] for m in meta):
@@ -124,8 +130,8 @@ def bench_specs(cfg: dict) -> tuple[list[RolloutSpec], list[dict]]:
 
 
 def bench_episodes(model_id: str, student, cfg: dict, progress: bool = True) -> pd.DataFrame:
-    """Every bench rollout of ``student``, one ``BENCH_EPISODES`` row each."""
-    specs, meta = bench_specs(cfg)
+    """Every bench rollout of ``student`` (None: the env's expert plays), one ``BENCH_EPISODES`` row each."""
+    specs, meta = bench_specs(cfg, STUDENT if student is not None else EXPERT)
     results = study_rollouts(specs, student, cfg, desc=f"bench {model_id}", progress=progress)
     rows = rollout_rows(model_id, results, meta).drop(columns=["suite", "snapshot_id", "quadrant"])
     played = results[: len(meta)]  # the student's, in the order of meta (the rows'); then the experts'
@@ -145,8 +151,17 @@ def _interval(r: dict) -> dict:
             "reason": r["reason"]}  # fmt: skip
 
 
+def episode_value_columns(episodes: pd.DataFrame) -> list[str]:
+    """The numeric episode values (``Family.episode_columns`` of kind float, int or bool) the
+    episodes' family declares and they carry: the bench averages them beside ``METRICS``."""
+    fams = {family_of(e).name: family_of(e) for e in episodes["env_id"].unique()}
+    return [c for f in fams.values() for c, (kind, _) in f.episode_columns.items()
+            if kind in NUMERIC_KINDS and c in episodes.columns and c not in METRICS]  # fmt: skip
+
+
 def _metrics(bs: ClusterBootstrap, g: pd.DataFrame) -> dict:
-    return {name: _interval(rate_of(bs, g, col, "task_id")) for name, col in METRICS.items()}
+    cols = {**METRICS, **{c: c for c in episode_value_columns(g)}}
+    return {name: _interval(rate_of(bs, g, col, "task_id")) for name, col in cols.items()}
 
 
 def _breakdown(bs: ClusterBootstrap, ov: pd.DataFrame, by: str) -> dict[str, dict]:
@@ -193,12 +208,19 @@ def bench_results(episodes: pd.DataFrame, model_id: str, usage: dict | None = No
     return res
 
 
+def expert_usage(seconds: float) -> dict[str, Any]:
+    """The usage of an expert player: none counted (it plans from the env's state)."""
+    return {"backend": EXPERT, "counted": False, **{k: None for k in USAGE_KEYS}, "seconds": seconds,
+            "requests_per_s": None, "note": "the env's privileged expert plays: no model, no requests"}  # fmt: skip
+
+
 def play_bench(cfg: dict, model_dir: str | None, adapter_dir: str | None, model_id: str, out_dir: str | Path,
-               progress: bool = True) -> tuple[pd.DataFrame, dict]:  # fmt: skip
-    """Play every bench rollout of one student and write them to ``out_dir``: the episodes
-    (``bench_episodes.parquet``) and ``bench_run.json`` (``RUN_FILE``: the model, its usage and
-    what was benched), everything ``bench_results.json`` needs besides the statistics settings
-    (rule bench_rollouts; ``summarize_bench`` is rule bench)."""
+               progress: bool = True, expert: bool = False) -> tuple[pd.DataFrame, dict]:  # fmt: skip
+    """Play every bench rollout of one student (``expert``: the env family's privileged expert
+    instead, no model) and write them to ``out_dir``: the episodes (``bench_episodes.parquet``)
+    and ``bench_run.json`` (``RUN_FILE``: the model, its usage and what was benched), everything
+    ``bench_results.json`` needs besides the statistics settings (rule bench_rollouts;
+    ``summarize_bench`` is rule bench)."""
     from .documents import BENCH_RUN
     from .io import write_doc, write_table
     from .policies import loads_model_dir, make_student
@@ -206,19 +228,28 @@ def play_bench(cfg: dict, model_dir: str | None, adapter_dir: str | None, model_
     cfg = bench_config(cfg)
     levels = bench_levels(cfg)
     bench_seeds(cfg)  # a bad bench.tasks is an error before the student loads
-    backend = cfg["student"]["backend"]
-    local = loads_model_dir(backend)
-    if local and not model_dir:
+    backend = EXPERT if expert else cfg["student"]["backend"]
+    local = not expert and loads_model_dir(backend)
+    if expert:
+        fam = family_of(levels[0])
+        if PRIVILEGED_EXPERT not in fam.capabilities:
+            raise ValueError(f"--expert: the {fam.name} family has no privileged expert to bench")
+        if model_dir or adapter_dir:
+            raise ValueError("--expert benches the env's expert: give no --model or --adapter")
+    elif local and not model_dir:
         raise ValueError(f"student.backend: {backend} benches a local model: give --model (a HF model directory)")
-    student = make_student(cfg["student"], model_dir, adapter_dir, merge_adapter=True, env_id=levels[0])
+    student = None if expert else make_student(cfg["student"], model_dir, adapter_dir, merge_adapter=True,
+                                               env_id=levels[0])  # fmt: skip
     t0 = time.perf_counter()
     try:
         episodes = bench_episodes(model_id, student, cfg, progress=progress)
     finally:
-        student.close()
+        if student is not None:
+            student.close()
+    seconds = time.perf_counter() - t0
     b = cfg["bench"]
     run = {"suite": "bench_run", "model": model_id, "episodes": EPISODES_FILE,
-           "usage": usage_of(student, time.perf_counter() - t0, backend),
+           "usage": expert_usage(seconds) if expert else usage_of(student, seconds, backend),
            "about": {"backend": backend, "model_dir": model_dir if local else None, "adapter": adapter_dir,
                      "levels": levels, "temperature": float(cfg["student"]["temperature"]),
                      "split": {"name": "bench", "start": int(cfg["splits"]["bench"]["start"]), "tasks": int(b["tasks"])},
@@ -269,12 +300,12 @@ def summarize_bench(run_path: str | Path, out: str | Path, confidence: float = 0
 
 
 def run_bench(cfg: dict, model_dir: str | None, adapter_dir: str | None, model_id: str, out: str | Path,
-              progress: bool = True) -> dict:  # fmt: skip
-    """Bench one student: ``play_bench`` then ``summarize_bench`` at ``phase3.confidence`` and
-    ``phase3.n_bootstrap`` (seeded by the config seed); writes ``out`` (bench_results.json)
-    with the episodes and ``bench_run.json`` beside it."""
+              progress: bool = True, expert: bool = False) -> dict:  # fmt: skip
+    """Bench one student (``expert``: the env's expert): ``play_bench`` then ``summarize_bench``
+    at ``phase3.confidence`` and ``phase3.n_bootstrap`` (seeded by the config seed); writes
+    ``out`` (bench_results.json) with the episodes and ``bench_run.json`` beside it."""
     cfg = bench_config(cfg)
-    play_bench(cfg, model_dir, adapter_dir, model_id, Path(out).parent, progress=progress)
+    play_bench(cfg, model_dir, adapter_dir, model_id, Path(out).parent, progress=progress, expert=expert)
     p3 = cfg["phase3"]
     return summarize_bench(Path(out).parent / RUN_FILE, out, float(p3["confidence"]), int(p3["n_bootstrap"]),
                            int(cfg["seed"]))  # fmt: skip

@@ -164,6 +164,7 @@ def cmd_merge_labels(a) -> None:
 
 
 def cmd_label_report(a) -> None:
+    from .envs.registry import StateSpaces
     from .hint_audit import ACCURACIES, hint_audit
     from .io import read_doc, read_table, write_doc, write_table
     from .labeling import label_intervals, outcome_pairing
@@ -173,7 +174,8 @@ def cmd_label_report(a) -> None:
     cfg = a.cfg
     p1, seed = cfg["phase1"], int(cfg["seed"])
     df = read_table(a.labeled, LABELED)
-    audit = hint_audit(df, seed=seed, confidence=float(p1["confidence"]), n_bootstrap=int(p1["n_bootstrap"]))
+    audit = hint_audit(df, seed=seed, confidence=float(p1["confidence"]), n_bootstrap=int(p1["n_bootstrap"]),
+                       spaces=StateSpaces.of_config(cfg["env"]))  # fmt: skip
     log.info("hint audit: %d diagnoses naming an action; action accuracy from the state %s, state + hint %s, "
              "hint %s, demo %s, majority %s", audit["diagnoses_naming_action"],
              *(audit[k] and round(audit[k]["p"], 3) for k in ACCURACIES))  # fmt: skip
@@ -348,14 +350,15 @@ def cmd_benchmark(a) -> None:
 def cmd_bench(a) -> None:
     from .bench import run_bench
 
-    _log_bench(run_bench(a.cfg, a.model or None, a.adapter or None, a.model_id, a.out, progress=not a.no_progress))
+    _log_bench(run_bench(a.cfg, a.model or None, a.adapter or None, a.model_id, a.out, progress=not a.no_progress,
+                         expert=a.expert))  # fmt: skip
 
 
 def cmd_bench_rollouts(a) -> None:
     from .bench import play_bench
 
     eps, run = play_bench(a.cfg, a.model or None, a.adapter or None, a.model_id, a.out_dir,
-                          progress=not a.no_progress)  # fmt: skip
+                          progress=not a.no_progress, expert=a.expert)  # fmt: skip
     log.info("bench %s: %d episodes, success %.3f; usage %s", a.model_id, len(eps), eps["success"].mean(),
              {k: run["usage"][k] for k in ("backend", "requests", "prompt_tokens", "completion_tokens", "cost_usd")})
 

@@ -83,13 +83,15 @@ def _check_input(labeled: pd.DataFrame, n_folds: int) -> None:
             raise ValueError(f"hint_audit: {col} is missing or empty for snapshot(s) {bad[:5]}")
 
 
-def naming_examples(labeled: pd.DataFrame) -> list[dict[str, str]]:
-    """One entry per diagnosis that names or paraphrases one of its row's valid actions:
-    ``{"snapshot_id", "action", "phrase"}`` (the first action found)."""
-    spaces = {e: registry.action_space(e) for e in labeled["env_id"].unique()}
+def naming_examples(labeled: pd.DataFrame, spaces: registry.StateSpaces | None = None) -> list[dict[str, str]]:
+    """One entry per diagnosis that names or paraphrases one of its row's candidate actions:
+    ``{"snapshot_id", "action", "phrase"}`` (the first action found), by the action space at the
+    row's state (``spaces``: the run's ``registry.StateSpaces``; a free-form family's candidates
+    and vocabulary are its state's: rows with ``seed`` and ``actions``)."""
+    spaces = spaces or registry.StateSpaces()
     found = []
     for row in labeled.itertuples(index=False):
-        space = spaces[row.env_id]
+        space = spaces.of_row(row)
         named = named_actions(row.diagnosis, space.candidate_actions(row.valid_actions), space.mentions)
         if named:
             action, phrase = next(iter(named.items()))
@@ -194,10 +196,11 @@ def leakage_index(hits: dict[str, np.ndarray], tasks, *, confidence: float, n_bo
 
 # ------------------------------------------------------------------------------------ the audit
 def hint_audit(labeled: pd.DataFrame, *, seed: int, n_folds: int = 5, confidence: float = 0.95,
-               n_bootstrap: int = DEFAULT_N_BOOTSTRAP) -> dict:  # fmt: skip
-    """The hint audit of ``labeled`` (see the module docstring for every key)."""
+               n_bootstrap: int = DEFAULT_N_BOOTSTRAP, spaces: registry.StateSpaces | None = None) -> dict:  # fmt: skip
+    """The hint audit of ``labeled`` (see the module docstring for every key; ``spaces``:
+    ``naming_examples``')."""
     _check_input(labeled, n_folds)
-    naming = naming_examples(labeled)
+    naming = naming_examples(labeled, spaces)
     n_tasks = int(labeled["task_id"].nunique())
     k = min(int(n_folds), n_tasks)
     out: dict[str, Any] = {

@@ -62,15 +62,15 @@ import pandas as pd
 from .constants import FORMATS, PLACEBOS
 from .patches import make_patch
 from .envs.action_space import ActionSpace
-from .envs.registry import action_space, parse_action
+from .envs.registry import StateSpaces, env_class, free_form, parse_action
 from .config import section
 from .policies import Context, StudentPolicy
-from .policies.base import Parser, sampling_probs
+from .policies.base import Parser, StateReader, sampling_probs
 from .policies.generated_u import u_columns
 from .allocation import allocate_rows
 from .quadrants import add_quadrants
 from .rollouts import EXPERT, RolloutResult, RolloutSpec, first_contexts, study_rollouts
-from .schemas import OUTCOME_CONDITIONS, PROB_NAMES, STUDENT_CONDITIONS
+from .schemas import OUTCOME_CONDITIONS, PROB_NAMES, RAW_LABELS, STUDENT_CONDITIONS
 from .seeding import derive_seed, rollout_key
 from .stats import entropy_features, mean_interval, proportion, wilson_interval
 from .teachers.base import AdviceRequest, Teacher
@@ -92,22 +92,35 @@ def snapshot_context(row, patch: str | None = None) -> Context:
     )
 
 
-def snapshot_parsers(env_ids) -> list[Parser]:
-    """The family's lenient parser at each snapshot of ``env_ids``: it reads the student's answers."""
-    return [partial(parse_action, env_id) for env_id in env_ids]
+def snapshot_parsers(rows, spaces: StateSpaces | None = None) -> list[Parser]:
+    """The family's lenient parser at each snapshot row: it reads the student's answers. At a
+    free-form family's state (``registry.free_form``) a ``StateReader``: the parse (with its
+    repairs, ``TextEnv.read_action``) and the key of an action's effect there (the space bound at
+    the row's state, ``candidates_of``'s ``spaces``), as the rollouts read it."""
+    out: list[Parser] = []
+    for row in rows:
+        env_id = row["env_id"]
+        if free_form(env_id):
+            key = (spaces or StateSpaces()).of_row(row).key
+            out.append(StateReader(lambda text, cls=env_class(env_id): cls.read_action(text, "lenient"), key))
+        else:
+            out.append(partial(parse_action, env_id))
+    return out
 
 
-def score_snapshots(snaps: pd.DataFrame, student: StudentPolicy) -> pd.DataFrame:
+def score_snapshots(snaps: pd.DataFrame, student: StudentPolicy, spaces: StateSpaces | None = None) -> pd.DataFrame:
     """Uncertainty features of the student's distribution at each snapshot
-    (``StudentPolicy.distribution``, answers read by the family's parser); fills a missing
-    student_action (Experiment B) with the student's most likely action at that state. Where the
-    distribution is estimated (``exact_u`` false: a generate-only student's ``u_source``) each
-    row says how (``generated_u.u_columns``), and a snapshot whose estimate has no distribution
-    (none of k samples a valid action) is left out (counted in the log)."""
+    (``StudentPolicy.distribution``, answers read by the family's parser, ``snapshot_parsers``
+    with ``spaces``); fills a missing student_action (Experiment B) with the student's most likely
+    action at that state. Where the distribution is estimated (``exact_u`` false: a generate-only
+    student's ``u_source``) each row says how (``generated_u.u_columns``), and a snapshot whose
+    estimate has no distribution (none of k samples a valid action) is left out (counted in the
+    log). A free-form state's distribution is over the keys its samples had
+    (``ActionDistribution.actions``: one action per key; ``score_rows``' supports)."""
     ctxs = [snapshot_context(r) for _, r in snaps.iterrows()]
-    dists = student.distribution(ctxs, snapshot_parsers(snaps["env_id"]))
+    dists = student.distribution(ctxs, snapshot_parsers((r for _, r in snaps.iterrows()), spaces))
     if student.exact_u:
-        return score_rows(snaps, ctxs, [d.logprobs for d in dists])
+        return score_rows(snaps, ctxs, [d.logprobs for d in dists], [d.actions for d in dists], spaces)
     keep = np.array([not np.isnan(d.logprobs).any() for d in dists], dtype=bool)
     log.info("U of %d snapshots: %d answers invalid of %d", len(snaps), sum(d.n_invalid for d in dists),
              sum(d.k for d in dists))  # fmt: skip
@@ -115,64 +128,105 @@ def score_snapshots(snaps: pd.DataFrame, student: StudentPolicy) -> pd.DataFrame
         log.warning("%d of %d snapshots left out: none of their %d samples parsed to a valid action",
                     int((~keep).sum()), len(snaps), max(d.k for d, k in zip(dists, keep) if not k))  # fmt: skip
     kept = [d for d, k in zip(dists, keep) if k]
-    out = score_rows(snaps.loc[keep], [c for c, k in zip(ctxs, keep) if k], [d.logprobs for d in kept])
+    out = score_rows(snaps.loc[keep], [c for c, k in zip(ctxs, keep) if k], [d.logprobs for d in kept],
+                     [d.actions for d in kept], spaces)  # fmt: skip
     cols = pd.DataFrame([u_columns(d) for d in kept], index=out.index, columns=list(u_columns(None)))
     for col, values in cols.items():
         out[col] = values
     return out
 
 
-def score_rows(snaps: pd.DataFrame, ctxs: list[Context], lps: list[np.ndarray]) -> pd.DataFrame:
-    """``snaps`` with the uncertainty features of the student's distribution ``lps`` (one per row)."""
+SCORE_COLUMNS = (*entropy_features(np.zeros(1)), "student_action", "p_student_action", "_logprobs")  # score_rows'
+
+
+def score_rows(snaps: pd.DataFrame, ctxs: list[Context], lps: list[np.ndarray], supports=None,
+               spaces: StateSpaces | None = None) -> pd.DataFrame:  # fmt: skip
+    """``snaps`` with the uncertainty features of the student's distribution ``lps`` (one per
+    row), over the row's valid actions, or where ``supports`` gives a row's (a free-form state's:
+    one action per key sampled) over those, kept as ``_support``; there the student's action has
+    its key's probability (``action_prob`` at the row's state, ``spaces``)."""
     rows = []
-    for (_, r), ctx, lp in zip(snaps.iterrows(), ctxs, lps):
+    for (_, r), ctx, lp, sup in zip(snaps.iterrows(), ctxs, lps, supports or [None] * len(lps), strict=True):
         feats = entropy_features(lp)
-        sa = r["student_action"] if isinstance(r["student_action"], str) else ctx.valid_actions[int(np.argmax(lp))]
+        if sup is None:
+            sa = r["student_action"] if isinstance(r["student_action"], str) else ctx.valid_actions[int(np.argmax(lp))]
+            # an unparseable answer (INVALID_ACTION, a generate-only student) has no probability
+            # in the distribution over valid actions
+            p = float(np.exp(lp[ctx.valid_actions.index(sa)])) if sa in ctx.valid_actions else np.nan
+        else:
+            sa = r["student_action"] if isinstance(r["student_action"], str) else sup[int(np.argmax(lp))]
+            space = (spaces or StateSpaces()).of_row(r)
+            p = action_prob(sa, sup, lp, space) if space.is_valid(sa) else np.nan
+            feats["_support"] = tuple(sup)
         feats["student_action"] = sa
-        # an unparseable answer (INVALID_ACTION, a generate-only student) has no probability
-        # in the distribution over valid actions
-        feats["p_student_action"] = float(np.exp(lp[ctx.valid_actions.index(sa)])) if sa in ctx.valid_actions else np.nan
+        feats["p_student_action"] = p
         feats["_logprobs"] = lp
         rows.append(feats)
     out = snaps.copy()
-    extra = pd.DataFrame(rows, index=snaps.index)
+    # no row (every snapshot left out): the columns still, so the tables of an empty shard hold
+    extra = pd.DataFrame(rows, index=snaps.index, columns=None if rows else SCORE_COLUMNS)
     for c in extra.columns:
         out[c] = extra[c]
     return out
 
 
-def candidates_of(row) -> tuple[ActionSpace, tuple[str, ...]]:
-    """The action space of a snapshot's family and the snapshot's candidate actions (the state's
-    menu, ``valid_actions``, as the space offers it; the student's distribution is over them)."""
-    space = action_space(row["env_id"])
+def candidates_of(row, spaces: StateSpaces | None = None) -> tuple[ActionSpace, tuple[str, ...]]:
+    """The action space at a snapshot's state and the state's candidate actions (its menu,
+    ``valid_actions``, as the space offers it; the student's distribution is over them). The
+    space is bound at the row's state where the family's depends on it (``spaces``: the run's
+    ``registry.StateSpaces``; None: one without the run's env config, enough for a family whose
+    space does not)."""
+    space = (spaces or StateSpaces()).of_row(row)
     return space, space.candidate_actions(row["valid_actions"])
 
 
-def contrast_action(student_action: str, teacher_action: str, candidates, logprobs, space: ActionSpace) -> str:
-    """The action a contrast patch calls worse than the teacher's: the student's own action, or,
-    where the student's action has the teacher's effect (``space.same``) or is no candidate (an
-    unparseable answer of a generate-only student), the student's most likely candidate of another
-    effect."""
-    if student_action in candidates and not space.same(student_action, teacher_action):
+def action_prob(action: str, support, logprobs, space: ActionSpace) -> float:
+    """The student's probability of ``action``'s effect: that of the action of ``support`` (the
+    actions ``logprobs`` is over, one per key: the candidates of a finite family, the keys sampled
+    at a free-form state) with its key (``space.same``); 0 where none has it."""
+    idx = [j for j, a in enumerate(support) if a == action or space.same(a, action)]
+    return float(np.exp(np.logaddexp.reduce(np.asarray(logprobs)[idx]))) if idx else 0.0
+
+
+def support_of(row):
+    """The actions a scored row's ``_logprobs`` is over where they are not its candidates (a
+    free-form state's ``_support``, ``score_rows``), else None."""
+    sup = row.get("_support") if hasattr(row, "get") else None
+    return tuple(sup) if isinstance(sup, (tuple, list, np.ndarray)) else None
+
+
+def contrast_action(student_action: str, teacher_action: str, candidates, logprobs, space: ActionSpace,
+                    support=None) -> str:  # fmt: skip
+    """The action a contrast patch calls worse than the teacher's: the student's own action where
+    it may stand at the state (``space.allows``: a candidate; any valid action of a free-form
+    family) with another effect than the teacher's (``space.same``); else (the teacher's effect,
+    or an unparseable answer of a generate-only student) the student's most likely action of
+    another effect (``logprobs`` over ``support``, one action per key; default the candidates:
+    the most sampled other key), ties in their order, then the first candidate of another effect."""
+    if isinstance(student_action, str) and space.allows(student_action, candidates) \
+            and not space.same(student_action, teacher_action):
         return student_action
-    order = np.argsort(-np.asarray(logprobs), kind="stable")
-    return next(candidates[i] for i in order if not space.same(candidates[i], teacher_action))
+    support = candidates if support is None else support
+    ranked = [support[i] for i in np.argsort(-np.asarray(logprobs), kind="stable")]
+    return next(a for a in (*ranked, *candidates) if not space.same(a, teacher_action))
 
 
-def condition_patches(row, advice, contrast_diagnosis: str | None = None) -> dict[str, str | None]:
+def condition_patches(row, advice, contrast_diagnosis: str | None = None,
+                      spaces: StateSpaces | None = None) -> dict[str, str | None]:  # fmt: skip
     """The patch of every student condition of one snapshot (None: no patch). The contrast (and
     its placebo) uses ``contrast_diagnosis``, the teacher's diagnosis of the action the contrast
-    calls worse, when that is not the student's own action."""
-    space, cands = candidates_of(row)
-    worse = contrast_action(row["student_action"], advice.suggested_action, cands, row["_logprobs"], space)
+    calls worse, when that is not the student's own action. ``spaces``: ``candidates_of``'s."""
+    space, cands = candidates_of(row, spaces)
+    worse = contrast_action(row["student_action"], advice.suggested_action, cands, row["_logprobs"], space,
+                            support_of(row))  # fmt: skip
     return _patches(cands, advice.suggested_action, worse, advice.diagnosis, contrast_diagnosis or advice.diagnosis)
 
 
-def labeled_patches(row) -> dict[str, str | None]:
+def labeled_patches(row, spaces: StateSpaces | None = None) -> dict[str, str | None]:
     """The patch of every student condition of a labeled row, rebuilt from the advice it stores
     (``suggested_action``, ``contrast_action``, ``diagnosis``, ``contrast_diagnosis``): the
-    patches ``condition_patches`` built for its Phase 1 rollouts."""
-    return _patches(candidates_of(row)[1], row["suggested_action"], row["contrast_action"], row["diagnosis"],
+    patches ``condition_patches`` built for its Phase 1 rollouts (``spaces``: ``candidates_of``'s)."""
+    return _patches(candidates_of(row, spaces)[1], row["suggested_action"], row["contrast_action"], row["diagnosis"],
                     row["contrast_diagnosis"])  # fmt: skip
 
 
@@ -185,15 +239,17 @@ def _patches(cands, teacher_action: str, worse: str, diagnosis: str, contrast_di
 
 
 def condition_specs(row, advice, cfg: dict, contrast_diagnosis: str | None = None,
-                    cells: list[str] | None = None) -> list[RolloutSpec]:  # fmt: skip
+                    cells: list[str] | None = None, spaces: StateSpaces | None = None) -> list[RolloutSpec]:  # fmt: skip
     """All rollouts of one snapshot: for i < n_rollouts, every student condition (direct) or,
     given ``cells`` (first_action), every first-action cell (its action forced, then the
     unpatched student; key (snapshot, (CELL, j), i)), with the key
-    rollout_key(seed, "phase1", snapshot_id, i) (common random numbers); then the expert's."""
+    rollout_key(seed, "phase1", snapshot_id, i) (common random numbers); then the expert's.
+    ``spaces``: the states' action spaces (default: the config's ``env``'s, where it has one)."""
     p1, seed = cfg["phase1"], cfg["seed"]
     sid, prefix = row["snapshot_id"], tuple(row["actions"])
     common = dict(env_id=row["env_id"], seed=int(row["seed"]), prefix=prefix)
-    patches = condition_patches(row, advice, contrast_diagnosis) if cells is None else {}
+    spaces = spaces or (StateSpaces.of_config(cfg["env"]) if "env" in cfg else None)
+    patches = condition_patches(row, advice, contrast_diagnosis, spaces) if cells is None else {}
     specs = []
     for i in range(p1["n_rollouts"]):
         stream = rollout_key(seed, "phase1", sid, i)
@@ -254,7 +310,7 @@ def first_action_cells(probs: dict[str, np.ndarray], actions: tuple[str, ...], t
 
 
 def first_action_design(scored: pd.DataFrame, advice: list, contrast_diagnoses: list, student: StudentPolicy,
-                        cfg: dict, floor: float) -> list[dict]:  # fmt: skip
+                        cfg: dict, floor: float, spaces: StateSpaces | None = None) -> list[dict]:  # fmt: skip
     """Per snapshot, the first-action estimator's design: ``cell_actions`` (``first_action_cells``),
     and per student condition c its exact first-step sampling distribution on them, ``pi_<c>``
     (``sampling_probs`` at ``student.temperature`` of the student's ``distribution`` of the
@@ -263,10 +319,11 @@ def first_action_design(scored: pd.DataFrame, advice: list, contrast_diagnoses: 
     One batched ``distribution`` call for all snapshots and conditions."""
     patched = [c for c in STUDENT_CONDITIONS if c != "force"]
     specs, parsers = [], []
+    spaces = spaces or StateSpaces.of_config(cfg["env"])
     for (_, r), adv, cdiag in zip(scored.iterrows(), advice, contrast_diagnoses, strict=True):
-        patches = condition_patches(r, adv, cdiag)
+        patches = condition_patches(r, adv, cdiag, spaces)
         specs += [RolloutSpec(r["env_id"], int(r["seed"]), tuple(r["actions"]), patch=patches[c]) for c in patched]
-        parsers += snapshot_parsers([r["env_id"]] * len(patched))
+        parsers += snapshot_parsers([r] * len(patched), spaces)
     ctxs = first_contexts(specs, cfg)
     dists = student.distribution(ctxs, parsers)
     temperature, out = float(cfg["student"]["temperature"]), []
@@ -519,13 +576,15 @@ def elp_interval(y: Rollouts, n_resamples: int, confidence: float, seed: int) ->
 
 
 def raw_rows(scored: pd.DataFrame, advice: list, outs: dict, contrast_diagnoses: list | None = None,
-             design: list[dict] | None = None) -> pd.DataFrame:  # fmt: skip
+             design: list[dict] | None = None, spaces: StateSpaces | None = None) -> pd.DataFrame:  # fmt: skip
     """A label shard's rows: per scored snapshot, its columns, the teacher's advice and the
     outcome of every rollout, ``y_<condition>`` (0/1 per rollout, in rollout order; given the
     first-action ``design`` instead: its columns and ``y_cells``, one such list per cell, from
     ``outs`` unless the design carries them, as adaptive allocation's does), the expert's
-    ``y_expert`` and ``expert_errors`` (ExpertError kind or None per expert rollout). No
-    statistic: ``label_stats`` computes them when the shards are merged."""
+    ``y_expert`` and ``expert_errors`` (ExpertError kind or None per expert rollout);
+    ``p_teacher_action`` is the student's probability of the teacher's key (``action_prob``). No
+    statistic: ``label_stats`` computes them when the shards are merged. ``spaces``:
+    ``candidates_of``'s."""
     rows = []
     contrast_diagnoses = contrast_diagnoses or [None] * len(advice)
     design = design or [None] * len(advice)
@@ -533,14 +592,15 @@ def raw_rows(scored: pd.DataFrame, advice: list, outs: dict, contrast_diagnoses:
         sid = r["snapshot_id"]
         row = {k: r[k] for k in scored.columns if not k.startswith("_")}
         lp = r["_logprobs"]
-        space, cands = candidates_of(r)
+        space, cands = candidates_of(r, spaces)
+        support = support_of(r)
         row.update(
             suggested_action=adv.suggested_action,
             diagnosis=adv.diagnosis,
             error_type=adv.error_type,
-            contrast_action=contrast_action(r["student_action"], adv.suggested_action, cands, lp, space),
+            contrast_action=contrast_action(r["student_action"], adv.suggested_action, cands, lp, space, support),
             contrast_diagnosis=cdiag or adv.diagnosis,
-            p_teacher_action=float(np.exp(lp[cands.index(adv.suggested_action)])),
+            p_teacher_action=action_prob(adv.suggested_action, cands if support is None else support, lp, space),
         )
         if cells is None:
             for c in OUTCOME_CONDITIONS:
@@ -552,6 +612,8 @@ def raw_rows(scored: pd.DataFrame, advice: list, outs: dict, contrast_diagnoses:
             row["y_expert"] = [float(v) for v in outs[(sid, "expert")]]
         row["expert_errors"] = list(outs[(sid, "expert_error")])
         rows.append(row)
+    if not rows:  # an empty shard: the declared columns, no row
+        return pd.DataFrame(columns=[c for c, col in RAW_LABELS.columns.items() if not col.optional])
     return pd.DataFrame(rows)
 
 
@@ -628,10 +690,14 @@ def advice_request(r, student_action: str | None) -> AdviceRequest:
     )  # fmt: skip
 
 
-def _valid(advice, req: AdviceRequest) -> bool:
-    """The advice is usable: ok, and its action one of the state's candidates (the student's
-    distribution, hence p_teacher_action, is over them)."""
-    return bool(advice.ok and advice.suggested_action in action_space(req.env_id).candidate_actions(req.valid_actions))
+def _valid(advice, req: AdviceRequest, spaces: StateSpaces) -> bool:
+    """The advice is usable: ok, and its action may stand at the state (``ActionSpace.allows``
+    at the request's state: one of its candidates, over which the student's distribution, hence
+    p_teacher_action, is; any valid action of a free-form family, whose candidates are a menu)."""
+    if not advice.ok:
+        return False
+    space = spaces.at(req.env_id, req.seed, req.actions, req.instruction, req.observation)
+    return bool(space.allows(advice.suggested_action, space.candidate_actions(req.valid_actions)))
 
 
 def label_snapshots(snaps: pd.DataFrame, student: StudentPolicy, teacher: Teacher, cfg: dict,
@@ -655,17 +721,19 @@ def label_snapshots(snaps: pd.DataFrame, student: StudentPolicy, teacher: Teache
     log.info("phase1 estimator: %s (phase1.estimator %s, student %s %s)", estimator, p1["estimator"], student.name,
              "scores actions exactly" if student.exact_u else "is generate-only")  # fmt: skip
     adaptive = resolve_allocation(p1, estimator, student) == ADAPTIVE
-    scored = score_snapshots(snaps, student)
+    spaces = StateSpaces.of_config(cfg["env"])  # the action space at each snapshot's state
+    scored = score_snapshots(snaps, student, spaces)
     reqs = [advice_request(r, r["student_action"]) for _, r in scored.iterrows()]
     advice = teacher.advise_many(reqs)
-    reasons = [None if _valid(a, q) else (a.failure_reason or "suggested action not valid")
+    reasons = [None if _valid(a, q, spaces) else (a.failure_reason or "suggested action not valid")
                for a, q in zip(advice, reqs)]  # fmt: skip
     kinds = [None if why is None else a.meta.get("failure_kind", "invalid_action") for a, why in zip(advice, reasons)]
     second = {}
     for k, ((_, r), a) in enumerate(zip(scored.iterrows(), advice)):
         if reasons[k] is None:
-            space, cands = candidates_of(r)
-            worse = contrast_action(r["student_action"], a.suggested_action, cands, r["_logprobs"], space)
+            space, cands = candidates_of(r, spaces)
+            worse = contrast_action(r["student_action"], a.suggested_action, cands, r["_logprobs"], space,
+                                    support_of(r))  # fmt: skip
             if worse != r["student_action"]:  # the contrast is not about the student's own action
                 second[k] = advice_request(r, worse)
     contrast_advice = dict(zip(second, teacher.advise_many(list(second.values()))))
@@ -680,16 +748,17 @@ def label_snapshots(snaps: pd.DataFrame, student: StudentPolicy, teacher: Teache
     good = scored.loc[ok]
     good_adv = [a for a, k in zip(advice, ok) if k]
     cdiags = [contrast_advice[k].diagnosis if k in contrast_advice else None for k in np.flatnonzero(ok)]
-    design = (first_action_design(good, good_adv, cdiags, student, cfg, float(p1["first_action_floor"]))
+    design = (first_action_design(good, good_adv, cdiags, student, cfg, float(p1["first_action_floor"]), spaces)
               if estimator == FIRST_ACTION else [None] * len(good_adv))  # fmt: skip
     if adaptive:
         design = adaptive_design(good, good_adv, design, student, {**cfg, "phase1": p1}, progress)
         specs = [s for _, r in good.iterrows() for s in expert_specs(r, cfg)]
     else:
         specs = [s for (_, r), a, c, d in zip(good.iterrows(), good_adv, cdiags, design)
-                 for s in condition_specs(r, a, cfg, c, d and d["cell_actions"])]  # fmt: skip
+                 for s in condition_specs(r, a, cfg, c, d and d["cell_actions"], spaces)]  # fmt: skip
     results = study_rollouts(specs, student, cfg, desc="phase1 label rollouts", progress=progress)
-    return raw_rows(good, good_adv, outcomes(results), cdiags, design if estimator == FIRST_ACTION else None), failures
+    return raw_rows(good, good_adv, outcomes(results), cdiags, design if estimator == FIRST_ACTION else None,
+                    spaces), failures
 
 
 def select_shard(snaps: pd.DataFrame, p1: dict, shard: int, n_shards: int, seed: int) -> pd.DataFrame:

@@ -27,7 +27,8 @@ Choices:
 - ``before`` rollouts of all sampled snapshots run in one batched ``run_rollouts`` call; every
   ``after`` needs its own adapter, so it runs per snapshot.
 - p_target_before / p_target_after: the student's probability of the teacher's action at the
-  snapshot (no patch), a check that the update took, whatever the outcome did.
+  snapshot (no patch; a free-form state's: its key's share of the samples), a check that the
+  update took, whatever the outcome did.
 - drift_kl: mean KL(base || tuned) of the action distributions at the OTHER sampled snapshots
   (no patch): how far the update reaches beyond its snapshot. A large drift means Δ measures a
   global policy change more than a local correction (lower phase1b.lora.lr or steps).
@@ -49,7 +50,8 @@ from scipy import stats as st
 from tqdm.auto import tqdm
 
 from .constants import FORMATS, QUADRANTS
-from .labeling import snapshot_context, snapshot_parsers
+from .envs.registry import StateSpaces
+from .labeling import action_prob, snapshot_context, snapshot_parsers
 from .gate import RULE, gate_reason, gate_rule
 from .reliability import gate_reliability
 from .rollouts import RolloutSpec, study_rollouts
@@ -175,19 +177,34 @@ def _outcomes(results) -> dict[tuple[str, str], list[float]]:
     return {k: [v[i] for i in sorted(v)] for k, v in by.items()}
 
 
-def _logprobs(policy, rows: list) -> list[np.ndarray]:
-    """The student's distribution over the valid actions at each snapshot row."""
+def _dists(policy, rows: list, spaces: StateSpaces) -> list:
+    """The student's distribution at each snapshot row (over its valid actions, or a free-form
+    state's sampled keys: ``labeling.snapshot_parsers``)."""
     ctxs = [snapshot_context(r) for r in rows]
-    return [d.logprobs for d in policy.distribution(ctxs, snapshot_parsers(r["env_id"] for r in rows))]
+    return policy.distribution(ctxs, snapshot_parsers(rows, spaces))
 
 
-def _p_target(policy, row) -> float:
-    lp = _logprobs(policy, [row])[0]
-    return float(np.exp(lp[list(row["valid_actions"]).index(row["suggested_action"])]))
+def _p_target(policy, row, spaces: StateSpaces) -> float:
+    """The student's probability of the teacher's action (a free-form state's: of its key, the
+    share of the samples with its effect)."""
+    d = _dists(policy, [row], spaces)[0]
+    if d.actions is None:
+        return float(np.exp(d.logprobs[list(row["valid_actions"]).index(row["suggested_action"])]))
+    return action_prob(row["suggested_action"], d.actions, d.logprobs, spaces.of_row(row))
+
+
+def _aligned(base, tuned) -> tuple[np.ndarray, np.ndarray]:
+    """The log probabilities of base's support under base and under tuned (a free-form state's:
+    tuned's share of each key base sampled, 0 where it sampled none)."""
+    if base.keys is None:
+        return base.logprobs, tuned.logprobs
+    with np.errstate(divide="ignore"):
+        return base.logprobs, np.log([tuned.key_prob(k) for k in base.keys])
 
 
 def _drift_kl(base: list, tuned: list, skip: int) -> float:
-    kls = [float(np.sum(np.exp(b) * (b - t))) for i, (b, t) in enumerate(zip(base, tuned)) if i != skip]
+    kls = [float(np.sum(np.exp(b) * (b - t))) for i, (b, t) in
+           enumerate(_aligned(bd, td) for bd, td in zip(base, tuned)) if i != skip]  # fmt: skip
     return float(np.mean(kls)) if kls else math.nan
 
 
@@ -213,9 +230,10 @@ def run_micro_training(labeled_sample: pd.DataFrame, model_dir, cfg: dict, *, pr
 
     before_specs = [s for _, r in rows for s in _specs(r, n, seed, "before")]
     before = _outcomes(study_rollouts(before_specs, policy, cfg, desc="phase1b before", progress=progress))
-    p_before = {r["snapshot_id"]: _p_target(policy, r) for _, r in rows}
+    spaces = StateSpaces.of_config(cfg["env"])
+    p_before = {r["snapshot_id"]: _p_target(policy, r, spaces) for _, r in rows}
     snaps = [r for _, r in rows]
-    base_lp = _logprobs(policy, snaps)
+    base_lp = _dists(policy, snaps, spaces)
 
     out = []
     bar = tqdm(rows, desc="phase1b micro-training", disable=not progress)
@@ -230,8 +248,8 @@ def run_micro_training(labeled_sample: pd.DataFrame, model_dir, cfg: dict, *, pr
             policy.load_adapter(f"{run_dir}/adapter")
             try:
                 after = _outcomes(study_rollouts(_specs(r, n, seed, "after"), policy, cfg, progress=False))
-                p_after = _p_target(policy, r)
-                drift = _drift_kl(base_lp, _logprobs(policy, snaps), skip=k)
+                p_after = _p_target(policy, r, spaces)
+                drift = _drift_kl(base_lp, _dists(policy, snaps, spaces), skip=k)
             finally:
                 policy.load_adapter(None)
             yb, ya = before[(sid, "before")], after[(sid, "after")]

@@ -18,7 +18,10 @@ settings from the config once).
   records the error's kind (``expert_error``: "impossible" or "planner"), so callers count it.
 - A generate-only student's answer is read with the env family's lenient parser (given to
   ``act``); one that parses to no valid action is played as ``INVALID_ACTION`` (a no-op step,
-  counted by the tables as invalid). With ``record_steps`` the student gives U at each state also
+  counted by the tables as invalid). On a free-form family (``registry.free_form``: HTML) every
+  backend generates, and each state's parser is a ``StateReader`` (``state_reader``: the lenient
+  parse and the key of an action's effect at the state); an action read from repaired text is
+  stepped with ``repaired=True`` (the env counts it: ``json_repairs``). With ``record_steps`` the student gives U at each state also
   where it costs requests (a generate-only student's estimate, kept as ``StepRecord.u_est``; its
   columns: ``generated_u.u_columns``; its ``action_prob`` is NaN).
 """
@@ -32,9 +35,9 @@ from typing import Any, Hashable
 from tqdm.auto import tqdm
 
 from .envs import TextEnv, make_env
-from .envs.registry import env_options
+from .envs.registry import action_space, env_options, free_form
 from .envs.base import ExpertError
-from .policies.base import ActionDistribution, Context, Draw, StudentPolicy
+from .policies.base import ActionDistribution, Context, Draw, Parser, StateReader, StudentPolicy
 from .seeding import RolloutKey
 
 STUDENT = "student"
@@ -118,6 +121,22 @@ class _Active:
                        valid_actions=self.obs.valid_actions, patch=self.spec.patch if self.steps == 0 else None)
 
 
+def state_reader(env: TextEnv, mode: str = "lenient") -> StateReader:
+    """How a free-form family's answers are read at ``env``'s current state: the family's parser
+    in ``mode`` (``TextEnv.read_action``) and the key of an action's effect there
+    (``action_space(env_id).at(env).key``, bound now: the reader keeps this state)."""
+    space = action_space(env.env_id).at(env)
+    return StateReader(lambda text, cls=type(env): cls.read_action(text, mode), space.key)
+
+
+def state_parser(env: TextEnv, free: bool) -> Parser:
+    """The student's parser at ``env``'s current state: a finite family's lenient parser, or a
+    free-form (``free``, ``registry.free_form``) family's ``state_reader``."""
+    if free:
+        return state_reader(env)
+    return lambda t, env=env: env.parse_action(t, "lenient")
+
+
 def run_rollouts(
     specs: list[RolloutSpec],
     policy: StudentPolicy | None,
@@ -144,6 +163,7 @@ def run_rollouts(
         raise ValueError(f"student rollout {unkeyed.key!r} has no stream (seeding.rollout_key): its draws would "
                          "be unpaired")  # fmt: skip
     pool = EnvPool(max_steps, env_options)
+    free = {env_id: free_form(env_id) for env_id in {s.env_id for s in specs}}
     results: list[RolloutResult | None] = [None] * len(specs)
     pending = list(range(len(specs)))[::-1]
     active: dict[int, _Active] = {}
@@ -163,6 +183,7 @@ def run_rollouts(
         chosen: dict[int, tuple[str, str, float, float]] = {}
         u_est: dict[int, ActionDistribution] = {}  # U's estimate at the state, where it is not exact
         need_student: list[int] = []
+        repaired: set[int] = set()  # student actions read from text the parser repaired
         for i, a in list(active.items()):
             if a.steps < len(a.spec.forced):
                 chosen[i] = (a.spec.forced[a.steps], "forced", float("nan"), float("nan"))
@@ -177,12 +198,14 @@ def run_rollouts(
         if need_student:
             ctxs = [active[i].context() for i in need_student]
             draws = [Draw(active[i].spec.stream.step_rng(active[i].steps)) for i in need_student]
-            parsers = [lambda t, env=active[i].env: env.parse_action(t, "lenient") for i in need_student]
+            parsers = [state_parser(active[i].env, free[active[i].spec.env_id]) for i in need_student]
             acts = policy.act(ctxs, draws, temperature=temperature, parsers=parsers, with_u=record_steps)
             for i, act in zip(need_student, acts):
                 chosen[i] = (act.action, STUDENT, act.prob, act.U)
                 if act.u_est is not None:
                     u_est[i] = act.u_est
+                if act.repaired:
+                    repaired.add(i)
         for i, (action, source, prob, u) in chosen.items():
             a = active[i]
             if record_steps:
@@ -202,7 +225,7 @@ def run_rollouts(
                         u_est=u_est.get(i),
                     )
                 )
-            res = a.env.step(action)
+            res = a.env.step(action, repaired=True) if i in repaired else a.env.step(action)
             a.obs = res.observation
             a.reward += res.reward
             a.steps += 1

@@ -197,9 +197,10 @@ def eq_specs(cands: pd.DataFrame, counts, seed: int) -> list:
             for (_, r), n in zip(cands.iterrows(), counts, strict=True) for i in range(int(n))]  # fmt: skip
 
 
-def value_specs(chosen: pd.DataFrame, fmt: str, n: int, seed: int) -> list:
+def value_specs(chosen: pd.DataFrame, fmt: str, n: int, seed: int, spaces=None) -> list:
     """The fresh value rollouts of a selected set: per snapshot, ``n`` rollouts with ``fmt``'s
-    patch and ``n`` with its placebo (the labels' advice, ``labeling.labeled_patches``), rollout i
+    patch and ``n`` with its placebo (the labels' advice, ``labeling.labeled_patches``; ``spaces``:
+    the run's ``registry.StateSpaces``, where the family's candidates are a state's), rollout i
     of both keyed ``rollout_key(seed, VALUE_SCOPE, snapshot, i)``."""
     from .labeling import labeled_patches
     from .rollouts import RolloutSpec
@@ -207,7 +208,7 @@ def value_specs(chosen: pd.DataFrame, fmt: str, n: int, seed: int) -> list:
 
     specs = []
     for _, r in chosen.iterrows():
-        patches, sid = labeled_patches(r), r["snapshot_id"]
+        patches, sid = labeled_patches(r, spaces), r["snapshot_id"]
         for i in range(int(n)):
             stream = rollout_key(seed, VALUE_SCOPE, sid, i)
             specs += [RolloutSpec(env_id=r["env_id"], seed=int(r["seed"]), prefix=tuple(r["actions"]),
@@ -300,7 +301,10 @@ def train_selected(method: str, labeled_path, heldout_path, plan_path, model_dir
             eq = _play(eq_specs(cands, eq_n, seed), policy, cfg, "phase5 LEARNABILITY_EQ rollouts", progress)
             eq = {sid: eq[(sid, "policy")] for sid in cands["snapshot_id"]}
         chosen = select(cands, method, k, seed, fmt=fmt, predictor_dir=predictor_dir, eq_outcomes=eq)
-        outs = _play(value_specs(chosen, fmt, int(p5["value_rollouts"]), seed), policy, cfg,
+        from .envs.registry import StateSpaces
+
+        spaces = StateSpaces.of_config(cfg["env"])
+        outs = _play(value_specs(chosen, fmt, int(p5["value_rollouts"]), seed, spaces), policy, cfg,
                      f"phase5 {method} value rollouts", progress)  # fmt: skip
     out_dir = Path(out_dir)
     oracle_ids = set(select(cands, "ORACLE", k, seed, fmt=fmt)["snapshot_id"])

@@ -112,11 +112,13 @@ def _env(c: dict) -> dict:
 def _student(c: dict) -> dict:
     """Student settings that matter at inference time (not the embedded student's recipe, nor
     model_path: the model directory is the job's input; a backend's own section (openai, vllm)
-    only when it is the backend)."""
+    only when it is the backend; ``generate`` only on a free-form family)."""
+    from .envs.registry import free_form
     from .policies import BACKEND_SECTIONS
 
     s = c["student"]
-    return {"student": {k: v for k, v in s.items() if k not in ("init", "eval_tasks", "model_path")
+    skip = ("init", "eval_tasks", "model_path", *(() if free_form(c["env"]["id"]) else ("generate",)))
+    return {"student": {k: v for k, v in s.items() if k not in skip
                         and (k not in BACKEND_SECTIONS or k == s["backend"])}}  # fmt: skip
 
 
@@ -223,6 +225,8 @@ SHARDS = (("--shard",), dict(type=int, default=0, help="this shard's index (its 
 BENCH_IN = {"model": port("--model", STUDENT_MODEL, "student.backend hf or vllm", optional=True),
             "adapter": port("--adapter", ADAPTER, "a LoRA adapter ('' = the model alone)", optional=True)}
 BENCH_CONFIG = (SEED, ENV, SPLITS, STUDENT, whole("bench"))
+EXPERT_PLAYER = (("--expert",), dict(action="store_true", help="the env family's privileged expert plays instead of a "
+                                     "student (the oracle's bench numbers; no --model)"))  # fmt: skip
 REPORT = {
     "labeled": LABELED_IN, "thresholds": port("--thresholds", D.THRESHOLDS),
     "micro": port("--micro", S.MICRO_RESULTS), "correlation": port("--correlation", D.CPT_CORRELATION),
@@ -279,7 +283,7 @@ STEPS = {s.cmd: s for s in (
                    "failures": port("--out-failures", S.TEACHER_FAILURES),
                    "plots": port(None, THRESHOLD_PLOT, many="+")}, out_dir="--plots-dir"),
     Step("label-report", "Phase 1: the labels' intervals, reliability, pairing and the hint audit (statistics only).",
-          config=(SEED, keys("phase1", "confidence", "n_bootstrap", "reliability_floor")),
+          config=(SEED, ENV, keys("phase1", "confidence", "n_bootstrap", "reliability_floor")),
           inputs={"labeled": LABELED_IN,
                   "thresholds": port("--thresholds", D.THRESHOLDS, "the L threshold of the bands")},
           outputs={"intervals": port("--out-intervals", S.LABEL_INTERVALS),
@@ -346,13 +350,13 @@ STEPS = {s.cmd: s for s in (
     Step("bench", "Bench a student (HF model with an optional adapter, or student.backend: openai) on the bench "
           "split: bench_results.json, with the episodes' Parquet and bench_run.json beside it (bench-rollouts then "
           "bench-results in one command).", config=(*BENCH_CONFIG, keys("phase3", "confidence", "n_bootstrap")),
-          config_files=True, inputs=BENCH_IN, outputs={"results": port("--out", D.BENCH_RESULTS)}, args=(MODEL_ID,),
-          progress=True, gpu=True),
+          config_files=True, inputs=BENCH_IN, outputs={"results": port("--out", D.BENCH_RESULTS)},
+          args=(MODEL_ID, EXPERT_PLAYER), progress=True, gpu=True),
     Step("bench-rollouts", "Bench, first half (rule bench_rollouts): play the bench rollouts of a student; write "
           "the episodes' Parquet and bench_run.json (usage, what was benched).", config=BENCH_CONFIG,
           config_files=True, inputs=BENCH_IN, outputs={"episodes": port(None, S.BENCH_EPISODES),
                                                        "run": port(None, D.BENCH_RUN)},
-          out_dir="--out-dir", args=(MODEL_ID,), progress=True, gpu=True),
+          out_dir="--out-dir", args=(MODEL_ID, EXPERT_PLAYER), progress=True, gpu=True),
     Step("bench-results", "Bench, second half (rule bench): bench_results.json (metrics with intervals over tasks, "
           "per level and archetype) from a bench run; plays nothing.", config=STATS, config_files=True,
           config_required=False, inputs={"run": port("--run", D.BENCH_RUN, "its episodes beside it")},

@@ -37,7 +37,7 @@ import numpy as np
 from .constants import FORMATS
 from .patches import PLACEBOS, demo_patch, make_patch
 from .policies.base import Context
-from .envs.registry import DEFAULT_ENV_ID, action_space, system_prompt
+from .envs.registry import DEFAULT_ENV_ID, action_space, free_form, system_prompt
 from .policies.prompt import build_messages
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,7 @@ CONFIG_KEYS = (
 BOS, EOS, PAD, UNK = "<|bos|>", "<|end|>", "<|pad|>", "<|unk|>"
 ROLE_TOKENS = ("<|system|>", "<|user|>", "<|assistant|>")
 PIECE_BOUNDARY = r"[\n,.;!?()']"  # BPE merges never cross these characters (see build_tokenizer)
+CODE_PIECE_BOUNDARY = r"[\n'\"\[\]]"  # a free-form family's (build_tokenizer's code)
 # A minimal chat template: <|bos|><|system|>..<|end|><|user|>..<|end|><|assistant|>..<|end|>.
 # The end-of-turn token is the EOS token; the assistant's content is marked with
 # {% generation %} so assistant-token masks work as for real chat models.
@@ -86,7 +87,7 @@ class Demo:
 def collect_demonstrations(
     env_id: str,
     seeds: Iterable[int],
-    max_steps: int,
+    max_steps: int | None,
     history_len: int,
     patch_fraction: float,
     noise_fraction: float,
@@ -108,12 +109,16 @@ def collect_demonstrations(
       so the placebo's length/presence is not a cue for a cleaner target;
     - with probability ``explore_prob`` the executed action is a random non-expert action (not
       recorded as a target), so later states include recovery states off the expert's path.
+    The actions drawn are the state's candidates (``action_space(env_id).at(env)``: a finite
+    family's members; a free-form family's menu at that state, e.g. HTML's G programs on the page,
+    the values shown and the abstentions), and "other" means another effect (``space.same``).
     ``history`` holds the actions actually executed (exploration included), as at rollout time.
     """
     if env_factory is None:
         from .envs import make_env as env_factory
     env = env_factory(env_id, max_steps=max_steps, **(env_options or {}))
-    space = action_space(env_id)
+    max_steps = env.max_steps if max_steps is None else max_steps  # None: the family's step limit
+    family_space = action_space(env_id)
     demos: list[Demo] = []
     expert_failures = 0
     for seed in seeds:
@@ -123,6 +128,7 @@ def collect_demonstrations(
         off_path = False
         for step in range(max_steps):
             obs = env.observation()
+            space = family_space.at(env)  # a free-form family's candidates and keys are the state's
             valid = space.candidate_actions(obs.valid_actions)
             try:
                 expert = env.expert_action()
@@ -152,7 +158,7 @@ def collect_demonstrations(
                 instruction=obs.instruction,
                 observation=obs.text,
                 history=tuple(history[-history_len:]) if history_len > 0 else (),
-                valid_actions=valid,
+                valid_actions=obs.valid_actions,  # what the rollouts show (a free-form family: templates)
                 patch=patch,
             )
             demos.append(Demo(ctx, target, kind, noisy and target != expert, off_path, seed, step))
@@ -173,10 +179,16 @@ def collect_demonstrations(
 
 
 # ---------------------------------------------------------------------------------------- tokenizer
-def build_tokenizer(texts: Iterable[str], vocab_size: int):
+def build_tokenizer(texts: Iterable[str], vocab_size: int, code: bool = False):
     """A byte-level BPE trained on ``texts``, wrapped as a ``PreTrainedTokenizerFast`` with
     bos/eos/pad/unk, chat role tokens and a chat template (``apply_chat_template`` works as for
-    an HF chat model; the end of an assistant turn is the EOS token ``<|end|>``)."""
+    an HF chat model; the end of an assistant turn is the EOS token ``<|end|>``). Every byte is a
+    token of its own before merges, so any text round-trips (code, JSON, any Unicode).
+
+    ``code`` (a free-form family, whose answers are programs and JSON): pieces are also split at
+    quotes, brackets and the JSON/code punctuation (``CODE_PIECE_BOUNDARY``) and digits stand
+    alone, so a value printed by a tool result and the same value in an answer (a string between
+    quotes, a list's item, a number) are the same tokens: the student answers by copying them."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -187,12 +199,10 @@ def build_tokenizer(texts: Iterable[str], vocab_size: int):
     # "Mission: go to the red ball", "The best action now is: turn left") become single tokens.
     # Prompts are ~2.7x shorter than with GPT-2-style word-level pieces (~55 vs ~150 tokens on
     # the default env id, registry.DEFAULT_ENV_ID), which makes training and scoring on CPU that much faster.
-    tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.Split(Regex(PIECE_BOUNDARY), behavior="isolated"),
-            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-        ]
-    )
+    split = [pre_tokenizers.Split(Regex(CODE_PIECE_BOUNDARY if code else PIECE_BOUNDARY), behavior="isolated")]
+    if code:
+        split.append(pre_tokenizers.Digits(individual_digits=True))
+    tok.pre_tokenizer = pre_tokenizers.Sequence([*split, pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=int(vocab_size),
@@ -268,16 +278,19 @@ def build_model(
 def build_random_student(out_dir: str | os.PathLike, env_id: str = DEFAULT_ENV_ID, *,
                          seeds: Sequence[int] = range(6), max_steps: int = 12, vocab_size: int = 400,
                          hidden_size: int = 32, n_layers: int = 2, intermediate_size: int = 64,
-                         init_std: float | None = None, seed: int = 0) -> Path:  # fmt: skip
+                         init_std: float | None = None, seed: int = 0,
+                         env_options: dict[str, Any] | None = None) -> Path:  # fmt: skip
     """A tiny UNTRAINED student for tests and benchmarks: a BPE trained on the texts of the
     expert's demonstrations on ``seeds`` (so prompts tokenize as in a study) and a random Llama
-    (``init_std``: weights redrawn from N(0, std), which peaks its action distributions). Saved
+    (``init_std``: weights redrawn from N(0, std), which peaks its action distributions; the
+    family's options in ``env_options``). Saved
     with ``save_pretrained`` in ``out_dir``, which it returns."""
     import torch
 
     torch.manual_seed(seed)
-    demos = collect_demonstrations(env_id, seeds, max_steps, 4, 0.0, 0.0, np.random.default_rng(seed))
-    tok = build_tokenizer(tokenizer_corpus(demos, system_prompt(env_id)), vocab_size)
+    demos = collect_demonstrations(env_id, seeds, max_steps, 4, 0.0, 0.0, np.random.default_rng(seed),
+                                   env_options=env_options)  # fmt: skip
+    tok = build_tokenizer(tokenizer_corpus(demos, system_prompt(env_id)), vocab_size, code=free_form(env_id))
     model = build_model(tok, hidden_size=hidden_size, n_layers=n_layers, n_heads=4,
                         intermediate_size=intermediate_size, max_position_embeddings=512)  # fmt: skip
     if init_std is not None:
@@ -288,6 +301,22 @@ def build_random_student(out_dir: str | os.PathLike, env_id: str = DEFAULT_ENV_I
     model.save_pretrained(out)
     tok.save_pretrained(out)
     return out
+
+
+def sized_to_demos(tokenizer, demos: Sequence[Demo], system: str, configured: int) -> int:
+    """The model's context (positions, also SFT's max_length): ``configured``
+    (``student.init.max_position_embeddings``), raised to the longest demo (prompt and target)
+    in tokens, rounded up to 64, where one is longer, so no demo is cut (a free-form family's:
+    its prompts hold the tool results, its targets code; a finite family keeps the configured
+    context, and its numbers)."""
+    longest = max(len(tokenizer.apply_chat_template(build_messages(d.context, d.target, system=system), tokenize=True,
+                                                    return_dict=False)) for d in demos)  # fmt: skip
+    if longest <= configured:
+        return configured
+    sized = -(-longest // 64) * 64
+    log.info("student context sized to the demos: %d positions (longest demo %d tokens; "
+             "student.init.max_position_embeddings %d)", sized, longest, configured)  # fmt: skip
+    return sized
 
 
 def n_params(model) -> int:
@@ -359,7 +388,7 @@ def train_student(cfg: dict[str, Any], out_dir: str | os.PathLike, progress: boo
     rng = np.random.default_rng(int(cfg["seed"]))
     seeds = demo_seed_list(cfg["demo_seeds"])
     demos = collect_demonstrations(
-        cfg["env_id"], seeds, int(cfg["max_steps"]), int(cfg["history_len"]),
+        cfg["env_id"], seeds, None if cfg["max_steps"] is None else int(cfg["max_steps"]), int(cfg["history_len"]),
         float(cfg["patch_fraction"]), float(cfg["noise_fraction"]), rng,
         explore_prob=float(cfg["explore_prob"]), env_options=cfg["env_options"],
     )  # fmt: skip
@@ -367,10 +396,14 @@ def train_student(cfg: dict[str, Any], out_dir: str | os.PathLike, progress: boo
         raise RuntimeError("no demonstrations collected")
     t_demo = time.time() - t0
     system = system_prompt(cfg["env_id"])
-    tokenizer = build_tokenizer(tokenizer_corpus(demos, system), int(cfg["vocab_size"]))
+    free = free_form(cfg["env_id"])
+    tokenizer = build_tokenizer(tokenizer_corpus(demos, system), int(cfg["vocab_size"]), code=free)
+    positions = int(cfg["max_position_embeddings"])
+    if free:  # a free-form family's prompts grow with the tool results and code: no demo is cut
+        positions = sized_to_demos(tokenizer, demos, system, positions)
     model = build_model(
         tokenizer, cfg["hidden_size"], cfg["n_layers"], cfg["n_heads"],
-        cfg["intermediate_size"], cfg["max_position_embeddings"],
+        cfg["intermediate_size"], positions,
     )  # fmt: skip
     dataset = demos_to_dataset(demos, system)
 
@@ -380,7 +413,7 @@ def train_student(cfg: dict[str, Any], out_dir: str | os.PathLike, progress: boo
             tmp / "_trainer", steps=steps, lr=float(cfg["lr"]), batch_size=int(cfg["batch_size"]),
             seed=int(cfg["seed"]), on_cuda=torch.cuda.is_available(), progress=progress,
             lr_scheduler_type="cosine", warmup_steps=max(1, int(0.05 * steps)), weight_decay=0.01,
-            max_length=int(cfg["max_position_embeddings"]), gradient_checkpointing=False, bf16=False,
+            max_length=positions, gradient_checkpointing=False, bf16=False,
             logging_steps=max(1, steps // 20),
         )  # fmt: skip
         trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
@@ -404,7 +437,7 @@ def train_student(cfg: dict[str, Any], out_dir: str | os.PathLike, progress: boo
             "model": "embedded default student (LlamaForCausalLM, byte-level BPE, SFT on oracle demos)",
             "env_id": cfg["env_id"],
             "env_options": dict(cfg["env_options"]),
-            "max_steps": int(cfg["max_steps"]),
+            "max_steps": None if cfg["max_steps"] is None else int(cfg["max_steps"]),
             "history_len": int(cfg["history_len"]),
             "demo_seeds": seeds,
             **demo_summary(demos),
@@ -421,6 +454,7 @@ def train_student(cfg: dict[str, Any], out_dir: str | os.PathLike, progress: boo
             "params": n_params(model),
             "vocab_size": len(tokenizer),
             "mean_prompt_tokens": float(np.mean(prompt_lens)),
+            "max_position_embeddings": positions,
             "demo_seconds": round(t_demo, 2),
             "train_seconds": round(t_train, 2),
             "seconds": round(time.time() - t0, 2),

@@ -71,6 +71,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from .envs.registry import action_space
 from .labeling import snapshot_context
 from .patches import FORMATS, make_patch
 from .policies.base import Context
@@ -92,7 +93,8 @@ def supervision_example(row, fmt: str) -> tuple[Context, str]:
         raise ValueError(f"unknown supervision format {fmt!r}; expected one of {FORMATS}")
     target = row["suggested_action"]
     valid = tuple(row["valid_actions"])
-    if target not in valid:
+    env_id = row.get("env_id")  # the family's check (ActionSpace.allows): a free-form family's is validity
+    if not (action_space(env_id).allows(target, valid) if isinstance(env_id, str) else target in valid):
         raise ValueError(
             f"snapshot {row.get('snapshot_id', '?')}: suggested_action {target!r} is not one of its "
             f"valid actions {valid}"
@@ -250,7 +252,7 @@ class LoraTrainer:
         limit = getattr(pol.base_model.config, "max_position_embeddings", None)
         out = []
         for (ctx, target), p in zip(examples, prompts):
-            if target not in ctx.valid_actions:
+            if target not in ctx.valid_actions and not pol.free_form:  # a free-form family's: checked by the example
                 raise ValueError(f"target {target!r} is not a valid action {ctx.valid_actions}")
             c = pol.candidate_ids(target)
             if limit is not None and len(p) + len(c) > limit:

@@ -19,6 +19,13 @@ the action space, never assume a finite action set.
   canonical text and has no candidates.
 - ``audit_label(action)``: what the hint audit predicts of a suggested action (a finite family:
   the action; a free-form family: its kind, where every suggested line differs).
+- ``needs_state``: whether ``at(env)`` gives another space (the family's key and candidates are a
+  state's); generic code that holds only a table row restores an env for such a family alone
+  (``registry.StateSpaces``), so a finite family's rows never restore one.
+- ``allows(action, candidates)``: whether ``action`` may stand at a state whose candidates are
+  ``candidates`` (a teacher's suggestion, the action a contrast calls worse): one of them (a
+  finite family), any valid action (a free-form family bound at a state, where the candidates
+  are a menu, not the actions).
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ if TYPE_CHECKING:
 
 class ActionSpace(ABC):
     """The actions of one family (module docstring)."""
+
+    needs_state: bool = False  # at(env) gives another space (module docstring)
 
     @abstractmethod
     def is_valid(self, action: str) -> bool: ...
@@ -61,6 +70,10 @@ class ActionSpace(ABC):
     def audit_label(self, action: str) -> str:
         """What the hint audit predicts of ``action`` (module docstring): the action itself."""
         return action
+
+    def allows(self, action: str, candidates: Sequence[str]) -> bool:
+        """Whether ``action`` may stand at a state with ``candidates`` (module docstring): one of them."""
+        return action in candidates
 
 
 class FiniteActionSpace(ActionSpace):

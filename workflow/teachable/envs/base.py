@@ -177,6 +177,13 @@ class TextEnv(ABC):
         """Map a model output to a valid action, or ``None`` when it is invalid (a function of
         the text alone: ``registry.parse_action`` calls it without an instance)."""
 
+    @classmethod
+    def read_action(cls, text: str, mode: ParseMode = "strict") -> tuple[str | None, bool]:
+        """(``parse_action``'s action, whether the parser had to repair the text to read it: a
+        free-form family's truncated JSON, counted by the env's ``step(action, repaired=True)``);
+        a family whose parser repairs nothing never reports a repair."""
+        return cls.parse_action(text, mode), False
+
     @abstractmethod
     def expert_action(self) -> str:
         """The privileged expert's action from the current state (replanned here)."""

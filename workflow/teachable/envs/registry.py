@@ -13,7 +13,8 @@ is its package under ``envs/`` plus one row here.
 - ``html``: ``HTMLExtract-v0`` / ``HTMLExtract-{Easy,Medium,Hard}-v0`` (free-form tool calls:
   run_python in a sandbox, then a JSON answer; success = graded reward >= 0.5; options
   ``env.mode``, ``env.sandbox``). Its actions depend on the state: generic code that holds the env
-  asks ``action_space(env_id).at(env)`` (``ActionSpace.at``).
+  asks ``action_space(env_id).at(env)`` (``ActionSpace.at``); code that holds a table row (env id,
+  seed, action prefix) asks ``StateSpaces``, which restores an env only for such a family.
 """
 
 from __future__ import annotations
@@ -134,6 +135,74 @@ def action_space(env_id: str) -> ActionSpace:
     return _action_space(family_of(env_id).name)
 
 
+class StateSpaces:
+    """The action space at stored states: a table row's (env id, seed, action prefix). A family
+    whose space is the same at every state (``ActionSpace.needs_state`` false) answers with
+    ``action_space(env_id)`` and no env; another's is restored (one env per id, with the run's
+    step limit and family options, e.g. HTML's ``env.mode`` and sandbox cache: ``of_config``)
+    and bound there (``ActionSpace.at``), once per state. Where the row gives its instruction and
+    observation, the restored state must show them: a mismatch (a config other than the run's)
+    is an error naming the row's state and the keys that decide it."""
+
+    def __init__(self, max_steps: int | None = None, options: dict[str, Any] | None = None):
+        self.max_steps = max_steps
+        self.options = dict(options or {})
+        self._envs: dict[str, TextEnv] = {}
+        self._bound: dict[tuple, ActionSpace] = {}
+
+    @classmethod
+    def of_config(cls, env_cfg: dict[str, Any]) -> StateSpaces:
+        """The spaces of a run whose ``env`` config section is ``env_cfg``."""
+        return cls(env_cfg.get("max_steps"), env_options(env_cfg))
+
+    def at(self, env_id: str, seed: int, prefix, instruction: str | None = None,
+           observation: str | None = None) -> ActionSpace:  # fmt: skip
+        """The space at the state reached by ``prefix`` from ``reset(seed)`` of ``env_id``."""
+        space = action_space(env_id)
+        if not space.needs_state:
+            return space
+        key = (env_id, int(seed), tuple(prefix))
+        if key not in self._bound:
+            if env_id not in self._envs:
+                self._envs[env_id] = make_env(env_id, max_steps=self.max_steps, **self.options)
+            env = self._envs[env_id]
+            obs = env.restore(int(seed), list(prefix))
+            for name, want, got in (("instruction", instruction, obs.instruction), ("observation", observation, obs.text)):
+                if isinstance(want, str) and want != got:
+                    raise ValueError(f"{env_id} seed {seed} after {len(key[2])} action(s): the restored state's "
+                                     f"{name} is not the row's ({got[:120]!r} vs {want[:120]!r}); restore it with the "
+                                     f"run's env config (env.max_steps and the family's options: "
+                                     f"{sorted(family_of(env_id).config_schema())})")  # fmt: skip
+            self._bound[key] = space.at(env)
+        return self._bound[key]
+
+    def of_row(self, row) -> ActionSpace:
+        """``at`` the state of a snapshot-like row (``env_id``, ``seed``, ``actions``, and where it
+        has them ``instruction`` and ``observation``)."""
+        get = row.get if hasattr(row, "get") else lambda k, d=None: getattr(row, k, d)
+        return self.at(get("env_id"), get("seed"), get("actions"), get("instruction"), get("observation"))
+
+    def close(self) -> None:
+        close_envs(self._envs)
+
+
+def close_envs(envs: dict[str, TextEnv]) -> None:
+    """Close every env of ``envs`` that has ``close`` (a pool of envs by id), and empty it."""
+    for env in envs.values():
+        close = getattr(env, "close", None)
+        if callable(close):
+            close()
+    envs.clear()
+
+
+def free_form(env_id: str) -> bool:
+    """Whether ``env_id``'s family's actions are free-form text (its action space is no finite set
+    of names: HTML extraction's tool calls), so a student generates its actions there."""
+    from .action_space import FiniteActionSpace
+
+    return not isinstance(action_space(env_id), FiniteActionSpace)
+
+
 def mentioned_actions(env_id: str, text: str) -> dict[str, str]:
     """Every action of ``env_id``'s family that ``text`` names or paraphrases, with the phrase
     found (``ActionSpace.mentions``: the family parser's vocabulary)."""
@@ -185,12 +254,14 @@ __all__ = [
     "DEFAULT_ENV_ID",
     "FAMILIES",
     "PLANNED_FAMILIES",
+    "StateSpaces",
     "action_space",
     "check_env_id",
     "env_class",
     "env_options",
     "episode_columns",
     "family_metrics",
+    "free_form",
     "known_env_ids",
     "make_env",
     "make_env_from",

@@ -8,7 +8,9 @@ only generates text (``policies.base.GenerativePolicy``) and cannot train, so a 
 phases 1B, 2 and 5 train, refuses it (``check_trainable``, run when the DAG is built for a job
 that loads the local model: common.smk ``get_student_model``); rule bench benches it.
 ``BACKEND_SECTIONS``: the config sections of one backend (``student.openai``, ``student.vllm``),
-read only when it is the backend."""
+read only when it is the backend. On a free-form family (``registry.free_form``) every backend
+generates its actions (``policies.base`` module docstring): hf and vllm with ``student.generate``,
+openai with ``student.openai.max_tokens`` at least ``FREE_FORM_MIN_TOKENS``."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ TRAIN = "train"  # LoRA-trains in transformers (phases 1B, 2 and 5)
 LOCAL = "local"  # loads a local HF model directory (student.model_path, a job's --model)
 BACKENDS = {"hf": frozenset({LOCAL, TRAIN}), "vllm": frozenset({LOCAL, TRAIN}), "openai": frozenset()}
 BACKEND_SECTIONS = ("openai", "vllm")
+FREE_FORM_MIN_TOKENS = 1024  # student.openai.max_tokens at least, on a free-form family (programs, JSON answers)
 TRAINING_PHASES = "1B (micro-training), 2 (training) and 5 (selection)"
 
 
@@ -53,7 +56,7 @@ def make_student(student_cfg: dict, model_dir: str | None, adapter_dir: str | No
     never changes adapter); ``vllm`` starts a vLLM engine on ``model_dir`` (the adapter served
     through LoRARequest); ``openai`` talks to ``student.openai.base_url`` (no model directory,
     no adapter)."""
-    from ..envs.registry import system_prompt
+    from ..envs.registry import free_form, system_prompt
 
     from ..config import section
 
@@ -65,13 +68,19 @@ def make_student(student_cfg: dict, model_dir: str | None, adapter_dir: str | No
         from .vllm_student import VLLMPolicy
 
         return VLLMPolicy(model_dir, student_cfg["vllm"], adapter_dir=adapter_dir, dtype=student_cfg["dtype"],
-                          system_prompt=system_prompt(env_id))  # fmt: skip
+                          system_prompt=system_prompt(env_id), generate=student_cfg["generate"],
+                          generates=free_form(env_id))  # fmt: skip
     if backend == "openai":
         from .openai_student import OpenAIStudent
 
         if adapter_dir is not None:
             raise ValueError(f"student.backend: openai cannot load the adapter {adapter_dir} (a trained "
                              "adapter needs student.backend: hf or vllm)")  # fmt: skip
+        max_tokens = int(student_cfg["openai"]["max_tokens"])
+        if free_form(env_id) and max_tokens < FREE_FORM_MIN_TOKENS:
+            raise ValueError(f"config key student.openai.max_tokens={max_tokens} is too few for {env_id}, whose "
+                             f"actions are programs and JSON answers: set it to at least {FREE_FORM_MIN_TOKENS} "
+                             "(answers cut short are counted: usage truncations)")  # fmt: skip
         return OpenAIStudent(student_cfg["openai"], system_prompt=system_prompt(env_id))
     raise ValueError(f"unknown student.backend {backend!r}; expected 'hf', 'vllm' or 'openai'")
 
@@ -81,7 +90,7 @@ def make_trainable(student_cfg: dict, model_dir: str | None, adapter_dir: str | 
     """The transformers policy (``HFPolicy``) on ``model_dir`` that LoRA training holds, for a
     trainable backend (``hf``: it is also the student that acts; ``vllm``: the engine serves the
     adapters it trains). ``device``, ``dtype`` and ``batch_size`` from ``student``."""
-    from ..envs.registry import system_prompt
+    from ..envs.registry import free_form, system_prompt
 
     from ..config import section
     from .hf import HFPolicy
@@ -96,6 +105,8 @@ def make_trainable(student_cfg: dict, model_dir: str | None, adapter_dir: str | 
         batch_size=student_cfg["batch_size"],
         merge_adapter=merge_adapter,
         system_prompt=system_prompt(env_id),
+        generate=student_cfg["generate"],
+        generates=free_form(env_id) and student_cfg["backend"] == "hf",
     )
 
 

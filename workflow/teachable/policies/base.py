@@ -28,10 +28,20 @@ Two kinds of backend implement it:
   policy's ``u_source``) from ``k_samples`` parsed samples, or from the answers' top token
   logprobs; tables that carry such a U say which (``U_estimator``, ``U_k``,
   ``U_logprob_mass``, ``U_logprob_split``).
+
+On a free-form family (HTML extraction: an action is any well-formed tool call, and the
+observation's ``valid_actions`` are templates, not a menu) every backend generates: the caller
+gives a ``StateReader`` per state instead of a bare parser (the family's lenient parse, which
+also says whether it repaired the text, and the state's key of an action's effect,
+``ActionSpace.at(env).key``). An act is one sample keyed by the draw, read by the reader
+(unreadable -> ``INVALID_ACTION``; ``Act.repaired``); U is the entropy of ``k_samples`` samples
+grouped by key (``ActionDistribution.keys``), and the act's ``prob`` is its key's share of them
+(``sampled_acts``, ``generated_u.from_keyed_samples``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from abc import ABC, abstractmethod
 from collections import Counter
@@ -51,6 +61,29 @@ U_SOURCES = (U_AUTO, U_LOGPROBS, U_SAMPLES)
 U_TEMPERATURE = 1.0  # U is the entropy of the model's own distribution (T = 1), as for a scoring backend
 
 Parser = Callable[[str], "str | None"]  # an answer's text -> an action (the family's lenient parser)
+
+
+@dataclass(frozen=True)
+class StateReader:
+    """How a free-form family's answers are read at one state (module docstring): ``read`` (text
+    -> (the canonical action or None, whether the parser repaired the text to read it)) and
+    ``key`` (an action -> the key of its effect at the state). Called on a text it is a
+    ``Parser``."""
+
+    read: Callable[[str], "tuple[str | None, bool]"]
+    key: Callable[[str], str]
+
+    def __call__(self, text: str) -> str | None:
+        return self.read(text)[0]
+
+
+def free_form(parsers: Sequence[Parser]) -> bool:
+    """Whether ``parsers`` are a free-form family's ``StateReader``s (all of them) rather than a
+    finite family's parsers (none); an error where a batch mixes the two."""
+    kinds = {isinstance(p, StateReader) for p in parsers}
+    if len(kinds) > 1:
+        raise ValueError("a batch of contexts mixes free-form states (StateReader) and finite ones (a bare parser)")
+    return kinds == {True}
 
 
 @dataclass(frozen=True)
@@ -96,6 +129,20 @@ class ActionDistribution:
     mass: float = float("nan")  # the resolved logprob mass (NaN unless logprobs)
     split: float = float("nan")  # the undescended branches' mass split evenly into it (NaN unless logprobs)
     n_invalid: int = 0  # answers that parsed to no valid action
+    # a free-form state's support (None: the context's valid_actions): the effects' keys sampled, in
+    # first-sampled order, and the first action sampled with each (``logprobs`` is over these)
+    keys: tuple[str, ...] | None = None
+    actions: tuple[str, ...] | None = None
+
+    def key_prob(self, key: str) -> float:
+        """The probability of the effect ``key`` (a free-form state's): its share of the valid
+        samples (0 where none had it; NaN where no sample was valid)."""
+        if self.keys is None:
+            raise ValueError("key_prob needs a free-form state's distribution (over keys); this one is over the "
+                             "context's valid actions")  # fmt: skip
+        if np.isnan(self.logprobs).any():
+            return float("nan")
+        return float(np.exp(self.logprobs[self.keys.index(key)])) if key in self.keys else 0.0
 
     @property
     def U(self) -> float:  # noqa: N802 - the SPEC's name
@@ -111,6 +158,7 @@ class Act:
     U: float  # entropy (nats) of its distribution at the state (NaN: not estimated)
     u_est: ActionDistribution | None = None  # U's estimate where it is not exact (asked with with_u)
     text: str | None = None  # the answer's text (a generate-only student)
+    repaired: bool = False  # the reader had to repair the text to read the action (a free-form family)
 
 
 class StudentPolicy(ABC):
@@ -188,6 +236,9 @@ class Policy(StudentPolicy):
         """Each context's action sampled from its scores (``sample_action``), with its probability
         and U under them, from one ``action_logprobs`` call (``parsers``: unused, every action
         is a valid one; U costs nothing, so it is always there)."""
+        if parsers and free_form(parsers):
+            raise ValueError(f"the student {self.name} scores a finite menu of actions and cannot act on a free-form "
+                             "family (its actions are written, not chosen): it needs a backend that generates")  # fmt: skip
         out = []
         for ctx, draw, lp in zip(contexts, draws, self.action_logprobs(list(contexts))):
             j = sample_action(lp, temperature, draw)
@@ -198,6 +249,9 @@ class Policy(StudentPolicy):
 
     def distribution(self, contexts: Sequence[Context], parsers: Sequence[Parser] = ()) -> list[ActionDistribution]:
         """The exact scores (``action_logprobs``; ``parsers`` unused)."""
+        if parsers and free_form(parsers):
+            raise ValueError(f"the student {self.name} scores a finite menu of actions; a free-form family's "
+                             "distribution comes from generated samples")  # fmt: skip
         return [ActionDistribution(lp, U_EXACT) for lp in self.action_logprobs(list(contexts))] if contexts else []
 
 
@@ -260,16 +314,9 @@ class GenerativePolicy(StudentPolicy):
             parsers: Sequence[Parser], with_u: bool = False) -> list[Act]:  # fmt: skip
         """Each context's action: the parsed answer of one sample keyed by its draw
         (``INVALID_ACTION`` where it parses to no valid action), all in one batched request;
-        with ``with_u``, U's estimate at the state (``distribution``), else U is NaN."""
-        reqs = [SampleRequest(ctx, f"r{draw.key()}", temperature) for ctx, draw in zip(contexts, draws)]
-        texts = self.generate(reqs)
-        ests = self.distribution(contexts, parsers) if with_u else [None] * len(contexts)
-        out = []
-        for ctx, parse, text, est in zip(contexts, parsers, texts, ests):
-            action = parse(text)
-            out.append(Act(action if action in ctx.valid_actions else INVALID_ACTION, float("nan"),
-                           est.U if est is not None else float("nan"), est, text))  # fmt: skip
-        return out
+        with ``with_u``, U's estimate at the state (``distribution``), else U is NaN
+        (``sampled_acts``)."""
+        return sampled_acts(self, contexts, draws, temperature=temperature, parsers=parsers, with_u=with_u)
 
     def distribution(self, contexts: Sequence[Context], parsers: Sequence[Parser]) -> list[ActionDistribution]:
         """U's estimate at each state by ``u_source`` (``policies.generated_u.estimate_u``)."""
@@ -290,6 +337,37 @@ class GenerativePolicy(StudentPolicy):
         """U's requests ``u<start>``..``u<stop - 1>`` at ``ctx`` (all ``k_samples`` by default)."""
         stop = self.k_samples if stop is None else stop
         return [SampleRequest(ctx, f"u{i}", U_TEMPERATURE, top_logprobs) for i in range(start, stop)]
+
+
+def sample_seed(sample: str) -> int:
+    """The seed of a sample key (stable across runs and machines): a request's seed (OpenAI), the
+    sampling stream of a generating local backend."""
+    return int.from_bytes(hashlib.sha256(sample.encode("utf-8")).digest()[:4], "big")
+
+
+def sampled_acts(policy: StudentPolicy, contexts: Sequence[Context], draws: Sequence[Draw], *, temperature: float,
+                 parsers: Sequence[Parser], with_u: bool) -> list[Act]:  # fmt: skip
+    """A generating student's acts (``GenerativePolicy.act``; any backend on a free-form family):
+    per context the answer of one sample ``r<key>`` keyed by its draw, read by its parser
+    (``INVALID_ACTION`` where it reads no valid action: a finite family's, one outside the
+    context's valid actions; a free-form family's, none). With ``with_u``, U's estimate at the
+    state (``policy.distribution``); on a free-form family the act's ``prob`` is then its key's
+    share of the samples (``ActionDistribution.key_prob``), else NaN."""
+    reqs = [SampleRequest(ctx, f"r{draw.key()}", temperature) for ctx, draw in zip(contexts, draws)]
+    texts = policy.generate(reqs)
+    ests = policy.distribution(contexts, parsers) if with_u else [None] * len(contexts)
+    nan = float("nan")
+    out = []
+    for ctx, parse, text, est in zip(contexts, parsers, texts, ests):
+        if isinstance(parse, StateReader):
+            action, repaired = parse.read(text)
+            action = INVALID_ACTION if action is None else action
+            prob = est.key_prob(parse.key(action)) if est is not None and action != INVALID_ACTION else nan
+        else:
+            action, repaired, prob = parse(text), False, nan
+            action = action if action in ctx.valid_actions else INVALID_ACTION
+        out.append(Act(action, prob, est.U if est is not None else nan, est, text, repaired))
+    return out
 
 
 def sampled_logprobs(parsed: Sequence[str | None], valid_actions: Sequence[str]) -> tuple[np.ndarray, int]:

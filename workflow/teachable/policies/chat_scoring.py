@@ -7,6 +7,14 @@ action's tokens followed by the end-of-turn token(s) the model's chat template w
 assistant message, normalised over the valid set (log-softmax), as the SPEC's U asks. Two
 backends that share this class score the same token ids after the same prompt ids, so they
 differ only by their engines' arithmetic.
+
+On a free-form family (``free_form``: the HTML family, whose actions are tool calls) such a
+backend generates instead (``policies.base`` module docstring): ``generate`` samples up to
+``student.generate.max_new_tokens`` tokens per request after the same prompt, each request's
+tokens drawn from its own stream seeded by its rendered prompt and sample key (``sample_seed``),
+so a re-run draws the same text whatever the batch; an answer that reaches the limit is counted
+(``usage_summary``: ``truncations``). Its acts and U come from samples (``base.sampled_acts``,
+``generated_u.keyed_estimates`` with ``student.generate.k_samples``): ``exact_u`` is false there.
 """
 
 from __future__ import annotations
@@ -15,11 +23,12 @@ import os
 from abc import abstractmethod
 from collections import OrderedDict
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Sequence
 
 import numpy as np
 
-from .base import Context, Policy
+from .base import ActionDistribution, Act, Context, Draw, Parser, Policy, SampleRequest, free_form, sample_seed, sampled_acts
 from .prompt import build_messages
 
 _SENTINEL = "\u2063ACTION\u2063"  # an improbable string, located in the rendered assistant turn
@@ -60,6 +69,9 @@ class ChatScoringPolicy(Policy):
     scores keyed by rendered prompt and valid actions; a subclass clears it whenever the
     weights it scores with change (``clear_memo``)."""
 
+    config_section = "student.generate"  # the keys of a free-form family's generation
+    free_form = False  # generates (a free-form family) instead of scoring valid actions
+
     def _init_chat(self, model_dir: str | os.PathLike, system_prompt: str, memo_size: int) -> None:
         from transformers import AutoTokenizer
 
@@ -84,8 +96,10 @@ class ChatScoringPolicy(Policy):
         return {"hits": self.memo_hits, "misses": self.memo_misses, "size": len(self._memo)}
 
     def usage_summary(self) -> dict[str, int | str]:
-        """The model, the states scored (memo misses) and the states answered from the memo."""
-        return {"model": self.name, "states_scored": self.memo_misses, "memo_hits": self.memo_hits}
+        """The model, the states scored (memo misses) and the states answered from the memo; on a
+        free-form family the samples, generated tokens and truncated answers."""
+        out = {"model": self.name, "states_scored": self.memo_misses, "memo_hits": self.memo_hits}
+        return {**out, **self.generation_usage} if self.free_form else out
 
     def _memo_put(self, key: tuple[str, tuple[str, ...]], value: np.ndarray) -> None:
         if self.memo_size <= 0:
@@ -154,6 +168,73 @@ class ChatScoringPolicy(Policy):
     def prompt_ids(self, contexts: Sequence[Context]) -> list[list[int]]:
         prompts = [self.render_prompt(c) for c in contexts]
         return self.tokenizer(prompts, add_special_tokens=False)["input_ids"]
+
+    # ------------------------------------------------------------------ generation (a free-form family)
+    def _init_generation(self, generate: Mapping | None, free: bool) -> None:
+        """Generate on a free-form family (``free``) with the ``student.generate`` keys
+        ``max_new_tokens`` and ``k_samples`` (module docstring)."""
+        self.free_form = bool(free)
+        self.exact_u = not self.free_form
+        self.generation_usage = {"samples": 0, "generated_tokens": 0, "truncations": 0}
+        if not self.free_form:
+            return
+        if not generate:
+            raise ValueError(f"{self.name}: a free-form family needs the config section student.generate "
+                             "(max_new_tokens, k_samples)")  # fmt: skip
+        self.max_new_tokens = int(generate["max_new_tokens"])
+        self.k_samples = int(generate["k_samples"])
+        tok = self.tokenizer
+        stop = {tok.eos_token_id} if tok.eos_token_id is not None else set()
+        specials = set(tok.all_special_ids)
+        stop |= {t for t in tok(self._suffix_text, add_special_tokens=False)["input_ids"] if t in specials}
+        if not stop:
+            raise ValueError(f"tokenizer in {self.model_dir} has no end-of-turn token to stop generation at")
+        self.stop_ids = frozenset(stop)
+
+    def act(self, contexts: Sequence[Context], draws: Sequence[Draw], *, temperature: float,
+            parsers: Sequence[Parser] = (), with_u: bool = False) -> list[Act]:  # fmt: skip
+        """Scored (``Policy.act``), or on a free-form family sampled (``base.sampled_acts``)."""
+        if not self._generates(parsers):
+            return super().act(contexts, draws, temperature=temperature, parsers=parsers, with_u=with_u)
+        return sampled_acts(self, contexts, draws, temperature=temperature, parsers=parsers, with_u=with_u)
+
+    def distribution(self, contexts: Sequence[Context], parsers: Sequence[Parser] = ()) -> list[ActionDistribution]:
+        """The exact scores, or on a free-form family ``k_samples`` samples grouped by key."""
+        if not self._generates(parsers):
+            return super().distribution(contexts, parsers)
+        from .generated_u import keyed_estimates
+
+        return keyed_estimates(self, contexts, parsers, self.k_samples) if contexts else []
+
+    def _generates(self, parsers: Sequence[Parser]) -> bool:
+        if not self.free_form:
+            return False
+        if not parsers or not free_form(parsers):
+            raise ValueError(f"{self.name} acts on a free-form family: give each state a policies.base.StateReader "
+                             "(its parse and the key of an action's effect there, ActionSpace.at(env))")  # fmt: skip
+        return True
+
+    def generate(self, requests: list[SampleRequest]) -> list[str]:
+        """Each request's answer text: at most ``max_new_tokens`` tokens sampled at its
+        temperature from the stream seeded by its rendered prompt and sample key, up to the end
+        of turn (not included)."""
+        if not requests:
+            return []
+        prompts = [self.render_prompt(r.ctx) for r in requests]
+        ids = self.tokenizer(prompts, add_special_tokens=False)["input_ids"]
+        seeds = [sample_seed(f"{p}\0{r.sample}") for p, r in zip(prompts, requests)]
+        outs = self._sample_ids(ids, [float(r.temperature) for r in requests], seeds, self.max_new_tokens)
+        u = self.generation_usage
+        u["samples"] += len(outs)
+        u["generated_tokens"] += sum(len(t) for t, _ in outs)
+        u["truncations"] += sum(trunc for _, trunc in outs)
+        return self.tokenizer.batch_decode([t for t, _ in outs], skip_special_tokens=True)
+
+    def _sample_ids(self, prompt_ids: list[list[int]], temperatures: list[float], seeds: list[int],
+                    max_new: int) -> list[tuple[list[int], bool]]:  # fmt: skip
+        """Per prompt, the sampled token ids (without the stop token) and whether ``max_new`` cut
+        the answer short."""
+        raise NotImplementedError(f"{type(self).__name__} cannot generate")
 
     # ------------------------------------------------------------------ scoring
     def action_logprobs(self, contexts: list[Context]) -> list[np.ndarray]:

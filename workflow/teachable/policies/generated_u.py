@@ -25,6 +25,11 @@
 - ``auto``: logprobs where they resolve the distribution; elsewhere the answers already asked are
   samples, topped up to ``k_samples`` (``U_estimator: samples``).
 
+On a free-form family (the parsers are ``base.StateReader``s) U is always the entropy of
+``k_samples`` samples grouped by the key of their effect at the state (``from_keyed_samples``,
+``keyed_estimates``; any backend that generates): the token tree cannot be resolved into
+effects, so ``u_source: logprobs`` is an error naming the key there, and ``auto`` is samples.
+
 Consistency of a candidate with an action: the answer formats are the bare action name and every
 frame seen at the state (a sampled answer that parses to action a and contains a's name literally
 is ``prefix + a + suffix``, e.g. ``{"action": "turn left"}``: frame ``{"action": "`` / ``"}``). A
@@ -42,7 +47,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -57,8 +62,12 @@ from .base import (
     Answer,
     Context,
     GenerativePolicy,
+    U_TEMPERATURE,
     Parser,
+    SampleRequest,
+    StateReader,
     TokenLogprob,
+    free_form,
     sampled_logprobs,
 )
 
@@ -207,6 +216,34 @@ def from_logprobs(answers: Sequence[Answer], parse: Parser, ctx: Context) -> tup
     return est, res
 
 
+def from_keyed_samples(texts: Sequence[str], reader: StateReader) -> ActionDistribution:
+    """A free-form state's distribution from its samples ``texts``: the samples ``reader`` reads
+    grouped by the key of their effect (``ActionDistribution.keys``, first-sampled order, with the
+    first action of each); unreadable samples are left out and counted (``n_invalid``)."""
+    support: dict[str, str] = {}
+    counts: Counter[str] = Counter()
+    for text in texts:
+        action = reader(text)
+        if action is not None:
+            key = reader.key(action)
+            support.setdefault(key, action)
+            counts[key] += 1
+    n_valid = sum(counts.values())
+    if n_valid == 0:
+        lp = np.full(1, np.nan)
+    else:
+        lp = np.log(np.array([counts[k] for k in support], dtype=np.float64) / n_valid)
+    return ActionDistribution(lp, U_SAMPLES, len(texts), n_invalid=len(texts) - n_valid, keys=tuple(support),
+                              actions=tuple(support.values()))  # fmt: skip
+
+
+def keyed_estimates(policy, ctxs: Sequence[Context], readers: Sequence[StateReader], k: int) -> list[ActionDistribution]:
+    """U's estimate at each free-form state: ``k`` samples ``u0``..``u{k-1}`` at T = 1
+    (``policy.generate``, one batched call), grouped by key (``from_keyed_samples``)."""
+    texts = policy.generate([SampleRequest(ctx, f"u{i}", U_TEMPERATURE) for ctx in ctxs for i in range(k)])
+    return [from_keyed_samples(texts[n * k:(n + 1) * k], r) for n, r in enumerate(readers)]
+
+
 def estimate_u(policy: GenerativePolicy, ctxs: Sequence[Context], parsers: Sequence[Parser]) -> list[ActionDistribution]:
     """U's estimate at each state (module docstring), ``parsers[i]`` reading answers at
     ``ctxs[i]``; every round of requests is one batched ``policy.answer`` call."""
@@ -215,6 +252,15 @@ def estimate_u(policy: GenerativePolicy, ctxs: Sequence[Context], parsers: Seque
         raise ValueError(f"config key {key}.u_source={source!r}: expected one of {list(U_SOURCES)}")
     if not ctxs:
         return []
+    if free_form(parsers):
+        if source == U_LOGPROBS:
+            raise UEstimateError(
+                f"config key {key}.u_source is 'logprobs', but on a free-form family (its actions are tool calls) "
+                f"U is the entropy of {key}.k_samples samples grouped by their effect at the state: set "
+                f"{key}.u_source: samples or auto")  # fmt: skip
+        out = keyed_estimates(policy, ctxs, parsers, k)
+        policy.record_u({U_SAMPLES: len(ctxs)})
+        return out
     if source == U_SAMPLES:
         texts = policy.generate([q for ctx in ctxs for q in policy.u_requests(ctx)])
         return [from_samples(texts[n * k:(n + 1) * k], parse, ctx) for n, (ctx, parse) in enumerate(zip(ctxs, parsers))]

@@ -24,6 +24,7 @@ Nothing here touches the network: the model directory must be a local directory 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +68,8 @@ class HFPolicy(ChatScoringPolicy):
     attention). ``device``/``dtype`` "auto": CUDA + bf16 where available, else CPU + float32.
     Threads: all CPU cores unless OMP_NUM_THREADS is set (Snakemake sets it to the rule's threads).
     ``system_prompt``: the env family's student system prompt (``envs.registry.system_prompt``).
+    ``generates``: the family is free-form, so the policy generates (``ChatScoringPolicy``) with
+    the ``student.generate`` keys in ``generate``.
     """
 
     def __init__(
@@ -83,6 +86,8 @@ class HFPolicy(ChatScoringPolicy):
         merge_adapter: bool = False,
         *,
         system_prompt: str,
+        generate: Mapping | None = None,
+        generates: bool = False,
     ) -> None:
         from transformers import AutoModelForCausalLM
 
@@ -120,6 +125,7 @@ class HFPolicy(ChatScoringPolicy):
         self._merged = False
         if adapter_dir is not None:
             self.load_adapter(adapter_dir, merge=merge_adapter)
+        self._init_generation(generate, generates)
 
     # ------------------------------------------------------------------ adapters / memo
     def load_adapter(self, adapter_dir: str | os.PathLike | None, merge: bool = False) -> None:
@@ -332,6 +338,59 @@ class HFPolicy(ChatScoringPolicy):
             tok_lp = lp.gather(-1, cid[:, 1:, None]).squeeze(-1) * cmask[:, 1:]
             seq_ll = seq_ll + tok_lp.sum(-1)
         return self._normalise(seq_ll.cpu(), [len(a) for a in actions])
+
+    # ------------------------------------------------------------------ generation
+    def _sample_ids(self, prompt_ids: list[list[int]], temperatures: list[float], seeds: list[int],
+                    max_new: int) -> list[tuple[list[int], bool]]:  # fmt: skip
+        out: list[tuple[list[int], bool] | None] = [None] * len(prompt_ids)
+        order = sorted(range(len(prompt_ids)), key=lambda j: len(prompt_ids[j]))  # less padding per chunk
+        for s in range(0, len(order), self.batch_size):
+            chunk = order[s : s + self.batch_size]
+            got = self._sample_chunk([prompt_ids[j] for j in chunk], [temperatures[j] for j in chunk],
+                                     [seeds[j] for j in chunk], max_new)  # fmt: skip
+            for j, res in zip(chunk, got):
+                out[j] = res
+        return out  # type: ignore[return-value]
+
+    @torch.inference_mode()
+    def _sample_chunk(self, prompt_ids: list[list[int]], temperatures: list[float], seeds: list[int],
+                      max_new: int) -> list[tuple[list[int], bool]]:  # fmt: skip
+        """Token by token on the prompts' KV cache (``_prompt_pass``): row b's next token is drawn
+        by inverse CDF of softmax(log p / T_b) with a uniform of its own stream (seed ``seeds[b]``;
+        T_b <= 0: argmax), so what a row draws does not depend on the other rows."""
+        dev = self.device
+        B = len(prompt_ids)
+        att, lp, cache = self._prompt_pass(prompt_ids)
+        pos = att.sum(-1)  # the next token's position in each row
+        rngs = [np.random.default_rng(s) for s in seeds]
+        temps = torch.tensor(temperatures, dtype=torch.float64, device=dev)
+        hot = temps > 0
+        stop = torch.tensor(sorted(self.stop_ids), dtype=torch.long, device=dev)
+        done = torch.zeros(B, dtype=torch.bool, device=dev)
+        tokens: list[torch.Tensor] = []
+        for t in range(max_new):
+            z = lp.double() / temps.clamp(min=1e-6)[:, None]
+            cdf = torch.softmax(z, dim=-1).cumsum(-1)
+            u = torch.tensor([r.random() for r in rngs], dtype=torch.float64, device=dev) * cdf[:, -1]
+            drawn = torch.searchsorted(cdf, u[:, None], right=True).squeeze(1).clamp(max=cdf.shape[1] - 1)
+            nxt = torch.where(hot, drawn, lp.argmax(-1))
+            nxt = torch.where(done, torch.full_like(nxt, self.pad_id), nxt)
+            tokens.append(torch.where(done, torch.full_like(nxt, -1), nxt))
+            done = done | torch.isin(nxt, stop)
+            if bool(done.all()) or t == max_new - 1:
+                break
+            att = torch.cat([att, torch.ones((B, 1), dtype=att.dtype, device=dev)], dim=1)
+            out = self.model(input_ids=nxt[:, None], attention_mask=att, position_ids=pos[:, None],
+                             past_key_values=cache, use_cache=True)  # fmt: skip
+            pos = pos + 1
+            lp = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)
+        drawn_ids = torch.stack(tokens, dim=1).cpu().tolist() if tokens else [[] for _ in range(B)]
+        res = []
+        for b, row in enumerate(drawn_ids):
+            ids = [t for t in row if t >= 0]
+            ended = bool(ids) and ids[-1] in self.stop_ids
+            res.append((ids[:-1] if ended else ids, not ended))
+        return res
 
     @torch.inference_mode()
     def action_logprobs_full(self, contexts: list[Context], batch_size: int = 1) -> list[np.ndarray]:

@@ -15,12 +15,14 @@
   the client gives up on stops the job with an error naming the fault (``StudentRequestError``):
   a network fault is never played as the student's action.
 - Every answer (with its token logprobs) is cached on disk under sha256(model, messages, sampling
-  parameters with the logprobs asked, sample key), so a re-run asks for nothing. ``usage`` counts requests, cache hits, tokens, cost and retries.
+  parameters with the logprobs asked, sample key), so a re-run asks for nothing. ``usage`` counts requests, cache hits, tokens, cost and retries,
+  and the answers that used all ``max_tokens`` (``truncations``: cut short).
+- On a free-form family (HTML) its answers are programs and JSON: ``policies.make_student``
+  refuses ``max_tokens`` below ``FREE_FORM_MIN_TOKENS`` (1024) there.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
@@ -32,7 +34,7 @@ from typing import Any
 import openai
 
 from .. import openai_api
-from .base import Answer, GenerativePolicy, SampleRequest, TokenLogprob
+from .base import Answer, GenerativePolicy, SampleRequest, TokenLogprob, sample_seed
 from .prompt import build_messages
 
 log = logging.getLogger(__name__)
@@ -60,14 +62,9 @@ class OpenAIStudentConfig(openai_api.EndpointConfig):
     min_logprob_mass: float  # resolved mass below which the logprobs do not give U
 
 
-def sample_seed(sample: str) -> int:
-    """The request seed of a sample key (stable across runs and machines)."""
-    return int.from_bytes(hashlib.sha256(sample.encode("utf-8")).digest()[:4], "big")
-
-
 def _empty_usage() -> dict[str, Any]:
     return {"requests": 0, "cache_hits": 0, "prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0,
-            "transport_retries": 0, "failures": 0, "logprobs_refused": 0}  # fmt: skip
+            "transport_retries": 0, "failures": 0, "logprobs_refused": 0, "truncations": 0}  # fmt: skip
 
 
 class OpenAIStudent(GenerativePolicy):
@@ -129,7 +126,7 @@ class OpenAIStudent(GenerativePolicy):
         key = openai_api.cache_key(model=self.cfg.model, messages=messages, params=params, sample=req.sample)
         cached = self.cache.get(key) if self.cache else None
         if cached is not None:
-            self._count(cache_hits=1)
+            self._count(cache_hits=1, truncations=self._truncated(int((cached.get("usage") or {}).get("completion_tokens", 0))))
             return self._as_answer(cached["content"], cached.get("logprobs"))
         kwargs: dict[str, Any] = {"model": self.cfg.model, "messages": messages, **params}
         if self.cfg.send_seed:
@@ -146,13 +143,17 @@ class OpenAIStudent(GenerativePolicy):
             raise StudentRequestError(self._failed(exc), exc.kind) from exc
         cost = self.cfg.cost_usd(done.prompt_tokens, done.completion_tokens)
         self._count(requests=1, prompt_tokens=done.prompt_tokens, completion_tokens=done.completion_tokens,
-                    cost_usd=cost, transport_retries=done.retries)  # fmt: skip
+                    cost_usd=cost, transport_retries=done.retries, truncations=self._truncated(done.completion_tokens))  # fmt: skip
         if self.cache:
             usage = {"prompt_tokens": done.prompt_tokens, "completion_tokens": done.completion_tokens}
             record = {"model": self.cfg.model, "messages": messages, "params": params, "sample": req.sample}
             self.cache.put(key, {"key": key, "request": record, "content": done.content, "usage": usage,
                                  "logprobs": done.logprobs, "created_unix": time.time()})  # fmt: skip
         return self._as_answer(done.content, done.logprobs)
+
+    def _truncated(self, completion_tokens: int) -> int:
+        """1 where an answer used all ``student.openai.max_tokens`` (cut short, counted: ``truncations``)."""
+        return int(completion_tokens >= int(self.cfg.max_tokens))
 
     def _failed(self, exc: Exception) -> str:
         return (f"OpenAI student request to {self.cfg.base_url} (model {self.cfg.model}) failed after "

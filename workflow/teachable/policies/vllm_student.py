@@ -19,6 +19,10 @@ set. Two ways to get it from the engine (``student.vllm.scoring``):
   reading the prefix cache (their logprobs need every prompt position), so every candidate
   recomputes the prompt: kept for measurement (``benchmarks/bench_backends.py``).
 
+On a free-form family it generates (``ChatScoringPolicy``): one request per sample with the
+sample's seed (``SamplingParams.seed``), the stop tokens of the chat template's end of turn and
+``student.generate.max_new_tokens``; the text is decoded by our tokenizer.
+
 Adapters: ``load_adapter(dir)`` switches every later request to a ``LoRARequest`` for that
 directory (engine started with ``enable_lora``); each directory keeps one integer id for the life
 of the engine, so many adapters are served by one engine without a reload (``max_cpu_loras``
@@ -103,7 +107,7 @@ class VLLMPolicy(ChatScoringPolicy):
 
     def __init__(self, model_dir: str | os.PathLike, vllm_cfg: Mapping, adapter_dir: str | os.PathLike | None = None,
                  dtype: str = "auto", memo_size: int = 200_000, name: str | None = None, *,
-                 system_prompt: str) -> None:  # fmt: skip
+                 system_prompt: str, generate: Mapping | None = None, generates: bool = False) -> None:  # fmt: skip
         try:
             import torch
             from vllm import LLM
@@ -150,6 +154,7 @@ class VLLMPolicy(ChatScoringPolicy):
         self.requests = 0  # engine requests so far (trie nodes or candidates)
         if adapter_dir is not None:
             self.load_adapter(adapter_dir)
+        self._init_generation(generate, generates)
 
     # ------------------------------------------------------------------ adapters
     def load_adapter(self, adapter_dir: str | os.PathLike | None, merge: bool = False) -> None:
@@ -225,6 +230,21 @@ class VLLMPolicy(ChatScoringPolicy):
         for cs in cands:
             res.append(normalise(seq_ll[k : k + len(cs)]))
             k += len(cs)
+        return res
+
+    def _sample_ids(self, prompt_ids: list[list[int]], temperatures: list[float], seeds: list[int],
+                    max_new: int) -> list[tuple[list[int], bool]]:  # fmt: skip
+        from vllm import SamplingParams
+
+        stop = sorted(self.stop_ids)
+        params = [SamplingParams(temperature=max(float(t), 0.0), max_tokens=int(max_new), seed=int(s),
+                                 stop_token_ids=stop, detokenize=False) for t, s in zip(temperatures, seeds)]  # fmt: skip
+        outs = self._generate([list(p) for p in prompt_ids], params)
+        res = []
+        for o in outs:
+            ids = [int(t) for t in o.outputs[0].token_ids]
+            ended = o.outputs[0].finish_reason == "stop"
+            res.append(([t for t in ids if t not in self.stop_ids], not ended))
         return res
 
     def usage_summary(self) -> dict[str, int | str]:

@@ -17,8 +17,9 @@ BACKENDS = ("oracle", "openai")
 def make_teacher(cfg: dict[str, Any], env_max_steps: int | None = None,
                  env_options: dict[str, Any] | None = None) -> Teacher:
     """The teacher of the config's ``teacher`` section: {"backend": ..., "openai": {...}}.
-    ``env_max_steps`` / ``env_options``: how the oracle builds its envs (the ``env`` section's
-    step limit and the family's options, ``registry.env_options``)."""
+    ``env_max_steps`` / ``env_options``: how a teacher builds its envs (the ``env`` section's
+    step limit and the family's options, ``registry.env_options``): the oracle's, and the
+    states where an API teacher's candidates are a state's (``registry.StateSpaces``)."""
     backend = (cfg or {}).get("backend")
     if backend == "oracle":
         from .oracle import OracleTeacher
@@ -27,7 +28,7 @@ def make_teacher(cfg: dict[str, Any], env_max_steps: int | None = None,
     if backend == "openai":
         from .openai_teacher import OpenAITeacher
 
-        return OpenAITeacher(cfg.get("openai") or {})
+        return OpenAITeacher(cfg.get("openai") or {}, env_max_steps, env_options)
     raise ValueError(f"teacher.backend: unknown value {backend!r}; expected one of {BACKENDS}")
 
 

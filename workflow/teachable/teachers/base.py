@@ -1,8 +1,10 @@
 """The teacher interface: for a snapshot, a suggested action, a diagnosis and an error type.
 
 Rules every backend obeys (SPEC, "teacher"), checked by ``validate_advice``:
-- ``suggested_action`` is one of the snapshot's ``valid_actions`` verbatim; an answer that is not
-  is rejected (and retried by backends that can retry), never silently replaced by another action.
+- ``suggested_action`` is one of the snapshot's ``valid_actions`` verbatim (the candidates of the
+  action space at the state: ``ActionSpace.candidate_actions``; where the family's space is a
+  state's, any valid action there: ``ActionSpace.allows``); an answer that is not is rejected
+  (and retried by backends that can retry), never silently replaced by another action.
 - ``diagnosis`` is non-empty, at most two sentences and 400 characters, and names or paraphrases
   neither the suggested action nor any other valid action, so a hint is really a hint. "Names or
   paraphrases" is decided by the environment family's own action vocabulary, the one its parser
@@ -109,11 +111,17 @@ def named_actions(text: str, valid_actions: Sequence[str], mentions: Mentions) -
     return found
 
 
-def advice_problem(advice: Advice, valid_actions: Sequence[str], mentions: Mentions) -> tuple[str, str] | None:
+# (action, the state's candidates) -> whether the action may be suggested there (``ActionSpace.allows``)
+Allows = Callable[[str, Sequence[str]], bool]
+
+
+def advice_problem(advice: Advice, valid_actions: Sequence[str], mentions: Mentions,
+                   allows: Allows | None = None) -> tuple[str, str] | None:  # fmt: skip
     """(kind, reason) of the first teacher rule ``advice`` breaks, or ``None`` when it is valid.
-    ``mentions`` is the env family's vocabulary check (``ActionSpace.mentions``)."""
+    ``mentions`` is the env family's vocabulary check (``ActionSpace.mentions``); ``allows`` the
+    state's check of the suggested action (``ActionSpace.allows``; None: one of ``valid_actions``)."""
     action = advice.suggested_action
-    if action is None or action not in valid_actions:
+    if action is None or not (allows(action, valid_actions) if allows is not None else action in valid_actions):
         return "invalid_action", f"suggested_action {action!r} is not one of the valid actions {list(valid_actions)}"
     diagnosis = (advice.diagnosis or "").strip()
     if not diagnosis:
@@ -123,7 +131,7 @@ def advice_problem(advice: Advice, valid_actions: Sequence[str], mentions: Menti
     n_sentences = count_sentences(diagnosis)
     if n_sentences > MAX_DIAGNOSIS_SENTENCES:
         return "diagnosis_format", f"diagnosis has {n_sentences} sentences; at most {MAX_DIAGNOSIS_SENTENCES} allowed"
-    named = named_actions(diagnosis, valid_actions, mentions)
+    named = named_actions(diagnosis, valid_actions if action in valid_actions else (*valid_actions, action), mentions)
     if action in named:
         return ("diagnosis_names_action",
                 f"diagnosis names or paraphrases the suggested action {action!r} (found {named[action]!r})")
@@ -133,9 +141,10 @@ def advice_problem(advice: Advice, valid_actions: Sequence[str], mentions: Menti
     return None
 
 
-def validate_advice(advice: Advice, valid_actions: Sequence[str], mentions: Mentions) -> str | None:
+def validate_advice(advice: Advice, valid_actions: Sequence[str], mentions: Mentions,
+                    allows: Allows | None = None) -> str | None:  # fmt: skip
     """Why ``advice`` breaks the teacher rules (``advice_problem``'s reason), or ``None``."""
-    problem = advice_problem(advice, valid_actions, mentions)
+    problem = advice_problem(advice, valid_actions, mentions, allows)
     return problem[1] if problem else None
 
 

@@ -40,7 +40,7 @@ from teachable.openai_api import (  # noqa: F401 - re-exported: the teacher's AP
     is_local,
 )
 
-from .base import AdviceRequest, Mentions, Teacher, advice_problem, failure
+from .base import AdviceRequest, Allows, Mentions, Teacher, advice_problem, failure
 
 log = logging.getLogger(__name__)
 
@@ -136,10 +136,11 @@ def snake_case(text: str) -> str:
 
 
 def parse_answer(
-    content: str, valid_actions: Sequence[str], mentions: Mentions
+    content: str, valid_actions: Sequence[str], mentions: Mentions, allows: Allows | None = None
 ) -> tuple[Advice | None, str | None]:
     """(advice, None) for a valid answer, else (None, why it was rejected); ``mentions`` is the
-    env family's action vocabulary check."""
+    env family's action vocabulary check, ``allows`` the state's check of the action
+    (``advice_problem``)."""
     obj = extract_json(content)
     if obj is None:
         return None, "the answer is not a valid JSON object"
@@ -154,11 +155,12 @@ def parse_answer(
         diagnosis=diagnosis.strip(),
         error_type=snake_case(error_type if isinstance(error_type, str) else ""),
     )
-    problem = advice_problem(advice, valid_actions, mentions)
+    problem = advice_problem(advice, valid_actions, mentions, allows)
     return (None, problem[1]) if problem else (advice, None)
 
 
-def answer_problem_kind(content: str, valid_actions: Sequence[str], mentions: Mentions) -> str:
+def answer_problem_kind(content: str, valid_actions: Sequence[str], mentions: Mentions,
+                        allows: Allows | None = None) -> str:  # fmt: skip
     """The ``FAILURE_KINDS`` kind of a rejected answer (``parse_answer``'s reason, by kind)."""
     obj = extract_json(content)
     if obj is None:
@@ -167,16 +169,10 @@ def answer_problem_kind(content: str, valid_actions: Sequence[str], mentions: Me
         return "wrong_schema"
     advice = Advice(suggested_action=obj["suggested_action"].strip(), diagnosis=obj["diagnosis"].strip(),
                     error_type="")  # fmt: skip
-    problem = advice_problem(advice, valid_actions, mentions)
+    problem = advice_problem(advice, valid_actions, mentions, allows)
     if problem is None:
         raise ValueError("answer_problem_kind of an answer that is valid")
     return problem[0]
-
-
-def family_vocabulary(env_id: str) -> Mentions:
-    """The action vocabulary check of ``env_id``'s family; an unknown env id is an error before
-    any request is made."""
-    return registry.action_space(env_id).mentions
 
 
 # ---------------------------------------------------------------------------- disk cache
@@ -203,7 +199,10 @@ def _empty_usage() -> dict[str, Any]:
 class OpenAITeacher(Teacher):
     name = "openai"
 
-    def __init__(self, cfg: OpenAITeacherConfig | dict[str, Any] | None = None) -> None:
+    def __init__(self, cfg: OpenAITeacherConfig | dict[str, Any] | None = None, env_max_steps: int | None = None,
+                 env_options: dict[str, Any] | None = None) -> None:  # fmt: skip
+        """``env_max_steps`` / ``env_options``: the run's env settings, to bind the action space at
+        a request's state where the family's is a state's (``registry.StateSpaces``)."""
         if not isinstance(cfg, OpenAITeacherConfig):
             cfg = OpenAITeacherConfig.from_dict(cfg)
         self.cfg = cfg
@@ -212,6 +211,14 @@ class OpenAITeacher(Teacher):
         self.usage = _empty_usage()
         self._lock = threading.Lock()
         self._json_mode = cfg.json_mode
+        self.spaces = registry.StateSpaces(env_max_steps, env_options)
+        self._spaces_lock = threading.Lock()
+
+    def _space(self, req: AdviceRequest):
+        """The action space at the request's state (its candidates and vocabulary; an unknown env
+        id is an error before any request is made)."""
+        with self._spaces_lock:
+            return self.spaces.at(req.env_id, req.seed, req.actions, req.instruction, req.observation)
 
     # -- public API
 
@@ -219,7 +226,9 @@ class OpenAITeacher(Teacher):
         meta: dict[str, Any] = {"backend": self.name, "model": self.cfg.model, "attempts": 0}
         meta.update({k: v for k, v in _empty_usage().items() if k != "failures"})
         meta.update({"transport_retries": 0, "rejections": []})
-        mentions = family_vocabulary(req.env_id)
+        space = self._space(req)  # the request's menu as it is, unless the candidates are the state's
+        cands = space.candidate_actions(req.valid_actions) if space.needs_state else req.valid_actions
+        mentions, allows = space.mentions, space.allows
         messages = build_messages(req)
         reason = ""
         for _ in range(1 + max(0, self.cfg.max_invalid_retries)):
@@ -228,7 +237,7 @@ class OpenAITeacher(Teacher):
                 content = self._complete(messages, meta)
             except TransportFailure as exc:
                 return self._failed(f"transport: {exc}", meta, exc.kind)
-            advice, reason = parse_answer(content, req.valid_actions, mentions)
+            advice, reason = parse_answer(content, cands, mentions, allows)
             if advice is not None:
                 meta["cache_hit"] = meta["requests"] == 0
                 return Advice(
@@ -240,10 +249,10 @@ class OpenAITeacher(Teacher):
             meta["rejections"].append({"reason": reason, "answer": content[:1000]})
             messages = messages + [
                 {"role": "assistant", "content": content},
-                {"role": "user", "content": corrective_message(reason, req.valid_actions)},
+                {"role": "user", "content": corrective_message(reason, cands)},
             ]
         return self._failed(f"invalid answer after {meta['attempts']} attempt(s): {reason}", meta,
-                            answer_problem_kind(content, req.valid_actions, mentions))
+                            answer_problem_kind(content, cands, mentions, allows))
 
     def advise_many(self, reqs: Sequence[AdviceRequest]) -> list[Advice]:
         workers = max(1, int(self.cfg.concurrency))
@@ -254,6 +263,7 @@ class OpenAITeacher(Teacher):
 
     def close(self) -> None:
         self.client.close()
+        self.spaces.close()
 
     # -- one completion, from the cache or the API
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from teachable.envs.base import Advice, TextEnv
-from teachable.envs.registry import action_space
+from teachable.envs.registry import action_space, close_envs
 
 from .base import AdviceRequest, Teacher, advice_problem, failure
 
@@ -40,7 +40,7 @@ class OracleTeacher(Teacher):
         if not advice.ok:  # the expert could not act (env.expert_advice says why)
             return failure(advice.failure_reason, meta, "expert_error")
         space = action_space(req.env_id).at(env)  # a free-form family's candidates and mentions are the state's
-        problem = advice_problem(advice, space.candidate_actions(obs.valid_actions), space.mentions)
+        problem = advice_problem(advice, space.candidate_actions(obs.valid_actions), space.mentions, space.allows)
         if problem is not None:
             meta["rejected_action"] = advice.suggested_action
             meta["rejected_diagnosis"] = advice.diagnosis
@@ -48,8 +48,4 @@ class OracleTeacher(Teacher):
         return replace(advice, meta=meta)
 
     def close(self) -> None:
-        for env in self._envs.values():
-            close = getattr(env, "close", None)
-            if callable(close):
-                close()
-        self._envs.clear()
+        close_envs(self._envs)

@@ -258,8 +258,14 @@ class HTMLExtractEnv(TextEnv):
 
     @staticmethod
     def parse_action(text: str, mode: ParseMode = "strict") -> str | None:
-        """``actions.parse_action``'s canonical action, or None (repairs: ask it directly)."""
+        """``actions.parse_action``'s canonical action, or None (repairs: ``read_action``)."""
         return actions.parse_action(text, mode).action
+
+    @classmethod
+    def read_action(cls, text: str, mode: ParseMode = "strict") -> tuple[str | None, bool]:
+        """``actions.parse_action``'s canonical action (or None) and whether it closed truncated JSON."""
+        res = actions.parse_action(text, mode)
+        return res.action, res.repaired
 
     # -- expert and oracle teacher -----------------------------------------------------------
 

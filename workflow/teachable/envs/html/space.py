@@ -208,6 +208,8 @@ def audit_label(action: str) -> str:
 class HTMLActionSpace(ActionSpace):
     """The family's actions without a state (module docstring); ``at(env)`` binds a state."""
 
+    needs_state = True
+
     def is_valid(self, action: str) -> bool:
         return actions.is_valid(action)
 
@@ -226,6 +228,10 @@ class HTMLActionSpace(ActionSpace):
 
     def audit_label(self, action: str) -> str:
         return audit_label(action)
+
+    def allows(self, action: str, candidates: Sequence[str]) -> bool:
+        """Any valid action: a state's candidates are a menu of its actions, not all of them."""
+        return isinstance(action, str) and self.is_valid(action)
 
     def at(self, env: HTMLExtractEnv) -> StateActionSpace:
         return env.action_space()
