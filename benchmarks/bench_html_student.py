@@ -33,8 +33,8 @@ STUDENT = {
     "batch_size": 64,
     "generate": {"max_new_tokens": 96, "k_samples": 8},
     "init": {"demo_tasks": 1000, "patch_fraction": 0.3, "noise_fraction": 0.05, "explore_prob": 0.1,
-             "vocab_size": 1024, "hidden_size": 128, "n_layers": 4, "n_heads": 4, "intermediate_size": 256,
-             "max_position_embeddings": 512, "train_steps": 400, "lr": 0.002, "batch_size": 32},
+             "vocab_size": 1024, "hidden_size": 128, "n_layers": 3, "n_heads": 4, "intermediate_size": 256,
+             "max_position_embeddings": 512, "train_steps": 300, "lr": 0.003, "batch_size": 32},
 }  # fmt: skip
 
 
