@@ -33,8 +33,8 @@ STUDENT = {
     "batch_size": 64,
     "generate": {"max_new_tokens": 96, "k_samples": 8},
     "init": {"demo_tasks": 1000, "patch_fraction": 0.3, "noise_fraction": 0.05, "explore_prob": 0.1,
-             "vocab_size": 1024, "hidden_size": 128, "n_layers": 4, "n_heads": 4, "intermediate_size": 256,
-             "max_position_embeddings": 512, "train_steps": 400, "lr": 0.002, "batch_size": 32},
+             "vocab_size": 1024, "hidden_size": 128, "n_layers": 3, "n_heads": 4, "intermediate_size": 256,
+             "max_position_embeddings": 512, "train_steps": 300, "lr": 0.003, "batch_size": 32},
 }  # fmt: skip
 
 
@@ -42,13 +42,15 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tasks", type=int, default=100, help="bench tasks (default 100)")
     ap.add_argument("--rollouts", type=int, default=2, help="rollouts per task (default 2)")
-    ap.add_argument("--demo-tasks", type=int, default=None, help="override student.init.demo_tasks")
-    ap.add_argument("--train-steps", type=int, default=None, help="override student.init.train_steps")
+    ap.add_argument("--init", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="override student.init keys (e.g. train_steps=200 lr=0.003)")
     ap.add_argument("--model", default=None, help="bench this model directory (default: train one)")
     ap.add_argument("--save", default=None, help="keep the trained student here")
     ap.add_argument("--config", default="config/config.yaml", help="the study config whose splits and seed are used")
     ap.add_argument("--out", default=None, help="write the bench JSON here")
     args = ap.parse_args(argv)
+
+    import yaml
 
     from teachable import bench
     from teachable.config import read_config_files, section
@@ -60,8 +62,7 @@ def main(argv=None) -> int:
 
     cfg = read_config_files([args.config])
     cfg["env"] = {**cfg["env"], "id": ENV_ID, "mode": "mvp", "max_steps": None, "history_len": 0}
-    init = {**STUDENT["init"], **({"demo_tasks": args.demo_tasks} if args.demo_tasks else {}),
-            **({"train_steps": args.train_steps} if args.train_steps else {})}  # fmt: skip
+    init = {**STUDENT["init"], **{k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in args.init)}}
     cfg["student"] = section("student", {**STUDENT, "init": init})
     cfg["bench"] = {**cfg.get("bench", {}), "tasks": args.tasks, "levels": [ENV_ID], "rollouts_per_task": args.rollouts}
     cfg = bench.bench_config(cfg)

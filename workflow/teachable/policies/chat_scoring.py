@@ -8,7 +8,7 @@ assistant message, normalised over the valid set (log-softmax), as the SPEC's U 
 backends that share this class score the same token ids after the same prompt ids, so they
 differ only by their engines' arithmetic.
 
-On a free-form family (``free_form``: the HTML family, whose actions are tool calls) such a
+On a free-form family (``generative``: the HTML family, whose actions are tool calls) such a
 backend generates instead (``policies.base`` module docstring): ``generate`` samples up to
 ``student.generate.max_new_tokens`` tokens per request after the same prompt, each request's
 tokens drawn from its own stream seeded by its rendered prompt and sample key (``sample_seed``),
@@ -22,13 +22,24 @@ from __future__ import annotations
 import os
 from abc import abstractmethod
 from collections import OrderedDict
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from .base import ActionDistribution, Act, Context, Draw, Parser, Policy, SampleRequest, free_form, sample_seed, sampled_acts
+from .base import (
+    Act,
+    ActionDistribution,
+    Context,
+    Draw,
+    Parser,
+    Policy,
+    SampleRequest,
+    free_form,
+    sample_seed,
+    sampled_acts,
+)
 from .prompt import build_messages
 
 _SENTINEL = "\u2063ACTION\u2063"  # an improbable string, located in the rendered assistant turn
@@ -70,7 +81,7 @@ class ChatScoringPolicy(Policy):
     weights it scores with change (``clear_memo``)."""
 
     config_section = "student.generate"  # the keys of a free-form family's generation
-    free_form = False  # generates (a free-form family) instead of scoring valid actions
+    generative = False  # generates its actions (a free-form family) instead of scoring valid ones
 
     def _init_chat(self, model_dir: str | os.PathLike, system_prompt: str, memo_size: int) -> None:
         from transformers import AutoTokenizer
@@ -99,7 +110,7 @@ class ChatScoringPolicy(Policy):
         """The model, the states scored (memo misses) and the states answered from the memo; on a
         free-form family the samples, generated tokens and truncated answers."""
         out = {"model": self.name, "states_scored": self.memo_misses, "memo_hits": self.memo_hits}
-        return {**out, **self.generation_usage} if self.free_form else out
+        return {**out, **self.generation_usage} if self.generative else out
 
     def _memo_put(self, key: tuple[str, tuple[str, ...]], value: np.ndarray) -> None:
         if self.memo_size <= 0:
@@ -173,10 +184,10 @@ class ChatScoringPolicy(Policy):
     def _init_generation(self, generate: Mapping | None, free: bool) -> None:
         """Generate on a free-form family (``free``) with the ``student.generate`` keys
         ``max_new_tokens`` and ``k_samples`` (module docstring)."""
-        self.free_form = bool(free)
-        self.exact_u = not self.free_form
+        self.generative = bool(free)
+        self.exact_u = not self.generative
         self.generation_usage = {"samples": 0, "generated_tokens": 0, "truncations": 0}
-        if not self.free_form:
+        if not self.generative:
             return
         if not generate:
             raise ValueError(f"{self.name}: a free-form family needs the config section student.generate "
@@ -194,20 +205,20 @@ class ChatScoringPolicy(Policy):
     def act(self, contexts: Sequence[Context], draws: Sequence[Draw], *, temperature: float,
             parsers: Sequence[Parser] = (), with_u: bool = False) -> list[Act]:  # fmt: skip
         """Scored (``Policy.act``), or on a free-form family sampled (``base.sampled_acts``)."""
-        if not self._generates(parsers):
+        if not self._generating(parsers):
             return super().act(contexts, draws, temperature=temperature, parsers=parsers, with_u=with_u)
         return sampled_acts(self, contexts, draws, temperature=temperature, parsers=parsers, with_u=with_u)
 
     def distribution(self, contexts: Sequence[Context], parsers: Sequence[Parser] = ()) -> list[ActionDistribution]:
         """The exact scores, or on a free-form family ``k_samples`` samples grouped by key."""
-        if not self._generates(parsers):
+        if not self._generating(parsers):
             return super().distribution(contexts, parsers)
         from .generated_u import keyed_estimates
 
         return keyed_estimates(self, contexts, parsers, self.k_samples) if contexts else []
 
-    def _generates(self, parsers: Sequence[Parser]) -> bool:
-        if not self.free_form:
+    def _generating(self, parsers: Sequence[Parser]) -> bool:
+        if not self.generative:
             return False
         if not parsers or not free_form(parsers):
             raise ValueError(f"{self.name} acts on a free-form family: give each state a policies.base.StateReader "
