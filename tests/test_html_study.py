@@ -6,6 +6,8 @@ env. The rows are built from a real env (mode mvp), as phase 0 records them."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -172,7 +174,11 @@ def test_the_bench_with_the_expert_reports_the_familys_values(tmp_path, env_cfg)
     for where in (res["metrics"], *res["by_level"].values(), *res["by_archetype"].values()):
         for name in ("success_rate", "mean_reward", *values):
             r = where[name]
-            assert r["n"] >= 1 and r["lo"] <= r["value"] <= r["hi"], (name, r)
+            assert r["n"] >= 1, (name, r)
+            if r["n_tasks"] < 2 and name != "success_rate":  # one task: no bootstrap interval, and the reason
+                assert math.isnan(r["lo"]) and "cluster" in r["reason"], (name, r)
+            else:
+                assert r["lo"] <= r["value"] <= r["hi"], (name, r)
     assert res["metrics"]["tool_calls"]["value"] == pytest.approx(eps["tool_calls"].mean())
     with pytest.raises(ValueError, match="--expert.*--model"):
         play_bench(cfg, "some/model", None, "expert", tmp_path, progress=False, expert=True)

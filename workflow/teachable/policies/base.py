@@ -29,7 +29,7 @@ Two kinds of backend implement it:
   logprobs; tables that carry such a U say which (``U_estimator``, ``U_k``,
   ``U_logprob_mass``, ``U_logprob_split``).
 
-On a free-form family (HTML extraction: an action is any well-formed tool call, and the
+On a free-form family (an action is any well-formed call of its tools, and the
 observation's ``valid_actions`` are templates, not a menu) every backend generates: the caller
 gives a ``StateReader`` per state instead of a bare parser (the family's lenient parse, which
 also says whether it repaired the text, and the state's key of an action's effect,
