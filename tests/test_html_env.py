@@ -15,7 +15,7 @@ import pytest
 from teachable.envs import INVALID_ACTION, make_env
 from teachable.envs.html import cache as cache_module
 from teachable.envs.html import diagnosis, space, tasks
-from teachable.envs.html.actions import canonical_action
+from teachable.envs.html.actions import answer_action, run_action
 from teachable.envs.html.family import FAMILY
 from teachable.envs.registry import action_space, check_env_id, env_options
 from teachable.hint_audit import audit_labels
@@ -27,11 +27,11 @@ N = len(tasks.archetypes_for(ID))
 
 
 def run(code: str) -> str:
-    return canonical_action({"tool": "run_python", "code": code})
+    return run_action(code)
 
 
 def answer(value) -> str:
-    return canonical_action({"tool": "answer", "status": "ok", "answer": value})
+    return answer_action({"status": "ok", "answer": value})
 
 
 @pytest.fixture

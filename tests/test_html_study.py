@@ -14,7 +14,7 @@ import pytest
 
 from teachable.envs import INVALID_ACTION, make_env
 from teachable.envs.base import Advice
-from teachable.envs.html.actions import canonical_action
+from teachable.envs.html.actions import answer_action, run_action
 from teachable.envs.html.space import TEMPLATES, page_identifiers
 from teachable.envs.registry import StateSpaces, action_space
 from teachable.hint_audit import naming_examples
@@ -26,11 +26,11 @@ CLEAN = "The value you need is already in what you printed."
 
 
 def run(code: str) -> str:
-    return canonical_action({"tool": "run_python", "code": code})
+    return run_action(code)
 
 
 def answer(value) -> str:
-    return canonical_action({"tool": "answer", "status": "ok", "answer": value})
+    return answer_action({"status": "ok", "answer": value})
 
 
 @pytest.fixture

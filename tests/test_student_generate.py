@@ -12,7 +12,7 @@ pytest.importorskip("bs4")
 
 from teachable.envs import make_env  # noqa: E402
 from teachable.envs.base import INVALID_ACTION  # noqa: E402
-from teachable.envs.html.actions import canonical_action  # noqa: E402
+from teachable.envs.html.actions import answer_action, run_action  # noqa: E402
 from teachable.policies.base import (  # noqa: E402
     Answer,
     Context,
@@ -31,11 +31,11 @@ SEED = 300004  # malformed_list: one program (the tools' texts), then the list
 
 
 def _run(code: str) -> str:
-    return canonical_action({"tool": "run_python", "code": code})
+    return run_action(code)
 
 
 def _answer(value) -> str:
-    return canonical_action({"tool": "answer", "status": "ok", "answer": value})
+    return answer_action({"status": "ok", "answer": value})
 
 
 class Scripted(GenerativePolicy):

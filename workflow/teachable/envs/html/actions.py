@@ -52,6 +52,17 @@ def canonical_action(obj: dict) -> str:
     return _dump(_normalise(obj, drop_unknown=False))
 
 
+def run_action(code: str) -> str:
+    """The canonical line running ``code``."""
+    return canonical_action({"tool": "run_python", "code": code})
+
+
+def answer_action(payload: dict) -> str:
+    """The canonical line submitting ``payload`` ({"status": "ok", "answer": ...} or
+    {"status": "limit", "reason": ..., "evidence": ...}: a task's ``oracle_answer``)."""
+    return canonical_action({"tool": "answer", **payload})
+
+
 def decode_action(line: str) -> dict:
     """The action a canonical line holds; ValueError when the line is not one."""
     obj = _loads(line)

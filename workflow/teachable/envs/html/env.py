@@ -278,8 +278,8 @@ class HTMLExtractEnv(TextEnv):
         shown = {render_result(r) for r in self._results}
         pending = [c for c in self.task.reference_calls if render_result(self.run(c)) not in shown]
         if pending and len(pending) < self.max_steps - self._steps:
-            return actions.canonical_action({"tool": "run_python", "code": pending[0]})
-        return actions.canonical_action({"tool": "answer", **self.task.oracle_answer})
+            return actions.run_action(pending[0])
+        return actions.answer_action(self.task.oracle_answer)
 
     def diagnose(self, student_action: str | None) -> str:
         """The oracle's diagnosis from the state and the student's action (``diagnosis.diagnose``)."""

@@ -302,15 +302,13 @@ class StateActionSpace(HTMLActionSpace):
         from .grammar import menu_programs
 
         task = self.task
-        lines = [actions.canonical_action({"tool": "run_python", "code": c})
-                 for c in (*menu_programs(task.html, MENU_PROGRAMS), *task.reference_calls)]  # fmt: skip
+        lines = [actions.run_action(c) for c in (*menu_programs(task.html, MENU_PROGRAMS), *task.reference_calls)]
         for result in self.shown:
             for v in shown_values(result["stdout"]):
-                lines.append(actions.canonical_action({"tool": "answer", "status": "ok", "answer": v}))
-        lines.append(actions.canonical_action({"tool": "answer", **task.oracle_answer}))
+                lines.append(actions.answer_action({"status": "ok", "answer": v}))
+        lines.append(actions.answer_action(task.oracle_answer))
         evidence = task.limitation.evidence[0] if task.limitation is not None else first_text(task.html)
-        lines += [actions.canonical_action({"tool": "answer", "status": "limit", "reason": r, "evidence": evidence})
-                  for r in LIMIT_REASONS]  # fmt: skip
+        lines += [actions.answer_action({"status": "limit", "reason": r, "evidence": evidence}) for r in LIMIT_REASONS]
         return tuple(dict.fromkeys(lines))
 
     def at(self, env: HTMLExtractEnv) -> StateActionSpace:
